@@ -1,0 +1,287 @@
+//! Derivations: a target with everything resolved, and what goes into its key.
+//!
+//! What the key of each kind covers (and what it leaves out on purpose):
+//!
+//! | field | covers | left out |
+//! |---|---|---|
+//! | `kind`, `name`, `version` | the target's identity | the rule file it is in, comments, key order |
+//! | `platform` | arch; for runtimes, wheels and repairs also the Python tag and platform tag | the host |
+//! | `source_date_epoch` | timestamps the build writes | |
+//! | `action` | the fetch pin / mmdebstrap spec / recipe files by digest | mirrors, `upstream` (same bytes) |
+//! | `sources` | each source's pinned sha256 | where it is fetched from |
+//! | `image`, `runtime`, `packs`, `wheels`, `tools`, `wheel` | the *output digest* of each dependency (early cutoff) | the dependency's own key |
+//! | `env`, `config_settings` | the rule's explicit variables | the host environment, entirely |
+//! | | | CPU, memory, timeout, `--jobs` (they change how fast, not what) |
+//!
+//! Sources are fixed-output: their key is their pin, so a changed mirror
+//! never refetches and a dependent's key is known before anything is fetched.
+
+use crate::key::{Digest, KEY_VERSION, PValue, Preimage};
+use crate::rules::{Dist, Fetch, Kind, Label, Platform};
+use std::collections::BTreeMap;
+
+/// A recipe script and its includes, each by workspace path and digest.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RecipeFiles {
+    /// Workspace-relative path of the script.
+    pub script: String,
+    /// Every file (script first), with the digest it had at evaluation.
+    pub files: Vec<(String, Digest)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    Fetch {
+        fetch: Fetch,
+        sha256: String,
+    },
+    Mmdebstrap {
+        suite: String,
+        variant: String,
+        components: Vec<String>,
+        packages: Vec<String>,
+    },
+    OciImage {
+        reference: String,
+        digest: String,
+    },
+    SystemRuntime {
+        python: String,
+    },
+    Recipe {
+        recipe: RecipeFiles,
+        config_settings: BTreeMap<String, String>,
+        /// Repairs: the auditwheel policy (platform tag).
+        policy: Option<String>,
+    },
+}
+
+/// The resolved inputs of a target, by label.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Inputs {
+    pub image: Option<Label>,
+    pub runtime: Option<Label>,
+    pub sources: Vec<Label>,
+    /// The transitive pack closure, in dependency order (a pack before the
+    /// packs that need it); this is also `DEPS_PREFIXES` order.
+    pub packs: Vec<Label>,
+    /// Build-requirement wheels: wheel sources and wheel targets.
+    pub wheels: Vec<Label>,
+    /// Repairs: the tool wheels (auditwheel and what it needs).
+    pub tools: Vec<Label>,
+    /// Repairs: the wheel to repair.
+    pub wheel: Option<Label>,
+}
+
+impl Inputs {
+    /// Every dependency, each once, in a stable order.
+    pub fn all(&self) -> Vec<Label> {
+        let mut out: Vec<Label> = Vec::new();
+        let mut push = |l: &Label| {
+            if !out.contains(l) {
+                out.push(l.clone());
+            }
+        };
+        self.image.iter().for_each(&mut push);
+        self.runtime.iter().for_each(&mut push);
+        self.sources.iter().for_each(&mut push);
+        self.packs.iter().for_each(&mut push);
+        self.wheels.iter().for_each(&mut push);
+        self.tools.iter().for_each(&mut push);
+        self.wheel.iter().for_each(&mut push);
+        out
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Derivation {
+    pub label: Label,
+    pub version: Option<String>,
+    pub platform: Platform,
+    pub source_date_epoch: i64,
+    pub action: Action,
+    pub inputs: Inputs,
+    pub env: BTreeMap<String, String>,
+    /// Seconds a build step may take. Not part of the key.
+    pub timeout: u64,
+    /// Sources with `dist = "wheel"` (or a `.whl` path) can be build
+    /// requirements; for a source, whether it is one.
+    pub is_wheel_source: bool,
+}
+
+impl Derivation {
+    pub fn kind(&self) -> Kind {
+        self.label.kind
+    }
+
+    /// The sha256 a source is pinned to.
+    pub fn pinned_sha256(&self) -> Option<Digest> {
+        match &self.action {
+            Action::Fetch { sha256, .. } => Digest::parse(sha256).ok(),
+            Action::OciImage { digest, .. } => Digest::parse(digest).ok(),
+            _ => None,
+        }
+    }
+
+    /// A fixed-output node's output digest is known from its rule alone.
+    pub fn fixed_output(&self) -> Option<Digest> {
+        self.pinned_sha256()
+    }
+
+    /// The key's preimage, given the digest each dependency contributes
+    /// (its output digest; for fixed-output nodes, the pin).
+    pub fn preimage(&self, dep: &dyn Fn(&Label) -> Option<Digest>) -> Preimage {
+        let mut p = Preimage::new();
+        p.set("key_version", i64::from(KEY_VERSION));
+        p.set("kind", self.label.kind.singular());
+        p.set("name", self.label.name.as_str());
+        if let Some(v) = &self.version {
+            p.set("version", v.as_str());
+        }
+        match &self.action {
+            // A source is its bytes: the pin is the whole identity.
+            Action::Fetch { fetch, sha256 } => {
+                p.set("sha256", sha256.as_str());
+                if let Some(name) = fetch_file_name(fetch) {
+                    p.set("file", name);
+                }
+                return p;
+            }
+            Action::OciImage { digest, .. } => {
+                p.set("digest", digest.as_str());
+                return p;
+            }
+            _ => {}
+        }
+        let mut platform = BTreeMap::new();
+        platform.insert("arch".to_string(), PValue::from(self.platform.arch.as_str()));
+        // Images and packs are C-level artifacts: a Python change must not
+        // rebuild them.
+        if !matches!(self.label.kind, Kind::Image | Kind::Pack) {
+            platform.insert("python_tag".into(), self.platform.python_tag().into());
+            platform.insert("platform_tag".into(), self.platform.platform_tag().into());
+        }
+        p.set("platform", PValue::Map(platform));
+        p.set("source_date_epoch", self.source_date_epoch);
+        p.set("action", action_value(&self.action));
+
+        let digest_of = |l: &Label| -> PValue {
+            dep(l).map_or(PValue::Str("<unknown>".into()), |d| d.to_string().into())
+        };
+        let map_of = |ls: &[Label]| -> PValue {
+            PValue::Map(ls.iter().map(|l| (l.to_string(), digest_of(l))).collect())
+        };
+        let i = &self.inputs;
+        if let Some(l) = &i.image {
+            p.set("image", map_of(std::slice::from_ref(l)));
+        }
+        if let Some(l) = &i.runtime {
+            p.set("runtime", map_of(std::slice::from_ref(l)));
+        }
+        if !i.sources.is_empty() {
+            // Order matters to a recipe only through names; keep it anyway:
+            // it is the order the rule gives.
+            p.set(
+                "sources",
+                PValue::List(
+                    i.sources
+                        .iter()
+                        .map(|l| PValue::List(vec![l.to_string().into(), digest_of(l)]))
+                        .collect(),
+                ),
+            );
+        }
+        if !i.packs.is_empty() {
+            // DEPS_PREFIXES order is visible to the build, so it is keyed.
+            p.set(
+                "packs",
+                PValue::List(
+                    i.packs
+                        .iter()
+                        .map(|l| PValue::List(vec![l.to_string().into(), digest_of(l)]))
+                        .collect(),
+                ),
+            );
+        }
+        if !i.wheels.is_empty() {
+            p.set("wheels", map_of(&i.wheels));
+        }
+        if !i.tools.is_empty() {
+            p.set("tools", map_of(&i.tools));
+        }
+        if let Some(l) = &i.wheel {
+            p.set("wheel", map_of(std::slice::from_ref(l)));
+        }
+        p.set("env", &self.env);
+        p
+    }
+}
+
+fn fetch_file_name(f: &Fetch) -> Option<String> {
+    match f {
+        Fetch::Pypi { .. } => None,
+        Fetch::Debian { file, .. } => Some(file.clone()),
+        Fetch::Url { urls } => urls
+            .first()
+            .and_then(|u| u.rsplit('/').next())
+            .map(|s| s.split(['?', '#']).next().unwrap_or(s).to_string()),
+        Fetch::Path { path } => path.rsplit('/').next().map(str::to_string),
+    }
+}
+
+fn action_value(a: &Action) -> PValue {
+    let mut m: BTreeMap<String, PValue> = BTreeMap::new();
+    match a {
+        Action::Fetch { .. } | Action::OciImage { .. } => {}
+        Action::Mmdebstrap {
+            suite,
+            variant,
+            components,
+            packages,
+        } => {
+            m.insert("builder".into(), "mmdebstrap".into());
+            m.insert("suite".into(), suite.into());
+            m.insert("variant".into(), variant.into());
+            m.insert("components".into(), components.clone().into());
+            m.insert("packages".into(), packages.clone().into());
+        }
+        Action::SystemRuntime { python } => {
+            m.insert("builder".into(), "system-python".into());
+            m.insert("python".into(), python.into());
+        }
+        Action::Recipe {
+            recipe,
+            config_settings,
+            policy,
+        } => {
+            m.insert("builder".into(), "recipe".into());
+            m.insert("script".into(), recipe.script.as_str().into());
+            m.insert(
+                "files".into(),
+                PValue::Map(
+                    recipe
+                        .files
+                        .iter()
+                        .map(|(p, d)| (p.clone(), d.to_string().into()))
+                        .collect(),
+                ),
+            );
+            if !config_settings.is_empty() {
+                m.insert("config_settings".into(), config_settings.into());
+            }
+            if let Some(policy) = policy {
+                m.insert("policy".into(), policy.into());
+            }
+        }
+    }
+    PValue::Map(m)
+}
+
+impl Dist {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dist::Sdist => "sdist",
+            Dist::Wheel => "wheel",
+        }
+    }
+}

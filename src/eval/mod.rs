@@ -1,0 +1,27 @@
+//! Evaluation: the salsa database, its inputs, and the tracked queries that
+//! turn rule files into derivations.
+//!
+//! Inputs are file contents: `WORKSPACE.toml`, every rule file, and each
+//! recipe file (read lazily, the first time a derivation names it).
+//! Tracked queries parse and lower files, index labels, resolve references
+//! and compute each target's [`Derivation`]: everything that goes into its
+//! key except the output digests of its dependencies, which only a build
+//! (or the store) can know.
+//!
+//! Salsa computes; it never runs builds, touches the store or the network.
+//! Errors crossing salsa are plain [`Diagnostic`](crate::diag::Diagnostic)
+//! data. Queries log their own execution when asked to, so tests can assert
+//! exactly what re-ran after an edit.
+
+mod db;
+mod drv;
+mod graph;
+mod queries;
+
+pub use db::{AuxFile, Database, Db, Overrides, SourceFile, Workspace};
+pub use drv::{Action, Derivation, Inputs, RecipeFiles};
+pub use graph::{Graph, GraphNode, load_graph, resolve_patterns};
+pub use queries::{
+    Index, LabelId, catalog, config, declared, derivation, index, lookup, lower_file, pack_closure,
+    pack_deps, parse_file, platform, target, workspace_diagnostics,
+};

@@ -1,0 +1,603 @@
+//! The tracked queries, from file text to derivations.
+//!
+//! ```text
+//! parse_file ─► lower_file ─► declared ─► index ─┐
+//!                    │                           ├─► target ─► derivation
+//! config ─► platform │         catalog ──────────┘       pack_deps ┘
+//! ```
+//!
+//! Each query is small on purpose: editing one rule re-runs `parse_file`
+//! and `lower_file` for its file and `target`/`derivation` for the targets
+//! that file declares; everything else is reused, and derivations that come
+//! out equal stop the change from travelling further (backdating).
+
+use super::db::{Db, SourceFile, Workspace};
+use super::drv::{Action, Derivation, Inputs, RecipeFiles};
+use crate::diag::{Diagnostic, Loc};
+use crate::rules::config::{Config, parse_config};
+use crate::rules::lower::LoweredFile;
+use crate::rules::toml::{Node, Spanned};
+use crate::rules::*;
+use std::collections::{BTreeMap, HashMap};
+
+#[salsa::interned(debug)]
+pub struct LabelId<'db> {
+    #[returns(ref)]
+    pub label: Label,
+}
+
+#[salsa::tracked(returns(ref))]
+pub fn config(db: &dyn Db, ws: Workspace) -> Result<Config, Vec<Diagnostic>> {
+    let file = ws.config(db);
+    db.log_query("config", file.path(db));
+    parse_config(file.text(db))
+}
+
+/// The platform of this run: `WORKSPACE.toml` with command-line overrides.
+#[salsa::tracked(returns(ref))]
+pub fn platform(db: &dyn Db, ws: Workspace) -> Option<Platform> {
+    let cfg = config(db, ws).as_ref().ok()?;
+    let o = ws.overrides(db);
+    let mut p = cfg.platform.clone();
+    if let Some(a) = o.arch {
+        p.arch = a;
+    }
+    if let Some(pol) = &o.policy {
+        p.policy = pol.clone();
+    }
+    if let Some(py) = &o.python {
+        p.python = py.clone();
+    }
+    Some(p)
+}
+
+#[salsa::tracked(returns(ref))]
+pub fn parse_file(db: &dyn Db, file: SourceFile) -> (Option<Node>, Vec<Diagnostic>) {
+    db.log_query("parse_file", file.path(db));
+    crate::rules::toml::parse(file.path(db), file.text(db))
+}
+
+#[salsa::tracked(returns(ref))]
+pub fn lower_file(db: &dyn Db, file: SourceFile) -> LoweredFile {
+    db.log_query("lower_file", file.path(db));
+    let (node, diags) = parse_file(db, file);
+    match node {
+        Some(n) => crate::rules::lower::lower_file(file.path(db), n),
+        None => LoweredFile {
+            diags: diags.clone(),
+            ..LoweredFile::default()
+        },
+    }
+}
+
+/// The labels a file declares: changes only when a target is added,
+/// removed or renamed, so the index survives every other edit.
+#[salsa::tracked(returns(ref))]
+pub fn declared(db: &dyn Db, file: SourceFile) -> Vec<Label> {
+    db.log_query("declared", file.path(db));
+    lower_file(db, file)
+        .targets
+        .iter()
+        .map(|t| t.label.clone())
+        .collect()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Index {
+    /// Label → (file, position in the file's target list).
+    pub map: HashMap<Label, (SourceFile, usize)>,
+    /// Labels declared more than once, with every declaring file.
+    pub duplicates: Vec<(Label, Vec<SourceFile>)>,
+    /// Every label, sorted.
+    pub labels: Vec<Label>,
+}
+
+#[salsa::tracked(returns(ref))]
+pub fn index(db: &dyn Db, ws: Workspace) -> Index {
+    db.log_query("index", &"workspace");
+    let mut idx = Index::default();
+    let mut seen: HashMap<Label, Vec<SourceFile>> = HashMap::new();
+    for &file in ws.files(db) {
+        for (i, label) in declared(db, file).iter().enumerate() {
+            seen.entry(label.clone()).or_default().push(file);
+            idx.map.entry(label.clone()).or_insert((file, i));
+        }
+    }
+    let mut dups: Vec<(Label, Vec<SourceFile>)> =
+        seen.into_iter().filter(|(_, f)| f.len() > 1).collect();
+    dups.sort_by(|a, b| a.0.cmp(&b.0));
+    idx.duplicates = dups;
+    idx.labels = idx.map.keys().cloned().collect();
+    idx.labels.sort();
+    idx
+}
+
+/// `[catalog]`: normalized package name → packs. At most one file may hold it.
+#[salsa::tracked(returns(ref))]
+pub fn catalog(db: &dyn Db, ws: Workspace) -> BTreeMap<String, Vec<Label>> {
+    let mut out = BTreeMap::new();
+    for &file in ws.files(db) {
+        for e in &lower_file(db, file).catalog {
+            out.insert(
+                e.package.clone(),
+                e.packs.iter().map(|p| p.value.clone()).collect(),
+            );
+        }
+    }
+    out
+}
+
+#[salsa::tracked(returns(ref))]
+pub fn target<'db>(db: &'db dyn Db, ws: Workspace, id: LabelId<'db>) -> Option<Target> {
+    let label = id.label(db);
+    db.log_query("target", label);
+    let (file, i) = index(db, ws).map.get(label)?;
+    lower_file(db, *file).targets.get(*i).cloned()
+}
+
+pub fn lookup(db: &dyn Db, ws: Workspace, label: &Label) -> Option<Target> {
+    target(db, ws, LabelId::new(db, label.clone())).clone()
+}
+
+/// The packs a pack names directly, for closures computed without recursion
+/// (so a cycle in the rules is reported, never a salsa cycle panic).
+#[salsa::tracked(returns(ref))]
+pub fn pack_deps<'db>(db: &'db dyn Db, ws: Workspace, id: LabelId<'db>) -> Vec<Label> {
+    match target(db, ws, id) {
+        Some(Target {
+            body: Body::Pack(p),
+            ..
+        }) => p.deps.iter().map(|d| d.value.clone()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The transitive closure of `roots` over pack dependencies, in dependency
+/// order: every pack comes after the packs it needs; ties break by the
+/// order the rules name them.
+pub fn pack_closure(db: &dyn Db, ws: Workspace, roots: &[Label]) -> Vec<Label> {
+    fn visit(
+        db: &dyn Db,
+        ws: Workspace,
+        l: &Label,
+        state: &mut HashMap<Label, bool>,
+        out: &mut Vec<Label>,
+    ) {
+        if state.contains_key(l) {
+            return; // done, or on the stack (a cycle, reported elsewhere)
+        }
+        state.insert(l.clone(), false);
+        for d in pack_deps(db, ws, LabelId::new(db, l.clone())) {
+            visit(db, ws, d, state, out);
+        }
+        state.insert(l.clone(), true);
+        out.push(l.clone());
+    }
+    let mut state = HashMap::new();
+    let mut out = Vec::new();
+    for r in roots {
+        visit(db, ws, r, &mut state, &mut out);
+    }
+    out
+}
+
+/// Everything a target's key needs but its dependencies' outputs.
+#[salsa::tracked(returns(ref))]
+pub fn derivation<'db>(
+    db: &'db dyn Db,
+    ws: Workspace,
+    id: LabelId<'db>,
+) -> Result<Derivation, Vec<Diagnostic>> {
+    let label = id.label(db);
+    db.log_query("derivation", label);
+    let Some(t) = target(db, ws, id) else {
+        return Err(vec![
+            Diagnostic::error(format!("no target {label}")).hint("`refine query //...` lists every target"),
+        ]);
+    };
+    let cfg = match config(db, ws) {
+        Ok(c) => c,
+        Err(d) => return Err(d.clone()),
+    };
+    let Some(platform) = platform(db, ws).clone() else {
+        return Err(Vec::new());
+    };
+    let mut r = Resolver {
+        db,
+        ws,
+        diags: Vec::new(),
+    };
+    let mut d = Derivation {
+        label: label.clone(),
+        version: None,
+        platform,
+        source_date_epoch: cfg.sandbox.source_date_epoch,
+        action: Action::SystemRuntime {
+            python: String::new(),
+        },
+        inputs: Inputs::default(),
+        env: BTreeMap::new(),
+        timeout: t.timeout.unwrap_or(cfg.sandbox.timeout),
+        is_wheel_source: false,
+    };
+    match &t.body {
+        Body::Source(s) => {
+            d.is_wheel_source = match &s.fetch {
+                Fetch::Pypi { dist, .. } => *dist == Dist::Wheel,
+                Fetch::Url { urls } => urls[0].ends_with(".whl"),
+                Fetch::Path { path } => path.ends_with(".whl"),
+                Fetch::Debian { file, .. } => file.ends_with(".whl"),
+            };
+            if let Fetch::Pypi { version, .. } = &s.fetch {
+                d.version = Some(version.clone());
+            }
+            d.action = Action::Fetch {
+                fetch: s.fetch.clone(),
+                sha256: s.sha256.clone(),
+            };
+        }
+        Body::Image(i) => {
+            d.action = match &i.spec {
+                ImageSpec::Mmdebstrap {
+                    suite,
+                    variant,
+                    components,
+                    packages,
+                } => Action::Mmdebstrap {
+                    suite: suite.clone(),
+                    variant: variant.clone(),
+                    components: components.clone(),
+                    packages: packages.clone(),
+                },
+                ImageSpec::Oci { reference, digest } => Action::OciImage {
+                    reference: reference.clone(),
+                    digest: digest.clone(),
+                },
+            };
+        }
+        Body::Runtime(rt) => {
+            d.inputs.image = r.image(&t, rt.image.as_ref(), cfg);
+            match &rt.spec {
+                RuntimeSpec::System { python } => {
+                    d.action = Action::SystemRuntime {
+                        python: python.clone(),
+                    };
+                }
+                RuntimeSpec::Build(b) => {
+                    d.version = Some(b.version.clone());
+                    d.inputs.sources = r.sources(&b.sources);
+                    d.inputs.packs = r.packs(&b.packs);
+                    d.env = b.env.clone();
+                    d.action = r.recipe_action(&b.recipe, BTreeMap::new(), None);
+                }
+            }
+        }
+        Body::Pack(p) => {
+            d.version = Some(p.version.clone());
+            d.inputs.image = r.image(&t, p.image.as_ref(), cfg);
+            d.inputs.sources = r.sources(&p.sources);
+            d.inputs.packs = r.packs(&p.deps);
+            d.env = p.env.clone();
+            d.action = r.recipe_action(&p.recipe, BTreeMap::new(), None);
+        }
+        Body::Wheel(w) => {
+            d.version = w.version.clone();
+            d.inputs.image = r.image(&t, w.image.as_ref(), cfg);
+            d.inputs.runtime = r.runtime(&t, w.runtime.as_ref(), cfg, d.inputs.image.as_ref());
+            d.inputs.sources = r.sources(&w.sources);
+            let mut reqs: Vec<&Spanned<Label>> = Vec::new();
+            if w.default_build_requires {
+                reqs.extend(&cfg.defaults.build_requires);
+            }
+            reqs.extend(&w.build_requires);
+            d.inputs.wheels = r.wheels(&reqs);
+            let mut packs: Vec<Spanned<Label>> = Vec::new();
+            if let Some(cat) = catalog(db, ws).get(&normalize_name(&w.package)) {
+                packs.extend(cat.iter().map(|l| Spanned {
+                    value: l.clone(),
+                    loc: t.decl.clone(),
+                }));
+            }
+            packs.extend(w.packs.iter().cloned());
+            d.inputs.packs = r.packs(&packs);
+            d.env = w.env.clone();
+            let recipe = match w.recipe.as_ref().or(cfg.defaults.wheel_recipe.as_ref()) {
+                Some(rc) => Some(rc),
+                None => {
+                    r.diags.push(
+                        Diagnostic::error(format!("{label} has no recipe"))
+                            .at(t.decl.clone())
+                            .hint("set `wheel_recipe` in [defaults] of WORKSPACE.toml or `recipe` in the rule"),
+                    );
+                    None
+                }
+            };
+            if let Some(rc) = recipe {
+                d.action = r.recipe_action(rc, w.config_settings.clone(), None);
+            }
+        }
+        Body::Repair(rp) => {
+            d.inputs.image = r.image(&t, rp.image.as_ref(), cfg);
+            d.inputs.runtime = r.runtime(&t, rp.runtime.as_ref(), cfg, d.inputs.image.as_ref());
+            d.inputs.wheel = r.expect(&rp.wheel, &[Kind::Wheel]);
+            let tools: Vec<&Spanned<Label>> = match &rp.tools {
+                Some(t) => t.iter().collect(),
+                None => cfg.defaults.repair_tools.iter().collect(),
+            };
+            if tools.is_empty() {
+                r.diags.push(
+                    Diagnostic::error(format!("{label} has no repair tools"))
+                        .at(t.decl.clone())
+                        .hint("set `repair_tools` (auditwheel and its dependencies as wheel sources) in [defaults] of WORKSPACE.toml"),
+                );
+            }
+            d.inputs.tools = r.wheels(&tools);
+            // The wheel's packs are where auditwheel finds the libraries it grafts.
+            if let Some(w) = &d.inputs.wheel
+                && let Ok(wd) = derivation(db, ws, LabelId::new(db, w.clone()))
+            {
+                d.inputs.packs = wd.inputs.packs.clone();
+                d.version = wd.version.clone();
+            }
+            let policy = rp
+                .policy
+                .clone()
+                .unwrap_or_else(|| d.platform.platform_tag());
+            match rp.recipe.as_ref().or(cfg.defaults.repair_recipe.as_ref()) {
+                Some(rc) => d.action = r.recipe_action(rc, BTreeMap::new(), Some(policy)),
+                None => r.diags.push(
+                    Diagnostic::error(format!("{label} has no recipe"))
+                        .at(t.decl.clone())
+                        .hint("set `repair_recipe` in [defaults] of WORKSPACE.toml or `recipe` in the rule"),
+                ),
+            }
+        }
+    }
+    if r.diags.is_empty() {
+        Ok(d)
+    } else {
+        Err(r.diags)
+    }
+}
+
+struct Resolver<'a> {
+    db: &'a dyn Db,
+    ws: Workspace,
+    diags: Vec<Diagnostic>,
+}
+
+impl Resolver<'_> {
+    /// Check that a reference names a target of one of the expected kinds.
+    fn expect(&mut self, r: &Spanned<Label>, kinds: &[Kind]) -> Option<Label> {
+        let l = &r.value;
+        if !kinds.contains(&l.kind) {
+            let want: Vec<&str> = kinds.iter().map(|k| k.singular()).collect();
+            self.diags.push(
+                Diagnostic::error(format!("{l} is not a {}", want.join(" or ")))
+                    .at(r.loc.clone())
+                    .label(format!("expected a {}", want.join(" or ")))
+                    .hint(format!(
+                        "this field takes {} labels",
+                        kinds.iter().map(|k| format!("//{}:…", k.as_str())).collect::<Vec<_>>().join(" or ")
+                    )),
+            );
+            return None;
+        }
+        let idx = index(self.db, self.ws);
+        if !idx.map.contains_key(l) {
+            let same_kind = idx.labels.iter().filter(|c| c.kind == l.kind).map(|c| c.name.as_str());
+            let hint = match crate::diag::suggest(&l.name, same_kind) {
+                Some(s) => format!("did you mean `//{}:{s}`?", l.kind),
+                None => format!("declare it as `[{}.{}]` in a rule file", l.kind, l.name),
+            };
+            self.diags.push(
+                Diagnostic::error(format!("{l} names no target"))
+                    .at(r.loc.clone())
+                    .label("unknown label")
+                    .hint(hint),
+            );
+            return None;
+        }
+        Some(l.clone())
+    }
+
+    fn image(&mut self, t: &Target, own: Option<&Spanned<Label>>, cfg: &Config) -> Option<Label> {
+        match own.or(cfg.defaults.image.as_ref()) {
+            Some(l) => self.expect(l, &[Kind::Image]),
+            None => {
+                self.diags.push(
+                    Diagnostic::error(format!("{} has no builder image", t.label))
+                        .at(t.decl.clone())
+                        .hint("set `image` in the rule or in [defaults] of WORKSPACE.toml"),
+                );
+                None
+            }
+        }
+    }
+
+    fn runtime(
+        &mut self,
+        t: &Target,
+        own: Option<&Spanned<Label>>,
+        cfg: &Config,
+        image: Option<&Label>,
+    ) -> Option<Label> {
+        let Some(r) = own.or(cfg.defaults.runtime.as_ref()) else {
+            self.diags.push(
+                Diagnostic::error(format!("{} has no Python runtime", t.label))
+                    .at(t.decl.clone())
+                    .hint("set `runtime` in the rule or in [defaults] of WORKSPACE.toml"),
+            );
+            return None;
+        };
+        let l = self.expect(r, &[Kind::Runtime])?;
+        // A system runtime is the python of its image: it only exists there.
+        if let Some(Target {
+            body: Body::Runtime(rt),
+            ..
+        }) = lookup(self.db, self.ws, &l)
+            && matches!(rt.spec, RuntimeSpec::System { .. })
+        {
+            let rt_image = rt.image.as_ref().or(cfg.defaults.image.as_ref()).map(|s| &s.value);
+            if let (Some(a), Some(b)) = (rt_image, image)
+                && a != b
+            {
+                self.diags.push(
+                    Diagnostic::error(format!(
+                        "{} builds in {b} but its runtime {l} is the python of {a}",
+                        t.label
+                    ))
+                    .at(r.loc.clone())
+                    .hint("use a runtime of the same image, or build the wheel in the runtime's image"),
+                );
+            }
+        }
+        Some(l)
+    }
+
+    fn sources(&mut self, refs: &[Spanned<Label>]) -> Vec<Label> {
+        refs.iter()
+            .filter_map(|r| self.expect(r, &[Kind::Source]))
+            .collect()
+    }
+
+    fn packs(&mut self, refs: &[Spanned<Label>]) -> Vec<Label> {
+        let direct: Vec<Label> = refs
+            .iter()
+            .filter_map(|r| self.expect(r, &[Kind::Pack]))
+            .collect();
+        pack_closure(self.db, self.ws, &direct)
+    }
+
+    fn wheels(&mut self, refs: &[&Spanned<Label>]) -> Vec<Label> {
+        let mut out = Vec::new();
+        for r in refs {
+            let Some(l) = self.expect(r, &[Kind::Source, Kind::Wheel, Kind::Repair]) else {
+                continue;
+            };
+            if l.kind == Kind::Source
+                && let Ok(sd) = derivation(self.db, self.ws, LabelId::new(self.db, l.clone()))
+                && !sd.is_wheel_source
+            {
+                self.diags.push(
+                    Diagnostic::error(format!("{l} is not a wheel"))
+                        .at(r.loc.clone())
+                        .label("build requirements are installed as wheels")
+                        .hint(format!("give {l} `dist = \"wheel\"`, or build it with a `[wheels.…]` target")),
+                );
+                continue;
+            }
+            if !out.contains(&l) {
+                out.push(l);
+            }
+        }
+        out
+    }
+
+    fn recipe_action(
+        &mut self,
+        recipe: &Recipe,
+        config_settings: BTreeMap<String, String>,
+        policy: Option<String>,
+    ) -> Action {
+        let mut files = Vec::new();
+        for p in std::iter::once(&recipe.script).chain(&recipe.includes) {
+            let f = self.db.aux_file(&p.value);
+            match f.digest(self.db) {
+                Some(d) => files.push((p.value.clone(), d.clone())),
+                None => self.diags.push(
+                    Diagnostic::error(format!("recipe file `{}` does not exist", p.value))
+                        .at(p.loc.clone())
+                        .hint("recipe paths are relative to the workspace root, e.g. \"recipes/zlib.sh\""),
+                ),
+            }
+        }
+        Action::Recipe {
+            recipe: RecipeFiles {
+                script: recipe.script.value.clone(),
+                files,
+            },
+            config_settings,
+            policy,
+        }
+    }
+}
+
+/// Every problem in the workspace, in file order: syntax and schema errors,
+/// duplicate labels, unresolved references, cycles.
+#[salsa::tracked(returns(ref))]
+pub fn workspace_diagnostics(db: &dyn Db, ws: Workspace) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    if let Err(d) = config(db, ws) {
+        out.extend(d.iter().cloned());
+        return out;
+    }
+    let mut catalog_files: Vec<Loc> = Vec::new();
+    for &file in ws.files(db) {
+        let lowered = lower_file(db, file);
+        out.extend(lowered.diags.iter().cloned());
+        if let Some(l) = &lowered.catalog_loc {
+            catalog_files.push(l.clone());
+        }
+    }
+    if catalog_files.len() > 1 {
+        let mut d = Diagnostic::error("more than one `[catalog]` table")
+            .at(catalog_files[1].clone())
+            .hint("the package → packs catalog lives in one place: merge the tables");
+        d = d.related(catalog_files[0].clone(), "first `[catalog]` here");
+        out.push(d);
+    }
+    let idx = index(db, ws);
+    for (label, files) in &idx.duplicates {
+        let locs: Vec<Loc> = files
+            .iter()
+            .flat_map(|f| {
+                lower_file(db, *f)
+                    .targets
+                    .iter()
+                    .filter(|t| &t.label == label)
+                    .map(|t| t.decl.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let mut d = Diagnostic::error(format!("{label} is declared {} times", locs.len()))
+            .at_opt(locs.get(1).cloned())
+            .label("declared again here")
+            .hint("labels are unique across the workspace: rename or remove one");
+        if let Some(first) = locs.first() {
+            d = d.related(first.clone(), "first declared here");
+        }
+        out.push(d);
+    }
+    // Unresolved references in WORKSPACE.toml's defaults.
+    if let Ok(cfg) = config(db, ws) {
+        let defaults = &cfg.defaults;
+        for r in defaults
+            .image
+            .iter()
+            .chain(&defaults.runtime)
+            .chain(&defaults.build_requires)
+            .chain(&defaults.repair_tools)
+        {
+            if !idx.map.contains_key(&r.value) {
+                out.push(
+                    Diagnostic::error(format!("{} names no target", r.value))
+                        .at(r.loc.clone())
+                        .label("unknown label")
+                        .hint("declare it in a rule file or fix the label"),
+                );
+            }
+        }
+    }
+    for label in &idx.labels {
+        if let Err(d) = derivation(db, ws, LabelId::new(db, label.clone())) {
+            for diag in d {
+                if !out.contains(diag) {
+                    out.push(diag.clone());
+                }
+            }
+        }
+    }
+    out.extend(super::graph::cycles(db, ws));
+    out
+}

@@ -1,0 +1,6 @@
+//! refine: an incremental, content-addressed build engine for Python wheels.
+pub mod diag;
+pub mod eval;
+pub mod key;
+pub mod rules;
+pub mod workspace;

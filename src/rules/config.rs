@@ -1,0 +1,426 @@
+//! `WORKSPACE.toml`: the target platform, the store, the sandbox, defaults.
+//!
+//! ```toml
+//! [workspace]
+//! name = "refine-s390x"
+//! [platform]
+//! arch = "s390x"          # or x86_64, aarch64, ppc64le
+//! python = "3.11"
+//! policy = "manylinux_2_36"
+//! [store]
+//! remote = "oci://127.0.0.1:5000/refine"
+//! [sandbox]
+//! cpus = 2
+//! memory = "8g"
+//! timeout = "2h"
+//! source_date_epoch = 1700000000
+//! [defaults]
+//! image = "//images:bookworm"
+//! runtime = "//runtimes:system"
+//! ```
+
+use crate::diag::{Diagnostic, Loc, Span};
+use crate::rules::label::{Label, Pattern};
+use crate::rules::lower::parse_duration;
+use crate::rules::model::Recipe;
+use crate::rules::toml::{Node, Reader, Spanned, Value};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+    S390x,
+    Ppc64le,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 4] = [Arch::X86_64, Arch::Aarch64, Arch::S390x, Arch::Ppc64le];
+
+    pub fn parse(s: &str) -> Option<Arch> {
+        match s {
+            "x86_64" | "amd64" => Some(Arch::X86_64),
+            "aarch64" | "arm64" => Some(Arch::Aarch64),
+            "s390x" => Some(Arch::S390x),
+            "ppc64le" | "ppc64el" => Some(Arch::Ppc64le),
+            "host" => Some(Arch::host()),
+            _ => None,
+        }
+    }
+
+    pub fn host() -> Arch {
+        match std::env::consts::ARCH {
+            "aarch64" => Arch::Aarch64,
+            "s390x" => Arch::S390x,
+            "powerpc64" => Arch::Ppc64le,
+            _ => Arch::X86_64,
+        }
+    }
+
+    /// The name in wheel tags, uname and qemu.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+            Arch::S390x => "s390x",
+            Arch::Ppc64le => "ppc64le",
+        }
+    }
+
+    /// The name Debian (and so mmdebstrap) uses.
+    pub fn debian(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "amd64",
+            Arch::Aarch64 => "arm64",
+            Arch::S390x => "s390x",
+            Arch::Ppc64le => "ppc64el",
+        }
+    }
+
+    /// The name podman and OCI use.
+    pub fn oci(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "amd64",
+            Arch::Aarch64 => "arm64",
+            Arch::S390x => "s390x",
+            Arch::Ppc64le => "ppc64le",
+        }
+    }
+
+    /// The ELF `e_machine` of binaries for this architecture.
+    pub fn elf_machine(self) -> u16 {
+        match self {
+            Arch::X86_64 => 62,
+            Arch::Aarch64 => 183,
+            Arch::S390x => 22,
+            Arch::Ppc64le => 21,
+        }
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The platform a run builds for, after command-line overrides.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Platform {
+    pub arch: Arch,
+    /// "3.11"
+    pub python: String,
+    /// "manylinux_2_36": the policy repairs aim at.
+    pub policy: String,
+}
+
+impl Platform {
+    /// "cp311"
+    pub fn python_tag(&self) -> String {
+        format!("cp{}", self.python.replace('.', ""))
+    }
+
+    /// "manylinux_2_36_s390x": what repaired wheels are tagged with.
+    pub fn platform_tag(&self) -> String {
+        format!("{}_{}", self.policy, self.arch.as_str())
+    }
+
+    /// "linux_s390x": what unrepaired wheels are tagged with.
+    pub fn linux_tag(&self) -> String {
+        format!("linux_{}", self.arch.as_str())
+    }
+
+    pub fn is_foreign(&self) -> bool {
+        self.arch != Arch::host()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct StoreConfig {
+    /// `~/…` or workspace-relative; `None` for the default location.
+    pub path: Option<String>,
+    /// `oci://host[:port]/prefix`
+    pub remote: Option<String>,
+    pub push: bool,
+    /// Plain HTTP to the remote (loopback registries in tests).
+    pub insecure: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SandboxConfig {
+    /// `podman --cpus`; not part of keys.
+    pub cpus: Option<String>,
+    /// `podman --memory`; not part of keys.
+    pub memory: Option<String>,
+    /// Seconds a build step may take; not part of keys.
+    pub timeout: u64,
+    /// Given to every build as SOURCE_DATE_EPOCH; part of every key.
+    pub source_date_epoch: i64,
+    /// Parallel builds by default.
+    pub jobs: Option<usize>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            cpus: None,
+            memory: None,
+            timeout: 2 * 3600,
+            source_date_epoch: 1_700_000_000,
+            jobs: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Defaults {
+    pub image: Option<Spanned<Label>>,
+    pub runtime: Option<Spanned<Label>>,
+    pub wheel_recipe: Option<Recipe>,
+    pub repair_recipe: Option<Recipe>,
+    pub build_requires: Vec<Spanned<Label>>,
+    pub repair_tools: Vec<Spanned<Label>>,
+    /// What `refine build` with no labels builds.
+    pub targets: Vec<Spanned<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Config {
+    pub name: String,
+    pub platform: Platform,
+    pub store: StoreConfig,
+    pub sandbox: SandboxConfig,
+    pub defaults: Defaults,
+}
+
+pub const CONFIG_FILE: &str = "WORKSPACE.toml";
+
+pub fn parse_config(text: &str) -> Result<Config, Vec<Diagnostic>> {
+    let file = CONFIG_FILE;
+    let (node, mut diags) = crate::rules::toml::parse(file, text);
+    let Some(Node {
+        value: Value::Table(root),
+        span,
+    }) = node
+    else {
+        return Err(diags);
+    };
+    let mut top = Reader::new(file, &root, span, CONFIG_FILE, &mut diags);
+    let mut tables = Vec::new();
+    for key in ["workspace", "platform", "store", "sandbox", "defaults"] {
+        let e = top.entry(key);
+        tables.push(e);
+    }
+    top.finish(&["workspace", "platform", "store", "sandbox", "defaults"]);
+
+    let empty = crate::rules::toml::Table::default();
+    let table_of = |e, diags: &mut Vec<Diagnostic>| table_of(e, &empty, diags);
+
+    // [workspace]
+    let (t, s) = table_of(tables[0], &mut diags);
+    let mut r = Reader::new(file, t, s, "[workspace]", &mut diags);
+    let name = r.str("name").map_or_else(|| "refine".to_string(), |s| s.value);
+    r.finish(&["name"]);
+
+    // [platform]
+    let (t, s) = table_of(tables[1], &mut diags);
+    let mut r = Reader::new(file, t, s, "[platform]", &mut diags);
+    let arch = match r.str("arch") {
+        None => Arch::host(),
+        Some(a) => match Arch::parse(&a.value) {
+            Some(arch) => arch,
+            None => {
+                r.diags.push(arch_error(&a.value).at(a.loc));
+                Arch::host()
+            }
+        },
+    };
+    let python = r.str("python").map_or_else(|| "3.11".to_string(), |s| s.value);
+    let policy = r
+        .str("policy")
+        .map_or_else(|| "manylinux_2_36".to_string(), |s| s.value);
+    r.finish(&["arch", "python", "policy"]);
+    if !python
+        .split('.')
+        .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        || python.split('.').count() != 2
+    {
+        diags.push(
+            Diagnostic::error(format!("`{python}` is not a Python version like \"3.11\""))
+                .at(Loc::new(file, s))
+                .hint("give major.minor: `python = \"3.11\"`"),
+        );
+    }
+
+    // [store]
+    let (t, s) = table_of(tables[2], &mut diags);
+    let mut r = Reader::new(file, t, s, "[store]", &mut diags);
+    let path = r.str("path").map(|s| s.value);
+    let remote = r.str("remote");
+    let push = r.bool("push").unwrap_or(false);
+    let insecure = r.bool("insecure").unwrap_or(false);
+    r.finish(&["path", "remote", "push", "insecure"]);
+    if let Some(p) = &path
+        && p.starts_with('/')
+    {
+        diags.push(
+            Diagnostic::error(format!("store path `{p}` is an absolute host path"))
+                .at(Loc::new(file, s))
+                .hint("use `~/…` or a workspace-relative path here, or pass --store / REFINE_STORE for a machine-specific location"),
+        );
+    }
+    if let Some(rem) = &remote
+        && !rem.value.starts_with("oci://")
+    {
+        diags.push(
+            Diagnostic::error(format!("`{}` is not an oci:// URL", rem.value))
+                .at(rem.loc.clone())
+                .hint("write `remote = \"oci://host[:port]/prefix\"`"),
+        );
+    }
+
+    // [sandbox]
+    let (t, s) = table_of(tables[3], &mut diags);
+    let mut r = Reader::new(file, t, s, "[sandbox]", &mut diags);
+    let mut sandbox = SandboxConfig::default();
+    if let Some(e) = r.entry("cpus") {
+        match &e.value.value {
+            Value::Int(n) if *n > 0 => sandbox.cpus = Some(n.to_string()),
+            Value::Float(f) => sandbox.cpus = Some(f.clone()),
+            Value::Str(s) => sandbox.cpus = Some(s.clone()),
+            _ => r.error_at(e.value.span, "`cpus` must be a positive number", None),
+        }
+    }
+    sandbox.memory = r.str("memory").map(|s| s.value);
+    if let Some(t) = r.str("timeout") {
+        match parse_duration(&t.value) {
+            Some(d) => sandbox.timeout = d,
+            None => r.diags.push(
+                Diagnostic::error(format!("invalid duration `{}`", t.value))
+                    .at(t.loc)
+                    .hint("write durations like \"90s\", \"30m\" or \"2h\""),
+            ),
+        }
+    }
+    if let Some(n) = r.int("source_date_epoch") {
+        sandbox.source_date_epoch = n.value;
+    }
+    if let Some(n) = r.int("jobs") {
+        sandbox.jobs = Some(n.value.max(1) as usize);
+    }
+    r.finish(&["cpus", "memory", "timeout", "source_date_epoch", "jobs"]);
+
+    // [defaults]
+    let (t, s) = table_of(tables[4], &mut diags);
+    let mut r = Reader::new(file, t, s, "[defaults]", &mut diags);
+    let mut defaults = Defaults {
+        image: r.label("image"),
+        runtime: r.label("runtime"),
+        build_requires: r.labels("build_requires").unwrap_or_default(),
+        repair_tools: r.labels("repair_tools").unwrap_or_default(),
+        targets: r.str_list("targets").unwrap_or_default(),
+        ..Defaults::default()
+    };
+    let recipe_includes = r.str_list("recipe_includes").unwrap_or_default();
+    defaults.wheel_recipe = r.str("wheel_recipe").map(|s| Recipe {
+        script: s,
+        includes: recipe_includes.clone(),
+    });
+    defaults.repair_recipe = r.str("repair_recipe").map(|s| Recipe {
+        script: s,
+        includes: recipe_includes.clone(),
+    });
+    for t in &defaults.targets {
+        if let Err(e) = t.value.parse::<Pattern>() {
+            r.diags
+                .push(Diagnostic::error(e.to_string()).at(t.loc.clone()).hint(e.hint()));
+        }
+    }
+    r.finish(&[
+        "image",
+        "runtime",
+        "wheel_recipe",
+        "repair_recipe",
+        "recipe_includes",
+        "build_requires",
+        "repair_tools",
+        "targets",
+    ]);
+
+    if diags.iter().any(|d| d.is_error()) {
+        return Err(diags);
+    }
+    Ok(Config {
+        name,
+        platform: Platform {
+            arch,
+            python,
+            policy,
+        },
+        store: StoreConfig {
+            path,
+            remote: remote.map(|r| r.value),
+            push,
+            insecure,
+        },
+        sandbox,
+        defaults,
+    })
+}
+
+fn table_of<'t>(
+    e: Option<&'t crate::rules::toml::Entry>,
+    empty: &'t crate::rules::toml::Table,
+    diags: &mut Vec<Diagnostic>,
+) -> (&'t crate::rules::toml::Table, Span) {
+    match e {
+        None => (empty, Span::default()),
+        Some(e) => match &e.value.value {
+            Value::Table(t) => (t, e.key_span),
+            other => {
+                diags.push(
+                    Diagnostic::error(format!(
+                        "`[{}]` must be a table, found {}",
+                        e.key,
+                        other.type_name()
+                    ))
+                    .at(Loc::new(CONFIG_FILE, e.value.span)),
+                );
+                (empty, e.key_span)
+            }
+        },
+    }
+}
+
+pub fn arch_error(value: &str) -> Diagnostic {
+    let names: Vec<&str> = Arch::ALL.iter().map(|a| a.as_str()).collect();
+    Diagnostic::error(format!("unknown architecture `{value}`"))
+        .hint(format!("architectures are {} (or \"host\")", names.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply() {
+        let c = parse_config("").unwrap();
+        assert_eq!(c.platform.arch, Arch::host());
+        assert_eq!(c.platform.python_tag(), "cp311");
+        assert_eq!(c.sandbox.timeout, 7200);
+    }
+
+    #[test]
+    fn reads_platform_and_reports_all_errors() {
+        let c = parse_config("[platform]\narch = \"s390x\"\n").unwrap();
+        assert_eq!(c.platform.platform_tag(), "manylinux_2_36_s390x");
+        let errs = parse_config(
+            "[platform]\narch = \"sparc\"\n[sandbox]\ntimeout = \"soon\"\n[stor]\n",
+        )
+        .unwrap_err();
+        let msgs: Vec<&str> = errs.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(msgs.len(), 3, "{msgs:?}");
+        assert!(msgs.iter().any(|m| m.contains("unknown key `stor`")));
+        assert!(msgs.iter().any(|m| m.contains("unknown architecture")));
+        assert!(msgs.iter().any(|m| m.contains("invalid duration")));
+    }
+}

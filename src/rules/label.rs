@@ -1,0 +1,231 @@
+//! Labels (`//kind:name`) and label patterns (`//...`, `//kind:...`).
+//!
+//! The kind is a namespace, not a directory: `//wheels:six` may be declared
+//! in any rule file. Names are restricted to a portable character set so a
+//! label can become a path component, an OCI repository name and a podman
+//! container name without escaping.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// What a target produces. The order is the order of evaluation and of
+/// listings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Source,
+    Image,
+    Runtime,
+    Pack,
+    Wheel,
+    Repair,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 6] = [
+        Kind::Source,
+        Kind::Image,
+        Kind::Runtime,
+        Kind::Pack,
+        Kind::Wheel,
+        Kind::Repair,
+    ];
+
+    /// The namespace in labels and the table name in rule files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Source => "sources",
+            Kind::Image => "images",
+            Kind::Runtime => "runtimes",
+            Kind::Pack => "packs",
+            Kind::Wheel => "wheels",
+            Kind::Repair => "repairs",
+        }
+    }
+
+    /// The singular noun, for messages and `kind(...)` queries.
+    pub fn singular(self) -> &'static str {
+        match self {
+            Kind::Source => "source",
+            Kind::Image => "image",
+            Kind::Runtime => "runtime",
+            Kind::Pack => "pack",
+            Kind::Wheel => "wheel",
+            Kind::Repair => "repair",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s || k.singular() == s)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Label {
+    pub kind: Kind,
+    pub name: String,
+}
+
+impl Label {
+    pub fn new(kind: Kind, name: impl Into<String>) -> Self {
+        Label {
+            kind,
+            name: name.into(),
+        }
+    }
+
+    /// A filesystem- and registry-safe rendering: `wheels/markupsafe`.
+    pub fn path(&self) -> String {
+        format!("{}/{}", self.kind.as_str(), self.name)
+    }
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "//{}:{}", self.kind.as_str(), self.name)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LabelError {
+    #[error("`{0}` is not a label: labels look like `//wheels:markupsafe`")]
+    NoSlashes(String),
+    #[error("`{0}` has no `:` between kind and name")]
+    NoColon(String),
+    #[error("unknown kind `{kind}` in `{label}`")]
+    UnknownKind { label: String, kind: String },
+    #[error("invalid target name `{0}`: use letters, digits, `.`, `_`, `-` and `+`, starting with a letter or digit")]
+    BadName(String),
+}
+
+impl LabelError {
+    pub fn hint(&self) -> String {
+        match self {
+            LabelError::UnknownKind { kind, .. } => {
+                let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+                match crate::diag::suggest(kind, kinds.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`? kinds are {}", kinds.join(", ")),
+                    None => format!("kinds are {}", kinds.join(", ")),
+                }
+            }
+            _ => "write labels as `//<kind>:<name>`, e.g. `//packs:zlib`".to_string(),
+        }
+    }
+}
+
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && name.len() <= 128
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'))
+}
+
+impl FromStr for Label {
+    type Err = LabelError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let rest = s
+            .strip_prefix("//")
+            .ok_or_else(|| LabelError::NoSlashes(s.to_string()))?;
+        let (kind, name) = rest
+            .split_once(':')
+            .ok_or_else(|| LabelError::NoColon(s.to_string()))?;
+        let kind = Kind::parse(kind).ok_or_else(|| LabelError::UnknownKind {
+            label: s.to_string(),
+            kind: kind.to_string(),
+        })?;
+        if !valid_name(name) {
+            return Err(LabelError::BadName(name.to_string()));
+        }
+        Ok(Label::new(kind, name))
+    }
+}
+
+/// What a command-line target argument selects.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Pattern {
+    /// `//...`
+    All,
+    /// `//wheels:...` (also `//wheels:*` and `//wheels:all`)
+    Kind(Kind),
+    Exact(Label),
+}
+
+impl Pattern {
+    pub fn matches(&self, label: &Label) -> bool {
+        match self {
+            Pattern::All => true,
+            Pattern::Kind(k) => label.kind == *k,
+            Pattern::Exact(l) => l == label,
+        }
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Pattern::All => f.write_str("//..."),
+            Pattern::Kind(k) => write!(f, "//{k}:..."),
+            Pattern::Exact(l) => l.fmt(f),
+        }
+    }
+}
+
+impl FromStr for Pattern {
+    type Err = LabelError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "//..." || s == "//" {
+            return Ok(Pattern::All);
+        }
+        if let Some(rest) = s.strip_prefix("//")
+            && let Some((kind, name)) = rest.split_once(':')
+            && matches!(name, "..." | "*" | "all")
+        {
+            return Kind::parse(kind)
+                .map(Pattern::Kind)
+                .ok_or_else(|| LabelError::UnknownKind {
+                    label: s.to_string(),
+                    kind: kind.to_string(),
+                });
+        }
+        s.parse().map(Pattern::Exact)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_labels_and_patterns() {
+        let l: Label = "//wheels:markupsafe".parse().unwrap();
+        assert_eq!(l, Label::new(Kind::Wheel, "markupsafe"));
+        assert_eq!(l.to_string(), "//wheels:markupsafe");
+        assert_eq!("//pack:zlib".parse::<Label>().unwrap().kind, Kind::Pack);
+        assert_eq!("//...".parse::<Pattern>().unwrap(), Pattern::All);
+        assert_eq!(
+            "//packs:...".parse::<Pattern>().unwrap(),
+            Pattern::Kind(Kind::Pack)
+        );
+        assert!(matches!(
+            "//wheel:".parse::<Label>(),
+            Err(LabelError::BadName(_))
+        ));
+        assert!(matches!(
+            "wheels:six".parse::<Label>(),
+            Err(LabelError::NoSlashes(_))
+        ));
+        let err = "//wheelz:six".parse::<Label>().unwrap_err();
+        assert!(err.hint().contains("did you mean `wheels`"), "{}", err.hint());
+        assert!(valid_name("cpython-3.11"));
+        assert!(!valid_name("../x"));
+    }
+}

@@ -1,0 +1,240 @@
+//! Typed rules: what lowering produces from a rule file.
+//!
+//! These types still carry the places they came from (for messages), and
+//! nothing here is resolved: labels may name nothing yet, defaults from
+//! `WORKSPACE.toml` are not applied. Resolution is evaluation's job.
+
+use crate::diag::Loc;
+use crate::rules::label::Label;
+use crate::rules::toml::Spanned;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Target {
+    pub label: Label,
+    /// Where the target's name is declared.
+    pub decl: Loc,
+    pub body: Body,
+    /// `key = value` locations of the rule's fields, for `explain`.
+    pub fields: Vec<(String, Loc)>,
+    /// For targets made from another rule (an inline source, the repair of
+    /// `repair = true`): the rule that made it.
+    pub owner: Option<Label>,
+    /// Per-target timeout in seconds (not part of any key).
+    pub timeout: Option<u64>,
+}
+
+impl Target {
+    pub fn field_loc(&self, name: &str) -> Option<&Loc> {
+        self.fields.iter().find(|(n, _)| n == name).map(|(_, l)| l)
+    }
+
+    /// Every label this target names, with where it names it.
+    pub fn references(&self) -> Vec<&Spanned<Label>> {
+        let mut out: Vec<&Spanned<Label>> = Vec::new();
+        match &self.body {
+            Body::Source(_) => {}
+            Body::Image(_) => {}
+            Body::Runtime(r) => {
+                out.extend(&r.image);
+                if let RuntimeSpec::Build(b) = &r.spec {
+                    out.extend(&b.sources);
+                    out.extend(&b.packs);
+                }
+            }
+            Body::Pack(p) => {
+                out.extend(&p.image);
+                out.extend(&p.sources);
+                out.extend(&p.deps);
+            }
+            Body::Wheel(w) => {
+                out.extend(&w.image);
+                out.extend(&w.runtime);
+                out.extend(&w.sources);
+                out.extend(&w.build_requires);
+                out.extend(&w.packs);
+            }
+            Body::Repair(r) => {
+                out.push(&r.wheel);
+                out.extend(&r.image);
+                out.extend(&r.runtime);
+                if let Some(t) = &r.tools {
+                    out.extend(t);
+                }
+            }
+        }
+        out
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Body {
+    Source(SourceRule),
+    Image(ImageRule),
+    Runtime(RuntimeRule),
+    Pack(PackRule),
+    Wheel(WheelRule),
+    Repair(RepairRule),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SourceRule {
+    pub fetch: Fetch,
+    /// Lowercase hex sha256 of the file.
+    pub sha256: String,
+    /// Documentation only: where the file comes from upstream.
+    pub upstream: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Fetch {
+    /// One exact `name==version` from the package index pip is configured with.
+    Pypi {
+        name: String,
+        version: String,
+        dist: Dist,
+    },
+    /// One file of an exact Debian source package version.
+    Debian {
+        package: String,
+        version: String,
+        file: String,
+    },
+    /// HTTP(S) URLs: the first, then mirrors in order.
+    Url { urls: Vec<String> },
+    /// A file inside the workspace.
+    Path { path: String },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dist {
+    Sdist,
+    Wheel,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ImageRule {
+    pub spec: ImageSpec,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ImageSpec {
+    Mmdebstrap {
+        suite: String,
+        variant: String,
+        components: Vec<String>,
+        packages: Vec<String>,
+    },
+    /// `name@sha256:<hex>`: pulled by podman, pinned by digest.
+    Oci { reference: String, digest: String },
+}
+
+/// A recipe script and the files it includes, workspace-relative.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Recipe {
+    pub script: Spanned<String>,
+    pub includes: Vec<Spanned<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RuntimeRule {
+    pub image: Option<Spanned<Label>>,
+    pub spec: RuntimeSpec,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RuntimeSpec {
+    /// The image's own interpreter.
+    System { python: String },
+    /// An interpreter built by a recipe.
+    Build(BuildRuntime),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BuildRuntime {
+    pub version: String,
+    pub sources: Vec<Spanned<Label>>,
+    pub recipe: Recipe,
+    pub packs: Vec<Spanned<Label>>,
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PackRule {
+    pub version: String,
+    pub sources: Vec<Spanned<Label>>,
+    pub recipe: Recipe,
+    pub deps: Vec<Spanned<Label>>,
+    pub env: BTreeMap<String, String>,
+    pub image: Option<Spanned<Label>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WheelRule {
+    /// The distribution name (defaults to the target name).
+    pub package: String,
+    pub version: Option<String>,
+    pub sources: Vec<Spanned<Label>>,
+    pub runtime: Option<Spanned<Label>>,
+    pub image: Option<Spanned<Label>>,
+    /// Wheels installed for the build: sources of prebuilt wheels or other
+    /// wheel targets. Added to `[defaults] build_requires` unless
+    /// `default_build_requires = false`.
+    pub build_requires: Vec<Spanned<Label>>,
+    pub default_build_requires: bool,
+    pub packs: Vec<Spanned<Label>>,
+    pub env: BTreeMap<String, String>,
+    /// PEP 517 config settings, passed as `--config-settings KEY=VALUE`.
+    pub config_settings: BTreeMap<String, String>,
+    pub recipe: Option<Recipe>,
+    pub repair: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RepairRule {
+    pub wheel: Spanned<Label>,
+    pub tools: Option<Vec<Spanned<Label>>>,
+    pub policy: Option<String>,
+    pub recipe: Option<Recipe>,
+    pub image: Option<Spanned<Label>>,
+    pub runtime: Option<Spanned<Label>>,
+}
+
+/// `[catalog]`: Python package → the packs it needs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CatalogEntry {
+    /// Normalized (PEP 503) package name.
+    pub package: String,
+    pub packs: Vec<Spanned<Label>>,
+    pub loc: Loc,
+}
+
+/// PEP 503 name normalization.
+pub fn normalize_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut last_sep = false;
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !last_sep {
+                out.push('-');
+            }
+            last_sep = true;
+        } else {
+            out.push(c.to_ascii_lowercase());
+            last_sep = false;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_like_pep_503() {
+        assert_eq!(normalize_name("MarkupSafe"), "markupsafe");
+        assert_eq!(normalize_name("typing_extensions"), "typing-extensions");
+        assert_eq!(normalize_name("zope..interface"), "zope-interface");
+    }
+}

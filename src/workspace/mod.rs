@@ -1,0 +1,122 @@
+//! Finding a workspace and listing its rule files.
+//!
+//! A workspace is the directory holding `WORKSPACE.toml`, found by walking
+//! up from the current directory (or given with `--workspace`). Rule files
+//! are the `*.toml` files under `rules/`, `packs/` and `runtimes/`, listed
+//! in sorted order so evaluation never depends on directory order.
+
+use std::path::{Path, PathBuf};
+
+pub const RULE_DIRS: [&str; 3] = ["rules", "packs", "runtimes"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error("no WORKSPACE.toml in {0} or any parent directory")]
+    NotFound(PathBuf),
+    #[error("--workspace {0}: no WORKSPACE.toml there")]
+    NotAWorkspace(PathBuf),
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl WorkspaceError {
+    pub fn hint(&self) -> &'static str {
+        match self {
+            WorkspaceError::NotFound(_) | WorkspaceError::NotAWorkspace(_) => {
+                "run refine inside a workspace, or pass --workspace DIR"
+            }
+            WorkspaceError::Io { .. } => "check the file's permissions",
+        }
+    }
+}
+
+/// Walk up from `start` to the first directory with a `WORKSPACE.toml`.
+pub fn find_root(start: &Path) -> Result<PathBuf, WorkspaceError> {
+    let mut dir = Some(start);
+    while let Some(d) = dir {
+        if d.join(crate::rules::config::CONFIG_FILE).is_file() {
+            return Ok(d.to_path_buf());
+        }
+        dir = d.parent();
+    }
+    Err(WorkspaceError::NotFound(start.to_path_buf()))
+}
+
+/// `--workspace DIR` or a walk up from the current directory.
+pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, WorkspaceError> {
+    match explicit {
+        Some(p) => {
+            let p = std::path::absolute(p).map_err(|source| WorkspaceError::Io {
+                path: p.to_path_buf(),
+                source,
+            })?;
+            if p.join(crate::rules::config::CONFIG_FILE).is_file() {
+                Ok(p)
+            } else {
+                Err(WorkspaceError::NotAWorkspace(p))
+            }
+        }
+        None => {
+            let cwd = std::env::current_dir().map_err(|source| WorkspaceError::Io {
+                path: PathBuf::from("."),
+                source,
+            })?;
+            find_root(&cwd)
+        }
+    }
+}
+
+/// Workspace-relative paths of every rule file, sorted.
+pub fn rule_files(root: &Path) -> Result<Vec<String>, WorkspaceError> {
+    let mut out = Vec::new();
+    for dir in RULE_DIRS {
+        let base = root.join(dir);
+        if !base.is_dir() {
+            continue;
+        }
+        for entry in walkdir::WalkDir::new(&base).sort_by_file_name() {
+            let entry = entry.map_err(|e| WorkspaceError::Io {
+                path: base.clone(),
+                source: e.into(),
+            })?;
+            let p = entry.path();
+            if entry.file_type().is_file() && p.extension().is_some_and(|e| e == "toml") {
+                let rel = p.strip_prefix(root).unwrap_or(p);
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+pub fn read(root: &Path, rel: &str) -> Result<String, WorkspaceError> {
+    let path = root.join(rel);
+    std::fs::read_to_string(&path).map_err(|source| WorkspaceError::Io { path, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_root_and_lists_sorted_rule_files() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("WORKSPACE.toml"), "").unwrap();
+        for f in ["rules/b.toml", "rules/a.toml", "packs/z.toml", "rules/notes.md"] {
+            let p = d.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "").unwrap();
+        }
+        let sub = d.path().join("rules");
+        assert_eq!(find_root(&sub).unwrap(), d.path());
+        assert_eq!(
+            rule_files(d.path()).unwrap(),
+            ["packs/z.toml", "rules/a.toml", "rules/b.toml"]
+        );
+        assert!(find_root(Path::new("/proc/self")).is_err());
+    }
+}
