@@ -100,6 +100,21 @@ pub struct LabelRecord {
     #[serde(default)]
     pub log: Option<PathBuf>,
     pub time: u64,
+    /// How long the last build took.
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+}
+
+/// What `refine verify` found for a key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Verification {
+    pub key: String,
+    pub label: String,
+    /// Rebuilds whose output equalled the stored output, over all runs.
+    pub agreeing_rounds: usize,
+    /// Rebuilds that differed.
+    pub disagreeing_rounds: usize,
+    pub last: u64,
 }
 
 pub struct LocalStore {
@@ -118,7 +133,7 @@ pub fn now_secs() -> u64 {
 
 impl LocalStore {
     pub fn open(root: &Path) -> Result<LocalStore, StoreError> {
-        for d in ["cas/sha256", "ac", "preimages", "names", "labels", "trees", "logs", "locks", "tmp"] {
+        for d in ["cas/sha256", "ac", "preimages", "names", "labels", "trees", "logs", "locks", "tmp", "verified"] {
             let p = root.join(d);
             fs::create_dir_all(&p).ctx(&p)?;
         }
@@ -559,6 +574,21 @@ impl LocalStore {
         self.ac_path(key)
     }
 
+    // ---- verification records -----------------------------------------
+
+    fn verification_path(&self, key: &Key) -> PathBuf {
+        self.root.join("verified").join(format!("{}.json", key.0))
+    }
+
+    pub fn verification(&self, key: &Key) -> Option<Verification> {
+        serde_json::from_slice(&fs::read(self.verification_path(key)).ok()?).ok()
+    }
+
+    pub fn set_verification(&self, key: &Key, v: &Verification) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec_pretty(v).unwrap_or_default();
+        write_atomic(&self.root, &self.verification_path(key), &bytes)
+    }
+
     // ---- source names -------------------------------------------------
 
     pub fn source_name(&self, d: &Digest) -> Option<String> {
@@ -646,6 +676,7 @@ pub fn write_atomic(root: &Path, dest: &Path, bytes: &[u8]) -> Result<(), StoreE
     fs::create_dir_all(dir).ctx(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).ctx(dir)?;
     tmp.write_all(bytes).ctx(dest)?;
+    tmp.as_file().set_permissions(fs::Permissions::from_mode(0o644)).ctx(dest)?;
     tmp.as_file().sync_all().ctx(dest)?;
     tmp.persist(dest).map_err(|e| StoreError::Io {
         path: dest.to_path_buf(),

@@ -1,0 +1,141 @@
+//! `refine plan`, `refine hash`, `refine log`
+
+use super::printer::Printer;
+use crate::error::Result;
+use crate::ops::plan::{PlanStatus, log_path, plan, reason};
+use crate::ops::{GlobalOpts, Session};
+use clap::Args;
+
+#[derive(Args, Debug)]
+pub struct PlanCmd {
+    /// Labels or patterns (default: [defaults] targets).
+    pub targets: Vec<String>,
+    /// Also list the targets that are cached.
+    #[arg(long, short)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct HashCmd {
+    /// Labels or patterns.
+    #[arg(required = true)]
+    pub targets: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LogCmd {
+    /// One label.
+    pub target: String,
+    /// Print the path of the log instead of its contents.
+    #[arg(long)]
+    pub path: bool,
+}
+
+pub fn run_plan(c: &PlanCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+    let s = Session::load(opts)?;
+    let (_, entries) = plan(&s, &c.targets)?;
+    let (mut build, mut pending, mut cached) = (0, 0, 0);
+    let width = entries.iter().map(|e| e.label.to_string().len()).max().unwrap_or(0);
+    for e in &entries {
+        match e.status {
+            PlanStatus::Cached => cached += 1,
+            PlanStatus::Build => build += 1,
+            PlanStatus::Pending { .. } => pending += 1,
+        }
+        if p.json {
+            p.data(
+                &serde_json::json!({
+                    "label": e.label.to_string(),
+                    "status": e.status.as_str(),
+                    "key": e.key.as_ref().map(|k| k.0.clone()),
+                    "output": e.output,
+                    "after": match &e.status {
+                        PlanStatus::Pending { after } => after.iter().map(|l| l.to_string()).collect(),
+                        _ => Vec::new(),
+                    },
+                    "changes": e.changes.iter().map(crate::ops::plan::describe_change).collect::<Vec<_>>(),
+                    "reason": reason(e),
+                })
+                .to_string(),
+            );
+            continue;
+        }
+        if e.status == PlanStatus::Cached && !c.all {
+            continue;
+        }
+        let label = e.label.to_string();
+        p.data(&format!("{:<8} {label:<width$}  {}", e.status.as_str(), reason(e)).trim_end().to_string());
+    }
+    p.info(&format!(
+        "{} targets: {build} to build, {pending} pending on those, {cached} cached",
+        entries.len()
+    ));
+    Ok(0)
+}
+
+pub fn run_hash(c: &HashCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+    let s = Session::load(opts)?;
+    let (graph, entries) = plan(&s, &c.targets)?;
+    let store = s.open_store()?;
+    for e in entries.iter().filter(|e| e.requested) {
+        let node = graph.get(&e.label);
+        let wheels: Vec<(String, String)> = match (&e.output, node) {
+            (Some(o), Some(_)) => store
+                .tree(o)
+                .map(|t| {
+                    t.files()
+                        .filter(|(n, _, _)| n.ends_with(".whl"))
+                        .map(|(n, d, _)| (n.to_string(), d.hex().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let verified = e.key.as_ref().map_or(0, |k| crate::ops::plan::verified_count(&store, k));
+        if p.json {
+            p.data(
+                &serde_json::json!({
+                    "label": e.label.to_string(),
+                    "key": e.key.as_ref().map(|k| k.0.clone()),
+                    "output": e.output,
+                    "status": e.status.as_str(),
+                    "wheels": wheels.iter().map(|(n, d)| serde_json::json!({"file": n, "sha256": d})).collect::<Vec<_>>(),
+                    "verified": verified,
+                })
+                .to_string(),
+            );
+            continue;
+        }
+        let key = e.key.as_ref().map_or("-".to_string(), |k| k.0.clone());
+        let out = e.output.as_ref().map_or_else(
+            || match &e.status {
+                PlanStatus::Pending { .. } => "(pending: a dependency must build first)".to_string(),
+                _ => "(not built)".to_string(),
+            },
+            |o| o.to_string(),
+        );
+        p.data(&format!("{} key={key} output={out}", e.label));
+        for (n, d) in wheels {
+            p.data(&format!("  {n} sha256={d}"));
+        }
+        if verified > 0 {
+            p.data(&format!("  verified {verified} time{}", if verified == 1 { "" } else { "s" }));
+        }
+    }
+    Ok(0)
+}
+
+pub fn run_log(c: &LogCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+    let s = Session::load(opts)?;
+    let path = log_path(&s, &c.target)?;
+    if c.path {
+        p.data(&path.display().to_string());
+        return Ok(0);
+    }
+    p.info(&format!("==> {}", path.display()));
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        crate::error::Error::env(format!("cannot read {}: {e}", path.display()))
+    })?;
+    print!("{text}");
+    Ok(0)
+}

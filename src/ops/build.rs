@@ -1,0 +1,141 @@
+//! `refine build`: run the graph, then deliver the wheels.
+
+use super::{ExecutorKind, Session};
+use crate::error::{Error, ErrorClass, Result};
+use crate::eval::Graph;
+use crate::rules::Kind;
+use crate::sched::{self, EventSink, NodeResult, RunConfig, Verdict};
+use crate::store::LocalStore;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Default)]
+pub struct BuildArgs {
+    pub patterns: Vec<String>,
+    pub jobs: Option<usize>,
+    pub keep_going: bool,
+    pub out_dir: Option<PathBuf>,
+    pub executor: ExecutorKind,
+    pub remote: Option<String>,
+    pub push: bool,
+    pub offline: bool,
+    pub insecure: bool,
+}
+
+pub struct BuildReport {
+    pub graph: Graph,
+    pub results: Vec<NodeResult>,
+    pub out_dir: PathBuf,
+    pub manifest: Option<PathBuf>,
+}
+
+impl BuildReport {
+    pub fn count(&self, v: Verdict) -> usize {
+        self.results.iter().filter(|r| r.verdict == v).count()
+    }
+
+    /// The error to exit with, if any node failed.
+    pub fn error(&self) -> Option<Error> {
+        let failed: Vec<&NodeResult> = self.results.iter().filter(|r| r.verdict == Verdict::Failed).collect();
+        if failed.is_empty() {
+            return None;
+        }
+        let class = failed
+            .iter()
+            .filter_map(|r| r.failure.as_ref().map(|f| f.class))
+            .max()
+            .unwrap_or(ErrorClass::Build);
+        Some(Error::new(
+            class,
+            format!("{} target{} failed", failed.len(), if failed.len() == 1 { "" } else { "s" }),
+        ))
+    }
+}
+
+pub fn build(s: &Session, args: &BuildArgs, sink: &dyn EventSink) -> Result<BuildReport> {
+    let labels = s.resolve(&args.patterns)?;
+    let graph = s.graph(&labels)?;
+    let store = s.open_store()?;
+    let exec = super::executor(args.executor);
+    let remote = super::remote::open(s, args.remote.as_deref(), args.offline, args.insecure, sink)?;
+    let jobs = args
+        .jobs
+        .or(s.config.sandbox.jobs)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let cfg = RunConfig {
+        ws_root: &s.root,
+        store: &store,
+        exec: exec.as_ref(),
+        remote: remote.as_deref(),
+        push: (args.push || s.config.store.push) && !args.offline,
+        sandbox: &s.config.sandbox,
+        jobs,
+        keep_going: args.keep_going,
+        force: HashSet::new(),
+        sink,
+    };
+    let results = sched::run(&graph, &cfg);
+    let out_dir = args.out_dir.clone().unwrap_or_else(|| s.root.join("dist"));
+    let manifest = deliver(&store, &graph, &results, &out_dir)?;
+    store.flush();
+    Ok(BuildReport {
+        graph,
+        results,
+        out_dir,
+        manifest,
+    })
+}
+
+/// Copy the wheels of requested wheel and repair targets to `out_dir`
+/// (verifying each blob) and write `manifest.json` for this run.
+pub fn deliver(store: &LocalStore, graph: &Graph, results: &[NodeResult], out_dir: &Path) -> Result<Option<PathBuf>> {
+    let mut entries = Vec::new();
+    for (node, r) in graph.nodes.iter().zip(results) {
+        let kind = node.derivation.label.kind;
+        if !node.requested || !matches!(kind, Kind::Wheel | Kind::Repair) {
+            continue;
+        }
+        let Some(tree) = r.tree.as_ref().filter(|_| r.verdict.is_ok()) else {
+            entries.push(serde_json::json!({
+                "label": r.label.to_string(),
+                "key": r.key.as_ref().map(|k| k.0.clone()),
+                "verdict": r.verdict.as_str(),
+                "log": r.log,
+            }));
+            continue;
+        };
+        for (name, digest, size) in tree.files().filter(|(n, _, _)| n.ends_with(".whl")) {
+            let dest = out_dir.join(name);
+            let fresh = std::fs::metadata(&dest).is_ok_and(|m| m.len() == size)
+                && crate::key::sha256_file(&dest).is_ok_and(|(d, _)| &d == digest);
+            if !fresh {
+                store.copy_blob_to(digest, &dest, false)?;
+            }
+            entries.push(serde_json::json!({
+                "label": r.label.to_string(),
+                "key": r.key.as_ref().map(|k| k.0.clone()),
+                "output": r.output,
+                "wheel": name,
+                "sha256": digest.hex(),
+                "size": size,
+                "verdict": r.verdict.as_str(),
+                "duration_ms": r.duration.as_millis() as u64,
+                "log": r.log,
+            }));
+        }
+    }
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(out_dir).map_err(|e| {
+        Error::env(format!("cannot create {}: {e}", out_dir.display())).hint("choose another --out directory")
+    })?;
+    let manifest = out_dir.join("manifest.json");
+    let doc = serde_json::json!({
+        "refine": env!("CARGO_PKG_VERSION"),
+        "created": crate::store::now_secs(),
+        "wheels": entries,
+    });
+    crate::store::local::write_atomic(out_dir, &manifest, &serde_json::to_vec_pretty(&doc).unwrap_or_default())?;
+    Ok(Some(manifest))
+}

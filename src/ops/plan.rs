@@ -1,0 +1,194 @@
+//! `refine plan`, `refine hash`, `refine log`: what the store knows, without
+//! building anything.
+//!
+//! Keys are computed in topological order from what is known: the pins of
+//! fixed-output nodes and the outputs the local action cache records. A node
+//! whose dependency must be rebuilt has no key yet: it is `pending`, and
+//! whether it rebuilds depends on whether that dependency's output changes.
+
+use super::Session;
+use crate::error::{Error, Result};
+use crate::eval::Graph;
+use crate::key::{Digest, FieldChange, Key, Preimage, diff};
+use crate::rules::Label;
+use crate::store::{LocalStore, Lookup};
+use std::collections::HashMap;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlanStatus {
+    /// In the local action cache.
+    Cached,
+    /// Its key is known and not cached: it will build.
+    Build,
+    /// Waits for dependencies that will rebuild; its key is not known yet.
+    Pending { after: Vec<Label> },
+}
+
+impl PlanStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PlanStatus::Cached => "hit",
+            PlanStatus::Build => "build",
+            PlanStatus::Pending { .. } => "pending",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PlanEntry {
+    pub label: Label,
+    pub status: PlanStatus,
+    pub key: Option<Key>,
+    pub preimage: Option<Preimage>,
+    pub output: Option<Digest>,
+    /// Why it builds: the fields that differ from the label's last build.
+    pub changes: Vec<FieldChange>,
+    /// The key of the label's last build, when there was one.
+    pub previous: Option<Key>,
+    pub requested: bool,
+}
+
+/// Compute what is knowable of every node's key and cache state.
+pub fn plan_graph(graph: &Graph, store: &LocalStore) -> Vec<PlanEntry> {
+    let mut outputs: HashMap<&Label, Digest> = HashMap::new();
+    let mut entries: Vec<PlanEntry> = Vec::with_capacity(graph.nodes.len());
+    for node in &graph.nodes {
+        let d = &node.derivation;
+        let label = &d.label;
+        let mut waiting: Vec<Label> = Vec::new();
+        for &di in &node.deps {
+            let dep = &graph.nodes[di].derivation;
+            if dep.fixed_output().is_none() && !outputs.contains_key(&dep.label) {
+                let e = &entries[di];
+                match &e.status {
+                    PlanStatus::Pending { after } => {
+                        for a in after {
+                            if !waiting.contains(a) {
+                                waiting.push(a.clone());
+                            }
+                        }
+                    }
+                    _ => waiting.push(dep.label.clone()),
+                }
+            }
+        }
+        let record = store.label_record(d.platform.arch.as_str(), &label.path());
+        let previous = record.as_ref().and_then(|r| Key::parse(&r.key));
+        if !waiting.is_empty() {
+            entries.push(PlanEntry {
+                label: label.clone(),
+                status: PlanStatus::Pending { after: waiting },
+                key: None,
+                preimage: None,
+                output: None,
+                changes: Vec::new(),
+                previous,
+                requested: node.requested,
+            });
+            continue;
+        }
+        let pre = d.preimage(&|l| {
+            graph
+                .get(l)
+                .and_then(|n| n.derivation.fixed_output())
+                .or_else(|| outputs.get(l).cloned())
+        });
+        let key = pre.key();
+        let (status, output) = match store.lookup(&key) {
+            Lookup::Hit(r, _) => (PlanStatus::Cached, Some(r.output)),
+            _ => (PlanStatus::Build, None),
+        };
+        if let Some(o) = &output {
+            outputs.insert(label, o.clone());
+        }
+        let changes = match (&status, &previous) {
+            (PlanStatus::Build, Some(prev)) if *prev != key => store
+                .preimage(prev)
+                .map(|old| diff(&old, &pre))
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        entries.push(PlanEntry {
+            label: label.clone(),
+            status,
+            key: Some(key),
+            preimage: Some(pre),
+            output,
+            changes,
+            previous,
+            requested: node.requested,
+        });
+    }
+    entries
+}
+
+pub fn plan(s: &Session, patterns: &[String]) -> Result<(Graph, Vec<PlanEntry>)> {
+    let labels = s.resolve(patterns)?;
+    let graph = s.graph(&labels)?;
+    let store = s.open_store()?;
+    let entries = plan_graph(&graph, &store);
+    Ok((graph, entries))
+}
+
+/// Why a node builds, in one line.
+pub fn reason(e: &PlanEntry) -> String {
+    match &e.status {
+        PlanStatus::Cached => String::new(),
+        PlanStatus::Pending { after } => {
+            let names: Vec<String> = after.iter().map(|l| l.to_string()).collect();
+            format!("after {} (rebuilds only if their output changes)", names.join(", "))
+        }
+        PlanStatus::Build => {
+            if e.previous.is_none() {
+                "never built".to_string()
+            } else if e.changes.is_empty() {
+                "not in the cache".to_string()
+            } else {
+                let parts: Vec<String> = e.changes.iter().take(4).map(describe_change).collect();
+                let more = e.changes.len().saturating_sub(4);
+                if more > 0 {
+                    format!("{} (+{more} more)", parts.join("; "))
+                } else {
+                    parts.join("; ")
+                }
+            }
+        }
+    }
+}
+
+pub fn describe_change(c: &FieldChange) -> String {
+    match (&c.old, &c.new) {
+        (Some(o), Some(n)) => format!("{}: {} -> {}", c.path, o.short(), n.short()),
+        (None, Some(n)) => format!("{}: added {}", c.path, n.short()),
+        (Some(o), None) => format!("{}: removed (was {})", c.path, o.short()),
+        (None, None) => c.path.clone(),
+    }
+}
+
+/// The latest log of a label.
+pub fn log_path(s: &Session, label: &str) -> Result<std::path::PathBuf> {
+    let labels = s.resolve(&[label.to_string()])?;
+    let [label] = labels.as_slice() else {
+        return Err(Error::user(format!("`{label}` names {} targets; name one", labels.len())));
+    };
+    let store = s.open_store()?;
+    let rec = store.label_record(s.platform.arch.as_str(), &label.path());
+    let from_record = rec.and_then(|r| r.log).filter(|p| p.is_file());
+    let path = from_record.or_else(|| {
+        let dir = store.root().join("logs").join(s.platform.arch.as_str()).join(label.path());
+        let mut logs: Vec<_> = std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).collect();
+        logs.sort();
+        logs.pop()
+    });
+    path.ok_or_else(|| {
+        Error::user(format!("{label} has no log for {}", s.platform.arch))
+            .hint("logs exist for targets that were built on this machine; `refine build` it first")
+    })
+}
+
+/// How many times `refine verify` reproduced this key's output.
+pub fn verified_count(store: &LocalStore, key: &Key) -> usize {
+    store
+        .verification(key)
+        .map_or(0, |v| v.agreeing_rounds)
+}

@@ -1,0 +1,21 @@
+//! Events of a run, for the printer (`--json` streams them as JSON lines).
+
+use super::NodeResult;
+use crate::rules::Label;
+
+pub enum Event<'a> {
+    Planned { total: usize },
+    Started { label: &'a Label },
+    Finished { result: &'a NodeResult, done: usize, total: usize },
+    Warning { label: Option<&'a Label>, message: String },
+}
+
+pub trait EventSink: Sync {
+    fn event(&self, e: &Event<'_>);
+}
+
+pub struct NullSink;
+
+impl EventSink for NullSink {
+    fn event(&self, _e: &Event<'_>) {}
+}

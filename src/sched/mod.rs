@@ -1,0 +1,236 @@
+//! The graph run: keys, cache lookups, builds in parallel, verdicts.
+//!
+//! Nodes become ready when all their dependencies have an output; ready
+//! nodes run on `jobs` workers, longest remaining path first (estimated
+//! from each label's last build time, or its kind). A node's key is computed
+//! only when its dependencies are done, from their *output* digests, so a
+//! dependency that rebuilt to identical bytes leaves its dependents' keys
+//! unchanged (early cutoff).
+//!
+//! Every node ends with exactly one [`Verdict`]. A failure blocks the nodes
+//! that need it; without `keep_going` nothing new starts after the first
+//! failure. Failures are never cached.
+
+mod events;
+mod node;
+mod sandbox;
+
+pub use events::{Event, EventSink, NullSink};
+pub use node::{NodeResult, PushStatus, Verdict, dep_digest};
+pub use sandbox::{contract_env, image_tag};
+
+use crate::error::ErrorClass;
+use crate::eval::Graph;
+use crate::exec::Executor;
+use crate::remote::Remote;
+use crate::rules::config::SandboxConfig;
+use crate::store::LocalStore;
+use std::collections::{BinaryHeap, HashSet};
+use std::path::Path;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+/// What a run uses and how it behaves.
+pub struct RunConfig<'a> {
+    pub ws_root: &'a Path,
+    pub store: &'a LocalStore,
+    pub exec: &'a dyn Executor,
+    pub remote: Option<&'a dyn Remote>,
+    /// Push what was built (or pulled is not pushed back).
+    pub push: bool,
+    pub sandbox: &'a SandboxConfig,
+    pub jobs: usize,
+    pub keep_going: bool,
+    /// Rebuild these nodes even when the cache has them (`refine verify`),
+    /// without recording the result in the action cache.
+    pub force: HashSet<usize>,
+    pub sink: &'a dyn EventSink,
+}
+
+/// A failure as shown to the user.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub class: ErrorClass,
+    pub message: String,
+    pub hint: String,
+    /// The last lines of the build log, for build failures.
+    pub log_tail: Option<String>,
+}
+
+struct State {
+    remaining: Vec<usize>,
+    ready: BinaryHeap<(u64, std::cmp::Reverse<usize>)>,
+    results: Vec<Option<NodeResult>>,
+    running: usize,
+    stop: bool,
+}
+
+/// Estimated seconds of a node, for ordering only.
+fn estimate(store: &LocalStore, graph: &Graph, i: usize) -> u64 {
+    let d = &graph.nodes[i].derivation;
+    if let Some(rec) = store.label_record(d.platform.arch.as_str(), &d.label.path())
+        && let Some(ms) = rec.duration_ms
+    {
+        return ms / 1000 + 1;
+    }
+    match d.label.kind {
+        crate::rules::Kind::Source => 2,
+        crate::rules::Kind::Image => 60,
+        crate::rules::Kind::Runtime => 120,
+        crate::rules::Kind::Pack => 60,
+        crate::rules::Kind::Wheel => 30,
+        crate::rules::Kind::Repair => 10,
+    }
+}
+
+/// Priority of each node: its cost plus the costliest path above it.
+fn priorities(cfg: &RunConfig<'_>, graph: &Graph, dependents: &[Vec<usize>]) -> Vec<u64> {
+    let mut prio = vec![0u64; graph.nodes.len()];
+    for i in (0..graph.nodes.len()).rev() {
+        let above = dependents[i].iter().map(|&d| prio[d]).max().unwrap_or(0);
+        prio[i] = estimate(cfg.store, graph, i) + above;
+    }
+    prio
+}
+
+/// Run the graph; results are indexed like `graph.nodes`.
+pub fn run(graph: &Graph, cfg: &RunConfig<'_>) -> Vec<NodeResult> {
+    let n = graph.nodes.len();
+    let dependents = graph.dependents();
+    let prio = priorities(cfg, graph, &dependents);
+    cfg.sink.event(&Event::Planned { total: n });
+    let mut ready = BinaryHeap::new();
+    let remaining: Vec<usize> = graph.nodes.iter().map(|g| g.deps.len()).collect();
+    for (i, r) in remaining.iter().enumerate() {
+        if *r == 0 {
+            ready.push((prio[i], std::cmp::Reverse(i)));
+        }
+    }
+    let state = Mutex::new(State {
+        remaining,
+        ready,
+        results: (0..n).map(|_| None).collect(),
+        running: 0,
+        stop: false,
+    });
+    let cv = Condvar::new();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let workers = cfg.jobs.max(1).min(n.max(1));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| worker(graph, cfg, &dependents, &prio, &state, &cv, &done));
+        }
+    });
+    let st = state.into_inner().unwrap_or_else(|e| e.into_inner());
+    st.results
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.unwrap_or_else(|| {
+                let res = NodeResult::not_run(
+                    &graph.nodes[i].derivation.label,
+                    Verdict::Skipped,
+                    "not started: the run stopped after the first failure (use --keep-going to build everything that can be built)",
+                );
+                cfg.sink.event(&Event::Finished { result: &res, done: 0, total: n });
+                res
+            })
+        })
+        .collect()
+}
+
+fn worker(
+    graph: &Graph,
+    cfg: &RunConfig<'_>,
+    dependents: &[Vec<usize>],
+    prio: &[u64],
+    state: &Mutex<State>,
+    cv: &Condvar,
+    done: &std::sync::atomic::AtomicUsize,
+) {
+    let n = graph.nodes.len();
+    loop {
+        let i = {
+            let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if st.stop && st.running == 0 {
+                    cv.notify_all();
+                    return;
+                }
+                if !st.stop
+                    && let Some((_, std::cmp::Reverse(i))) = st.ready.pop()
+                {
+                    st.running += 1;
+                    break i;
+                }
+                if st.running == 0 {
+                    // Nothing ready, nothing running: the run is over.
+                    cv.notify_all();
+                    return;
+                }
+                st = cv
+                    .wait_timeout(st, Duration::from_millis(500))
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|e| e.into_inner().0);
+            }
+        };
+        let deps: Vec<&NodeResult>;
+        let snapshot: Vec<NodeResult> = {
+            let st = state.lock().unwrap_or_else(|e| e.into_inner());
+            graph.nodes[i]
+                .deps
+                .iter()
+                .filter_map(|&d| st.results[d].clone())
+                .collect()
+        };
+        deps = snapshot.iter().collect();
+        cfg.sink.event(&Event::Started {
+            label: &graph.nodes[i].derivation.label,
+        });
+        let result = node::process(graph, i, &deps, cfg);
+        let k = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        cfg.sink.event(&Event::Finished {
+            result: &result,
+            done: k,
+            total: n,
+        });
+        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+        let ok = result.verdict.is_ok();
+        if !ok && !cfg.keep_going {
+            st.stop = true;
+        }
+        st.results[i] = Some(result);
+        st.running -= 1;
+        // Release dependents; block the ones a failure leaves without input.
+        let mut settle: Vec<usize> = vec![i];
+        while let Some(j) = settle.pop() {
+            let j_ok = st.results[j].as_ref().is_some_and(|r| r.verdict.is_ok());
+            for &d in &dependents[j] {
+                if st.results[d].is_some() {
+                    continue;
+                }
+                if !j_ok {
+                    let res = NodeResult::not_run(
+                        &graph.nodes[d].derivation.label,
+                        Verdict::Blocked,
+                        &format!("needs {}, which did not build", graph.nodes[j].derivation.label),
+                    );
+                    let k = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    cfg.sink.event(&Event::Finished {
+                        result: &res,
+                        done: k,
+                        total: n,
+                    });
+                    st.results[d] = Some(res);
+                    settle.push(d);
+                    continue;
+                }
+                st.remaining[d] -= 1;
+                if st.remaining[d] == 0 {
+                    st.ready.push((prio[d], std::cmp::Reverse(d)));
+                }
+            }
+        }
+        cv.notify_all();
+    }
+}

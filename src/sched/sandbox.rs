@@ -1,0 +1,498 @@
+//! The recipe contract: what a build step sees inside its container.
+//!
+//! ```text
+//! /refine/ws/…        the recipe script and its includes (read-only)
+//! /refine/src/<file>  the sources (read-only)
+//! /refine/wheels/…    build-requirement wheels (read-only)
+//! /refine/tools/…     repair tools, as wheels (read-only)
+//! /refine/input/…     the wheel being repaired (read-only)
+//! /opt/packs/<name>   every pack of the closure (read-only)
+//! /opt/runtime        a built CPython runtime (read-only)
+//! /build              scratch, empty at start (writable)
+//! /out                REFINE_OUT, the only output (writable)
+//! ```
+//!
+//! The environment is exactly [`contract_env`] plus the rule's `env`;
+//! nothing comes from the host.
+
+use super::node::NodeResult;
+use super::{Failure, RunConfig};
+use crate::error::ErrorClass;
+use crate::eval::{Action, Derivation, Graph};
+use crate::exec::{Limits, Mount, SandboxSpec};
+use crate::key::Digest;
+use crate::rules::{Kind, Label};
+use crate::store::Tree;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Compilers map the scratch directory away so it never appears in outputs.
+pub const PREFIX_MAP: &str = "-ffile-prefix-map=/build=.";
+
+/// How the build finds its Python.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuntimeInfo {
+    pub prefix: String,
+    pub python: String,
+}
+
+/// The environment every recipe gets, before the rule's own `env`.
+pub fn contract_env(
+    d: &Derivation,
+    packs: &[String],
+    runtime: Option<&RuntimeInfo>,
+    jobs: usize,
+) -> BTreeMap<String, String> {
+    let mut e = BTreeMap::new();
+    let mut set = |k: &str, v: String| {
+        e.insert(k.to_string(), v);
+    };
+    let prefixes: Vec<String> = packs.iter().map(|p| format!("/opt/packs/{p}")).collect();
+    let mut path = String::from(PATH);
+    if let Some(rt) = runtime {
+        set("RUNTIME_PREFIX", rt.prefix.clone());
+        set("PYTHON", rt.python.clone());
+        if rt.prefix != "/usr" {
+            path = format!("{}/bin:{PATH}", rt.prefix);
+        }
+    }
+    set("PATH", path);
+    set("HOME", "/build/home".into());
+    set("TMPDIR", "/tmp".into());
+    set("REFINE_OUT", "/out".into());
+    set("REFINE_SRC", "/refine/src".into());
+    set("REFINE_WS", "/refine/ws".into());
+    set("REFINE_WHEELS", "/refine/wheels".into());
+    set("REFINE_TOOLS", "/refine/tools".into());
+    set("REFINE_INPUT", "/refine/input".into());
+    set("REFINE_ARCH", d.platform.arch.as_str().into());
+    set("REFINE_JOBS", jobs.to_string());
+    set("REFINE_LABEL", d.label.to_string());
+    set("REFINE_KIND", d.label.kind.singular().into());
+    set("REFINE_NAME", d.label.name.clone());
+    set("REFINE_VERSION", d.version.clone().unwrap_or_default());
+    set("REFINE_PYTHON_VERSION", d.platform.python.clone());
+    set("REFINE_PYTHON_TAG", d.platform.python_tag());
+    set("REFINE_PLATFORM_TAG", d.platform.platform_tag());
+    if let Action::Recipe {
+        config_settings,
+        policy,
+        ..
+    } = &d.action
+    {
+        if !config_settings.is_empty() {
+            let lines: Vec<String> = config_settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            set("REFINE_CONFIG_SETTINGS", lines.join("\n"));
+        }
+        if let Some(p) = policy {
+            set("REFINE_POLICY", p.clone());
+        }
+    }
+    set("DEPS_PREFIXES", prefixes.join(":"));
+    let join = |f: &dyn Fn(&String) -> String, sep: &str| prefixes.iter().map(f).collect::<Vec<_>>().join(sep);
+    set(
+        "PKG_CONFIG_PATH",
+        join(&|p| format!("{p}/lib/pkgconfig:{p}/share/pkgconfig"), ":"),
+    );
+    set("CPPFLAGS", join(&|p| format!("-I{p}/include"), " "));
+    let ldflags = join(&|p| format!("-L{p}/lib"), " ");
+    set("LDFLAGS", ldflags);
+    set("LD_LIBRARY_PATH", join(&|p| format!("{p}/lib"), ":"));
+    set("CFLAGS", PREFIX_MAP.into());
+    set("CXXFLAGS", PREFIX_MAP.into());
+    set("SOURCE_DATE_EPOCH", d.source_date_epoch.to_string());
+    set("LC_ALL", "C".into());
+    set("LANG", "C".into());
+    set("TZ", "UTC".into());
+    set("PYTHONHASHSEED", "0".into());
+    set("PYTHONDONTWRITEBYTECODE", "1".into());
+    set("PIP_NO_INDEX", "1".into());
+    set("PIP_NO_CACHE_DIR", "1".into());
+    set("PIP_DISABLE_PIP_VERSION_CHECK", "1".into());
+    set("PIP_ROOT_USER_ACTION", "ignore".into());
+    // The rule's variables last; compiler and linker flags are appended to
+    // the contract's rather than replacing them.
+    for (k, v) in &d.env {
+        match k.as_str() {
+            "CFLAGS" | "CXXFLAGS" | "CPPFLAGS" | "LDFLAGS" => {
+                let cur = e.get(k).cloned().unwrap_or_default();
+                e.insert(k.clone(), format!("{cur} {v}").trim().to_string());
+            }
+            _ => {
+                e.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    e
+}
+
+/// A podman image name that carries the image's output digest.
+pub fn image_tag(label: &Label, digest: &Digest) -> String {
+    let name: String = label
+        .name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' { c } else { '-' })
+        .collect();
+    format!("localhost/refine-image/{name}:{}", &digest.hex()[..32])
+}
+
+fn fail(class: ErrorClass, message: impl Into<String>, hint: impl Into<String>) -> Failure {
+    Failure {
+        class,
+        message: message.into(),
+        hint: hint.into(),
+        log_tail: None,
+    }
+}
+
+impl From<crate::store::StoreError> for Failure {
+    fn from(e: crate::store::StoreError) -> Self {
+        if e.is_corrupt() {
+            fail(
+                ErrorClass::Environment,
+                format!("an input in the store is damaged: {e}"),
+                "the damaged entry was removed; run the build again to rebuild it",
+            )
+        } else {
+            fail(
+                ErrorClass::Environment,
+                e.to_string(),
+                "check free space and permissions of the store",
+            )
+        }
+    }
+}
+
+impl From<crate::exec::ExecError> for Failure {
+    fn from(e: crate::exec::ExecError) -> Self {
+        let hint = e.hint();
+        fail(ErrorClass::Environment, e.to_string(), hint)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        fail(ErrorClass::Environment, e.to_string(), "check free space and permissions")
+    }
+}
+
+/// What a finished dependency offers a build.
+pub struct DepView<'a> {
+    pub derivation: &'a Derivation,
+    pub tree: &'a Tree,
+}
+
+/// Mount every file of `tree` ending in `.whl` under `dir`.
+fn mount_wheels(cfg: &RunConfig<'_>, dep: &DepView<'_>, dir: &str, mounts: &mut Vec<Mount>) {
+    for (name, digest, _) in dep.tree.files() {
+        let base = name.rsplit('/').next().unwrap_or(name);
+        if base.ends_with(".whl") {
+            mounts.push(Mount {
+                host: cfg.store.blob_path(digest),
+                container: format!("{dir}/{base}"),
+                read_only: true,
+            });
+        }
+    }
+}
+
+/// Materialize inputs and describe the container for node `i`.
+pub fn prepare(
+    graph: &Graph,
+    i: usize,
+    deps: &[&NodeResult],
+    cfg: &RunConfig<'_>,
+    scratch: &Path,
+    key_short: &str,
+) -> Result<SandboxSpec, Failure> {
+    let d = &graph.nodes[i].derivation;
+    let mut view: HashMap<&Label, DepView<'_>> = HashMap::new();
+    for r in deps {
+        let (Some(node), Some(tree)) = (graph.get(&r.label), r.tree.as_ref()) else {
+            continue;
+        };
+        view.insert(&r.label, DepView {
+            derivation: &node.derivation,
+            tree,
+        });
+    }
+    let get = |l: &Label| {
+        view.get(l).ok_or_else(|| {
+            fail(
+                ErrorClass::Internal,
+                format!("{l} has no output although {} needs it", d.label),
+                "this is a bug in refine; please report it",
+            )
+        })
+    };
+    let mut mounts = Vec::new();
+
+    // The image.
+    let image_label = d.inputs.image.as_ref().ok_or_else(|| {
+        fail(ErrorClass::Internal, format!("{} has no image", d.label), "report this bug")
+    })?;
+    let image = get(image_label)?;
+    let image_ref = match &image.derivation.action {
+        Action::OciImage { reference, .. } => {
+            cfg.exec.pull_image(reference, d.platform.arch)?;
+            reference.clone()
+        }
+        _ => {
+            let (_, digest, _) = image.tree.files().find(|(n, _, _)| *n == "rootfs.tar").ok_or_else(|| {
+                fail(
+                    ErrorClass::Environment,
+                    format!("the output of {image_label} has no rootfs.tar"),
+                    "run `refine store verify` (it drops damaged entries), then build again",
+                )
+            })?;
+            cfg.store.verify_blob(digest)?;
+            let tag = image_tag(image_label, &image.tree.digest());
+            cfg.exec
+                .load_image(&tag, &cfg.store.blob_path(digest), d.platform.arch)?;
+            tag
+        }
+    };
+
+    // The runtime.
+    let runtime = match &d.inputs.runtime {
+        None => None,
+        Some(l) => {
+            let rt = get(l)?;
+            match &rt.derivation.action {
+                Action::SystemRuntime { python } => {
+                    let prefix = Path::new(python)
+                        .parent()
+                        .and_then(|p| p.parent())
+                        .map_or_else(|| "/usr".to_string(), |p| p.display().to_string());
+                    Some(RuntimeInfo {
+                        prefix,
+                        python: python.clone(),
+                    })
+                }
+                _ => {
+                    let dir = cfg.store.materialize(&rt.tree.digest())?;
+                    mounts.push(Mount {
+                        host: dir,
+                        container: "/opt/runtime".into(),
+                        read_only: true,
+                    });
+                    Some(RuntimeInfo {
+                        prefix: "/opt/runtime".into(),
+                        python: "/opt/runtime/bin/python3".into(),
+                    })
+                }
+            }
+        }
+    };
+    // A system runtime's own probe runs the interpreter it describes.
+    let runtime = match (&d.action, runtime) {
+        (Action::SystemRuntime { python }, _) => Some(RuntimeInfo {
+            prefix: "/usr".into(),
+            python: python.clone(),
+        }),
+        (_, r) => r,
+    };
+
+    // Sources.
+    for l in &d.inputs.sources {
+        let src = get(l)?;
+        for (name, digest, _) in src.tree.files() {
+            mounts.push(Mount {
+                host: cfg.store.blob_path(digest),
+                container: format!("/refine/src/{name}"),
+                read_only: true,
+            });
+        }
+    }
+    // Packs, in dependency order.
+    let mut pack_names = Vec::new();
+    for l in &d.inputs.packs {
+        let p = get(l)?;
+        let dir = cfg.store.materialize(&p.tree.digest())?;
+        mounts.push(Mount {
+            host: dir,
+            container: format!("/opt/packs/{}", l.name),
+            read_only: true,
+        });
+        pack_names.push(l.name.clone());
+    }
+    for l in &d.inputs.wheels {
+        mount_wheels(cfg, get(l)?, "/refine/wheels", &mut mounts);
+    }
+    for l in &d.inputs.tools {
+        mount_wheels(cfg, get(l)?, "/refine/tools", &mut mounts);
+    }
+    if let Some(l) = &d.inputs.wheel {
+        mount_wheels(cfg, get(l)?, "/refine/input", &mut mounts);
+    }
+
+    // The recipe, copied from the workspace and checked against the digests
+    // the key was computed from.
+    let ws_dir = scratch.join("ws");
+    let command = match &d.action {
+        Action::Recipe { recipe, .. } => {
+            for (rel, digest) in &recipe.files {
+                let src = cfg.ws_root.join(rel);
+                let bytes = std::fs::read(&src).map_err(|e| {
+                    fail(ErrorClass::User, format!("cannot read recipe {rel}: {e}"), "restore the file")
+                })?;
+                if &crate::key::sha256_bytes(&bytes) != digest {
+                    return Err(fail(
+                        ErrorClass::User,
+                        format!("recipe {rel} changed while refine was running"),
+                        "run the build again",
+                    ));
+                }
+                let dest = ws_dir.join(rel);
+                if let Some(p) = dest.parent() {
+                    std::fs::create_dir_all(p)?;
+                }
+                std::fs::write(&dest, &bytes)?;
+            }
+            mounts.push(Mount {
+                host: ws_dir.clone(),
+                container: "/refine/ws".into(),
+                read_only: true,
+            });
+            vec!["/bin/sh".to_string(), "-eu".into(), format!("/refine/ws/{}", recipe.script)]
+        }
+        Action::SystemRuntime { python } => vec![python.clone(), "-c".into(), SYSTEM_RUNTIME_PROBE.into()],
+        _ => {
+            return Err(fail(
+                ErrorClass::Internal,
+                format!("{} is not a sandboxed step", d.label),
+                "report this bug",
+            ));
+        }
+    };
+
+    let build = scratch.join("build");
+    let out = scratch.join("out");
+    std::fs::create_dir_all(build.join("home"))?;
+    std::fs::create_dir_all(&out)?;
+    mounts.push(Mount {
+        host: build,
+        container: "/build".into(),
+        read_only: false,
+    });
+    mounts.push(Mount {
+        host: out.clone(),
+        container: "/out".into(),
+        read_only: false,
+    });
+
+    let jobs = cfg
+        .sandbox
+        .cpus
+        .as_ref()
+        .and_then(|c| c.parse::<f64>().ok())
+        .map(|c| c.ceil().max(1.0) as usize)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let env = contract_env(d, &pack_names, runtime.as_ref(), jobs);
+    let name = format!(
+        "refine-{}-{}-{}-{}",
+        d.label.kind.singular(),
+        d.label
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+            .collect::<String>(),
+        key_short,
+        std::process::id()
+    );
+    Ok(SandboxSpec {
+        name,
+        image: image_ref,
+        arch: d.platform.arch,
+        foreign: d.platform.is_foreign(),
+        mounts,
+        env,
+        command,
+        workdir: "/build".into(),
+        limits: Limits {
+            cpus: cfg.sandbox.cpus.clone(),
+            memory: cfg.sandbox.memory.clone(),
+            timeout: d.timeout,
+        },
+        out,
+    })
+}
+
+/// Describes the image's interpreter and checks its version.
+pub const SYSTEM_RUNTIME_PROBE: &str = r#"
+import json, os, sys, sysconfig
+want = os.environ["REFINE_PYTHON_VERSION"]
+have = "%d.%d" % sys.version_info[:2]
+info = {"implementation": sys.implementation.name, "version": sys.version.split()[0],
+        "soabi": sysconfig.get_config_var("SOABI"), "executable": sys.executable,
+        "machine": os.uname().machine}
+with open(os.path.join(os.environ["REFINE_OUT"], "runtime.json"), "w") as f:
+    json.dump(info, f, indent=1, sort_keys=True)
+    f.write("\n")
+print(json.dumps(info, sort_keys=True))
+if have != want:
+    sys.exit("the image's python is %s but the platform asks for %s: set `python` in [platform] or use another image" % (have, want))
+"#;
+
+/// Kinds whose outputs are wheels.
+pub fn makes_wheels(k: Kind) -> bool {
+    matches!(k, Kind::Wheel | Kind::Repair)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::Inputs;
+    use crate::rules::{Arch, Platform};
+
+    fn drv(env: &[(&str, &str)]) -> Derivation {
+        Derivation {
+            label: Label::new(Kind::Wheel, "markupsafe"),
+            version: Some("2.1.5".into()),
+            platform: Platform {
+                arch: Arch::S390x,
+                python: "3.11".into(),
+                policy: "manylinux_2_36".into(),
+            },
+            source_date_epoch: 1_700_000_000,
+            action: Action::SystemRuntime {
+                python: "/usr/bin/python3".into(),
+            },
+            inputs: Inputs::default(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            timeout: 60,
+            is_wheel_source: false,
+        }
+    }
+
+    #[test]
+    fn contract_env_derives_flags_from_packs() {
+        let rt = RuntimeInfo {
+            prefix: "/usr".into(),
+            python: "/usr/bin/python3".into(),
+        };
+        let e = contract_env(&drv(&[("CFLAGS", "-O2"), ("FOO", "1")]), &["zlib".into(), "openssl".into()], Some(&rt), 2);
+        assert_eq!(e["DEPS_PREFIXES"], "/opt/packs/zlib:/opt/packs/openssl");
+        assert_eq!(e["CPPFLAGS"], "-I/opt/packs/zlib/include -I/opt/packs/openssl/include");
+        assert_eq!(e["LD_LIBRARY_PATH"], "/opt/packs/zlib/lib:/opt/packs/openssl/lib");
+        assert!(e["PKG_CONFIG_PATH"].starts_with("/opt/packs/zlib/lib/pkgconfig:"));
+        assert_eq!(e["CFLAGS"], "-ffile-prefix-map=/build=. -O2");
+        assert_eq!(e["FOO"], "1");
+        assert_eq!(e["SOURCE_DATE_EPOCH"], "1700000000");
+        assert_eq!(e["PYTHON"], "/usr/bin/python3");
+        assert_eq!(e["REFINE_ARCH"], "s390x");
+        assert_eq!(e["REFINE_PLATFORM_TAG"], "manylinux_2_36_s390x");
+        assert_eq!(e["PATH"], PATH);
+        // Nothing of the host's environment.
+        assert!(!e.contains_key("USER"));
+    }
+
+    #[test]
+    fn image_tags_carry_the_digest() {
+        let d = crate::key::sha256_bytes(b"x");
+        let t = image_tag(&Label::new(Kind::Image, "Bookworm+dev"), &d);
+        assert_eq!(t, format!("localhost/refine-image/bookworm-dev:{}", &d.hex()[..32]));
+    }
+}

@@ -1,0 +1,293 @@
+//! Wheels as files: deterministic normalization, RECORD, ELF checks.
+//!
+//! A wheel that comes out of a build is rewritten before it is stored:
+//! entries in a fixed order (the `.dist-info` directory last, `RECORD`
+//! at the very end), every timestamp set from `SOURCE_DATE_EPOCH`, modes
+//! reduced to 644/755, compression by refine's own deflate at a fixed
+//! level, and a `RECORD` recomputed from the bytes actually in the wheel.
+//! Two builds that produced the same files therefore give the same wheel,
+//! whatever zip tool and clock the build used.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WheelError {
+    #[error("{path}: {message}")]
+    Bad { path: String, message: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn bad(path: &Path, message: impl Into<String>) -> WheelError {
+    WheelError::Bad {
+        path: path.display().to_string(),
+        message: message.into(),
+    }
+}
+
+/// One file of a wheel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WheelFile {
+    pub name: String,
+    pub executable: bool,
+    pub data: Vec<u8>,
+}
+
+/// Read every file entry of a wheel (directories are dropped).
+pub fn read_wheel(path: &Path) -> Result<Vec<WheelFile>, WheelError> {
+    let f = std::fs::File::open(path)?;
+    let mut z = zip::ZipArchive::new(f).map_err(|e| bad(path, format!("not a zip file: {e}")))?;
+    let mut out = Vec::new();
+    for i in 0..z.len() {
+        let mut e = z.by_index(i).map_err(|e| bad(path, e.to_string()))?;
+        if e.is_dir() {
+            continue;
+        }
+        let name = e.name().map_err(|e| bad(path, e.to_string()))?.to_string();
+        if name.starts_with('/') || name.split('/').any(|c| c == "..") {
+            return Err(bad(path, format!("unsafe entry name {name:?}")));
+        }
+        let executable = e.unix_mode().is_some_and(|m| m & 0o111 != 0);
+        let mut data = Vec::with_capacity(e.size() as usize);
+        e.read_to_end(&mut data)?;
+        out.push(WheelFile {
+            name,
+            executable,
+            data,
+        });
+    }
+    Ok(out)
+}
+
+/// The `.dist-info` directory of a wheel's files.
+pub fn dist_info(files: &[WheelFile]) -> Option<String> {
+    files.iter().find_map(|f| {
+        let (dir, rest) = f.name.split_once('/')?;
+        (dir.ends_with(".dist-info") && !rest.contains('/')).then(|| dir.to_string())
+    })
+}
+
+fn record_hash(data: &[u8]) -> String {
+    let d = crate::key::sha256_bytes(data);
+    let raw = hex::decode(d.hex()).unwrap_or_default();
+    format!(
+        "sha256={}",
+        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, raw)
+    )
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// DOS date-time for a Unix time (zip cannot say anything before 1980).
+fn zip_time(epoch: i64) -> zip::DateTime {
+    let epoch = epoch.max(315_532_800); // 1980-01-01
+    let days = epoch.div_euclid(86400);
+    let secs = epoch.rem_euclid(86400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    zip::DateTime::from_date_and_time(
+        y.min(2107) as u16,
+        m as u8,
+        d as u8,
+        (secs / 3600) as u8,
+        ((secs % 3600) / 60) as u8,
+        (secs % 60) as u8,
+    )
+    .unwrap_or_default()
+}
+
+/// Rewrite a wheel deterministically (see the module documentation).
+pub fn normalize(path: &Path, source_date_epoch: i64) -> Result<(), WheelError> {
+    let mut files = read_wheel(path)?;
+    let di = dist_info(&files).ok_or_else(|| bad(path, "no .dist-info directory"))?;
+    let record_name = format!("{di}/RECORD");
+    files.retain(|f| f.name != record_name && !f.name.starts_with(&format!("{di}/RECORD.")));
+    let prefix = format!("{di}/");
+    files.sort_by(|a, b| {
+        let ka = (a.name.starts_with(&prefix), a.name.as_bytes());
+        let kb = (b.name.starts_with(&prefix), b.name.as_bytes());
+        ka.cmp(&kb)
+    });
+    let mut record = String::new();
+    for f in &files {
+        record.push_str(&format!(
+            "{},{},{}\n",
+            csv_field(&f.name),
+            record_hash(&f.data),
+            f.data.len()
+        ));
+    }
+    record.push_str(&format!("{},,\n", csv_field(&record_name)));
+    files.push(WheelFile {
+        name: record_name,
+        executable: false,
+        data: record.into_bytes(),
+    });
+
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    {
+        let mut z = zip::ZipWriter::new(std::io::BufWriter::new(tmp.as_file()));
+        let time = zip_time(source_date_epoch);
+        for f in &files {
+            let opts = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated)
+                .compression_level(Some(6))
+                .last_modified_time(time)
+                .unix_permissions(if f.executable { 0o755 } else { 0o644 });
+            z.start_file(f.name.as_str(), opts)
+                .map_err(|e| bad(path, e.to_string()))?;
+            z.write_all(&f.data)?;
+        }
+        let mut w = z.finish().map_err(|e| bad(path, e.to_string()))?;
+        w.flush()?;
+    }
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| WheelError::Io(e.error))?;
+    Ok(())
+}
+
+/// Check a wheel's RECORD against its contents; returns the problems.
+pub fn check_record(path: &Path) -> Result<Vec<String>, WheelError> {
+    let files = read_wheel(path)?;
+    let di = dist_info(&files).ok_or_else(|| bad(path, "no .dist-info directory"))?;
+    let record_name = format!("{di}/RECORD");
+    let record = files
+        .iter()
+        .find(|f| f.name == record_name)
+        .ok_or_else(|| bad(path, "no RECORD"))?;
+    let text = String::from_utf8_lossy(&record.data);
+    let mut listed = std::collections::HashMap::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        let parts: Vec<&str> = line.rsplitn(3, ',').collect();
+        if parts.len() == 3 {
+            listed.insert(parts[2].trim_matches('"').to_string(), parts[1].to_string());
+        }
+    }
+    let mut problems = Vec::new();
+    for f in &files {
+        if f.name == record_name {
+            continue;
+        }
+        match listed.get(&f.name) {
+            None => problems.push(format!("{} is not in RECORD", f.name)),
+            Some(h) if *h != record_hash(&f.data) => problems.push(format!("{} does not match its RECORD hash", f.name)),
+            _ => {}
+        }
+    }
+    Ok(problems)
+}
+
+/// ELF `e_machine` of a file's bytes, if it is an ELF file.
+pub fn elf_machine(data: &[u8]) -> Option<u16> {
+    if data.len() < 20 || &data[..4] != b"\x7fELF" {
+        return None;
+    }
+    let m = [data[18], data[19]];
+    Some(match data[5] {
+        2 => u16::from_be_bytes(m),
+        _ => u16::from_le_bytes(m),
+    })
+}
+
+/// The ELF files of a wheel whose machine is not `machine`.
+pub fn foreign_elves(files: &[WheelFile], machine: u16) -> Vec<(String, u16)> {
+    files
+        .iter()
+        .filter_map(|f| elf_machine(&f.data).filter(|m| *m != machine).map(|m| (f.name.clone(), m)))
+        .collect()
+}
+
+/// Parsed wheel file name: name, version, python tag, abi tag, platform tag.
+pub fn parse_filename(name: &str) -> Option<(String, String, String, String, String)> {
+    let stem = name.strip_suffix(".whl")?;
+    let parts: Vec<&str> = stem.split('-').collect();
+    let (n, v, rest) = match parts.len() {
+        5 => (parts[0], parts[1], &parts[2..]),
+        6 => (parts[0], parts[1], &parts[3..]),
+        _ => return None,
+    };
+    Some((n.into(), v.into(), rest[0].into(), rest[1].into(), rest[2].into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalization_is_deterministic_and_record_correct() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a.whl");
+        let b = d.path().join("b.whl");
+        crate::exec::fake::write_fake_wheel(&a, "demo", "1.0", "x").unwrap();
+        // Same files, written in another order with other timestamps.
+        {
+            let files = read_wheel(&a).unwrap();
+            let f = std::fs::File::create(&b).unwrap();
+            let mut z = zip::ZipWriter::new(f);
+            for wf in files.iter().rev() {
+                let opts = zip::write::SimpleFileOptions::default()
+                    .compression_method(zip::CompressionMethod::Stored)
+                    .last_modified_time(zip::DateTime::from_date_and_time(2024, 5, 6, 7, 8, 10).unwrap())
+                    .unix_permissions(0o600);
+                z.start_file(wf.name.as_str(), opts).unwrap();
+                z.write_all(&wf.data).unwrap();
+            }
+            z.finish().unwrap();
+        }
+        assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        normalize(&a, 1_700_000_000).unwrap();
+        normalize(&b, 1_700_000_000).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        assert!(check_record(&a).unwrap().is_empty());
+        let files = read_wheel(&a).unwrap();
+        assert_eq!(files.last().unwrap().name, "demo-1.0.dist-info/RECORD");
+        // Another epoch gives other bytes.
+        normalize(&b, 1_600_000_000).unwrap();
+        assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    }
+
+    #[test]
+    fn zip_time_converts_epochs() {
+        let t = zip_time(1_700_000_000); // 2023-11-14 22:13:20 UTC
+        assert_eq!((t.year(), t.month(), t.day(), t.hour(), t.minute()), (2023, 11, 14, 22, 13));
+        assert_eq!(zip_time(0).year(), 1980);
+    }
+
+    #[test]
+    fn reads_elf_machine_both_endians() {
+        let mut be = vec![0u8; 64];
+        be[..4].copy_from_slice(b"\x7fELF");
+        be[5] = 2;
+        be[18..20].copy_from_slice(&22u16.to_be_bytes());
+        assert_eq!(elf_machine(&be), Some(22));
+        let mut le = be.clone();
+        le[5] = 1;
+        le[18..20].copy_from_slice(&62u16.to_le_bytes());
+        assert_eq!(elf_machine(&le), Some(62));
+        assert_eq!(elf_machine(b"not elf"), None);
+    }
+
+    #[test]
+    fn parses_wheel_names() {
+        let p = parse_filename("MarkupSafe-2.1.5-cp311-cp311-linux_s390x.whl").unwrap();
+        assert_eq!(p.4, "linux_s390x");
+        assert!(parse_filename("x.tar.gz").is_none());
+    }
+}
