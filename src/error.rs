@@ -93,7 +93,9 @@ impl std::error::Error for Error {}
 impl From<crate::store::StoreError> for Error {
     fn from(e: crate::store::StoreError) -> Self {
         let hint = match &e {
-            crate::store::StoreError::Version { .. } => "use another store (--store DIR) or remove this one",
+            crate::store::StoreError::Version { .. } => {
+                "use another store (--store DIR) or remove this one"
+            }
             _ => "check free space and permissions of the store directory (--store, REFINE_STORE)",
         };
         Error::env(e.to_string()).hint(hint)

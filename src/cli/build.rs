@@ -41,8 +41,10 @@ pub fn executor_kind(s: &str) -> Result<ExecutorKind> {
     match s {
         "podman" => Ok(ExecutorKind::Podman),
         "fake" => Ok(ExecutorKind::Fake),
-        other => Err(crate::error::Error::user(format!("--executor: unknown executor `{other}`"))
-            .hint("use podman (the default) or fake")),
+        other => Err(
+            crate::error::Error::user(format!("--executor: unknown executor `{other}`"))
+                .hint("use podman (the default) or fake"),
+        ),
     }
 }
 

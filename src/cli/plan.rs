@@ -35,7 +35,12 @@ pub fn run_plan(c: &PlanCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
     let s = Session::load(opts)?;
     let (_, entries) = plan(&s, &c.targets)?;
     let (mut build, mut pending, mut cached) = (0, 0, 0);
-    let width = entries.iter().map(|e| e.label.to_string().len()).max().unwrap_or(0);
+    let width = entries
+        .iter()
+        .filter(|e| c.all || e.status != PlanStatus::Cached)
+        .map(|e| e.label.to_string().len())
+        .max()
+        .unwrap_or(0);
     for e in &entries {
         match e.status {
             PlanStatus::Cached => cached += 1,
@@ -64,7 +69,11 @@ pub fn run_plan(c: &PlanCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
             continue;
         }
         let label = e.label.to_string();
-        p.data(&format!("{:<8} {label:<width$}  {}", e.status.as_str(), reason(e)).trim_end().to_string());
+        p.data(
+            &format!("{:<8} {label:<width$}  {}", e.status.as_str(), reason(e))
+                .trim_end()
+                .to_string(),
+        );
     }
     p.info(&format!(
         "{} targets: {build} to build, {pending} pending on those, {cached} cached",
@@ -91,7 +100,10 @@ pub fn run_hash(c: &HashCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
                 .unwrap_or_default(),
             _ => Vec::new(),
         };
-        let verified = e.key.as_ref().map_or(0, |k| crate::ops::plan::verified_count(&store, k));
+        let verified = e
+            .key
+            .as_ref()
+            .map_or(0, |k| crate::ops::plan::verified_count(&store, k));
         if p.json {
             p.data(
                 &serde_json::json!({
@@ -109,7 +121,9 @@ pub fn run_hash(c: &HashCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
         let key = e.key.as_ref().map_or("-".to_string(), |k| k.0.clone());
         let out = e.output.as_ref().map_or_else(
             || match &e.status {
-                PlanStatus::Pending { .. } => "(pending: a dependency must build first)".to_string(),
+                PlanStatus::Pending { .. } => {
+                    "(pending: a dependency must build first)".to_string()
+                }
                 _ => "(not built)".to_string(),
             },
             |o| o.to_string(),
@@ -119,7 +133,10 @@ pub fn run_hash(c: &HashCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
             p.data(&format!("  {n} sha256={d}"));
         }
         if verified > 0 {
-            p.data(&format!("  verified {verified} time{}", if verified == 1 { "" } else { "s" }));
+            p.data(&format!(
+                "  verified {verified} time{}",
+                if verified == 1 { "" } else { "s" }
+            ));
         }
     }
     Ok(0)
@@ -133,9 +150,8 @@ pub fn run_log(c: &LogCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
         return Ok(0);
     }
     p.info(&format!("==> {}", path.display()));
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        crate::error::Error::env(format!("cannot read {}: {e}", path.display()))
-    })?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| crate::error::Error::env(format!("cannot read {}: {e}", path.display())))?;
     print!("{text}");
     Ok(0)
 }

@@ -161,9 +161,18 @@ impl Printer {
             parts.join(", "),
             secs(self.start.elapsed())
         );
-        for r in report.results.iter().filter(|r| r.verdict == Verdict::Failed) {
+        for r in report
+            .results
+            .iter()
+            .filter(|r| r.verdict == Verdict::Failed)
+        {
             let Some(f) = &r.failure else { continue };
-            s.push_str(&format!("\n\nFAILED {} ({} error): {}", r.label, f.class.as_str(), f.message));
+            s.push_str(&format!(
+                "\n\nFAILED {} ({} error): {}",
+                r.label,
+                f.class.as_str(),
+                f.message
+            ));
             if let Some(log) = &r.log {
                 s.push_str(&format!("\n  log: {}", log.display()));
             }
@@ -179,10 +188,16 @@ impl Printer {
         }
         let blocked = report.count(Verdict::Blocked);
         if blocked > 0 {
-            s.push_str(&format!("\n\n{blocked} target(s) blocked by the failures above"));
+            s.push_str(&format!(
+                "\n\n{blocked} target(s) blocked by the failures above"
+            ));
         }
         if let Some(m) = &report.manifest {
-            s.push_str(&format!("\nwheels in {} (manifest: {})", report.out_dir.display(), m.display()));
+            s.push_str(&format!(
+                "\nwheels in {} (manifest: {})",
+                report.out_dir.display(),
+                m.display()
+            ));
         }
         if !self.quiet {
             self.line_err(&s);
@@ -195,15 +210,24 @@ impl EventSink for Printer {
         match e {
             Event::Planned { total } => {
                 if self.json {
-                    self.line_out(&serde_json::json!({"event": "planned", "total": total}).to_string());
+                    self.line_out(
+                        &serde_json::json!({"event": "planned", "total": total}).to_string(),
+                    );
                 }
             }
             Event::Started { label } => {
                 if self.json {
-                    self.line_out(&serde_json::json!({"event": "started", "label": label.to_string()}).to_string());
+                    self.line_out(
+                        &serde_json::json!({"event": "started", "label": label.to_string()})
+                            .to_string(),
+                    );
                 }
             }
-            Event::Finished { result, done, total } => {
+            Event::Finished {
+                result,
+                done,
+                total,
+            } => {
                 if self.json {
                     self.line_out(&result_json(result).to_string());
                     return;

@@ -69,8 +69,13 @@ fn snippet(
     // The caret covers the span's part on its first line, at least one column.
     let start_col = col - 1;
     let line_chars = line_text.chars().count();
-    let span_text = text.get(loc.span.start..loc.span.end.max(loc.span.start)).unwrap_or("");
-    let first_line_len = span_text.split('\n').next().map_or(0, |s| s.chars().count());
+    let span_text = text
+        .get(loc.span.start..loc.span.end.max(loc.span.start))
+        .unwrap_or("");
+    let first_line_len = span_text
+        .split('\n')
+        .next()
+        .map_or(0, |s| s.chars().count());
     let len = first_line_len.clamp(1, line_chars.saturating_sub(start_col).max(1));
     out.push_str(&format!("{pad} |\n"));
     out.push_str(&format!("{line} | {line_text}\n"));

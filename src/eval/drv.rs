@@ -154,7 +154,10 @@ impl Derivation {
             _ => {}
         }
         let mut platform = BTreeMap::new();
-        platform.insert("arch".to_string(), PValue::from(self.platform.arch.as_str()));
+        platform.insert(
+            "arch".to_string(),
+            PValue::from(self.platform.arch.as_str()),
+        );
         // Images and packs are C-level artifacts: a Python change must not
         // rebuild them.
         if !matches!(self.label.kind, Kind::Image | Kind::Pack) {

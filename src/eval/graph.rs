@@ -65,10 +65,18 @@ pub fn resolve_patterns(
     for p in patterns {
         match p {
             Pattern::Exact(l) if !idx.map.contains_key(l) => {
-                let same = idx.labels.iter().filter(|c| c.kind == l.kind).map(|c| c.name.as_str());
+                let same = idx
+                    .labels
+                    .iter()
+                    .filter(|c| c.kind == l.kind)
+                    .map(|c| c.name.as_str());
                 let hint = match crate::diag::suggest(&l.name, same) {
                     Some(s) => format!("did you mean //{}:{s}?", l.kind),
-                    None => format!("`refine query '//{}:...'` lists the {} targets", l.kind, l.kind.singular()),
+                    None => format!(
+                        "`refine query '//{}:...'` lists the {} targets",
+                        l.kind,
+                        l.kind.singular()
+                    ),
                 };
                 errors.push(Diagnostic::error(format!("{l} names no target")).hint(hint));
             }
@@ -120,14 +128,20 @@ pub fn load_graph(db: &dyn Db, ws: Workspace, roots: &[Label]) -> Result<Graph, 
             }
             continue;
         }
-        let dep_idx: Vec<usize> = deps.iter().filter_map(|l| g.by_label.get(l).copied()).collect();
+        let dep_idx: Vec<usize> = deps
+            .iter()
+            .filter_map(|l| g.by_label.get(l).copied())
+            .collect();
         if dep_idx.len() != deps.len() {
             continue; // a dependency failed to evaluate; its errors are reported
         }
         let t = lookup(db, ws, &label);
         let (decl, fields, owner) = match t {
             Some(Target {
-                decl, fields, owner, ..
+                decl,
+                fields,
+                owner,
+                ..
             }) => (decl, fields, owner),
             None => (Loc::new("", crate::diag::Span::default()), Vec::new(), None),
         };
@@ -186,7 +200,8 @@ pub fn cycles(db: &dyn Db, ws: Workspace) -> Vec<Diagnostic> {
                 }
                 1 => {
                     let pos = path.iter().position(|(l, _, _)| *l == next).unwrap_or(0);
-                    let mut cycle: Vec<Label> = path[pos..].iter().map(|(l, _, _)| l.clone()).collect();
+                    let mut cycle: Vec<Label> =
+                        path[pos..].iter().map(|(l, _, _)| l.clone()).collect();
                     // Report each cycle once, whatever node it was entered from.
                     let mut canon = cycle.clone();
                     canon.sort();
@@ -205,8 +220,9 @@ pub fn cycles(db: &dyn Db, ws: Workspace) -> Vec<Diagnostic> {
 
 fn cycle_diagnostic(db: &dyn Db, ws: Workspace, cycle: &[Label]) -> Diagnostic {
     let text: Vec<String> = cycle.iter().map(|l| l.to_string()).collect();
-    let mut d = Diagnostic::error(format!("dependency cycle: {}", text.join(" -> ")))
-        .hint("a target cannot need itself, directly or through others: remove one of these dependencies");
+    let mut d = Diagnostic::error(format!("dependency cycle: {}", text.join(" -> "))).hint(
+        "a target cannot need itself, directly or through others: remove one of these dependencies",
+    );
     for pair in cycle.windows(2) {
         let (from, to) = (&pair[0], &pair[1]);
         let Some(t) = lookup(db, ws, from) else {

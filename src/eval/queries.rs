@@ -192,7 +192,8 @@ pub fn derivation<'db>(
     db.log_query("derivation", label);
     let Some(t) = target(db, ws, id) else {
         return Err(vec![
-            Diagnostic::error(format!("no target {label}")).hint("`refine query //...` lists every target"),
+            Diagnostic::error(format!("no target {label}"))
+                .hint("`refine query //...` lists every target"),
         ]);
     };
     let cfg = match config(db, ws) {
@@ -378,14 +379,22 @@ impl Resolver<'_> {
                     .label(format!("expected a {}", want.join(" or ")))
                     .hint(format!(
                         "this field takes {} labels",
-                        kinds.iter().map(|k| format!("//{}:…", k.as_str())).collect::<Vec<_>>().join(" or ")
+                        kinds
+                            .iter()
+                            .map(|k| format!("//{}:…", k.as_str()))
+                            .collect::<Vec<_>>()
+                            .join(" or ")
                     )),
             );
             return None;
         }
         let idx = index(self.db, self.ws);
         if !idx.map.contains_key(l) {
-            let same_kind = idx.labels.iter().filter(|c| c.kind == l.kind).map(|c| c.name.as_str());
+            let same_kind = idx
+                .labels
+                .iter()
+                .filter(|c| c.kind == l.kind)
+                .map(|c| c.name.as_str());
             let hint = match crate::diag::suggest(&l.name, same_kind) {
                 Some(s) => format!("did you mean `//{}:{s}`?", l.kind),
                 None => format!("declare it as `[{}.{}]` in a rule file", l.kind, l.name),
@@ -438,7 +447,11 @@ impl Resolver<'_> {
         }) = lookup(self.db, self.ws, &l)
             && matches!(rt.spec, RuntimeSpec::System { .. })
         {
-            let rt_image = rt.image.as_ref().or(cfg.defaults.image.as_ref()).map(|s| &s.value);
+            let rt_image = rt
+                .image
+                .as_ref()
+                .or(cfg.defaults.image.as_ref())
+                .map(|s| &s.value);
             if let (Some(a), Some(b)) = (rt_image, image)
                 && a != b
             {
@@ -483,7 +496,9 @@ impl Resolver<'_> {
                     Diagnostic::error(format!("{l} is not a wheel"))
                         .at(r.loc.clone())
                         .label("build requirements are installed as wheels")
-                        .hint(format!("give {l} `dist = \"wheel\"`, or build it with a `[wheels.…]` target")),
+                        .hint(format!(
+                            "give {l} `dist = \"wheel\"`, or build it with a `[wheels.…]` target"
+                        )),
                 );
                 continue;
             }

@@ -66,7 +66,11 @@ fn hash_inputs(spec: &SandboxSpec) -> String {
     mounts.sort_by(|a, b| a.container.cmp(&b.container));
     for m in mounts {
         h.update(format!("mount {}\n", m.container));
-        for e in walkdir::WalkDir::new(&m.host).sort_by_file_name().into_iter().flatten() {
+        for e in walkdir::WalkDir::new(&m.host)
+            .sort_by_file_name()
+            .into_iter()
+            .flatten()
+        {
             if e.file_type().is_file() {
                 let rel = e.path().strip_prefix(&m.host).unwrap_or(e.path());
                 h.update(format!("{}\n", rel.display()));
@@ -80,7 +84,12 @@ fn hash_inputs(spec: &SandboxSpec) -> String {
 }
 
 /// Write a small but valid wheel.
-pub fn write_fake_wheel(path: &Path, name: &str, version: &str, payload: &str) -> std::io::Result<()> {
+pub fn write_fake_wheel(
+    path: &Path,
+    name: &str,
+    version: &str,
+    payload: &str,
+) -> std::io::Result<()> {
     let f = File::create(path)?;
     let mut z = zip::ZipWriter::new(f);
     let opts = zip::write::SimpleFileOptions::default()
@@ -102,7 +111,8 @@ pub fn write_fake_wheel(path: &Path, name: &str, version: &str, payload: &str) -
     ];
     let mut record = String::new();
     for (n, content) in &files {
-        z.start_file(n.as_str(), opts).map_err(std::io::Error::other)?;
+        z.start_file(n.as_str(), opts)
+            .map_err(std::io::Error::other)?;
         z.write_all(content.as_bytes())?;
         let digest = crate::key::sha256_bytes(content.as_bytes());
         let b64 = base64::Engine::encode(
@@ -149,25 +159,33 @@ impl Executor for Fake {
         let out = &spec.out;
         match spec.env.get("REFINE_KIND").map(String::as_str) {
             Some("wheel") => {
-                let tag = spec.env.get("REFINE_PYTHON_TAG").cloned().unwrap_or_default();
+                let tag = spec
+                    .env
+                    .get("REFINE_PYTHON_TAG")
+                    .cloned()
+                    .unwrap_or_default();
                 let plat = format!("linux_{}", spec.arch.as_str());
-                let file = format!("{}-{version}-{tag}-{tag}-{plat}.whl", name.replace('-', "_"));
+                let file = format!(
+                    "{}-{version}-{tag}-{tag}-{plat}.whl",
+                    name.replace('-', "_")
+                );
                 write_fake_wheel(&out.join(file), &name, &version, &h)?;
             }
             Some("repair") => {
-                let input = spec
+                let plat = spec
+                    .env
+                    .get("REFINE_PLATFORM_TAG")
+                    .cloned()
+                    .unwrap_or_default();
+                for m in spec
                     .mounts
                     .iter()
-                    .find(|m| m.container == "/refine/input")
-                    .map(|m| m.host.clone());
-                let plat = spec.env.get("REFINE_PLATFORM_TAG").cloned().unwrap_or_default();
-                if let Some(dir) = input {
-                    for e in fs::read_dir(dir)?.flatten() {
-                        let n = e.file_name().to_string_lossy().into_owned();
-                        if let Some(stem) = n.strip_suffix(".whl") {
-                            let base = stem.rsplit_once('-').map_or(stem, |(b, _)| b);
-                            fs::copy(e.path(), out.join(format!("{base}-{plat}.whl")))?;
-                        }
+                    .filter(|m| m.container.starts_with("/refine/input/"))
+                {
+                    let n = m.container.rsplit('/').next().unwrap_or_default();
+                    if let Some(stem) = n.strip_suffix(".whl") {
+                        let base = stem.rsplit_once('-').map_or(stem, |(b, _)| b);
+                        fs::copy(&m.host, out.join(format!("{base}-{plat}.whl")))?;
                     }
                 }
             }
@@ -175,11 +193,19 @@ impl Executor for Fake {
                 fs::create_dir_all(out.join("lib/pkgconfig"))?;
                 fs::create_dir_all(out.join("include"))?;
                 fs::write(out.join(format!("lib/lib{name}.so.1")), format!("ELF {h}"))?;
-                std::os::unix::fs::symlink(format!("lib{name}.so.1"), out.join(format!("lib/lib{name}.so")))?;
-                fs::write(out.join(format!("include/{name}.h")), format!("/* {name} */\n"))?;
+                std::os::unix::fs::symlink(
+                    format!("lib{name}.so.1"),
+                    out.join(format!("lib/lib{name}.so")),
+                )?;
+                fs::write(
+                    out.join(format!("include/{name}.h")),
+                    format!("/* {name} */\n"),
+                )?;
                 fs::write(
                     out.join(format!("lib/pkgconfig/{name}.pc")),
-                    format!("prefix=${{pcfiledir}}/../..\nName: {name}\nVersion: {version}\nLibs: -L${{prefix}}/lib -l{name}\n"),
+                    format!(
+                        "prefix=${{pcfiledir}}/../..\nName: {name}\nVersion: {version}\nLibs: -L${{prefix}}/lib -l{name}\n"
+                    ),
                 )?;
             }
             _ => {
@@ -191,16 +217,39 @@ impl Executor for Fake {
         Ok(RunStatus::Success)
     }
 
-    fn build_image(&self, req: &ImageRequest, out_tar: &Path, log: &mut File) -> Result<RunStatus, ExecError> {
+    fn build_image(
+        &self,
+        req: &ImageRequest,
+        out_tar: &Path,
+        log: &mut File,
+    ) -> Result<RunStatus, ExecError> {
         self.record("image", &req.label);
         Fake::pause();
-        writeln!(log, "fake: mmdebstrap {}", req.mmdebstrap_argv(&out_tar.to_string_lossy()).join(" "))?;
+        writeln!(
+            log,
+            "fake: mmdebstrap {}",
+            req.mmdebstrap_argv(&out_tar.to_string_lossy()).join(" ")
+        )?;
         if Fake::should_fail(&req.label) {
+            writeln!(
+                log,
+                "fake: failing {} as asked by REFINE_FAKE_FAIL",
+                req.label
+            )?;
+            writeln!(log, "error: the recipe failed")?;
             return Ok(RunStatus::Failed(1));
         }
         let f = File::create(out_tar)?;
         let mut b = tar::Builder::new(f);
-        let content = format!("{:?}", (req.suite.as_str(), &req.packages, req.arch.as_str(), req.source_date_epoch));
+        let content = format!(
+            "{:?}",
+            (
+                req.suite.as_str(),
+                &req.packages,
+                req.arch.as_str(),
+                req.source_date_epoch
+            )
+        );
         let mut h = tar::Header::new_ustar();
         h.set_size(content.len() as u64);
         h.set_mode(0o644);

@@ -69,7 +69,12 @@ pub trait Executor: Send + Sync {
     fn run(&self, spec: &SandboxSpec, log: &mut File) -> Result<RunStatus, ExecError>;
 
     /// Build a root filesystem tarball at `out_tar`.
-    fn build_image(&self, req: &ImageRequest, out_tar: &Path, log: &mut File) -> Result<RunStatus, ExecError>;
+    fn build_image(
+        &self,
+        req: &ImageRequest,
+        out_tar: &Path,
+        log: &mut File,
+    ) -> Result<RunStatus, ExecError>;
 
     /// Make `tag` available to `run`, importing `tar` if it is not yet.
     fn load_image(&self, tag: &str, tar: &Path, arch: Arch) -> Result<(), ExecError>;

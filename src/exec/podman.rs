@@ -1,6 +1,9 @@
 //! The real executor: podman for recipes, mmdebstrap for images.
 
-use super::{ExecError, Executor, ImageRequest, Needs, RunStatus, SandboxSpec, binfmt_hint, binfmt_registered, which};
+use super::{
+    ExecError, Executor, ImageRequest, Needs, RunStatus, SandboxSpec, binfmt_hint,
+    binfmt_registered, which,
+};
 use crate::rules::Arch;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -20,7 +23,8 @@ impl Default for Podman {
     }
 }
 
-const PODMAN_HINT: &str = "install podman and runc (`apt-get install -y podman runc`), or run `bash .ci/setup` as root";
+const PODMAN_HINT: &str =
+    "install podman and runc (`apt-get install -y podman runc`), or run `bash .ci/setup` as root";
 
 /// Wait for a child, killing it (and the container, if named) after `timeout`.
 fn wait_with_timeout(
@@ -67,12 +71,19 @@ impl Podman {
     }
 
     fn quiet(&self, args: &[&str]) -> std::io::Result<std::process::Output> {
-        self.cmd().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).output()
+        self.cmd()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
     }
 
     fn spawn_err(&self, e: std::io::Error) -> ExecError {
         if e.kind() == std::io::ErrorKind::NotFound {
-            ExecError::env(format!("`{}` was not found on PATH", self.program), PODMAN_HINT)
+            ExecError::env(
+                format!("`{}` was not found on PATH", self.program),
+                PODMAN_HINT,
+            )
         } else {
             ExecError::Io(e)
         }
@@ -85,9 +96,13 @@ impl Executor for Podman {
     }
 
     fn preflight(&self, needs: &Needs) -> Result<(), ExecError> {
-        if needs.containers && which(&self.program).is_none() && !Path::new(&self.program).is_file() {
+        if needs.containers && which(&self.program).is_none() && !Path::new(&self.program).is_file()
+        {
             return Err(ExecError::env(
-                format!("`{}` was not found on PATH; refine runs every build in a podman container", self.program),
+                format!(
+                    "`{}` was not found on PATH; refine runs every build in a podman container",
+                    self.program
+                ),
                 PODMAN_HINT,
             ));
         }
@@ -142,21 +157,35 @@ impl Executor for Podman {
                     } else if t.contains("image not known") || t.contains("no such image") {
                         "the builder image is not loaded in podman; run the build again (refine imports it)".into()
                     } else {
-                        format!("podman could not start the container; try `podman run --rm {} true`", spec.image)
+                        format!(
+                            "podman could not start the container; try `podman run --rm {} true`",
+                            spec.image
+                        )
                     };
-                    return Err(ExecError::env(format!("podman failed to run the build container:\n{t}"), hint));
+                    return Err(ExecError::env(
+                        format!("podman failed to run the build container:\n{t}"),
+                        hint,
+                    ));
                 }
                 Ok(RunStatus::Failed(code))
             }
         }
     }
 
-    fn build_image(&self, req: &ImageRequest, out_tar: &Path, log: &mut File) -> Result<RunStatus, ExecError> {
+    fn build_image(
+        &self,
+        req: &ImageRequest,
+        out_tar: &Path,
+        log: &mut File,
+    ) -> Result<RunStatus, ExecError> {
         let argv = req.mmdebstrap_argv(&out_tar.to_string_lossy());
         let mut child = Command::new("mmdebstrap")
             .args(&argv)
             .env_clear()
-            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
             .env("SOURCE_DATE_EPOCH", req.source_date_epoch.to_string())
             .env("LC_ALL", "C")
             .env("TZ", "UTC")
@@ -183,12 +212,21 @@ impl Executor for Podman {
     }
 
     fn load_image(&self, tag: &str, tar: &Path, arch: Arch) -> Result<(), ExecError> {
-        let exists = self.quiet(&["image", "exists", tag]).map_err(|e| self.spawn_err(e))?;
+        let exists = self
+            .quiet(&["image", "exists", tag])
+            .map_err(|e| self.spawn_err(e))?;
         if exists.status.success() {
             return Ok(());
         }
         let out = self
-            .quiet(&["import", "--quiet", "--arch", arch.oci(), &tar.to_string_lossy(), tag])
+            .quiet(&[
+                "import",
+                "--quiet",
+                "--arch",
+                arch.oci(),
+                &tar.to_string_lossy(),
+                tag,
+            ])
             .map_err(|e| self.spawn_err(e))?;
         if !out.status.success() {
             return Err(ExecError::env(
@@ -203,7 +241,9 @@ impl Executor for Podman {
     }
 
     fn pull_image(&self, reference: &str, arch: Arch) -> Result<(), ExecError> {
-        let exists = self.quiet(&["image", "exists", reference]).map_err(|e| self.spawn_err(e))?;
+        let exists = self
+            .quiet(&["image", "exists", reference])
+            .map_err(|e| self.spawn_err(e))?;
         if exists.status.success() {
             return Ok(());
         }
@@ -237,7 +277,8 @@ mod tests {
     fn timeout_kills_the_child() {
         let mut child = Command::new("sleep").arg("5").spawn().unwrap();
         let killed = std::cell::Cell::new(false);
-        let st = wait_with_timeout(&mut child, Duration::from_millis(100), &|| killed.set(true)).unwrap();
+        let st = wait_with_timeout(&mut child, Duration::from_millis(100), &|| killed.set(true))
+            .unwrap();
         assert!(st.is_none());
         assert!(killed.get());
     }

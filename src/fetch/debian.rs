@@ -32,7 +32,10 @@ fn write_src_lists(dir: &Path) -> std::io::Result<usize> {
         sources.extend(v);
     }
     for (i, src) in sources.iter().enumerate() {
-        let name = src.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = src
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let text = fs::read_to_string(src)?;
         let converted = if name.ends_with(".sources") {
             text.lines()
@@ -56,8 +59,15 @@ fn write_src_lists(dir: &Path) -> std::io::Result<usize> {
         } else {
             continue;
         };
-        let ext = if name.ends_with(".sources") { "sources" } else { "list" };
-        fs::write(parts.join(format!("{i:02}-refine.{ext}")), format!("{converted}\n"))?;
+        let ext = if name.ends_with(".sources") {
+            "sources"
+        } else {
+            "list"
+        };
+        fs::write(
+            parts.join(format!("{i:02}-refine.{ext}")),
+            format!("{converted}\n"),
+        )?;
         n += 1;
     }
     Ok(n)
@@ -68,7 +78,10 @@ fn apt_opts(dir: &Path) -> Vec<String> {
         "-o".into(),
         "Dir::Etc::SourceList=/dev/null".into(),
         "-o".into(),
-        format!("Dir::Etc::SourceParts={}", dir.join("sources.list.d").display()),
+        format!(
+            "Dir::Etc::SourceParts={}",
+            dir.join("sources.list.d").display()
+        ),
         "-o".into(),
         format!("Dir::State::Lists={}", dir.join("lists").display()),
         "-o".into(),
@@ -99,7 +112,8 @@ pub fn fetch(
     lock.lock()?;
     if write_src_lists(&dir)? == 0 {
         return Err(FetchError::Tool {
-            message: "this machine has no apt sources to download Debian source packages from".into(),
+            message: "this machine has no apt sources to download Debian source packages from"
+                .into(),
             hint: "configure apt (/etc/apt/sources.list.d), or use a `url` source".into(),
         });
     }
@@ -107,7 +121,10 @@ pub fn fetch(
     fs::create_dir_all(&dl)?;
     let spec = format!("{package}={version}");
     let has_lists = fs::read_dir(dir.join("lists"))
-        .map(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().ends_with("Sources")))
+        .map(|rd| {
+            rd.flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with("Sources"))
+        })
         .unwrap_or(false);
     for attempt in 0..2 {
         if attempt == 1 || !has_lists {
@@ -147,13 +164,18 @@ pub fn fetch(
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect();
             return Err(FetchError::NotFound {
-                message: format!("source package {spec} has no file `{file}`; it has {}", got.join(", ")),
+                message: format!(
+                    "source package {spec} has no file `{file}`; it has {}",
+                    got.join(", ")
+                ),
                 hint: "set `file` to one of the package's files (usually the .orig.tar.*)".into(),
             });
         }
     }
     Err(FetchError::NotFound {
         message: format!("apt cannot find source package {spec} (see the log)"),
-        hint: format!("check the version: `apt-cache showsrc {package}` lists what the mirrors have"),
+        hint: format!(
+            "check the version: `apt-cache showsrc {package}` lists what the mirrors have"
+        ),
     })
 }

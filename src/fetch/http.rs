@@ -28,7 +28,10 @@ pub fn network_error(url: &str, e: &dyn std::fmt::Display) -> FetchError {
 
 /// GET `url` into `dest`, returning the sha256 of the body.
 pub fn download(url: &str, dest: &Path) -> Result<Digest, FetchError> {
-    let resp = client().get(url).send().map_err(|e| network_error(url, &e))?;
+    let resp = client()
+        .get(url)
+        .send()
+        .map_err(|e| network_error(url, &e))?;
     let status = resp.status();
     if status == reqwest::StatusCode::NOT_FOUND {
         return Err(FetchError::NotFound {

@@ -67,14 +67,19 @@ impl FetchError {
             FetchError::NotFound { hint, .. }
             | FetchError::Network { hint, .. }
             | FetchError::Tool { hint, .. } => hint.clone(),
-            FetchError::Store(_) | FetchError::Io(_) => "check disk space and permissions of the store".into(),
+            FetchError::Store(_) | FetchError::Io(_) => {
+                "check disk space and permissions of the store".into()
+            }
         }
     }
 
     /// A wrong pin or a missing file is the rule's problem; the rest is the
     /// machine's.
     pub fn is_user_error(&self) -> bool {
-        matches!(self, FetchError::Mismatch { .. } | FetchError::NotFound { .. })
+        matches!(
+            self,
+            FetchError::Mismatch { .. } | FetchError::NotFound { .. }
+        )
     }
 }
 

@@ -90,21 +90,26 @@ fn parse_html_listing(text: &str) -> Vec<Listed> {
         let href = after[..end].replace("&amp;", "&");
         // The tag ends at the first `>` outside quotes.
         let mut quote = None;
-        let Some(gt) = after[end + 1..].char_indices().find_map(|(i, c)| match (quote, c) {
-            (None, '"' | '\'') => {
-                quote = Some(c);
-                None
-            }
-            (Some(q), c) if c == q => {
-                quote = None;
-                None
-            }
-            (None, '>') => Some(i + end + 1),
-            _ => None,
-        }) else {
+        let Some(gt) = after[end + 1..]
+            .char_indices()
+            .find_map(|(i, c)| match (quote, c) {
+                (None, '"' | '\'') => {
+                    quote = Some(c);
+                    None
+                }
+                (Some(q), c) if c == q => {
+                    quote = None;
+                    None
+                }
+                (None, '>') => Some(i + end + 1),
+                _ => None,
+            })
+        else {
             break;
         };
-        let Some(close) = after[gt..].find("</a>") else { break };
+        let Some(close) = after[gt..].find("</a>") else {
+            break;
+        };
         let filename = after[gt + 1..gt + close].trim().to_string();
         let (url, frag) = href.split_once('#').unwrap_or((href.as_str(), ""));
         let sha256 = frag.strip_prefix("sha256=").map(str::to_string);
@@ -157,7 +162,10 @@ pub fn fetch(
     log: &mut File,
 ) -> Result<(PathBuf, String), FetchError> {
     let Some(cfg) = pip_config() else {
-        writeln!(log, "fetch: pip's configuration is not readable; using `pip download`")?;
+        writeln!(
+            log,
+            "fetch: pip's configuration is not readable; using `pip download`"
+        )?;
         return pip_download(name, version, dist, tmp, log);
     };
     let mut seen: Vec<Listed> = Vec::new();
@@ -185,7 +193,12 @@ pub fn fetch(
         indexes.push(cfg.index_url.clone());
         indexes.extend(cfg.extra_index_urls.iter().cloned());
     }
-    indexes.extend(cfg.find_links.iter().filter(|f| f.starts_with("http")).cloned());
+    indexes.extend(
+        cfg.find_links
+            .iter()
+            .filter(|f| f.starts_with("http"))
+            .cloned(),
+    );
     let project = normalize_name(name);
     let mut last_err = None;
     for index in &indexes {
@@ -195,7 +208,10 @@ pub fn fetch(
             format!("{}/{project}/", index.trim_end_matches('/'))
         };
         writeln!(log, "fetch: listing {}", redact(&page))?;
-        let (ctype, text) = match get_text(&page, "application/vnd.pypi.simple.v1+json, text/html;q=0.1") {
+        let (ctype, text) = match get_text(
+            &page,
+            "application/vnd.pypi.simple.v1+json, text/html;q=0.1",
+        ) {
             Ok(t) => t,
             Err(e) => {
                 last_err = Some(e);
@@ -207,9 +223,9 @@ pub fn fetch(
         } else {
             parse_html_listing(&text)
         };
-        let hit = listed
-            .iter()
-            .find(|l| l.sha256.as_deref() == Some(pin.hex()) && is_dist_of(&l.filename, name, version, dist));
+        let hit = listed.iter().find(|l| {
+            l.sha256.as_deref() == Some(pin.hex()) && is_dist_of(&l.filename, name, version, dist)
+        });
         if let Some(l) = hit {
             let url = reqwest::Url::parse(&page)
                 .and_then(|b| b.join(&l.url))
@@ -220,7 +236,11 @@ pub fn fetch(
             download(&url, &dest)?;
             return Ok((dest, l.filename.clone()));
         }
-        seen.extend(listed.into_iter().filter(|l| is_dist_of(&l.filename, name, version, dist)));
+        seen.extend(
+            listed
+                .into_iter()
+                .filter(|l| is_dist_of(&l.filename, name, version, dist)),
+        );
     }
     if seen.is_empty()
         && let Some(e) = last_err
@@ -229,7 +249,13 @@ pub fn fetch(
     }
     let listing: Vec<String> = seen
         .iter()
-        .map(|l| format!("{} (sha256 {})", l.filename, l.sha256.as_deref().unwrap_or("not listed")))
+        .map(|l| {
+            format!(
+                "{} (sha256 {})",
+                l.filename,
+                l.sha256.as_deref().unwrap_or("not listed")
+            )
+        })
         .collect();
     Err(FetchError::NotFound {
         message: if listing.is_empty() {
@@ -307,13 +333,48 @@ mod tests {
 
     #[test]
     fn matches_dist_file_names() {
-        assert!(is_dist_of("MarkupSafe-2.1.5.tar.gz", "markupsafe", "2.1.5", Dist::Sdist));
-        assert!(is_dist_of("markupsafe-2.1.5.tar.gz", "MarkupSafe", "2.1.5", Dist::Sdist));
-        assert!(!is_dist_of("MarkupSafe-2.1.50.tar.gz", "markupsafe", "2.1.5", Dist::Sdist));
-        assert!(is_dist_of("zope.interface-6.0.tar.gz", "zope-interface", "6.0", Dist::Sdist));
-        assert!(is_dist_of("setuptools-69.5.1-py3-none-any.whl", "setuptools", "69.5.1", Dist::Wheel));
-        assert!(!is_dist_of("setuptools-69.5.1.tar.gz", "setuptools", "69.5.1", Dist::Wheel));
-        assert!(is_dist_of("typing_extensions-4.12.2-py3-none-any.whl", "typing-extensions", "4.12.2", Dist::Wheel));
+        assert!(is_dist_of(
+            "MarkupSafe-2.1.5.tar.gz",
+            "markupsafe",
+            "2.1.5",
+            Dist::Sdist
+        ));
+        assert!(is_dist_of(
+            "markupsafe-2.1.5.tar.gz",
+            "MarkupSafe",
+            "2.1.5",
+            Dist::Sdist
+        ));
+        assert!(!is_dist_of(
+            "MarkupSafe-2.1.50.tar.gz",
+            "markupsafe",
+            "2.1.5",
+            Dist::Sdist
+        ));
+        assert!(is_dist_of(
+            "zope.interface-6.0.tar.gz",
+            "zope-interface",
+            "6.0",
+            Dist::Sdist
+        ));
+        assert!(is_dist_of(
+            "setuptools-69.5.1-py3-none-any.whl",
+            "setuptools",
+            "69.5.1",
+            Dist::Wheel
+        ));
+        assert!(!is_dist_of(
+            "setuptools-69.5.1.tar.gz",
+            "setuptools",
+            "69.5.1",
+            Dist::Wheel
+        ));
+        assert!(is_dist_of(
+            "typing_extensions-4.12.2-py3-none-any.whl",
+            "typing-extensions",
+            "4.12.2",
+            Dist::Wheel
+        ));
     }
 
     #[test]
@@ -328,6 +389,9 @@ mod tests {
 
     #[test]
     fn redacts_credentials() {
-        assert_eq!(redact("https://u:p@example.invalid/simple/"), "https://***@example.invalid/simple/");
+        assert_eq!(
+            redact("https://u:p@example.invalid/simple/"),
+            "https://***@example.invalid/simple/"
+        );
     }
 }

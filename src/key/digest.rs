@@ -15,7 +15,11 @@ pub struct DigestError(pub String);
 impl Digest {
     pub fn parse(s: &str) -> Result<Digest, DigestError> {
         let hex = s.strip_prefix("sha256:").unwrap_or(s);
-        if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)) {
+        if hex.len() == 64
+            && hex
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+        {
             Ok(Digest(format!("sha256:{hex}")))
         } else {
             Err(DigestError(s.to_string()))

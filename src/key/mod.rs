@@ -121,9 +121,9 @@ impl PValue {
             PValue::Int(n) => serde_json::Value::from(*n),
             PValue::Bool(b) => serde_json::Value::Bool(*b),
             PValue::List(l) => serde_json::Value::Array(l.iter().map(|v| v.to_json()).collect()),
-            PValue::Map(m) => serde_json::Value::Object(
-                m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
-            ),
+            PValue::Map(m) => {
+                serde_json::Value::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+            }
         }
     }
 
@@ -201,8 +201,10 @@ pub struct Key(pub String);
 
 impl Key {
     pub fn parse(s: &str) -> Option<Key> {
-        (s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()))
-            .then(|| Key(s.to_string()))
+        (s.len() == 64
+            && s.chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()))
+        .then(|| Key(s.to_string()))
     }
 
     pub fn short(&self) -> &str {
@@ -284,15 +286,27 @@ mod tests {
         let mut bytes = Vec::new();
         PValue::Map(p.fields.clone()).encode(&mut |b| bytes.extend_from_slice(b));
         let expected = [
-            "05", "0300000000000000", // map of 3
-            "0500000000000000", "666c616773", // "flags"
-            "04", "0200000000000000", // list of 2
-            "01", "0100000000000000", "61", // "a"
-            "01", "0100000000000000", "62", // "b"
-            "0400000000000000", "6b696e64", // "kind"
-            "01", "0500000000000000", "776865656c", // "wheel"
-            "0100000000000000", "6e", // "n"
-            "02", "0300000000000000", // 3
+            "05",
+            "0300000000000000", // map of 3
+            "0500000000000000",
+            "666c616773", // "flags"
+            "04",
+            "0200000000000000", // list of 2
+            "01",
+            "0100000000000000",
+            "61", // "a"
+            "01",
+            "0100000000000000",
+            "62", // "b"
+            "0400000000000000",
+            "6b696e64", // "kind"
+            "01",
+            "0500000000000000",
+            "776865656c", // "wheel"
+            "0100000000000000",
+            "6e", // "n"
+            "02",
+            "0300000000000000", // 3
         ]
         .concat();
         assert_eq!(hex::encode(&bytes), expected);

@@ -36,7 +36,11 @@ impl BuildReport {
 
     /// The error to exit with, if any node failed.
     pub fn error(&self) -> Option<Error> {
-        let failed: Vec<&NodeResult> = self.results.iter().filter(|r| r.verdict == Verdict::Failed).collect();
+        let failed: Vec<&NodeResult> = self
+            .results
+            .iter()
+            .filter(|r| r.verdict == Verdict::Failed)
+            .collect();
         if failed.is_empty() {
             return None;
         }
@@ -47,7 +51,11 @@ impl BuildReport {
             .unwrap_or(ErrorClass::Build);
         Some(Error::new(
             class,
-            format!("{} target{} failed", failed.len(), if failed.len() == 1 { "" } else { "s" }),
+            format!(
+                "{} target{} failed",
+                failed.len(),
+                if failed.len() == 1 { "" } else { "s" }
+            ),
         ))
     }
 }
@@ -88,7 +96,12 @@ pub fn build(s: &Session, args: &BuildArgs, sink: &dyn EventSink) -> Result<Buil
 
 /// Copy the wheels of requested wheel and repair targets to `out_dir`
 /// (verifying each blob) and write `manifest.json` for this run.
-pub fn deliver(store: &LocalStore, graph: &Graph, results: &[NodeResult], out_dir: &Path) -> Result<Option<PathBuf>> {
+pub fn deliver(
+    store: &LocalStore,
+    graph: &Graph,
+    results: &[NodeResult],
+    out_dir: &Path,
+) -> Result<Option<PathBuf>> {
     let mut entries = Vec::new();
     for (node, r) in graph.nodes.iter().zip(results) {
         let kind = node.derivation.label.kind;
@@ -128,7 +141,8 @@ pub fn deliver(store: &LocalStore, graph: &Graph, results: &[NodeResult], out_di
         return Ok(None);
     }
     std::fs::create_dir_all(out_dir).map_err(|e| {
-        Error::env(format!("cannot create {}: {e}", out_dir.display())).hint("choose another --out directory")
+        Error::env(format!("cannot create {}: {e}", out_dir.display()))
+            .hint("choose another --out directory")
     })?;
     let manifest = out_dir.join("manifest.json");
     let doc = serde_json::json!({
@@ -136,6 +150,10 @@ pub fn deliver(store: &LocalStore, graph: &Graph, results: &[NodeResult], out_di
         "created": crate::store::now_secs(),
         "wheels": entries,
     });
-    crate::store::local::write_atomic(out_dir, &manifest, &serde_json::to_vec_pretty(&doc).unwrap_or_default())?;
+    crate::store::local::write_atomic(
+        out_dir,
+        &manifest,
+        &serde_json::to_vec_pretty(&doc).unwrap_or_default(),
+    )?;
     Ok(Some(manifest))
 }

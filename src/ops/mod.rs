@@ -10,7 +10,10 @@ pub mod remote;
 
 use crate::diag::{Diagnostic, render_all};
 use crate::error::{Error, ErrorClass, Result};
-use crate::eval::{Database, Graph, Overrides, SourceFile, Workspace, load_graph, resolve_patterns, workspace_diagnostics};
+use crate::eval::{
+    Database, Graph, Overrides, SourceFile, Workspace, load_graph, resolve_patterns,
+    workspace_diagnostics,
+};
 use crate::rules::config::{CONFIG_FILE, Config};
 use crate::rules::{Arch, Label, Pattern, Platform};
 use crate::store::LocalStore;
@@ -91,15 +94,20 @@ impl Session {
                 return Err(Error::user("no targets given and WORKSPACE.toml has no default targets")
                     .hint("name targets (`refine build //wheels:six`, `//...`) or set `targets` in [defaults]"));
             }
-            self.config.defaults.targets.iter().map(|t| t.value.clone()).collect()
+            self.config
+                .defaults
+                .targets
+                .iter()
+                .map(|t| t.value.clone())
+                .collect()
         } else {
             patterns.to_vec()
         };
         let mut parsed = Vec::new();
         for t in &texts {
-            let p: Pattern = t
-                .parse()
-                .map_err(|e: crate::rules::label::LabelError| Error::user(format!("{e}")).hint(e.hint()))?;
+            let p: Pattern = t.parse().map_err(|e: crate::rules::label::LabelError| {
+                Error::user(format!("{e}")).hint(e.hint())
+            })?;
             parsed.push(p);
         }
         resolve_patterns(&self.db, self.ws, &parsed).map_err(|d| rule_errors(&self.root, &d))

@@ -136,7 +136,10 @@ pub fn reason(e: &PlanEntry) -> String {
         PlanStatus::Cached => String::new(),
         PlanStatus::Pending { after } => {
             let names: Vec<String> = after.iter().map(|l| l.to_string()).collect();
-            format!("after {} (rebuilds only if their output changes)", names.join(", "))
+            format!(
+                "after {} (rebuilds only if their output changes)",
+                names.join(", ")
+            )
         }
         PlanStatus::Build => {
             if e.previous.is_none() {
@@ -169,14 +172,25 @@ pub fn describe_change(c: &FieldChange) -> String {
 pub fn log_path(s: &Session, label: &str) -> Result<std::path::PathBuf> {
     let labels = s.resolve(&[label.to_string()])?;
     let [label] = labels.as_slice() else {
-        return Err(Error::user(format!("`{label}` names {} targets; name one", labels.len())));
+        return Err(Error::user(format!(
+            "`{label}` names {} targets; name one",
+            labels.len()
+        )));
     };
     let store = s.open_store()?;
     let rec = store.label_record(s.platform.arch.as_str(), &label.path());
     let from_record = rec.and_then(|r| r.log).filter(|p| p.is_file());
     let path = from_record.or_else(|| {
-        let dir = store.root().join("logs").join(s.platform.arch.as_str()).join(label.path());
-        let mut logs: Vec<_> = std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).collect();
+        let dir = store
+            .root()
+            .join("logs")
+            .join(s.platform.arch.as_str())
+            .join(label.path());
+        let mut logs: Vec<_> = std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         logs.sort();
         logs.pop()
     });
@@ -188,7 +202,5 @@ pub fn log_path(s: &Session, label: &str) -> Result<std::path::PathBuf> {
 
 /// How many times `refine verify` reproduced this key's output.
 pub fn verified_count(store: &LocalStore, key: &Key) -> usize {
-    store
-        .verification(key)
-        .map_or(0, |v| v.agreeing_rounds)
+    store.verification(key).map_or(0, |v| v.agreeing_rounds)
 }

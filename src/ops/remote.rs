@@ -18,6 +18,8 @@ pub fn open(
     }
     match flag.or(s.config.store.remote.as_deref()) {
         None => Ok(None),
-        Some(url) => Err(Error::user(format!("remote {url}: OCI remotes are not built into this version"))),
+        Some(url) => Err(Error::user(format!(
+            "remote {url}: OCI remotes are not built into this version"
+        ))),
     }
 }

@@ -15,7 +15,12 @@ pub trait Remote: Send + Sync {
     fn describe(&self) -> String;
 
     /// Fetch the result of `key` into `local`; `Ok(None)` is a miss.
-    fn pull(&self, label: &Label, key: &Key, local: &LocalStore) -> Result<Option<(ActionResult, Tree)>, RemoteError>;
+    fn pull(
+        &self,
+        label: &Label,
+        key: &Key,
+        local: &LocalStore,
+    ) -> Result<Option<(ActionResult, Tree)>, RemoteError>;
 
     /// Publish a successful result that is in `local`.
     fn push(

@@ -218,7 +218,9 @@ pub fn parse_config(text: &str) -> Result<Config, Vec<Diagnostic>> {
     // [workspace]
     let (t, s) = table_of(tables[0], &mut diags);
     let mut r = Reader::new(file, t, s, "[workspace]", &mut diags);
-    let name = r.str("name").map_or_else(|| "refine".to_string(), |s| s.value);
+    let name = r
+        .str("name")
+        .map_or_else(|| "refine".to_string(), |s| s.value);
     r.finish(&["name"]);
 
     // [platform]
@@ -234,7 +236,9 @@ pub fn parse_config(text: &str) -> Result<Config, Vec<Diagnostic>> {
             }
         },
     };
-    let python = r.str("python").map_or_else(|| "3.11".to_string(), |s| s.value);
+    let python = r
+        .str("python")
+        .map_or_else(|| "3.11".to_string(), |s| s.value);
     let policy = r
         .str("policy")
         .map_or_else(|| "manylinux_2_36".to_string(), |s| s.value);
@@ -331,8 +335,11 @@ pub fn parse_config(text: &str) -> Result<Config, Vec<Diagnostic>> {
     });
     for t in &defaults.targets {
         if let Err(e) = t.value.parse::<Pattern>() {
-            r.diags
-                .push(Diagnostic::error(e.to_string()).at(t.loc.clone()).hint(e.hint()));
+            r.diags.push(
+                Diagnostic::error(e.to_string())
+                    .at(t.loc.clone())
+                    .hint(e.hint()),
+            );
         }
     }
     r.finish(&[
@@ -393,8 +400,10 @@ fn table_of<'t>(
 
 pub fn arch_error(value: &str) -> Diagnostic {
     let names: Vec<&str> = Arch::ALL.iter().map(|a| a.as_str()).collect();
-    Diagnostic::error(format!("unknown architecture `{value}`"))
-        .hint(format!("architectures are {} (or \"host\")", names.join(", ")))
+    Diagnostic::error(format!("unknown architecture `{value}`")).hint(format!(
+        "architectures are {} (or \"host\")",
+        names.join(", ")
+    ))
 }
 
 #[cfg(test)]
@@ -413,10 +422,9 @@ mod tests {
     fn reads_platform_and_reports_all_errors() {
         let c = parse_config("[platform]\narch = \"s390x\"\n").unwrap();
         assert_eq!(c.platform.platform_tag(), "manylinux_2_36_s390x");
-        let errs = parse_config(
-            "[platform]\narch = \"sparc\"\n[sandbox]\ntimeout = \"soon\"\n[stor]\n",
-        )
-        .unwrap_err();
+        let errs =
+            parse_config("[platform]\narch = \"sparc\"\n[sandbox]\ntimeout = \"soon\"\n[stor]\n")
+                .unwrap_err();
         let msgs: Vec<&str> = errs.iter().map(|d| d.message.as_str()).collect();
         assert_eq!(msgs.len(), 3, "{msgs:?}");
         assert!(msgs.iter().any(|m| m.contains("unknown key `stor`")));

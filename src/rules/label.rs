@@ -101,7 +101,9 @@ pub enum LabelError {
     NoColon(String),
     #[error("unknown kind `{kind}` in `{label}`")]
     UnknownKind { label: String, kind: String },
-    #[error("invalid target name `{0}`: use letters, digits, `.`, `_`, `-` and `+`, starting with a letter or digit")]
+    #[error(
+        "invalid target name `{0}`: use letters, digits, `.`, `_`, `-` and `+`, starting with a letter or digit"
+    )]
     BadName(String),
 }
 
@@ -224,7 +226,11 @@ mod tests {
             Err(LabelError::NoSlashes(_))
         ));
         let err = "//wheelz:six".parse::<Label>().unwrap_err();
-        assert!(err.hint().contains("did you mean `wheels`"), "{}", err.hint());
+        assert!(
+            err.hint().contains("did you mean `wheels`"),
+            "{}",
+            err.hint()
+        );
         assert!(valid_name("cpython-3.11"));
         assert!(!valid_name("../x"));
     }

@@ -46,7 +46,10 @@ pub fn lower_file(file: &str, root: &Node) -> LoweredFile {
         }
         let Some(kind) = Kind::ALL.into_iter().find(|k| k.as_str() == entry.key) else {
             let hint = match crate::diag::suggest(&entry.key, TOP_KEYS.iter().copied()) {
-                Some(s) => format!("did you mean `[{s}.<name>]`? rule files hold {}", TOP_KEYS.join(", ")),
+                Some(s) => format!(
+                    "did you mean `[{s}.<name>]`? rule files hold {}",
+                    TOP_KEYS.join(", ")
+                ),
                 None => format!("rule files hold tables named {}", TOP_KEYS.join(", ")),
             };
             diags.push(
@@ -137,9 +140,15 @@ fn lower_target(
     let (body, known): (Option<Body>, &[&str]) = match label.kind {
         Kind::Source => (lower_source(&mut r).map(Body::Source), SOURCE_KEYS),
         Kind::Image => (lower_image(&mut r).map(Body::Image), IMAGE_KEYS),
-        Kind::Runtime => (lower_runtime(ctx, &label, &mut r).map(Body::Runtime), RUNTIME_KEYS),
+        Kind::Runtime => (
+            lower_runtime(ctx, &label, &mut r).map(Body::Runtime),
+            RUNTIME_KEYS,
+        ),
         Kind::Pack => (lower_pack(ctx, &label, &mut r).map(Body::Pack), PACK_KEYS),
-        Kind::Wheel => (lower_wheel(ctx, &label, &mut r).map(Body::Wheel), WHEEL_KEYS),
+        Kind::Wheel => (
+            lower_wheel(ctx, &label, &mut r).map(Body::Wheel),
+            WHEEL_KEYS,
+        ),
         Kind::Repair => (lower_repair(&mut r).map(Body::Repair), REPAIR_KEYS),
     };
     r.finish(known);
@@ -398,7 +407,12 @@ fn check_rel_path(r: &mut Reader<'_, '_>, p: &Spanned<String>) -> Option<()> {
 }
 
 const IMAGE_KEYS: &[&str] = &[
-    "suite", "variant", "components", "packages", "oci", "timeout",
+    "suite",
+    "variant",
+    "components",
+    "packages",
+    "oci",
+    "timeout",
 ];
 
 fn lower_image(r: &mut Reader<'_, '_>) -> Option<ImageRule> {
@@ -446,7 +460,9 @@ fn lower_image(r: &mut Reader<'_, '_>) -> Option<ImageRule> {
             return None;
         }
     };
-    let variant = r.str("variant").map_or_else(|| "minbase".to_string(), |s| s.value);
+    let variant = r
+        .str("variant")
+        .map_or_else(|| "minbase".to_string(), |s| s.value);
     let components = r
         .str_list("components")
         .map(|l| l.into_iter().map(|s| s.value).collect())
@@ -473,7 +489,10 @@ fn lower_image(r: &mut Reader<'_, '_>) -> Option<ImageRule> {
 fn recipe(r: &mut Reader<'_, '_>, required: bool) -> Option<Option<Recipe>> {
     let Some(script) = r.str("recipe") else {
         if required {
-            r.missing("recipe", "name the script that builds it: `recipe = \"recipes/<name>.sh\"`");
+            r.missing(
+                "recipe",
+                "name the script that builds it: `recipe = \"recipes/<name>.sh\"`",
+            );
             return None;
         }
         if let Some(l) = r.key_loc("includes") {
@@ -636,7 +655,9 @@ fn lower_runtime(ctx: &mut Ctx<'_>, label: &Label, r: &mut Reader<'_, '_>) -> Op
             );
             return None;
         }
-        for k in ["version", "source", "sources", "recipe", "includes", "packs", "env"] {
+        for k in [
+            "version", "source", "sources", "recipe", "includes", "packs", "env",
+        ] {
             if let Some(l) = r.key_loc(k) {
                 r.entry(k);
                 r.diags.push(
@@ -657,7 +678,10 @@ fn lower_runtime(ctx: &mut Ctx<'_>, label: &Label, r: &mut Reader<'_, '_>) -> Op
     let packs = r.labels("packs").unwrap_or_default();
     let env = env(r);
     let Some(version) = version else {
-        r.missing("version", "say which interpreter this builds: `version = \"3.11.9\"`");
+        r.missing(
+            "version",
+            "say which interpreter this builds: `version = \"3.11.9\"`",
+        );
         return None;
     };
     Some(RuntimeRule {
@@ -684,7 +708,10 @@ fn lower_pack(ctx: &mut Ctx<'_>, label: &Label, r: &mut Reader<'_, '_>) -> Optio
     let env = env(r);
     let image = r.label("image");
     let Some(version) = version else {
-        r.missing("version", "say which version this pack builds: `version = \"1.3.1\"`");
+        r.missing(
+            "version",
+            "say which version this pack builds: `version = \"1.3.1\"`",
+        );
         return None;
     };
     Some(PackRule {
@@ -779,7 +806,10 @@ fn lower_repair(r: &mut Reader<'_, '_>) -> Option<RepairRule> {
     let runtime = r.label("runtime");
     let Some(wheel) = wheel else {
         if !r.has("wheel") {
-            r.missing("wheel", "name the wheel to repair: `wheel = \"//wheels:<name>\"`");
+            r.missing(
+                "wheel",
+                "name the wheel to repair: `wheel = \"//wheels:<name>\"`",
+            );
         }
         return None;
     };
@@ -793,7 +823,12 @@ fn lower_repair(r: &mut Reader<'_, '_>) -> Option<RepairRule> {
     })
 }
 
-fn lower_catalog(file: &str, node: &Node, out: &mut Vec<CatalogEntry>, diags: &mut Vec<Diagnostic>) {
+fn lower_catalog(
+    file: &str,
+    node: &Node,
+    out: &mut Vec<CatalogEntry>,
+    diags: &mut Vec<Diagnostic>,
+) {
     let Value::Table(t) = &node.value else {
         diags.push(
             Diagnostic::error("`catalog` must be a table of package = [packs]")
@@ -848,7 +883,11 @@ mod tests {
         let labels: Vec<String> = f.targets.iter().map(|t| t.label.to_string()).collect();
         assert_eq!(
             labels,
-            ["//wheels:markupsafe", "//sources:wheel-markupsafe", "//repairs:markupsafe"]
+            [
+                "//wheels:markupsafe",
+                "//sources:wheel-markupsafe",
+                "//repairs:markupsafe"
+            ]
         );
         let Body::Wheel(w) = &f.targets[0].body else {
             panic!()

@@ -113,8 +113,7 @@ fn convert_table(t: &DeTable<'_>) -> Table {
 fn convert(v: &DeValue<'_>, span: Span) -> Node {
     let value = match v {
         DeValue::String(s) => Value::Str(s.to_string()),
-        DeValue::Integer(i) => match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix())
-        {
+        DeValue::Integer(i) => match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
             Ok(n) => Value::Int(n),
             Err(_) => Value::Float(i.as_str().to_string()),
         },
@@ -190,9 +189,12 @@ impl<'t, 'd> Reader<'t, 'd> {
 
     /// The loc of the whole `key = value` for a key, if present.
     pub fn key_loc(&self, key: &str) -> Option<Loc> {
-        self.table
-            .get(key)
-            .map(|e| self.loc(Span::new(e.key_span.start, e.value.span.end.max(e.key_span.end))))
+        self.table.get(key).map(|e| {
+            self.loc(Span::new(
+                e.key_span.start,
+                e.value.span.end.max(e.key_span.end),
+            ))
+        })
     }
 
     pub fn error_at(&mut self, span: Span, message: impl Into<String>, hint: Option<String>) {
@@ -437,6 +439,12 @@ mod tests {
         assert_eq!(diags.len(), 2);
         assert!(diags[0].message.contains("must be a string"));
         assert!(diags[1].message.contains("unknown key `envv`"));
-        assert!(diags[1].hint.as_deref().unwrap().contains("did you mean `env`"));
+        assert!(
+            diags[1]
+                .hint
+                .as_deref()
+                .unwrap()
+                .contains("did you mean `env`")
+        );
     }
 }

@@ -4,10 +4,21 @@ use super::NodeResult;
 use crate::rules::Label;
 
 pub enum Event<'a> {
-    Planned { total: usize },
-    Started { label: &'a Label },
-    Finished { result: &'a NodeResult, done: usize, total: usize },
-    Warning { label: Option<&'a Label>, message: String },
+    Planned {
+        total: usize,
+    },
+    Started {
+        label: &'a Label,
+    },
+    Finished {
+        result: &'a NodeResult,
+        done: usize,
+        total: usize,
+    },
+    Warning {
+        label: Option<&'a Label>,
+        message: String,
+    },
 }
 
 pub trait EventSink: Sync {

@@ -122,6 +122,7 @@ pub fn run(graph: &Graph, cfg: &RunConfig<'_>) -> Vec<NodeResult> {
         }
     });
     let st = state.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut k = done.load(std::sync::atomic::Ordering::SeqCst);
     st.results
         .into_iter()
         .enumerate()
@@ -132,7 +133,12 @@ pub fn run(graph: &Graph, cfg: &RunConfig<'_>) -> Vec<NodeResult> {
                     Verdict::Skipped,
                     "not started: the run stopped after the first failure (use --keep-going to build everything that can be built)",
                 );
-                cfg.sink.event(&Event::Finished { result: &res, done: 0, total: n });
+                k += 1;
+                cfg.sink.event(&Event::Finished {
+                    result: &res,
+                    done: k,
+                    total: n,
+                });
                 res
             })
         })
@@ -196,7 +202,13 @@ fn worker(
         });
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
         let ok = result.verdict.is_ok();
-        if !ok && !cfg.keep_going {
+        // Without --keep-going the first failure stops the run; a broken
+        // environment (podman missing, disk full) stops it in any case,
+        // since every other build would fail the same way.
+        let env_broken = result.failure.as_ref().is_some_and(|f| {
+            f.class == ErrorClass::Environment && result.verdict == node::Verdict::Failed
+        });
+        if (!ok && !cfg.keep_going) || env_broken {
             st.stop = true;
         }
         st.results[i] = Some(result);
@@ -213,7 +225,10 @@ fn worker(
                     let res = NodeResult::not_run(
                         &graph.nodes[d].derivation.label,
                         Verdict::Blocked,
-                        &format!("needs {}, which did not build", graph.nodes[j].derivation.label),
+                        &format!(
+                            "needs {}, which did not build",
+                            graph.nodes[j].derivation.label
+                        ),
                     );
                     let k = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                     cfg.sink.event(&Event::Finished {

@@ -37,7 +37,10 @@ impl Verdict {
     }
 
     pub fn is_ok(self) -> bool {
-        matches!(self, Verdict::HitLocal | Verdict::HitRemote | Verdict::Built)
+        matches!(
+            self,
+            Verdict::HitLocal | Verdict::HitRemote | Verdict::Built
+        )
     }
 }
 
@@ -174,8 +177,17 @@ pub fn process(graph: &Graph, i: usize, deps: &[&NodeResult], cfg: &RunConfig<'_
         if let Some(dir) = log_path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let mut log = File::options().create(true).append(true).read(true).open(&log_path)?;
-        writeln!(log, "refine {}: building {} for {arch}", env!("CARGO_PKG_VERSION"), d.label)?;
+        let mut log = File::options()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&log_path)?;
+        writeln!(
+            log,
+            "refine {}: building {} for {arch}",
+            env!("CARGO_PKG_VERSION"),
+            d.label
+        )?;
         writeln!(log, "key {key}")?;
         let r = build(graph, i, deps, cfg, &key, &mut log);
         if let Err(f) = &r {
@@ -216,19 +228,27 @@ pub fn process(graph: &Graph, i: usize, deps: &[&NodeResult], cfg: &RunConfig<'_
             res.output = Some(tree.digest());
             if !forced {
                 if let Err(e) = cfg.store.put_action(&key, &result, &pre) {
-                    note(&mut res, format!("could not record the result in the action cache: {e}"));
+                    note(
+                        &mut res,
+                        format!("could not record the result in the action cache: {e}"),
+                    );
                 }
                 record_label(cfg, d, &res);
                 if cfg.push
                     && let Some(remote) = cfg.remote
                 {
-                    res.push = Some(match remote.push(&d.label, &key, &result, &tree, &pre, cfg.store) {
-                        Ok(()) => PushStatus::Pushed,
-                        Err(e) => {
-                            note(&mut res, format!("push to {} failed: {e}", remote.describe()));
-                            PushStatus::Failed(e.0)
-                        }
-                    });
+                    res.push = Some(
+                        match remote.push(&d.label, &key, &result, &tree, &pre, cfg.store) {
+                            Ok(()) => PushStatus::Pushed,
+                            Err(e) => {
+                                note(
+                                    &mut res,
+                                    format!("push to {} failed: {e}", remote.describe()),
+                                );
+                                PushStatus::Failed(e.0)
+                            }
+                        },
+                    );
                 }
             }
             res.tree = Some(tree);
@@ -245,10 +265,30 @@ fn local_hit(
     note: &dyn Fn(&mut NodeResult, String),
 ) -> Option<(ActionResult, Tree)> {
     match cfg.store.lookup(key) {
-        Lookup::Hit(r, t) => Some((r, t)),
+        // Check the bytes too (cheap for blobs checked before: the store
+        // remembers their inode, size and mtime).
+        Lookup::Hit(r, t) => {
+            let checked = t
+                .files()
+                .try_for_each(|(_, dg, _)| cfg.store.verify_blob(dg).map(|_| ()));
+            match checked {
+                Ok(()) => Some((r, t)),
+                Err(e) => {
+                    cfg.store.remove_action(key);
+                    note(
+                        res,
+                        format!("{}: corrupt cache entry treated as a miss: {e}", d.label),
+                    );
+                    None
+                }
+            }
+        }
         Lookup::Miss => None,
         Lookup::Corrupt(why) => {
-            note(res, format!("{}: corrupt cache entry treated as a miss: {why}", d.label));
+            note(
+                res,
+                format!("{}: corrupt cache entry treated as a miss: {why}", d.label),
+            );
             None
         }
     }
@@ -266,7 +306,9 @@ fn finish_hit(
     res.output = Some(result.output.clone());
     res.tree = Some(tree);
     res.duration = start.elapsed();
-    let prev = cfg.store.label_record(d.platform.arch.as_str(), &d.label.path());
+    let prev = cfg
+        .store
+        .label_record(d.platform.arch.as_str(), &d.label.path());
     res.log = prev.as_ref().and_then(|p| p.log.clone());
     // Only write when something changed: a no-op run writes nothing.
     if prev.as_ref().map(|p| (&p.key, &p.verdict)) != Some((&result.key, &"hit".to_string())) {
@@ -280,13 +322,18 @@ fn record_label(cfg: &RunConfig<'_>, d: &Derivation, res: &NodeResult) {
         Verdict::HitLocal | Verdict::HitRemote => "hit",
         v => v.as_str(),
     };
-    let prev = cfg.store.label_record(d.platform.arch.as_str(), &d.label.path());
+    let prev = cfg
+        .store
+        .label_record(d.platform.arch.as_str(), &d.label.path());
     let rec = LabelRecord {
         label: d.label.to_string(),
         key: res.key.as_ref().map(|k| k.0.clone()).unwrap_or_default(),
         verdict: verdict.to_string(),
         output: res.output.clone(),
-        log: res.log.clone().or_else(|| prev.as_ref().and_then(|p| p.log.clone())),
+        log: res
+            .log
+            .clone()
+            .or_else(|| prev.as_ref().and_then(|p| p.log.clone())),
         time: now_secs(),
         duration_ms: if res.verdict == Verdict::Built {
             Some(res.duration.as_millis() as u64)
@@ -294,7 +341,9 @@ fn record_label(cfg: &RunConfig<'_>, d: &Derivation, res: &NodeResult) {
             prev.and_then(|p| p.duration_ms)
         },
     };
-    let _ = cfg.store.set_label_record(d.platform.arch.as_str(), &d.label.path(), &rec);
+    let _ = cfg
+        .store
+        .set_label_record(d.platform.arch.as_str(), &d.label.path(), &rec);
 }
 
 /// Do the work of node `i` and store its output tree.
@@ -309,8 +358,17 @@ fn build(
     let d = &graph.nodes[i].derivation;
     match &d.action {
         Action::Fetch { fetch, sha256 } => {
-            let pin = Digest::parse(sha256).map_err(|e| failure(ErrorClass::User, e.to_string(), "fix the pin"))?;
-            let f = crate::fetch::fetch(fetch, &pin, &d.label.to_string(), cfg.ws_root, cfg.store, log).map_err(|e| {
+            let pin = Digest::parse(sha256)
+                .map_err(|e| failure(ErrorClass::User, e.to_string(), "fix the pin"))?;
+            let f = crate::fetch::fetch(
+                fetch,
+                &pin,
+                &d.label.to_string(),
+                cfg.ws_root,
+                cfg.store,
+                log,
+            )
+            .map_err(|e| {
                 let class = if e.is_user_error() {
                     ErrorClass::User
                 } else {
@@ -339,7 +397,11 @@ fn build(
         } => {
             cfg.exec.preflight(&crate::exec::Needs {
                 mmdebstrap: true,
-                emulate: if d.platform.is_foreign() { vec![d.platform.arch] } else { Vec::new() },
+                emulate: if d.platform.is_foreign() {
+                    vec![d.platform.arch]
+                } else {
+                    Vec::new()
+                },
                 ..Default::default()
             })?;
             let req = ImageRequest {
@@ -362,7 +424,11 @@ fn build(
         Action::SystemRuntime { .. } | Action::Recipe { .. } => {
             cfg.exec.preflight(&crate::exec::Needs {
                 containers: true,
-                emulate: if d.platform.is_foreign() { vec![d.platform.arch] } else { Vec::new() },
+                emulate: if d.platform.is_foreign() {
+                    vec![d.platform.arch]
+                } else {
+                    Vec::new()
+                },
                 ..Default::default()
             })?;
             let scratch = cfg.store.tmp_dir()?;
@@ -381,7 +447,9 @@ fn build(
 fn shell_words(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
-            if a.chars().all(|c| c.is_ascii_alphanumeric() || "-_=/.:,+@".contains(c)) {
+            if a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_=/.:,+@".contains(c))
+            {
                 a.clone()
             } else {
                 format!("'{}'", a.replace('\'', "'\\''"))
@@ -407,7 +475,12 @@ fn check_status(status: RunStatus, d: &Derivation) -> Result<(), Failure> {
     }
 }
 
-fn single_file_tree(cfg: &RunConfig<'_>, name: &str, digest: &Digest, size: u64) -> Result<Tree, Failure> {
+fn single_file_tree(
+    cfg: &RunConfig<'_>,
+    name: &str,
+    digest: &Digest,
+    size: u64,
+) -> Result<Tree, Failure> {
     let tree = Tree::new(vec![TreeEntry {
         path: name.to_string(),
         kind: EntryKind::File {
@@ -422,7 +495,12 @@ fn single_file_tree(cfg: &RunConfig<'_>, name: &str, digest: &Digest, size: u64)
 }
 
 /// Check and normalize what a recipe wrote, then store it.
-fn collect_outputs(cfg: &RunConfig<'_>, d: &Derivation, out: &Path, log: &mut File) -> Result<Tree, Failure> {
+fn collect_outputs(
+    cfg: &RunConfig<'_>,
+    d: &Derivation,
+    out: &Path,
+    log: &mut File,
+) -> Result<Tree, Failure> {
     if makes_wheels(d.label.kind) {
         let mut wheels = Vec::new();
         for e in std::fs::read_dir(out)?.flatten() {
@@ -430,7 +508,10 @@ fn collect_outputs(cfg: &RunConfig<'_>, d: &Derivation, out: &Path, log: &mut Fi
             if name.ends_with(".whl") && e.file_type().is_ok_and(|t| t.is_file()) {
                 wheels.push(e.path());
             } else {
-                writeln!(log, "refine: dropping {name} from the output (wheel outputs hold .whl files only)")?;
+                writeln!(
+                    log,
+                    "refine: dropping {name} from the output (wheel outputs hold .whl files only)"
+                )?;
                 let p = e.path();
                 if p.is_dir() {
                     std::fs::remove_dir_all(&p)?;
@@ -448,13 +529,25 @@ fn collect_outputs(cfg: &RunConfig<'_>, d: &Derivation, out: &Path, log: &mut Fi
         }
         for w in &wheels {
             crate::wheel::normalize(w, d.source_date_epoch).map_err(|e| {
-                failure(ErrorClass::Build, format!("{}: {e}", d.label), "the recipe wrote a broken wheel")
+                failure(
+                    ErrorClass::Build,
+                    format!("{}: {e}", d.label),
+                    "the recipe wrote a broken wheel",
+                )
             })?;
-            let files = crate::wheel::read_wheel(w)
-                .map_err(|e| failure(ErrorClass::Build, e.to_string(), "the recipe wrote a broken wheel"))?;
+            let files = crate::wheel::read_wheel(w).map_err(|e| {
+                failure(
+                    ErrorClass::Build,
+                    e.to_string(),
+                    "the recipe wrote a broken wheel",
+                )
+            })?;
             let foreign = crate::wheel::foreign_elves(&files, d.platform.arch.elf_machine());
             if !foreign.is_empty() {
-                let list: Vec<String> = foreign.iter().map(|(n, m)| format!("{n} (e_machine {m})")).collect();
+                let list: Vec<String> = foreign
+                    .iter()
+                    .map(|(n, m)| format!("{n} (e_machine {m})"))
+                    .collect();
                 return Err(failure(
                     ErrorClass::Build,
                     format!(
@@ -471,7 +564,10 @@ fn collect_outputs(cfg: &RunConfig<'_>, d: &Derivation, out: &Path, log: &mut Fi
     if d.label.kind == Kind::Pack {
         check_no_build_paths(d, out)?;
     }
-    if d.label.kind == Kind::Runtime && !out.join("runtime.json").is_file() && !out.join("bin").is_dir() {
+    if d.label.kind == Kind::Runtime
+        && !out.join("runtime.json").is_file()
+        && !out.join("bin").is_dir()
+    {
         return Err(failure(
             ErrorClass::Build,
             format!("{} wrote no interpreter to $REFINE_OUT", d.label),
@@ -487,8 +583,14 @@ fn check_no_build_paths(d: &Derivation, out: &Path) -> Result<(), Failure> {
     let mut leaks = Vec::new();
     for e in walkdir::WalkDir::new(out).into_iter().flatten() {
         let p = e.path();
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let text_kind = name.ends_with(".pc") || name.ends_with(".la") || name.ends_with("-config") || name.ends_with(".cmake");
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text_kind = name.ends_with(".pc")
+            || name.ends_with(".la")
+            || name.ends_with("-config")
+            || name.ends_with(".cmake");
         if !e.file_type().is_file() || !text_kind {
             continue;
         }
@@ -503,7 +605,11 @@ fn check_no_build_paths(d: &Derivation, out: &Path) -> Result<(), Failure> {
     } else {
         Err(failure(
             ErrorClass::Build,
-            format!("{} is not relocatable: build paths in {}", d.label, leaks.join(", ")),
+            format!(
+                "{} is not relocatable: build paths in {}",
+                d.label,
+                leaks.join(", ")
+            ),
             "install with --prefix=/opt/packs/<name> (and DESTDIR) or rewrite prefix= to ${pcfiledir}/../.. in the recipe",
         ))
     }

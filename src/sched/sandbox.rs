@@ -82,7 +82,10 @@ pub fn contract_env(
     } = &d.action
     {
         if !config_settings.is_empty() {
-            let lines: Vec<String> = config_settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let lines: Vec<String> = config_settings
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             set("REFINE_CONFIG_SETTINGS", lines.join("\n"));
         }
         if let Some(p) = policy {
@@ -90,7 +93,9 @@ pub fn contract_env(
         }
     }
     set("DEPS_PREFIXES", prefixes.join(":"));
-    let join = |f: &dyn Fn(&String) -> String, sep: &str| prefixes.iter().map(f).collect::<Vec<_>>().join(sep);
+    let join = |f: &dyn Fn(&String) -> String, sep: &str| {
+        prefixes.iter().map(f).collect::<Vec<_>>().join(sep)
+    };
     set(
         "PKG_CONFIG_PATH",
         join(&|p| format!("{p}/lib/pkgconfig:{p}/share/pkgconfig"), ":"),
@@ -133,7 +138,13 @@ pub fn image_tag(label: &Label, digest: &Digest) -> String {
         .name
         .to_ascii_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     format!("localhost/refine-image/{name}:{}", &digest.hex()[..32])
 }
@@ -174,7 +185,11 @@ impl From<crate::exec::ExecError> for Failure {
 
 impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Self {
-        fail(ErrorClass::Environment, e.to_string(), "check free space and permissions")
+        fail(
+            ErrorClass::Environment,
+            e.to_string(),
+            "check free space and permissions",
+        )
     }
 }
 
@@ -213,10 +228,13 @@ pub fn prepare(
         let (Some(node), Some(tree)) = (graph.get(&r.label), r.tree.as_ref()) else {
             continue;
         };
-        view.insert(&r.label, DepView {
-            derivation: &node.derivation,
-            tree,
-        });
+        view.insert(
+            &r.label,
+            DepView {
+                derivation: &node.derivation,
+                tree,
+            },
+        );
     }
     let get = |l: &Label| {
         view.get(l).ok_or_else(|| {
@@ -231,7 +249,11 @@ pub fn prepare(
 
     // The image.
     let image_label = d.inputs.image.as_ref().ok_or_else(|| {
-        fail(ErrorClass::Internal, format!("{} has no image", d.label), "report this bug")
+        fail(
+            ErrorClass::Internal,
+            format!("{} has no image", d.label),
+            "report this bug",
+        )
     })?;
     let image = get(image_label)?;
     let image_ref = match &image.derivation.action {
@@ -240,13 +262,17 @@ pub fn prepare(
             reference.clone()
         }
         _ => {
-            let (_, digest, _) = image.tree.files().find(|(n, _, _)| *n == "rootfs.tar").ok_or_else(|| {
-                fail(
-                    ErrorClass::Environment,
-                    format!("the output of {image_label} has no rootfs.tar"),
-                    "run `refine store verify` (it drops damaged entries), then build again",
-                )
-            })?;
+            let (_, digest, _) = image
+                .tree
+                .files()
+                .find(|(n, _, _)| *n == "rootfs.tar")
+                .ok_or_else(|| {
+                    fail(
+                        ErrorClass::Environment,
+                        format!("the output of {image_label} has no rootfs.tar"),
+                        "run `refine store verify` (it drops damaged entries), then build again",
+                    )
+                })?;
             cfg.store.verify_blob(digest)?;
             let tag = image_tag(image_label, &image.tree.digest());
             cfg.exec
@@ -336,7 +362,11 @@ pub fn prepare(
             for (rel, digest) in &recipe.files {
                 let src = cfg.ws_root.join(rel);
                 let bytes = std::fs::read(&src).map_err(|e| {
-                    fail(ErrorClass::User, format!("cannot read recipe {rel}: {e}"), "restore the file")
+                    fail(
+                        ErrorClass::User,
+                        format!("cannot read recipe {rel}: {e}"),
+                        "restore the file",
+                    )
                 })?;
                 if &crate::key::sha256_bytes(&bytes) != digest {
                     return Err(fail(
@@ -356,9 +386,15 @@ pub fn prepare(
                 container: "/refine/ws".into(),
                 read_only: true,
             });
-            vec!["/bin/sh".to_string(), "-eu".into(), format!("/refine/ws/{}", recipe.script)]
+            vec![
+                "/bin/sh".to_string(),
+                "-eu".into(),
+                format!("/refine/ws/{}", recipe.script),
+            ]
         }
-        Action::SystemRuntime { python } => vec![python.clone(), "-c".into(), SYSTEM_RUNTIME_PROBE.into()],
+        Action::SystemRuntime { python } => {
+            vec![python.clone(), "-c".into(), SYSTEM_RUNTIME_PROBE.into()]
+        }
         _ => {
             return Err(fail(
                 ErrorClass::Internal,
@@ -397,7 +433,11 @@ pub fn prepare(
         d.label
             .name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            })
             .collect::<String>(),
         key_short,
         std::process::id()
@@ -461,7 +501,10 @@ mod tests {
                 python: "/usr/bin/python3".into(),
             },
             inputs: Inputs::default(),
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             timeout: 60,
             is_wheel_source: false,
         }
@@ -473,10 +516,21 @@ mod tests {
             prefix: "/usr".into(),
             python: "/usr/bin/python3".into(),
         };
-        let e = contract_env(&drv(&[("CFLAGS", "-O2"), ("FOO", "1")]), &["zlib".into(), "openssl".into()], Some(&rt), 2);
+        let e = contract_env(
+            &drv(&[("CFLAGS", "-O2"), ("FOO", "1")]),
+            &["zlib".into(), "openssl".into()],
+            Some(&rt),
+            2,
+        );
         assert_eq!(e["DEPS_PREFIXES"], "/opt/packs/zlib:/opt/packs/openssl");
-        assert_eq!(e["CPPFLAGS"], "-I/opt/packs/zlib/include -I/opt/packs/openssl/include");
-        assert_eq!(e["LD_LIBRARY_PATH"], "/opt/packs/zlib/lib:/opt/packs/openssl/lib");
+        assert_eq!(
+            e["CPPFLAGS"],
+            "-I/opt/packs/zlib/include -I/opt/packs/openssl/include"
+        );
+        assert_eq!(
+            e["LD_LIBRARY_PATH"],
+            "/opt/packs/zlib/lib:/opt/packs/openssl/lib"
+        );
         assert!(e["PKG_CONFIG_PATH"].starts_with("/opt/packs/zlib/lib/pkgconfig:"));
         assert_eq!(e["CFLAGS"], "-ffile-prefix-map=/build=. -O2");
         assert_eq!(e["FOO"], "1");
@@ -493,6 +547,9 @@ mod tests {
     fn image_tags_carry_the_digest() {
         let d = crate::key::sha256_bytes(b"x");
         let t = image_tag(&Label::new(Kind::Image, "Bookworm+dev"), &d);
-        assert_eq!(t, format!("localhost/refine-image/bookworm-dev:{}", &d.hex()[..32]));
+        assert_eq!(
+            t,
+            format!("localhost/refine-image/bookworm-dev:{}", &d.hex()[..32])
+        );
     }
 }

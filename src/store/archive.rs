@@ -13,7 +13,11 @@ pub const ZSTD_LEVEL: i32 = 3;
 pub const MEDIA_TYPE: &str = "application/vnd.refine.tree.v1.tar+zstd";
 
 /// Write `tree` (whose blobs are in `store`) as tar+zstd to `out`.
-pub fn write_tree_archive(store: &LocalStore, tree: &Tree, out: impl Write) -> Result<(), StoreError> {
+pub fn write_tree_archive(
+    store: &LocalStore,
+    tree: &Tree,
+    out: impl Write,
+) -> Result<(), StoreError> {
     let enc = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL).ctx(store.root())?;
     let mut tar = tar::Builder::new(enc);
     tar.mode(tar::HeaderMode::Deterministic);
@@ -98,7 +102,11 @@ pub fn unpack_tree_archive(
                     digest,
                 }
             }
-            other => return Err(bad(format!("unexpected tar entry type {other:?} at {path}"))),
+            other => {
+                return Err(bad(format!(
+                    "unexpected tar entry type {other:?} at {path}"
+                )));
+            }
         };
         entries.push(TreeEntry { path, kind });
     }
@@ -114,7 +122,11 @@ pub fn unpack_tree_archive(
 }
 
 /// Archive a tree to a file; returns (sha256 of the archive, size).
-pub fn archive_to_file(store: &LocalStore, tree: &Tree, dest: &Path) -> Result<(Digest, u64), StoreError> {
+pub fn archive_to_file(
+    store: &LocalStore,
+    tree: &Tree,
+    dest: &Path,
+) -> Result<(Digest, u64), StoreError> {
     let f = std::fs::File::create(dest).ctx(dest)?;
     let mut w = crate::key::Sha256Writer::new(io::BufWriter::new(f));
     write_tree_archive(store, tree, &mut w)?;

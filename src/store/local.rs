@@ -133,7 +133,18 @@ pub fn now_secs() -> u64 {
 
 impl LocalStore {
     pub fn open(root: &Path) -> Result<LocalStore, StoreError> {
-        for d in ["cas/sha256", "ac", "preimages", "names", "labels", "trees", "logs", "locks", "tmp", "verified"] {
+        for d in [
+            "cas/sha256",
+            "ac",
+            "preimages",
+            "names",
+            "labels",
+            "trees",
+            "logs",
+            "locks",
+            "tmp",
+            "verified",
+        ] {
             let p = root.join(d);
             fs::create_dir_all(&p).ctx(&p)?;
         }
@@ -190,7 +201,10 @@ impl LocalStore {
         let mut w = Sha256Writer::new(io::BufWriter::new(tmp));
         io::copy(&mut r, &mut w).ctx(&tmp_root)?;
         let (digest, size, buf) = w.finish();
-        let tmp = buf.into_inner().map_err(|e| e.into_error()).ctx(&tmp_root)?;
+        let tmp = buf
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .ctx(&tmp_root)?;
         if let Some(exp) = expected
             && exp != &digest
         {
@@ -237,7 +251,9 @@ impl LocalStore {
         let p = self.blob_path(d);
         let bytes = match fs::read(&p) {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::Missing(d.clone())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::Missing(d.clone()));
+            }
             Err(e) => return Err(e).ctx(&p),
         };
         let got = sha256_bytes(&bytes);
@@ -257,10 +273,16 @@ impl LocalStore {
         let p = self.blob_path(d);
         let meta = match fs::metadata(&p) {
             Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::Missing(d.clone())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::Missing(d.clone()));
+            }
             Err(e) => return Err(e).ctx(&p),
         };
-        let stamp = (meta.ino(), meta.size(), meta.mtime_nsec() + meta.mtime() * 1_000_000_000);
+        let stamp = (
+            meta.ino(),
+            meta.size(),
+            meta.mtime_nsec() + meta.mtime() * 1_000_000_000,
+        );
         let rel = d.hex().to_string();
         {
             let mut cache = self.stat_cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -326,11 +348,18 @@ impl LocalStore {
     }
 
     /// Copy a blob to `dest` (atomically), checking its digest on the way.
-    pub fn copy_blob_to(&self, d: &Digest, dest: &Path, executable: bool) -> Result<(), StoreError> {
+    pub fn copy_blob_to(
+        &self,
+        d: &Digest,
+        dest: &Path,
+        executable: bool,
+    ) -> Result<(), StoreError> {
         let src = self.blob_path(d);
         let f = match File::open(&src) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::Missing(d.clone())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::Missing(d.clone()));
+            }
             Err(e) => return Err(e).ctx(&src),
         };
         let dir = dest.parent().unwrap_or(Path::new("."));
@@ -475,7 +504,10 @@ impl LocalStore {
     // ---- action cache -------------------------------------------------
 
     fn ac_path(&self, key: &Key) -> PathBuf {
-        self.root.join("ac").join(&key.0[..2]).join(format!("{}.json", key.0))
+        self.root
+            .join("ac")
+            .join(&key.0[..2])
+            .join(format!("{}.json", key.0))
     }
 
     fn preimage_path(&self, key: &Key) -> PathBuf {
@@ -506,7 +538,10 @@ impl LocalStore {
                 p.display()
             ));
         }
-        match self.tree(&result.output).and_then(|t| self.tree_complete(&t).map(|()| t)) {
+        match self
+            .tree(&result.output)
+            .and_then(|t| self.tree_complete(&t).map(|()| t))
+        {
             Ok(tree) => Lookup::Hit(result, tree),
             Err(e) => {
                 let _ = fs::remove_file(&p);
@@ -521,7 +556,12 @@ impl LocalStore {
         serde_json::from_slice(&bytes).ok()
     }
 
-    pub fn put_action(&self, key: &Key, result: &ActionResult, preimage: &Preimage) -> Result<(), StoreError> {
+    pub fn put_action(
+        &self,
+        key: &Key,
+        result: &ActionResult,
+        preimage: &Preimage,
+    ) -> Result<(), StoreError> {
         let pp = self.preimage_path(key);
         let pre = serde_json::to_vec_pretty(&preimage.to_json()).unwrap_or_default();
         write_atomic(&self.root, &pp, &pre)?;
@@ -551,7 +591,12 @@ impl LocalStore {
     /// Every key in the action cache.
     pub fn keys(&self) -> Vec<Key> {
         let mut out = Vec::new();
-        for e in walkdir::WalkDir::new(self.root.join("ac")).min_depth(2).max_depth(2).into_iter().flatten() {
+        for e in walkdir::WalkDir::new(self.root.join("ac"))
+            .min_depth(2)
+            .max_depth(2)
+            .into_iter()
+            .flatten()
+        {
             if let Some(k) = e
                 .file_name()
                 .to_str()
@@ -599,7 +644,11 @@ impl LocalStore {
     }
 
     pub fn set_source_name(&self, d: &Digest, name: &str) -> Result<(), StoreError> {
-        write_atomic(&self.root, &self.root.join("names").join(d.hex()), name.as_bytes())
+        write_atomic(
+            &self.root,
+            &self.root.join("names").join(d.hex()),
+            name.as_bytes(),
+        )
     }
 
     // ---- locks --------------------------------------------------------
@@ -638,7 +687,10 @@ impl LocalStore {
     // ---- labels and logs ----------------------------------------------
 
     fn label_path(&self, arch: &str, label_path: &str) -> PathBuf {
-        self.root.join("labels").join(arch).join(format!("{label_path}.json"))
+        self.root
+            .join("labels")
+            .join(arch)
+            .join(format!("{label_path}.json"))
     }
 
     pub fn label_record(&self, arch: &str, label_path: &str) -> Option<LabelRecord> {
@@ -646,7 +698,12 @@ impl LocalStore {
         serde_json::from_slice(&bytes).ok()
     }
 
-    pub fn set_label_record(&self, arch: &str, label_path: &str, rec: &LabelRecord) -> Result<(), StoreError> {
+    pub fn set_label_record(
+        &self,
+        arch: &str,
+        label_path: &str,
+        rec: &LabelRecord,
+    ) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec_pretty(rec).unwrap_or_default();
         write_atomic(&self.root, &self.label_path(arch, label_path), &bytes)
     }
@@ -676,7 +733,9 @@ pub fn write_atomic(root: &Path, dest: &Path, bytes: &[u8]) -> Result<(), StoreE
     fs::create_dir_all(dir).ctx(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).ctx(dir)?;
     tmp.write_all(bytes).ctx(dest)?;
-    tmp.as_file().set_permissions(fs::Permissions::from_mode(0o644)).ctx(dest)?;
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(0o644))
+        .ctx(dest)?;
     tmp.as_file().sync_all().ctx(dest)?;
     tmp.persist(dest).map_err(|e| StoreError::Io {
         path: dest.to_path_buf(),
@@ -731,8 +790,14 @@ mod tests {
         fs::set_permissions(src.join("run"), fs::Permissions::from_mode(0o700)).unwrap();
         let t = s.put_tree(&src).unwrap();
         let out = s.materialize(&t.digest()).unwrap();
-        assert_eq!(fs::read_link(out.join("lib/libz.so")).unwrap(), Path::new("libz.so.1"));
-        assert_eq!(fs::metadata(out.join("run")).unwrap().permissions().mode() & 0o777, 0o755);
+        assert_eq!(
+            fs::read_link(out.join("lib/libz.so")).unwrap(),
+            Path::new("libz.so.1")
+        );
+        assert_eq!(
+            fs::metadata(out.join("run")).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
         assert!(out.join("empty").is_dir());
         // The same content elsewhere gives the same digest.
         let again = s.put_tree(&out).unwrap();

@@ -9,5 +9,7 @@ pub mod archive;
 pub mod local;
 pub mod tree;
 
-pub use local::{ActionResult, LabelRecord, LocalStore, Lookup, StoreError, Verification, now_secs};
+pub use local::{
+    ActionResult, LabelRecord, LocalStore, Lookup, StoreError, Verification, now_secs,
+};
 pub use tree::{EntryKind, Tree, TreeEntry};

@@ -193,10 +193,12 @@ mod tests {
         let back = Tree::decode(&text).unwrap();
         assert_eq!(back, t);
         assert_eq!(back.digest(), t.digest());
-        assert!(Tree::new(vec![TreeEntry {
-            path: "../x".into(),
-            kind: EntryKind::Dir
-        }])
-        .is_err());
+        assert!(
+            Tree::new(vec![TreeEntry {
+                path: "../x".into(),
+                kind: EntryKind::Dir
+            }])
+            .is_err()
+        );
     }
 }

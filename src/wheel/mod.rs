@@ -187,7 +187,9 @@ pub fn check_record(path: &Path) -> Result<Vec<String>, WheelError> {
         }
         match listed.get(&f.name) {
             None => problems.push(format!("{} is not in RECORD", f.name)),
-            Some(h) if *h != record_hash(&f.data) => problems.push(format!("{} does not match its RECORD hash", f.name)),
+            Some(h) if *h != record_hash(&f.data) => {
+                problems.push(format!("{} does not match its RECORD hash", f.name))
+            }
             _ => {}
         }
     }
@@ -210,7 +212,11 @@ pub fn elf_machine(data: &[u8]) -> Option<u16> {
 pub fn foreign_elves(files: &[WheelFile], machine: u16) -> Vec<(String, u16)> {
     files
         .iter()
-        .filter_map(|f| elf_machine(&f.data).filter(|m| *m != machine).map(|m| (f.name.clone(), m)))
+        .filter_map(|f| {
+            elf_machine(&f.data)
+                .filter(|m| *m != machine)
+                .map(|m| (f.name.clone(), m))
+        })
         .collect()
 }
 
@@ -223,7 +229,13 @@ pub fn parse_filename(name: &str) -> Option<(String, String, String, String, Str
         6 => (parts[0], parts[1], &parts[3..]),
         _ => return None,
     };
-    Some((n.into(), v.into(), rest[0].into(), rest[1].into(), rest[2].into()))
+    Some((
+        n.into(),
+        v.into(),
+        rest[0].into(),
+        rest[1].into(),
+        rest[2].into(),
+    ))
 }
 
 #[cfg(test)]
@@ -244,7 +256,9 @@ mod tests {
             for wf in files.iter().rev() {
                 let opts = zip::write::SimpleFileOptions::default()
                     .compression_method(zip::CompressionMethod::Stored)
-                    .last_modified_time(zip::DateTime::from_date_and_time(2024, 5, 6, 7, 8, 10).unwrap())
+                    .last_modified_time(
+                        zip::DateTime::from_date_and_time(2024, 5, 6, 7, 8, 10).unwrap(),
+                    )
                     .unix_permissions(0o600);
                 z.start_file(wf.name.as_str(), opts).unwrap();
                 z.write_all(&wf.data).unwrap();
@@ -266,7 +280,10 @@ mod tests {
     #[test]
     fn zip_time_converts_epochs() {
         let t = zip_time(1_700_000_000); // 2023-11-14 22:13:20 UTC
-        assert_eq!((t.year(), t.month(), t.day(), t.hour(), t.minute()), (2023, 11, 14, 22, 13));
+        assert_eq!(
+            (t.year(), t.month(), t.day(), t.hour(), t.minute()),
+            (2023, 11, 14, 22, 13)
+        );
         assert_eq!(zip_time(0).year(), 1980);
     }
 

@@ -106,7 +106,12 @@ mod tests {
     fn finds_root_and_lists_sorted_rule_files() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("WORKSPACE.toml"), "").unwrap();
-        for f in ["rules/b.toml", "rules/a.toml", "packs/z.toml", "rules/notes.md"] {
+        for f in [
+            "rules/b.toml",
+            "rules/a.toml",
+            "packs/z.toml",
+            "rules/notes.md",
+        ] {
             let p = d.path().join(f);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, "").unwrap();

@@ -1,0 +1,227 @@
+//! Helpers for integration tests: temporary workspaces and the real binary.
+#![allow(dead_code)]
+
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+/// A workspace in a temp directory, with its own store.
+pub struct Ws {
+    pub dir: tempfile::TempDir,
+    pub store: PathBuf,
+}
+
+impl Ws {
+    pub fn new(files: &[(&str, &str)]) -> Ws {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join(".store");
+        let ws = Ws { dir, store };
+        for (p, c) in files {
+            ws.write(p, c);
+        }
+        ws
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, rel: &str, content: &str) {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(rel)).unwrap()
+    }
+
+    /// Replace `from` by `to` in a file, checking it was there.
+    pub fn edit(&self, rel: &str, from: &str, to: &str) {
+        let t = self.read(rel);
+        assert!(t.contains(from), "{rel} has no {from:?}");
+        self.write(rel, &t.replacen(from, to, 1));
+    }
+
+    /// The refine binary, pointed at this workspace and store.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_refine"));
+        c.arg("--workspace").arg(self.dir.path());
+        c.arg("--store").arg(&self.store);
+        c.env_remove("REFINE_EXECUTOR");
+        c.env_remove("REFINE_STORE");
+        c.stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.cmd().args(args).output().unwrap())
+    }
+
+    /// Run with the fake executor.
+    pub fn fake(&self, args: &[&str]) -> Run {
+        self.fake_env(args, &[])
+    }
+
+    pub fn fake_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut c = self.cmd();
+        c.env("REFINE_EXECUTOR", "fake");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        Run::from(c.args(args).output().unwrap())
+    }
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    pub fn ok(&self) -> &Self {
+        assert_eq!(
+            self.code, 0,
+            "refine failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// JSON events from a `--json` run.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// label → verdict, from a `--json` build.
+    pub fn verdicts(&self) -> BTreeMap<String, String> {
+        self.events()
+            .iter()
+            .filter(|e| e["event"] == "finished")
+            .map(|e| {
+                (
+                    e["label"].as_str().unwrap().to_string(),
+                    e["verdict"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// Labels with a given verdict.
+    pub fn with(&self, verdict: &str) -> Vec<String> {
+        self.verdicts()
+            .into_iter()
+            .filter(|(_, v)| v == verdict)
+            .map(|(l, _)| l)
+            .collect()
+    }
+
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// A workspace for the fake executor: path sources, an image, the system
+/// runtime, a chain of packs (zlib <- openssl <- curl) and a few wheels.
+pub fn fake_workspace() -> Ws {
+    let ws = Ws::new(&[]);
+    let mut srcs = String::new();
+    for (name, file) in [
+        ("setuptools", "vendor/setuptools-1.0-py3-none-any.whl"),
+        ("wheel", "vendor/wheel-1.0-py3-none-any.whl"),
+        ("auditwheel", "vendor/auditwheel-1.0-py3-none-any.whl"),
+        ("zlib-src", "vendor/zlib-1.3.tar.gz"),
+        ("openssl-src", "vendor/openssl-3.0.tar.gz"),
+        ("curl-src", "vendor/curl-8.0.tar.gz"),
+        ("alpha-src", "vendor/alpha-1.0.tar.gz"),
+        ("beta-src", "vendor/beta-2.0.tar.gz"),
+        ("gamma-src", "vendor/gamma-3.0.tar.gz"),
+    ] {
+        let content = format!("contents of {file}\n");
+        ws.write(file, &content);
+        srcs.push_str(&format!(
+            "[sources.{name}]\npath = \"{file}\"\nsha256 = \"{}\"\n\n",
+            sha256_hex(content.as_bytes())
+        ));
+    }
+    ws.write("rules/sources.toml", &srcs);
+    ws.write(
+        "WORKSPACE.toml",
+        r#"[platform]
+arch = "x86_64"
+python = "3.11"
+
+[defaults]
+image = "//images:base"
+runtime = "//runtimes:system"
+wheel_recipe = "recipes/wheel.sh"
+repair_recipe = "recipes/repair.sh"
+build_requires = ["//sources:setuptools", "//sources:wheel"]
+repair_tools = ["//sources:auditwheel"]
+targets = ["//wheels:alpha", "//wheels:beta"]
+"#,
+    );
+    ws.write(
+        "runtimes/base.toml",
+        "[images.base]\nsuite = \"bookworm\"\npackages = [\"python3\", \"gcc\"]\n\n[runtimes.system]\nsystem = true\n",
+    );
+    ws.write("recipes/wheel.sh", "#!/bin/sh\npip wheel .\n");
+    ws.write("recipes/repair.sh", "#!/bin/sh\nauditwheel repair\n");
+    ws.write(
+        "recipes/pack.sh",
+        "#!/bin/sh\n./configure && make install\n",
+    );
+    ws.write("recipes/lib/common.sh", "log() { echo \"$@\"; }\n");
+    ws.write(
+        "packs/zlib.toml",
+        "[packs.zlib]\nversion = \"1.3\"\nsource = \"//sources:zlib-src\"\nrecipe = \"recipes/pack.sh\"\nincludes = [\"recipes/lib/common.sh\"]\n",
+    );
+    ws.write(
+        "packs/openssl.toml",
+        "[packs.openssl]\nversion = \"3.0\"\nsource = \"//sources:openssl-src\"\nrecipe = \"recipes/pack.sh\"\ndeps = [\"//packs:zlib\"]\n",
+    );
+    ws.write(
+        "packs/curl.toml",
+        "[packs.curl]\nversion = \"8.0\"\nsource = \"//sources:curl-src\"\nrecipe = \"recipes/pack.sh\"\ndeps = [\"//packs:openssl\"]\n",
+    );
+    ws.write(
+        "rules/wheels.toml",
+        r#"# wheels for the engine tests
+[wheels.alpha]
+version = "1.0"
+source = "//sources:alpha-src"
+env = { CFLAGS = "-O2" }
+
+[wheels.beta]
+version = "2.0"
+source = "//sources:beta-src"
+packs = ["//packs:openssl"]
+repair = true
+
+[wheels.gamma]
+version = "3.0"
+source = "//sources:gamma-src"
+packs = ["//packs:curl"]
+"#,
+    );
+    ws
+}

@@ -1,0 +1,481 @@
+//! The engine end to end with the fake executor: verdicts, incrementality,
+//! early cutoff, failures, concurrency, store corruption, output delivery.
+
+mod common;
+use common::{Ws, fake_workspace};
+
+const ALL: &[&str] = &["build", "--json", "//wheels:...", "//repairs:..."];
+
+fn fake_log(ws: &Ws) -> String {
+    ws.root().join("fake.log").display().to_string()
+}
+
+#[test]
+fn second_build_is_all_hits_and_delivers_wheels() {
+    let ws = fake_workspace();
+    let first = ws.fake(ALL);
+    first.ok();
+    let built = first.with("built");
+    assert!(built.contains(&"//wheels:alpha".to_string()), "{built:?}");
+    assert!(built.contains(&"//packs:zlib".to_string()));
+    assert!(first.with("hit:local").is_empty());
+    // Every node has one verdict.
+    let n = first.verdicts().len();
+    assert_eq!(n, 18, "{:?}", first.verdicts());
+
+    let second = ws.fake(ALL);
+    second.ok();
+    assert!(second.with("built").is_empty(), "{:?}", second.verdicts());
+    assert_eq!(second.with("hit:local").len(), n);
+
+    // Wheels of requested wheel and repair targets, and the manifest.
+    let dist = ws.root().join("dist");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dist.join("manifest.json")).unwrap())
+            .unwrap();
+    let wheels = manifest["wheels"].as_array().unwrap();
+    assert_eq!(wheels.len(), 4, "{manifest:#}");
+    for w in wheels {
+        let f = dist.join(w["wheel"].as_str().unwrap());
+        let bytes = std::fs::read(&f).unwrap();
+        assert_eq!(common::sha256_hex(&bytes), w["sha256"].as_str().unwrap());
+        assert_eq!(w["verdict"], "hit:local");
+        assert!(w["key"].as_str().unwrap().len() == 64);
+    }
+    assert!(wheels.iter().any(|w| {
+        w["wheel"]
+            .as_str()
+            .unwrap()
+            .contains("manylinux_2_36_x86_64")
+    }));
+}
+
+#[test]
+fn env_change_rebuilds_that_wheel_only_and_comments_rebuild_nothing() {
+    let ws = fake_workspace();
+    ws.fake(ALL).ok();
+
+    ws.edit("rules/wheels.toml", "CFLAGS = \"-O2\"", "CFLAGS = \"-O3\"");
+    let r = ws.fake(ALL);
+    r.ok();
+    assert_eq!(r.with("built"), ["//wheels:alpha"]);
+
+    ws.edit(
+        "rules/wheels.toml",
+        "# wheels for the engine tests",
+        "# a comment that says something else",
+    );
+    ws.edit(
+        "rules/wheels.toml",
+        "[wheels.gamma]",
+        "# gamma, the third\n[wheels.gamma]",
+    );
+    let r = ws.fake(ALL);
+    r.ok();
+    assert!(r.with("built").is_empty(), "{:?}", r.verdicts());
+
+    // Moving a target to another file changes nothing either.
+    let text = ws.read("rules/wheels.toml");
+    let (head, gamma) = text.split_at(text.find("# gamma").unwrap());
+    ws.write("rules/wheels.toml", head);
+    ws.write("rules/more/gamma.toml", gamma);
+    let r = ws.fake(ALL);
+    r.ok();
+    assert!(r.with("built").is_empty(), "{:?}", r.verdicts());
+}
+
+#[test]
+fn a_pack_recipe_change_rebuilds_exactly_its_dependents() {
+    let ws = fake_workspace();
+    ws.fake(ALL).ok();
+    let plan = ws.fake(&["plan", "//wheels:...", "//repairs:..."]);
+    plan.ok();
+    assert_eq!(plan.stdout.trim(), "", "nothing to build: {}", plan.stdout);
+
+    // A recipe only zlib uses (openssl and curl use pack.sh without includes).
+    ws.edit("recipes/lib/common.sh", "log()", "# changed\nlog()");
+    let plan = ws.fake(&["plan", "//wheels:...", "//repairs:..."]);
+    plan.ok();
+    let lines: Vec<&str> = plan.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("build    //packs:zlib"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        lines[0].contains("action.files.recipes/lib/common.sh"),
+        "{}",
+        plan.stdout
+    );
+    for l in [
+        "//packs:openssl",
+        "//packs:curl",
+        "//wheels:beta",
+        "//wheels:gamma",
+        "//repairs:beta",
+    ] {
+        assert!(
+            lines.iter().any(|x| x.starts_with("pending")
+                && x.contains(l)
+                && x.contains("after //packs:zlib")),
+            "{l} should wait for zlib:\n{}",
+            plan.stdout
+        );
+    }
+    assert!(!plan.stdout.contains("//wheels:alpha"), "{}", plan.stdout);
+
+    // The fake's outputs depend on input contents, so zlib's output changes
+    // and everything above it rebuilds; nothing else does.
+    let r = ws.fake(ALL);
+    r.ok();
+    let mut built = r.with("built");
+    built.sort();
+    assert_eq!(
+        built,
+        [
+            "//packs:curl",
+            "//packs:openssl",
+            "//packs:zlib",
+            "//repairs:beta",
+            "//wheels:beta",
+            "//wheels:gamma"
+        ]
+    );
+}
+
+#[test]
+fn fields_outside_the_key_rebuild_nothing_and_image_changes_rebuild_above_it() {
+    let ws = fake_workspace();
+    ws.fake(ALL).ok();
+    // A timeout changes how long a build may take, not what it makes.
+    ws.edit(
+        "packs/zlib.toml",
+        "version = \"1.3\"",
+        "version = \"1.3\"\ntimeout = \"5m\"",
+    );
+    // The package list is a set: order does not matter.
+    ws.edit(
+        "runtimes/base.toml",
+        "packages = [\"python3\", \"gcc\"]",
+        "packages = [\"gcc\", \"python3\"]",
+    );
+    let r = ws.fake(ALL);
+    r.ok();
+    assert!(r.with("built").is_empty(), "{:?}", r.verdicts());
+
+    // A new package rebuilds the image and what runs in it, never sources.
+    ws.edit(
+        "runtimes/base.toml",
+        "packages = [\"gcc\", \"python3\"]",
+        "packages = [\"gcc\", \"python3\", \"make\"]",
+    );
+    let r = ws.fake(ALL);
+    r.ok();
+    let built = r.with("built");
+    assert!(built.contains(&"//images:base".to_string()));
+    assert!(built.contains(&"//wheels:alpha".to_string()));
+    assert!(
+        built.iter().all(|l| !l.starts_with("//sources:")),
+        "{built:?}"
+    );
+}
+
+#[test]
+fn early_cutoff_when_a_dependency_rebuilds_to_identical_bytes() {
+    let ws = fake_workspace();
+    ws.fake(ALL).ok();
+    // Drop zlib's action-cache entry: it rebuilds, to the very same bytes,
+    // so nothing above it needs to.
+    let plan = ws.fake(&["--json", "plan", "//packs:zlib"]);
+    let zlib = plan
+        .events()
+        .into_iter()
+        .find(|e| e["label"] == "//packs:zlib")
+        .unwrap();
+    let key = zlib["key"].as_str().unwrap().to_string();
+    std::fs::remove_file(
+        ws.store
+            .join("ac")
+            .join(&key[..2])
+            .join(format!("{key}.json")),
+    )
+    .unwrap();
+    let p = ws.fake(&["plan", "//wheels:...", "//repairs:..."]);
+    assert!(p.stdout.contains("build    //packs:zlib"), "{}", p.stdout);
+    assert!(
+        p.stdout.contains("pending  //packs:openssl"),
+        "{}",
+        p.stdout
+    );
+    let r = ws.fake(ALL);
+    r.ok();
+    assert_eq!(r.with("built"), ["//packs:zlib"], "{:?}", r.verdicts());
+    assert!(r.with("hit:local").contains(&"//packs:openssl".to_string()));
+}
+
+#[test]
+fn failures_block_dependents_keep_going_builds_the_rest_and_nothing_failed_is_cached() {
+    let ws = fake_workspace();
+    let r = ws.fake_env(
+        &[
+            "build",
+            "--json",
+            "--keep-going",
+            "//wheels:...",
+            "//repairs:...",
+        ],
+        &[("REFINE_FAKE_FAIL", "//packs:openssl")],
+    );
+    assert_eq!(r.code, 1, "a build failure exits 1: {}", r.all());
+    assert_eq!(r.with("failed"), ["//packs:openssl"]);
+    let mut blocked = r.with("blocked");
+    blocked.sort();
+    assert_eq!(
+        blocked,
+        [
+            "//packs:curl",
+            "//repairs:beta",
+            "//wheels:beta",
+            "//wheels:gamma"
+        ]
+    );
+    assert!(r.with("built").contains(&"//wheels:alpha".to_string()));
+    let failed = r
+        .events()
+        .into_iter()
+        .find(|e| e["verdict"] == "failed")
+        .unwrap();
+    assert_eq!(failed["error"]["class"], "build");
+    let log = failed["log"].as_str().unwrap();
+    assert!(
+        std::fs::read_to_string(log)
+            .unwrap()
+            .contains("failing //packs:openssl")
+    );
+
+    // Nothing failed was cached: without the fault it builds now.
+    let r = ws.fake(ALL);
+    r.ok();
+    assert!(r.with("built").contains(&"//packs:openssl".to_string()));
+    assert!(r.with("hit:local").contains(&"//wheels:alpha".to_string()));
+}
+
+#[test]
+fn without_keep_going_the_run_stops_after_the_first_failure() {
+    let ws = fake_workspace();
+    let r = ws.fake_env(
+        &[
+            "build",
+            "--json",
+            "-j",
+            "1",
+            "//wheels:...",
+            "//repairs:...",
+        ],
+        &[("REFINE_FAKE_FAIL", "//images:base")],
+    );
+    assert_eq!(r.code, 1);
+    assert_eq!(r.with("failed"), ["//images:base"]);
+    // Sources may have run first; no wheel was built.
+    assert!(
+        r.with("built").iter().all(|l| l.starts_with("//sources:")),
+        "{:?}",
+        r.verdicts()
+    );
+    let human = ws.fake_env(
+        &["build", "//wheels:alpha"],
+        &[("REFINE_FAKE_FAIL", "//images:base")],
+    );
+    assert_eq!(human.code, 1);
+    assert!(
+        human.stderr.contains("FAILED //images:base"),
+        "{}",
+        human.stderr
+    );
+    assert!(human.stderr.contains("log: "), "{}", human.stderr);
+    assert!(
+        human.stderr.contains("| error: the recipe failed"),
+        "last log lines shown: {}",
+        human.stderr
+    );
+    assert!(human.stderr.contains("hint: "), "{}", human.stderr);
+}
+
+#[test]
+fn two_processes_share_a_store_safely() {
+    let ws = fake_workspace();
+    let log = fake_log(&ws);
+    let env = [
+        ("REFINE_FAKE_LOG", log.as_str()),
+        ("REFINE_FAKE_SLEEP_MS", "150"),
+    ];
+    let spawn = || {
+        let mut c = ws.cmd();
+        c.env("REFINE_EXECUTOR", "fake");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.args(["build", "--json", "//wheels:...", "//repairs:..."])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let a: common::Run = a.wait_with_output().unwrap().into();
+    let b: common::Run = b.wait_with_output().unwrap().into();
+    a.ok();
+    b.ok();
+    // Each step ran once in all: the second process waited on the key lock
+    // and then found the first one's result.
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for line in calls.lines().filter(|l| !l.contains("\"load\"")) {
+        assert!(seen.insert(line.to_string()), "ran twice: {line}\n{calls}");
+    }
+    let steps = |r: &common::Run| {
+        r.with("built")
+            .iter()
+            .filter(|l| !l.starts_with("//sources:"))
+            .count()
+    };
+    assert_eq!(steps(&a) + steps(&b), seen.len(), "{calls}");
+    // Both agree on every output.
+    let outs = |r: &common::Run| -> std::collections::BTreeMap<String, String> {
+        r.events()
+            .into_iter()
+            .filter(|e| e["event"] == "finished")
+            .map(|e| {
+                (
+                    e["label"].as_str().unwrap().to_string(),
+                    e["output"].to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(outs(&a), outs(&b));
+    // No stray temp files.
+    assert_eq!(std::fs::read_dir(ws.store.join("tmp")).unwrap().count(), 0);
+}
+
+#[test]
+fn a_corrupt_store_entry_is_a_reported_miss() {
+    let ws = fake_workspace();
+    ws.fake(ALL).ok();
+    let plan = ws.fake(&["--json", "hash", "//wheels:alpha"]);
+    let v: serde_json::Value = serde_json::from_str(plan.stdout.lines().next().unwrap()).unwrap();
+    let wheel_sha = v["wheels"][0]["sha256"].as_str().unwrap().to_string();
+    let blob = ws
+        .store
+        .join("cas/sha256")
+        .join(&wheel_sha[..2])
+        .join(&wheel_sha);
+    let mut perms = std::fs::metadata(&blob).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+    std::fs::set_permissions(&blob, perms).unwrap();
+    std::fs::write(&blob, b"garbage").unwrap();
+    // The wheel blob is damaged: the lookup checks it, drops it, reports
+    // it, and rebuilds.
+    let r = ws.fake(&["build", "--json", "//wheels:alpha"]);
+    r.ok();
+    assert_eq!(r.with("built"), ["//wheels:alpha"], "{}", r.all());
+    let warn = r
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "warning")
+        .unwrap();
+    assert!(
+        warn["message"]
+            .as_str()
+            .unwrap()
+            .contains("treated as a miss"),
+        "{warn}"
+    );
+    assert!(
+        warn["message"].as_str().unwrap().contains("corrupt"),
+        "{warn}"
+    );
+
+    // A garbled action-cache entry is also a reported miss.
+    let key = r
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "finished" && e["label"] == "//wheels:alpha")
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        ws.store
+            .join("ac")
+            .join(&key[..2])
+            .join(format!("{key}.json")),
+        "{not json",
+    )
+    .unwrap();
+    let r = ws.fake(&["build", "--json", "//wheels:alpha"]);
+    r.ok();
+    assert_eq!(r.with("built"), ["//wheels:alpha"]);
+    assert!(r.stdout.contains("corrupt cache entry"), "{}", r.stdout);
+}
+
+#[test]
+fn json_events_stream_and_summarize() {
+    let ws = fake_workspace();
+    let r = ws.fake(&["build", "--json", "//wheels:alpha"]);
+    r.ok();
+    let ev = r.events();
+    assert_eq!(ev.first().unwrap()["event"], "planned");
+    assert_eq!(ev.last().unwrap()["event"], "summary");
+    let started = ev.iter().filter(|e| e["event"] == "started").count();
+    let finished = ev.iter().filter(|e| e["event"] == "finished").count();
+    assert_eq!(started, finished);
+    assert_eq!(ev.last().unwrap()["counts"]["built"], finished);
+    assert!(
+        r.stderr.is_empty(),
+        "--json keeps stderr quiet: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn plan_and_hash_say_what_and_why() {
+    let ws = fake_workspace();
+    let p = ws.fake(&["plan", "//wheels:alpha"]);
+    p.ok();
+    assert!(p.stdout.contains("build    //images:base"), "{}", p.stdout);
+    assert!(p.stdout.contains("never built"));
+    assert!(p.stdout.contains("pending  //wheels:alpha"));
+    ws.fake(&["build", "//wheels:alpha"]).ok();
+    let h = ws.fake(&["hash", "//wheels:alpha"]);
+    h.ok();
+    assert!(h.stdout.starts_with("//wheels:alpha key="), "{}", h.stdout);
+    assert!(h.stdout.contains("output=sha256:"));
+    assert!(
+        h.stdout
+            .contains("alpha-1.0-cp311-cp311-linux_x86_64.whl sha256=")
+    );
+    ws.edit("rules/wheels.toml", "CFLAGS = \"-O2\"", "CFLAGS = \"-O3\"");
+    let p = ws.fake(&["plan", "//wheels:alpha"]);
+    assert_eq!(
+        p.stdout.trim(),
+        "build    //wheels:alpha  env.CFLAGS: \"-O2\" -> \"-O3\""
+    );
+    let log = ws.fake(&["log", "//wheels:alpha"]);
+    log.ok();
+    assert!(
+        log.stdout.contains("building //wheels:alpha"),
+        "{}",
+        log.stdout
+    );
+}
+
+#[test]
+fn default_targets_come_from_the_workspace() {
+    let ws = fake_workspace();
+    let r = ws.fake(&["build", "--json"]);
+    r.ok();
+    let v = r.verdicts();
+    assert!(v.contains_key("//wheels:alpha") && v.contains_key("//wheels:beta"));
+    assert!(!v.contains_key("//wheels:gamma"));
+}
