@@ -69,11 +69,7 @@ pub fn run_plan(c: &PlanCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
             continue;
         }
         let label = e.label.to_string();
-        p.data(
-            &format!("{:<8} {label:<width$}  {}", e.status.as_str(), reason(e))
-                .trim_end()
-                .to_string(),
-        );
+        p.data(format!("{:<8} {label:<width$}  {}", e.status.as_str(), reason(e)).trim_end());
     }
     p.info(&format!(
         "{} targets: {build} to build, {pending} pending on those, {cached} cached",

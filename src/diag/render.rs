@@ -56,16 +56,16 @@ fn snippet(
     source: &dyn Fn(&str) -> Option<String>,
 ) {
     let Some(text) = source(&loc.file) else {
-        out.push_str(&format!("  {arrow} {}\n", loc.file));
+        out.push_str(&format!(" {arrow} {}\n", loc.file));
         return;
     };
     let (line, col) = line_col(&text, loc.span.start);
-    out.push_str(&format!("  {arrow} {}:{line}:{col}\n", loc.file));
+    let width = line.to_string().len();
+    let pad = " ".repeat(width);
+    out.push_str(&format!("{pad}{arrow} {}:{line}:{col}\n", loc.file));
     let Some(line_text) = text.lines().nth(line - 1) else {
         return;
     };
-    let width = line.to_string().len();
-    let pad = " ".repeat(width);
     // The caret covers the span's part on its first line, at least one column.
     let start_col = col - 1;
     let line_chars = line_text.chars().count();
@@ -109,7 +109,7 @@ mod tests {
         let r = render(&d, &|_| Some(text.to_string()));
         assert_eq!(
             r,
-            "error: unknown key `envv` in //wheels:six\n  --> rules/w.toml:2:1\n  |\n2 | envv = 1\n  | ^^^^ unknown key\nhint: did you mean `env`?\n"
+            "error: unknown key `envv` in //wheels:six\n --> rules/w.toml:2:1\n  |\n2 | envv = 1\n  | ^^^^ unknown key\nhint: did you mean `env`?\n"
         );
     }
 }

@@ -23,5 +23,6 @@ pub use drv::{Action, Derivation, Inputs, RecipeFiles};
 pub use graph::{Graph, GraphNode, load_graph, resolve_patterns};
 pub use queries::{
     Index, LabelId, catalog, config, declared, derivation, index, lookup, lower_file, pack_closure,
-    pack_deps, parse_file, platform, target, workspace_diagnostics,
+    pack_deps, parse_file, platform, semantic_config, semantic_target, target,
+    workspace_diagnostics,
 };

@@ -16,6 +16,7 @@ use super::drv::{Action, Derivation, Inputs, RecipeFiles};
 use crate::diag::{Diagnostic, Loc};
 use crate::rules::config::{Config, parse_config};
 use crate::rules::lower::LoweredFile;
+use crate::rules::model::WithoutLocs;
 use crate::rules::toml::{Node, Spanned};
 use crate::rules::*;
 use std::collections::{BTreeMap, HashMap};
@@ -36,6 +37,7 @@ pub fn config(db: &dyn Db, ws: Workspace) -> Result<Config, Vec<Diagnostic>> {
 /// The platform of this run: `WORKSPACE.toml` with command-line overrides.
 #[salsa::tracked(returns(ref))]
 pub fn platform(db: &dyn Db, ws: Workspace) -> Option<Platform> {
+    db.log_query("platform", &"workspace");
     let cfg = config(db, ws).as_ref().ok()?;
     let o = ws.overrides(db);
     let mut p = cfg.platform.clone();
@@ -115,6 +117,7 @@ pub fn index(db: &dyn Db, ws: Workspace) -> Index {
 /// `[catalog]`: normalized package name → packs. At most one file may hold it.
 #[salsa::tracked(returns(ref))]
 pub fn catalog(db: &dyn Db, ws: Workspace) -> BTreeMap<String, Vec<Label>> {
+    db.log_query("catalog", &"workspace");
     let mut out = BTreeMap::new();
     for &file in ws.files(db) {
         for e in &lower_file(db, file).catalog {
@@ -135,6 +138,18 @@ pub fn target<'db>(db: &'db dyn Db, ws: Workspace, id: LabelId<'db>) -> Option<T
     lower_file(db, *file).targets.get(*i).cloned()
 }
 
+/// The target without source locations: what it means, not where it is.
+#[salsa::tracked(returns(ref))]
+pub fn semantic_target<'db>(db: &'db dyn Db, ws: Workspace, id: LabelId<'db>) -> Option<Target> {
+    target(db, ws, id).as_ref().map(WithoutLocs::without_locs)
+}
+
+/// `WORKSPACE.toml` without source locations.
+#[salsa::tracked(returns(ref))]
+pub fn semantic_config(db: &dyn Db, ws: Workspace) -> Option<Config> {
+    config(db, ws).as_ref().ok().map(WithoutLocs::without_locs)
+}
+
 pub fn lookup(db: &dyn Db, ws: Workspace, label: &Label) -> Option<Target> {
     target(db, ws, LabelId::new(db, label.clone())).clone()
 }
@@ -143,6 +158,7 @@ pub fn lookup(db: &dyn Db, ws: Workspace, label: &Label) -> Option<Target> {
 /// (so a cycle in the rules is reported, never a salsa cycle panic).
 #[salsa::tracked(returns(ref))]
 pub fn pack_deps<'db>(db: &'db dyn Db, ws: Workspace, id: LabelId<'db>) -> Vec<Label> {
+    db.log_query("pack_deps", id.label(db));
     match target(db, ws, id) {
         Some(Target {
             body: Body::Pack(p),
@@ -182,6 +198,10 @@ pub fn pack_closure(db: &dyn Db, ws: Workspace, roots: &[Label]) -> Vec<Label> {
 }
 
 /// Everything a target's key needs but its dependencies' outputs.
+///
+/// Computed from the targets and config *without* locations, so that moving
+/// text around re-runs nothing here; its errors carry no locations (see
+/// [`located_errors`]).
 #[salsa::tracked(returns(ref))]
 pub fn derivation<'db>(
     db: &'db dyn Db,
@@ -190,16 +210,33 @@ pub fn derivation<'db>(
 ) -> Result<Derivation, Vec<Diagnostic>> {
     let label = id.label(db);
     db.log_query("derivation", label);
-    let Some(t) = target(db, ws, id) else {
+    let Some(t) = semantic_target(db, ws, id) else {
         return Err(vec![
             Diagnostic::error(format!("no target {label}"))
                 .hint("`refine query //...` lists every target"),
         ]);
     };
-    let cfg = match config(db, ws) {
-        Ok(c) => c,
-        Err(d) => return Err(d.clone()),
+    let Some(cfg) = semantic_config(db, ws) else {
+        return Err(Vec::new());
     };
+    derive(db, ws, t, cfg)
+}
+
+/// The errors of a target's derivation, with their locations.
+pub fn located_errors(db: &dyn Db, ws: Workspace, id: LabelId<'_>) -> Vec<Diagnostic> {
+    match (target(db, ws, id), config(db, ws)) {
+        (Some(t), Ok(cfg)) => derive(db, ws, t, cfg).err().unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+fn derive(
+    db: &dyn Db,
+    ws: Workspace,
+    t: &Target,
+    cfg: &Config,
+) -> Result<Derivation, Vec<Diagnostic>> {
+    let label = &t.label;
     let Some(platform) = platform(db, ws).clone() else {
         return Err(Vec::new());
     };
@@ -257,7 +294,7 @@ pub fn derivation<'db>(
             };
         }
         Body::Runtime(rt) => {
-            d.inputs.image = r.image(&t, rt.image.as_ref(), cfg);
+            d.inputs.image = r.image(t, rt.image.as_ref(), cfg);
             match &rt.spec {
                 RuntimeSpec::System { python } => {
                     d.action = Action::SystemRuntime {
@@ -275,16 +312,19 @@ pub fn derivation<'db>(
         }
         Body::Pack(p) => {
             d.version = Some(p.version.clone());
-            d.inputs.image = r.image(&t, p.image.as_ref(), cfg);
+            d.inputs.image = r.image(t, p.image.as_ref(), cfg);
             d.inputs.sources = r.sources(&p.sources);
             d.inputs.packs = r.packs(&p.deps);
+            // In a cycle the closure comes back to the pack itself; the
+            // cycle is reported, the pack never needs itself.
+            d.inputs.packs.retain(|l| l != label);
             d.env = p.env.clone();
             d.action = r.recipe_action(&p.recipe, BTreeMap::new(), None);
         }
         Body::Wheel(w) => {
             d.version = w.version.clone();
-            d.inputs.image = r.image(&t, w.image.as_ref(), cfg);
-            d.inputs.runtime = r.runtime(&t, w.runtime.as_ref(), cfg, d.inputs.image.as_ref());
+            d.inputs.image = r.image(t, w.image.as_ref(), cfg);
+            d.inputs.runtime = r.runtime(t, w.runtime.as_ref(), cfg, d.inputs.image.as_ref());
             d.inputs.sources = r.sources(&w.sources);
             let mut reqs: Vec<&Spanned<Label>> = Vec::new();
             if w.default_build_requires {
@@ -318,8 +358,8 @@ pub fn derivation<'db>(
             }
         }
         Body::Repair(rp) => {
-            d.inputs.image = r.image(&t, rp.image.as_ref(), cfg);
-            d.inputs.runtime = r.runtime(&t, rp.runtime.as_ref(), cfg, d.inputs.image.as_ref());
+            d.inputs.image = r.image(t, rp.image.as_ref(), cfg);
+            d.inputs.runtime = r.runtime(t, rp.runtime.as_ref(), cfg, d.inputs.image.as_ref());
             d.inputs.wheel = r.expect(&rp.wheel, &[Kind::Wheel]);
             let tools: Vec<&Spanned<Label>> = match &rp.tools {
                 Some(t) => t.iter().collect(),
@@ -444,7 +484,7 @@ impl Resolver<'_> {
         if let Some(Target {
             body: Body::Runtime(rt),
             ..
-        }) = lookup(self.db, self.ws, &l)
+        }) = semantic_target(self.db, self.ws, LabelId::new(self.db, l.clone()))
             && matches!(rt.spec, RuntimeSpec::System { .. })
         {
             let rt_image = rt
@@ -542,6 +582,7 @@ impl Resolver<'_> {
 /// duplicate labels, unresolved references, cycles.
 #[salsa::tracked(returns(ref))]
 pub fn workspace_diagnostics(db: &dyn Db, ws: Workspace) -> Vec<Diagnostic> {
+    db.log_query("workspace_diagnostics", &"workspace");
     let mut out = Vec::new();
     if let Err(d) = config(db, ws) {
         out.extend(d.iter().cloned());
@@ -605,14 +646,22 @@ pub fn workspace_diagnostics(db: &dyn Db, ws: Workspace) -> Vec<Diagnostic> {
         }
     }
     for label in &idx.labels {
-        if let Err(d) = derivation(db, ws, LabelId::new(db, label.clone())) {
-            for diag in d {
-                if !out.contains(diag) {
-                    out.push(diag.clone());
+        let id = LabelId::new(db, label.clone());
+        if derivation(db, ws, id).is_err() {
+            for diag in located_errors(db, ws, id) {
+                if !out.contains(&diag) {
+                    out.push(diag);
                 }
             }
         }
     }
     out.extend(super::graph::cycles(db, ws));
+    // File order, then position: the order a reader goes through the files.
+    out.sort_by(|a, b| match (&a.loc, &b.loc) {
+        (Some(x), Some(y)) => (&x.file, x.span.start).cmp(&(&y.file, y.span.start)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
     out
 }

@@ -110,7 +110,17 @@ impl Session {
             })?;
             parsed.push(p);
         }
-        resolve_patterns(&self.db, self.ws, &parsed).map_err(|d| rule_errors(&self.root, &d))
+        resolve_patterns(&self.db, self.ws, &parsed).map_err(|d| {
+            let mut e = Error::user(match d.as_slice() {
+                [one] => one.message.clone(),
+                _ => format!("{} targets name nothing", d.len()),
+            });
+            e.hint = d.iter().find_map(|x| x.hint.clone());
+            if d.len() > 1 {
+                e.rendered = Some(render_diags(&self.root, &d));
+            }
+            e
+        })
     }
 
     pub fn graph(&self, labels: &[Label]) -> Result<Graph> {

@@ -93,14 +93,14 @@ pub fn lower_file(file: &str, root: &Node) -> LoweredFile {
                 );
                 continue;
             };
-            let before = diags.len();
             let mut ctx = Ctx {
                 file,
                 extra: Vec::new(),
             };
-            let target = lower_target(&mut ctx, label, decl, body, t.key_span, &mut diags);
-            if diags.len() == before
-                && let Some(target) = target
+            // A target whose fields could be read is kept even when it had
+            // other errors (an unknown key), so that its references are
+            // checked too and one run reports everything.
+            if let Some(target) = lower_target(&mut ctx, label, decl, body, t.key_span, &mut diags)
             {
                 out.targets.push(target);
                 out.targets.extend(ctx.extra);

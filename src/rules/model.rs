@@ -227,6 +227,127 @@ pub fn normalize_name(name: &str) -> String {
     out
 }
 
+/// Dropping source locations: evaluation keys its memoized work on what a
+/// rule *means*, so that an edit that only moves text (a comment, a blank
+/// line above) re-runs nothing downstream. Diagnostics are computed from
+/// the located rules when needed.
+pub trait WithoutLocs {
+    fn without_locs(&self) -> Self;
+}
+
+fn blank() -> Loc {
+    Loc::new("", crate::diag::Span::default())
+}
+
+impl<T: Clone> WithoutLocs for Spanned<T> {
+    fn without_locs(&self) -> Self {
+        Spanned {
+            value: self.value.clone(),
+            loc: blank(),
+        }
+    }
+}
+
+impl<T: WithoutLocs> WithoutLocs for Option<T> {
+    fn without_locs(&self) -> Self {
+        self.as_ref().map(WithoutLocs::without_locs)
+    }
+}
+
+impl<T: WithoutLocs> WithoutLocs for Vec<T> {
+    fn without_locs(&self) -> Self {
+        self.iter().map(WithoutLocs::without_locs).collect()
+    }
+}
+
+impl WithoutLocs for Recipe {
+    fn without_locs(&self) -> Self {
+        Recipe {
+            script: self.script.without_locs(),
+            includes: self.includes.without_locs(),
+        }
+    }
+}
+
+impl WithoutLocs for Target {
+    fn without_locs(&self) -> Self {
+        let body = match &self.body {
+            Body::Source(s) => Body::Source(s.clone()),
+            Body::Image(i) => Body::Image(i.clone()),
+            Body::Runtime(r) => Body::Runtime(RuntimeRule {
+                image: r.image.without_locs(),
+                spec: match &r.spec {
+                    RuntimeSpec::System { python } => RuntimeSpec::System {
+                        python: python.clone(),
+                    },
+                    RuntimeSpec::Build(b) => RuntimeSpec::Build(BuildRuntime {
+                        version: b.version.clone(),
+                        sources: b.sources.without_locs(),
+                        recipe: b.recipe.without_locs(),
+                        packs: b.packs.without_locs(),
+                        env: b.env.clone(),
+                    }),
+                },
+            }),
+            Body::Pack(p) => Body::Pack(PackRule {
+                version: p.version.clone(),
+                sources: p.sources.without_locs(),
+                recipe: p.recipe.without_locs(),
+                deps: p.deps.without_locs(),
+                env: p.env.clone(),
+                image: p.image.without_locs(),
+            }),
+            Body::Wheel(w) => Body::Wheel(WheelRule {
+                package: w.package.clone(),
+                version: w.version.clone(),
+                sources: w.sources.without_locs(),
+                runtime: w.runtime.without_locs(),
+                image: w.image.without_locs(),
+                build_requires: w.build_requires.without_locs(),
+                default_build_requires: w.default_build_requires,
+                packs: w.packs.without_locs(),
+                env: w.env.clone(),
+                config_settings: w.config_settings.clone(),
+                recipe: w.recipe.without_locs(),
+                repair: w.repair,
+            }),
+            Body::Repair(r) => Body::Repair(RepairRule {
+                wheel: r.wheel.without_locs(),
+                tools: r.tools.without_locs(),
+                policy: r.policy.clone(),
+                recipe: r.recipe.without_locs(),
+                image: r.image.without_locs(),
+                runtime: r.runtime.without_locs(),
+            }),
+        };
+        Target {
+            label: self.label.clone(),
+            decl: blank(),
+            body,
+            fields: Vec::new(),
+            owner: self.owner.clone(),
+            timeout: self.timeout,
+        }
+    }
+}
+
+impl WithoutLocs for crate::rules::config::Config {
+    fn without_locs(&self) -> Self {
+        let d = &self.defaults;
+        let mut c = self.clone();
+        c.defaults = crate::rules::config::Defaults {
+            image: d.image.without_locs(),
+            runtime: d.runtime.without_locs(),
+            wheel_recipe: d.wheel_recipe.without_locs(),
+            repair_recipe: d.repair_recipe.without_locs(),
+            build_requires: d.build_requires.without_locs(),
+            repair_tools: d.repair_tools.without_locs(),
+            targets: d.targets.without_locs(),
+        };
+        c
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

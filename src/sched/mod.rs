@@ -180,7 +180,6 @@ fn worker(
                     .unwrap_or_else(|e| e.into_inner().0);
             }
         };
-        let deps: Vec<&NodeResult>;
         let snapshot: Vec<NodeResult> = {
             let st = state.lock().unwrap_or_else(|e| e.into_inner());
             graph.nodes[i]
@@ -189,7 +188,7 @@ fn worker(
                 .filter_map(|&d| st.results[d].clone())
                 .collect()
         };
-        deps = snapshot.iter().collect();
+        let deps: Vec<&NodeResult> = snapshot.iter().collect();
         cfg.sink.event(&Event::Started {
             label: &graph.nodes[i].derivation.label,
         });

@@ -117,11 +117,14 @@ pub struct Verification {
     pub last: u64,
 }
 
+/// Blob hex → (inode, size, mtime ns) at its last successful check.
+type StatCache = HashMap<String, (u64, u64, i64)>;
+
 pub struct LocalStore {
     root: PathBuf,
     /// (path of a blob) → (inode, size, mtime ns) when its bytes were last
     /// verified; lets unchanged large blobs skip rehashing.
-    stat_cache: Mutex<Option<HashMap<String, (u64, u64, i64)>>>,
+    stat_cache: Mutex<Option<StatCache>>,
     stat_dirty: Mutex<bool>,
 }
 
@@ -305,7 +308,7 @@ impl LocalStore {
         Ok(size)
     }
 
-    fn load_stat_cache(&self) -> HashMap<String, (u64, u64, i64)> {
+    fn load_stat_cache(&self) -> StatCache {
         let p = self.root.join("statcache");
         let Ok(text) = fs::read_to_string(&p) else {
             return HashMap::new();

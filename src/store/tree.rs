@@ -1,13 +1,14 @@
 //! Trees: the output of a node as a sorted manifest of files by digest.
 //!
-//! A tree is written as text, one entry per line, sorted by path:
+//! A tree is written as text, one entry per line, sorted by path, fields
+//! separated by tabs (shown as `→` here):
 //!
 //! ```text
 //! refine-tree 1
-//! d	lib
-//! f	644	1234	<sha256 hex>	lib/libz.a
-//! x	755	99	<sha256 hex>	bin/tool
-//! l	lib/libz.so	libz.so.1
+//! d→lib
+//! f→644→1234→<sha256 hex>→lib/libz.a
+//! x→755→99→<sha256 hex>→bin/tool
+//! l→lib/libz.so→libz.so.1
 //! ```
 //!
 //! The tree's digest is the sha256 of that text, and the text itself is a

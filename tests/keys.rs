@@ -1,0 +1,395 @@
+//! What goes into a key, table-driven: each included field changes the key
+//! of the targets it should, each excluded thing changes no key.
+
+mod common;
+use common::{Ws, fake_workspace};
+use refine::key::{Digest, Key, sha256_bytes};
+use refine::ops::{GlobalOpts, Session};
+use refine::rules::Label;
+use std::collections::BTreeMap;
+
+const TARGETS: &[&str] = &[
+    "//wheels:alpha",
+    "//wheels:beta",
+    "//repairs:beta",
+    "//packs:zlib",
+    "//packs:openssl",
+    "//images:base",
+    "//runtimes:system",
+    "//sources:alpha-src",
+];
+
+/// Keys of TARGETS, with each dependency's output digest made up from its
+/// label (and `salt` for the labels in `changed_outputs`).
+fn keys_with(ws: &Ws, changed_outputs: &[&str]) -> BTreeMap<String, Key> {
+    let s = Session::load(&GlobalOpts {
+        workspace: Some(ws.root().to_path_buf()),
+        store: Some(ws.store.clone()),
+        ..GlobalOpts::default()
+    })
+    .unwrap_or_else(|e| panic!("{}\n{}", e.message, e.rendered.unwrap_or_default()));
+    let labels: Vec<Label> = TARGETS.iter().map(|t| t.parse().unwrap()).collect();
+    let g = s.graph(&labels).unwrap();
+    let dep = |l: &Label| -> Option<Digest> {
+        let n = g.get(l)?;
+        n.derivation.fixed_output().or_else(|| {
+            let salt = if changed_outputs.contains(&l.to_string().as_str()) {
+                "new"
+            } else {
+                ""
+            };
+            Some(sha256_bytes(format!("{l}{salt}").as_bytes()))
+        })
+    };
+    labels
+        .iter()
+        .map(|l| {
+            (
+                l.to_string(),
+                g.get(l).unwrap().derivation.preimage(&dep).key(),
+            )
+        })
+        .collect()
+}
+
+fn keys(ws: &Ws) -> BTreeMap<String, Key> {
+    keys_with(ws, &[])
+}
+
+fn changed(a: &BTreeMap<String, Key>, b: &BTreeMap<String, Key>) -> Vec<String> {
+    a.iter()
+        .filter(|(l, k)| b.get(*l) != Some(k))
+        .map(|(l, _)| l.clone())
+        .collect()
+}
+
+/// (what, file, from, to, the targets whose keys must change)
+const INCLUDED: &[(&str, &str, &str, &str, &[&str])] = &[
+    (
+        "an env value",
+        "rules/wheels.toml",
+        "CFLAGS = \"-O2\"",
+        "CFLAGS = \"-O3\"",
+        &["//wheels:alpha"],
+    ),
+    (
+        "a new env variable",
+        "rules/wheels.toml",
+        "CFLAGS = \"-O2\"",
+        "CFLAGS = \"-O2\", FOO = \"1\"",
+        &["//wheels:alpha"],
+    ),
+    (
+        "a wheel's version",
+        "rules/wheels.toml",
+        "version = \"1.0\"",
+        "version = \"1.1\"",
+        &["//wheels:alpha"],
+    ),
+    (
+        "the recipe's content",
+        "recipes/wheel.sh",
+        "pip wheel .",
+        "pip wheel --verbose .",
+        &["//wheels:alpha", "//wheels:beta"],
+    ),
+    (
+        "an included file's content",
+        "recipes/lib/common.sh",
+        "log()",
+        "# new\nlog()",
+        &["//packs:zlib"],
+    ),
+    (
+        "config settings",
+        "rules/wheels.toml",
+        "env = { CFLAGS = \"-O2\" }",
+        "env = { CFLAGS = \"-O2\" }\nconfig_settings = { \"--build-option\" = \"--cpp\" }",
+        &["//wheels:alpha"],
+    ),
+    (
+        "an added build requirement",
+        "rules/wheels.toml",
+        "env = { CFLAGS = \"-O2\" }",
+        "env = { CFLAGS = \"-O2\" }\nbuild_requires = [\"//sources:auditwheel\"]",
+        &["//wheels:alpha"],
+    ),
+    (
+        "dropping the default build requirements",
+        "rules/wheels.toml",
+        "env = { CFLAGS = \"-O2\" }",
+        "env = { CFLAGS = \"-O2\" }\ndefault_build_requires = false",
+        &["//wheels:alpha"],
+    ),
+    (
+        "the target arch",
+        "WORKSPACE.toml",
+        "arch = \"x86_64\"",
+        "arch = \"s390x\"",
+        &[
+            "//wheels:alpha",
+            "//wheels:beta",
+            "//repairs:beta",
+            "//packs:zlib",
+            "//packs:openssl",
+            "//images:base",
+            "//runtimes:system",
+        ],
+    ),
+    (
+        "the Python version (not images or packs)",
+        "WORKSPACE.toml",
+        "python = \"3.11\"",
+        "python = \"3.12\"",
+        &[
+            "//wheels:alpha",
+            "//wheels:beta",
+            "//repairs:beta",
+            "//runtimes:system",
+        ],
+    ),
+    (
+        "the repair policy (not images or packs)",
+        "WORKSPACE.toml",
+        "python = \"3.11\"",
+        "python = \"3.11\"\npolicy = \"manylinux_2_28\"",
+        &[
+            "//wheels:alpha",
+            "//wheels:beta",
+            "//repairs:beta",
+            "//runtimes:system",
+        ],
+    ),
+    (
+        "SOURCE_DATE_EPOCH",
+        "WORKSPACE.toml",
+        "[defaults]",
+        "[sandbox]\nsource_date_epoch = 1\n\n[defaults]",
+        &[
+            "//wheels:alpha",
+            "//wheels:beta",
+            "//repairs:beta",
+            "//packs:zlib",
+            "//packs:openssl",
+            "//images:base",
+            "//runtimes:system",
+        ],
+    ),
+    (
+        "an image package",
+        "runtimes/base.toml",
+        "\"gcc\"]",
+        "\"gcc\", \"make\"]",
+        &["//images:base"],
+    ),
+    (
+        "a pack's dependencies",
+        "packs/openssl.toml",
+        "deps = [\"//packs:zlib\"]",
+        "deps = []",
+        &["//packs:openssl", "//wheels:beta", "//repairs:beta"],
+    ),
+    (
+        "the recipe's path",
+        "packs/zlib.toml",
+        "recipe = \"recipes/pack.sh\"",
+        "recipe = \"recipes/wheel.sh\"",
+        &["//packs:zlib"],
+    ),
+    (
+        "a pack added through the catalog",
+        "rules/wheels.toml",
+        "# wheels for the engine tests",
+        "[catalog]\nalpha = [\"//packs:zlib\"]",
+        &["//wheels:alpha"],
+    ),
+];
+
+/// (what, file, from, to): none of these may change any key.
+const EXCLUDED: &[(&str, &str, &str, &str)] = &[
+    (
+        "a comment",
+        "rules/wheels.toml",
+        "# wheels for the engine tests",
+        "# other words",
+    ),
+    (
+        "a new comment line",
+        "packs/zlib.toml",
+        "[packs.zlib]",
+        "# zlib\n[packs.zlib]",
+    ),
+    (
+        "whitespace",
+        "rules/wheels.toml",
+        "version = \"1.0\"",
+        "version   =   \"1.0\"   ",
+    ),
+    (
+        "key order in a table",
+        "rules/wheels.toml",
+        "version = \"1.0\"\nsource = \"//sources:alpha-src\"",
+        "source = \"//sources:alpha-src\"\nversion = \"1.0\"",
+    ),
+    (
+        "the order of image packages",
+        "runtimes/base.toml",
+        "[\"python3\", \"gcc\"]",
+        "[\"gcc\", \"python3\"]",
+    ),
+    (
+        "a rule's timeout",
+        "rules/wheels.toml",
+        "version = \"1.0\"",
+        "version = \"1.0\"\ntimeout = \"1h\"",
+    ),
+    (
+        "sandbox limits",
+        "WORKSPACE.toml",
+        "[defaults]",
+        "[sandbox]\ncpus = 3\nmemory = \"2g\"\ntimeout = \"9h\"\njobs = 7\n\n[defaults]",
+    ),
+    (
+        "the store settings",
+        "WORKSPACE.toml",
+        "[defaults]",
+        "[store]\nremote = \"oci://127.0.0.1:1/x\"\npush = true\n\n[defaults]",
+    ),
+    (
+        "a source's upstream note",
+        "rules/sources.toml",
+        "path = \"vendor/alpha-1.0.tar.gz\"",
+        "path = \"vendor/alpha-1.0.tar.gz\"\nupstream = \"https://example.invalid/alpha\"",
+    ),
+    (
+        "the workspace name",
+        "WORKSPACE.toml",
+        "[platform]",
+        "[workspace]\nname = \"other\"\n\n[platform]",
+    ),
+];
+
+#[test]
+fn included_fields_change_exactly_the_keys_they_should() {
+    for (what, file, from, to, expect) in INCLUDED {
+        let ws = fake_workspace();
+        let before = keys(&ws);
+        ws.edit(file, from, to);
+        let after = keys(&ws);
+        let mut got = changed(&before, &after);
+        got.sort();
+        let mut want: Vec<String> = expect.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(
+            got, want,
+            "changing {what} should change exactly these keys"
+        );
+    }
+}
+
+#[test]
+fn excluded_things_change_no_key() {
+    for (what, file, from, to) in EXCLUDED {
+        let ws = fake_workspace();
+        let before = keys(&ws);
+        ws.edit(file, from, to);
+        assert_eq!(
+            changed(&before, &keys(&ws)),
+            Vec::<String>::new(),
+            "changing {what} must not change keys"
+        );
+    }
+}
+
+#[test]
+fn a_source_pin_changes_its_key_and_its_dependents() {
+    let ws = fake_workspace();
+    let before = keys(&ws);
+    let pin = common::sha256_hex(b"contents of vendor/alpha-1.0.tar.gz\n");
+    ws.edit("rules/sources.toml", &pin, &"a".repeat(64));
+    assert_eq!(
+        changed(&before, &keys(&ws)),
+        ["//sources:alpha-src", "//wheels:alpha"]
+    );
+}
+
+#[test]
+fn moving_a_target_to_another_file_changes_no_key() {
+    let ws = fake_workspace();
+    let before = keys(&ws);
+    let text = ws.read("rules/wheels.toml");
+    let at = text.find("[wheels.beta]").unwrap();
+    ws.write("rules/wheels.toml", &text[..at]);
+    ws.write("rules/zz/beta.toml", &text[at..]);
+    assert_eq!(before, keys(&ws));
+}
+
+#[test]
+fn a_dependency_output_changes_its_dependents_only() {
+    let ws = fake_workspace();
+    let before = keys(&ws);
+    let after = keys_with(&ws, &["//packs:zlib"]);
+    let mut got = changed(&before, &after);
+    got.sort();
+    assert_eq!(got, ["//packs:openssl", "//repairs:beta", "//wheels:beta"]);
+    let after = keys_with(&ws, &["//images:base"]);
+    assert_eq!(
+        changed(&before, &after).len(),
+        6,
+        "everything built in the image"
+    );
+}
+
+#[test]
+fn the_host_environment_enters_no_key() {
+    let ws = fake_workspace();
+    ws.fake(&["build", "//wheels:...", "//repairs:..."]).ok();
+    let hash = |env: &[(&str, &str)]| {
+        let r = ws.fake_env(&["hash", "//..."], env);
+        r.ok();
+        r.stdout
+    };
+    let plain = hash(&[]);
+    assert!(plain.contains("//wheels:alpha key="));
+    let noisy = hash(&[
+        ("CFLAGS", "-O0 -march=native"),
+        ("SOURCE_DATE_EPOCH", "1"),
+        ("PYTHONHASHSEED", "7"),
+        ("LANG", "de_DE.UTF-8"),
+        ("TZ", "Europe/Berlin"),
+        ("PIP_INDEX_URL", "https://example.invalid/simple"),
+        ("HOME", "/nonexistent"),
+    ]);
+    assert_eq!(plain, noisy);
+}
+
+#[test]
+fn key_version_is_in_every_preimage() {
+    let ws = fake_workspace();
+    ws.fake(&["build", "//wheels:alpha"]).ok();
+    let r = ws.fake(&["--json", "plan", "--all", "//wheels:alpha"]);
+    let key = r
+        .events()
+        .into_iter()
+        .find(|e| e["label"] == "//wheels:alpha")
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pre: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            ws.store
+                .join("preimages")
+                .join(&key[..2])
+                .join(format!("{key}.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(pre["key_version"], refine::key::KEY_VERSION);
+    assert_eq!(pre["kind"], "wheel");
+    assert_eq!(pre["env"]["CFLAGS"], "-O2");
+    // The stored preimage hashes to its key.
+    let p = refine::key::Preimage::from_json(&pre).unwrap();
+    assert_eq!(p.key().0, key);
+}

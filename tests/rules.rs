@@ -1,0 +1,152 @@
+//! Bad rules: every error at once, each with file:line:col and a hint.
+
+mod common;
+use common::{Ws, fake_workspace};
+
+fn broken() -> Ws {
+    let ws = fake_workspace();
+    ws.write(
+        "rules/broken.toml",
+        r#"[wheels.delta]
+source = "//sources:alpha-src"
+envv = { X = "1" }
+packs = ["//packs:zlibb"]
+
+[packs.loop-a]
+version = "1"
+recipe = "recipes/pack.sh"
+deps = ["//packs:loop-b"]
+
+[packs.loop-b]
+version = "1"
+recipe = "recipes/pack.sh"
+deps = ["//packs:loop-a"]
+
+[sources.bad]
+url = "https://example.invalid/x.tar.gz"
+sha256 = "1234"
+
+[wheels.alpha]
+source = "//sources:alpha-src"
+
+[wheels.epsilon]
+source = "//sources:alpha-src"
+recipe = "/home/me/build.sh"
+
+[gadgets.x]
+"#,
+    );
+    ws
+}
+
+#[test]
+fn reports_every_error_with_locations() {
+    let ws = broken();
+    let r = ws.fake(&["plan", "//..."]);
+    assert_eq!(r.code, 2, "rule errors are user errors: {}", r.all());
+    insta::assert_snapshot!(r.stderr);
+}
+
+#[test]
+fn json_mode_carries_the_rendered_errors() {
+    let ws = broken();
+    let r = ws.fake(&["--json", "build", "//..."]);
+    assert_eq!(r.code, 2);
+    let ev = r.events();
+    assert_eq!(ev[0]["event"], "error");
+    assert_eq!(ev[0]["class"], "user");
+    assert!(
+        ev[0]["details"]
+            .as_str()
+            .unwrap()
+            .contains("rules/broken.toml:3:1")
+    );
+}
+
+#[test]
+fn unknown_command_line_labels_suggest() {
+    let ws = fake_workspace();
+    let r = ws.fake(&["build", "//wheels:alpah"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("//wheels:alpah names no target"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("did you mean //wheels:alpha?"),
+        "{}",
+        r.stderr
+    );
+    let r = ws.fake(&["build", "wheels:alpha"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("labels look like `//wheels:markupsafe`"),
+        "{}",
+        r.stderr
+    );
+    let r = ws.fake(&["--arch", "sparc", "plan"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("--arch: unknown architecture `sparc`"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("hint: architectures are"), "{}", r.stderr);
+}
+
+#[test]
+fn a_missing_workspace_is_a_user_error() {
+    let d = tempfile::tempdir().unwrap();
+    let r: common::Run = std::process::Command::new(env!("CARGO_BIN_EXE_refine"))
+        .current_dir(d.path())
+        .args(["plan"])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("no WORKSPACE.toml"), "{}", r.stderr);
+    assert!(r.stderr.contains("hint: "), "{}", r.stderr);
+}
+
+#[test]
+fn toml_syntax_errors_point_at_the_spot() {
+    let ws = fake_workspace();
+    ws.write(
+        "rules/syntax.toml",
+        "[wheels.x]\nsource = \"//sources:alpha-src\"\nenv = { A = }\n",
+    );
+    let r = ws.fake(&["plan"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("invalid TOML"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--> rules/syntax.toml:3:"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn workspace_defaults_are_checked_too() {
+    let ws = fake_workspace();
+    ws.edit(
+        "WORKSPACE.toml",
+        "image = \"//images:base\"",
+        "image = \"//images:nope\"\ntypo = 1",
+    );
+    let r = ws.fake(&["plan"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("unknown key `typo` in [defaults]"),
+        "{}",
+        r.stderr
+    );
+    ws.edit("WORKSPACE.toml", "\ntypo = 1", "");
+    let r = ws.fake(&["plan"]);
+    assert!(
+        r.stderr.contains("//images:nope names no target"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("--> WORKSPACE.toml:"), "{}", r.stderr);
+}
