@@ -11,14 +11,19 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Runs recipes with podman and makes images with mmdebstrap. The programs
+/// can be swapped with `REFINE_PODMAN` and `REFINE_MMDEBSTRAP` (a wrapper, a
+/// non-default install), like `CC` for a compiler.
 pub struct Podman {
     program: String,
+    mmdebstrap: String,
 }
 
 impl Default for Podman {
     fn default() -> Self {
         Podman {
             program: std::env::var("REFINE_PODMAN").unwrap_or_else(|_| "podman".into()),
+            mmdebstrap: std::env::var("REFINE_MMDEBSTRAP").unwrap_or_else(|_| "mmdebstrap".into()),
         }
     }
 }
@@ -106,9 +111,9 @@ impl Executor for Podman {
                 PODMAN_HINT,
             ));
         }
-        if needs.mmdebstrap && which("mmdebstrap").is_none() {
+        if needs.mmdebstrap && which(&self.mmdebstrap).is_none() && !Path::new(&self.mmdebstrap).is_file() {
             return Err(ExecError::env(
-                "`mmdebstrap` was not found on PATH; refine makes its builder images with it",
+                format!("`{}` was not found on PATH; refine makes its builder images with mmdebstrap", self.mmdebstrap),
                 "install it (`apt-get install -y mmdebstrap`), or pin an OCI image with `oci = \"name@sha256:…\"` in the image rule",
             ));
         }
@@ -179,7 +184,7 @@ impl Executor for Podman {
         log: &mut File,
     ) -> Result<RunStatus, ExecError> {
         let argv = req.mmdebstrap_argv(&out_tar.to_string_lossy());
-        let mut child = Command::new("mmdebstrap")
+        let mut child = Command::new(&self.mmdebstrap)
             .args(&argv)
             .env_clear()
             .env(

@@ -50,9 +50,14 @@ impl Ws {
 
     /// The refine binary, pointed at this workspace and store.
     pub fn cmd(&self) -> Command {
+        self.cmd_in(&self.store)
+    }
+
+    /// The refine binary, pointed at this workspace and another store.
+    pub fn cmd_in(&self, store: &Path) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_refine"));
         c.arg("--workspace").arg(self.dir.path());
-        c.arg("--store").arg(&self.store);
+        c.arg("--store").arg(store);
         c.env_remove("REFINE_EXECUTOR");
         c.env_remove("REFINE_STORE");
         c.stdin(Stdio::null());
