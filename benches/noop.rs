@@ -1,1 +1,206 @@
-fn main() {}
+//! Benchmark: a synthetic workspace of 10,000 wheels over 200 packs.
+//!
+//! Measures, with the fake executor (no containers):
+//! - cold evaluation: read and parse every rule file, check the workspace,
+//!   compute every derivation (in-process, a fresh salsa database);
+//! - the first build (everything built by the fake executor);
+//! - the no-op build: `refine build //...` again, as a CLI process, where
+//!   everything is a local hit. Target: under 0.5 s on a 2-core machine.
+//!
+//! `cargo bench --bench noop` prints the figures; docs/BENCHMARKS.md keeps
+//! them. `REFINE_BENCH_WHEELS` and `REFINE_BENCH_PACKS` scale it.
+
+use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn write(root: &Path, rel: &str, content: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, content).unwrap();
+}
+
+fn sha(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// A deterministic pseudo-random sequence (no dependency, same every run).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n.max(1)
+    }
+}
+
+pub fn generate(root: &Path, wheels: usize, packs: usize) {
+    let mut rng = Lcg(42);
+    write(
+        root,
+        "WORKSPACE.toml",
+        "[platform]\narch = \"x86_64\"\n\n[defaults]\nimage = \"//images:base\"\nruntime = \"//runtimes:system\"\n\
+         wheel_recipe = \"recipes/wheel.sh\"\nbuild_requires = [\"//sources:setuptools\"]\n",
+    );
+    write(root, "recipes/wheel.sh", "#!/bin/sh\npip wheel .\n");
+    write(root, "recipes/pack.sh", "#!/bin/sh\nmake install\n");
+    write(
+        root,
+        "runtimes/base.toml",
+        "[images.base]\nsuite = \"bookworm\"\npackages = [\"python3\"]\n\n[runtimes.system]\nsystem = true\n",
+    );
+    let st = "setuptools wheel";
+    write(root, "vendor/setuptools-1.0-py3-none-any.whl", st);
+    write(
+        root,
+        "rules/tools.toml",
+        &format!(
+            "[sources.setuptools]\npath = \"vendor/setuptools-1.0-py3-none-any.whl\"\nsha256 = \"{}\"\n",
+            sha(st)
+        ),
+    );
+    // Packs: 10 files of 20; each depends on up to 3 earlier packs.
+    for f in 0..packs.div_ceil(20) {
+        let mut text = String::new();
+        for i in f * 20..((f + 1) * 20).min(packs) {
+            let content = format!("pack source {i}\n");
+            write(root, &format!("vendor/packs/p{i}.tar.gz"), &content);
+            let ndeps = if i == 0 { 0 } else { rng.next(4) as usize };
+            let deps: Vec<String> = (0..ndeps)
+                .map(|_| format!("\"//packs:p{}\"", rng.next(i as u64)))
+                .collect();
+            let _ = write!(
+                text,
+                "[packs.p{i}]\nversion = \"1.{i}\"\nsource = {{ path = \"vendor/packs/p{i}.tar.gz\", sha256 = \"{}\" }}\n\
+                 recipe = \"recipes/pack.sh\"\ndeps = [{}]\n\n",
+                sha(&content),
+                deps.join(", ")
+            );
+        }
+        write(root, &format!("packs/group{f:02}.toml"), &text);
+    }
+    // Wheels: 100 files of 100; each needs up to 3 packs.
+    for f in 0..wheels.div_ceil(100) {
+        let mut text = String::new();
+        for i in f * 100..((f + 1) * 100).min(wheels) {
+            let content = format!("sdist {i}\n");
+            write(root, &format!("vendor/sdists/w{i}-1.0.tar.gz"), &content);
+            let np = rng.next(4) as usize;
+            let ps: Vec<String> = (0..np)
+                .map(|_| format!("\"//packs:p{}\"", rng.next(packs as u64)))
+                .collect();
+            let _ = write!(
+                text,
+                "[wheels.w{i}]\nversion = \"1.0\"\nsource = {{ path = \"vendor/sdists/w{i}-1.0.tar.gz\", sha256 = \"{}\" }}\n\
+                 packs = [{}]\nenv = {{ N = \"{i}\" }}\n\n",
+                sha(&content),
+                ps.join(", ")
+            );
+        }
+        write(root, &format!("rules/wheels/w{f:03}.toml"), &text);
+    }
+}
+
+fn refine(root: &Path, store: &Path, args: &[&str]) -> Duration {
+    let start = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_refine"))
+        .arg("--workspace")
+        .arg(root)
+        .arg("--store")
+        .arg(store)
+        .arg("--quiet")
+        .args(args)
+        .env("REFINE_EXECUTOR", "fake")
+        .output()
+        .unwrap();
+    let t = start.elapsed();
+    assert!(
+        out.status.success(),
+        "refine {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let wheels: usize = std::env::var("REFINE_BENCH_WHEELS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let packs: usize = std::env::var("REFINE_BENCH_PACKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    // REFINE_BENCH_DIR keeps the workspace and store (for profiling).
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::env::var_os("REFINE_BENCH_DIR")
+        .map_or_else(|| dir.path().to_path_buf(), std::path::PathBuf::from);
+    let root = base.join("ws");
+    let store = base.join("store");
+    let t = Instant::now();
+    generate(&root, wheels, packs);
+    println!(
+        "generated {wheels} wheels over {packs} packs in {:.2?}",
+        t.elapsed()
+    );
+
+    // Cold evaluation, in-process.
+    let mut evals = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let s = refine::ops::Session::load(&refine::ops::GlobalOpts {
+            workspace: Some(root.clone()),
+            store: Some(store.clone()),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{}", e.rendered.unwrap_or(e.message)));
+        let labels = s.resolve(&["//...".to_string()]).unwrap();
+        let g = s.graph(&labels).unwrap();
+        evals.push(t.elapsed());
+        assert_eq!(
+            g.nodes
+                .iter()
+                .filter(|n| n.derivation.label.kind == refine::rules::Kind::Wheel)
+                .count(),
+            wheels
+        );
+    }
+    println!(
+        "cold evaluation (parse, check, derive all): median {:.3?} of {evals:.3?}",
+        median(evals.clone())
+    );
+
+    let first = refine(&root, &store, &["build", "//..."]);
+    println!("first build, fake executor: {first:.2?}");
+    let mut noops = Vec::new();
+    for _ in 0..5 {
+        noops.push(refine(&root, &store, &["build", "//..."]));
+    }
+    let m = median(noops.clone());
+    println!("no-op build //... (CLI process): median {m:.3?} of {noops:.3?}");
+    let mut plans = Vec::new();
+    for _ in 0..3 {
+        plans.push(refine(&root, &store, &["plan", "//..."]));
+    }
+    println!(
+        "no-op plan //... (CLI process): median {:.3?}",
+        median(plans)
+    );
+    println!(
+        "target: no-op build under 0.5 s: {}",
+        if m < Duration::from_millis(500) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+}

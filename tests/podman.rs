@@ -53,14 +53,18 @@ fn wheel_sha(run: &Run, label: &str) -> (String, String) {
         .find(|e| e["event"] == "summary")
         .expect("summary");
     let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(m["manifest"].as_str().unwrap()).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(m["manifest"].as_str().unwrap()).unwrap())
+            .unwrap();
     let w = manifest["wheels"]
         .as_array()
         .unwrap()
         .iter()
         .find(|w| w["label"] == label)
         .unwrap_or_else(|| panic!("{label} not in {manifest:#}"));
-    (w["wheel"].as_str().unwrap().to_string(), w["sha256"].as_str().unwrap().to_string())
+    (
+        w["wheel"].as_str().unwrap().to_string(),
+        w["sha256"].as_str().unwrap().to_string(),
+    )
 }
 
 const HOST_WHEELS: &[&str] = &["build", "--json", "//wheels:markupsafe", "//wheels:six"];
@@ -77,7 +81,10 @@ fn markupsafe_and_six_build_then_hit_and_rebuild_exactly_what_changed() {
 
     let (name, sha) = wheel_sha(&first, "//wheels:markupsafe");
     let arch = std::env::consts::ARCH;
-    assert_eq!(name, format!("MarkupSafe-2.1.5-cp311-cp311-linux_{arch}.whl"));
+    assert_eq!(
+        name,
+        format!("MarkupSafe-2.1.5-cp311-cp311-linux_{arch}.whl")
+    );
     let (six, _) = wheel_sha(&first, "//wheels:six");
     assert_eq!(six, "six-1.16.0-py2.py3-none-any.whl");
     let dist = ws.root().join("dist");
@@ -91,7 +98,11 @@ fn markupsafe_and_six_build_then_hit_and_rebuild_exactly_what_changed() {
         .expect("compiled extension");
     let machine = refine::rules::Arch::host().elf_machine();
     assert_eq!(refine::wheel::elf_machine(&so.data), Some(machine));
-    assert!(refine::wheel::check_record(&dist.join(&name)).unwrap().is_empty());
+    assert!(
+        refine::wheel::check_record(&dist.join(&name))
+            .unwrap()
+            .is_empty()
+    );
 
     // Built, then all hits.
     let second = host(&ws, store, HOST_WHEELS);
@@ -107,7 +118,12 @@ fn markupsafe_and_six_build_then_hit_and_rebuild_exactly_what_changed() {
     );
     let third = host(&ws, store, HOST_WHEELS);
     third.ok();
-    assert_eq!(third.with("built"), ["//wheels:markupsafe"], "{:?}", third.verdicts());
+    assert_eq!(
+        third.with("built"),
+        ["//wheels:markupsafe"],
+        "{:?}",
+        third.verdicts()
+    );
 
     // A comment rebuilds nothing.
     ws.edit("rules/wheels.toml", "# Tier 0", "# Tier zero");
@@ -137,7 +153,11 @@ fn markupsafe_and_six_build_then_hit_and_rebuild_exactly_what_changed() {
         ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "&lt;a&gt;");
 }
 
@@ -152,7 +172,10 @@ fn two_clean_stores_give_the_same_wheel() {
     rb.ok();
     assert_eq!(ra.verdicts()["//images:bookworm"], "built");
     assert_eq!(rb.verdicts()["//images:bookworm"], "built");
-    assert_eq!(wheel_sha(&ra, "//wheels:markupsafe"), wheel_sha(&rb, "//wheels:markupsafe"));
+    assert_eq!(
+        wheel_sha(&ra, "//wheels:markupsafe"),
+        wheel_sha(&rb, "//wheels:markupsafe")
+    );
     // mmdebstrap with SOURCE_DATE_EPOCH: the same image, bit for bit.
     let out = |r: &Run, l: &str| {
         r.events()
@@ -176,7 +199,11 @@ fn a_wrong_pin_shows_both_digests() {
     assert!(r.stderr.contains(&bad), "{}", r.stderr);
     assert!(r.stderr.contains("hint: "), "{}", r.stderr);
     // pip's index lists the real file with its digest: the message names it.
-    assert!(r.stderr.contains(good), "the real digest is shown: {}", r.stderr);
+    assert!(
+        r.stderr.contains(good),
+        "the real digest is shown: {}",
+        r.stderr
+    );
     // Nothing unverified entered the store.
     let cas: Vec<PathBuf> = walk(&store.path().join("cas"));
     assert!(cas.is_empty(), "{cas:?}");
@@ -210,15 +237,27 @@ fn a_failing_recipe_shows_its_last_lines_and_log() {
     );
     let r = host(&ws, shared_store(), &["build", "//wheels:six"]);
     assert_eq!(r.code, 1, "a recipe failure is a build error: {}", r.all());
-    assert!(r.stderr.contains("FAILED //wheels:six (build error)"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("FAILED //wheels:six (build error)"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("(exit status 3)"), "{}", r.stderr);
-    assert!(r.stderr.contains("| fatal: the frobnicator is missing"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("| fatal: the frobnicator is missing"),
+        "{}",
+        r.stderr
+    );
     let log = r
         .stderr
         .lines()
         .find_map(|l| l.trim().strip_prefix("log: "))
         .expect("log path");
-    assert!(std::fs::read_to_string(log).unwrap().contains("compiling things"));
+    assert!(
+        std::fs::read_to_string(log)
+            .unwrap()
+            .contains("compiling things")
+    );
     // `refine log` finds the same log.
     let l = host(&ws, shared_store(), &["log", "--path", "//wheels:six"]);
     assert_eq!(l.stdout.trim(), log);
@@ -235,16 +274,33 @@ fn missing_tools_are_environment_errors_with_hints() {
     let r: Run = c.output().unwrap().into();
     assert_eq!(r.code, 3, "{}", r.all());
     assert!(r.stderr.contains("mmdebstrap"), "{}", r.stderr);
-    assert!(r.stderr.contains("hint: install it (`apt-get install -y mmdebstrap`)"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("hint: install it (`apt-get install -y mmdebstrap`)"),
+        "{}",
+        r.stderr
+    );
 
     // No podman: nothing can run in a container.
     let mut c = ws.cmd_in(shared_store());
     c.args(["--arch", "host", "build", "--keep-going", "//wheels:six"]);
     c.env("REFINE_PODMAN", "/nonexistent/podman");
     // Make sure something needs a container: a fresh env value.
-    ws.edit("rules/wheels.toml", "[wheels.six]\n", "[wheels.six]\nenv = { NO_PODMAN_TEST = \"1\" }\n");
+    ws.edit(
+        "rules/wheels.toml",
+        "[wheels.six]\n",
+        "[wheels.six]\nenv = { NO_PODMAN_TEST = \"1\" }\n",
+    );
     let r: Run = c.output().unwrap().into();
     assert_eq!(r.code, 3, "{}", r.all());
-    assert!(r.stderr.contains("/nonexistent/podman` was not found"), "{}", r.stderr);
-    assert!(r.stderr.contains("hint: install podman and runc"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("/nonexistent/podman` was not found"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("hint: install podman and runc"),
+        "{}",
+        r.stderr
+    );
 }

@@ -62,6 +62,7 @@ pub fn run(c: &BuildCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
         insecure: c.insecure,
     };
     let report = build(&s, &args, p)?;
+    s.leak();
     p.summary(&report);
     Ok(match report.error() {
         Some(e) => e.class.exit_code(),

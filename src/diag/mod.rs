@@ -14,7 +14,19 @@ pub use render::{line_col, render, render_all};
 use std::fmt;
 
 /// A half-open byte range into a file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Span {
     pub start: usize,
     pub end: usize,
@@ -33,14 +45,17 @@ impl From<std::ops::Range<usize>> for Span {
 }
 
 /// A place in a workspace file: its workspace-relative path and a span.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Loc {
-    pub file: String,
+    /// Shared: every place in a file names it.
+    pub file: std::sync::Arc<str>,
     pub span: Span,
 }
 
 impl Loc {
-    pub fn new(file: impl Into<String>, span: impl Into<Span>) -> Self {
+    pub fn new(file: impl Into<std::sync::Arc<str>>, span: impl Into<Span>) -> Self {
         Loc {
             file: file.into(),
             span: span.into(),

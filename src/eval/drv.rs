@@ -21,7 +21,7 @@ use crate::rules::{Dist, Fetch, Kind, Label, Platform};
 use std::collections::BTreeMap;
 
 /// A recipe script and its includes, each by workspace path and digest.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct RecipeFiles {
     /// Workspace-relative path of the script.
     pub script: String,
@@ -29,7 +29,7 @@ pub struct RecipeFiles {
     pub files: Vec<(String, Digest)>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Action {
     Fetch {
         fetch: Fetch,
@@ -57,7 +57,7 @@ pub enum Action {
 }
 
 /// The resolved inputs of a target, by label.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 pub struct Inputs {
     pub image: Option<Label>,
     pub runtime: Option<Label>,
@@ -93,7 +93,7 @@ impl Inputs {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Derivation {
     pub label: Label,
     pub version: Option<String>,
@@ -134,7 +134,7 @@ impl Derivation {
         let mut p = Preimage::new();
         p.set("key_version", i64::from(KEY_VERSION));
         p.set("kind", self.label.kind.singular());
-        p.set("name", self.label.name.as_str());
+        p.set("name", &*self.label.name);
         if let Some(v) = &self.version {
             p.set("version", v.as_str());
         }

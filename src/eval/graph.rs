@@ -5,14 +5,15 @@
 
 use super::db::{Db, Workspace};
 use super::drv::Derivation;
-use super::queries::{LabelId, derivation, index, lookup};
+use super::queries::{LabelId, derivation, index, lookup, target};
 use crate::diag::{Diagnostic, Loc};
-use crate::rules::{Label, Pattern, Target};
+use crate::rules::{Label, Pattern};
 use std::collections::HashMap;
+use std::sync::Arc;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct GraphNode {
-    pub derivation: Derivation,
+    pub derivation: Arc<Derivation>,
     /// Indices of dependencies (always smaller than this node's index).
     pub deps: Vec<usize>,
     /// Named on the command line (or by a pattern), not only needed.
@@ -59,17 +60,18 @@ pub fn resolve_patterns(
     ws: Workspace,
     patterns: &[Pattern],
 ) -> Result<Vec<Label>, Vec<Diagnostic>> {
-    let idx = index(db, ws);
+    resolve_in(&index(db, ws).labels, patterns)
+}
+
+/// Expand patterns against a sorted list of every label.
+pub fn resolve_in(all: &[Label], patterns: &[Pattern]) -> Result<Vec<Label>, Vec<Diagnostic>> {
     let mut out: Vec<Label> = Vec::new();
+    let mut seen: std::collections::HashSet<&Label> = std::collections::HashSet::new();
     let mut errors = Vec::new();
     for p in patterns {
         match p {
-            Pattern::Exact(l) if !idx.map.contains_key(l) => {
-                let same = idx
-                    .labels
-                    .iter()
-                    .filter(|c| c.kind == l.kind)
-                    .map(|c| c.name.as_str());
+            Pattern::Exact(l) if all.binary_search(l).is_err() => {
+                let same = all.iter().filter(|c| c.kind == l.kind).map(|c| &*c.name);
                 let hint = match crate::diag::suggest(&l.name, same) {
                     Some(s) => format!("did you mean //{}:{s}?", l.kind),
                     None => format!(
@@ -81,8 +83,8 @@ pub fn resolve_patterns(
                 errors.push(Diagnostic::error(format!("{l} names no target")).hint(hint));
             }
             _ => {
-                for l in idx.labels.iter().filter(|l| p.matches(l)) {
-                    if !out.contains(l) {
+                for l in all.iter().filter(|l| p.matches(l)) {
+                    if seen.insert(l) {
                         out.push(l.clone());
                     }
                 }
@@ -96,119 +98,160 @@ pub fn resolve_patterns(
     }
 }
 
+impl Graph {
+    /// The part of this graph that `roots` need, still in topological
+    /// order, with `roots` marked as requested.
+    pub fn subgraph(&self, roots: &[Label]) -> Graph {
+        let mut keep = vec![false; self.nodes.len()];
+        let mut work: Vec<usize> = roots
+            .iter()
+            .filter_map(|l| self.by_label.get(l).copied())
+            .collect();
+        while let Some(i) = work.pop() {
+            if !keep[i] {
+                keep[i] = true;
+                work.extend(self.nodes[i].deps.iter().copied());
+            }
+        }
+        let requested: std::collections::HashSet<&Label> = roots.iter().collect();
+        let mut map = vec![usize::MAX; self.nodes.len()];
+        let mut g = Graph::default();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if !keep[i] {
+                continue;
+            }
+            map[i] = g.nodes.len();
+            let mut node = n.clone();
+            node.deps = n.deps.iter().map(|&d| map[d]).collect();
+            node.requested = requested.contains(n.label());
+            g.by_label.insert(n.label().clone(), g.nodes.len());
+            g.nodes.push(node);
+        }
+        g
+    }
+}
+
 /// The graph of `roots` and everything they need, in topological order.
 /// Call only on a workspace without diagnostics (so there are no cycles).
 pub fn load_graph(db: &dyn Db, ws: Workspace, roots: &[Label]) -> Result<Graph, Vec<Diagnostic>> {
-    let mut g = Graph::default();
+    // Every reachable derivation, fetched once, with its dependencies.
+    let mut found: HashMap<Label, (Arc<Derivation>, Vec<Label>)> = HashMap::new();
     let mut errors = Vec::new();
-    // Iterative post-order DFS: a node is pushed after all its dependencies.
-    let mut stack: Vec<(Label, bool)> = roots.iter().rev().map(|l| (l.clone(), false)).collect();
-    let mut visiting: HashMap<Label, ()> = HashMap::new();
-    while let Some((label, expanded)) = stack.pop() {
-        if g.by_label.contains_key(&label) {
+    let mut work: Vec<Label> = roots.to_vec();
+    while let Some(l) = work.pop() {
+        if found.contains_key(&l) {
             continue;
         }
-        let d = match derivation(db, ws, LabelId::new(db, label.clone())) {
-            Ok(d) => d,
-            Err(e) => {
-                errors.extend(e.iter().cloned());
+        match derivation(db, ws, LabelId::new(db, l.clone())) {
+            Ok(d) => {
+                let deps = d.inputs.all();
+                work.extend(deps.iter().filter(|x| !found.contains_key(*x)).cloned());
+                found.insert(l, (d.clone(), deps));
+            }
+            Err(e) => errors.extend(e.iter().cloned()),
+        }
+    }
+    if !errors.is_empty() {
+        errors.dedup();
+        return Err(errors);
+    }
+    // Post-order DFS from the roots, in order: dependencies first.
+    let requested: std::collections::HashSet<&Label> = roots.iter().collect();
+    let mut g = Graph::default();
+    let mut on_stack: std::collections::HashSet<&Label> = std::collections::HashSet::new();
+    let mut stack: Vec<(&Label, usize)> = Vec::new();
+    for root in roots {
+        if g.by_label.contains_key(root) {
+            continue;
+        }
+        stack.push((root, 0));
+        on_stack.insert(root);
+        while let Some((l, i)) = stack.pop() {
+            let (d, deps) = &found[l];
+            if let Some(next) = deps.get(i) {
+                stack.push((l, i + 1));
+                if !g.by_label.contains_key(next) && on_stack.insert(next) {
+                    stack.push((next, 0));
+                }
                 continue;
             }
-        };
-        let deps = d.inputs.all();
-        if !expanded {
-            if visiting.insert(label.clone(), ()).is_some() {
-                continue; // a cycle: reported by `cycles`
-            }
-            stack.push((label.clone(), true));
-            for dep in deps.iter().rev() {
-                if !g.by_label.contains_key(dep) {
-                    stack.push((dep.clone(), false));
-                }
-            }
-            continue;
-        }
-        let dep_idx: Vec<usize> = deps
-            .iter()
-            .filter_map(|l| g.by_label.get(l).copied())
-            .collect();
-        if dep_idx.len() != deps.len() {
-            continue; // a dependency failed to evaluate; its errors are reported
-        }
-        let t = lookup(db, ws, &label);
-        let (decl, fields, owner) = match t {
-            Some(Target {
+            on_stack.remove(l);
+            // A dependency still on the stack would be a cycle (reported by
+            // `cycles`); leave it out.
+            let dep_idx: Vec<usize> = deps
+                .iter()
+                .filter_map(|x| g.by_label.get(x).copied())
+                .collect();
+            let (decl, fields, owner) = match target(db, ws, LabelId::new(db, l.clone())) {
+                Some(t) => (t.decl.clone(), t.fields.clone(), t.owner.clone()),
+                None => (Loc::new("", crate::diag::Span::default()), Vec::new(), None),
+            };
+            g.by_label.insert(l.clone(), g.nodes.len());
+            g.nodes.push(GraphNode {
+                derivation: d.clone(),
+                deps: dep_idx,
+                requested: requested.contains(l),
                 decl,
                 fields,
                 owner,
-                ..
-            }) => (decl, fields, owner),
-            None => (Loc::new("", crate::diag::Span::default()), Vec::new(), None),
-        };
-        g.by_label.insert(label.clone(), g.nodes.len());
-        g.nodes.push(GraphNode {
-            derivation: d.clone(),
-            deps: dep_idx,
-            requested: roots.contains(&label),
-            decl,
-            fields,
-            owner,
-        });
+            });
+        }
     }
-    if errors.is_empty() {
-        Ok(g)
-    } else {
-        errors.dedup();
-        Err(errors)
-    }
+    Ok(g)
 }
 
 /// Dependency cycles among all targets, each reported once with the whole
 /// cycle and where each edge is written.
 pub fn cycles(db: &dyn Db, ws: Workspace) -> Vec<Diagnostic> {
     let idx = index(db, ws);
-    let deps_of = |l: &Label| -> Vec<Label> {
-        match derivation(db, ws, LabelId::new(db, l.clone())) {
-            Ok(d) => d.inputs.all(),
+    let n = idx.labels.len();
+    let pos: HashMap<&Label, usize> = idx.labels.iter().enumerate().map(|(i, l)| (l, i)).collect();
+    let edges: Vec<Vec<usize>> = idx
+        .labels
+        .iter()
+        .map(|l| match derivation(db, ws, LabelId::new(db, l.clone())) {
+            Ok(d) => d
+                .inputs
+                .all()
+                .iter()
+                .filter_map(|x| pos.get(x).copied())
+                .collect(),
             Err(_) => Vec::new(),
-        }
-    };
-    // 0 = unvisited, 1 = on stack, 2 = done
-    let mut state: HashMap<Label, u8> = HashMap::new();
+        })
+        .collect();
+    // 0 = unvisited, 1 = on the stack, 2 = done
+    let mut state = vec![0u8; n];
     let mut out = Vec::new();
-    let mut reported: Vec<Vec<Label>> = Vec::new();
-    for start in &idx.labels {
-        if state.get(start).copied().unwrap_or(0) != 0 {
+    let mut reported: Vec<Vec<usize>> = Vec::new();
+    for start in 0..n {
+        if state[start] != 0 {
             continue;
         }
-        // Explicit DFS with the path kept for reporting.
-        let mut path: Vec<(Label, Vec<Label>, usize)> = vec![(start.clone(), deps_of(start), 0)];
-        state.insert(start.clone(), 1);
-        while let Some((node, deps, i)) = path.last_mut() {
-            if *i >= deps.len() {
-                state.insert(node.clone(), 2);
+        let mut path: Vec<(usize, usize)> = vec![(start, 0)];
+        state[start] = 1;
+        while let Some(&mut (node, ref mut i)) = path.last_mut() {
+            let Some(&next) = edges[node].get(*i) else {
+                state[node] = 2;
                 path.pop();
                 continue;
-            }
-            let next = deps[*i].clone();
+            };
             *i += 1;
-            match state.get(&next).copied().unwrap_or(0) {
+            match state[next] {
                 0 => {
-                    state.insert(next.clone(), 1);
-                    let nd = deps_of(&next);
-                    path.push((next, nd, 0));
+                    state[next] = 1;
+                    path.push((next, 0));
                 }
                 1 => {
-                    let pos = path.iter().position(|(l, _, _)| *l == next).unwrap_or(0);
-                    let mut cycle: Vec<Label> =
-                        path[pos..].iter().map(|(l, _, _)| l.clone()).collect();
-                    // Report each cycle once, whatever node it was entered from.
+                    let at = path.iter().position(|(x, _)| *x == next).unwrap_or(0);
+                    let cycle: Vec<usize> = path[at..].iter().map(|(x, _)| *x).collect();
                     let mut canon = cycle.clone();
-                    canon.sort();
+                    canon.sort_unstable();
                     if !reported.contains(&canon) {
                         reported.push(canon);
-                        cycle.push(next.clone());
-                        out.push(cycle_diagnostic(db, ws, &cycle));
+                        let mut labels: Vec<Label> =
+                            cycle.iter().map(|&x| idx.labels[x].clone()).collect();
+                        labels.push(idx.labels[next].clone());
+                        out.push(cycle_diagnostic(db, ws, &labels));
                     }
                 }
                 _ => {}

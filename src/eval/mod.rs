@@ -18,9 +18,9 @@ mod drv;
 mod graph;
 mod queries;
 
-pub use db::{AuxFile, Database, Db, Overrides, SourceFile, Workspace};
+pub use db::{AuxFile, Database, Db, Overrides, SourceFile, Workspace, read_digest};
 pub use drv::{Action, Derivation, Inputs, RecipeFiles};
-pub use graph::{Graph, GraphNode, load_graph, resolve_patterns};
+pub use graph::{Graph, GraphNode, load_graph, resolve_in, resolve_patterns};
 pub use queries::{
     Index, LabelId, catalog, config, declared, derivation, index, lookup, lower_file, pack_closure,
     pack_deps, parse_file, platform, semantic_config, semantic_target, target,

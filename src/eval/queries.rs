@@ -20,6 +20,7 @@ use crate::rules::model::WithoutLocs;
 use crate::rules::toml::{Node, Spanned};
 use crate::rules::*;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 #[salsa::interned(debug)]
 pub struct LabelId<'db> {
@@ -168,31 +169,51 @@ pub fn pack_deps<'db>(db: &'db dyn Db, ws: Workspace, id: LabelId<'db>) -> Vec<L
     }
 }
 
+/// One pack and everything it needs, in dependency order (post-order DFS
+/// over `pack_deps`, no recursion through salsa, so a cycle in the rules is
+/// reported by `cycles`, never a salsa cycle panic).
+#[salsa::tracked(returns(ref))]
+pub fn pack_closure_of<'db>(db: &'db dyn Db, ws: Workspace, id: LabelId<'db>) -> Vec<Label> {
+    let mut done: HashMap<Label, ()> = HashMap::new();
+    let mut out = Vec::new();
+    // (label, expanded)
+    let mut stack = vec![(id.label(db).clone(), false)];
+    let mut on_stack: HashMap<Label, ()> = HashMap::new();
+    while let Some((l, expanded)) = stack.pop() {
+        if done.contains_key(&l) {
+            continue;
+        }
+        if expanded {
+            on_stack.remove(&l);
+            done.insert(l.clone(), ());
+            out.push(l);
+            continue;
+        }
+        if on_stack.insert(l.clone(), ()).is_some() {
+            continue;
+        }
+        stack.push((l.clone(), true));
+        for d in pack_deps(db, ws, LabelId::new(db, l)).iter().rev() {
+            if !done.contains_key(d) && !on_stack.contains_key(d) {
+                stack.push((d.clone(), false));
+            }
+        }
+    }
+    out
+}
+
 /// The transitive closure of `roots` over pack dependencies, in dependency
 /// order: every pack comes after the packs it needs; ties break by the
 /// order the rules name them.
 pub fn pack_closure(db: &dyn Db, ws: Workspace, roots: &[Label]) -> Vec<Label> {
-    fn visit(
-        db: &dyn Db,
-        ws: Workspace,
-        l: &Label,
-        state: &mut HashMap<Label, bool>,
-        out: &mut Vec<Label>,
-    ) {
-        if state.contains_key(l) {
-            return; // done, or on the stack (a cycle, reported elsewhere)
-        }
-        state.insert(l.clone(), false);
-        for d in pack_deps(db, ws, LabelId::new(db, l.clone())) {
-            visit(db, ws, d, state, out);
-        }
-        state.insert(l.clone(), true);
-        out.push(l.clone());
-    }
-    let mut state = HashMap::new();
+    let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     for r in roots {
-        visit(db, ws, r, &mut state, &mut out);
+        for l in pack_closure_of(db, ws, LabelId::new(db, r.clone())) {
+            if seen.insert(l.clone()) {
+                out.push(l.clone());
+            }
+        }
     }
     out
 }
@@ -207,7 +228,7 @@ pub fn derivation<'db>(
     db: &'db dyn Db,
     ws: Workspace,
     id: LabelId<'db>,
-) -> Result<Derivation, Vec<Diagnostic>> {
+) -> Result<Arc<Derivation>, Vec<Diagnostic>> {
     let label = id.label(db);
     db.log_query("derivation", label);
     let Some(t) = semantic_target(db, ws, id) else {
@@ -219,7 +240,7 @@ pub fn derivation<'db>(
     let Some(cfg) = semantic_config(db, ws) else {
         return Err(Vec::new());
     };
-    derive(db, ws, t, cfg)
+    derive(db, ws, t, cfg).map(Arc::new)
 }
 
 /// The errors of a target's derivation, with their locations.
@@ -434,7 +455,7 @@ impl Resolver<'_> {
                 .labels
                 .iter()
                 .filter(|c| c.kind == l.kind)
-                .map(|c| c.name.as_str());
+                .map(|c| &*c.name);
             let hint = match crate::diag::suggest(&l.name, same_kind) {
                 Some(s) => format!("did you mean `//{}:{s}`?", l.kind),
                 None => format!("declare it as `[{}.{}]` in a rule file", l.kind, l.name),

@@ -111,9 +111,15 @@ impl Executor for Podman {
                 PODMAN_HINT,
             ));
         }
-        if needs.mmdebstrap && which(&self.mmdebstrap).is_none() && !Path::new(&self.mmdebstrap).is_file() {
+        if needs.mmdebstrap
+            && which(&self.mmdebstrap).is_none()
+            && !Path::new(&self.mmdebstrap).is_file()
+        {
             return Err(ExecError::env(
-                format!("`{}` was not found on PATH; refine makes its builder images with mmdebstrap", self.mmdebstrap),
+                format!(
+                    "`{}` was not found on PATH; refine makes its builder images with mmdebstrap",
+                    self.mmdebstrap
+                ),
                 "install it (`apt-get install -y mmdebstrap`), or pin an OCI image with `oci = \"name@sha256:…\"` in the image rule",
             ));
         }

@@ -177,9 +177,17 @@ impl Preimage {
         let mut h = blake3::Hasher::new();
         h.update(b"refine-key\0");
         h.update(&KEY_VERSION.to_le_bytes());
-        PValue::Map(self.fields.clone()).encode(&mut |b| {
+        // The same bytes as `PValue::Map(fields).encode`, without a copy.
+        let mut out = |b: &[u8]| {
             h.update(b);
-        });
+        };
+        out(&[TAG_MAP]);
+        out(&(self.fields.len() as u64).to_le_bytes());
+        for (k, v) in &self.fields {
+            out(&(k.len() as u64).to_le_bytes());
+            out(k.as_bytes());
+            v.encode(&mut out);
+        }
         Key(h.finalize().to_hex().to_string())
     }
 
@@ -310,6 +318,15 @@ mod tests {
         ]
         .concat();
         assert_eq!(hex::encode(&bytes), expected);
+        let mut h = blake3::Hasher::new();
+        h.update(b"refine-key\0");
+        h.update(&KEY_VERSION.to_le_bytes());
+        h.update(&bytes);
+        assert_eq!(
+            p.key().0,
+            h.finalize().to_hex().to_string(),
+            "key() hashes exactly the encoding"
+        );
         assert_eq!(p.key().0.len(), 64);
     }
 

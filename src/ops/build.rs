@@ -61,8 +61,11 @@ impl BuildReport {
 }
 
 pub fn build(s: &Session, args: &BuildArgs, sink: &dyn EventSink) -> Result<BuildReport> {
+    let mut t = super::Timings::start();
     let labels = s.resolve(&args.patterns)?;
+    t.mark("resolve targets");
     let graph = s.graph(&labels)?;
+    t.mark("load graph");
     let store = s.open_store()?;
     let exec = super::executor(args.executor);
     let remote = super::remote::open(s, args.remote.as_deref(), args.offline, args.insecure, sink)?;
@@ -82,10 +85,14 @@ pub fn build(s: &Session, args: &BuildArgs, sink: &dyn EventSink) -> Result<Buil
         force: HashSet::new(),
         sink,
     };
+    t.mark("open store");
     let results = sched::run(&graph, &cfg);
+    t.mark("run graph");
     let out_dir = args.out_dir.clone().unwrap_or_else(|| s.root.join("dist"));
     let manifest = deliver(&store, &graph, &results, &out_dir)?;
+    t.mark("deliver wheels");
     store.flush();
+    t.mark("flush store");
     Ok(BuildReport {
         graph,
         results,
@@ -102,58 +109,88 @@ pub fn deliver(
     results: &[NodeResult],
     out_dir: &Path,
 ) -> Result<Option<PathBuf>> {
-    let mut entries = Vec::new();
-    for (node, r) in graph.nodes.iter().zip(results) {
-        let kind = node.derivation.label.kind;
-        if !node.requested || !matches!(kind, Kind::Wheel | Kind::Repair) {
-            continue;
-        }
-        let Some(tree) = r.tree.as_ref().filter(|_| r.verdict.is_ok()) else {
-            entries.push(serde_json::json!({
-                "label": r.label.to_string(),
-                "key": r.key.as_ref().map(|k| k.0.clone()),
-                "verdict": r.verdict.as_str(),
-                "log": r.log,
-            }));
-            continue;
-        };
-        for (name, digest, size) in tree.files().filter(|(n, _, _)| n.ends_with(".whl")) {
-            let dest = out_dir.join(name);
-            let fresh = std::fs::metadata(&dest).is_ok_and(|m| m.len() == size)
-                && crate::key::sha256_file(&dest).is_ok_and(|(d, _)| &d == digest);
-            if !fresh {
-                store.copy_blob_to(digest, &dest, false)?;
-            }
-            entries.push(serde_json::json!({
-                "label": r.label.to_string(),
-                "key": r.key.as_ref().map(|k| k.0.clone()),
-                "output": r.output,
-                "wheel": name,
-                "sha256": digest.hex(),
-                "size": size,
-                "verdict": r.verdict.as_str(),
-                "duration_ms": r.duration.as_millis() as u64,
-                "log": r.log,
-            }));
-        }
-    }
-    if entries.is_empty() {
+    use rayon::prelude::*;
+    let delivered: Vec<&NodeResult> = graph
+        .nodes
+        .iter()
+        .zip(results)
+        .filter(|(node, _)| {
+            node.requested && matches!(node.derivation.label.kind, Kind::Wheel | Kind::Repair)
+        })
+        .map(|(_, r)| r)
+        .collect();
+    if delivered.is_empty() {
         return Ok(None);
     }
     std::fs::create_dir_all(out_dir).map_err(|e| {
         Error::env(format!("cannot create {}: {e}", out_dir.display()))
             .hint("choose another --out directory")
     })?;
+    let entries: Vec<Vec<ManifestEntry<'_>>> = delivered
+        .par_iter()
+        .map(|r| -> Result<Vec<ManifestEntry<'_>>> {
+            let base = ManifestEntry {
+                label: r.label.to_string(),
+                key: r.key.as_ref().map(|k| k.0.as_str()),
+                output: r.output.as_ref(),
+                wheel: None,
+                sha256: None,
+                size: None,
+                verdict: r.verdict.as_str(),
+                duration_ms: r.duration.as_millis() as u64,
+                log: r.log.as_deref(),
+            };
+            let Some(tree) = r.tree.as_ref().filter(|_| r.verdict.is_ok()) else {
+                return Ok(vec![base]);
+            };
+            let mut out = Vec::new();
+            for (name, digest, size) in tree.files().filter(|(n, _, _)| n.ends_with(".whl")) {
+                store.deliver_blob(digest, &out_dir.join(name))?;
+                out.push(ManifestEntry {
+                    wheel: Some(name),
+                    sha256: Some(digest.hex()),
+                    size: Some(size),
+                    label: base.label.clone(),
+                    ..base
+                });
+            }
+            Ok(out)
+        })
+        .collect::<Result<_>>()?;
     let manifest = out_dir.join("manifest.json");
-    let doc = serde_json::json!({
-        "refine": env!("CARGO_PKG_VERSION"),
-        "created": crate::store::now_secs(),
-        "wheels": entries,
-    });
+    let doc = Manifest {
+        refine: env!("CARGO_PKG_VERSION"),
+        created: crate::store::now_secs(),
+        wheels: entries.into_iter().flatten().collect(),
+    };
     crate::store::local::write_atomic(
         out_dir,
         &manifest,
         &serde_json::to_vec_pretty(&doc).unwrap_or_default(),
     )?;
     Ok(Some(manifest))
+}
+
+#[derive(serde::Serialize)]
+struct Manifest<'a> {
+    refine: &'static str,
+    created: u64,
+    wheels: Vec<ManifestEntry<'a>>,
+}
+
+/// One delivered wheel (or one requested target that produced none).
+#[derive(serde::Serialize, Clone)]
+struct ManifestEntry<'a> {
+    label: String,
+    key: Option<&'a str>,
+    output: Option<&'a crate::key::Digest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wheel: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+    verdict: &'static str,
+    duration_ms: u64,
+    log: Option<&'a Path>,
 }

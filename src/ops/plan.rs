@@ -72,7 +72,7 @@ pub fn plan_graph(graph: &Graph, store: &LocalStore) -> Vec<PlanEntry> {
                 }
             }
         }
-        let record = store.label_record(d.platform.arch.as_str(), &label.path());
+        let record = store.label_record(d.platform.arch.as_str(), &label.to_string());
         let previous = record.as_ref().and_then(|r| Key::parse(&r.key));
         if !waiting.is_empty() {
             entries.push(PlanEntry {
@@ -94,9 +94,16 @@ pub fn plan_graph(graph: &Graph, store: &LocalStore) -> Vec<PlanEntry> {
                 .or_else(|| outputs.get(l).cloned())
         });
         let key = pre.key();
-        let (status, output) = match store.lookup(&key) {
-            Lookup::Hit(r, _) => (PlanStatus::Cached, Some(r.output)),
-            _ => (PlanStatus::Build, None),
+        let cached = store
+            .indexed_hit(d.platform.arch.as_str(), &label.to_string(), &key, false)
+            .map(|(o, _)| o)
+            .or_else(|| match store.lookup(&key) {
+                Lookup::Hit(r, _) => Some(r.output),
+                _ => None,
+            });
+        let (status, output) = match cached {
+            Some(o) => (PlanStatus::Cached, Some(o)),
+            None => (PlanStatus::Build, None),
         };
         if let Some(o) = &output {
             outputs.insert(label, o.clone());
@@ -178,7 +185,7 @@ pub fn log_path(s: &Session, label: &str) -> Result<std::path::PathBuf> {
         )));
     };
     let store = s.open_store()?;
-    let rec = store.label_record(s.platform.arch.as_str(), &label.path());
+    let rec = store.label_record(s.platform.arch.as_str(), &label.to_string());
     let from_record = rec.and_then(|r| r.log).filter(|p| p.is_file());
     let path = from_record.or_else(|| {
         let dir = store

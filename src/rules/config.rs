@@ -25,7 +25,9 @@ use crate::rules::lower::parse_duration;
 use crate::rules::model::Recipe;
 use crate::rules::toml::{Node, Reader, Spanned, Value};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Arch {
     X86_64,
     Aarch64,
@@ -104,7 +106,7 @@ impl std::fmt::Display for Arch {
 }
 
 /// The platform a run builds for, after command-line overrides.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Platform {
     pub arch: Arch,
     /// "3.11"

@@ -67,14 +67,19 @@ impl fmt::Display for Kind {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A target's name. Shared, not copied: labels are cloned into every map
+/// and list of a large graph. Serialized as its `//kind:name` text.
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(into = "String", try_from = "String")]
 pub struct Label {
     pub kind: Kind,
-    pub name: String,
+    pub name: std::sync::Arc<str>,
 }
 
 impl Label {
-    pub fn new(kind: Kind, name: impl Into<String>) -> Self {
+    pub fn new(kind: Kind, name: impl Into<std::sync::Arc<str>>) -> Self {
         Label {
             kind,
             name: name.into(),
@@ -84,6 +89,19 @@ impl Label {
     /// A filesystem- and registry-safe rendering: `wheels/markupsafe`.
     pub fn path(&self) -> String {
         format!("{}/{}", self.kind.as_str(), self.name)
+    }
+}
+
+impl From<Label> for String {
+    fn from(l: Label) -> String {
+        l.to_string()
+    }
+}
+
+impl TryFrom<String> for Label {
+    type Error = LabelError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
     }
 }
 

@@ -778,7 +778,7 @@ fn lower_wheel(ctx: &mut Ctx<'_>, label: &Label, r: &mut Reader<'_, '_>) -> Opti
         })
     });
     Some(WheelRule {
-        package: package.unwrap_or_else(|| label.name.clone()),
+        package: package.unwrap_or_else(|| label.name.to_string()),
         version,
         sources,
         runtime,
@@ -894,7 +894,7 @@ mod tests {
         };
         assert_eq!(w.version.as_deref(), Some("2.1.5"));
         assert_eq!(w.env["CFLAGS"], "-O2");
-        assert_eq!(w.sources[0].value.name, "wheel-markupsafe");
+        assert_eq!(&*w.sources[0].value.name, "wheel-markupsafe");
     }
 
     #[test]
@@ -919,7 +919,7 @@ mod tests {
     fn catalog_normalizes_names() {
         let f = lower("[catalog]\nPyYAML = [\"//packs:libyaml\"]\n");
         assert_eq!(f.catalog[0].package, "pyyaml");
-        assert_eq!(f.catalog[0].packs[0].value.name, "libyaml");
+        assert_eq!(&*f.catalog[0].packs[0].value.name, "libyaml");
     }
 
     #[test]

@@ -86,7 +86,7 @@ pub struct SourceRule {
     pub upstream: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Fetch {
     /// One exact `name==version` from the package index pip is configured with.
     Pypi {
@@ -106,7 +106,7 @@ pub enum Fetch {
     Path { path: String },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Dist {
     Sdist,
     Wheel,
@@ -236,7 +236,11 @@ pub trait WithoutLocs {
 }
 
 fn blank() -> Loc {
-    Loc::new("", crate::diag::Span::default())
+    static EMPTY: std::sync::OnceLock<std::sync::Arc<str>> = std::sync::OnceLock::new();
+    Loc {
+        file: EMPTY.get_or_init(|| std::sync::Arc::from("")).clone(),
+        span: crate::diag::Span::default(),
+    }
 }
 
 impl<T: Clone> WithoutLocs for Spanned<T> {

@@ -60,7 +60,7 @@ pub struct Failure {
 struct State {
     remaining: Vec<usize>,
     ready: BinaryHeap<(u64, std::cmp::Reverse<usize>)>,
-    results: Vec<Option<NodeResult>>,
+    results: Vec<Option<std::sync::Arc<NodeResult>>>,
     running: usize,
     stop: bool,
 }
@@ -68,7 +68,7 @@ struct State {
 /// Estimated seconds of a node, for ordering only.
 fn estimate(store: &LocalStore, graph: &Graph, i: usize) -> u64 {
     let d = &graph.nodes[i].derivation;
-    if let Some(rec) = store.label_record(d.platform.arch.as_str(), &d.label.path())
+    if let Some(rec) = store.label_record(d.platform.arch.as_str(), &d.label.to_string())
         && let Some(ms) = rec.duration_ms
     {
         return ms / 1000 + 1;
@@ -99,22 +99,28 @@ pub fn run(graph: &Graph, cfg: &RunConfig<'_>) -> Vec<NodeResult> {
     let dependents = graph.dependents();
     let prio = priorities(cfg, graph, &dependents);
     cfg.sink.event(&Event::Planned { total: n });
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let results = fast_hits(graph, cfg, &done);
+    // What the fast pass left goes through the scheduler.
     let mut ready = BinaryHeap::new();
-    let remaining: Vec<usize> = graph.nodes.iter().map(|g| g.deps.len()).collect();
+    let remaining: Vec<usize> = graph
+        .nodes
+        .iter()
+        .map(|g| g.deps.iter().filter(|&&d| results[d].is_none()).count())
+        .collect();
     for (i, r) in remaining.iter().enumerate() {
-        if *r == 0 {
+        if *r == 0 && results[i].is_none() {
             ready.push((prio[i], std::cmp::Reverse(i)));
         }
     }
     let state = Mutex::new(State {
         remaining,
         ready,
-        results: (0..n).map(|_| None).collect(),
+        results,
         running: 0,
         stop: false,
     });
     let cv = Condvar::new();
-    let done = std::sync::atomic::AtomicUsize::new(0);
     let workers = cfg.jobs.max(1).min(n.max(1));
     std::thread::scope(|s| {
         for _ in 0..workers {
@@ -126,8 +132,10 @@ pub fn run(graph: &Graph, cfg: &RunConfig<'_>) -> Vec<NodeResult> {
     st.results
         .into_iter()
         .enumerate()
-        .map(|(i, r)| {
-            r.unwrap_or_else(|| {
+        .map(|(i, r)| match r {
+            // Every snapshot is gone by now: unwrapping does not copy.
+            Some(r) => std::sync::Arc::try_unwrap(r).unwrap_or_else(|r| (*r).clone()),
+            None => {
                 let res = NodeResult::not_run(
                     &graph.nodes[i].derivation.label,
                     Verdict::Skipped,
@@ -140,9 +148,58 @@ pub fn run(graph: &Graph, cfg: &RunConfig<'_>) -> Vec<NodeResult> {
                     total: n,
                 });
                 res
-            })
+            }
         })
         .collect()
+}
+
+/// The no-op fast path: level by level (a node after all its dependencies),
+/// on every core, settle the nodes whose key the label index answers.
+/// Anything else, and everything above it, is left to the scheduler.
+fn fast_hits(
+    graph: &Graph,
+    cfg: &RunConfig<'_>,
+    done: &std::sync::atomic::AtomicUsize,
+) -> Vec<Option<std::sync::Arc<NodeResult>>> {
+    use rayon::prelude::*;
+    let n = graph.nodes.len();
+    let mut level = vec![0usize; n];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        level[i] = node.deps.iter().map(|&d| level[d] + 1).max().unwrap_or(0);
+    }
+    let mut by_level: Vec<Vec<usize>> = Vec::new();
+    for (i, &l) in level.iter().enumerate() {
+        if by_level.len() <= l {
+            by_level.resize(l + 1, Vec::new());
+        }
+        by_level[l].push(i);
+    }
+    let mut results: Vec<Option<std::sync::Arc<NodeResult>>> = (0..n).map(|_| None).collect();
+    for nodes in by_level {
+        let found: Vec<(usize, NodeResult)> = nodes
+            .par_iter()
+            .filter(|&&i| !cfg.force.contains(&i))
+            .filter_map(|&i| {
+                let deps: Option<Vec<&NodeResult>> = graph.nodes[i]
+                    .deps
+                    .iter()
+                    .map(|&d| results[d].as_deref())
+                    .collect();
+                let r = node::indexed_hit(graph, i, &deps?, cfg)?;
+                let k = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                cfg.sink.event(&Event::Finished {
+                    result: &r,
+                    done: k,
+                    total: n,
+                });
+                Some((i, r))
+            })
+            .collect();
+        for (i, r) in found {
+            results[i] = Some(std::sync::Arc::new(r));
+        }
+    }
+    results
 }
 
 fn worker(
@@ -180,7 +237,7 @@ fn worker(
                     .unwrap_or_else(|e| e.into_inner().0);
             }
         };
-        let snapshot: Vec<NodeResult> = {
+        let snapshot: Vec<std::sync::Arc<NodeResult>> = {
             let st = state.lock().unwrap_or_else(|e| e.into_inner());
             graph.nodes[i]
                 .deps
@@ -188,7 +245,7 @@ fn worker(
                 .filter_map(|&d| st.results[d].clone())
                 .collect()
         };
-        let deps: Vec<&NodeResult> = snapshot.iter().collect();
+        let deps: Vec<&NodeResult> = snapshot.iter().map(|r| r.as_ref()).collect();
         cfg.sink.event(&Event::Started {
             label: &graph.nodes[i].derivation.label,
         });
@@ -210,7 +267,7 @@ fn worker(
         if (!ok && !cfg.keep_going) || env_broken {
             st.stop = true;
         }
-        st.results[i] = Some(result);
+        st.results[i] = Some(std::sync::Arc::new(result));
         st.running -= 1;
         // Release dependents; block the ones a failure leaves without input.
         let mut settle: Vec<usize> = vec![i];
@@ -235,7 +292,7 @@ fn worker(
                         done: k,
                         total: n,
                     });
-                    st.results[d] = Some(res);
+                    st.results[d] = Some(std::sync::Arc::new(res));
                     settle.push(d);
                     continue;
                 }

@@ -107,24 +107,71 @@ fn failure(class: ErrorClass, message: impl Into<String>, hint: impl Into<String
     }
 }
 
-pub fn process(graph: &Graph, i: usize, deps: &[&NodeResult], cfg: &RunConfig<'_>) -> NodeResult {
+/// The no-op path: a hit answered by the store's label index alone, or
+/// `None` (then [`process`] does the full lookup, reporting what it finds).
+pub fn indexed_hit(
+    graph: &Graph,
+    i: usize,
+    deps: &[&NodeResult],
+    cfg: &RunConfig<'_>,
+) -> Option<NodeResult> {
     let start = Instant::now();
     let d = &graph.nodes[i].derivation;
-    let mut digests: HashMap<&Label, Digest> = HashMap::new();
+    let digests = dep_digests(graph, deps);
+    let key = d.preimage(&|l| digests.get(l).cloned()).key();
+    let hit = cfg.store.indexed_hit(
+        d.platform.arch.as_str(),
+        &d.label.to_string(),
+        &key,
+        must_verify(graph, i),
+    )?;
+    let res = NodeResult {
+        label: d.label.clone(),
+        verdict: Verdict::HitLocal,
+        key: Some(key),
+        preimage: None,
+        output: None,
+        tree: None,
+        duration: Duration::ZERO,
+        log: None,
+        failure: None,
+        push: None,
+        notes: Vec::new(),
+    };
+    Some(finish_hit(cfg, d, hit, res, start, Verdict::HitLocal))
+}
+
+/// Outputs read in this run are checked at lookup (so damage is a miss):
+/// the wheels that will be delivered. Others are checked when read.
+fn must_verify(graph: &Graph, i: usize) -> bool {
+    let n = &graph.nodes[i];
+    n.requested && makes_wheels(n.derivation.label.kind)
+}
+
+fn dep_digests<'g>(graph: &'g Graph, deps: &[&NodeResult]) -> HashMap<&'g Label, Digest> {
+    let mut digests = HashMap::with_capacity(deps.len());
     for r in deps {
         if let Some(node) = graph.get(&r.label)
             && let Some(dg) = dep_digest(&node.derivation, r)
         {
-            digests.insert(&r.label, dg);
+            digests.insert(node.label(), dg);
         }
     }
+    digests
+}
+
+pub fn process(graph: &Graph, i: usize, deps: &[&NodeResult], cfg: &RunConfig<'_>) -> NodeResult {
+    let start = Instant::now();
+    let d = &graph.nodes[i].derivation;
+    let digests = dep_digests(graph, deps);
     let pre = d.preimage(&|l| digests.get(l).cloned());
     let key = pre.key();
     let mut res = NodeResult {
         label: d.label.clone(),
         verdict: Verdict::Failed,
         key: Some(key.clone()),
-        preimage: Some(pre.clone()),
+        // Kept only for what is built (hits do not need it).
+        preimage: None,
         output: None,
         tree: None,
         duration: Duration::ZERO,
@@ -151,7 +198,14 @@ pub fn process(graph: &Graph, i: usize, deps: &[&NodeResult], cfg: &RunConfig<'_
             match remote.pull(&d.label, &key, cfg.store) {
                 Ok(Some((result, tree))) => {
                     let _ = cfg.store.put_preimage(&key, &pre);
-                    return finish_hit(cfg, d, (result, tree), res, start, Verdict::HitRemote);
+                    return finish_hit(
+                        cfg,
+                        d,
+                        (result.output, tree),
+                        res,
+                        start,
+                        Verdict::HitRemote,
+                    );
                 }
                 Ok(None) => {}
                 Err(e) => note(&mut res, format!("remote {}: {e}", remote.describe())),
@@ -225,7 +279,9 @@ pub fn process(graph: &Graph, i: usize, deps: &[&NodeResult], cfg: &RunConfig<'_
                 arch: arch.to_string(),
             };
             res.verdict = Verdict::Built;
+            res.preimage = Some(pre.clone());
             res.output = Some(tree.digest());
+            res.tree = Some(tree.clone());
             if !forced {
                 if let Err(e) = cfg.store.put_action(&key, &result, &pre) {
                     note(
@@ -251,7 +307,6 @@ pub fn process(graph: &Graph, i: usize, deps: &[&NodeResult], cfg: &RunConfig<'_
                     );
                 }
             }
-            res.tree = Some(tree);
             res
         }
     }
@@ -263,7 +318,12 @@ fn local_hit(
     key: &Key,
     res: &mut NodeResult,
     note: &dyn Fn(&mut NodeResult, String),
-) -> Option<(ActionResult, Tree)> {
+) -> Option<(Digest, Tree)> {
+    // The label index answers most lookups without opening a file.
+    let arch = d.platform.arch.as_str();
+    if let Some(hit) = cfg.store.indexed_hit(arch, &d.label.to_string(), key, true) {
+        return Some(hit);
+    }
     match cfg.store.lookup(key) {
         // Check the bytes too (cheap for blobs checked before: the store
         // remembers their inode, size and mtime).
@@ -272,7 +332,7 @@ fn local_hit(
                 .files()
                 .try_for_each(|(_, dg, _)| cfg.store.verify_blob(dg).map(|_| ()));
             match checked {
-                Ok(()) => Some((r, t)),
+                Ok(()) => Some((r.output, t)),
                 Err(e) => {
                     cfg.store.remove_action(key);
                     note(
@@ -297,21 +357,28 @@ fn local_hit(
 fn finish_hit(
     cfg: &RunConfig<'_>,
     d: &Derivation,
-    (result, tree): (ActionResult, Tree),
+    (output, tree): (Digest, Tree),
     mut res: NodeResult,
     start: Instant,
     verdict: Verdict,
 ) -> NodeResult {
     res.verdict = verdict;
-    res.output = Some(result.output.clone());
+    res.output = Some(output);
     res.tree = Some(tree);
     res.duration = start.elapsed();
-    let prev = cfg
-        .store
-        .label_record(d.platform.arch.as_str(), &d.label.path());
-    res.log = prev.as_ref().and_then(|p| p.log.clone());
     // Only write when something changed: a no-op run writes nothing.
-    if prev.as_ref().map(|p| (&p.key, &p.verdict)) != Some((&result.key, &"hit".to_string())) {
+    let arch = d.platform.arch.as_str();
+    let (log, same) = cfg
+        .store
+        .label_check(arch, &d.label.to_string(), |p| {
+            let same = res.key.as_ref().is_some_and(|k| p.key == k.0)
+                && p.verdict == "hit"
+                && p.output == res.output;
+            (p.log.clone(), same)
+        })
+        .unwrap_or((None, false));
+    res.log = log;
+    if !same {
         record_label(cfg, d, &res);
     }
     res
@@ -322,9 +389,8 @@ fn record_label(cfg: &RunConfig<'_>, d: &Derivation, res: &NodeResult) {
         Verdict::HitLocal | Verdict::HitRemote => "hit",
         v => v.as_str(),
     };
-    let prev = cfg
-        .store
-        .label_record(d.platform.arch.as_str(), &d.label.path());
+    let arch = d.platform.arch.as_str();
+    let prev = cfg.store.label_record(arch, &d.label.to_string());
     let rec = LabelRecord {
         label: d.label.to_string(),
         key: res.key.as_ref().map(|k| k.0.clone()).unwrap_or_default(),
@@ -340,10 +406,9 @@ fn record_label(cfg: &RunConfig<'_>, d: &Derivation, res: &NodeResult) {
         } else {
             prev.and_then(|p| p.duration_ms)
         },
+        tree: res.tree.as_ref().map(Tree::encode),
     };
-    let _ = cfg
-        .store
-        .set_label_record(d.platform.arch.as_str(), &d.label.path(), &rec);
+    cfg.store.set_label_record(arch, &rec);
 }
 
 /// Do the work of node `i` and store its output tree.

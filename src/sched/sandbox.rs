@@ -70,7 +70,7 @@ pub fn contract_env(
     set("REFINE_JOBS", jobs.to_string());
     set("REFINE_LABEL", d.label.to_string());
     set("REFINE_KIND", d.label.kind.singular().into());
-    set("REFINE_NAME", d.label.name.clone());
+    set("REFINE_NAME", d.label.name.to_string());
     set("REFINE_VERSION", d.version.clone().unwrap_or_default());
     set("REFINE_PYTHON_VERSION", d.platform.python.clone());
     set("REFINE_PYTHON_TAG", d.platform.python_tag());
@@ -200,10 +200,16 @@ pub struct DepView<'a> {
 }
 
 /// Mount every file of `tree` ending in `.whl` under `dir`.
-fn mount_wheels(cfg: &RunConfig<'_>, dep: &DepView<'_>, dir: &str, mounts: &mut Vec<Mount>) {
+fn mount_wheels(
+    cfg: &RunConfig<'_>,
+    dep: &DepView<'_>,
+    dir: &str,
+    mounts: &mut Vec<Mount>,
+) -> Result<(), Failure> {
     for (name, digest, _) in dep.tree.files() {
         let base = name.rsplit('/').next().unwrap_or(name);
         if base.ends_with(".whl") {
+            cfg.store.verify_blob(digest)?;
             mounts.push(Mount {
                 host: cfg.store.blob_path(digest),
                 container: format!("{dir}/{base}"),
@@ -211,6 +217,7 @@ fn mount_wheels(cfg: &RunConfig<'_>, dep: &DepView<'_>, dir: &str, mounts: &mut 
             });
         }
     }
+    Ok(())
 }
 
 /// Materialize inputs and describe the container for node `i`.
@@ -325,6 +332,7 @@ pub fn prepare(
     for l in &d.inputs.sources {
         let src = get(l)?;
         for (name, digest, _) in src.tree.files() {
+            cfg.store.verify_blob(digest)?;
             mounts.push(Mount {
                 host: cfg.store.blob_path(digest),
                 container: format!("/refine/src/{name}"),
@@ -342,16 +350,16 @@ pub fn prepare(
             container: format!("/opt/packs/{}", l.name),
             read_only: true,
         });
-        pack_names.push(l.name.clone());
+        pack_names.push(l.name.to_string());
     }
     for l in &d.inputs.wheels {
-        mount_wheels(cfg, get(l)?, "/refine/wheels", &mut mounts);
+        mount_wheels(cfg, get(l)?, "/refine/wheels", &mut mounts)?;
     }
     for l in &d.inputs.tools {
-        mount_wheels(cfg, get(l)?, "/refine/tools", &mut mounts);
+        mount_wheels(cfg, get(l)?, "/refine/tools", &mut mounts)?;
     }
     if let Some(l) = &d.inputs.wheel {
-        mount_wheels(cfg, get(l)?, "/refine/input", &mut mounts);
+        mount_wheels(cfg, get(l)?, "/refine/input", &mut mounts)?;
     }
 
     // The recipe, copied from the workspace and checked against the digests

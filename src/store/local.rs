@@ -103,6 +103,9 @@ pub struct LabelRecord {
     /// How long the last build took.
     #[serde(default)]
     pub duration_ms: Option<u64>,
+    /// The output tree (its manifest text), so a hit needs no other file.
+    #[serde(default)]
+    pub tree: Option<String>,
 }
 
 /// What `refine verify` found for a key.
@@ -120,8 +123,16 @@ pub struct Verification {
 /// Blob hex → (inode, size, mtime ns) at its last successful check.
 type StatCache = HashMap<String, (u64, u64, i64)>;
 
+#[derive(Default)]
+struct LabelIndex {
+    records: HashMap<String, LabelRecord>,
+    dirty: std::collections::HashSet<String>,
+}
+
 pub struct LocalStore {
     root: PathBuf,
+    /// Per arch: label → last result, loaded once, written once.
+    labels: Mutex<HashMap<String, LabelIndex>>,
     /// (path of a blob) → (inode, size, mtime ns) when its bytes were last
     /// verified; lets unchanged large blobs skip rehashing.
     stat_cache: Mutex<Option<StatCache>>,
@@ -167,6 +178,7 @@ impl LocalStore {
         }
         Ok(LocalStore {
             root: root.to_path_buf(),
+            labels: Mutex::new(HashMap::new()),
             stat_cache: Mutex::new(None),
             stat_dirty: Mutex::new(false),
         })
@@ -240,7 +252,8 @@ impl LocalStore {
         }
         let parent = dest.parent().unwrap_or(&self.root);
         fs::create_dir_all(parent).ctx(parent)?;
-        tmp.as_file().sync_all().ctx(tmp.path())?;
+        // No fsync: a blob torn by a crash fails its digest check on read
+        // and is treated as missing.
         fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o444)).ctx(tmp.path())?;
         tmp.persist(&dest).map_err(|e| StoreError::Io {
             path: dest.clone(),
@@ -286,14 +299,14 @@ impl LocalStore {
             meta.size(),
             meta.mtime_nsec() + meta.mtime() * 1_000_000_000,
         );
-        let rel = d.hex().to_string();
         {
             let mut cache = self.stat_cache.lock().unwrap_or_else(|e| e.into_inner());
             let map = cache.get_or_insert_with(|| self.load_stat_cache());
-            if map.get(&rel) == Some(&stamp) {
+            if map.get(d.hex()) == Some(&stamp) {
                 return Ok(meta.size());
             }
         }
+        let rel = d.hex().to_string();
         let (got, size) = crate::key::sha256_file(&p).ctx(&p)?;
         if &got != d {
             self.discard_blob(d);
@@ -327,6 +340,7 @@ impl LocalStore {
 
     /// Persist the stat cache (best effort: it is only a cache).
     pub fn flush(&self) {
+        self.flush_labels();
         let dirty = std::mem::take(&mut *self.stat_dirty.lock().unwrap_or_else(|e| e.into_inner()));
         if !dirty {
             return;
@@ -386,6 +400,33 @@ impl LocalStore {
             source: e.error,
         })?;
         Ok(())
+    }
+
+    /// Put a blob at `dest` as a hard link when the filesystem allows (a
+    /// read-only file sharing the store's bytes), else as a verified copy.
+    /// A `dest` that already is this blob is left alone.
+    pub fn deliver_blob(&self, d: &Digest, dest: &Path) -> Result<(), StoreError> {
+        let src = self.blob_path(d);
+        if let (Ok(a), Ok(b)) = (fs::metadata(&src), fs::metadata(dest))
+            && a.ino() == b.ino()
+            && a.dev() == b.dev()
+        {
+            return Ok(());
+        }
+        let dir = dest.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).ctx(dir)?;
+        // Unique per destination: equal blobs may be delivered in parallel.
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(".refine-{}-{name}", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        match fs::hard_link(&src, &tmp) {
+            Ok(()) => fs::rename(&tmp, dest).ctx(dest),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::Missing(d.clone())),
+            Err(_) => self.copy_blob_to(d, dest, false),
+        }
     }
 
     // ---- trees --------------------------------------------------------
@@ -689,26 +730,117 @@ impl LocalStore {
 
     // ---- labels and logs ----------------------------------------------
 
-    fn label_path(&self, arch: &str, label_path: &str) -> PathBuf {
-        self.root
-            .join("labels")
-            .join(arch)
-            .join(format!("{label_path}.json"))
+    fn label_index_path(&self, arch: &str) -> PathBuf {
+        self.root.join("labels").join(format!("{arch}.jsonl"))
     }
 
-    pub fn label_record(&self, arch: &str, label_path: &str) -> Option<LabelRecord> {
-        let bytes = fs::read(self.label_path(arch, label_path)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+    fn read_label_index(&self, arch: &str) -> HashMap<String, LabelRecord> {
+        let Ok(text) = fs::read_to_string(self.label_index_path(arch)) else {
+            return HashMap::new();
+        };
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<LabelRecord>(l).ok())
+            .map(|r| (r.label.clone(), r))
+            .collect()
     }
 
-    pub fn set_label_record(
+    fn with_labels<T>(&self, arch: &str, f: impl FnOnce(&mut LabelIndex) -> T) -> T {
+        let mut all = self.labels.lock().unwrap_or_else(|e| e.into_inner());
+        let idx = all.entry(arch.to_string()).or_insert_with(|| LabelIndex {
+            records: self.read_label_index(arch),
+            dirty: Default::default(),
+        });
+        f(idx)
+    }
+
+    /// The last result recorded for a label on `arch`.
+    pub fn label_record(&self, arch: &str, label: &str) -> Option<LabelRecord> {
+        self.with_labels(arch, |i| i.records.get(label).cloned())
+    }
+
+    /// Record a label's result; written out by [`LocalStore::flush`].
+    pub fn set_label_record(&self, arch: &str, rec: &LabelRecord) {
+        self.with_labels(arch, |i| {
+            i.dirty.insert(rec.label.clone());
+            i.records.insert(rec.label.clone(), rec.clone());
+        });
+    }
+
+    /// A hit from the label index alone: the label's last result has this
+    /// key and its output is present and intact. The no-op path runs on
+    /// this, without opening an action-cache entry per node.
+    ///
+    /// With `verify`, every blob of the output is checked (by stat against
+    /// the stat cache, rehashing only what changed); without, only a later
+    /// read checks them (mounts, copies), which saves a stat per node on a
+    /// no-op run of a large graph.
+    pub fn indexed_hit(
         &self,
         arch: &str,
-        label_path: &str,
-        rec: &LabelRecord,
-    ) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec_pretty(rec).unwrap_or_default();
-        write_atomic(&self.root, &self.label_path(arch, label_path), &bytes)
+        label: &str,
+        key: &Key,
+        verify: bool,
+    ) -> Option<(Digest, Tree)> {
+        let (output, tree) = self.with_labels(arch, |i| {
+            let rec = i.records.get(label)?;
+            if rec.key != key.0 || rec.verdict == "failed" {
+                return None;
+            }
+            Some((
+                rec.output.clone()?,
+                Tree::decode(rec.tree.as_deref()?).ok()?,
+            ))
+        })?;
+        for (_, d, _) in tree.files() {
+            if verify {
+                self.verify_blob(d).ok()?;
+            } else if !self.has_blob(d) {
+                return None;
+            }
+        }
+        Some((output, tree))
+    }
+
+    /// Look at a label's record in place.
+    pub fn label_check<T>(
+        &self,
+        arch: &str,
+        label: &str,
+        f: impl FnOnce(&LabelRecord) -> T,
+    ) -> Option<T> {
+        self.with_labels(arch, |i| i.records.get(label).map(f))
+    }
+
+    fn flush_labels(&self) {
+        let mut all = self.labels.lock().unwrap_or_else(|e| e.into_inner());
+        for (arch, idx) in all.iter_mut() {
+            if idx.dirty.is_empty() {
+                continue;
+            }
+            // Merge with what other processes wrote meanwhile; ours win.
+            let lock = self.root.join("locks").join(format!("labels-{arch}.lock"));
+            let guard = fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock)
+                .and_then(|f| f.lock().map(|()| f));
+            let mut merged = self.read_label_index(arch);
+            for l in idx.dirty.drain() {
+                if let Some(r) = idx.records.get(&l) {
+                    merged.insert(l, r.clone());
+                }
+            }
+            let mut lines: Vec<String> = merged
+                .values()
+                .filter_map(|r| serde_json::to_string(r).ok())
+                .collect();
+            lines.sort();
+            let mut text = lines.join("\n");
+            text.push('\n');
+            let _ = write_atomic(&self.root, &self.label_index_path(arch), text.as_bytes());
+            drop(guard);
+        }
     }
 
     /// A fresh log file path for a build of `label_path` with `key`.
