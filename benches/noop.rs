@@ -153,19 +153,19 @@ fn main() {
         t.elapsed()
     );
 
-    // Cold evaluation, in-process.
-    let mut evals = Vec::new();
-    for _ in 0..3 {
+    // Cold evaluation, in-process: a fresh store each time, so nothing is
+    // reused (the evaluation cache lives in the store).
+    let eval = |store: &Path| {
         let t = Instant::now();
         let s = refine::ops::Session::load(&refine::ops::GlobalOpts {
             workspace: Some(root.clone()),
-            store: Some(store.clone()),
+            store: Some(store.to_path_buf()),
             ..Default::default()
         })
         .unwrap_or_else(|e| panic!("{}", e.rendered.unwrap_or(e.message)));
         let labels = s.resolve(&["//...".to_string()]).unwrap();
         let g = s.graph(&labels).unwrap();
-        evals.push(t.elapsed());
+        let took = t.elapsed();
         assert_eq!(
             g.nodes
                 .iter()
@@ -173,10 +173,27 @@ fn main() {
                 .count(),
             wheels
         );
+        (took, s.from_snapshot)
+    };
+    let mut cold = Vec::new();
+    for i in 0..3 {
+        let (t, reused) = eval(&base.join(format!("cold-store-{i}")));
+        assert!(!reused);
+        cold.push(t);
     }
     println!(
-        "cold evaluation (parse, check, derive all): median {:.3?} of {evals:.3?}",
-        median(evals.clone())
+        "cold evaluation (parse, check, derive all, save): median {:.3?} of {cold:.3?}",
+        median(cold.clone())
+    );
+    let mut warm = Vec::new();
+    for _ in 0..3 {
+        let (t, reused) = eval(&base.join("cold-store-0"));
+        assert!(reused);
+        warm.push(t);
+    }
+    println!(
+        "evaluation reused from the cache: median {:.3?} of {warm:.3?}",
+        median(warm.clone())
     );
 
     let first = refine(&root, &store, &["build", "//..."]);
