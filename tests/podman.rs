@@ -22,6 +22,9 @@ fn shipped() -> Ws {
 }
 
 fn copy(from: &Path, to: &Path) {
+    if !from.exists() {
+        return;
+    }
     if from.is_dir() {
         std::fs::create_dir_all(to).unwrap();
         for e in std::fs::read_dir(from).unwrap() {
