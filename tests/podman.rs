@@ -7,34 +7,9 @@
 //! skip when a tool is missing: they fail.
 
 mod common;
-use common::{Run, Ws, sha256_hex};
+use common::{Run, Ws, sha256_hex, shipped};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-
-/// A copy of the repository's own workspace.
-fn shipped() -> Ws {
-    let ws = Ws::new(&[]);
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for entry in ["WORKSPACE.toml", "rules", "packs", "runtimes", "recipes"] {
-        copy(&repo.join(entry), &ws.root().join(entry));
-    }
-    ws
-}
-
-fn copy(from: &Path, to: &Path) {
-    if !from.exists() {
-        return;
-    }
-    if from.is_dir() {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            copy(&e.path(), &to.join(e.file_name()));
-        }
-    } else {
-        std::fs::copy(from, to).unwrap();
-    }
-}
 
 /// One store shared by the tests of this file (built from empty once per
 /// test run), so the builder image is made once.

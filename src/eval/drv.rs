@@ -50,7 +50,7 @@ pub enum Action {
     },
     Recipe {
         recipe: RecipeFiles,
-        config_settings: BTreeMap<String, String>,
+        config_settings: BTreeMap<String, Vec<String>>,
         /// Repairs: the auditwheel policy (platform tag).
         policy: Option<String>,
     },

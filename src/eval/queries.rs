@@ -573,7 +573,7 @@ impl Resolver<'_> {
     fn recipe_action(
         &mut self,
         recipe: &Recipe,
-        config_settings: BTreeMap<String, String>,
+        config_settings: BTreeMap<String, Vec<String>>,
         policy: Option<String>,
     ) -> Action {
         let mut files = Vec::new();

@@ -752,12 +752,7 @@ fn lower_wheel(ctx: &mut Ctx<'_>, label: &Label, r: &mut Reader<'_, '_>) -> Opti
     let default_build_requires = r.bool("default_build_requires").unwrap_or(true);
     let packs = r.labels("packs").unwrap_or_default();
     let env = env(r);
-    let config_settings = r
-        .str_map("config_settings")
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, v.value))
-        .collect();
+    let config_settings = r.str_list_map("config_settings").unwrap_or_default();
     let recipe = recipe(r, false)?;
     let repair = r.bool("repair").unwrap_or(false);
     if sources.is_empty() && !r.has("source") && !r.has("sources") {

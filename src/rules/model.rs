@@ -184,8 +184,9 @@ pub struct WheelRule {
     pub default_build_requires: bool,
     pub packs: Vec<Spanned<Label>>,
     pub env: BTreeMap<String, String>,
-    /// PEP 517 config settings, passed as `--config-settings KEY=VALUE`.
-    pub config_settings: BTreeMap<String, String>,
+    /// PEP 517 config settings, passed as `--config-settings KEY=VALUE`
+    /// (once per value: a key may repeat, like meson-python's setup-args).
+    pub config_settings: BTreeMap<String, Vec<String>>,
     pub recipe: Option<Recipe>,
     pub repair: bool,
 }

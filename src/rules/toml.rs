@@ -344,6 +344,41 @@ impl<'t, 'd> Reader<'t, 'd> {
         Some(out)
     }
 
+    /// A table whose values are strings or arrays of strings.
+    pub fn str_list_map(&mut self, key: &str) -> Option<BTreeMap<String, Vec<String>>> {
+        let e = self.entry(key)?;
+        let Value::Table(t) = &e.value.value else {
+            self.type_error(e, "a table of strings or arrays of strings");
+            return None;
+        };
+        let mut out = BTreeMap::new();
+        for item in &t.entries {
+            let values = match &item.value.value {
+                Value::Str(s) => vec![s.clone()],
+                Value::Array(a) if a.iter().all(|n| matches!(n.value, Value::Str(_))) => a
+                    .iter()
+                    .filter_map(|n| match &n.value {
+                        Value::Str(s) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                other => {
+                    let msg = format!(
+                        "`{}.{}` in {} must be a string or an array of strings, found {}",
+                        e.key,
+                        item.key,
+                        self.what,
+                        other.type_name()
+                    );
+                    self.error_at(item.value.span, msg, None);
+                    continue;
+                }
+            };
+            out.insert(item.key.clone(), values);
+        }
+        Some(out)
+    }
+
     pub fn label(&mut self, key: &str) -> Option<Spanned<Label>> {
         let s = self.str(key)?;
         self.parse_label(s)

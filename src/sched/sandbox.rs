@@ -84,7 +84,7 @@ pub fn contract_env(
         if !config_settings.is_empty() {
             let lines: Vec<String> = config_settings
                 .iter()
-                .map(|(k, v)| format!("{k}={v}"))
+                .flat_map(|(k, vs)| vs.iter().map(move |v| format!("{k}={v}")))
                 .collect();
             set("REFINE_CONFIG_SETTINGS", lines.join("\n"));
         }

@@ -230,3 +230,73 @@ packs = ["//packs:curl"]
     );
     ws
 }
+
+/// A copy of the repository's own workspace (the shipped rule set).
+pub fn shipped() -> Ws {
+    let ws = Ws::new(&[]);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for entry in ["WORKSPACE.toml", "rules", "packs", "runtimes", "recipes"] {
+        copy(&repo.join(entry), &ws.root().join(entry));
+    }
+    ws
+}
+
+fn copy(from: &Path, to: &Path) {
+    if !from.exists() {
+        return;
+    }
+    if from.is_dir() {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            copy(&e.path(), &to.join(e.file_name()));
+        }
+    } else {
+        std::fs::copy(from, to).unwrap();
+    }
+}
+
+/// The output digest a `--json` run reports for a label.
+pub fn output_of(run: &Run, label: &str) -> String {
+    run.events()
+        .into_iter()
+        .find(|e| e["event"] == "finished" && e["label"] == label)
+        .unwrap_or_else(|| panic!("no result for {label}"))["output"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{label} has no output"))
+        .to_string()
+}
+
+/// Run a command in a fresh container of a refine-built image.
+pub fn in_container(
+    image_tag: &str,
+    arch: &str,
+    mounts: &[(&Path, &str)],
+    script: &str,
+) -> (bool, String, String) {
+    let mut c = Command::new("podman");
+    c.args(["run", "--rm", "--network=none", "--pull=never"]);
+    if arch != std::env::consts::ARCH {
+        c.arg(format!(
+            "--arch={}",
+            if arch == "x86_64" { "amd64" } else { arch }
+        ));
+    }
+    for (host, target) in mounts {
+        c.arg("-v").arg(format!("{}:{target}:ro", host.display()));
+    }
+    c.arg(image_tag).args(["sh", "-c", script]);
+    let out = c.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The podman tag of a built image, from a `--json` run.
+pub fn image_tag(run: &Run, label: &str) -> String {
+    let out = output_of(run, label);
+    let name = label.rsplit(':').next().unwrap();
+    format!("localhost/refine-image/{name}:{}", &out[7..39])
+}
