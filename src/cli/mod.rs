@@ -4,6 +4,7 @@
 
 mod build;
 mod plan;
+mod store;
 pub mod printer;
 
 use crate::error::Result;
@@ -71,6 +72,15 @@ pub enum Command {
     Hash(plan::HashCmd),
     /// Print the latest build log of a target.
     Log(plan::LogCmd),
+    /// Push the local results of targets (and their dependencies) to the remote store.
+    Push(store::ShareCmd),
+    /// Pull the results of targets (and their dependencies) from the remote store.
+    Pull(store::ShareCmd),
+    /// Look after the local store.
+    #[command(subcommand)]
+    Store(store::StoreCmd),
+    /// Trim the local store by size and age.
+    Gc(store::GcCmd),
 }
 
 /// Run a parsed command line; returns the process exit code.
@@ -82,6 +92,10 @@ pub fn run(cli: Cli) -> i32 {
         Command::Plan(c) => plan::run_plan(c, &opts, &p),
         Command::Hash(c) => plan::run_hash(c, &opts, &p),
         Command::Log(c) => plan::run_log(c, &opts, &p),
+        Command::Push(c) => store::run_push(c, &opts, &p),
+        Command::Pull(c) => store::run_pull(c, &opts, &p),
+        Command::Store(c) => store::run_store(c, &opts, &p),
+        Command::Gc(c) => store::run_gc(c, &opts, &p),
     };
     match r {
         Ok(code) => code,

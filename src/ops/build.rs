@@ -67,8 +67,10 @@ pub fn build(s: &Session, args: &BuildArgs, sink: &dyn EventSink) -> Result<Buil
     let graph = s.graph(&labels)?;
     t.mark("load graph");
     let store = s.open_store()?;
+    // Shared: many builds at once; `refine gc` waits for them.
+    let _store_lock = store.store_lock(false)?;
     let exec = super::executor(args.executor);
-    let remote = super::remote::open(s, args.remote.as_deref(), args.offline, args.insecure, sink)?;
+    let remote = super::remote::open(s, args.remote.as_deref(), args.offline, args.insecure)?;
     let jobs = args
         .jobs
         .or(s.config.sandbox.jobs)
@@ -77,7 +79,7 @@ pub fn build(s: &Session, args: &BuildArgs, sink: &dyn EventSink) -> Result<Buil
         ws_root: &s.root,
         store: &store,
         exec: exec.as_ref(),
-        remote: remote.as_deref(),
+        remote: remote.as_ref().map(|r| r as &dyn crate::remote::Remote),
         push: (args.push || s.config.store.push) && !args.offline,
         sandbox: &s.config.sandbox,
         jobs,

@@ -7,6 +7,7 @@
 pub mod build;
 pub mod plan;
 pub mod remote;
+pub mod share;
 pub mod snapshot;
 
 use crate::diag::{Diagnostic, render_all};

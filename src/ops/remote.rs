@@ -2,24 +2,23 @@
 
 use super::Session;
 use crate::error::{Error, Result};
-use crate::remote::Remote;
-use crate::sched::EventSink;
+use crate::remote::oci::{OciRemote, OciUrl};
 
-/// The remote for a run: `--remote`, else `[store] remote`; none with `--offline`.
-pub fn open(
-    s: &Session,
-    flag: Option<&str>,
-    offline: bool,
-    _insecure: bool,
-    _sink: &dyn EventSink,
-) -> Result<Option<Box<dyn Remote>>> {
+/// The remote for a run: `--remote`, else `[store] remote`; none with
+/// `--offline`.
+pub fn open(s: &Session, flag: Option<&str>, offline: bool, insecure: bool) -> Result<Option<OciRemote>> {
     if offline {
         return Ok(None);
     }
-    match flag.or(s.config.store.remote.as_deref()) {
-        None => Ok(None),
-        Some(url) => Err(Error::user(format!(
-            "remote {url}: OCI remotes are not built into this version"
-        ))),
-    }
+    let Some(url) = flag.or(s.config.store.remote.as_deref()) else {
+        return Ok(None);
+    };
+    Ok(Some(open_oci(url, insecure || s.config.store.insecure)?))
+}
+
+/// An OCI remote from its URL, or a user error naming the flag.
+pub fn open_oci(url: &str, insecure: bool) -> Result<OciRemote> {
+    let u = OciUrl::parse(url)
+        .map_err(|e| Error::user(format!("--remote: {e}")).hint("write the remote as oci://HOST[:PORT]/PREFIX"))?;
+    OciRemote::new(u, insecure).map_err(|e| Error::env(e.0))
 }

@@ -1,4 +1,12 @@
 //! Remote stores: artifacts shared between machines through an OCI registry.
+//!
+//! [`Remote`] is what the scheduler sees: pull a key's result into the
+//! local store, push one. [`oci::OciRemote`] implements it on any registry
+//! of the OCI distribution spec (Zot, the CNCF distribution registry…).
+
+pub mod auth;
+pub mod oci;
+pub mod registry;
 
 use crate::key::{Key, Preimage};
 use crate::rules::Label;

@@ -127,6 +127,7 @@ type StatCache = HashMap<String, (u64, u64, i64)>;
 struct LabelIndex {
     records: HashMap<String, LabelRecord>,
     dirty: std::collections::HashSet<String>,
+    removed: std::collections::HashSet<String>,
 }
 
 pub struct LocalStore {
@@ -245,6 +246,18 @@ impl LocalStore {
         self.put_reader(b, Some(&d)).map(|(d, _)| d)
     }
 
+    /// A temp file in the store, for [`LocalStore::commit_verified`].
+    pub fn new_temp(&self) -> Result<tempfile::NamedTempFile, StoreError> {
+        let tmp_root = self.root.join("tmp");
+        tempfile::NamedTempFile::new_in(&tmp_root).ctx(&tmp_root)
+    }
+
+    /// Move a temp file whose bytes the caller checked against `d` into the
+    /// CAS (a download hashed while it streamed).
+    pub fn commit_verified(&self, tmp: tempfile::NamedTempFile, d: &Digest) -> Result<(), StoreError> {
+        self.commit_blob(tmp, d)
+    }
+
     fn commit_blob(&self, tmp: tempfile::NamedTempFile, d: &Digest) -> Result<(), StoreError> {
         let dest = self.blob_path(d);
         if dest.is_file() {
@@ -259,7 +272,20 @@ impl LocalStore {
             path: dest.clone(),
             source: e.error,
         })?;
+        // Its bytes were hashed on the way in: no need to hash them again.
+        self.remember_verified(d);
         Ok(())
+    }
+
+    fn remember_verified(&self, d: &Digest) {
+        if let Ok(meta) = fs::metadata(self.blob_path(d)) {
+            let stamp = (meta.ino(), meta.size(), meta.mtime_nsec() + meta.mtime() * 1_000_000_000);
+            let mut cache = self.stat_cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache
+                .get_or_insert_with(|| self.load_stat_cache())
+                .insert(d.hex().to_string(), stamp);
+            *self.stat_dirty.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        }
     }
 
     /// Read a whole blob, checking its digest.
@@ -748,7 +774,7 @@ impl LocalStore {
         let mut all = self.labels.lock().unwrap_or_else(|e| e.into_inner());
         let idx = all.entry(arch.to_string()).or_insert_with(|| LabelIndex {
             records: self.read_label_index(arch),
-            dirty: Default::default(),
+            ..LabelIndex::default()
         });
         f(idx)
     }
@@ -801,6 +827,31 @@ impl LocalStore {
         Some((output, tree))
     }
 
+    /// Keep only the label records (of every arch) that `keep` accepts.
+    pub fn retain_labels(&self, keep: impl Fn(&LabelRecord) -> bool) {
+        let arches: Vec<String> = fs::read_dir(self.root.join("labels"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".jsonl").map(str::to_string))
+            .collect();
+        for arch in arches {
+            self.with_labels(&arch, |i| {
+                let gone: Vec<String> = i
+                    .records
+                    .iter()
+                    .filter(|(_, r)| !keep(r))
+                    .map(|(l, _)| l.clone())
+                    .collect();
+                for l in gone {
+                    i.records.remove(&l);
+                    i.dirty.remove(&l);
+                    i.removed.insert(l);
+                }
+            });
+        }
+    }
+
     /// Look at a label's record in place.
     pub fn label_check<T>(
         &self,
@@ -814,7 +865,7 @@ impl LocalStore {
     fn flush_labels(&self) {
         let mut all = self.labels.lock().unwrap_or_else(|e| e.into_inner());
         for (arch, idx) in all.iter_mut() {
-            if idx.dirty.is_empty() {
+            if idx.dirty.is_empty() && idx.removed.is_empty() {
                 continue;
             }
             // Merge with what other processes wrote meanwhile; ours win.
@@ -826,6 +877,9 @@ impl LocalStore {
                 .open(&lock)
                 .and_then(|f| f.lock().map(|()| f));
             let mut merged = self.read_label_index(arch);
+            for l in idx.removed.drain() {
+                merged.remove(&l);
+            }
             for l in idx.dirty.drain() {
                 if let Some(r) = idx.records.get(&l) {
                     merged.insert(l, r.clone());

@@ -7,6 +7,7 @@
 
 pub mod archive;
 pub mod local;
+pub mod maint;
 pub mod tree;
 
 pub use local::{

@@ -1,0 +1,244 @@
+//! Store maintenance: listing, verifying everything, garbage collection.
+//!
+//! GC works like a tracing collector. Roots are the action-cache entries
+//! that survive the age and size limits (oldest dropped first); everything
+//! they reach — output trees, their blobs, build logs — is live; every other
+//! blob, materialized tree, preimage and label record goes. It holds the
+//! store's exclusive lock, so it waits for running builds (which hold it
+//! shared) and they wait for it.
+
+use super::local::{ActionResult, LocalStore, StoreError};
+use super::tree::Tree;
+use crate::key::{Digest, Key};
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub key: Key,
+    pub result: ActionResult,
+    /// Bytes of the output's files (shared blobs counted in each entry).
+    pub size: u64,
+    pub age_secs: u64,
+}
+
+/// Every action-cache entry, oldest first.
+pub fn entries(store: &LocalStore) -> Vec<Entry> {
+    let now = super::now_secs();
+    let mut out: Vec<Entry> = store
+        .keys()
+        .into_iter()
+        .filter_map(|k| {
+            let result = store.action(&k)?;
+            let size = store.tree(&result.output).map(|t| t.total_size()).unwrap_or(0);
+            let age_secs = now.saturating_sub(result.created);
+            Some(Entry {
+                key: k,
+                result,
+                size,
+                age_secs,
+            })
+        })
+        .collect();
+    out.sort_by_key(|e| std::cmp::Reverse(e.age_secs));
+    out
+}
+
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    pub blobs: usize,
+    pub bad_blobs: Vec<(Digest, String)>,
+    pub entries: usize,
+    pub bad_entries: Vec<(Key, String)>,
+}
+
+/// Rehash every blob (ignoring the stat cache) and check every action
+/// entry's output; remove what is damaged.
+pub fn verify(store: &LocalStore) -> Result<VerifyReport, StoreError> {
+    let _lock = store.store_lock(true)?;
+    let mut r = VerifyReport::default();
+    for d in store.blob_digests() {
+        r.blobs += 1;
+        let p = store.blob_path(&d);
+        match crate::key::sha256_file(&p) {
+            Ok((got, _)) if got == d => {}
+            Ok((got, _)) => {
+                store.discard_blob(&d);
+                r.bad_blobs.push((d, format!("content hashes to {got}; removed")));
+            }
+            Err(e) => r.bad_blobs.push((d, e.to_string())),
+        }
+    }
+    for k in store.keys() {
+        r.entries += 1;
+        match store.lookup(&k) {
+            super::Lookup::Hit(..) => {}
+            super::Lookup::Corrupt(why) => r.bad_entries.push((k, format!("{why}; removed"))),
+            super::Lookup::Miss => r.bad_entries.push((k, "unreadable; removed".into())),
+        }
+    }
+    store.drop_stale_labels();
+    Ok(r)
+}
+
+#[derive(Debug, Default)]
+pub struct GcReport {
+    pub removed_entries: Vec<Entry>,
+    pub removed_blobs: usize,
+    pub freed_bytes: u64,
+    pub kept_entries: usize,
+    pub kept_bytes: u64,
+    pub dry_run: bool,
+}
+
+/// Drop entries older than `max_age` (seconds), then the oldest until the
+/// live blobs fit in `max_size` bytes; then sweep what nothing reaches.
+pub fn gc(store: &LocalStore, max_size: Option<u64>, max_age: Option<u64>, dry_run: bool) -> Result<GcReport, StoreError> {
+    let _lock = store.store_lock(true)?;
+    let all = entries(store);
+    let mut keep: Vec<Entry> = Vec::new();
+    let mut report = GcReport {
+        dry_run,
+        ..GcReport::default()
+    };
+    for e in all {
+        if max_age.is_some_and(|a| e.age_secs > a) {
+            report.removed_entries.push(e);
+        } else {
+            keep.push(e);
+        }
+    }
+    // Live blobs and their sizes, recomputed as entries are dropped.
+    let live_of = |entries: &[Entry]| -> (HashSet<Digest>, u64) {
+        let mut live = HashSet::new();
+        let mut bytes = 0u64;
+        for e in entries {
+            let mut add = |d: &Digest| {
+                if live.insert(d.clone()) {
+                    bytes += std::fs::metadata(store.blob_path(d)).map(|m| m.len()).unwrap_or(0);
+                }
+            };
+            add(&e.result.output);
+            if let Some(l) = &e.result.log {
+                add(l);
+            }
+            if let Ok(t) = store.tree(&e.result.output) {
+                for (_, d, _) in t.files() {
+                    add(d);
+                }
+            }
+        }
+        (live, bytes)
+    };
+    let (mut live, mut bytes) = live_of(&keep);
+    if let Some(max) = max_size {
+        // Oldest first; recompute once per batch of tenths for large stores.
+        while bytes > max && !keep.is_empty() {
+            let n = (keep.len() / 10).max(1);
+            report.removed_entries.extend(keep.drain(..n));
+            (live, bytes) = live_of(&keep);
+        }
+    }
+    report.kept_entries = keep.len();
+    report.kept_bytes = bytes;
+    let dead: Vec<(Digest, u64)> = store
+        .blob_digests()
+        .into_iter()
+        .filter(|d| !live.contains(d))
+        .map(|d| {
+            let size = std::fs::metadata(store.blob_path(&d)).map(|m| m.len()).unwrap_or(0);
+            (d, size)
+        })
+        .collect();
+    report.removed_blobs = dead.len();
+    report.freed_bytes = dead.iter().map(|(_, s)| s).sum();
+    if dry_run {
+        return Ok(report);
+    }
+    for e in &report.removed_entries {
+        store.remove_action(&e.key);
+    }
+    for (d, _) in &dead {
+        store.discard_blob(d);
+    }
+    // Materialized trees that are no longer live, and stale label records.
+    for dir in store.materialized_trees() {
+        let live_tree = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|h| Digest::from_hex(h).ok())
+            .is_some_and(|d| live.contains(&d));
+        if !live_tree {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    store.drop_stale_labels();
+    store.flush();
+    Ok(report)
+}
+
+/// Parse "10G", "500M", "2048" (bytes).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => {
+            let unit = s[i..].to_ascii_uppercase();
+            let m = match unit.trim_end_matches("IB").trim_end_matches('B') {
+                "" => 1,
+                "K" => 1 << 10,
+                "M" => 1 << 20,
+                "G" => 1 << 30,
+                "T" => 1u64 << 40,
+                _ => return None,
+            };
+            (&s[..i], m)
+        }
+        None => (s, 1),
+    };
+    num.trim().parse::<f64>().ok().map(|n| (n * mult as f64) as u64)
+}
+
+impl LocalStore {
+    /// Every blob digest in the CAS.
+    pub fn blob_digests(&self) -> Vec<Digest> {
+        walkdir::WalkDir::new(self.root().join("cas/sha256"))
+            .min_depth(2)
+            .max_depth(2)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| Digest::from_hex(e.file_name().to_str()?).ok())
+            .collect()
+    }
+
+    pub fn materialized_trees(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.root().join("trees"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect()
+    }
+
+    /// Label records whose output is no longer in the store.
+    pub fn drop_stale_labels(&self) {
+        self.retain_labels(|r| {
+            r.output
+                .as_ref()
+                .is_none_or(|o| self.has_blob(o) && self.tree(o).is_ok_and(|t: Tree| self.tree_complete(&t).is_ok()))
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10G"), Some(10 << 30));
+        assert_eq!(parse_size("1.5M"), Some(1_572_864));
+        assert_eq!(parse_size("2048"), Some(2048));
+        assert_eq!(parse_size("3KiB"), Some(3072));
+        assert_eq!(parse_size("x"), None);
+    }
+}
