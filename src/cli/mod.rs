@@ -4,8 +4,8 @@
 
 mod build;
 mod plan;
-mod store;
 pub mod printer;
+mod store;
 
 use crate::error::Result;
 use crate::ops::GlobalOpts;

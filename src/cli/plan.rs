@@ -13,6 +13,15 @@ pub struct PlanCmd {
     /// Also list the targets that are cached.
     #[arg(long, short)]
     pub all: bool,
+    /// Also check a remote store (default: [store] remote), oci://HOST[:PORT]/PREFIX.
+    #[arg(long, value_name = "URL")]
+    pub remote: Option<String>,
+    /// Do not look at the remote store.
+    #[arg(long)]
+    pub offline: bool,
+    /// Talk plain HTTP to the remote.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 #[derive(Args, Debug)]
@@ -33,7 +42,8 @@ pub struct LogCmd {
 
 pub fn run_plan(c: &PlanCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
     let s = Session::load(opts)?;
-    let (_, entries) = plan(&s, &c.targets)?;
+    let remote = crate::ops::remote::open(&s, c.remote.as_deref(), c.offline, c.insecure)?;
+    let (_, entries) = crate::ops::plan::plan_with_remote(&s, &c.targets, remote.as_ref())?;
     let (mut build, mut pending, mut cached) = (0, 0, 0);
     let width = entries
         .iter()
@@ -43,7 +53,7 @@ pub fn run_plan(c: &PlanCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
         .unwrap_or(0);
     for e in &entries {
         match e.status {
-            PlanStatus::Cached => cached += 1,
+            PlanStatus::Cached | PlanStatus::Remote => cached += 1,
             PlanStatus::Build => build += 1,
             PlanStatus::Pending { .. } => pending += 1,
         }

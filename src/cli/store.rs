@@ -89,13 +89,23 @@ fn print_moves(p: &Printer, verb: &str, moves: &[(crate::rules::Label, Moved)]) 
 
 pub fn run_push(c: &ShareCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
     let s = Session::load(opts)?;
-    let moves = crate::ops::share::push(&s, &c.targets, c.remote.remote.as_deref(), c.remote.insecure)?;
+    let moves = crate::ops::share::push(
+        &s,
+        &c.targets,
+        c.remote.remote.as_deref(),
+        c.remote.insecure,
+    )?;
     Ok(print_moves(p, "push", &moves))
 }
 
 pub fn run_pull(c: &ShareCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
     let s = Session::load(opts)?;
-    let moves = crate::ops::share::pull(&s, &c.targets, c.remote.remote.as_deref(), c.remote.insecure)?;
+    let moves = crate::ops::share::pull(
+        &s,
+        &c.targets,
+        c.remote.remote.as_deref(),
+        c.remote.insecure,
+    )?;
     Ok(print_moves(p, "pull", &moves))
 }
 
@@ -107,7 +117,11 @@ fn human(bytes: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{bytes}B") } else { format!("{v:.1}{}", units[u]) }
+    if u == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{v:.1}{}", units[u])
+    }
 }
 
 fn age(secs: u64) -> String {
@@ -125,9 +139,13 @@ pub fn run_store(c: &StoreCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
         StoreCmd::Ls { remote, insecure } => {
             if let Some(url) = remote {
                 let url = Some(url.as_str()).filter(|u| !u.is_empty());
-                let r = crate::ops::remote::open(&s, url, false, *insecure)?
-                    .ok_or_else(|| Error::user("no remote store is configured").hint("pass --remote oci://HOST[:PORT]/PREFIX"))?;
-                let list = r.list().map_err(|e| Error::env(format!("remote {}: {e}", r.url)))?;
+                let r = crate::ops::remote::open(&s, url, false, *insecure)?.ok_or_else(|| {
+                    Error::user("no remote store is configured")
+                        .hint("pass --remote oci://HOST[:PORT]/PREFIX")
+                })?;
+                let list = r
+                    .list()
+                    .map_err(|e| Error::env(format!("remote {}: {e}", r.url)))?;
                 for (repo, tags) in list {
                     for t in tags {
                         if p.json {
@@ -163,7 +181,12 @@ pub fn run_store(c: &StoreCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
                     ));
                 }
             }
-            p.info(&format!("{} results, {} of outputs, in {}", entries.len(), human(total), store.root().display()));
+            p.info(&format!(
+                "{} results, {} of outputs, in {}",
+                entries.len(),
+                human(total),
+                store.root().display()
+            ));
             Ok(0)
         }
         StoreCmd::Verify => {
@@ -181,7 +204,11 @@ pub fn run_store(c: &StoreCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
                 r.entries,
                 r.bad_blobs.len() + r.bad_entries.len()
             ));
-            Ok(if r.bad_blobs.is_empty() && r.bad_entries.is_empty() { 0 } else { 1 })
+            Ok(if r.bad_blobs.is_empty() && r.bad_entries.is_empty() {
+                0
+            } else {
+                1
+            })
         }
     }
 }
@@ -190,24 +217,32 @@ pub fn run_gc(c: &GcCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
     let max_size = match &c.max_size {
         None => None,
         Some(v) => Some(maint::parse_size(v).ok_or_else(|| {
-            Error::user(format!("--max-size: `{v}` is not a size")).hint("write sizes like 500M, 20G or 1T")
+            Error::user(format!("--max-size: `{v}` is not a size"))
+                .hint("write sizes like 500M, 20G or 1T")
         })?),
     };
     let max_age = match &c.max_age {
         None => None,
         Some(v) => Some(crate::rules::lower::parse_duration(v).ok_or_else(|| {
-            Error::user(format!("--max-age: `{v}` is not a duration")).hint("write ages like 12h, 30d")
+            Error::user(format!("--max-age: `{v}` is not a duration"))
+                .hint("write ages like 12h, 30d")
         })?),
     };
     if max_size.is_none() && max_age.is_none() {
-        return Err(Error::user("gc needs --max-size or --max-age").hint("e.g. `refine gc --max-size 20G --max-age 30d --dry-run`"));
+        return Err(Error::user("gc needs --max-size or --max-age")
+            .hint("e.g. `refine gc --max-size 20G --max-age 30d --dry-run`"));
     }
     let s = Session::load(opts)?;
     let store = s.open_store()?;
     let r = maint::gc(&store, max_size, max_age, c.dry_run)?;
     let verb = if c.dry_run { "would remove" } else { "removed" };
     for e in &r.removed_entries {
-        p.data(&format!("{verb} {} {} ({} old)", e.result.label, e.key.short(), age(e.age_secs)));
+        p.data(&format!(
+            "{verb} {} {} ({} old)",
+            e.result.label,
+            e.key.short(),
+            age(e.age_secs)
+        ));
     }
     p.info(&format!(
         "{verb} {} results and {} blobs ({}); kept {} results ({})",

@@ -71,6 +71,18 @@ pub fn build(s: &Session, args: &BuildArgs, sink: &dyn EventSink) -> Result<Buil
     let _store_lock = store.store_lock(false)?;
     let exec = super::executor(args.executor);
     let remote = super::remote::open(s, args.remote.as_deref(), args.offline, args.insecure)?;
+    // One wave of existence checks for every key already known, before the
+    // run: pulls then skip the keys the remote does not have.
+    if let Some(r) = &remote {
+        let plan = super::plan::plan_graph(&graph, &store);
+        let items: Vec<(crate::rules::Label, crate::key::Key)> = plan
+            .iter()
+            .filter(|e| e.status == super::plan::PlanStatus::Build)
+            .filter_map(|e| Some((e.label.clone(), e.key.clone()?)))
+            .collect();
+        r.exists_many(&items, 8);
+        t.mark("check the remote");
+    }
     let jobs = args
         .jobs
         .or(s.config.sandbox.jobs)

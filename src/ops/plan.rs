@@ -22,6 +22,8 @@ pub enum PlanStatus {
     Build,
     /// Waits for dependencies that will rebuild; its key is not known yet.
     Pending { after: Vec<Label> },
+    /// Not local, but the remote store has it.
+    Remote,
 }
 
 impl PlanStatus {
@@ -30,6 +32,7 @@ impl PlanStatus {
             PlanStatus::Cached => "hit",
             PlanStatus::Build => "build",
             PlanStatus::Pending { .. } => "pending",
+            PlanStatus::Remote => "hit:remote",
         }
     }
 }
@@ -130,10 +133,34 @@ pub fn plan_graph(graph: &Graph, store: &LocalStore) -> Vec<PlanEntry> {
 }
 
 pub fn plan(s: &Session, patterns: &[String]) -> Result<(Graph, Vec<PlanEntry>)> {
+    plan_with_remote(s, patterns, None)
+}
+
+/// The plan, with the keys the remote has marked `hit:remote` (checked
+/// eight at a time).
+pub fn plan_with_remote(
+    s: &Session,
+    patterns: &[String],
+    remote: Option<&crate::remote::oci::OciRemote>,
+) -> Result<(Graph, Vec<PlanEntry>)> {
     let labels = s.resolve(patterns)?;
     let graph = s.graph(&labels)?;
     let store = s.open_store()?;
-    let entries = plan_graph(&graph, &store);
+    let mut entries = plan_graph(&graph, &store);
+    if let Some(r) = remote {
+        let idx: Vec<usize> = (0..entries.len())
+            .filter(|&i| entries[i].status == PlanStatus::Build)
+            .collect();
+        let items: Vec<(Label, crate::key::Key)> = idx
+            .iter()
+            .filter_map(|&i| Some((entries[i].label.clone(), entries[i].key.clone()?)))
+            .collect();
+        for (i, found) in idx.iter().zip(r.exists_many(&items, 8)) {
+            if matches!(found, Ok(true)) {
+                entries[*i].status = PlanStatus::Remote;
+            }
+        }
+    }
     Ok((graph, entries))
 }
 
@@ -141,6 +168,7 @@ pub fn plan(s: &Session, patterns: &[String]) -> Result<(Graph, Vec<PlanEntry>)>
 pub fn reason(e: &PlanEntry) -> String {
     match &e.status {
         PlanStatus::Cached => String::new(),
+        PlanStatus::Remote => "in the remote store".to_string(),
         PlanStatus::Pending { after } => {
             let names: Vec<String> = after.iter().map(|l| l.to_string()).collect();
             format!(

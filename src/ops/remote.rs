@@ -6,7 +6,12 @@ use crate::remote::oci::{OciRemote, OciUrl};
 
 /// The remote for a run: `--remote`, else `[store] remote`; none with
 /// `--offline`.
-pub fn open(s: &Session, flag: Option<&str>, offline: bool, insecure: bool) -> Result<Option<OciRemote>> {
+pub fn open(
+    s: &Session,
+    flag: Option<&str>,
+    offline: bool,
+    insecure: bool,
+) -> Result<Option<OciRemote>> {
     if offline {
         return Ok(None);
     }
@@ -18,7 +23,8 @@ pub fn open(s: &Session, flag: Option<&str>, offline: bool, insecure: bool) -> R
 
 /// An OCI remote from its URL, or a user error naming the flag.
 pub fn open_oci(url: &str, insecure: bool) -> Result<OciRemote> {
-    let u = OciUrl::parse(url)
-        .map_err(|e| Error::user(format!("--remote: {e}")).hint("write the remote as oci://HOST[:PORT]/PREFIX"))?;
+    let u = OciUrl::parse(url).map_err(|e| {
+        Error::user(format!("--remote: {e}")).hint("write the remote as oci://HOST[:PORT]/PREFIX")
+    })?;
     OciRemote::new(u, insecure).map_err(|e| Error::env(e.0))
 }

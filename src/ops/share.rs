@@ -37,8 +37,9 @@ impl Moved {
 
 fn remote_for(s: &Session, flag: Option<&str>, insecure: bool) -> Result<OciRemote> {
     super::remote::open(s, flag, false, insecure)?.ok_or_else(|| {
-        Error::user("no remote store is configured")
-            .hint("pass --remote oci://HOST[:PORT]/PREFIX or set `remote` in [store] of WORKSPACE.toml")
+        Error::user("no remote store is configured").hint(
+            "pass --remote oci://HOST[:PORT]/PREFIX or set `remote` in [store] of WORKSPACE.toml",
+        )
     })
 }
 
@@ -48,7 +49,12 @@ fn closure(s: &Session, patterns: &[String]) -> Result<Graph> {
 }
 
 /// Push the local results of the targets and their dependencies.
-pub fn push(s: &Session, patterns: &[String], remote: Option<&str>, insecure: bool) -> Result<Vec<(Label, Moved)>> {
+pub fn push(
+    s: &Session,
+    patterns: &[String],
+    remote: Option<&str>,
+    insecure: bool,
+) -> Result<Vec<(Label, Moved)>> {
     let remote = remote_for(s, remote, insecure)?;
     let graph = closure(s, patterns)?;
     let store = s.open_store()?;
@@ -56,12 +62,16 @@ pub fn push(s: &Session, patterns: &[String], remote: Option<&str>, insecure: bo
     let todo: Vec<(Label, Option<Key>)> = plan
         .iter()
         .map(|e| {
-            let key = (e.status == PlanStatus::Cached).then(|| e.key.clone()).flatten();
+            let key = (e.status == PlanStatus::Cached)
+                .then(|| e.key.clone())
+                .flatten();
             (e.label.clone(), key)
         })
         .collect();
     let results = parallel(&todo, 4, |(label, key)| {
-        let Some(key) = key else { return Moved::Missing };
+        let Some(key) = key else {
+            return Moved::Missing;
+        };
         match push_one(&remote, &store, label, key) {
             Ok(m) => m,
             Err(e) => Moved::Failed(e),
@@ -71,24 +81,43 @@ pub fn push(s: &Session, patterns: &[String], remote: Option<&str>, insecure: bo
     Ok(todo.into_iter().map(|(l, _)| l).zip(results).collect())
 }
 
-fn push_one(remote: &OciRemote, store: &LocalStore, label: &Label, key: &Key) -> std::result::Result<Moved, String> {
+fn push_one(
+    remote: &OciRemote,
+    store: &LocalStore,
+    label: &Label,
+    key: &Key,
+) -> std::result::Result<Moved, String> {
     let repo = crate::remote::oci::repo_name(&remote.url.prefix, label);
-    if remote.registry().manifest_exists(&repo, &key.0).map_err(|e| e.0)? {
+    if remote
+        .registry()
+        .manifest_exists(&repo, &key.0)
+        .map_err(|e| e.0)?
+    {
         return Ok(Moved::Present);
     }
     let (result, tree) = match store.lookup(key) {
         Lookup::Hit(r, t) => (r, t),
         _ => return Ok(Moved::Missing),
     };
-    let pre = store
-        .preimage(key)
-        .ok_or_else(|| format!("the preimage of {} is missing from the local store", key.short()))?;
-    remote.push(label, key, &result, &tree, &pre, store).map_err(|e| e.0)?;
+    let pre = store.preimage(key).ok_or_else(|| {
+        format!(
+            "the preimage of {} is missing from the local store",
+            key.short()
+        )
+    })?;
+    remote
+        .push(label, key, &result, &tree, &pre, store)
+        .map_err(|e| e.0)?;
     Ok(Moved::Pushed)
 }
 
 /// Pull the remote results of the targets and their dependencies.
-pub fn pull(s: &Session, patterns: &[String], remote: Option<&str>, insecure: bool) -> Result<Vec<(Label, Moved)>> {
+pub fn pull(
+    s: &Session,
+    patterns: &[String],
+    remote: Option<&str>,
+    insecure: bool,
+) -> Result<Vec<(Label, Moved)>> {
     let remote = remote_for(s, remote, insecure)?;
     let graph = closure(s, patterns)?;
     let store = s.open_store()?;
@@ -134,7 +163,8 @@ pub fn pull(s: &Session, patterns: &[String], remote: Option<&str>, insecure: bo
 /// Run `f` over `items`, `n` at a time, keeping the order.
 fn parallel<T: Sync, R: Send>(items: &[T], n: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let slots: Vec<std::sync::Mutex<Option<R>>> = items.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let slots: Vec<std::sync::Mutex<Option<R>>> =
+        items.iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..n.max(1).min(items.len().max(1)) {
             s.spawn(|| {

@@ -32,7 +32,10 @@ impl Credentials {
 
     pub fn basic_header(&self) -> String {
         let raw = format!("{}:{}", self.user, self.secret);
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
     }
 
     /// Look the credentials for `host` up where docker, podman and skopeo
@@ -81,7 +84,10 @@ fn from_auth_file(path: &std::path::Path, host: &str) -> Option<Credentials> {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Challenge {
     Basic,
-    Bearer { realm: String, service: Option<String> },
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
 }
 
 impl Challenge {
@@ -133,9 +139,14 @@ mod tests {
 
     #[test]
     fn parses_challenges() {
-        assert_eq!(Challenge::parse("Basic realm=\"Registry\""), Challenge::Basic);
         assert_eq!(
-            Challenge::parse(r#"Bearer realm="https://auth.example.invalid/token",service="reg",scope="repository:a/b:pull,push""#),
+            Challenge::parse("Basic realm=\"Registry\""),
+            Challenge::Basic
+        );
+        assert_eq!(
+            Challenge::parse(
+                r#"Bearer realm="https://auth.example.invalid/token",service="reg",scope="repository:a/b:pull,push""#
+            ),
             Challenge::Bearer {
                 realm: "https://auth.example.invalid/token".into(),
                 service: Some("reg".into())
@@ -148,7 +159,11 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("auth.json");
         let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
-        std::fs::write(&f, format!(r#"{{"auths":{{"127.0.0.1:5000":{{"auth":"{auth}"}}}}}}"#)).unwrap();
+        std::fs::write(
+            &f,
+            format!(r#"{{"auths":{{"127.0.0.1:5000":{{"auth":"{auth}"}}}}}}"#),
+        )
+        .unwrap();
         let c = from_auth_file(&f, "127.0.0.1:5000").unwrap();
         assert_eq!(c.basic_header(), format!("Basic {auth}"));
         assert!(!format!("{c:?}").contains("s3cret"));

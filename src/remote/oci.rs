@@ -42,12 +42,15 @@ impl OciUrl {
         let (host, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         let prefix = prefix.trim_matches('/').to_string();
         if host.is_empty() || host.contains('@') {
-            return Err(format!("`{s}` has no host (credentials go in the auth file, not the URL)"));
+            return Err(format!(
+                "`{s}` has no host (credentials go in the auth file, not the URL)"
+            ));
         }
-        if !prefix
-            .split('/')
-            .all(|c| !c.is_empty() && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch)))
-        {
+        if !prefix.split('/').all(|c| {
+            !c.is_empty()
+                && c.chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
+        }) {
             return Err(format!(
                 "`{s}`: the repository prefix must be lowercase path components, e.g. oci://host:5000/refine"
             ));
@@ -100,7 +103,12 @@ pub fn rfc3339(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, (s % 3600) / 60, s % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        (s % 3600) / 60,
+        s % 60
+    )
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -138,18 +146,28 @@ impl OciRemote {
 
     /// Which of these results the registry has, checked `concurrency` at a
     /// time; remembered for later pulls.
-    pub fn exists_many(&self, items: &[(Label, Key)], concurrency: usize) -> Vec<Result<bool, RemoteError>> {
+    pub fn exists_many(
+        &self,
+        items: &[(Label, Key)],
+        concurrency: usize,
+    ) -> Vec<Result<bool, RemoteError>> {
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let out: Vec<Mutex<Option<Result<bool, RemoteError>>>> = items.iter().map(|_| Mutex::new(None)).collect();
+        let out: Vec<Mutex<Option<Result<bool, RemoteError>>>> =
+            items.iter().map(|_| Mutex::new(None)).collect();
         std::thread::scope(|s| {
             for _ in 0..concurrency.max(1).min(items.len().max(1)) {
                 s.spawn(|| {
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        let Some((label, key)) = items.get(i) else { break };
+                        let Some((label, key)) = items.get(i) else {
+                            break;
+                        };
                         let r = self.reg.manifest_exists(&self.repo(label), &key.0);
                         if let Ok(b) = &r {
-                            self.known.lock().unwrap_or_else(|e| e.into_inner()).insert(key.0.clone(), *b);
+                            self.known
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(key.0.clone(), *b);
                         }
                         *out[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
                     }
@@ -183,23 +201,35 @@ impl Remote for OciRemote {
         self.url.to_string()
     }
 
-    fn pull(&self, label: &Label, key: &Key, local: &LocalStore) -> Result<Option<(ActionResult, Tree)>, RemoteError> {
-        if self.known.lock().unwrap_or_else(|e| e.into_inner()).get(&key.0) == Some(&false) {
+    fn pull(
+        &self,
+        label: &Label,
+        key: &Key,
+        local: &LocalStore,
+    ) -> Result<Option<(ActionResult, Tree)>, RemoteError> {
+        if self
+            .known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key.0)
+            == Some(&false)
+        {
             return Ok(None);
         }
         let repo = self.repo(label);
         let Some((bytes, _)) = self.reg.get_manifest(&repo, &key.0)? else {
             return Ok(None);
         };
-        let m: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| RemoteError(format!("{repo}:{}: bad manifest: {e}", key.short())))?;
-        let bad = |what: &str| RemoteError(format!("{repo}:{}: {what}; treated as a miss", key.short()));
+        let m: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| RemoteError(format!("{repo}:{}: bad manifest: {e}", key.short())))?;
+        let bad =
+            |what: &str| RemoteError(format!("{repo}:{}: {what}; treated as a miss", key.short()));
         let config_digest = Digest::parse(m["config"]["digest"].as_str().unwrap_or_default())
             .map_err(|_| bad("the manifest has no config digest"))?;
         let config = read_small(&self.reg, &repo, &config_digest)?
             .ok_or_else(|| bad("the tag exists but its config blob is missing"))?;
-        let cfg: ResultConfig =
-            serde_json::from_slice(&config).map_err(|e| bad(&format!("unreadable config ({e})")))?;
+        let cfg: ResultConfig = serde_json::from_slice(&config)
+            .map_err(|e| bad(&format!("unreadable config ({e})")))?;
         // The preimage must be the one the key was made from.
         let pre = Preimage::from_json(&cfg.preimage).ok_or_else(|| bad("unreadable preimage"))?;
         if pre.key() != *key || cfg.key != key.0 {
@@ -226,7 +256,8 @@ impl Remote for OciRemote {
                         .tmp_dir()
                         .map_err(|e| RemoteError(format!("local store: {e}")))?;
                     let path = tmp.path().join("layer.tar.zst");
-                    let mut f = std::fs::File::create(&path).map_err(|e| RemoteError(e.to_string()))?;
+                    let mut f =
+                        std::fs::File::create(&path).map_err(|e| RemoteError(e.to_string()))?;
                     if !self.reg.get_blob(&repo, &d, &mut f)? {
                         return Err(bad(&format!("the tag exists but blob {d} is missing")));
                     }
@@ -323,7 +354,9 @@ impl Remote for OciRemote {
             && local.verify_blob(logd).is_ok()
         {
             self.reg.upload_file(&repo, logd, &local.blob_path(logd))?;
-            let size = std::fs::metadata(local.blob_path(logd)).map(|m| m.len()).unwrap_or(0);
+            let size = std::fs::metadata(local.blob_path(logd))
+                .map(|m| m.len())
+                .unwrap_or(0);
             layers.push(serde_json::json!({
                 "mediaType": LOG_TYPE, "digest": logd, "size": size,
                 "annotations": { "org.opencontainers.image.title": "build.log" },
@@ -366,14 +399,23 @@ impl Remote for OciRemote {
         });
         let body = serde_json::to_vec(&manifest).map_err(|e| RemoteError(e.to_string()))?;
         self.reg.put_manifest(&repo, &key.0, &body)?;
-        self.known.lock().unwrap_or_else(|e| e.into_inner()).insert(key.0.clone(), true);
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.0.clone(), true);
         Ok(())
     }
 }
 
 impl OciRemote {
     /// Stream a blob into the store's CAS, checked against its digest.
-    fn fetch_into_store(&self, repo: &str, d: &Digest, local: &LocalStore, key: &Key) -> Result<(), RemoteError> {
+    fn fetch_into_store(
+        &self,
+        repo: &str,
+        d: &Digest,
+        local: &LocalStore,
+        key: &Key,
+    ) -> Result<(), RemoteError> {
         let mut tmp = local
             .new_temp()
             .map_err(|e| RemoteError(format!("local store: {e}")))?;

@@ -14,7 +14,7 @@
 //! waiting out its own timeouts.
 
 use super::RemoteError;
-use super::auth::{Credentials, Challenge};
+use super::auth::{Challenge, Credentials};
 use crate::key::{Digest, Sha256Writer};
 use reqwest::StatusCode;
 use reqwest::blocking::{Client, RequestBuilder, Response};
@@ -42,11 +42,18 @@ pub struct Registry {
 /// Settings from the environment: `REFINE_REMOTE_TIMEOUT` (seconds per
 /// request, default 600) and `REFINE_REMOTE_RETRIES` (attempts, default 3).
 fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 impl Registry {
-    pub fn new(host: &str, insecure: bool, creds: Option<Credentials>) -> Result<Registry, RemoteError> {
+    pub fn new(
+        host: &str,
+        insecure: bool,
+        creds: Option<Credentials>,
+    ) -> Result<Registry, RemoteError> {
         let timeout = env_num("REFINE_REMOTE_TIMEOUT", 600);
         let client = Client::builder()
             .connect_timeout(Duration::from_secs(timeout.min(10)))
@@ -105,7 +112,12 @@ impl Registry {
             }
             attempt += 1;
             let mut req = build(&self.client)?;
-            if let Some(h) = self.auth.lock().unwrap_or_else(|e| e.into_inner()).get(scope) {
+            if let Some(h) = self
+                .auth
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(scope)
+            {
                 req = req.header("Authorization", h.clone());
             }
             match req.send() {
@@ -131,7 +143,12 @@ impl Registry {
                         Some(Challenge::Bearer { realm, service }) => {
                             self.token(&realm, service.as_deref(), scope)?
                         }
-                        None => return Err(RemoteError(format!("{}: 401 without a usable challenge", self.host))),
+                        None => {
+                            return Err(RemoteError(format!(
+                                "{}: 401 without a usable challenge",
+                                self.host
+                            )));
+                        }
                     };
                     self.auth
                         .lock()
@@ -144,7 +161,10 @@ impl Registry {
                         self.host
                     )));
                 }
-                Ok(resp) if resp.status().is_server_error() || resp.status() == StatusCode::TOO_MANY_REQUESTS => {
+                Ok(resp)
+                    if resp.status().is_server_error()
+                        || resp.status() == StatusCode::TOO_MANY_REQUESTS =>
+                {
                     last = format!("{} answered {}", self.host, resp.status());
                 }
                 Ok(resp) => return Ok(resp),
@@ -161,7 +181,12 @@ impl Registry {
     }
 
     /// Fetch a bearer token for `scope` from the realm the registry named.
-    fn token(&self, realm: &str, service: Option<&str>, scope: &str) -> Result<String, RemoteError> {
+    fn token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+    ) -> Result<String, RemoteError> {
         let mut req = self.client.get(realm).query(&[("scope", scope)]);
         if let Some(s) = service {
             req = req.query(&[("service", s)]);
@@ -173,7 +198,10 @@ impl Registry {
             .send()
             .map_err(|e| RemoteError(format!("token from {realm}: {}", describe(&e))))?;
         if !resp.status().is_success() {
-            return Err(RemoteError(format!("token from {realm}: {}", resp.status())));
+            return Err(RemoteError(format!(
+                "token from {realm}: {}",
+                resp.status()
+            )));
         }
         let v: serde_json::Value = resp
             .json()
@@ -186,7 +214,10 @@ impl Registry {
     }
 
     fn scope(repo: &str, push: bool) -> String {
-        format!("repository:{repo}:{}", if push { "pull,push" } else { "pull" })
+        format!(
+            "repository:{repo}:{}",
+            if push { "pull,push" } else { "pull" }
+        )
     }
 
     /// Check the `/v2/` endpoint (and credentials).
@@ -195,11 +226,19 @@ impl Registry {
         if r.status().is_success() {
             Ok(())
         } else {
-            Err(RemoteError(format!("{}: /v2/ answered {}", self.host, r.status())))
+            Err(RemoteError(format!(
+                "{}: /v2/ answered {}",
+                self.host,
+                r.status()
+            )))
         }
     }
 
-    pub fn get_manifest(&self, repo: &str, reference: &str) -> Result<Option<(Vec<u8>, Digest)>, RemoteError> {
+    pub fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<(Vec<u8>, Digest)>, RemoteError> {
         let url = self.url(&format!("/v2/{repo}/manifests/{reference}"));
         let r = self.send(&Self::scope(repo, false), &|c| {
             Ok(c.get(&url).header("Accept", MANIFEST_TYPE))
@@ -226,10 +265,17 @@ impl Registry {
         }
     }
 
-    pub fn put_manifest(&self, repo: &str, reference: &str, body: &[u8]) -> Result<(), RemoteError> {
+    pub fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        body: &[u8],
+    ) -> Result<(), RemoteError> {
         let url = self.url(&format!("/v2/{repo}/manifests/{reference}"));
         let r = self.send(&Self::scope(repo, true), &|c| {
-            Ok(c.put(&url).header("Content-Type", MANIFEST_TYPE).body(body.to_vec()))
+            Ok(c.put(&url)
+                .header("Content-Type", MANIFEST_TYPE)
+                .body(body.to_vec()))
         })?;
         if r.status().is_success() {
             Ok(())
@@ -237,7 +283,11 @@ impl Registry {
             let s = r.status();
             Err(RemoteError(format!(
                 "pushing manifest {repo}:{reference}: {s} {}",
-                r.text().unwrap_or_default().chars().take(300).collect::<String>()
+                r.text()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
             )))
         }
     }
@@ -259,7 +309,8 @@ impl Registry {
             _ => {}
         }
         let mut hw = Sha256Writer::new(w);
-        std::io::copy(&mut r, &mut hw).map_err(|e| RemoteError(format!("blob {d}: the transfer broke off: {e}")))?;
+        std::io::copy(&mut r, &mut hw)
+            .map_err(|e| RemoteError(format!("blob {d}: the transfer broke off: {e}")))?;
         let (got, _, _) = hw.finish();
         if &got != d {
             return Err(RemoteError(format!(
@@ -279,8 +330,12 @@ impl Registry {
             .map_err(|e| RemoteError(format!("{}: {e}", path.display())))?
             .len();
         self.upload(repo, d, &|| {
-            let f = std::fs::File::open(path).map_err(|e| RemoteError(format!("{}: {e}", path.display())))?;
-            Ok(reqwest::blocking::Body::sized(std::io::BufReader::with_capacity(1 << 20, f), size))
+            let f = std::fs::File::open(path)
+                .map_err(|e| RemoteError(format!("{}: {e}", path.display())))?;
+            Ok(reqwest::blocking::Body::sized(
+                std::io::BufReader::with_capacity(1 << 20, f),
+                size,
+            ))
         })
     }
 
@@ -288,7 +343,9 @@ impl Registry {
         if self.blob_exists(repo, d)? {
             return Ok(());
         }
-        self.upload(repo, d, &|| Ok(reqwest::blocking::Body::from(bytes.to_vec())))
+        self.upload(repo, d, &|| {
+            Ok(reqwest::blocking::Body::from(bytes.to_vec()))
+        })
     }
 
     fn upload(
@@ -299,9 +356,14 @@ impl Registry {
     ) -> Result<(), RemoteError> {
         let scope = Self::scope(repo, true);
         let start = self.url(&format!("/v2/{repo}/blobs/uploads/"));
-        let r = self.send(&scope, &|c| Ok(c.post(&start).header("Content-Length", "0")))?;
+        let r = self.send(&scope, &|c| {
+            Ok(c.post(&start).header("Content-Length", "0"))
+        })?;
         if r.status() != StatusCode::ACCEPTED {
-            return Err(RemoteError(format!("starting an upload to {repo}: {}", r.status())));
+            return Err(RemoteError(format!(
+                "starting an upload to {repo}: {}",
+                r.status()
+            )));
         }
         let location = r
             .headers()
@@ -327,7 +389,11 @@ impl Registry {
             Err(RemoteError(format!(
                 "uploading {d} to {repo}: {} {}",
                 r.status(),
-                r.text().unwrap_or_default().chars().take(300).collect::<String>()
+                r.text()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
             )))
         }
     }
@@ -342,7 +408,8 @@ impl Registry {
                 return Err(RemoteError(format!("catalog: {}", r.status())));
             }
             next = link_next(&r).map(|l| self.url(&l));
-            let v: serde_json::Value = r.json().map_err(|e| RemoteError(format!("catalog: {e}")))?;
+            let v: serde_json::Value =
+                r.json().map_err(|e| RemoteError(format!("catalog: {e}")))?;
             out.extend(
                 v["repositories"]
                     .as_array()
@@ -363,7 +430,9 @@ impl Registry {
         if !r.status().is_success() {
             return Err(RemoteError(format!("tags of {repo}: {}", r.status())));
         }
-        let v: serde_json::Value = r.json().map_err(|e| RemoteError(format!("tags of {repo}: {e}")))?;
+        let v: serde_json::Value = r
+            .json()
+            .map_err(|e| RemoteError(format!("tags of {repo}: {e}")))?;
         Ok(v["tags"]
             .as_array()
             .into_iter()

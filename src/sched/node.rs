@@ -190,6 +190,9 @@ pub fn process(graph: &Graph, i: usize, deps: &[&NodeResult], cfg: &RunConfig<'_
         res.notes.push(msg);
     };
 
+    // A remote fault is said once per node: a failed push after a failed
+    // pull shows in the verdict line only.
+    let mut remote_noted = false;
     if !forced {
         if let Some(hit) = local_hit(cfg, d, &key, &mut res, &note) {
             return finish_hit(cfg, d, hit, res, start, Verdict::HitLocal);
@@ -208,7 +211,10 @@ pub fn process(graph: &Graph, i: usize, deps: &[&NodeResult], cfg: &RunConfig<'_
                     );
                 }
                 Ok(None) => {}
-                Err(e) => note(&mut res, format!("remote {}: {e}", remote.describe())),
+                Err(e) => {
+                    note(&mut res, format!("remote {}: {e}", remote.describe()));
+                    remote_noted = true;
+                }
             }
         }
     }
@@ -297,10 +303,12 @@ pub fn process(graph: &Graph, i: usize, deps: &[&NodeResult], cfg: &RunConfig<'_
                         match remote.push(&d.label, &key, &result, &tree, &pre, cfg.store) {
                             Ok(()) => PushStatus::Pushed,
                             Err(e) => {
-                                note(
-                                    &mut res,
-                                    format!("push to {} failed: {e}", remote.describe()),
-                                );
+                                if !remote_noted {
+                                    note(
+                                        &mut res,
+                                        format!("push to {} failed: {e}", remote.describe()),
+                                    );
+                                }
                                 PushStatus::Failed(e.0)
                             }
                         },

@@ -254,7 +254,11 @@ impl LocalStore {
 
     /// Move a temp file whose bytes the caller checked against `d` into the
     /// CAS (a download hashed while it streamed).
-    pub fn commit_verified(&self, tmp: tempfile::NamedTempFile, d: &Digest) -> Result<(), StoreError> {
+    pub fn commit_verified(
+        &self,
+        tmp: tempfile::NamedTempFile,
+        d: &Digest,
+    ) -> Result<(), StoreError> {
         self.commit_blob(tmp, d)
     }
 
@@ -279,7 +283,11 @@ impl LocalStore {
 
     fn remember_verified(&self, d: &Digest) {
         if let Ok(meta) = fs::metadata(self.blob_path(d)) {
-            let stamp = (meta.ino(), meta.size(), meta.mtime_nsec() + meta.mtime() * 1_000_000_000);
+            let stamp = (
+                meta.ino(),
+                meta.size(),
+                meta.mtime_nsec() + meta.mtime() * 1_000_000_000,
+            );
             let mut cache = self.stat_cache.lock().unwrap_or_else(|e| e.into_inner());
             cache
                 .get_or_insert_with(|| self.load_stat_cache())
@@ -833,7 +841,12 @@ impl LocalStore {
             .into_iter()
             .flatten()
             .flatten()
-            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".jsonl").map(str::to_string))
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".jsonl")
+                    .map(str::to_string)
+            })
             .collect();
         for arch in arches {
             self.with_labels(&arch, |i| {

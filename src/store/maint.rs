@@ -30,7 +30,10 @@ pub fn entries(store: &LocalStore) -> Vec<Entry> {
         .into_iter()
         .filter_map(|k| {
             let result = store.action(&k)?;
-            let size = store.tree(&result.output).map(|t| t.total_size()).unwrap_or(0);
+            let size = store
+                .tree(&result.output)
+                .map(|t| t.total_size())
+                .unwrap_or(0);
             let age_secs = now.saturating_sub(result.created);
             Some(Entry {
                 key: k,
@@ -64,7 +67,8 @@ pub fn verify(store: &LocalStore) -> Result<VerifyReport, StoreError> {
             Ok((got, _)) if got == d => {}
             Ok((got, _)) => {
                 store.discard_blob(&d);
-                r.bad_blobs.push((d, format!("content hashes to {got}; removed")));
+                r.bad_blobs
+                    .push((d, format!("content hashes to {got}; removed")));
             }
             Err(e) => r.bad_blobs.push((d, e.to_string())),
         }
@@ -93,7 +97,12 @@ pub struct GcReport {
 
 /// Drop entries older than `max_age` (seconds), then the oldest until the
 /// live blobs fit in `max_size` bytes; then sweep what nothing reaches.
-pub fn gc(store: &LocalStore, max_size: Option<u64>, max_age: Option<u64>, dry_run: bool) -> Result<GcReport, StoreError> {
+pub fn gc(
+    store: &LocalStore,
+    max_size: Option<u64>,
+    max_age: Option<u64>,
+    dry_run: bool,
+) -> Result<GcReport, StoreError> {
     let _lock = store.store_lock(true)?;
     let all = entries(store);
     let mut keep: Vec<Entry> = Vec::new();
@@ -115,7 +124,9 @@ pub fn gc(store: &LocalStore, max_size: Option<u64>, max_age: Option<u64>, dry_r
         for e in entries {
             let mut add = |d: &Digest| {
                 if live.insert(d.clone()) {
-                    bytes += std::fs::metadata(store.blob_path(d)).map(|m| m.len()).unwrap_or(0);
+                    bytes += std::fs::metadata(store.blob_path(d))
+                        .map(|m| m.len())
+                        .unwrap_or(0);
                 }
             };
             add(&e.result.output);
@@ -146,7 +157,9 @@ pub fn gc(store: &LocalStore, max_size: Option<u64>, max_age: Option<u64>, dry_r
         .into_iter()
         .filter(|d| !live.contains(d))
         .map(|d| {
-            let size = std::fs::metadata(store.blob_path(&d)).map(|m| m.len()).unwrap_or(0);
+            let size = std::fs::metadata(store.blob_path(&d))
+                .map(|m| m.len())
+                .unwrap_or(0);
             (d, size)
         })
         .collect();
@@ -195,7 +208,10 @@ pub fn parse_size(s: &str) -> Option<u64> {
         }
         None => (s, 1),
     };
-    num.trim().parse::<f64>().ok().map(|n| (n * mult as f64) as u64)
+    num.trim()
+        .parse::<f64>()
+        .ok()
+        .map(|n| (n * mult as f64) as u64)
 }
 
 impl LocalStore {
@@ -222,9 +238,12 @@ impl LocalStore {
     /// Label records whose output is no longer in the store.
     pub fn drop_stale_labels(&self) {
         self.retain_labels(|r| {
-            r.output
-                .as_ref()
-                .is_none_or(|o| self.has_blob(o) && self.tree(o).is_ok_and(|t: Tree| self.tree_complete(&t).is_ok()))
+            r.output.as_ref().is_none_or(|o| {
+                self.has_blob(o)
+                    && self
+                        .tree(o)
+                        .is_ok_and(|t: Tree| self.tree_complete(&t).is_ok())
+            })
         });
     }
 }

@@ -1,6 +1,8 @@
 //! Helpers for integration tests: temporary workspaces and the real binary.
 #![allow(dead_code)]
 
+pub mod registry;
+
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
