@@ -14,6 +14,8 @@ const SET: &[&str] = &[
     "//repairs:pyyaml",
     "//repairs:cffi",
     "//wheels:six",
+    // cffi needs it at run time, in the clean container.
+    "//sources:pycparser",
 ];
 
 fn wheels_of(run: &Run) -> Vec<(String, String)> {
