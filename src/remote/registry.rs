@@ -320,68 +320,75 @@ impl Registry {
         Ok(true)
     }
 
-    /// Upload a blob from a file, streamed (monolithic PUT with a sized
-    /// body: the file is read as it is sent, never buffered whole).
+    /// Upload a blob from a file: small ones in one PUT, large ones in
+    /// chunks of [`CHUNK`] bytes (PATCH, then PUT with the digest), so a
+    /// large artifact is read once, a chunk at a time, never held whole.
     pub fn upload_file(&self, repo: &str, d: &Digest, path: &Path) -> Result<(), RemoteError> {
         if self.blob_exists(repo, d)? {
             return Ok(());
         }
-        let size = std::fs::metadata(path)
-            .map_err(|e| RemoteError(format!("{}: {e}", path.display())))?
-            .len();
-        self.upload(repo, d, &|| {
-            let f = std::fs::File::open(path)
-                .map_err(|e| RemoteError(format!("{}: {e}", path.display())))?;
-            Ok(reqwest::blocking::Body::sized(
-                std::io::BufReader::with_capacity(1 << 20, f),
-                size,
-            ))
-        })
+        let io = |e: std::io::Error| RemoteError(format!("{}: {e}", path.display()));
+        let size = std::fs::metadata(path).map_err(io)?.len();
+        if size <= CHUNK as u64 {
+            let bytes = std::fs::read(path).map_err(io)?;
+            return self.upload_bytes(repo, d, &bytes);
+        }
+        let scope = Self::scope(repo, true);
+        let mut url = self.start_upload(repo, &scope)?;
+        let mut f = std::fs::File::open(path).map_err(io)?;
+        let mut buf = vec![0u8; CHUNK];
+        let mut offset = 0u64;
+        loop {
+            let mut n = 0;
+            while n < buf.len() {
+                let k = std::io::Read::read(&mut f, &mut buf[n..]).map_err(io)?;
+                if k == 0 {
+                    break;
+                }
+                n += k;
+            }
+            if n == 0 {
+                break;
+            }
+            let chunk = &buf[..n];
+            let range = format!("{offset}-{}", offset + n as u64 - 1);
+            let r = self.send(&scope, &|c| {
+                Ok(c.patch(&url)
+                    .header("Content-Type", "application/octet-stream")
+                    .header("Content-Range", range.clone())
+                    .body(chunk.to_vec()))
+            })?;
+            if r.status() != StatusCode::ACCEPTED {
+                return Err(RemoteError(format!(
+                    "uploading {d} to {repo} at {offset}: {}",
+                    r.status()
+                )));
+            }
+            url = self.location(&r, repo)?;
+            offset += n as u64;
+        }
+        let put = with_digest(&url, d);
+        let r = self.send(&scope, &|c| Ok(c.put(&put).header("Content-Length", "0")))?;
+        if r.status() == StatusCode::CREATED {
+            Ok(())
+        } else {
+            Err(RemoteError(format!(
+                "finishing the upload of {d} to {repo}: {}",
+                r.status()
+            )))
+        }
     }
 
     pub fn upload_bytes(&self, repo: &str, d: &Digest, bytes: &[u8]) -> Result<(), RemoteError> {
         if self.blob_exists(repo, d)? {
             return Ok(());
         }
-        self.upload(repo, d, &|| {
-            Ok(reqwest::blocking::Body::from(bytes.to_vec()))
-        })
-    }
-
-    fn upload(
-        &self,
-        repo: &str,
-        d: &Digest,
-        body: &dyn Fn() -> Result<reqwest::blocking::Body, RemoteError>,
-    ) -> Result<(), RemoteError> {
         let scope = Self::scope(repo, true);
-        let start = self.url(&format!("/v2/{repo}/blobs/uploads/"));
-        let r = self.send(&scope, &|c| {
-            Ok(c.post(&start).header("Content-Length", "0"))
-        })?;
-        if r.status() != StatusCode::ACCEPTED {
-            return Err(RemoteError(format!(
-                "starting an upload to {repo}: {}",
-                r.status()
-            )));
-        }
-        let location = r
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| RemoteError(format!("starting an upload to {repo}: no Location")))?
-            .to_string();
-        let mut url = if location.starts_with("http://") || location.starts_with("https://") {
-            location
-        } else {
-            self.url(&location)
-        };
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(&format!("digest={d}"));
+        let url = with_digest(&self.start_upload(repo, &scope)?, d);
         let r = self.send(&scope, &|c| {
             Ok(c.put(&url)
                 .header("Content-Type", "application/octet-stream")
-                .body(body()?))
+                .body(bytes.to_vec()))
         })?;
         if r.status() == StatusCode::CREATED {
             Ok(())
@@ -396,6 +403,33 @@ impl Registry {
                     .collect::<String>()
             )))
         }
+    }
+
+    fn start_upload(&self, repo: &str, scope: &str) -> Result<String, RemoteError> {
+        let start = self.url(&format!("/v2/{repo}/blobs/uploads/"));
+        let r = self.send(scope, &|c| Ok(c.post(&start).header("Content-Length", "0")))?;
+        if r.status() != StatusCode::ACCEPTED {
+            return Err(RemoteError(format!(
+                "starting an upload to {repo}: {}",
+                r.status()
+            )));
+        }
+        self.location(&r, repo)
+    }
+
+    fn location(&self, r: &Response, repo: &str) -> Result<String, RemoteError> {
+        let location = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| RemoteError(format!("uploading to {repo}: no Location")))?;
+        Ok(
+            if location.starts_with("http://") || location.starts_with("https://") {
+                location.to_string()
+            } else {
+                self.url(location)
+            },
+        )
     }
 
     /// Repositories under the registry (the catalog may be paged).
@@ -440,6 +474,15 @@ impl Registry {
             .filter_map(|x| x.as_str().map(str::to_string))
             .collect())
     }
+}
+
+/// Upload chunk size: large enough to keep the connection busy, small
+/// enough to stay out of the way of memory.
+pub const CHUNK: usize = 16 << 20;
+
+fn with_digest(url: &str, d: &Digest) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}digest={d}")
 }
 
 fn link_next(r: &Response) -> Option<String> {

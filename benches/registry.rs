@@ -1,0 +1,194 @@
+//! Benchmark: push and pull of a 500 MB artifact against a registry on
+//! loopback, beside `skopeo copy` of the same bytes.
+//!
+//! `cargo bench --bench registry` (needs docker-registry and skopeo, as
+//! `bash .ci/setup` installs them). `REFINE_BENCH_MB` changes the size.
+//! Figures go to docs/BENCHMARKS.md; the target is within 1.5x of skopeo.
+
+use refine::key::Preimage;
+use refine::remote::Remote;
+use refine::remote::oci::{OciRemote, OciUrl};
+use refine::rules::{Kind, Label};
+use refine::store::{ActionResult, EntryKind, LocalStore, Tree, TreeEntry};
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Reg(Child, u16);
+
+impl Drop for Reg {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn registry(dir: &Path) -> Reg {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.join("config.yml");
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("docker-registry");
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Reg(child, port)
+}
+
+/// Incompressible bytes from a fixed seed.
+fn random_file(path: &Path, mb: usize) {
+    let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut buf = vec![0u8; 1 << 20];
+    for _ in 0..mb {
+        for chunk in buf.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes());
+        }
+        f.write_all(&buf).unwrap();
+    }
+    f.flush().unwrap();
+}
+
+fn skopeo(args: &[&str]) -> Duration {
+    let t = Instant::now();
+    let out = Command::new("skopeo").args(args).output().expect("skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t.elapsed()
+}
+
+fn main() {
+    let mb: usize = std::env::var("REFINE_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let dir = tempfile::tempdir().unwrap();
+    let r1 = registry(&dir.path().join("r1"));
+    let r2 = registry(&dir.path().join("r2"));
+
+    let artifact = dir.path().join("artifact.bin");
+    random_file(&artifact, mb);
+    let store_a = LocalStore::open(&dir.path().join("a")).unwrap();
+    let (digest, size) = store_a.put_file(&artifact).unwrap();
+    let tree = Tree::new(vec![TreeEntry {
+        path: "artifact.bin".into(),
+        kind: EntryKind::File {
+            executable: false,
+            size,
+            digest,
+        },
+    }])
+    .unwrap();
+    store_a.put_bytes(tree.encode().as_bytes()).unwrap();
+    let mut pre = Preimage::new();
+    pre.set("bench", format!("{mb} MB"));
+    let key = pre.key();
+    let result = ActionResult {
+        key: key.0.clone(),
+        label: "//images:bench".into(),
+        output: tree.digest(),
+        log: None,
+        duration_ms: 0,
+        created: 0,
+        refine_version: "bench".into(),
+        arch: "x86_64".into(),
+    };
+    store_a.put_action(&key, &result, &pre).unwrap();
+    let label = Label::new(Kind::Image, "bench");
+    let remote = OciRemote::new(
+        OciUrl::parse(&format!("oci://127.0.0.1:{}/bench", r1.1)).unwrap(),
+        true,
+    )
+    .unwrap();
+
+    let t = Instant::now();
+    remote
+        .push(&label, &key, &result, &tree, &pre, &store_a)
+        .unwrap();
+    let push = t.elapsed();
+
+    let store_b = LocalStore::open(&dir.path().join("b")).unwrap();
+    let t = Instant::now();
+    let got = remote
+        .pull(&label, &key, &store_b)
+        .unwrap()
+        .expect("pulled");
+    let pull = t.elapsed();
+    assert_eq!(got.0.output, tree.digest());
+
+    // skopeo: pull the same artifact to a directory, push it to the second
+    // registry (a fresh one, so no blob is already there).
+    let src = format!("docker://127.0.0.1:{}/bench/images/bench:{}", r1.1, key.0);
+    let out = dir.path().join("skopeo-dir");
+    let s_pull = skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &src,
+        &format!("dir:{}", out.display()),
+    ]);
+    let s_push = skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("dir:{}", out.display()),
+        &format!("docker://127.0.0.1:{}/bench/copy:1", r2.1),
+    ]);
+
+    let rate = |d: Duration| mb as f64 / d.as_secs_f64();
+    println!("artifact: {mb} MB, incompressible");
+    println!(
+        "refine push: {:.2?} ({:.0} MB/s)   skopeo push: {:.2?} ({:.0} MB/s)   ratio {:.2}",
+        push,
+        rate(push),
+        s_push,
+        rate(s_push),
+        push.as_secs_f64() / s_push.as_secs_f64()
+    );
+    println!(
+        "refine pull: {:.2?} ({:.0} MB/s)   skopeo pull: {:.2?} ({:.0} MB/s)   ratio {:.2}",
+        pull,
+        rate(pull),
+        s_pull,
+        rate(s_pull),
+        pull.as_secs_f64() / s_pull.as_secs_f64()
+    );
+    println!(
+        "target within 1.5x of skopeo: push {}, pull {}",
+        if push.as_secs_f64() <= 1.5 * s_push.as_secs_f64() {
+            "met"
+        } else {
+            "NOT met"
+        },
+        if pull.as_secs_f64() <= 1.5 * s_pull.as_secs_f64() {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+}
