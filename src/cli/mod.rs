@@ -3,6 +3,7 @@
 //! Each verb file parses its flags and makes one call into `ops`.
 
 mod build;
+mod inspect;
 mod plan;
 pub mod printer;
 mod store;
@@ -81,6 +82,14 @@ pub enum Command {
     Store(store::StoreCmd),
     /// Trim the local store by size and age.
     Gc(store::GcCmd),
+    /// Say why a target rebuilds: what changed since a previous build, down to the root cause.
+    Explain(inspect::ExplainCmd),
+    /// Rebuild targets from scratch and compare with the stored results.
+    Verify(inspect::VerifyCmd),
+    /// Ask the graph: deps(EXPR), rdeps(EXPR), kind(KIND, EXPR).
+    Query(inspect::QueryCmd),
+    /// Print the build graph as Graphviz dot or JSON.
+    Graph(inspect::GraphCmd),
 }
 
 /// Run a parsed command line; returns the process exit code.
@@ -96,6 +105,10 @@ pub fn run(cli: Cli) -> i32 {
         Command::Pull(c) => store::run_pull(c, &opts, &p),
         Command::Store(c) => store::run_store(c, &opts, &p),
         Command::Gc(c) => store::run_gc(c, &opts, &p),
+        Command::Explain(c) => inspect::run_explain(c, &opts, &p),
+        Command::Verify(c) => inspect::run_verify(c, &opts, &p),
+        Command::Query(c) => inspect::run_query(c, &opts, &p),
+        Command::Graph(c) => inspect::run_graph(c, &opts, &p),
     };
     match r {
         Ok(code) => code,

@@ -159,7 +159,12 @@ pub fn deliver(
             };
             let mut out = Vec::new();
             for (name, digest, size) in tree.files().filter(|(n, _, _)| n.ends_with(".whl")) {
-                store.deliver_blob(digest, &out_dir.join(name))?;
+                let dest = out_dir.join(name);
+                let changed = store.deliver_blob(digest, &dest)?;
+                let prov = provenance_path(&dest);
+                if changed || !prov.exists() {
+                    write_provenance(store, r, tree, name, digest, &prov)?;
+                }
                 out.push(ManifestEntry {
                     wheel: Some(name),
                     sha256: Some(digest.hex()),
@@ -183,6 +188,65 @@ pub fn deliver(
         &serde_json::to_vec_pretty(&doc).unwrap_or_default(),
     )?;
     Ok(Some(manifest))
+}
+
+/// `<wheel>.provenance.json`, beside the wheel.
+pub fn provenance_path(wheel: &Path) -> PathBuf {
+    let mut name = wheel
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".provenance.json");
+    wheel.with_file_name(name)
+}
+
+/// What a user needs to reproduce a wheel: its label, key and preimage
+/// (from which the key can be re-derived), the output tree, and the inputs
+/// pulled out of the preimage for reading: image, runtime, sources, packs.
+fn write_provenance(
+    store: &LocalStore,
+    r: &NodeResult,
+    tree: &crate::store::Tree,
+    name: &str,
+    digest: &crate::key::Digest,
+    dest: &Path,
+) -> Result<()> {
+    let Some(key) = &r.key else { return Ok(()) };
+    let pre = match &r.preimage {
+        Some(p) => p.clone(),
+        None => match store.preimage(key) {
+            Some(p) => p,
+            None => return Ok(()),
+        },
+    };
+    let field = |f: &str| {
+        pre.get(f)
+            .map(|v| v.to_json())
+            .unwrap_or(serde_json::Value::Null)
+    };
+    let doc = serde_json::json!({
+        "refine": env!("CARGO_PKG_VERSION"),
+        "key_version": crate::key::KEY_VERSION,
+        "label": r.label.to_string(),
+        "key": key.0,
+        "output": r.output,
+        "wheel": name,
+        "sha256": digest.hex(),
+        "platform": field("platform"),
+        "image": field("image"),
+        "runtime": field("runtime"),
+        "sources": field("sources"),
+        "packs": field("packs"),
+        "build_requires": field("wheels"),
+        "recipe": field("action"),
+        "env": field("env"),
+        "tree": tree.encode(),
+        "preimage": pre.to_json(),
+    });
+    let bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    crate::store::local::write_atomic(dir, dest, &bytes)?;
+    Ok(())
 }
 
 #[derive(serde::Serialize)]

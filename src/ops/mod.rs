@@ -5,10 +5,13 @@
 //! session and return data for the printer; they never print.
 
 pub mod build;
+pub mod explain;
 pub mod plan;
+pub mod query;
 pub mod remote;
 pub mod share;
 pub mod snapshot;
+pub mod verify;
 
 use crate::diag::{Diagnostic, render_all};
 use crate::error::{Error, ErrorClass, Result};

@@ -439,13 +439,14 @@ impl LocalStore {
     /// Put a blob at `dest` as a hard link when the filesystem allows (a
     /// read-only file sharing the store's bytes), else as a verified copy.
     /// A `dest` that already is this blob is left alone.
-    pub fn deliver_blob(&self, d: &Digest, dest: &Path) -> Result<(), StoreError> {
+    /// Returns whether `dest` changed.
+    pub fn deliver_blob(&self, d: &Digest, dest: &Path) -> Result<bool, StoreError> {
         let src = self.blob_path(d);
         if let (Ok(a), Ok(b)) = (fs::metadata(&src), fs::metadata(dest))
             && a.ino() == b.ino()
             && a.dev() == b.dev()
         {
-            return Ok(());
+            return Ok(false);
         }
         let dir = dest.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir).ctx(dir)?;
@@ -457,10 +458,21 @@ impl LocalStore {
         let tmp = dir.join(format!(".refine-{}-{name}", std::process::id()));
         let _ = fs::remove_file(&tmp);
         match fs::hard_link(&src, &tmp) {
-            Ok(()) => fs::rename(&tmp, dest).ctx(dest),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::Missing(d.clone())),
-            Err(_) => self.copy_blob_to(d, dest, false),
+            Ok(()) => fs::rename(&tmp, dest).ctx(dest)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::Missing(d.clone()));
+            }
+            Err(_) => {
+                if fs::metadata(dest)
+                    .is_ok_and(|m| m.len() == fs::metadata(&src).map(|s| s.len()).unwrap_or(0))
+                    && crate::key::sha256_file(dest).is_ok_and(|(got, _)| &got == d)
+                {
+                    return Ok(false);
+                }
+                self.copy_blob_to(d, dest, false)?
+            }
         }
+        Ok(true)
     }
 
     // ---- trees --------------------------------------------------------

@@ -1,0 +1,249 @@
+//! `refine explain`, `refine verify`, `refine query`, `refine graph`
+
+use super::build::executor_kind;
+use super::printer::Printer;
+use crate::error::{Error, Result};
+use crate::key::Key;
+use crate::ops::build::BuildArgs;
+use crate::ops::explain::{Against, describe, explain};
+use crate::ops::verify::{self, from_manifest};
+use crate::ops::{GlobalOpts, Session};
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct ExplainCmd {
+    /// One label.
+    pub target: String,
+    /// Compare with: `last` (this machine's last build), `remote` (the
+    /// newest result in the remote store), or a key.
+    #[arg(long, default_value = "last", value_name = "last|remote|KEY")]
+    pub against: String,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum VerifyAgainst {
+    Local,
+    Remote,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyCmd {
+    /// Labels or patterns to rebuild and compare.
+    pub targets: Vec<String>,
+    /// How many times to rebuild each target.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
+    /// Compare with the local store's output or the remote's.
+    #[arg(long, value_enum, default_value = "local")]
+    pub against: VerifyAgainst,
+    /// Instead: check a wheel against the provenance file beside it.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["targets", "rounds"])]
+    pub from_manifest: Option<PathBuf>,
+    /// With --from-manifest: the wheel, if not beside the manifest.
+    #[arg(long, value_name = "PATH", requires = "from_manifest")]
+    pub wheel: Option<PathBuf>,
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+    /// The remote store: oci://HOST[:PORT]/PREFIX.
+    #[arg(long, value_name = "URL")]
+    pub remote: Option<String>,
+    #[arg(long)]
+    pub insecure: bool,
+    #[arg(long, hide = true, env = "REFINE_EXECUTOR", default_value = "podman")]
+    pub executor: String,
+}
+
+#[derive(Args, Debug)]
+pub struct QueryCmd {
+    /// deps(EXPR), rdeps(EXPR), kind(KIND, EXPR), or a label pattern.
+    pub expr: String,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct GraphCmd {
+    /// Labels or patterns (default: [defaults] targets).
+    pub targets: Vec<String>,
+    #[arg(long, value_enum, default_value = "dot")]
+    pub format: GraphFormat,
+}
+
+pub fn run_explain(c: &ExplainCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+    let s = Session::load(opts)?;
+    let against = match c.against.as_str() {
+        "last" => Against::Last,
+        "remote" => Against::Remote,
+        k => Against::Key(Key::parse(k).ok_or_else(|| {
+            Error::user(format!("--against: `{k}` is not last, remote or a key"))
+                .hint("keys are 64 hex digits; `refine hash` prints them")
+        })?),
+    };
+    let ex = explain(&s, &c.target, against)?;
+    if p.json {
+        let steps: Vec<serde_json::Value> = ex
+            .steps
+            .iter()
+            .map(|st| {
+                serde_json::json!({
+                    "label": st.label.to_string(),
+                    "old_key": st.old_key.0,
+                    "new_key": st.new_key.as_ref().map(|k| k.0.clone()),
+                    "changes": st.own.iter().map(|l| serde_json::json!({
+                        "field": l.change.path, "change": describe(&l.change), "at": l.at, "note": l.note,
+                    })).collect::<Vec<_>>(),
+                    "deps": st.deps.iter().map(|(d, a, b)| serde_json::json!({"label": d.to_string(), "old": a, "new": b})).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        p.data(
+            &serde_json::json!({
+                "label": ex.label.to_string(),
+                "unchanged": ex.unchanged(),
+                "old_key": ex.old_key.as_ref().map(|k| k.0.clone()),
+                "new_key": ex.new_key.as_ref().map(|k| k.0.clone()),
+                "steps": steps,
+                "causes": ex.causes.iter().map(|c| c.iter().map(|l| l.to_string()).collect::<Vec<_>>()).collect::<Vec<_>>(),
+            })
+            .to_string(),
+        );
+        return Ok(0);
+    }
+    if ex.unchanged() {
+        p.data(&format!(
+            "{} is unchanged since that build (key {})",
+            ex.label,
+            ex.new_key.as_ref().map_or("-", |k| k.short())
+        ));
+        return Ok(0);
+    }
+    p.data(&format!(
+        "{}: key {} -> {}",
+        ex.label,
+        ex.old_key.as_ref().map_or("-", |k| k.short()),
+        ex.new_key.as_ref().map_or("(pending)", |k| k.short())
+    ));
+    for st in &ex.steps {
+        if st.label != ex.label {
+            p.data(&format!("  {}:", st.label));
+        }
+        for (d, a, b) in &st.deps {
+            p.data(&format!("    needs {d}, whose output changed: {a} -> {b}"));
+        }
+        for l in &st.own {
+            p.data(&format!("    {}", describe(&l.change)));
+            if let Some(at) = &l.at {
+                p.data(&format!("      at {at}"));
+            }
+            if let Some(n) = &l.note {
+                p.data(&format!("      ({n})"));
+            }
+        }
+    }
+    for chain in &ex.causes {
+        let names: Vec<String> = chain.iter().map(|l| l.to_string()).collect();
+        p.data(&format!(
+            "root cause: {} (via {})",
+            names.last().map_or("?", String::as_str),
+            names.join(" <- ")
+        ));
+    }
+    Ok(0)
+}
+
+pub fn run_verify(c: &VerifyCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+    if let Some(m) = &c.from_manifest {
+        let lines = from_manifest(m, c.wheel.as_deref())?;
+        for l in lines {
+            p.data(&format!("ok: {l}"));
+        }
+        return Ok(0);
+    }
+    if c.targets.is_empty() {
+        return Err(
+            Error::user("verify needs targets (or --from-manifest PATH)")
+                .hint("e.g. `refine verify --rounds 2 //wheels:markupsafe`"),
+        );
+    }
+    let s = Session::load(opts)?;
+    let args = BuildArgs {
+        patterns: c.targets.clone(),
+        jobs: c.jobs,
+        executor: executor_kind(&c.executor)?,
+        remote: c.remote.clone(),
+        insecure: c.insecure,
+        ..BuildArgs::default()
+    };
+    let against = match c.against {
+        VerifyAgainst::Local => verify::Against::Local,
+        VerifyAgainst::Remote => verify::Against::Remote,
+    };
+    let r = verify::verify(&s, &args, c.rounds, against, p)?;
+    for ch in &r.checked {
+        if p.json {
+            p.data(
+                &serde_json::json!({
+                    "event": "verified", "label": ch.label, "key": ch.key.as_ref().map(|k| k.0.clone()),
+                    "reference": ch.reference, "rounds": ch.rounds, "agree": ch.agree, "differences": ch.differences,
+                })
+                .to_string(),
+            );
+            continue;
+        }
+        if ch.agree {
+            p.data(&format!(
+                "reproduced {} ({} round{}): {}",
+                ch.label,
+                ch.rounds.len(),
+                if ch.rounds.len() == 1 { "" } else { "s" },
+                ch.reference.as_ref().map_or("-".into(), |d| d.to_string())
+            ));
+        } else {
+            p.data(&format!("NOT REPRODUCIBLE {}", ch.label));
+            for d in &ch.differences {
+                p.data(d);
+            }
+        }
+    }
+    if r.ok() {
+        Ok(0)
+    } else {
+        let bad = r.checked.iter().filter(|c| !c.agree).count();
+        Err(Error::build(format!("{bad} target{} did not reproduce", if bad == 1 { "" } else { "s" }))
+            .hint("the differing files are listed above; builds must not record times, paths or random values"))
+    }
+}
+
+pub fn run_query(c: &QueryCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+    let s = Session::load(opts)?;
+    let labels = crate::ops::query::query(&s, &c.expr)?;
+    if p.json {
+        p.data(
+            &serde_json::json!(labels.iter().map(|l| l.to_string()).collect::<Vec<_>>())
+                .to_string(),
+        );
+    } else {
+        for l in labels {
+            p.data(&l.to_string());
+        }
+    }
+    Ok(0)
+}
+
+pub fn run_graph(c: &GraphCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+    let s = Session::load(opts)?;
+    let labels = s.resolve(&c.targets)?;
+    let g = s.graph(&labels)?;
+    match c.format {
+        GraphFormat::Dot => print!("{}", crate::ops::query::dot(&g)),
+        GraphFormat::Json => {
+            p.data(&serde_json::to_string_pretty(&crate::ops::query::json(&g)).unwrap_or_default())
+        }
+    }
+    Ok(0)
+}
