@@ -7,6 +7,7 @@ use super::db::{Db, Workspace};
 use super::drv::Derivation;
 use super::queries::{LabelId, derivation, index, lookup, target};
 use crate::diag::{Diagnostic, Loc};
+use crate::key::Digest;
 use crate::rules::{Label, Pattern};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,6 +41,18 @@ pub struct Graph {
 impl Graph {
     pub fn get(&self, l: &Label) -> Option<&GraphNode> {
         self.by_label.get(l).map(|&i| &self.nodes[i])
+    }
+
+    /// The digest `l` contributes to its dependents' keys: its pin if it is
+    /// fixed-output, else its output, if `output` knows it.
+    pub fn digest_for(
+        &self,
+        l: &Label,
+        output: impl Fn(&Label) -> Option<Digest>,
+    ) -> Option<Digest> {
+        self.get(l)
+            .and_then(|n| n.derivation.fixed_output())
+            .or_else(|| output(l))
     }
 
     /// Indices of nodes that depend on each node.

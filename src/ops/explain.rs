@@ -230,11 +230,10 @@ pub fn explain(s: &Session, target: &str, against: Against) -> Result<Explanatio
     }
     let current = |g: &Graph, l: &Label| -> Option<Preimage> {
         let n = g.get(l)?;
-        Some(n.derivation.preimage(&|d| {
-            g.get(d)
-                .and_then(|x| x.derivation.fixed_output())
-                .or_else(|| outputs.get(d).cloned())
-        }))
+        Some(
+            n.derivation
+                .preimage(&|d| g.digest_for(d, |x| outputs.get(x).cloned())),
+        )
     };
     let arch = s.platform.arch.as_str();
     let (old_key, old_pre) = match &against {

@@ -90,12 +90,7 @@ pub fn plan_graph(graph: &Graph, store: &LocalStore) -> Vec<PlanEntry> {
             });
             continue;
         }
-        let pre = d.preimage(&|l| {
-            graph
-                .get(l)
-                .and_then(|n| n.derivation.fixed_output())
-                .or_else(|| outputs.get(l).cloned())
-        });
+        let pre = d.preimage(&|l| graph.digest_for(l, |x| outputs.get(x).cloned()));
         let key = pre.key();
         let cached = store
             .indexed_hit(d.platform.arch.as_str(), &label.to_string(), &key, false)

@@ -133,12 +133,7 @@ pub fn pull(
             out.push((d.label.clone(), Moved::Missing));
             continue;
         }
-        let pre = d.preimage(&|l| {
-            graph
-                .get(l)
-                .and_then(|n| n.derivation.fixed_output())
-                .or_else(|| outputs.get(l).cloned())
-        });
+        let pre = d.preimage(&|l| graph.digest_for(l, |x| outputs.get(x).cloned()));
         let key = pre.key();
         let moved = match store.lookup(&key) {
             Lookup::Hit(r, _) => {

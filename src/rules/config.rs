@@ -134,6 +134,15 @@ impl Platform {
     pub fn is_foreign(&self) -> bool {
         self.arch != Arch::host()
     }
+
+    /// The architectures containers for this platform run under emulation.
+    pub fn emulated(&self) -> Vec<Arch> {
+        if self.is_foreign() {
+            vec![self.arch]
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]

@@ -470,11 +470,7 @@ fn build(
         } => {
             cfg.exec.preflight(&crate::exec::Needs {
                 mmdebstrap: true,
-                emulate: if d.platform.is_foreign() {
-                    vec![d.platform.arch]
-                } else {
-                    Vec::new()
-                },
+                emulate: d.platform.emulated(),
                 ..Default::default()
             })?;
             let req = ImageRequest {
@@ -497,11 +493,7 @@ fn build(
         Action::SystemRuntime { .. } | Action::Recipe { .. } => {
             cfg.exec.preflight(&crate::exec::Needs {
                 containers: true,
-                emulate: if d.platform.is_foreign() {
-                    vec![d.platform.arch]
-                } else {
-                    Vec::new()
-                },
+                emulate: d.platform.emulated(),
                 ..Default::default()
             })?;
             let scratch = cfg.store.tmp_dir()?;

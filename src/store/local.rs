@@ -123,6 +123,27 @@ pub struct Verification {
 /// Blob hex → (inode, size, mtime ns) at its last successful check.
 type StatCache = HashMap<String, (u64, u64, i64)>;
 
+/// What identifies a file's bytes without reading them.
+fn stamp(meta: &fs::Metadata) -> (u64, u64, i64) {
+    (
+        meta.ino(),
+        meta.size(),
+        meta.mtime_nsec() + meta.mtime() * 1_000_000_000,
+    )
+}
+
+/// A missing blob is `Missing`; other failures are I/O errors on its path.
+fn blob_io(e: io::Error, d: &Digest, p: &Path) -> StoreError {
+    if e.kind() == io::ErrorKind::NotFound {
+        StoreError::Missing(d.clone())
+    } else {
+        StoreError::Io {
+            path: p.to_path_buf(),
+            source: e,
+        }
+    }
+}
+
 #[derive(Default)]
 struct LabelIndex {
     records: HashMap<String, LabelRecord>,
@@ -283,11 +304,7 @@ impl LocalStore {
 
     fn remember_verified(&self, d: &Digest) {
         if let Ok(meta) = fs::metadata(self.blob_path(d)) {
-            let stamp = (
-                meta.ino(),
-                meta.size(),
-                meta.mtime_nsec() + meta.mtime() * 1_000_000_000,
-            );
+            let stamp = stamp(&meta);
             let mut cache = self.stat_cache.lock().unwrap_or_else(|e| e.into_inner());
             cache
                 .get_or_insert_with(|| self.load_stat_cache())
@@ -299,13 +316,7 @@ impl LocalStore {
     /// Read a whole blob, checking its digest.
     pub fn read_blob(&self, d: &Digest) -> Result<Vec<u8>, StoreError> {
         let p = self.blob_path(d);
-        let bytes = match fs::read(&p) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::Missing(d.clone()));
-            }
-            Err(e) => return Err(e).ctx(&p),
-        };
+        let bytes = fs::read(&p).map_err(|e| blob_io(e, d, &p))?;
         let got = sha256_bytes(&bytes);
         if &got != d {
             self.discard_blob(d);
@@ -321,18 +332,8 @@ impl LocalStore {
     /// mtime match the last successful check.
     pub fn verify_blob(&self, d: &Digest) -> Result<u64, StoreError> {
         let p = self.blob_path(d);
-        let meta = match fs::metadata(&p) {
-            Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::Missing(d.clone()));
-            }
-            Err(e) => return Err(e).ctx(&p),
-        };
-        let stamp = (
-            meta.ino(),
-            meta.size(),
-            meta.mtime_nsec() + meta.mtime() * 1_000_000_000,
-        );
+        let meta = fs::metadata(&p).map_err(|e| blob_io(e, d, &p))?;
+        let stamp = stamp(&meta);
         {
             let mut cache = self.stat_cache.lock().unwrap_or_else(|e| e.into_inner());
             let map = cache.get_or_insert_with(|| self.load_stat_cache());
@@ -406,13 +407,7 @@ impl LocalStore {
         executable: bool,
     ) -> Result<(), StoreError> {
         let src = self.blob_path(d);
-        let f = match File::open(&src) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::Missing(d.clone()));
-            }
-            Err(e) => return Err(e).ctx(&src),
-        };
+        let f = File::open(&src).map_err(|e| blob_io(e, d, &src))?;
         let dir = dest.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir).ctx(dir)?;
         let tmp = tempfile::NamedTempFile::new_in(dir).ctx(dir)?;
