@@ -282,3 +282,27 @@ fn missing_tools_are_environment_errors_with_hints() {
         r.stderr
     );
 }
+
+#[test]
+fn a_build_that_runs_too_long_is_stopped() {
+    let ws = shipped();
+    ws.write("recipes/slow.sh", "#!/bin/sh\necho starting\nsleep 120\n");
+    ws.edit(
+        "rules/wheels.toml",
+        "[wheels.six]\n",
+        "[wheels.six]\nrecipe = \"recipes/slow.sh\"\ntimeout = \"3s\"\n",
+    );
+    let start = std::time::Instant::now();
+    let r = host(&ws, shared_store(), &["build", "//wheels:six"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("timed out after 3s"), "{}", r.stderr);
+    assert!(r.stderr.contains("raise `timeout`"), "{}", r.stderr);
+    // The build's container is gone, well before the recipe would end
+    // (the builder image may be built first in this test run).
+    assert!(start.elapsed() < std::time::Duration::from_secs(110) || r.stderr.contains("built"));
+    let ps = std::process::Command::new("podman")
+        .args(["ps", "--filter", "name=refine-wheel-six", "--format", "{{.Names}}"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&ps.stdout).trim().is_empty(), "no container left running");
+}
