@@ -186,6 +186,22 @@ pub fn gc(
         }
     }
     store.drop_stale_labels();
+    // Build logs older than the age limit (the action cache keeps the logs
+    // of what remains as blobs).
+    if let Some(age) = max_age {
+        let now = std::time::SystemTime::now();
+        for e in walkdir::WalkDir::new(store.root().join("logs")).into_iter().flatten() {
+            let old = e
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|d| d.as_secs() > age);
+            if e.file_type().is_file() && old {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
     store.flush();
     Ok(report)
 }
