@@ -156,11 +156,20 @@ fn packs_runtime_and_what_a_zlib_change_rebuilds() {
 
     // The packs and the runtime-built wheel reproduce, bit for bit.
     let mut c = ws.cmd_in(&store);
-    c.args(["--arch", "host", "verify", "--rounds", "2"])
-        .args(["//packs:zlib", "//packs:libyaml", "//packs:libffi", "//packs:bzip2", "//wheels:markupsafe"]);
+    c.args(["--arch", "host", "verify", "--rounds", "2"]).args([
+        "//packs:zlib",
+        "//packs:libyaml",
+        "//packs:libffi",
+        "//packs:bzip2",
+        "//wheels:markupsafe",
+    ]);
     let v: Run = c.output().unwrap().into();
     assert_eq!(v.code, 0, "{}", v.all());
-    assert!(v.stdout.contains("reproduced //packs:zlib (2 rounds)"), "{}", v.stdout);
+    assert!(
+        v.stdout.contains("reproduced //packs:zlib (2 rounds)"),
+        "{}",
+        v.stdout
+    );
 
     // Nothing to do.
     let p = plan(&ws, &store);

@@ -301,8 +301,17 @@ fn a_build_that_runs_too_long_is_stopped() {
     // (the builder image may be built first in this test run).
     assert!(start.elapsed() < std::time::Duration::from_secs(110) || r.stderr.contains("built"));
     let ps = std::process::Command::new("podman")
-        .args(["ps", "--filter", "name=refine-wheel-six", "--format", "{{.Names}}"])
+        .args([
+            "ps",
+            "--filter",
+            "name=refine-wheel-six",
+            "--format",
+            "{{.Names}}",
+        ])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&ps.stdout).trim().is_empty(), "no container left running");
+    assert!(
+        String::from_utf8_lossy(&ps.stdout).trim().is_empty(),
+        "no container left running"
+    );
 }

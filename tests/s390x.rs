@@ -93,11 +93,22 @@ fn s390x_wheels_build_repair_and_work_in_a_clean_container() {
 
     // Every CI wheel reproduces: rebuilt twice from scratch, bit for bit.
     let mut c = ws.cmd_in(&store);
-    c.args(["verify", "--rounds", "2"]).args(SET.iter().filter(|l| !l.starts_with("//sources:")));
+    c.args(["verify", "--rounds", "2"])
+        .args(SET.iter().filter(|l| !l.starts_with("//sources:")));
     let v: Run = c.output().unwrap().into();
     assert_eq!(v.code, 0, "{}", v.all());
-    for l in ["//wheels:markupsafe", "//repairs:markupsafe", "//repairs:pyyaml", "//repairs:cffi", "//wheels:six"] {
-        assert!(v.stdout.contains(&format!("reproduced {l} (2 rounds)")), "{l}: {}", v.stdout);
+    for l in [
+        "//wheels:markupsafe",
+        "//repairs:markupsafe",
+        "//repairs:pyyaml",
+        "//repairs:cffi",
+        "//wheels:six",
+    ] {
+        assert!(
+            v.stdout.contains(&format!("reproduced {l} (2 rounds)")),
+            "{l}: {}",
+            v.stdout
+        );
     }
 
     // All hits the second time.

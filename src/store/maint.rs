@@ -190,7 +190,10 @@ pub fn gc(
     // of what remains as blobs).
     if let Some(age) = max_age {
         let now = std::time::SystemTime::now();
-        for e in walkdir::WalkDir::new(store.root().join("logs")).into_iter().flatten() {
+        for e in walkdir::WalkDir::new(store.root().join("logs"))
+            .into_iter()
+            .flatten()
+        {
             let old = e
                 .metadata()
                 .ok()
