@@ -26,42 +26,40 @@ pub fn network_error(url: &str, e: &dyn std::fmt::Display) -> FetchError {
     }
 }
 
-/// GET `url` into `dest`, returning the sha256 of the body.
-pub fn download(url: &str, dest: &Path) -> Result<Digest, FetchError> {
-    let resp = client()
-        .get(url)
-        .send()
-        .map_err(|e| network_error(url, &e))?;
+/// GET `url` (with `accept`, if given): a 404 becomes `NotFound` with
+/// `hint`, any other failure a network error.
+fn get_ok(
+    url: &str,
+    accept: Option<&str>,
+    hint: &str,
+) -> Result<reqwest::blocking::Response, FetchError> {
+    let mut req = client().get(url);
+    if let Some(accept) = accept {
+        req = req.header("Accept", accept);
+    }
+    let resp = req.send().map_err(|e| network_error(url, &e))?;
     let status = resp.status();
     if status == reqwest::StatusCode::NOT_FOUND {
         return Err(FetchError::NotFound {
             message: format!("{url}: 404 Not Found"),
-            hint: "check the URL in the rule".into(),
+            hint: hint.into(),
         });
     }
     if !status.is_success() {
         return Err(network_error(url, &status));
     }
+    Ok(resp)
+}
+
+/// GET `url` into `dest`, returning the sha256 of the body.
+pub fn download(url: &str, dest: &Path) -> Result<Digest, FetchError> {
+    let resp = get_ok(url, None, "check the URL in the rule")?;
     super::write_hashed(resp, &dest.to_path_buf()).map_err(|e| network_error(url, &e))
 }
 
 /// GET `url` as text with an Accept header.
 pub fn get_text(url: &str, accept: &str) -> Result<(String, String), FetchError> {
-    let resp = client()
-        .get(url)
-        .header("Accept", accept)
-        .send()
-        .map_err(|e| network_error(url, &e))?;
-    let status = resp.status();
-    if status == reqwest::StatusCode::NOT_FOUND {
-        return Err(FetchError::NotFound {
-            message: format!("{url}: 404 Not Found"),
-            hint: "check the package name".into(),
-        });
-    }
-    if !status.is_success() {
-        return Err(network_error(url, &status));
-    }
+    let resp = get_ok(url, Some(accept), "check the package name")?;
     let ctype = resp
         .headers()
         .get("content-type")

@@ -70,24 +70,33 @@ pub struct NodeResult {
 }
 
 impl NodeResult {
-    pub fn not_run(label: &Label, verdict: Verdict, why: &str) -> NodeResult {
+    /// A result with only a label, a verdict and (maybe) a key; the rest is
+    /// filled in as the node runs.
+    fn new(label: &Label, verdict: Verdict, key: Option<Key>) -> NodeResult {
         NodeResult {
             label: label.clone(),
             verdict,
-            key: None,
+            key,
             preimage: None,
             output: None,
             tree: None,
             duration: Duration::ZERO,
             log: None,
+            failure: None,
+            push: None,
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn not_run(label: &Label, verdict: Verdict, why: &str) -> NodeResult {
+        NodeResult {
             failure: Some(Failure {
                 class: ErrorClass::Build,
                 message: why.to_string(),
                 hint: String::new(),
                 log_tail: None,
             }),
-            push: None,
-            notes: Vec::new(),
+            ..NodeResult::new(label, verdict, None)
         }
     }
 }
@@ -125,19 +134,7 @@ pub fn indexed_hit(
         &key,
         must_verify(graph, i),
     )?;
-    let res = NodeResult {
-        label: d.label.clone(),
-        verdict: Verdict::HitLocal,
-        key: Some(key),
-        preimage: None,
-        output: None,
-        tree: None,
-        duration: Duration::ZERO,
-        log: None,
-        failure: None,
-        push: None,
-        notes: Vec::new(),
-    };
+    let res = NodeResult::new(&d.label, Verdict::HitLocal, Some(key));
     Some(finish_hit(cfg, d, hit, res, start, Verdict::HitLocal))
 }
 
@@ -166,20 +163,8 @@ pub fn process(graph: &Graph, i: usize, deps: &[&NodeResult], cfg: &RunConfig<'_
     let digests = dep_digests(graph, deps);
     let pre = d.preimage(&|l| digests.get(l).cloned());
     let key = pre.key();
-    let mut res = NodeResult {
-        label: d.label.clone(),
-        verdict: Verdict::Failed,
-        key: Some(key.clone()),
-        // Kept only for what is built (hits do not need it).
-        preimage: None,
-        output: None,
-        tree: None,
-        duration: Duration::ZERO,
-        log: None,
-        failure: None,
-        push: None,
-        notes: Vec::new(),
-    };
+    // The preimage is kept only for what is built (hits do not need it).
+    let mut res = NodeResult::new(&d.label, Verdict::Failed, Some(key.clone()));
     let arch = d.platform.arch.as_str();
     let forced = cfg.force.contains(&i);
     let note = |res: &mut NodeResult, msg: String| {
