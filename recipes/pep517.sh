@@ -4,6 +4,9 @@
 # Build requirements come only from $REFINE_WHEELS (the rule's
 # build_requires); pip builds in an isolated environment made from them,
 # exactly as the project's pyproject.toml asks, and fails if one is missing.
+# --use-pep517 holds for projects without pyproject.toml too (setuptools'
+# legacy backend, from $REFINE_WHEELS): pip would otherwise run setup.py
+# with whatever setuptools the runtime happens to carry.
 set -eu
 . "$REFINE_WS/recipes/lib/common.sh"
 
@@ -20,6 +23,6 @@ CS
 fi
 
 cd "$src"
-"$PYTHON" -m pip wheel --verbose --no-deps --no-index \
+"$PYTHON" -m pip wheel --verbose --use-pep517 --no-deps --no-index \
     --find-links "$REFINE_WHEELS" --wheel-dir "$REFINE_OUT" "$@" .
 ls -l "$REFINE_OUT"
