@@ -241,6 +241,31 @@ fn a_failing_recipe_shows_its_last_lines_and_log() {
     assert_eq!(l.stdout.trim(), log);
 }
 
+/// Build requirements come only from the rule: the image's Python carries
+/// Debian's setuptools, and a wheel that declares none must not find it.
+#[test]
+fn undeclared_build_requirements_are_not_there() {
+    let ws = shipped();
+    ws.edit(
+        "rules/wheels.toml",
+        "[wheels.six]\n",
+        "[wheels.six]\ndefault_build_requires = false\n",
+    );
+    let r = host(&ws, shared_store(), &["build", "//wheels:six"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    // The log of this run (the store is shared with other tests of six).
+    let log = r
+        .stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("log: "))
+        .expect("log path");
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(
+        log.contains("setuptools") && log.contains("No matching distribution"),
+        "pip looked for setuptools among the declared wheels only:\n{log}"
+    );
+}
+
 #[test]
 fn missing_tools_are_environment_errors_with_hints() {
     let ws = shipped();
