@@ -5,7 +5,7 @@
 mod common;
 use common::{Run, image_tag, in_container, output_of, shipped};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const PACKS: &[&str] = &[
     "//packs:zlib",
@@ -54,6 +54,15 @@ fn with(plan: &BTreeMap<String, String>, status: &str) -> Vec<String> {
         .collect()
 }
 
+/// The files of an output, checked out by the store (outputs that no
+/// build mounted are not checked out until something asks).
+fn tree_of(store: &Path, output: &str) -> PathBuf {
+    let store = refine::store::LocalStore::open(store).unwrap();
+    store
+        .materialize(&refine::key::Digest::parse(output).unwrap())
+        .unwrap()
+}
+
 fn build(ws: &common::Ws, store: &Path, labels: &[&str]) -> Run {
     let mut c = ws.cmd_in(store);
     c.args(["--arch", "host", "build", "--json"]).args(labels);
@@ -79,7 +88,7 @@ fn packs_runtime_and_what_a_zlib_change_rebuilds() {
 
     // Packs are relocatable: nothing in them names the build directory.
     for l in PACKS {
-        let dir = store.join("trees").join(&output_of(&first, l)[7..]);
+        let dir = tree_of(&store, &output_of(&first, l));
         for e in walk(&dir) {
             let bytes = std::fs::read(&e).unwrap();
             let text = String::from_utf8_lossy(&bytes);
@@ -91,10 +100,8 @@ fn packs_runtime_and_what_a_zlib_change_rebuilds() {
         }
         assert!(dir.join("lib").is_dir(), "{l} has lib/");
     }
-    let yaml_pc = store
-        .join("trees")
-        .join(&output_of(&first, "//packs:libyaml")[7..])
-        .join("lib/pkgconfig/yaml-0.1.pc");
+    let yaml_pc =
+        tree_of(&store, &output_of(&first, "//packs:libyaml")).join("lib/pkgconfig/yaml-0.1.pc");
     assert!(
         std::fs::read_to_string(yaml_pc)
             .unwrap()
@@ -102,9 +109,7 @@ fn packs_runtime_and_what_a_zlib_change_rebuilds() {
     );
 
     // The runtime stands alone: its C modules import with no pack mounted.
-    let runtime = store
-        .join("trees")
-        .join(&output_of(&first, "//runtimes:cpython-3.11")[7..]);
+    let runtime = tree_of(&store, &output_of(&first, "//runtimes:cpython-3.11"));
     let image = image_tag(&first, "//images:bookworm");
     let (ok, out, err) = in_container(
         &image,

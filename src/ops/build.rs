@@ -80,7 +80,14 @@ pub fn build(s: &Session, args: &BuildArgs, sink: &dyn EventSink) -> Result<Buil
             .filter(|e| e.status == super::plan::PlanStatus::Build)
             .filter_map(|e| Some((e.label.clone(), e.key.clone()?)))
             .collect();
-        r.exists_many(&items, 8);
+        // The first fault is said here in full (retries and all); the nodes
+        // then only say that the remote is unreachable.
+        if let Some(Err(e)) = r.exists_many(&items, 8).into_iter().find(Result::is_err) {
+            sink.event(&crate::sched::Event::Warning {
+                label: None,
+                message: format!("remote {}: {e}", r.url),
+            });
+        }
         t.mark("check the remote");
     }
     let jobs = args
