@@ -20,10 +20,14 @@ BLASLIB = -L/opt/packs/openblas/lib -lopenblas
 LAPACKLIB = liblapack.a
 TMGLIB = libtmglib.a
 MK
+# The Fortran modules first: with -j, files that use them can otherwise be
+# compiled before they exist (LAPACK 3.11's Makefiles race on them).
+make -C SRC la_constants.o la_xisnan.o
+# LAPACKLIB is relative to SRC/, where the library is made.
 make -j"$REFINE_JOBS" lapacklib
 mkdir -p "$REFINE_OUT/lib/pkgconfig"
 gfortran -shared -Wl,-soname,liblapack.so.3 -o "$REFINE_OUT/lib/liblapack.so.3.11.0" \
-    -Wl,--whole-archive liblapack.a -Wl,--no-whole-archive \
+    -Wl,--whole-archive SRC/liblapack.a -Wl,--no-whole-archive \
     -L/opt/packs/openblas/lib -lopenblas
 ln -s liblapack.so.3.11.0 "$REFINE_OUT/lib/liblapack.so.3"
 ln -s liblapack.so.3 "$REFINE_OUT/lib/liblapack.so"

@@ -104,11 +104,37 @@ impl From<Output> for Run {
 impl Run {
     pub fn ok(&self) -> &Self {
         assert_eq!(
-            self.code, 0,
-            "refine failed:\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
+            self.code,
+            0,
+            "refine failed:\nstdout:\n{}\nstderr:\n{}{}",
+            self.stdout,
+            self.stderr,
+            self.failed_log_tails()
         );
         self
+    }
+
+    /// The last lines of each failed node's log (a `--json` run names the
+    /// logs; they live in a temporary store that is gone once the test ends).
+    fn failed_log_tails(&self) -> String {
+        let mut out = String::new();
+        for e in self.events() {
+            if e["event"] != "finished" || e["verdict"] != "failed" {
+                continue;
+            }
+            let Some(text) = e["log"]
+                .as_str()
+                .and_then(|p| std::fs::read_to_string(p).ok())
+            else {
+                continue;
+            };
+            let lines: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("\nlast lines of the log of {}:\n", e["label"]));
+            for l in &lines[lines.len().saturating_sub(40)..] {
+                out.push_str(&format!("| {l}\n"));
+            }
+        }
+        out
     }
 
     /// JSON events from a `--json` run.
