@@ -89,7 +89,7 @@ fn packs_runtime_and_what_a_zlib_change_rebuilds() {
     // Packs are relocatable: nothing in them names the build directory.
     for l in PACKS {
         let dir = tree_of(&store, &output_of(&first, l));
-        for e in walk(&dir) {
+        for e in common::files_under(&dir) {
             let bytes = std::fs::read(&e).unwrap();
             let text = String::from_utf8_lossy(&bytes);
             assert!(
@@ -253,19 +253,4 @@ fn packs_runtime_and_what_a_zlib_change_rebuilds() {
     assert_eq!(with(&p, "hit").len(), p.len(), "early cutoff: {p:?}");
     let again = build(&ws, &store, &targets());
     assert!(again.with("built").is_empty(), "{:?}", again.verdicts());
-}
-
-fn walk(p: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(p) {
-        for e in rd.flatten() {
-            let ft = e.file_type().unwrap();
-            if ft.is_dir() {
-                out.extend(walk(&e.path()));
-            } else if ft.is_file() {
-                out.push(e.path());
-            }
-        }
-    }
-    out
 }

@@ -183,22 +183,8 @@ fn a_wrong_pin_shows_both_digests() {
         r.stderr
     );
     // Nothing unverified entered the store.
-    let cas: Vec<PathBuf> = walk(&store.path().join("cas"));
+    let cas: Vec<PathBuf> = common::files_under(&store.path().join("cas"));
     assert!(cas.is_empty(), "{cas:?}");
-}
-
-fn walk(p: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(p) {
-        for e in rd.flatten() {
-            if e.path().is_dir() {
-                out.extend(walk(&e.path()));
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out
 }
 
 #[test]
@@ -226,11 +212,7 @@ fn a_failing_recipe_shows_its_last_lines_and_log() {
         "{}",
         r.stderr
     );
-    let log = r
-        .stderr
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("log: "))
-        .expect("log path");
+    let log = r.log_path();
     assert!(
         std::fs::read_to_string(log)
             .unwrap()
@@ -254,11 +236,7 @@ fn undeclared_build_requirements_are_not_there() {
     let r = host(&ws, shared_store(), &["build", "//wheels:six"]);
     assert_eq!(r.code, 1, "{}", r.all());
     // The log of this run (the store is shared with other tests of six).
-    let log = r
-        .stderr
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("log: "))
-        .expect("log path");
+    let log = r.log_path();
     let log = std::fs::read_to_string(log).unwrap();
     assert!(
         log.contains("setuptools") && log.contains("No matching distribution"),

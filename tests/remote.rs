@@ -339,7 +339,7 @@ fn a_missing_blob_behind_a_tag_is_a_miss() {
     .ok();
     // Delete every blob the registry stores (manifests stay, by their links).
     let blobs = reg.data().join("docker/registry/v2/blobs/sha256");
-    for e in walk(&blobs) {
+    for e in common::files_under(&blobs) {
         if e.file_name().is_some_and(|n| n == "data") {
             let bytes = std::fs::read(&e).unwrap();
             // Keep manifests (JSON with schemaVersion), drop layer and config blobs.
@@ -356,20 +356,6 @@ fn a_missing_blob_behind_a_tag_is_a_miss() {
         "{:?}",
         notes(&b)
     );
-}
-
-fn walk(p: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(p) {
-        for e in rd.flatten() {
-            if e.path().is_dir() {
-                out.extend(walk(&e.path()));
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out
 }
 
 #[test]
@@ -530,7 +516,7 @@ fn push_pull_ls_verify_and_gc() {
     // store verify finds and removes a damaged blob.
     let v = ws.fake(&["store", "verify"]);
     assert_eq!(v.code, 0, "{}", v.all());
-    let blobs = walk(&ws.store.join("cas"));
+    let blobs = common::files_under(&ws.store.join("cas"));
     let victim = &blobs[0];
     let mut perm = std::fs::metadata(victim).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o644);
@@ -543,14 +529,14 @@ fn push_pull_ls_verify_and_gc() {
     ws.fake(&["build", "//wheels:alpha"]).ok();
 
     // gc: a dry run removes nothing; a real one keeps the store under a size.
-    let before = walk(&ws.store.join("cas")).len();
+    let before = common::files_under(&ws.store.join("cas")).len();
     let dry = ws.fake(&["gc", "--max-size", "1", "--dry-run"]);
     dry.ok();
     assert!(dry.stdout.contains("would remove"), "{}", dry.stdout);
-    assert_eq!(walk(&ws.store.join("cas")).len(), before);
+    assert_eq!(common::files_under(&ws.store.join("cas")).len(), before);
     let gc = ws.fake(&["gc", "--max-size", "1"]);
     gc.ok();
-    assert!(walk(&ws.store.join("cas")).len() < before);
+    assert!(common::files_under(&ws.store.join("cas")).len() < before);
     let r = ws.fake(&["build", "--json", "//wheels:alpha"]);
     r.ok();
     assert!(

@@ -8,6 +8,22 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// Every regular file under `p` (symbolic links are not followed).
+pub fn files_under(p: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                out.extend(files_under(&e.path()));
+            } else if ft.is_file() {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
 pub fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
@@ -135,6 +151,14 @@ impl Run {
             }
         }
         out
+    }
+
+    /// The log path a failed human-mode run names on stderr.
+    pub fn log_path(&self) -> &str {
+        self.stderr
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("log: "))
+            .expect("a log path on stderr")
     }
 
     /// JSON events from a `--json` run.
