@@ -6,6 +6,7 @@
 # outside the prefix is needed at run time.
 set -eu
 . "$REFINE_WS/recipes/lib/common.sh"
+log_toolchain
 PREFIX=/opt/runtime
 DESTDIR=/build/dest
 cd "$(unpack "$(source_file 'python3*.orig.tar.*')")"

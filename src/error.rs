@@ -9,6 +9,7 @@
 //! | user | 2 | a bad rule, a bad flag, a wrong sha256 pin |
 //! | environment | 3 | podman or mmdebstrap missing, registry down, disk full |
 //! | internal | 70 | a bug in refine |
+//! | interrupted | 130 | SIGINT or SIGTERM during a build |
 
 use std::fmt;
 
@@ -18,6 +19,7 @@ pub enum ErrorClass {
     User,
     Environment,
     Internal,
+    Interrupted,
 }
 
 impl ErrorClass {
@@ -27,6 +29,7 @@ impl ErrorClass {
             ErrorClass::User => 2,
             ErrorClass::Environment => 3,
             ErrorClass::Internal => 70,
+            ErrorClass::Interrupted => 130,
         }
     }
 
@@ -36,11 +39,13 @@ impl ErrorClass {
             ErrorClass::User => "user",
             ErrorClass::Environment => "environment",
             ErrorClass::Internal => "internal",
+            ErrorClass::Interrupted => "interrupted",
         }
     }
 }
 
-/// An error on its way to the user: a class, a message, a hint.
+/// An error on its way to the user: a class, a message, a hint. The same
+/// type carries a whole command's failure and one node's failure in a run.
 #[derive(Clone, Debug)]
 pub struct Error {
     pub class: ErrorClass,
@@ -48,6 +53,8 @@ pub struct Error {
     pub hint: Option<String>,
     /// Already rendered diagnostics (rule errors) printed before the message.
     pub rendered: Option<String>,
+    /// The last lines of the build log, for build failures.
+    pub log_tail: Option<String>,
 }
 
 impl Error {
@@ -57,6 +64,7 @@ impl Error {
             message: message.into(),
             hint: None,
             rendered: None,
+            log_tail: None,
         }
     }
 
@@ -92,14 +100,41 @@ impl std::error::Error for Error {}
 
 impl From<crate::store::StoreError> for Error {
     fn from(e: crate::store::StoreError) -> Self {
-        let hint = match &e {
-            crate::store::StoreError::Version { .. } => {
-                "use another store (--store DIR) or remove this one"
+        use crate::store::StoreError;
+        match &e {
+            StoreError::Version { .. } => Error::env(e.to_string())
+                .hint("use another store (--store DIR) or remove this one"),
+            StoreError::Corrupt { .. } | StoreError::Missing(_) => {
+                Error::env(format!("an entry in the store is damaged: {e}")).hint(
+                    "the damaged entry was removed; run the build again to rebuild it",
+                )
             }
-            _ => "check free space and permissions of the store directory (--store, REFINE_STORE)",
+            StoreError::Io { source, .. } if is_disk_full(source) => Error::env(e.to_string())
+                .hint(
+                    "the disk is full: free space (`refine gc --max-size 20G`) or use a store on another disk (--store DIR)",
+                ),
+            StoreError::Io { .. } => Error::env(e.to_string()).hint(
+                "check free space and permissions of the store directory (--store, REFINE_STORE)",
+            ),
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        let hint = if is_disk_full(&e) {
+            "the disk is full: free space (`refine gc --max-size 20G`) or use a store on another disk (--store DIR)"
+        } else {
+            "check free space and permissions"
         };
         Error::env(e.to_string()).hint(hint)
     }
+}
+
+/// ENOSPC and EDQUOT: a host problem, never the recipe's.
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+        || e.kind() == std::io::ErrorKind::StorageFull
 }
 
 impl From<crate::exec::ExecError> for Error {

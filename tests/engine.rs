@@ -2,7 +2,7 @@
 //! early cutoff, failures, concurrency, store corruption, output delivery.
 
 mod common;
-use common::{Ws, fake_workspace};
+use common::{Ws, fake_workspace, output_of};
 
 const ALL: &[&str] = &["build", "--json", "//wheels:...", "//repairs:..."];
 
@@ -303,59 +303,112 @@ fn without_keep_going_the_run_stops_after_the_first_failure() {
     assert!(human.stderr.contains("hint: "), "{}", human.stderr);
 }
 
+/// The pids waiting on a file lock (a `->` line of /proc/locks) of the
+/// file at `path`.
+fn lock_waiters(path: &std::path::Path) -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Vec::new();
+    };
+    let inode = format!(":{}", meta.ino());
+    std::fs::read_to_string("/proc/locks")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("->"))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // N: -> FLOCK ADVISORY WRITE PID MAJ:MIN:INODE START END
+            let dev = f.get(6)?;
+            (dev.ends_with(&inode)).then(|| f.get(5)?.parse().ok())?
+        })
+        .collect()
+}
+
 #[test]
 fn two_processes_share_a_store_safely() {
     let ws = fake_workspace();
     let log = fake_log(&ws);
-    let env = [
-        ("REFINE_FAKE_LOG", log.as_str()),
-        ("REFINE_FAKE_SLEEP_MS", "150"),
-    ];
+    // Everything below the wheel first, so the two processes meet on it.
+    ws.fake(&[
+        "build",
+        "//images:base",
+        "//runtimes:system",
+        "//sources:...",
+    ])
+    .ok();
+    let gate = tempfile::tempdir().unwrap();
+    let hold = format!("//wheels:alpha={}", gate.path().display());
     let spawn = || {
         let mut c = ws.cmd();
-        c.env("REFINE_EXECUTOR", "fake");
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        c.args(["build", "--json", "//wheels:...", "//repairs:..."])
+        c.env("REFINE_EXECUTOR", "fake")
+            .env("REFINE_FAKE_LOG", &log)
+            .env("REFINE_FAKE_HOLD", &hold)
+            .args(["build", "--json", "//wheels:alpha"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap()
     };
-    let (a, b) = (spawn(), spawn());
+    let wait_for = |what: &str, ok: &dyn Fn() -> bool| {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !ok() {
+            assert!(
+                std::time::Instant::now() < until,
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    // A is inside the build of //wheels:alpha, holding its key's lock.
+    let a = spawn();
+    wait_for("A to start building", &|| {
+        gate.path().join("started").exists()
+    });
+    let locks: Vec<std::path::PathBuf> = std::fs::read_dir(ws.store.join("locks"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.ends_with(".lock") && !n.starts_with("store") && !n.starts_with("labels")
+        })
+        .collect();
+    // B is blocked on that same lock: the kernel says so.
+    let b = spawn();
+    let b_pid = b.id();
+    wait_for("B to wait on A's key lock", &|| {
+        locks.iter().any(|l| lock_waiters(l).contains(&b_pid))
+    });
+    assert!(
+        !gate.path().join("release").exists()
+            && std::fs::read_to_string(&log)
+                .unwrap()
+                .matches("//wheels:alpha")
+                .count()
+                == 1,
+        "B waits while A builds, and has not built"
+    );
+    std::fs::write(gate.path().join("release"), "").unwrap();
     let a: common::Run = a.wait_with_output().unwrap().into();
     let b: common::Run = b.wait_with_output().unwrap().into();
     a.ok();
     b.ok();
-    // Each step ran once in all: the second process waited on the key lock
-    // and then found the first one's result.
+    // One build, one hit.
+    assert_eq!(a.verdicts()["//wheels:alpha"], "built", "{}", a.stdout);
+    assert_eq!(b.verdicts()["//wheels:alpha"], "hit:local", "{}", b.stdout);
     let calls = std::fs::read_to_string(&log).unwrap();
-    let mut seen = std::collections::HashSet::new();
-    for line in calls.lines().filter(|l| !l.contains("\"load\"")) {
-        assert!(seen.insert(line.to_string()), "ran twice: {line}\n{calls}");
-    }
-    let steps = |r: &common::Run| {
-        r.with("built")
-            .iter()
-            .filter(|l| !l.starts_with("//sources:"))
-            .count()
-    };
-    assert_eq!(steps(&a) + steps(&b), seen.len(), "{calls}");
-    // Both agree on every output.
-    let outs = |r: &common::Run| -> std::collections::BTreeMap<String, String> {
-        r.events()
-            .into_iter()
-            .filter(|e| e["event"] == "finished")
-            .map(|e| {
-                (
-                    e["label"].as_str().unwrap().to_string(),
-                    e["output"].to_string(),
-                )
-            })
-            .collect()
-    };
-    assert_eq!(outs(&a), outs(&b));
+    assert_eq!(
+        calls
+            .lines()
+            .filter(|l| l.contains("\"run\"") && l.contains("//wheels:alpha"))
+            .count(),
+        1,
+        "{calls}"
+    );
+    assert_eq!(
+        output_of(&a, "//wheels:alpha"),
+        output_of(&b, "//wheels:alpha")
+    );
     // No stray temp files.
     assert_eq!(std::fs::read_dir(ws.store.join("tmp")).unwrap().count(), 0);
 }
@@ -482,4 +535,191 @@ fn default_targets_come_from_the_workspace() {
     let v = r.verdicts();
     assert!(v.contains_key("//wheels:alpha") && v.contains_key("//wheels:beta"));
     assert!(!v.contains_key("//wheels:gamma"));
+}
+
+#[test]
+fn keep_going_holds_for_a_host_failure_of_one_node() {
+    let ws = fake_workspace();
+    // A source whose server is down: an environment failure of that node only.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    ws.edit(
+        "rules/sources.toml",
+        "[sources.gamma-src]\npath = \"vendor/gamma-3.0.tar.gz\"",
+        &format!("[sources.gamma-src]\nurl = \"http://127.0.0.1:{port}/gamma-3.0.tar.gz\""),
+    );
+    let r = ws.fake(&["build", "--json", "--keep-going", "//wheels:..."]);
+    assert_eq!(r.code, 3, "an environment failure exits 3: {}", r.all());
+    assert_eq!(r.with("failed"), ["//sources:gamma-src"]);
+    assert_eq!(r.with("blocked"), ["//wheels:gamma"]);
+    let built = r.with("built");
+    for l in ["//wheels:alpha", "//wheels:beta", "//packs:curl"] {
+        assert!(
+            built.contains(&l.to_string()),
+            "{l} built: {:?}",
+            r.verdicts()
+        );
+    }
+    let failed = r
+        .events()
+        .into_iter()
+        .find(|e| e["verdict"] == "failed")
+        .unwrap();
+    assert_eq!(failed["error"]["class"], "environment", "{failed}");
+}
+
+#[test]
+fn a_host_that_cannot_build_at_all_stops_the_run_at_once_with_one_message() {
+    let ws = fake_workspace();
+    // The real executor on a host without mmdebstrap: every image build
+    // would fail the same way.
+    let out = ws
+        .cmd()
+        .env("REFINE_MMDEBSTRAP", "/nonexistent/mmdebstrap")
+        .args([
+            "build",
+            "--keep-going",
+            "-j",
+            "1",
+            "//wheels:...",
+            "//repairs:...",
+        ])
+        .output()
+        .unwrap();
+    let r = common::Run::from(out);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert_eq!(r.stderr.matches("FAILED").count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("FAILED //images:base (environment error)"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("hint: apt-get install -y mmdebstrap"),
+        "the fixing command: {}",
+        r.stderr
+    );
+    // The nodes that never started are one line, not one each.
+    assert!(!r.stderr.contains("skipped"), "{}", r.stderr);
+    let not_started: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("not started"))
+        .collect();
+    assert_eq!(not_started.len(), 1, "{}", r.stderr);
+    assert!(
+        not_started[0].contains("targets not started: the run stopped at a failure"),
+        "{}",
+        not_started[0]
+    );
+}
+
+#[test]
+fn on_a_terminal_a_live_line_says_what_runs() {
+    let ws = fake_workspace();
+    // `script` gives refine a terminal; every step takes a second.
+    let cmd = format!(
+        "REFINE_EXECUTOR=fake REFINE_FAKE_SLEEP_MS=1200 COLUMNS=120 {} --workspace {} --store {} build -j 1 //wheels:alpha",
+        env!("CARGO_BIN_EXE_refine"),
+        ws.root().display(),
+        ws.store.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("running //images:base"),
+        "the status line names the running node: {text:?}"
+    );
+    assert!(text.contains("built      //wheels:alpha"), "{text:?}");
+    // Without a terminal: plain lines only.
+    let plain = ws.fake_env(
+        &["build", "//wheels:beta"],
+        &[("REFINE_FAKE_SLEEP_MS", "600")],
+    );
+    plain.ok();
+    assert!(!plain.stderr.contains("running //"), "{}", plain.stderr);
+}
+
+/// Longest path first, by what the history recorded: two wheels ready at
+/// once, one build slot; the one the history says is slow starts first.
+#[test]
+fn recorded_durations_decide_what_starts_first() {
+    let ws = fake_workspace();
+    let targets = [
+        "build",
+        "--json",
+        "-j",
+        "1",
+        "//wheels:alpha",
+        "//wheels:gamma",
+    ];
+    ws.fake(&targets).ok();
+    let mut round = 0;
+    let mut order = || -> Vec<String> {
+        // A recipe change rebuilds both wheels; everything below them hits.
+        round += 1;
+        let t = ws.read("recipes/wheel.sh");
+        ws.write("recipes/wheel.sh", &format!("{t}# round {round}\n"));
+        let r = ws.fake(&targets);
+        r.ok();
+        r.events()
+            .into_iter()
+            .filter(|e| e["event"] == "started")
+            .filter_map(|e| e["label"].as_str().map(str::to_string))
+            .filter(|l| l.starts_with("//wheels:"))
+            .collect()
+    };
+    let before = order();
+    assert_eq!(before.len(), 2, "{before:?}");
+    // The history of this store says the one that went second is slow.
+    let (slow, quick) = (before[1].clone(), before[0].clone());
+    // (Three earlier runs: the estimate is the median of the recent ones.)
+    let (h, _) = refine::history::History::open(&ws.store).unwrap();
+    for _ in 0..3 {
+        let run = h.begin_run("build", ws.root(), "x86_64", "native").unwrap();
+        for (label, ms) in [(&slow, 600_000), (&quick, 1_000)] {
+            h.finished(
+                run,
+                &label.parse().unwrap(),
+                "x86_64",
+                "native",
+                None,
+                None,
+                "built",
+                ms,
+                None,
+                None,
+            )
+            .unwrap();
+        }
+        h.end_run(run, [2, 0, 0, 0, 0]).unwrap();
+    }
+    drop(h);
+    let after = order();
+    assert_eq!(after, [slow.clone(), quick.clone()], "before: {before:?}");
+    // And every run is recorded: the first build, the two of `order`, and
+    // the three written above.
+    let (h, _) = refine::history::History::open(&ws.store).unwrap();
+    let runs = h.runs(10).unwrap();
+    assert_eq!(runs.len(), 6, "{runs:?}");
+    let rows = h
+        .results(&refine::history::Filter {
+            label: Some(slow.clone()),
+            limit: 50,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(
+        rows.iter().any(|r| r.verdict == "built" && r.log.is_some()),
+        "{rows:?}"
+    );
 }

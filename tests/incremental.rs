@@ -9,7 +9,7 @@ use refine::eval::{
 use salsa::Setter;
 
 fn load(root: &std::path::Path) -> (Database, Workspace, Vec<SourceFile>) {
-    let db = Database::with_log(root);
+    let db = Database::with_log(refine::workspace::Files::new(root, false));
     let config = SourceFile::new(
         &db,
         "WORKSPACE.toml".into(),

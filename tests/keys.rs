@@ -264,8 +264,8 @@ const EXCLUDED: &[(&str, &str, &str, &str)] = &[
     (
         "the workspace name",
         "WORKSPACE.toml",
-        "[platform]",
-        "[workspace]\nname = \"other\"\n\n[platform]",
+        "[workspace]\n",
+        "[workspace]\nname = \"other\"\n",
     ),
 ];
 
@@ -392,4 +392,52 @@ fn key_version_is_in_every_preimage() {
     // The stored preimage hashes to its key.
     let p = refine::key::Preimage::from_json(&pre).unwrap();
     assert_eq!(p.key().0, key);
+}
+
+#[test]
+fn the_toolchain_changes_a_foreign_images_key_and_nothing_for_the_host() {
+    let ws = common::shipped();
+    let key = |args: &[&str]| -> String {
+        let r = ws.run(&[args, &["hash", "//images:bookworm"]].concat());
+        r.ok();
+        r.stdout
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("key="))
+            .unwrap()
+            .to_string()
+    };
+    let cross = key(&["--arch", "s390x"]);
+    assert_eq!(
+        cross,
+        key(&["--arch", "s390x", "--toolchain", "cross"]),
+        "cross is the default"
+    );
+    assert_ne!(cross, key(&["--arch", "s390x", "--toolchain", "emulated"]));
+    assert_eq!(
+        key(&["--arch", "host", "--toolchain", "cross"]),
+        key(&["--arch", "host", "--toolchain", "emulated"]),
+        "the host's own builds have one toolchain"
+    );
+    // [platform] toolchain in WORKSPACE.toml, the same as the flag.
+    ws.edit(
+        "WORKSPACE.toml",
+        "[platform]\n",
+        "[platform]\ntoolchain = \"emulated\"\n",
+    );
+    assert_eq!(
+        key(&["--arch", "s390x"]),
+        key(&["--arch", "s390x", "--toolchain", "emulated"])
+    );
+    ws.edit(
+        "WORKSPACE.toml",
+        "toolchain = \"emulated\"",
+        "toolchain = \"fast\"",
+    );
+    let bad = ws.run(&["hash", "//images:bookworm"]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("unknown toolchain `fast`"),
+        "{}",
+        bad.stderr
+    );
 }

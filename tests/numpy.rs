@@ -16,7 +16,10 @@ fn numpy_with_openblas_from_packs() {
     let arch =
         std::env::var("REFINE_NUMPY_ARCH").unwrap_or_else(|_| std::env::consts::ARCH.to_string());
     let ws = shipped();
-    let store = ws.root().join("store");
+    // REFINE_NUMPY_STORE keeps the store across runs (the build is long).
+    let store = std::env::var_os("REFINE_NUMPY_STORE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| ws.root().join("store"));
     let start = std::time::Instant::now();
     let mut c = ws.cmd_in(&store);
     c.args(["--arch", &arch, "build", "--json", "//repairs:numpy"]);
@@ -47,6 +50,23 @@ a = np.array([[3.0, 1.0], [1.0, 2.0]])
 x = np.linalg.solve(a, np.array([9.0, 8.0]))
 assert np.allclose(x, [2.0, 3.0]), x
 print("solve ok", x)
+# An FFT with a known answer: a cosine of frequency 3 over 64 points.
+t = np.arange(64)
+spec = np.fft.rfft(np.cos(2 * np.pi * 3 * t / 64))
+peak = int(np.argmax(np.abs(spec)))
+assert peak == 3 and abs(abs(spec[3]) - 32.0) < 1e-9, (peak, abs(spec[3]))
+print("fft ok", peak)
+# Byte order: big-endian doubles have the bytes IEEE 754 says, round-trip
+# exactly, and convert to little-endian ones that are equal.
+import sys, platform
+v = np.array([1.5, -2.25, 1e300], dtype='>f8')
+raw = v.tobytes()
+assert raw[:8] == bytes.fromhex('3ff8000000000000'), raw[:8].hex()
+assert (np.frombuffer(raw, dtype='>f8') == v).all()
+le = v.astype('<f8')
+assert le.tobytes()[:8] == bytes.fromhex('000000000000f83f') and (le == v).all()
+assert (sys.byteorder == 'big') == (platform.machine() == 's390x')
+print("byteorder ok", sys.byteorder, platform.machine())
 PY
 "#;
     let (ok, out, err) = in_container(&image, &arch, &[(&dist, "/dist")], script);
@@ -60,4 +80,6 @@ PY
         "the pack's OpenBLAS:\n{out}"
     );
     assert!(out.contains("solve ok"), "{out}");
+    assert!(out.contains("fft ok 3"), "{out}");
+    assert!(out.contains("byteorder ok"), "{out}");
 }

@@ -256,8 +256,7 @@ fn missing_tools_are_environment_errors_with_hints() {
     assert_eq!(r.code, 3, "{}", r.all());
     assert!(r.stderr.contains("mmdebstrap"), "{}", r.stderr);
     assert!(
-        r.stderr
-            .contains("hint: install it (`apt-get install -y mmdebstrap`)"),
+        r.stderr.contains("hint: apt-get install -y mmdebstrap"),
         "{}",
         r.stderr
     );
@@ -275,12 +274,12 @@ fn missing_tools_are_environment_errors_with_hints() {
     let r: Run = c.output().unwrap().into();
     assert_eq!(r.code, 3, "{}", r.all());
     assert!(
-        r.stderr.contains("/nonexistent/podman` was not found"),
+        r.stderr.contains("`/nonexistent/podman` is not installed"),
         "{}",
         r.stderr
     );
     assert!(
-        r.stderr.contains("hint: install podman and runc"),
+        r.stderr.contains("hint: apt-get install -y podman"),
         "{}",
         r.stderr
     );
@@ -295,14 +294,33 @@ fn a_build_that_runs_too_long_is_stopped() {
         "[wheels.six]\n",
         "[wheels.six]\nrecipe = \"recipes/slow.sh\"\ntimeout = \"3s\"\n",
     );
+    // Everything the slow build needs first (the builder image may be made,
+    // or awaited behind another test's lock, in this test run), so that
+    // the timed run is the slow recipe alone.
+    let deps = host(&ws, shared_store(), &["query", "deps(//wheels:six)"]);
+    deps.ok();
+    let deps: Vec<&str> = deps
+        .stdout
+        .lines()
+        .filter(|l| *l != "//wheels:six")
+        .collect();
+    assert!(deps.contains(&"//images:bookworm"), "{deps:?}");
+    let mut args = vec!["build"];
+    args.extend(&deps);
+    host(&ws, shared_store(), &args).ok();
     let start = std::time::Instant::now();
     let r = host(&ws, shared_store(), &["build", "//wheels:six"]);
     assert_eq!(r.code, 1, "{}", r.all());
     assert!(r.stderr.contains("timed out after 3s"), "{}", r.stderr);
     assert!(r.stderr.contains("raise `timeout`"), "{}", r.stderr);
-    // The build's container is gone, well before the recipe would end
-    // (the builder image may be built first in this test run).
-    assert!(start.elapsed() < std::time::Duration::from_secs(110) || r.stderr.contains("built"));
+    // The build's container is stopped at the timeout, well before the
+    // recipe's 120 s sleep would end.
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(60),
+        "took {:?}: {}",
+        start.elapsed(),
+        r.all()
+    );
     let ps = std::process::Command::new("podman")
         .args([
             "ps",
@@ -316,5 +334,285 @@ fn a_build_that_runs_too_long_is_stopped() {
     assert!(
         String::from_utf8_lossy(&ps.stdout).trim().is_empty(),
         "no container left running"
+    );
+}
+
+#[test]
+fn a_fake_result_never_answers_a_podman_build() {
+    let ws = shipped();
+    ws.edit(
+        "rules/wheels.toml",
+        "[wheels.six]\n",
+        "[wheels.six]\nenv = { FAKE_THEN_REAL = \"1\" }\n",
+    );
+    let store = shared_store();
+    let mut c = ws.cmd_in(store);
+    c.env("REFINE_EXECUTOR", "fake")
+        .args(["--arch", "host", "build", "--json", "//wheels:six"]);
+    let fake: Run = c.output().unwrap().into();
+    fake.ok();
+    assert_eq!(fake.verdicts()["//wheels:six"], "built");
+    // The fake wheel is in the store under the real key; for podman it is
+    // not there: the plan says so, and podman rebuilds.
+    let plan = host(&ws, store, &["plan", "//wheels:six"]);
+    assert!(
+        plan.stdout
+            .lines()
+            .any(|l| l.contains("//wheels:six") && !l.starts_with("cached")),
+        "{}",
+        plan.all()
+    );
+    let real = host(&ws, store, &["build", "--json", "//wheels:six"]);
+    real.ok();
+    assert_eq!(
+        real.verdicts()["//wheels:six"],
+        "built",
+        "a podman build is never answered by a fake result: {}",
+        real.stdout
+    );
+    let (name, _) = wheel_sha(&real, "//wheels:six");
+    let files = refine::wheel::read_wheel(&ws.root().join("dist").join(&name)).unwrap();
+    assert!(
+        files.iter().any(|f| f.name == "six.py"),
+        "the delivered wheel is the real one: {:?}",
+        files.iter().map(|f| &f.name).collect::<Vec<_>>()
+    );
+    // And the plan agrees: it is cached now, for podman.
+    let plan = host(&ws, store, &["plan", "//wheels:six"]);
+    plan.ok();
+    assert!(
+        plan.stderr.contains(": 0 to build, 0 pending"),
+        "{}",
+        plan.all()
+    );
+}
+
+/// What build code can do in the sandbox, asked from inside it: a recipe
+/// that tries what third-party build code should not be able to do, and
+/// writes what happened into its wheel.
+const PROBE: &str = r#"#!/bin/sh
+set -eu
+exec "$PYTHON" - <<'PY'
+import errno, os, stat, sys, time, zipfile
+r = {}
+r["uid"] = os.getuid()
+r["gid"] = os.getgid()
+with open("/proc/self/uid_map") as f:
+    r["uid_map"] = " ".join(f.read().split())
+status = dict(l.split(":", 1) for l in open("/proc/self/status").read().splitlines() if ":" in l)
+r["CapEff"] = status["CapEff"].strip()
+r["CapBnd"] = status["CapBnd"].strip()
+r["NoNewPrivs"] = status["NoNewPrivs"].strip()
+def refused(f):
+    try:
+        f()
+        return "allowed"
+    except OSError as e:
+        return "refused " + errno.errorcode.get(e.errno, str(e.errno))
+r["setuid"] = refused(lambda: os.setuid(0))
+r["chown"] = refused(lambda: os.chown("/build", 0, 0))
+src = os.path.join(os.environ["REFINE_SRC"], os.listdir(os.environ["REFINE_SRC"])[0])
+r["write_source"] = refused(lambda: open(src, "a").write("x"))
+r["write_rootfs"] = refused(lambda: open("/usr/evil", "w").write("x"))
+r["write_proc_sys"] = refused(lambda: open("/proc/sys/kernel/hostname", "w").write("evil"))
+r["block_devices"] = sorted(d for d in os.listdir("/dev") if stat.S_ISBLK(os.lstat("/dev/" + d).st_mode))
+r["sockets"] = [p for p in ["/run/podman/podman.sock", "/var/run/docker.sock", "/run/docker.sock"] if os.path.exists(p)]
+forks = refusals = 0
+for _ in range(300):
+    try:
+        if os.fork() == 0:
+            time.sleep(3)
+            os._exit(0)
+        forks += 1
+    except BlockingIOError:
+        refusals += 1
+r["forks"] = forks
+r["fork_refusals"] = refusals
+r["build_mode"] = oct(os.stat("/build").st_mode & 0o777)
+text = "".join("%s=%s\n" % kv for kv in sorted(r.items()))
+print(text)
+name = "probe-1.0.dist-info"
+out = os.path.join(os.environ["REFINE_OUT"], "probe-1.0-py3-none-any.whl")
+with zipfile.ZipFile(out, "w") as z:
+    z.writestr("probe.txt", text)
+    z.writestr(name + "/METADATA", "Metadata-Version: 2.1\nName: probe\nVersion: 1.0\n")
+    z.writestr(name + "/WHEEL", "Wheel-Version: 1.0\nGenerator: probe\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    z.writestr(name + "/RECORD", "")
+PY
+"#;
+
+#[test]
+fn build_code_runs_with_nothing_to_spare() {
+    let ws = shipped();
+    ws.write("recipes/probe.sh", PROBE);
+    ws.write(
+        "rules/probe.toml",
+        "[wheels.probe]\nsource = \"//sources:wheel-six\"\nrecipe = \"recipes/probe.sh\"\n",
+    );
+    ws.edit(
+        "WORKSPACE.toml",
+        "[sandbox]\n",
+        "[sandbox]\npids_limit = 64\n",
+    );
+    let r = host(&ws, shared_store(), &["build", "--json", "//wheels:probe"]);
+    r.ok();
+    let (name, _) = wheel_sha(&r, "//wheels:probe");
+    let files = refine::wheel::read_wheel(&ws.root().join("dist").join(&name)).unwrap();
+    let text = String::from_utf8(
+        files
+            .iter()
+            .find(|f| f.name == "probe.txt")
+            .unwrap()
+            .data
+            .clone(),
+    )
+    .unwrap();
+    let got: std::collections::BTreeMap<&str, &str> =
+        text.lines().filter_map(|l| l.split_once('=')).collect();
+    // An unprivileged uid, in a user namespace: container root is not host root.
+    assert_eq!(got["uid"], "65534", "{text}");
+    assert_eq!(got["gid"], "65534", "{text}");
+    assert_eq!(got["uid_map"], "0 1879048192 65536", "{text}");
+    // No capabilities, and no way to gain them.
+    assert_eq!(got["CapEff"], "0000000000000000", "{text}");
+    assert_eq!(got["CapBnd"], "0000000000000000", "{text}");
+    assert_eq!(got["NoNewPrivs"], "1", "{text}");
+    assert_eq!(got["setuid"], "refused EPERM", "{text}");
+    assert_eq!(got["chown"], "refused EPERM", "{text}");
+    // Inputs, the root filesystem and /proc/sys are read-only.
+    assert!(got["write_source"].starts_with("refused"), "{text}");
+    assert_eq!(got["write_rootfs"], "refused EROFS", "{text}");
+    assert!(got["write_proc_sys"].starts_with("refused"), "{text}");
+    // No host devices, no container engine socket.
+    assert_eq!(got["block_devices"], "[]", "{text}");
+    assert_eq!(got["sockets"], "[]", "{text}");
+    // A fork bomb stops at the process limit.
+    let forks: u32 = got["forks"].parse().unwrap();
+    assert!(forks < 64, "{text}");
+    assert!(got["fork_refusals"].parse::<u32>().unwrap() > 200, "{text}");
+    // /build is the build's alone.
+    assert_eq!(got["build_mode"], "0o700", "{text}");
+}
+
+#[test]
+fn a_workspace_of_ones_own_builds_a_c_extension_with_the_builtin_base() {
+    // Outside the repository: `refine init`, one rule, `refine build`.
+    let d = tempfile::tempdir().unwrap();
+    let run = |dir: &Path, args: &[&str]| -> Run { common::refine_in(dir, shared_store(), args) };
+    run(d.path(), &["--arch", "host", "init", "wheels"]).ok();
+    let ws = d.path().join("wheels");
+    std::fs::write(
+        ws.join("rules/markupsafe.toml"),
+        // Its own env, so its key is its own: the shipped workspace's
+        // markupsafe (same built-in base, same key otherwise) may be in the
+        // shared store already.
+        "[wheels.markupsafe]\nsource = { pypi = \"MarkupSafe==2.1.5\", sha256 = \"d283d37a890ba4c1ae73ffadf8046435c76e7bc2247bbb63c00bd1a709c6544b\" }\nenv = { OWN_WORKSPACE = \"1\" }\n",
+    )
+    .unwrap();
+    let r = run(&ws, &["build", "--json", "//wheels:markupsafe"]);
+    r.ok();
+    assert_eq!(r.verdicts()["//wheels:markupsafe"], "built", "{}", r.stdout);
+    let (name, _) = wheel_sha(&r, "//wheels:markupsafe");
+    assert!(
+        name.ends_with(&format!("linux_{}.whl", std::env::consts::ARCH)),
+        "{name}"
+    );
+    let files = refine::wheel::read_wheel(&ws.join("dist").join(&name)).unwrap();
+    let host = refine::rules::Arch::host().elf_machine();
+    assert!(
+        files
+            .iter()
+            .any(|f| f.name.ends_with(".so") && refine::wheel::elf_machine(&f.data) == Some(host)),
+        "a compiled extension for this machine"
+    );
+}
+
+/// An imported C extension whose pack the catalog does not name: the
+/// build fails, the hint catalog says which pack has the missing header
+/// and the exact edit; `--auto-apply` records the fix in the import,
+/// regenerates it and builds again, and the set then passes its test.
+#[test]
+fn auto_apply_fixes_a_missing_header_of_an_imported_wheel() {
+    let d = tempfile::tempdir().unwrap();
+    let run = |dir: &Path, args: &[&str]| -> Run { common::refine_in(dir, shared_store(), args) };
+    run(d.path(), &["init", "ws"]).ok();
+    let ws = d.path().join("ws");
+    // The workspace's catalog gives cffi no packs (the base's says libffi).
+    std::fs::write(ws.join("rules/catalog.toml"), "[catalog]\ncffi = []\n").unwrap();
+    std::fs::write(ws.join("requirements.txt"), "cffi==1.17.0\n").unwrap();
+    run(&ws, &["import", "requirements.txt"]).ok();
+    let generated = std::fs::read_to_string(ws.join("rules/imported/requirements.toml")).unwrap();
+    assert!(!generated.contains("//packs:libffi"), "{generated}");
+
+    let plain = run(&ws, &["--arch", "host", "build", "//sets:requirements"]);
+    assert_eq!(plain.code, 1, "{}", plain.all());
+    assert!(
+        plain.stderr.contains(
+            "hint: //wheels:cffi-1.17.0: the build did not find `ffi.h`: //packs:libffi provides it"
+        ),
+        "{}",
+        plain.stderr
+    );
+    assert!(
+        plain.stderr.contains(
+            "edit: add `packs = [\"//packs:libffi\"]` to [wheels.cffi-1.17.0] (rules/imported/requirements.toml:"
+        ),
+        "{}",
+        plain.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("rules/imported/requirements.toml")).unwrap(),
+        generated,
+        "without --auto-apply nothing is changed"
+    );
+
+    let fixed = run(
+        &ws,
+        &[
+            "--arch",
+            "host",
+            "build",
+            "--auto-apply",
+            "//sets:requirements",
+        ],
+    );
+    assert_eq!(fixed.code, 0, "{}", fixed.all());
+    assert!(
+        fixed
+            .stderr
+            .contains("auto-apply: //wheels:cffi-1.17.0: the build did not find ffi.h"),
+        "{}",
+        fixed.stderr
+    );
+    assert!(
+        fixed
+            .stderr
+            .contains("building again (round 1 of at most 3)"),
+        "{}",
+        fixed.stderr
+    );
+    let text = std::fs::read_to_string(ws.join("rules/imported/requirements.toml")).unwrap();
+    assert!(text.contains("[[import.fixes]]"), "{text}");
+    assert!(text.contains("packs = [\"//packs:libffi\"]"), "{text}");
+    // It stays fixed when the import is made again.
+    run(&ws, &["import", "requirements.txt"]).ok();
+    assert_eq!(
+        std::fs::read_to_string(ws.join("rules/imported/requirements.toml")).unwrap(),
+        text
+    );
+    let t = run(&ws, &["--arch", "host", "test", "//sets:requirements"]);
+    assert_eq!(t.code, 0, "{}", t.all());
+    assert!(
+        t.stdout.contains("PASS //tests:requirements: pip check"),
+        "{}",
+        t.stdout
+    );
+    assert!(
+        t.stdout
+            .lines()
+            .any(|l| l.starts_with("PASS //repairs:cffi-1.17.0 cffi-1.17.0-")
+                && l.ends_with("import _cffi_backend, cffi")),
+        "{}",
+        t.stdout
     );
 }

@@ -1,7 +1,10 @@
 //! The remote store against a real registry on loopback: sharing between
 //! machines, auth, faults, integrity, interoperability, and the store
 //! commands. The engine runs with the fake executor here (fast), except in
-//! the two-machines test with real podman builds.
+//! the two-machines test with real podman builds. refine never pushes a
+//! fake result, so machine A's store is stamped as sandbox-built before it
+//! pushes (`common::adopt_as_sandbox_built`); one test checks that without
+//! the stamp nothing is pushed.
 
 mod common;
 use common::registry::{Fault, Proxy, Registry};
@@ -10,11 +13,25 @@ use std::path::Path;
 
 const ALL: &[&str] = &["//wheels:...", "//repairs:..."];
 
-/// A fake-executor build of ALL in `store`, with extra flags and env.
+/// The workspace's machine-A signing key (made on first use) and its
+/// public line, which every machine of the test trusts.
+fn signer(ws: &Ws) -> (std::path::PathBuf, String) {
+    let path = ws.root().join("signing.key");
+    let k = if path.exists() {
+        refine::key::sign::SigningKeyFile::load(&path).unwrap()
+    } else {
+        refine::key::sign::SigningKeyFile::generate(&path, "machine-a").unwrap()
+    };
+    (path, k.public().line())
+}
+
+/// A fake-executor build of ALL in `store`, with extra flags and env,
+/// trusting machine A's key.
 fn build(ws: &Ws, store: &Path, flags: &[&str], env: &[(&str, &str)]) -> Run {
     let mut c = ws.cmd_in(store);
     c.env("REFINE_EXECUTOR", "fake")
-        .env("REFINE_REMOTE_TIMEOUT", "5");
+        .env("REFINE_REMOTE_TIMEOUT", "5")
+        .env("REFINE_TRUSTED_KEYS", signer(ws).1);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -22,6 +39,35 @@ fn build(ws: &Ws, store: &Path, flags: &[&str], env: &[(&str, &str)]) -> Run {
         .args(flags)
         .args(ALL);
     c.output().unwrap().into()
+}
+
+/// Machine A: a fake-executor build of ALL into `store`, stamped as the
+/// sandbox's, then `refine push ALL` with `flags` (the remote) and `env`.
+/// Returns the build and the push.
+fn build_and_push(ws: &Ws, store: &Path, flags: &[&str], env: &[(&str, &str)]) -> (Run, Run) {
+    let b = build(ws, store, &[], env);
+    common::adopt_as_sandbox_built(store);
+    let mut c = ws.cmd_in(store);
+    c.env("REFINE_EXECUTOR", "fake")
+        .env("REFINE_REMOTE_TIMEOUT", "5")
+        .env("REFINE_SIGNING_KEY", signer(ws).0);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.args(["--json", "push", "--insecure"])
+        .args(flags)
+        .args(ALL);
+    (b, c.output().unwrap().into())
+}
+
+/// Labels a `refine --json push|pull` moved with `result`.
+fn moved(r: &Run, result: &str) -> Vec<String> {
+    r.stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["result"] == result)
+        .map(|e| e["label"].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn outputs(r: &Run) -> std::collections::BTreeMap<String, String> {
@@ -56,20 +102,15 @@ fn two_stores_share_results_through_the_registry() {
     let reg = Registry::start(None);
     let ws = fake_workspace();
     let url = reg.url("refine/ci");
-    let a = build(
-        &ws,
-        &ws.root().join("a"),
-        &["--remote", &url, "--push"],
-        &[],
-    );
+    let (a, push) = build_and_push(&ws, &ws.root().join("a"), &["--remote", &url], &[]);
     a.ok();
+    push.ok();
     assert!(a.with("hit:remote").is_empty());
-    let pushed = a
-        .events()
-        .into_iter()
-        .filter(|e| e["event"] == "finished" && e["push"] == "pushed")
-        .count();
-    assert_eq!(pushed, a.with("built").len(), "everything built was pushed");
+    let mut built = a.with("built");
+    let mut pushed = moved(&push, "pushed");
+    built.sort();
+    pushed.sort();
+    assert_eq!(pushed, built, "everything built was pushed");
 
     let b = build(&ws, &ws.root().join("b"), &["--remote", &url], &[]);
     b.ok();
@@ -120,14 +161,10 @@ fn basic_auth_from_the_environment_and_a_docker_auth_file() {
         ("REFINE_REGISTRY_USERNAME", "alice"),
         ("REFINE_REGISTRY_PASSWORD", "wonderland"),
     ];
-    let a = build(
-        &ws,
-        &ws.root().join("a"),
-        &["--remote", &url, "--push"],
-        &env,
-    );
+    let (a, push) = build_and_push(&ws, &ws.root().join("a"), &["--remote", &url], &env);
     a.ok();
-    assert!(notes(&a).is_empty(), "{:?}", notes(&a));
+    push.ok();
+    assert!(moved(&push, "failed").is_empty(), "{}", push.stdout);
     // Credentials from a REGISTRY_AUTH_FILE, as docker/podman/skopeo write it.
     let auth = base64_std("alice:wonderland");
     let file = ws.root().join("auth.json");
@@ -150,31 +187,23 @@ fn basic_auth_from_the_environment_and_a_docker_auth_file() {
         ("REFINE_REGISTRY_PASSWORD", "nope"),
     ];
     ws.edit("rules/wheels.toml", "CFLAGS = \"-O2\"", "CFLAGS = \"-O1\"");
-    let c = build(
-        &ws,
-        &ws.root().join("a"),
-        &["--remote", &url, "--push"],
-        &bad,
-    );
+    let (c, push) = build_and_push(&ws, &ws.root().join("a"), &["--remote", &url], &bad);
     c.ok();
-    let failed: Vec<_> = c
-        .events()
-        .into_iter()
-        .filter(|e| {
-            e["event"] == "finished"
-                && e["push"]
-                    .as_str()
-                    .is_some_and(|p| p.starts_with("push-failed"))
-        })
-        .collect();
-    assert_eq!(failed.len(), 1, "{}", c.stdout);
-    let n = notes(&c);
-    assert!(
-        n.iter().any(|m| m.contains("refused the credentials")),
-        "{n:?}"
+    assert_eq!(
+        push.code,
+        3,
+        "a failed push is the environment's: {}",
+        push.all()
     );
+    // The registry asks for credentials to read as well: every result
+    // fails, each saying why, and none is pushed.
+    assert!(moved(&push, "pushed").is_empty(), "{}", push.stdout);
+    assert!(moved(&push, "failed").contains(&"//wheels:alpha".to_string()));
+    for l in push.stdout.lines() {
+        assert!(l.contains("refused the credentials (401)"), "{l}");
+    }
     assert!(
-        !c.stdout.contains("nope") && !c.stderr.contains("nope"),
+        !push.all().contains("nope") && !c.all().contains("nope"),
         "the secret is never printed"
     );
 }
@@ -195,14 +224,10 @@ fn bearer_token_auth() {
         ("REFINE_REGISTRY_USERNAME", "user"),
         ("REFINE_REGISTRY_PASSWORD", "secret"),
     ];
-    let a = build(
-        &ws,
-        &ws.root().join("a"),
-        &["--remote", &url, "--push"],
-        &env,
-    );
+    let (a, push) = build_and_push(&ws, &ws.root().join("a"), &["--remote", &url], &env);
     a.ok();
-    assert!(notes(&a).is_empty(), "{:?}", notes(&a));
+    push.ok();
+    assert!(!moved(&push, "pushed").is_empty(), "{}", push.stdout);
     let b = build(&ws, &ws.root().join("b"), &["--remote", &url], &env);
     b.ok();
     assert!(
@@ -236,13 +261,9 @@ fn a_stopped_registry_does_not_fail_the_build() {
     // The human summary says it too.
     let human = {
         let mut c = ws.cmd_in(&ws.root().join("h"));
-        c.env("REFINE_EXECUTOR", "fake").args([
-            "build",
-            "--insecure",
-            "--remote",
-            &url,
-            "//wheels:alpha",
-        ]);
+        c.env("REFINE_EXECUTOR", "fake")
+            .env("REFINE_TRUSTED_KEYS", signer(&ws).1)
+            .args(["build", "--insecure", "--remote", &url, "//wheels:alpha"]);
         let r: Run = c.output().unwrap().into();
         r.ok();
         r.stderr
@@ -295,13 +316,14 @@ fn broken_downloads_and_wrong_bytes_are_discarded_and_rebuilt() {
     let reg = Registry::start(None);
     let proxy = Proxy::start(reg.port);
     let ws = fake_workspace();
-    let a = build(
+    let (a, push) = build_and_push(
         &ws,
         &ws.root().join("a"),
-        &["--remote", &proxy.url("refine"), "--push"],
+        &["--remote", &proxy.url("refine")],
         &[],
     );
     a.ok();
+    push.ok();
     for (fault, words) in [
         (Fault::DropMidBlob, "broke off"),
         (Fault::CorruptBlob, "other bytes"),
@@ -330,13 +352,8 @@ fn a_missing_blob_behind_a_tag_is_a_miss() {
     let reg = Registry::start(None);
     let ws = fake_workspace();
     let url = reg.url("refine");
-    build(
-        &ws,
-        &ws.root().join("a"),
-        &["--remote", &url, "--push"],
-        &[],
-    )
-    .ok();
+    let (_, push) = build_and_push(&ws, &ws.root().join("a"), &["--remote", &url], &[]);
+    push.ok();
     // Delete every blob the registry stores (manifests stay, by their links).
     let blobs = reg.data().join("docker/registry/v2/blobs/sha256");
     for e in common::files_under(&blobs) {
@@ -363,21 +380,32 @@ fn nothing_failed_is_pushed() {
     let reg = Registry::start(None);
     let ws = fake_workspace();
     let url = reg.url("refine");
-    let mut c = ws.cmd_in(&ws.store);
-    c.env("REFINE_EXECUTOR", "fake")
-        .env("REFINE_FAKE_FAIL", "//packs:openssl");
-    c.args([
-        "build",
-        "--json",
-        "--insecure",
-        "-k",
-        "--remote",
-        &url,
-        "--push",
-    ])
-    .args(ALL);
-    let r: Run = c.output().unwrap().into();
+    let r = build(
+        &ws,
+        &ws.store,
+        &["-k"],
+        &[("REFINE_FAKE_FAIL", "//packs:openssl")],
+    );
     assert_eq!(r.code, 1);
+    common::adopt_as_sandbox_built(&ws.store);
+    let key = signer(&ws).0;
+    let push = ws.fake_env(
+        &[
+            "--json",
+            "push",
+            "--insecure",
+            "--remote",
+            &url,
+            "//wheels:...",
+            "//repairs:...",
+        ],
+        &[("REFINE_SIGNING_KEY", key.to_str().unwrap())],
+    );
+    assert!(
+        moved(&push, "missing").contains(&"//packs:openssl".to_string()),
+        "{}",
+        push.stdout
+    );
     let ls = ws.run(&["store", "ls", "--insecure", "--remote", &url]);
     ls.ok();
     assert!(!ls.stdout.contains("packs/openssl"), "{}", ls.stdout);
@@ -389,12 +417,43 @@ fn nothing_failed_is_pushed() {
 }
 
 #[test]
+fn a_fake_result_is_never_pushed() {
+    let reg = Registry::start(None);
+    let ws = fake_workspace();
+    let url = reg.url("refine");
+    let r = build(&ws, &ws.store, &["--remote", &url, "--push"], &[]);
+    r.ok();
+    let built = r.with("built");
+    assert!(!built.is_empty());
+    for e in r
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "finished" && e["verdict"] == "built")
+    {
+        let push = e["push"].as_str().unwrap_or_default();
+        assert!(
+            push.starts_with("push-failed: not pushed: built by the fake executor"),
+            "{}: {push}",
+            e["label"]
+        );
+    }
+    let ls = ws.run(&["store", "ls", "--insecure", "--remote", &url]);
+    ls.ok();
+    assert!(
+        ls.stdout.trim().is_empty(),
+        "the registry holds nothing: {}",
+        ls.stdout
+    );
+}
+
+#[test]
 fn what_refine_pushes_is_an_oci_artifact_skopeo_can_read() {
     let reg = Registry::start(None);
     let ws = fake_workspace();
     let url = reg.url("refine");
-    let a = build(&ws, &ws.store, &["--remote", &url, "--push"], &[]);
+    let (a, push) = build_and_push(&ws, &ws.store, &["--remote", &url], &[]);
     a.ok();
+    push.ok();
     let key = a
         .events()
         .into_iter()
@@ -474,6 +533,34 @@ fn push_pull_ls_verify_and_gc() {
     let ws = fake_workspace();
     let url = reg.url("refine");
     ws.fake(&["build", "//wheels:alpha"]).ok();
+    // The fake executor's results are not pushed: nothing moves.
+    let p = ws.fake(&["push", "--insecure", "--remote", &url, "//wheels:alpha"]);
+    assert_eq!(p.code, 3, "{}", p.all());
+    assert!(
+        p.stdout.contains("failed   //wheels:alpha: //wheels:alpha was built by the fake executor, not in the sandbox: not pushed"),
+        "{}",
+        p.stdout
+    );
+    let ls = ws.run(&["store", "ls", "--insecure", "--remote", &url]);
+    assert!(
+        ls.stdout.trim().is_empty(),
+        "nothing reached the registry: {}",
+        ls.stdout
+    );
+    common::adopt_as_sandbox_built(&ws.store);
+    // Unsigned results are not pushed either.
+    let p = ws.fake(&["push", "--insecure", "--remote", &url, "//wheels:alpha"]);
+    assert_eq!(p.code, 3, "{}", p.all());
+    assert!(p.stdout.contains("no signing key"), "{}", p.stdout);
+    // This machine's key, in its store, signs what it pushes.
+    let k = ws.run(&["key", "generate", "--name", "ci"]);
+    k.ok();
+    let public = k.stdout.trim().to_string();
+    assert!(public.starts_with("ci:"), "{public}");
+    assert!(ws.store.join("keys/signing.key").is_file());
+    let again = ws.run(&["key", "generate"]);
+    assert_eq!(again.code, 2, "a key is never overwritten: {}", again.all());
+    assert_eq!(ws.run(&["key", "show"]).stdout.trim(), public);
     // push: the target and its closure.
     let p = ws.fake(&["push", "--insecure", "--remote", &url, "//wheels:alpha"]);
     p.ok();
@@ -491,6 +578,23 @@ fn push_pull_ls_verify_and_gc() {
     c.env("REFINE_EXECUTOR", "fake").args([
         "pull",
         "--insecure",
+        "--remote",
+        &url,
+        "//wheels:alpha",
+    ]);
+    let untrusting: Run = c.output().unwrap().into();
+    assert_eq!(untrusting.code, 2, "{}", untrusting.all());
+    assert!(
+        untrusting.stderr.contains("no key is trusted"),
+        "{}",
+        untrusting.stderr
+    );
+    let mut c = ws.cmd_in(&other);
+    c.env("REFINE_EXECUTOR", "fake").args([
+        "pull",
+        "--insecure",
+        "--trusted-key",
+        &public,
         "--remote",
         &url,
         "//wheels:alpha",
@@ -558,6 +662,9 @@ fn two_machines_markupsafe_for_real() {
     let url = reg.url("refine");
     let run = |store: &str, push: bool| -> Run {
         let mut c = ws.cmd_in(&ws.root().join(store));
+        let (key, public) = signer(&ws);
+        c.env("REFINE_SIGNING_KEY", &key)
+            .env("REFINE_TRUSTED_KEYS", &public);
         c.args([
             "--arch",
             "host",
@@ -602,4 +709,518 @@ fn two_machines_markupsafe_for_real() {
         std::fs::read(f.path()).unwrap()
     };
     assert_eq!(wheel("dist-a"), wheel("dist-b"));
+}
+
+#[test]
+fn credentials_from_a_helper_and_from_podmans_auth_file() {
+    let reg = Registry::start(Some(("alice", "wonderland")));
+    let ws = fake_workspace();
+    let url = reg.url("refine");
+    let env = [
+        ("REFINE_REGISTRY_USERNAME", "alice"),
+        ("REFINE_REGISTRY_PASSWORD", "wonderland"),
+    ];
+    let (_, push) = build_and_push(&ws, &ws.root().join("a"), &["--remote", &url], &env);
+    push.ok();
+    let home = ws.root().join("home");
+    // A docker credential helper named in docker's config.json.
+    let bin = ws.root().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-refinetest");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\nread server\necho \"{\\\"ServerURL\\\":\\\"$server\\\",\\\"Username\\\":\\\"alice\\\",\\\"Secret\\\":\\\"wonderland\\\"}\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let docker = ws.root().join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::write(
+        docker.join("config.json"),
+        format!(r#"{{"credHelpers":{{"{}":"refinetest"}}}}"#, reg.addr()),
+    )
+    .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let b = build(
+        &ws,
+        &ws.root().join("b"),
+        &["--remote", &url],
+        &[
+            ("PATH", path.as_str()),
+            ("HOME", home.to_str().unwrap()),
+            ("DOCKER_CONFIG", docker.to_str().unwrap()),
+            ("XDG_RUNTIME_DIR", ws.root().join("run").to_str().unwrap()),
+        ],
+    );
+    b.ok();
+    assert!(
+        b.with("built").is_empty(),
+        "pulled through the helper: {:?}",
+        b.verdicts()
+    );
+    // podman's auth.json under XDG_RUNTIME_DIR.
+    let run = ws.root().join("run");
+    std::fs::create_dir_all(run.join("containers")).unwrap();
+    std::fs::write(
+        run.join("containers/auth.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
+            reg.addr(),
+            base64_std("alice:wonderland")
+        ),
+    )
+    .unwrap();
+    let c = build(
+        &ws,
+        &ws.root().join("c"),
+        &["--remote", &url],
+        &[
+            ("HOME", home.to_str().unwrap()),
+            ("XDG_RUNTIME_DIR", run.to_str().unwrap()),
+        ],
+    );
+    c.ok();
+    assert!(
+        c.with("built").is_empty(),
+        "pulled with podman's auth.json: {:?}",
+        c.verdicts()
+    );
+    // And with neither, nothing is pulled.
+    let d = build(
+        &ws,
+        &ws.root().join("d"),
+        &["--remote", &url],
+        &[
+            ("HOME", home.to_str().unwrap()),
+            ("XDG_RUNTIME_DIR", home.to_str().unwrap()),
+        ],
+    );
+    d.ok();
+    assert!(d.with("hit:remote").is_empty(), "{:?}", d.verdicts());
+}
+
+#[test]
+fn only_results_signed_by_a_trusted_key_are_used() {
+    let reg = Registry::start(None);
+    let ws = fake_workspace();
+    let url = reg.url("refine");
+    let (_, push) = build_and_push(&ws, &ws.root().join("a"), &["--remote", &url], &[]);
+    push.ok();
+    let mallory = refine::key::sign::SigningKeyFile::generate(&ws.root().join("m.key"), "mallory")
+        .unwrap()
+        .public()
+        .line();
+    // Trusting another key: nothing is used, each node says why once.
+    let mut c = ws.cmd_in(&ws.root().join("b"));
+    c.env("REFINE_EXECUTOR", "fake").args([
+        "build",
+        "--json",
+        "--insecure",
+        "--remote",
+        &url,
+        "--trusted-key",
+        &mallory,
+        "//wheels:...",
+        "//repairs:...",
+    ]);
+    let b: Run = c.output().unwrap().into();
+    b.ok();
+    assert!(b.with("hit:remote").is_empty(), "{:?}", b.verdicts());
+    let n = notes(&b);
+    assert!(
+        n.iter()
+            .any(|m| m.contains("not used: it is signed by machine-a:")
+                && m.contains("a key not trusted here")),
+        "{n:?}"
+    );
+    let labels: Vec<String> = b
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "warning")
+        .map(|e| e["label"].to_string())
+        .collect();
+    let unique: std::collections::HashSet<&String> = labels.iter().collect();
+    assert_eq!(labels.len(), unique.len(), "said once per node: {labels:?}");
+    // Trusting nobody: one warning for the run, nothing pulled.
+    let mut c = ws.cmd_in(&ws.root().join("c"));
+    c.env("REFINE_EXECUTOR", "fake").args([
+        "build",
+        "--json",
+        "--insecure",
+        "--remote",
+        &url,
+        "//wheels:alpha",
+    ]);
+    let c: Run = c.output().unwrap().into();
+    c.ok();
+    assert!(c.with("hit:remote").is_empty());
+    assert_eq!(notes(&c).len(), 1, "{:?}", notes(&c));
+    assert!(
+        notes(&c)[0].contains("no key is trusted here"),
+        "{:?}",
+        notes(&c)
+    );
+    // Trusting machine A's key (as [store] trusted_keys): all hits.
+    ws.edit(
+        "WORKSPACE.toml",
+        "[defaults]",
+        &format!(
+            "[store]\ntrusted_keys = [\"{}\"]\n\n[defaults]",
+            signer(&ws).1
+        ),
+    );
+    let mut c = ws.cmd_in(&ws.root().join("d"));
+    c.env("REFINE_EXECUTOR", "fake").args([
+        "build",
+        "--json",
+        "--insecure",
+        "--remote",
+        &url,
+        "//wheels:...",
+        "//repairs:...",
+    ]);
+    let d: Run = c.output().unwrap().into();
+    d.ok();
+    assert!(d.with("built").is_empty(), "{:?}", d.verdicts());
+    assert!(!d.with("hit:remote").is_empty());
+    // skopeo sees who signed it; verify --against remote says so.
+    let key = d
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "finished" && e["label"] == "//wheels:alpha")
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = std::process::Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--raw"])
+        .arg(format!("docker://{}/refine/wheels/alpha:{key}", reg.addr()))
+        .output()
+        .unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        m["annotations"]["dev.refine.signer"],
+        signer(&ws).1.as_str()
+    );
+    assert!(
+        m["annotations"]["dev.refine.signature"]
+            .as_str()
+            .is_some_and(|s| s.len() == 88)
+    );
+    let mut c = ws.cmd_in(&ws.root().join("d"));
+    c.env("REFINE_EXECUTOR", "fake").args([
+        "verify",
+        "--against",
+        "remote",
+        "--insecure",
+        "--remote",
+        &url,
+        "//wheels:alpha",
+    ]);
+    let v: Run = c.output().unwrap().into();
+    v.ok();
+    assert!(
+        v.stdout
+            .contains("remote result signed by machine-a (trusted)"),
+        "{}",
+        v.stdout
+    );
+    // A bad key in WORKSPACE.toml is a user error at its place.
+    ws.edit(
+        "WORKSPACE.toml",
+        "trusted_keys = [\"",
+        "trusted_keys = [\"x\", \"",
+    );
+    let bad = ws.fake(&["plan"]);
+    assert_eq!(bad.code, 2, "{}", bad.all());
+    assert!(bad.stderr.contains("WORKSPACE.toml:"), "{}", bad.stderr);
+    assert!(bad.stderr.contains("is not a public key"), "{}", bad.stderr);
+}
+
+/// Replace the result under `repo:tag` with one whose config lists
+/// `tree_text` (its output that text's digest) and whose layer is
+/// `archive` (tar+zstd), signed with `key`: what an attacker with a
+/// registry account and the signing key (a stolen one, an insider) can do.
+fn craft(reg: &Registry, repo: &str, tag: &str, tree_text: &str, archive: &[u8], key: &Path) {
+    use refine::key::sha256_bytes;
+    let client = refine::remote::registry::Registry::new(&reg.addr(), true, None).unwrap();
+    let (bytes, _) = client
+        .get_manifest(repo, tag)
+        .unwrap()
+        .expect("a manifest to replace");
+    let mut m: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let cfg_digest = refine::key::Digest::parse(m["config"]["digest"].as_str().unwrap()).unwrap();
+    let cfg = refine::remote::registry::read_small(&client, repo, &cfg_digest)
+        .unwrap()
+        .unwrap();
+    let mut cfg: serde_json::Value = serde_json::from_slice(&cfg).unwrap();
+    let output = sha256_bytes(tree_text.as_bytes());
+    cfg["tree"] = tree_text.into();
+    cfg["output"] = output.to_string().into();
+    let cfg_bytes = serde_json::to_vec(&cfg).unwrap();
+    let cfg_d = sha256_bytes(&cfg_bytes);
+    client.upload_bytes(repo, &cfg_d, &cfg_bytes).unwrap();
+    let layer_d = sha256_bytes(archive);
+    client.upload_bytes(repo, &layer_d, archive).unwrap();
+    m["config"]["digest"] = cfg_d.to_string().into();
+    m["config"]["size"] = cfg_bytes.len().into();
+    m["layers"] = serde_json::json!([{
+        "mediaType": "application/vnd.refine.tree.v1.tar+zstd",
+        "digest": layer_d, "size": archive.len(),
+    }]);
+    let signer = refine::key::sign::SigningKeyFile::load(key).unwrap();
+    let label = m["annotations"]["dev.refine.label"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let version = m["annotations"]["dev.refine.version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = output.to_string();
+    m["annotations"]["dev.refine.output"] = out.clone().into();
+    m["annotations"]["dev.refine.signature"] = signer
+        .sign(&refine::key::sign::message(
+            tag, &out, &out, &label, &version,
+        ))
+        .into();
+    client
+        .put_manifest(repo, tag, &serde_json::to_vec(&m).unwrap())
+        .unwrap();
+}
+
+/// One tar entry, written raw: `kind` is a tar type flag.
+fn tar_entry(
+    out: &mut Vec<u8>,
+    path: &str,
+    kind: tar::EntryType,
+    link: &str,
+    data: &[u8],
+    size: u64,
+) {
+    let mut h = tar::Header::new_gnu();
+    h.set_path(path).unwrap_or_else(|_| {
+        // tar refuses `..`: write the name bytes ourselves.
+        let name = &mut h.as_old_mut().name;
+        name[..path.len()].copy_from_slice(path.as_bytes());
+    });
+    h.set_entry_type(kind);
+    h.set_mode(0o644);
+    h.set_size(size);
+    if !link.is_empty() {
+        h.set_link_name(link).unwrap();
+    }
+    if matches!(kind, tar::EntryType::Char) {
+        h.set_device_major(1).unwrap();
+        h.set_device_minor(3).unwrap();
+    }
+    h.set_cksum();
+    out.extend_from_slice(h.as_bytes());
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+}
+
+fn zst(mut tar: Vec<u8>) -> Vec<u8> {
+    tar.resize(tar.len() + 1024, 0);
+    zstd::encode_all(&tar[..], 3).unwrap()
+}
+
+#[test]
+fn crafted_trees_and_archives_are_refused_and_rebuilt() {
+    use refine::key::sha256_bytes;
+    let reg = Registry::start(None);
+    let ws = fake_workspace();
+    let url = reg.url("refine");
+    let (a, push) = build_and_push(&ws, &ws.root().join("a"), &["--remote", &url], &[]);
+    push.ok();
+    let zlib_key = a
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "finished" && e["label"] == "//packs:zlib")
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let legit = output_of(&a, "//packs:zlib");
+    let legit_tree = {
+        let s = refine::store::LocalStore::open(&ws.root().join("a")).unwrap();
+        s.tree(&refine::key::Digest::parse(&legit).unwrap())
+            .unwrap()
+    };
+    // A directory outside every store: nothing may ever appear in it.
+    let outside = tempfile::tempdir().unwrap();
+    let dir = outside.path().to_str().unwrap().to_string();
+    let owned = b"owned\n";
+    let owned_d = sha256_bytes(owned);
+    let file_line = |p: &str| format!("f\t644\t{}\t{}\t{p}\n", owned.len(), owned_d.hex());
+    let legit_text = legit_tree.encode();
+    let first = legit_tree.entries[0].path.clone();
+
+    let mut cases: Vec<(&str, String, Vec<u8>, &str)> = Vec::new();
+    // The reproduction of the report: a link out, then a file below it.
+    let mut t = Vec::new();
+    tar_entry(&mut t, "evil", tar::EntryType::Symlink, &dir, b"", 0);
+    tar_entry(
+        &mut t,
+        "evil/owned.txt",
+        tar::EntryType::Regular,
+        "",
+        owned,
+        owned.len() as u64,
+    );
+    cases.push((
+        "symlink then a file below it",
+        format!(
+            "refine-tree 1\nl\tevil\t{dir}\n{}",
+            file_line("evil/owned.txt")
+        ),
+        zst(t.clone()),
+        "refused its tree",
+    ));
+    cases.push((
+        "a relative link climbing out",
+        format!(
+            "refine-tree 1\nl\tevil\t../../../../{}\n{}",
+            dir.trim_start_matches('/'),
+            file_line("evil/owned.txt")
+        ),
+        zst(t.clone()),
+        "refused its tree",
+    ));
+    cases.push((
+        "an absolute link alone",
+        format!("refine-tree 1\nl\tevil\t{dir}\n"),
+        zst(t.clone()),
+        "points outside the tree",
+    ));
+    cases.push((
+        "the same path as two kinds",
+        format!("refine-tree 1\nd\tx\n{}", file_line("x")),
+        zst(Vec::new()),
+        "listed more than once",
+    ));
+    // The tree is the legitimate one; the archive says something else.
+    cases.push((
+        "an archive with a link and a file below it",
+        legit_text.clone(),
+        zst(t),
+        "the archive holds",
+    ));
+    let mut t = Vec::new();
+    tar_entry(
+        &mut t,
+        "../owned.txt",
+        tar::EntryType::Regular,
+        "",
+        owned,
+        owned.len() as u64,
+    );
+    cases.push((
+        "`..` in the archive",
+        legit_text.clone(),
+        zst(t),
+        "the archive holds",
+    ));
+    let mut t = Vec::new();
+    tar_entry(&mut t, &first, tar::EntryType::Link, "/etc/passwd", b"", 0);
+    cases.push((
+        "a hard link",
+        legit_text.clone(),
+        zst(t),
+        "entry in the archive",
+    ));
+    let mut t = Vec::new();
+    tar_entry(&mut t, &first, tar::EntryType::Char, "", b"", 0);
+    cases.push((
+        "a device file",
+        legit_text.clone(),
+        zst(t),
+        "entry in the archive",
+    ));
+    let mut t = Vec::new();
+    tar_entry(&mut t, &first, tar::EntryType::GNUSparse, "", b"", 10 << 30);
+    cases.push((
+        "a 10 GB sparse file header",
+        legit_text.clone(),
+        zst(t),
+        "treated as a miss",
+    ));
+    // 100,000 entries behind the legitimate ones.
+    let mut t = Vec::new();
+    for i in 0..100_000 {
+        tar_entry(
+            &mut t,
+            &format!("many/{i}"),
+            tar::EntryType::Regular,
+            "",
+            b"x",
+            1,
+        );
+    }
+    cases.push((
+        "a 100k-entry archive",
+        legit_text.clone(),
+        zst(t),
+        "the archive holds",
+    ));
+    let mut text = String::from("refine-tree 1\n");
+    for i in 0..100_000 {
+        text.push_str(&format!("l\tmany/{i:06}\t.\n"));
+    }
+    cases.push((
+        "a 100k-entry tree",
+        text,
+        zst(Vec::new()),
+        "more than the 65536",
+    ));
+
+    for (n, (what, tree_text, archive, says)) in cases.into_iter().enumerate() {
+        craft(
+            &reg,
+            "refine/packs/zlib",
+            &zlib_key,
+            &tree_text,
+            &archive,
+            &signer(&ws).0,
+        );
+        let store = ws.root().join(format!("b{n}"));
+        // A dependent of zlib: zlib is materialized for its build.
+        let mut c = ws.cmd_in(&store);
+        c.env("REFINE_EXECUTOR", "fake")
+            .env("REFINE_TRUSTED_KEYS", signer(&ws).1)
+            .args([
+                "build",
+                "--json",
+                "--insecure",
+                "--remote",
+                &url,
+                "//packs:openssl",
+            ]);
+        let b: Run = c.output().unwrap().into();
+        b.ok();
+        assert_eq!(
+            b.verdicts()["//packs:zlib"],
+            "built",
+            "{what}: refused and rebuilt: {}",
+            b.stdout
+        );
+        assert_eq!(
+            output_of(&b, "//packs:zlib"),
+            legit,
+            "{what}: rebuilt to the real output"
+        );
+        let n = notes(&b);
+        assert!(
+            n.iter()
+                .any(|m| m.contains("//packs:zlib") || m.contains("packs/zlib"))
+                && n.iter().any(|m| m.contains(says)),
+            "{what}: says why ({says}): {n:?}"
+        );
+        assert_eq!(
+            std::fs::read_dir(outside.path()).unwrap().count(),
+            0,
+            "{what}: nothing was written outside the store"
+        );
+        assert!(tmp_is_empty(&store), "{what}: nothing half-written");
+    }
 }

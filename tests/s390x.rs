@@ -8,6 +8,7 @@
 mod common;
 use common::{Run, image_tag, in_container, shipped};
 use std::path::Path;
+use std::sync::OnceLock;
 
 const SET: &[&str] = &[
     "//repairs:markupsafe",
@@ -40,10 +41,17 @@ fn wheels_of(run: &Run) -> Vec<(String, String)> {
         .collect()
 }
 
+/// One store for the tests of this file, so the s390x builder image is
+/// made once (a test that needs it while another builds it waits for it).
+fn shared_store() -> &'static Path {
+    static STORE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    STORE.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
 #[test]
 fn s390x_wheels_build_repair_and_work_in_a_clean_container() {
     let ws = shipped();
-    let store = ws.root().join("store");
+    let store = shared_store().to_path_buf();
     let mut c = ws.cmd_in(&store);
     c.args(["build", "--json"]).args(SET);
     let first: Run = c.output().unwrap().into();
@@ -57,8 +65,8 @@ fn s390x_wheels_build_repair_and_work_in_a_clean_container() {
     let s390x = refine::rules::Arch::S390x.elf_machine();
     for (label, name) in &wheels {
         let files = refine::wheel::read_wheel(&dist.join(name)).unwrap();
-        if label == "//wheels:six" {
-            assert!(name.ends_with("-py2.py3-none-any.whl"), "{name}");
+        if label == "//wheels:six" || label.starts_with("//sources:") {
+            assert!(name.ends_with("-none-any.whl"), "{name}");
             continue;
         }
         assert!(
@@ -112,6 +120,43 @@ fn s390x_wheels_build_repair_and_work_in_a_clean_container() {
         );
     }
 
+    // Hybrid (the default): the compilers ran natively, and say so.
+    let mut c = ws.cmd_in(&store);
+    c.args(["log", "//wheels:markupsafe"]);
+    let log: Run = c.output().unwrap().into();
+    let ran = log
+        .stdout
+        .lines()
+        .find(|l| l.contains("toolchain: "))
+        .unwrap_or_default();
+    assert!(
+        ran.contains("toolchain: cross; cc is /usr/bin/s390x-linux-gnu-gcc-12 (ELF 64-bit")
+            && ran.contains("x86-64")
+            && ran.ends_with("target s390x-linux-gnu"),
+        "{}",
+        log.stdout
+    );
+    // And their output is the emulated compilers' output, byte for byte:
+    // a pack and a C extension, built both ways.
+    let mut c = ws.cmd_in(&store);
+    c.args([
+        "verify",
+        "--against",
+        "toolchain",
+        "//packs:libyaml",
+        "//wheels:markupsafe",
+    ]);
+    let v: Run = c.output().unwrap().into();
+    assert_eq!(v.code, 0, "{}", v.all());
+    for l in ["//packs:libyaml", "//wheels:markupsafe"] {
+        assert!(
+            v.stdout
+                .contains(&format!("the same bytes with both toolchains: {l}")),
+            "{l}: {}",
+            v.stdout
+        );
+    }
+
     // All hits the second time.
     let mut c = ws.cmd_in(&store);
     c.args(["build", "--json"]).args(SET);
@@ -119,13 +164,29 @@ fn s390x_wheels_build_repair_and_work_in_a_clean_container() {
     second.ok();
     assert!(second.with("built").is_empty(), "{:?}", second.verdicts());
 
-    // Installed in a clean s390x container (no packs), they work.
-    let pycparser = store
-        .join("cas/sha256/c3/c3702b6d3dd8c7abc1afa565d7e63d53a1d0bd86cdc24edd75470f4de499cfcc");
-    assert!(pycparser.is_file(), "cffi needs pycparser at run time");
+    // Installed in a clean s390x container (no packs), they work. cffi
+    // needs pycparser at run time: a requested wheel source is delivered
+    // beside the built wheels.
+    assert!(
+        wheels
+            .iter()
+            .any(|(l, w)| l == "//sources:pycparser" && w == "pycparser-2.22-py3-none-any.whl"),
+        "{wheels:?}"
+    );
+    // They install from the package index refine writes of them: by name
+    // (pycparser comes as cffi's dependency), and from its files folder.
+    let index = ws.root().join("index");
+    let mut c = ws.cmd_in(&store);
+    c.arg("index").arg(&index).args(SET);
+    let ix: Run = c.output().unwrap().into();
+    assert_eq!(ix.code, 0, "{}", ix.all());
+    assert!(index.join("simple/markupsafe/index.html").is_file());
     let script = r#"set -e
 python3 -m venv /tmp/v
-/tmp/v/bin/pip install -q --no-index /dist/*.whl /extra/pycparser-2.22-py3-none-any.whl
+/tmp/v/bin/pip install -q --index-url file:///index/simple MarkupSafe PyYAML cffi
+/tmp/v/bin/pip install -q --no-index --find-links /index/files six
+/tmp/v/bin/pip check
+/tmp/v/bin/pip list --format=freeze | grep -i pycparser
 /tmp/v/bin/python - <<'PY'
 import platform, markupsafe, yaml, cffi
 assert platform.machine() == "s390x", platform.machine()
@@ -144,18 +205,7 @@ print("cffi", C.abs(-42), C.htonl(1))
 PY
 "#;
     let image = image_tag(&first, "//images:bookworm");
-    let (ok, out, err) = in_container(
-        &image,
-        "s390x",
-        &[
-            (&dist, "/dist"),
-            (
-                Path::new(&pycparser),
-                "/extra/pycparser-2.22-py3-none-any.whl",
-            ),
-        ],
-        script,
-    );
+    let (ok, out, err) = in_container(&image, "s390x", &[(&index, "/index")], script);
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("escape &lt;b&gt;&amp;"), "{out}");
     assert!(
@@ -163,6 +213,20 @@ PY
         "{out}"
     );
     assert!(out.contains("cffi 42 1"), "{out}");
+
+    // And from the index `refine serve` serves of what was built.
+    let mut c = ws.cmd_in(&store);
+    c.args(["serve", "--addr", "127.0.0.1:0"]);
+    let server = common::Server::start(c);
+    let script = format!(
+        "set -e\npython3 -m venv /tmp/v\n/tmp/v/bin/pip install -q --index-url {}/simple/ MarkupSafe\n\
+         /tmp/v/bin/python -c 'import platform, markupsafe; from markupsafe import _speedups; print(platform.machine(), markupsafe.escape(\"<i>\"))'\n",
+        server.url
+    );
+    let (ok, out, err) = common::in_container_on(&image, "s390x", &[], &script, "host");
+    server.stop();
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("s390x &lt;i&gt;"), "{out}");
 }
 
 #[test]
@@ -187,4 +251,233 @@ fn an_architecture_without_binfmt_is_an_environment_error_with_a_hint() {
         "{}",
         r.stderr
     );
+}
+
+/// `refine import` of a small service's requirements, built for s390x and
+/// tested there with no rule written by hand: pure packages reused (six,
+/// idna, pycparser), C extensions built from their sdists (markupsafe,
+/// msgpack, simplejson, cffi against the libffi pack, brotlicffi with the
+/// brotli sources it carries), and one build requirement that only the
+/// backend's hook reveals (brotlicffi's setup.py asks for cffi through
+/// setup_requires; it has no pyproject.toml).
+#[test]
+fn an_imported_set_builds_for_s390x_and_passes_its_test_there() {
+    let d = tempfile::tempdir().unwrap();
+    let run = |dir: &Path, args: &[&str]| -> Run { common::refine_in(dir, shared_store(), args) };
+    run(d.path(), &["init", "ws"]).ok();
+    let ws = d.path().join("ws");
+    std::fs::write(
+        ws.join("requirements.txt"),
+        "brotlicffi==1.2.1.0\nmarkupsafe==3.0.2\nmsgpack==1.1.0\nidna==3.10\nsimplejson==3.19.3\nsix==1.17.0\n",
+    )
+    .unwrap();
+    let imp = run(
+        &ws,
+        &["--json", "import", "requirements.txt", "--name", "svc"],
+    );
+    imp.ok();
+    let decided: Vec<serde_json::Value> = imp
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "decision" && e["runtime"] == true)
+        .collect();
+    let what = |n: &str| -> String {
+        decided
+            .iter()
+            .find(|e| e["name"] == n)
+            .unwrap_or_else(|| panic!("{n}: {}", imp.stdout))["what"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(decided.len(), 8, "{}", imp.stdout);
+    for pure in ["six", "idna", "pycparser"] {
+        assert!(
+            what(pure).starts_with("pure wheel"),
+            "{pure}: {}",
+            what(pure)
+        );
+    }
+    for c in ["markupsafe", "msgpack", "simplejson", "cffi", "brotlicffi"] {
+        assert!(what(c).starts_with("built from"), "{c}: {}", what(c));
+    }
+    assert!(
+        what("brotlicffi").contains("get_requires_for_build_wheel added cffi"),
+        "{}",
+        what("brotlicffi")
+    );
+
+    let b = run(&ws, &["--json", "build", "--keep-going", "//sets:svc"]);
+    b.ok();
+    let dist = ws.join("dist");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dist.join("manifest.json")).unwrap())
+            .unwrap();
+    let names: Vec<String> = manifest["wheels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["wheel"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 8, "{names:?}");
+    let s390x = refine::rules::Arch::S390x.elf_machine();
+    for n in &names {
+        if n.ends_with("-none-any.whl") {
+            continue;
+        }
+        assert!(n.contains("manylinux") && n.ends_with("_s390x.whl"), "{n}");
+        let files = refine::wheel::read_wheel(&dist.join(n)).unwrap();
+        let elves: Vec<u16> = files
+            .iter()
+            .filter_map(|f| refine::wheel::elf_machine(&f.data))
+            .collect();
+        assert!(
+            !elves.is_empty() && elves.iter().all(|m| *m == s390x),
+            "{n}"
+        );
+    }
+    // cffi's repaired wheel carries the libffi pack's library.
+    let cffi = names.iter().find(|n| n.starts_with("cffi-")).unwrap();
+    let files = refine::wheel::read_wheel(&dist.join(cffi)).unwrap();
+    assert!(
+        files
+            .iter()
+            .any(|f| f.name.contains(".libs/") && f.name.contains("libffi")),
+        "{cffi}"
+    );
+
+    // Installed together in a clean s390x container: pip check, and every
+    // wheel imports there.
+    let t = run(&ws, &["test", "//sets:svc"]);
+    assert_eq!(t.code, 0, "{}", t.all());
+    assert!(
+        t.stdout.contains("PASS //tests:svc: pip check"),
+        "{}",
+        t.stdout
+    );
+    let passes = t
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("PASS //") && l.contains(": import "))
+        .count();
+    assert_eq!(passes, 8, "{}", t.stdout);
+    assert!(
+        t.stdout
+            .lines()
+            .any(|l| l.starts_with("PASS //repairs:brotlicffi ")
+                && l.ends_with(": import brotlicffi")),
+        "{}",
+        t.stdout
+    );
+    // A test that passed is a hit until something it covers changes.
+    let again = run(&ws, &["test", "//sets:svc"]);
+    assert_eq!(again.code, 0, "{}", again.all());
+    assert!(
+        again.stderr.contains("(cached: nothing it covers changed)"),
+        "{}",
+        again.stderr
+    );
+}
+
+/// A Rust extension for s390x: rpds-py (PyO3), built offline in the hybrid
+/// Rust image (the host's rustc compiling for s390x, build scripts run
+/// natively) from its vendored crates, repaired, and used in a clean s390x
+/// container. The same build with one crate missing from the vendored set
+/// fails offline, naming the crate, and never reaches for the network.
+#[test]
+fn a_rust_extension_builds_offline_for_s390x_and_a_missing_crate_fails_offline() {
+    let ws = shipped();
+    let store = shared_store().to_path_buf();
+    let mut c = ws.cmd_in(&store);
+    // The plain image too: the clean container that installs the wheel is
+    // the target's own, without the Rust toolchain the build used.
+    c.args(["build", "--json", "//repairs:rpds-py", "//images:bookworm"]);
+    let r: Run = c.output().unwrap().into();
+    r.ok();
+    let dist = ws.root().join("dist");
+    let wheel = wheels_of(&r)
+        .into_iter()
+        .find(|(l, _)| l == "//repairs:rpds-py")
+        .map(|(_, w)| w)
+        .unwrap();
+    assert!(
+        wheel.contains("manylinux") && wheel.ends_with("_s390x.whl"),
+        "{wheel}"
+    );
+    let files = refine::wheel::read_wheel(&dist.join(&wheel)).unwrap();
+    let so = files
+        .iter()
+        .find(|f| f.name.ends_with(".so"))
+        .expect("a compiled extension");
+    assert_eq!(
+        refine::wheel::elf_machine(&so.data),
+        Some(refine::rules::Arch::S390x.elf_machine())
+    );
+    let mut c = ws.cmd_in(&store);
+    c.args(["log", "//wheels:rpds-py"]);
+    let log: Run = c.output().unwrap().into();
+    assert!(
+        log.stdout.contains("rust: rustc 1.85.0")
+            && log
+                .stdout
+                .contains("crates vendored from rpds_py-2026.9.1.crates.tar"),
+        "{}",
+        log.stdout
+    );
+    assert!(!log.stdout.contains("Downloading"), "{}", log.stdout);
+    let image = image_tag(&r, "//images:bookworm");
+    let (ok, out, err) = in_container(
+        &image,
+        "s390x",
+        &[(&dist, "/dist")],
+        &format!(
+            "set -e\npython3 -m venv /tmp/v\n/tmp/v/bin/pip install -q --no-index /dist/{wheel}\n\
+             /tmp/v/bin/python -c 'import platform, rpds; m = rpds.HashTrieMap({{\"a\": 1}}).insert(\"b\", 2); assert m[\"b\"] == 2; print(platform.machine(), sorted(m.keys()))'\n"
+        ),
+    );
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("s390x ['a', 'b']"), "{out}");
+
+    // The same crates less one: an error, offline.
+    let pin = "40699e7789b037bf9572be6f7b9a1321fa56f6b229b1e69f69645c9ff6753f1e";
+    let full = store.join(format!("cas/sha256/{}/{pin}", &pin[..2]));
+    let unpacked = tempfile::tempdir().unwrap();
+    tar::Archive::new(std::fs::File::open(&full).unwrap())
+        .unpack(unpacked.path())
+        .unwrap();
+    let vendor = unpacked.path().join("vendor");
+    let gone = std::fs::read_dir(&vendor)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("archery-"))
+        .expect("rpds-py needs archery");
+    std::fs::remove_dir_all(vendor.join(&gone)).unwrap();
+    std::fs::create_dir_all(ws.root().join("vendor")).unwrap();
+    let broken = ws.root().join("vendor/rpds-broken.crates.tar");
+    refine::fetch::cargo::pack(unpacked.path(), &broken).unwrap();
+    let sha = common::sha256_hex(&std::fs::read(&broken).unwrap());
+    ws.write(
+        "rules/broken.toml",
+        &format!(
+            "[sources.rpds-broken-crates]\npath = \"vendor/rpds-broken.crates.tar\"\nsha256 = \"{sha}\"\n\n\
+             [wheels.rpds-broken]\npackage = \"rpds-py\"\nsource = \"//sources:wheel-rpds-py\"\n\
+             crates = \"//sources:rpds-broken-crates\"\nimage = \"//images:bookworm-rust\"\nruntime = \"//runtimes:system-rust\"\n\
+             default_build_requires = false\nbuild_requires = [\"//sources:maturin-s390x\", \"//sources:maturin-x86_64\"]\n"
+        ),
+    );
+    let mut c = ws.cmd_in(&store);
+    c.args(["build", "//wheels:rpds-broken"]);
+    let b: Run = c.output().unwrap().into();
+    assert_eq!(b.code, 1, "{}", b.all());
+    let mut c = ws.cmd_in(&store);
+    c.args(["log", "//wheels:rpds-broken"]);
+    let log: Run = c.output().unwrap().into();
+    let name = gone.rsplit_once('-').unwrap().0;
+    assert!(
+        log.stdout.contains(&format!("`{name}`")) && log.stdout.contains("offline"),
+        "the missing crate is named and cargo stays offline:\n{}",
+        log.stdout
+    );
+    assert!(!log.stdout.contains("Downloading"), "{}", log.stdout);
 }

@@ -8,7 +8,24 @@
 
 log() { printf '==> %s\n' "$*"; }
 
+# A hybrid image's settings for the host's compilers that build for the
+# target (Rust's target, PyO3's target Python): see
+# recipes/images/cross-toolchain.sh.
+if [ -f /etc/refine/cross.env ]; then
+    . /etc/refine/cross.env
+fi
+
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Say which compiler this build runs (REFINE_TOOLCHAIN: native, cross or
+# emulated), and what it is: the host's cross compiler is an x86-64 binary.
+log_toolchain() {
+    cc_path=$(command -v cc || command -v gcc || true)
+    [ -n "$cc_path" ] || { log "toolchain: $REFINE_TOOLCHAIN, no C compiler"; return 0; }
+    real=$(readlink -f "$cc_path")
+    what=$(file -b "$real" 2>/dev/null | cut -d, -f1-2)
+    log "toolchain: $REFINE_TOOLCHAIN; cc is $real ($what), target $(cc -dumpmachine)"
+}
 
 # The one source file matching a glob (default: the only file), as a path.
 source_file() {

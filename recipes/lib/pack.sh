@@ -9,6 +9,7 @@
 
 PREFIX=/opt/packs/$REFINE_NAME
 DESTDIR=/build/dest
+log_toolchain
 
 # The usual autoconf dance, with extra configure arguments.
 pack_autoconf() {

@@ -3,7 +3,7 @@
 use super::printer::Printer;
 use crate::error::Result;
 use crate::ops::build::{BuildArgs, build};
-use crate::ops::{ExecutorKind, GlobalOpts, Session};
+use crate::ops::{GlobalOpts, Session};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -32,40 +32,54 @@ pub struct BuildCmd {
     /// Talk plain HTTP to the remote (loopback registries).
     #[arg(long)]
     pub insecure: bool,
-    /// Testing only: "fake" records build steps instead of running them.
-    #[arg(long, hide = true, env = "REFINE_EXECUTOR", default_value = "podman")]
-    pub executor: String,
-}
-
-pub fn executor_kind(s: &str) -> Result<ExecutorKind> {
-    match s {
-        "podman" => Ok(ExecutorKind::Podman),
-        "fake" => Ok(ExecutorKind::Fake),
-        other => Err(
-            crate::error::Error::user(format!("--executor: unknown executor `{other}`"))
-                .hint("use podman (the default) or fake"),
-        ),
-    }
+    /// When a generated wheel (`refine import`) fails and the hint catalog
+    /// knows the fix, record it in its import, regenerate, and build again;
+    /// at most N times (`--auto-apply=N`; default 3).
+    #[arg(long, value_name = "N", num_args = 0..=1, require_equals = true, default_missing_value = "3")]
+    pub auto_apply: Option<u32>,
 }
 
 pub fn run(c: &BuildCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
-    let s = Session::load(opts)?;
+    crate::exec::interrupt::install();
     let args = BuildArgs {
+        verb: None,
         patterns: c.targets.clone(),
         jobs: c.jobs,
         keep_going: c.keep_going,
         out_dir: c.out.clone(),
-        executor: executor_kind(&c.executor)?,
         remote: c.remote.clone(),
         push: c.push,
         offline: c.offline,
         insecure: c.insecure,
     };
-    let report = build(&s, &args, p)?;
-    s.leak();
-    p.summary(&report);
-    Ok(match report.error() {
-        Some(e) => e.class.exit_code(),
-        None => 0,
-    })
+    let mut round = 0;
+    loop {
+        let s = Session::load(opts)?;
+        let report = build(&s, &args, p)?;
+        let sugg = report.suggestions.clone();
+        s.leak();
+        p.summary(&report);
+        p.suggestions(&sugg);
+        let Some(e) = report.error() else {
+            return Ok(0);
+        };
+        let Some(max) = c.auto_apply else {
+            return Ok(e.class.exit_code());
+        };
+        if round >= max || crate::exec::interrupt::requested() {
+            return Ok(e.class.exit_code());
+        }
+        let applied = crate::ops::hints::apply(opts, &sugg)?;
+        if applied.is_empty() {
+            p.info("auto-apply: the hint catalog has no fix to apply for these failures");
+            return Ok(e.class.exit_code());
+        }
+        round += 1;
+        for a in &applied {
+            p.info(&format!("auto-apply: {a}"));
+        }
+        p.info(&format!(
+            "auto-apply: building again (round {round} of at most {max})"
+        ));
+    }
 }

@@ -1,6 +1,5 @@
 //! `refine explain`, `refine verify`, `refine query`, `refine graph`
 
-use super::build::executor_kind;
 use super::printer::Printer;
 use crate::error::{Error, Result};
 use crate::key::Key;
@@ -25,6 +24,9 @@ pub struct ExplainCmd {
 pub enum VerifyAgainst {
     Local,
     Remote,
+    /// Build with the other toolchain of a foreign target (cross or
+    /// emulated) and compare.
+    Toolchain,
 }
 
 #[derive(Args, Debug)]
@@ -34,7 +36,8 @@ pub struct VerifyCmd {
     /// How many times to rebuild each target.
     #[arg(long, default_value_t = 1)]
     pub rounds: usize,
-    /// Compare with the local store's output or the remote's.
+    /// Compare with the local store's output, the remote's, or the other
+    /// toolchain's build (cross against emulated).
     #[arg(long, value_enum, default_value = "local")]
     pub against: VerifyAgainst,
     /// Instead: check a wheel against the provenance file beside it.
@@ -50,14 +53,16 @@ pub struct VerifyCmd {
     pub remote: Option<String>,
     #[arg(long)]
     pub insecure: bool,
-    #[arg(long, hide = true, env = "REFINE_EXECUTOR", default_value = "podman")]
-    pub executor: String,
 }
 
 #[derive(Args, Debug)]
 pub struct QueryCmd {
     /// deps(EXPR), rdeps(EXPR), kind(KIND, EXPR), or a label pattern.
     pub expr: String,
+    /// Say where each target is declared: file:line in the workspace, or
+    /// builtin:file:line in refine's built-in base.
+    #[arg(long)]
+    pub origin: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -157,6 +162,7 @@ pub fn run_explain(c: &ExplainCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32
 }
 
 pub fn run_verify(c: &VerifyCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+    crate::exec::interrupt::install();
     if let Some(m) = &c.from_manifest {
         let lines = from_manifest(m, c.wheel.as_deref())?;
         for l in lines {
@@ -170,11 +176,14 @@ pub fn run_verify(c: &VerifyCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> 
                 .hint("e.g. `refine verify --rounds 2 //wheels:markupsafe`"),
         );
     }
+    if matches!(c.against, VerifyAgainst::Toolchain) {
+        let r = verify::across_toolchains(opts, &c.targets, c.jobs, p)?;
+        return report_verify(&r, p, "the same bytes with both toolchains");
+    }
     let s = Session::load(opts)?;
     let args = BuildArgs {
         patterns: c.targets.clone(),
         jobs: c.jobs,
-        executor: executor_kind(&c.executor)?,
         remote: c.remote.clone(),
         insecure: c.insecure,
         ..BuildArgs::default()
@@ -182,20 +191,35 @@ pub fn run_verify(c: &VerifyCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> 
     let against = match c.against {
         VerifyAgainst::Local => verify::Against::Local,
         VerifyAgainst::Remote => verify::Against::Remote,
+        VerifyAgainst::Toolchain => unreachable!("handled above"),
     };
     let r = verify::verify(&s, &args, c.rounds, against, p)?;
+    report_verify(&r, p, "")
+}
+
+/// Print a verification; `same` says what agreeing means, when it is not
+/// reproducing the stored result.
+fn report_verify(r: &verify::VerifyReport, p: &Printer, same: &str) -> Result<i32> {
+    p.end_status();
     for ch in &r.checked {
         if p.json {
             p.data(
                 &serde_json::json!({
                     "event": "verified", "label": ch.label, "key": ch.key.as_ref().map(|k| k.0.clone()),
                     "reference": ch.reference, "rounds": ch.rounds, "agree": ch.agree, "differences": ch.differences,
+                    "signed": ch.signed,
                 })
                 .to_string(),
             );
             continue;
         }
-        if ch.agree {
+        if ch.agree && !same.is_empty() {
+            p.data(&format!(
+                "{same}: {} {}",
+                ch.label,
+                ch.reference.as_ref().map_or("-".into(), |d| d.to_string())
+            ));
+        } else if ch.agree {
             p.data(&format!(
                 "reproduced {} ({} round{}): {}",
                 ch.label,
@@ -203,8 +227,14 @@ pub fn run_verify(c: &VerifyCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> 
                 if ch.rounds.len() == 1 { "" } else { "s" },
                 ch.reference.as_ref().map_or("-".into(), |d| d.to_string())
             ));
+            if let Some(sig) = &ch.signed {
+                p.data(&format!("  remote result {sig}"));
+            }
         } else {
             p.data(&format!("NOT REPRODUCIBLE {}", ch.label));
+            if let Some(sig) = &ch.signed {
+                p.data(&format!("  remote result {sig}"));
+            }
             for d in &ch.differences {
                 p.data(d);
             }
@@ -222,14 +252,33 @@ pub fn run_verify(c: &VerifyCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> 
 pub fn run_query(c: &QueryCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
     let s = Session::load(opts)?;
     let labels = crate::ops::query::query(&s, &c.expr)?;
-    if p.json {
+    if p.json && c.origin {
+        let v: Vec<serde_json::Value> = labels
+            .iter()
+            .map(|l| serde_json::json!({"label": l.to_string(), "origin": s.origin(l)}))
+            .collect();
+        p.data(&serde_json::Value::Array(v).to_string());
+    } else if p.json {
         p.data(
             &serde_json::json!(labels.iter().map(|l| l.to_string()).collect::<Vec<_>>())
                 .to_string(),
         );
     } else {
+        let width = labels
+            .iter()
+            .map(|l| l.to_string().len())
+            .max()
+            .unwrap_or(0);
         for l in labels {
-            p.data(&l.to_string());
+            if c.origin {
+                let label = l.to_string();
+                p.data(&format!(
+                    "{label:<width$}  {}",
+                    s.origin(&l).unwrap_or_default()
+                ));
+            } else {
+                p.data(&l.to_string());
+            }
         }
     }
     Ok(0)

@@ -3,10 +3,18 @@
 //! Each verb file parses its flags and makes one call into `ops`.
 
 mod build;
+mod doctor;
+mod history;
+mod import;
+mod index;
+mod init;
 mod inspect;
+mod key;
 mod plan;
 pub mod printer;
+mod serve;
 mod store;
+mod test;
 
 use crate::error::Result;
 use crate::ops::GlobalOpts;
@@ -44,22 +52,68 @@ pub struct Global {
     /// Repair policy, overriding [platform] policy (e.g. manylinux_2_36).
     #[arg(long, global = true, value_name = "POLICY")]
     pub platform: Option<String>,
+    /// For a foreign target: compile with the host's cross compilers
+    /// ("cross", the default) or the target's own, emulated ("emulated").
+    #[arg(long, global = true, value_name = "TOOLCHAIN")]
+    pub toolchain: Option<String>,
     /// Stream events and results as JSON lines on stdout.
     #[arg(long, global = true)]
     pub json: bool,
     /// Print only failures and the summary.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// A public key (NAME:BASE64) whose results pulled from the remote are
+    /// used, beside [store] trusted_keys. Repeatable.
+    #[arg(
+        long = "trusted-key",
+        global = true,
+        value_name = "KEY",
+        env = "REFINE_TRUSTED_KEYS",
+        value_delimiter = ','
+    )]
+    pub trusted_keys: Vec<String>,
+    /// The key pushes are signed with (default: <store>/keys/signing.key).
+    #[arg(long, global = true, value_name = "FILE", env = "REFINE_SIGNING_KEY")]
+    pub signing_key: Option<PathBuf>,
+    /// refine's own tests only: "fake" records build steps instead of
+    /// running them. Not in a shipped binary (the `fake-executor` feature).
+    #[cfg(feature = "fake-executor")]
+    #[arg(
+        long,
+        global = true,
+        hide = true,
+        env = "REFINE_EXECUTOR",
+        default_value = "podman"
+    )]
+    pub executor: String,
 }
 
 impl Global {
-    fn opts(&self) -> GlobalOpts {
-        GlobalOpts {
+    fn opts(&self) -> Result<GlobalOpts> {
+        Ok(GlobalOpts {
             workspace: self.workspace.clone(),
             store: self.store.clone(),
             arch: self.arch.clone(),
             policy: self.platform.clone(),
-        }
+            toolchain: self.toolchain.clone(),
+            executor: self.executor()?,
+            trusted_keys: self.trusted_keys.clone(),
+            signing_key: self.signing_key.clone(),
+            without: None,
+        })
+    }
+
+    #[cfg(feature = "fake-executor")]
+    fn executor(&self) -> Result<crate::ops::ExecutorKind> {
+        crate::ops::ExecutorKind::parse(&self.executor).ok_or_else(|| {
+            crate::error::Error::user(format!("--executor: unknown executor `{}`", self.executor))
+                .hint("use podman (the default) or fake")
+        })
+    }
+
+    #[cfg(not(feature = "fake-executor"))]
+    fn executor(&self) -> Result<crate::ops::ExecutorKind> {
+        Ok(crate::ops::ExecutorKind::Podman)
     }
 }
 
@@ -67,8 +121,27 @@ impl Global {
 pub enum Command {
     /// Build targets (default: [defaults] targets) and copy their wheels to --out.
     Build(build::BuildCmd),
+    /// Turn requirements files (or a folder of wheels) into rules: rules/imported/NAME.toml and //sets:NAME.
+    Import(import::ImportCmd),
+    /// Add requirements to an import (like `refine import` of one more line).
+    Add(import::AddCmd),
+    /// Write a package index (PEP 503/691/658) of targets' wheels to a directory.
+    Index(index::IndexCmd),
+    /// The dashboard: runs, targets, live logs, a build queue, the index and metrics, over HTTP.
+    Serve(serve::ServeCmd),
+    /// Install a set's wheels together in a clean container of the target and test each one.
+    Test(test::TestCmd),
+    /// Make a workspace of your own (WORKSPACE.toml and rules/), with refine's rule set behind it.
+    Init(init::InitCmd),
+    /// The built-in rule set: `refine base export DIR` writes it out.
+    #[command(subcommand)]
+    Base(init::BaseCmd),
+    /// Check that this machine has what the workspace's builds need, and say how to fix what is missing.
+    Doctor(doctor::DoctorCmd),
     /// Show what a build would do and why, without building.
     Plan(plan::PlanCmd),
+    /// What was built, when, how long it took and how it ended (the store's history).
+    History(history::HistoryCmd),
     /// Print the key and output digest of targets.
     Hash(plan::HashCmd),
     /// Print the latest build log of a target.
@@ -82,6 +155,9 @@ pub enum Command {
     Store(store::StoreCmd),
     /// Trim the local store by size and age.
     Gc(store::GcCmd),
+    /// This machine's signing key for the results it pushes.
+    #[command(subcommand)]
+    Key(key::KeyCmd),
     /// Say why a target rebuilds: what changed since a previous build, down to the root cause.
     Explain(inspect::ExplainCmd),
     /// Rebuild targets from scratch and compare with the stored results.
@@ -95,16 +171,32 @@ pub enum Command {
 /// Run a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     let p = Printer::new(cli.global.json, cli.global.quiet);
-    let opts = cli.global.opts();
+    let opts = match cli.global.opts() {
+        Ok(o) => o,
+        Err(e) => {
+            p.error(&e);
+            return e.class.exit_code();
+        }
+    };
     let r: Result<i32> = match &cli.command {
         Command::Build(c) => build::run(c, &opts, &p),
+        Command::Doctor(c) => doctor::run(c, &opts, &p),
+        Command::Import(c) => import::run_import(c, &opts, &p),
+        Command::Add(c) => import::run_add(c, &opts, &p),
+        Command::Test(c) => test::run(c, &opts, &p),
+        Command::Index(c) => index::run(c, &opts, &p),
+        Command::Serve(c) => serve::run(c, &opts, &p),
+        Command::Init(c) => init::run_init(c, opts.arch.as_deref(), &p),
+        Command::Base(c) => init::run_base(c, &p),
         Command::Plan(c) => plan::run_plan(c, &opts, &p),
         Command::Hash(c) => plan::run_hash(c, &opts, &p),
+        Command::History(c) => history::run(c, &opts, &p),
         Command::Log(c) => plan::run_log(c, &opts, &p),
         Command::Push(c) => store::run_push(c, &opts, &p),
         Command::Pull(c) => store::run_pull(c, &opts, &p),
         Command::Store(c) => store::run_store(c, &opts, &p),
         Command::Gc(c) => store::run_gc(c, &opts, &p),
+        Command::Key(c) => key::run(c, &opts, &p),
         Command::Explain(c) => inspect::run_explain(c, &opts, &p),
         Command::Verify(c) => inspect::run_verify(c, &opts, &p),
         Command::Query(c) => inspect::run_query(c, &opts, &p),

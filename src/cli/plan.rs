@@ -70,6 +70,7 @@ pub fn run_plan(c: &PlanCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
                     },
                     "changes": e.changes.iter().map(crate::ops::plan::describe_change).collect::<Vec<_>>(),
                     "reason": reason(e),
+                    "origin": s.origin(&e.label),
                 })
                 .to_string(),
             );
@@ -79,7 +80,20 @@ pub fn run_plan(c: &PlanCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
             continue;
         }
         let label = e.label.to_string();
-        p.data(format!("{:<8} {label:<width$}  {}", e.status.as_str(), reason(e)).trim_end());
+        // Which rule is in use, where the built-in base's is.
+        let from = s
+            .origin(&e.label)
+            .filter(|o| o.starts_with(crate::workspace::base::PREFIX))
+            .map(|o| format!("  [{o}]"))
+            .unwrap_or_default();
+        p.data(
+            format!(
+                "{:<8} {label:<width$}  {}{from}",
+                e.status.as_str(),
+                reason(e)
+            )
+            .trim_end(),
+        );
     }
     p.info(&format!(
         "{} targets: {build} to build, {pending} pending on those, {cached} cached",

@@ -1,10 +1,9 @@
 //! `refine push`, `refine pull`, `refine store ls|verify`, `refine gc`
 
 use super::printer::Printer;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ops::share::Moved;
 use crate::ops::{GlobalOpts, Session};
-use crate::store::maint;
 use clap::{Args, Subcommand};
 
 #[derive(Args, Debug)]
@@ -139,26 +138,19 @@ pub fn run_store(c: &StoreCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
         StoreCmd::Ls { remote, insecure } => {
             if let Some(url) = remote {
                 let url = Some(url.as_str()).filter(|u| !u.is_empty());
-                let r = crate::ops::remote::open(&s, url, false, *insecure)?.ok_or_else(|| {
-                    Error::user("no remote store is configured")
-                        .hint("pass --remote oci://HOST[:PORT]/PREFIX")
-                })?;
-                let list = r
-                    .list()
-                    .map_err(|e| Error::env(format!("remote {}: {e}", r.url)))?;
+                let (host, list) = crate::ops::store::list_remote(&s, url, *insecure)?;
                 for (repo, tags) in list {
                     for t in tags {
                         if p.json {
                             p.data(&serde_json::json!({"repository": repo, "tag": t}).to_string());
                         } else {
-                            p.data(&format!("{}/{repo}:{t}", r.url.host));
+                            p.data(&format!("{host}/{repo}:{t}"));
                         }
                     }
                 }
                 return Ok(0);
             }
-            let store = s.open_store()?;
-            let entries = maint::entries(&store);
+            let (entries, root) = crate::ops::store::list(&s)?;
             let total: u64 = entries.iter().map(|e| e.size).sum();
             for e in &entries {
                 if p.json {
@@ -185,13 +177,12 @@ pub fn run_store(c: &StoreCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
                 "{} results, {} of outputs, in {}",
                 entries.len(),
                 human(total),
-                store.root().display()
+                root.display()
             ));
             Ok(0)
         }
         StoreCmd::Verify => {
-            let store = s.open_store()?;
-            let r = maint::verify(&store)?;
+            let r = crate::ops::store::verify(&s)?;
             for (d, why) in &r.bad_blobs {
                 p.data(&format!("bad blob {d}: {why}"));
             }
@@ -214,27 +205,9 @@ pub fn run_store(c: &StoreCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
 }
 
 pub fn run_gc(c: &GcCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
-    let max_size = match &c.max_size {
-        None => None,
-        Some(v) => Some(maint::parse_size(v).ok_or_else(|| {
-            Error::user(format!("--max-size: `{v}` is not a size"))
-                .hint("write sizes like 500M, 20G or 1T")
-        })?),
-    };
-    let max_age = match &c.max_age {
-        None => None,
-        Some(v) => Some(crate::rules::lower::parse_duration(v).ok_or_else(|| {
-            Error::user(format!("--max-age: `{v}` is not a duration"))
-                .hint("write ages like 12h, 30d")
-        })?),
-    };
-    if max_size.is_none() && max_age.is_none() {
-        return Err(Error::user("gc needs --max-size or --max-age")
-            .hint("e.g. `refine gc --max-size 20G --max-age 30d --dry-run`"));
-    }
+    let limits = crate::ops::store::gc_limits(c.max_size.as_deref(), c.max_age.as_deref())?;
     let s = Session::load(opts)?;
-    let store = s.open_store()?;
-    let r = maint::gc(&store, max_size, max_age, c.dry_run)?;
+    let r = crate::ops::store::gc(&s, limits, c.dry_run)?;
     let verb = if c.dry_run { "would remove" } else { "removed" };
     for e in &r.removed_entries {
         p.data(&format!(

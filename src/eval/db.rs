@@ -1,9 +1,9 @@
 //! The salsa database and its inputs.
 
-use crate::key::{Digest, sha256_bytes};
+use crate::key::Digest;
 use crate::rules::Arch;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// A workspace file whose text is an input: `WORKSPACE.toml` or a rule file.
@@ -32,6 +32,7 @@ pub struct Overrides {
     pub arch: Option<Arch>,
     pub policy: Option<String>,
     pub python: Option<String>,
+    pub toolchain: Option<crate::rules::config::Toolchain>,
 }
 
 #[salsa::input(debug)]
@@ -55,31 +56,35 @@ pub trait Db: salsa::Database {
 #[derive(Clone)]
 pub struct Database {
     storage: salsa::Storage<Self>,
-    root: PathBuf,
+    files: crate::workspace::Files,
     aux: Arc<Mutex<HashMap<String, AuxFile>>>,
     log: Option<Arc<Mutex<Vec<String>>>>,
 }
 
 impl Database {
-    pub fn new(root: &Path) -> Self {
+    pub fn new(files: crate::workspace::Files) -> Self {
         Database {
             storage: salsa::Storage::default(),
-            root: root.to_path_buf(),
+            files,
             aux: Arc::default(),
             log: None,
         }
     }
 
     /// A database that records every query execution (see [`Database::take_log`]).
-    pub fn with_log(root: &Path) -> Self {
+    pub fn with_log(files: crate::workspace::Files) -> Self {
         Database {
             log: Some(Arc::default()),
-            ..Database::new(root)
+            ..Database::new(files)
         }
     }
 
     pub fn root(&self) -> &Path {
-        &self.root
+        &self.files.root
+    }
+
+    pub fn files(&self) -> &crate::workspace::Files {
+        &self.files
     }
 
     pub fn take_log(&self) -> Vec<String> {
@@ -103,15 +108,11 @@ impl Database {
     pub fn refresh_aux(&mut self, file: AuxFile) {
         use salsa::Setter;
         let path = file.path(self).clone();
-        let digest = read_digest(&self.root, &path);
+        let digest = self.files.digest(&path);
         if file.digest(self) != &digest {
             file.set_digest(self).to(digest);
         }
     }
-}
-
-pub fn read_digest(root: &Path, rel: &str) -> Option<Digest> {
-    std::fs::read(root.join(rel)).ok().map(|b| sha256_bytes(&b))
 }
 
 #[salsa::db]
@@ -124,7 +125,7 @@ impl Db for Database {
         if let Some(f) = map.get(path) {
             return *f;
         }
-        let digest = read_digest(&self.root, path);
+        let digest = self.files.digest(path);
         let f = AuxFile::new(self, path.to_string(), digest);
         map.insert(path.to_string(), f);
         f

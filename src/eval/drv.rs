@@ -40,6 +40,8 @@ pub enum Action {
         variant: String,
         components: Vec<String>,
         packages: Vec<String>,
+        /// The hybrid image of a foreign target (toolchain "cross").
+        cross: Option<CrossAction>,
     },
     OciImage {
         reference: String,
@@ -48,12 +50,29 @@ pub enum Action {
     SystemRuntime {
         python: String,
     },
+    /// A set: nothing to build; its output names its members' outputs.
+    Set,
     Recipe {
         recipe: RecipeFiles,
         config_settings: BTreeMap<String, Vec<String>>,
         /// Repairs: the auditwheel policy (platform tag).
         policy: Option<String>,
     },
+}
+
+/// How an image of a foreign target gets the host's cross compilers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct CrossAction {
+    /// The host's Debian architecture (added to the image's).
+    pub host: String,
+    /// The target's GNU triplet.
+    pub triplet: String,
+    /// The GCC major version of the cross compilers.
+    pub gcc: String,
+    /// Packages the hook unpacks.
+    pub unpack: Vec<String>,
+    /// The mmdebstrap customize hook, by digest.
+    pub hook: RecipeFiles,
 }
 
 /// The resolved inputs of a target, by label.
@@ -71,6 +90,9 @@ pub struct Inputs {
     pub tools: Vec<Label>,
     /// Repairs: the wheel to repair.
     pub wheel: Option<Label>,
+    /// Sets: their members.
+    #[serde(default)]
+    pub members: Vec<Label>,
 }
 
 impl Inputs {
@@ -89,6 +111,7 @@ impl Inputs {
         self.wheels.iter().for_each(&mut push);
         self.tools.iter().for_each(&mut push);
         self.wheel.iter().for_each(&mut push);
+        self.members.iter().for_each(&mut push);
         out
     }
 }
@@ -215,6 +238,9 @@ impl Derivation {
         if let Some(l) = &i.wheel {
             p.set("wheel", map_of(std::slice::from_ref(l)));
         }
+        if !i.members.is_empty() {
+            p.set("members", map_of(&i.members));
+        }
         p.set("env", &self.env);
         p
     }
@@ -229,6 +255,7 @@ fn fetch_file_name(f: &Fetch) -> Option<String> {
             .and_then(|u| u.rsplit('/').next())
             .map(|s| s.split(['?', '#']).next().unwrap_or(s).to_string()),
         Fetch::Path { path } => path.rsplit('/').next().map(str::to_string),
+        Fetch::Cargo { .. } => None,
     }
 }
 
@@ -241,12 +268,34 @@ fn action_value(a: &Action) -> PValue {
             variant,
             components,
             packages,
+            cross,
         } => {
             m.insert("builder".into(), "mmdebstrap".into());
             m.insert("suite".into(), suite.into());
             m.insert("variant".into(), variant.into());
             m.insert("components".into(), components.clone().into());
             m.insert("packages".into(), packages.clone().into());
+            if let Some(c) = cross {
+                let mut x: BTreeMap<String, PValue> = BTreeMap::new();
+                x.insert("host".into(), c.host.as_str().into());
+                x.insert("triplet".into(), c.triplet.as_str().into());
+                x.insert("gcc".into(), c.gcc.as_str().into());
+                x.insert("unpack".into(), c.unpack.clone().into());
+                x.insert(
+                    "hook".into(),
+                    PValue::Map(
+                        c.hook
+                            .files
+                            .iter()
+                            .map(|(p, d)| (p.clone(), d.to_string().into()))
+                            .collect(),
+                    ),
+                );
+                m.insert("cross".into(), PValue::Map(x));
+            }
+        }
+        Action::Set => {
+            m.insert("builder".into(), "set".into());
         }
         Action::SystemRuntime { python } => {
             m.insert("builder".into(), "system-python".into());

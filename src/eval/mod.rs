@@ -13,16 +13,18 @@
 //! data. Queries log their own execution when asked to, so tests can assert
 //! exactly what re-ran after an edit.
 
+mod check;
+mod cycles;
 mod db;
 mod drv;
 mod graph;
 mod queries;
 
-pub use db::{AuxFile, Database, Db, Overrides, SourceFile, Workspace, read_digest};
-pub use drv::{Action, Derivation, Inputs, RecipeFiles};
+pub use check::workspace_diagnostics;
+pub use db::{AuxFile, Database, Db, Overrides, SourceFile, Workspace};
+pub use drv::{Action, CrossAction, Derivation, Inputs, RecipeFiles};
 pub use graph::{Graph, GraphNode, load_graph, resolve_in, resolve_patterns};
 pub use queries::{
-    Index, LabelId, catalog, config, declared, derivation, index, lookup, lower_file, pack_closure,
-    pack_deps, parse_file, platform, semantic_config, semantic_target, target,
-    workspace_diagnostics,
+    Index, LabelId, catalog, config, declared, derivation, index, is_builtin, lookup, lower_file,
+    pack_closure, pack_deps, parse_file, platform, semantic_config, semantic_target, target,
 };

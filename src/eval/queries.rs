@@ -12,9 +12,9 @@
 //! out equal stop the change from travelling further (backdating).
 
 use super::db::{Db, SourceFile, Workspace};
-use super::drv::{Action, Derivation, Inputs, RecipeFiles};
-use crate::diag::{Diagnostic, Loc};
-use crate::rules::config::{Config, parse_config};
+use super::drv::{Action, CrossAction, Derivation, Inputs, RecipeFiles};
+use crate::diag::Diagnostic;
+use crate::rules::config::{BaseMode, Config, parse_config, parse_config_in};
 use crate::rules::lower::LoweredFile;
 use crate::rules::model::WithoutLocs;
 use crate::rules::toml::{Node, Spanned};
@@ -32,7 +32,16 @@ pub struct LabelId<'db> {
 pub fn config(db: &dyn Db, ws: Workspace) -> Result<Config, Vec<Diagnostic>> {
     let file = ws.config(db);
     db.log_query("config", file.path(db));
-    parse_config(file.text(db))
+    let cfg = parse_config(file.text(db))?;
+    if cfg.base != BaseMode::Builtin {
+        return Ok(cfg);
+    }
+    // The base's [defaults] fill in what this workspace leaves out.
+    let base_text = crate::workspace::base::Base::get().config_text();
+    match parse_config_in("builtin:WORKSPACE.toml", &base_text) {
+        Ok(base) => Ok(cfg.with_base_defaults(&base)),
+        Err(_) => Ok(cfg),
+    }
 }
 
 /// The platform of this run: `WORKSPACE.toml` with command-line overrides.
@@ -50,6 +59,9 @@ pub fn platform(db: &dyn Db, ws: Workspace) -> Option<Platform> {
     }
     if let Some(py) = &o.python {
         p.python = py.clone();
+    }
+    if let Some(t) = o.toolchain {
+        p.toolchain = t;
     }
     Some(p)
 }
@@ -95,6 +107,15 @@ pub struct Index {
     pub labels: Vec<Label>,
 }
 
+/// Whether a rule file is the built-in base's.
+pub fn is_builtin(path: &str) -> bool {
+    path.starts_with(crate::workspace::base::PREFIX)
+}
+
+/// Every label and where it is declared. A label the workspace declares
+/// and the built-in base too is the workspace's (it replaces the base's);
+/// declared twice within the workspace (or within the base) it is an error.
+/// Workspace files come before base files in `ws.files`.
 #[salsa::tracked(returns(ref))]
 pub fn index(db: &dyn Db, ws: Workspace) -> Index {
     db.log_query("index", &"workspace");
@@ -106,8 +127,18 @@ pub fn index(db: &dyn Db, ws: Workspace) -> Index {
             idx.map.entry(label.clone()).or_insert((file, i));
         }
     }
-    let mut dups: Vec<(Label, Vec<SourceFile>)> =
-        seen.into_iter().filter(|(_, f)| f.len() > 1).collect();
+    let mut dups: Vec<(Label, Vec<SourceFile>)> = seen
+        .into_iter()
+        .filter_map(|(l, files)| {
+            let (base, own): (Vec<SourceFile>, Vec<SourceFile>) =
+                files.into_iter().partition(|f| is_builtin(f.path(db)));
+            match (own.len(), base.len()) {
+                (0, n) if n > 1 => Some((l, base)),
+                (n, _) if n > 1 => Some((l, own)),
+                _ => None,
+            }
+        })
+        .collect();
     dups.sort_by(|a, b| a.0.cmp(&b.0));
     idx.duplicates = dups;
     idx.labels = idx.map.keys().cloned().collect();
@@ -120,7 +151,10 @@ pub fn index(db: &dyn Db, ws: Workspace) -> Index {
 pub fn catalog(db: &dyn Db, ws: Workspace) -> BTreeMap<String, Vec<Label>> {
     db.log_query("catalog", &"workspace");
     let mut out = BTreeMap::new();
-    for &file in ws.files(db) {
+    // The base's catalog first: the workspace's entries replace its.
+    let (base, own): (Vec<SourceFile>, Vec<SourceFile>) =
+        ws.files(db).iter().partition(|f| is_builtin(f.path(db)));
+    for file in base.into_iter().chain(own) {
         for e in &lower_file(db, file).catalog {
             out.insert(
                 e.package.clone(),
@@ -286,9 +320,13 @@ fn derive(
                 Fetch::Url { urls } => urls[0].ends_with(".whl"),
                 Fetch::Path { path } => path.ends_with(".whl"),
                 Fetch::Debian { file, .. } => file.ends_with(".whl"),
+                Fetch::Cargo { .. } => false,
             };
             if let Fetch::Pypi { version, .. } = &s.fetch {
                 d.version = Some(version.clone());
+            }
+            if let Some(of) = &s.needs {
+                d.inputs.sources = r.expect(of, &[Kind::Source]).into_iter().collect();
             }
             d.action = Action::Fetch {
                 fetch: s.fetch.clone(),
@@ -302,12 +340,55 @@ fn derive(
                     variant,
                     components,
                     packages,
-                } => Action::Mmdebstrap {
-                    suite: suite.clone(),
-                    variant: variant.clone(),
-                    components: components.clone(),
-                    packages: packages.clone(),
-                },
+                    cross,
+                } => {
+                    let platform = &d.platform;
+                    match cross.as_ref().filter(|_| platform.uses_cross()) {
+                        // The target's image, with the host's cross compilers.
+                        Some(c) => {
+                            let host = Arch::host();
+                            let subst = |p: &String| {
+                                p.replace("{triplet}", platform.arch.triplet())
+                                    .replace("{host}", host.debian())
+                            };
+                            let mut pkgs: Vec<String> = packages
+                                .iter()
+                                .filter(|p| !c.replace.contains(p))
+                                .cloned()
+                                .chain(c.packages.iter().map(subst))
+                                .collect();
+                            pkgs.sort();
+                            pkgs.dedup();
+                            let hook = match r.recipe_action(&c.hook, BTreeMap::new(), None) {
+                                Action::Recipe { recipe, .. } => recipe,
+                                _ => RecipeFiles {
+                                    script: c.hook.script.value.clone(),
+                                    files: Vec::new(),
+                                },
+                            };
+                            Action::Mmdebstrap {
+                                suite: suite.clone(),
+                                variant: variant.clone(),
+                                components: components.clone(),
+                                packages: pkgs,
+                                cross: Some(CrossAction {
+                                    host: host.debian().to_string(),
+                                    triplet: platform.arch.triplet().to_string(),
+                                    gcc: c.gcc.clone(),
+                                    unpack: c.unpack.iter().map(subst).collect(),
+                                    hook,
+                                }),
+                            }
+                        }
+                        None => Action::Mmdebstrap {
+                            suite: suite.clone(),
+                            variant: variant.clone(),
+                            components: components.clone(),
+                            packages: packages.clone(),
+                            cross: None,
+                        },
+                    }
+                }
                 ImageSpec::Oci { reference, digest } => Action::OciImage {
                     reference: reference.clone(),
                     digest: digest.clone(),
@@ -376,6 +457,66 @@ fn derive(
             };
             if let Some(rc) = recipe {
                 d.action = r.recipe_action(rc, w.config_settings.clone(), None);
+            }
+        }
+        Body::Set(st) => {
+            d.action = Action::Set;
+            d.inputs.members = st
+                .targets
+                .iter()
+                .filter_map(|l| r.expect(l, &Kind::ALL))
+                .collect();
+        }
+        Body::Test(ts) => {
+            // The set's wheels (sets within it expanded), installed together
+            // in the default image with no packs, each with its test.
+            d.inputs.image = r.image(t, None, cfg);
+            d.inputs.runtime = r.runtime(t, None, cfg, d.inputs.image.as_ref());
+            let mut members: Vec<Label> = Vec::new();
+            let mut seen = std::collections::BTreeSet::new();
+            let mut work: Vec<Label> = ts
+                .targets
+                .iter()
+                .filter_map(|l| r.expect(l, &[Kind::Set]))
+                .collect();
+            while let Some(l) = work.pop() {
+                if !seen.insert(l.clone()) {
+                    continue;
+                }
+                if l.kind == Kind::Set {
+                    if let Ok(sd) = derivation(db, ws, LabelId::new(db, l.clone())) {
+                        work.extend(sd.inputs.members.iter().cloned());
+                    }
+                } else if matches!(l.kind, Kind::Source | Kind::Wheel | Kind::Repair) {
+                    members.push(l);
+                }
+            }
+            members.sort();
+            let rule = |l: &Label| semantic_target(db, ws, LabelId::new(db, l.clone())).clone();
+            let rule_test = |l: &Label| -> Option<String> {
+                let wheel = match rule(l)?.body {
+                    Body::Repair(rp) => rp.wheel.value,
+                    Body::Wheel(_) => l.clone(),
+                    _ => return None,
+                };
+                match rule(&wheel)?.body {
+                    Body::Wheel(w) => w.test,
+                    _ => None,
+                }
+            };
+            let lines: Vec<String> = members
+                .iter()
+                .map(|m| format!("{m}\t{}", rule_test(m).unwrap_or_default()))
+                .collect();
+            d.env.insert("REFINE_TESTS".into(), lines.join("\n"));
+            d.inputs.wheels = members;
+            match cfg.defaults.test_recipe.as_ref() {
+                Some(rc) => d.action = r.recipe_action(rc, BTreeMap::new(), None),
+                None => r.diags.push(
+                    Diagnostic::error(format!("{label} has no recipe"))
+                        .at(t.decl.clone())
+                        .hint("set `test_recipe` in [defaults] of WORKSPACE.toml"),
+                ),
             }
         }
         Body::Repair(rp) => {
@@ -597,92 +738,4 @@ impl Resolver<'_> {
             policy,
         }
     }
-}
-
-/// Every problem in the workspace, in file order: syntax and schema errors,
-/// duplicate labels, unresolved references, cycles.
-#[salsa::tracked(returns(ref))]
-pub fn workspace_diagnostics(db: &dyn Db, ws: Workspace) -> Vec<Diagnostic> {
-    db.log_query("workspace_diagnostics", &"workspace");
-    let mut out = Vec::new();
-    if let Err(d) = config(db, ws) {
-        out.extend(d.iter().cloned());
-        return out;
-    }
-    let mut catalog_files: Vec<Loc> = Vec::new();
-    for &file in ws.files(db) {
-        let lowered = lower_file(db, file);
-        out.extend(lowered.diags.iter().cloned());
-        if let Some(l) = &lowered.catalog_loc {
-            catalog_files.push(l.clone());
-        }
-    }
-    if catalog_files.len() > 1 {
-        let mut d = Diagnostic::error("more than one `[catalog]` table")
-            .at(catalog_files[1].clone())
-            .hint("the package → packs catalog lives in one place: merge the tables");
-        d = d.related(catalog_files[0].clone(), "first `[catalog]` here");
-        out.push(d);
-    }
-    let idx = index(db, ws);
-    for (label, files) in &idx.duplicates {
-        let locs: Vec<Loc> = files
-            .iter()
-            .flat_map(|f| {
-                lower_file(db, *f)
-                    .targets
-                    .iter()
-                    .filter(|t| &t.label == label)
-                    .map(|t| t.decl.clone())
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        let mut d = Diagnostic::error(format!("{label} is declared {} times", locs.len()))
-            .at_opt(locs.get(1).cloned())
-            .label("declared again here")
-            .hint("labels are unique across the workspace: rename or remove one");
-        if let Some(first) = locs.first() {
-            d = d.related(first.clone(), "first declared here");
-        }
-        out.push(d);
-    }
-    // Unresolved references in WORKSPACE.toml's defaults.
-    if let Ok(cfg) = config(db, ws) {
-        let defaults = &cfg.defaults;
-        for r in defaults
-            .image
-            .iter()
-            .chain(&defaults.runtime)
-            .chain(&defaults.build_requires)
-            .chain(&defaults.repair_tools)
-        {
-            if !idx.map.contains_key(&r.value) {
-                out.push(
-                    Diagnostic::error(format!("{} names no target", r.value))
-                        .at(r.loc.clone())
-                        .label("unknown label")
-                        .hint("declare it in a rule file or fix the label"),
-                );
-            }
-        }
-    }
-    for label in &idx.labels {
-        let id = LabelId::new(db, label.clone());
-        if derivation(db, ws, id).is_err() {
-            for diag in located_errors(db, ws, id) {
-                if !out.contains(&diag) {
-                    out.push(diag);
-                }
-            }
-        }
-    }
-    out.extend(super::graph::cycles(db, ws));
-    // File order, then position: the order a reader goes through the files.
-    out.sort_by(|a, b| match (&a.loc, &b.loc) {
-        (Some(x), Some(y)) => (&x.file, x.span.start).cmp(&(&y.file, y.span.start)),
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => std::cmp::Ordering::Equal,
-    });
-    out
 }

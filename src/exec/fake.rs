@@ -9,7 +9,10 @@
 //!
 //! Test controls (host environment, read only by this executor):
 //! `REFINE_FAKE_FAIL=//wheels:a,//packs:b` makes those steps fail;
-//! `REFINE_FAKE_SLEEP_MS=N` makes every step take N ms.
+//! `REFINE_FAKE_SLEEP_MS=N` makes every step take N ms;
+//! `REFINE_FAKE_HOLD=//wheels:a=DIR` makes that step write `DIR/started`,
+//! then wait (at most two minutes) until `DIR/release` exists, so a test can
+//! act while a build is provably in progress.
 
 use super::{ExecError, Executor, ImageRequest, Needs, RunStatus, SandboxSpec};
 use crate::rules::Arch;
@@ -42,6 +45,24 @@ impl Fake {
         std::env::var("REFINE_FAKE_FAIL")
             .map(|v| v.split(',').any(|l| l.trim() == label))
             .unwrap_or(false)
+    }
+
+    fn hold(label: &str) {
+        let Ok(v) = std::env::var("REFINE_FAKE_HOLD") else {
+            return;
+        };
+        let Some((l, dir)) = v.split_once('=') else {
+            return;
+        };
+        if l != label {
+            return;
+        }
+        let dir = Path::new(dir);
+        let _ = fs::write(dir.join("started"), std::process::id().to_string());
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !dir.join("release").exists() && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     fn pause() {
@@ -134,14 +155,15 @@ impl Executor for Fake {
         "fake"
     }
 
-    fn preflight(&self, _needs: &Needs) -> Result<(), ExecError> {
-        Ok(())
+    fn preflight(&self, _needs: &Needs) -> Result<Vec<String>, ExecError> {
+        Ok(Vec::new())
     }
 
     fn run(&self, spec: &SandboxSpec, log: &mut File) -> Result<RunStatus, ExecError> {
         let label = spec.env.get("REFINE_LABEL").cloned().unwrap_or_default();
         self.record("run", &label);
         Fake::pause();
+        Fake::hold(&label);
         writeln!(log, "fake: {}", spec.podman_argv().join(" "))?;
         if Fake::should_fail(&label) {
             writeln!(log, "fake: failing {label} as asked by REFINE_FAKE_FAIL")?;

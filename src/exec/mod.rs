@@ -7,11 +7,14 @@
 //! can be tested (and benchmarked) without containers. The podman argv is
 //! a pure function of the spec and is unit-tested on its own.
 
+#[cfg(feature = "fake-executor")]
 pub mod fake;
+pub mod host;
+pub mod interrupt;
 pub mod podman;
 pub mod spec;
 
-pub use spec::{ImageRequest, Limits, Mount, SandboxSpec};
+pub use spec::{CrossRequest, ImageRequest, Isolation, Limits, Mount, SandboxSpec};
 
 use crate::rules::Arch;
 use std::fs::File;
@@ -23,13 +26,21 @@ pub enum RunStatus {
     Success,
     Failed(i32),
     TimedOut(Duration),
+    /// Stopped because the user interrupted refine (SIGINT, SIGTERM).
+    Interrupted,
 }
 
-/// Failures of the executor itself (not of the recipe it ran).
+/// Failures of the executor itself (not of the recipe it ran): the host's.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     #[error("{message}")]
-    Environment { message: String, hint: String },
+    Environment {
+        message: String,
+        hint: String,
+        /// Every build would meet it (podman cannot start any container):
+        /// the run stops at once.
+        run_wide: bool,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -39,18 +50,38 @@ impl ExecError {
         ExecError::Environment {
             message: message.into(),
             hint: hint.into(),
+            run_wide: false,
+        }
+    }
+
+    /// A host problem that stops the whole run.
+    pub fn host(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        ExecError::Environment {
+            message: message.into(),
+            hint: hint.into(),
+            run_wide: true,
         }
     }
 
     pub fn hint(&self) -> String {
         match self {
             ExecError::Environment { hint, .. } => hint.clone(),
+            ExecError::Io(e) if crate::error::is_disk_full(e) => {
+                "the disk is full: free space (`refine gc --max-size 20G`)".into()
+            }
             ExecError::Io(_) => "check disk space and permissions of the store".into(),
+        }
+    }
+
+    pub fn run_wide(&self) -> bool {
+        match self {
+            ExecError::Environment { run_wide, .. } => *run_wide,
+            ExecError::Io(e) => crate::error::is_disk_full(e),
         }
     }
 }
 
-/// What a run will need from the host, checked once before building.
+/// What a build step needs from the host, checked before it starts.
 #[derive(Clone, Debug, Default)]
 pub struct Needs {
     pub containers: bool,
@@ -62,8 +93,10 @@ pub struct Needs {
 pub trait Executor: Send + Sync {
     fn name(&self) -> &'static str;
 
-    /// Fail early, with a hint, if the host cannot do what the run needs.
-    fn preflight(&self, needs: &Needs) -> Result<(), ExecError>;
+    /// Fail early, with the fixing command, if the host cannot do what the
+    /// step needs (such a failure is run-wide). Returns what is worth
+    /// saying once, e.g. that containers of a dead refine run were stopped.
+    fn preflight(&self, needs: &Needs) -> Result<Vec<String>, ExecError>;
 
     /// Run a recipe in a sandbox; its output lands in `spec.out`.
     fn run(&self, spec: &SandboxSpec, log: &mut File) -> Result<RunStatus, ExecError>;
@@ -83,26 +116,18 @@ pub trait Executor: Send + Sync {
     fn pull_image(&self, reference: &str, arch: Arch) -> Result<(), ExecError>;
 }
 
-/// Whether a qemu-user binfmt handler for `arch` is registered and enabled.
-pub fn binfmt_registered(arch: Arch) -> bool {
-    let p = Path::new("/proc/sys/fs/binfmt_misc").join(format!("qemu-{}", arch.as_str()));
-    std::fs::read_to_string(p).is_ok_and(|s| s.lines().next() == Some("enabled"))
+pub use host::{binfmt_registered, which};
+
+/// Whether results of this executor may leave the machine: only what the
+/// sandbox built is ever pushed to a shared store.
+pub fn pushable(executor: &str) -> bool {
+    executor == "podman"
 }
 
-pub fn binfmt_hint(arch: Arch) -> String {
-    format!(
-        "install qemu-user-static and register it (as root, once per boot): \
-         `[ -d /proc/sys/fs/binfmt_misc/ ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; \
-         cat /usr/lib/binfmt.d/qemu-{a}.conf > /proc/sys/fs/binfmt_misc/register` \
-         (bash .ci/setup does this)",
-        a = arch.as_str()
-    )
-}
-
-/// Find a program on PATH.
-pub fn which(program: &str) -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
+/// Whether a result made by `made_by` may answer a run of `run`: a sandbox
+/// build's always; another executor's (a test's fake) only for a run of
+/// that same executor, never for a podman build. A fixed-output node's
+/// result is its pinned bytes, whatever fetched them.
+pub fn trusts(run: &str, made_by: &str, fixed_output: bool) -> bool {
+    fixed_output || pushable(made_by) || made_by == run
 }

@@ -1,15 +1,26 @@
 //! The real executor: podman for recipes, mmdebstrap for images.
+//!
+//! Every container carries labels naming the refine process that owns it
+//! (`dev.refine.run=<pid>-<start>`), so that a container left behind by a
+//! refine that was killed (SIGKILL leaves no chance to clean up) is found
+//! and stopped by the next refine that runs containers. Children run in
+//! their own process group: refine alone decides when they stop (timeout,
+//! interrupt), and stops the container itself with `podman rm -f`.
 
-use super::{
-    ExecError, Executor, ImageRequest, Needs, RunStatus, SandboxSpec, binfmt_hint,
-    binfmt_registered, which,
-};
+use super::host::{self, Status};
+use super::{ExecError, Executor, ImageRequest, Needs, RunStatus, SandboxSpec, interrupt};
 use crate::rules::Arch;
+use crate::runid::RunId;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// The label that names a container's owner.
+pub const RUN_LABEL: &str = "dev.refine.run";
 
 /// Runs recipes with podman and makes images with mmdebstrap. The programs
 /// can be swapped with `REFINE_PODMAN` and `REFINE_MMDEBSTRAP` (a wrapper, a
@@ -17,6 +28,8 @@ use std::time::{Duration, Instant};
 pub struct Podman {
     program: String,
     mmdebstrap: String,
+    /// Whether this process looked for containers of dead runs yet.
+    swept: Mutex<bool>,
 }
 
 impl Default for Podman {
@@ -24,34 +37,49 @@ impl Default for Podman {
         Podman {
             program: std::env::var("REFINE_PODMAN").unwrap_or_else(|_| "podman".into()),
             mmdebstrap: std::env::var("REFINE_MMDEBSTRAP").unwrap_or_else(|_| "mmdebstrap".into()),
+            swept: Mutex::new(false),
         }
     }
 }
 
-const PODMAN_HINT: &str =
-    "install podman and runc (`apt-get install -y podman runc`), or run `bash .ci/setup` as root";
+/// How a wait for a child ended.
+enum Waited {
+    Exited(std::process::ExitStatus),
+    TimedOut,
+    Interrupted,
+}
 
-/// Wait for a child, killing it (and the container, if named) after `timeout`.
-fn wait_with_timeout(
-    child: &mut Child,
-    timeout: Duration,
-    on_timeout: &dyn Fn(),
-) -> std::io::Result<Option<std::process::ExitStatus>> {
+/// Wait for a child, calling `stop` (then killing the child's process
+/// group) after `timeout` or when the user interrupts refine.
+fn wait_for(child: &mut Child, timeout: Duration, stop: &dyn Fn()) -> std::io::Result<Waited> {
     let start = Instant::now();
     let mut delay = Duration::from_millis(20);
     loop {
         if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
+            return Ok(Waited::Exited(status));
         }
-        if !timeout.is_zero() && start.elapsed() >= timeout {
-            on_timeout();
-            let _ = child.kill();
+        let timed_out = !timeout.is_zero() && start.elapsed() >= timeout;
+        if timed_out || interrupt::requested() {
+            stop();
+            kill_group(child);
             let _ = child.wait();
-            return Ok(None);
+            return Ok(if timed_out {
+                Waited::TimedOut
+            } else {
+                Waited::Interrupted
+            });
         }
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(250));
     }
+}
+
+/// SIGKILL a child and everything in its process group.
+fn kill_group(child: &mut Child) {
+    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+    let _ = child.kill();
 }
 
 /// The last `n` lines of a log file.
@@ -85,13 +113,59 @@ impl Podman {
 
     fn spawn_err(&self, e: std::io::Error) -> ExecError {
         if e.kind() == std::io::ErrorKind::NotFound {
-            ExecError::env(
-                format!("`{}` was not found on PATH", self.program),
-                PODMAN_HINT,
-            )
+            let c = host::podman(&self.program);
+            ExecError::host(c.detail, c.fix.unwrap_or_default())
         } else {
             ExecError::Io(e)
         }
+    }
+
+    /// Stop and remove a container (best effort: it may be gone already).
+    fn remove(&self, name: &str) {
+        let _ = self.quiet(&["rm", "--force", "--time", "2", name]);
+    }
+
+    /// Once per process, before the first container: stop and remove the
+    /// containers of refine runs whose process is gone, and say so; say if
+    /// builds run without a user namespace.
+    fn sweep_dead_runs(&self) -> Vec<String> {
+        let mut swept = self.swept.lock().unwrap_or_else(|e| e.into_inner());
+        if *swept {
+            return Vec::new();
+        }
+        *swept = true;
+        let mut notes = Vec::new();
+        if !host::userns_available() {
+            notes.push(format!("{} (fix: {})", host::USERNS_OFF, host::USERNS_FIX));
+        }
+        let filter = format!("label={RUN_LABEL}");
+        let Ok(out) = self.quiet(&[
+            "ps",
+            "--all",
+            "--filter",
+            &filter,
+            "--format",
+            &format!("{{{{.Names}}}} {{{{index .Labels \"{RUN_LABEL}\"}}}}"),
+        ]) else {
+            return notes;
+        };
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Some((name, tag)) = line.trim().split_once(' ') else {
+                continue;
+            };
+            let Some(owner) = RunId::parse(tag.trim()) else {
+                continue;
+            };
+            if owner.alive() {
+                continue;
+            }
+            self.remove(name);
+            notes.push(format!(
+                "stopped container {name}, left running by a refine run that is gone (pid {})",
+                owner.pid
+            ));
+        }
+        notes
     }
 }
 
@@ -100,41 +174,28 @@ impl Executor for Podman {
         "podman"
     }
 
-    fn preflight(&self, needs: &Needs) -> Result<(), ExecError> {
-        if needs.containers && which(&self.program).is_none() && !Path::new(&self.program).is_file()
-        {
-            return Err(ExecError::env(
-                format!(
-                    "`{}` was not found on PATH; refine runs every build in a podman container",
-                    self.program
-                ),
-                PODMAN_HINT,
-            ));
+    fn preflight(&self, needs: &Needs) -> Result<Vec<String>, ExecError> {
+        let mut checks = Vec::new();
+        if needs.containers {
+            checks.push(host::podman(&self.program));
         }
-        if needs.mmdebstrap
-            && which(&self.mmdebstrap).is_none()
-            && !Path::new(&self.mmdebstrap).is_file()
-        {
-            return Err(ExecError::env(
-                format!(
-                    "`{}` was not found on PATH; refine makes its builder images with mmdebstrap",
-                    self.mmdebstrap
-                ),
-                "install it (`apt-get install -y mmdebstrap`), or pin an OCI image with `oci = \"name@sha256:…\"` in the image rule",
-            ));
-        }
-        for arch in &needs.emulate {
-            if !binfmt_registered(*arch) {
-                return Err(ExecError::env(
-                    format!(
-                        "no qemu-user binfmt handler for {arch} is registered, so {arch} containers cannot run on this {} machine",
-                        Arch::host()
-                    ),
-                    binfmt_hint(*arch),
-                ));
+        if needs.mmdebstrap {
+            checks.push(host::mmdebstrap(&self.mmdebstrap));
+            for arch in &needs.emulate {
+                checks.push(host::arch_test(*arch));
             }
         }
-        Ok(())
+        for arch in &needs.emulate {
+            checks.push(host::binfmt(*arch));
+        }
+        if let Some(c) = checks.into_iter().find(|c| c.status == Status::Fail) {
+            return Err(ExecError::host(c.detail, c.fix.unwrap_or_default()));
+        }
+        Ok(if needs.containers {
+            self.sweep_dead_runs()
+        } else {
+            Vec::new()
+        })
     }
 
     fn run(&self, spec: &SandboxSpec, log: &mut File) -> Result<RunStatus, ExecError> {
@@ -144,43 +205,41 @@ impl Executor for Podman {
             .args(&argv)
             .stdout(log.try_clone()?)
             .stderr(log.try_clone()?)
+            .process_group(0)
             .spawn()
             .map_err(|e| self.spawn_err(e))?;
-        let name = spec.name.clone();
-        let kill = || {
-            let _ = self.quiet(&["kill", &name]);
-            let _ = self.quiet(&["rm", "-f", &name]);
-        };
         let timeout = Duration::from_secs(spec.limits.timeout);
-        match wait_with_timeout(&mut child, timeout, &kill)? {
-            None => Ok(RunStatus::TimedOut(timeout)),
-            Some(st) if st.success() => Ok(RunStatus::Success),
-            Some(st) => {
-                let code = st.code().unwrap_or(-1);
-                if code == 125 {
-                    // podman itself failed: not the recipe's fault.
-                    let t = tail(log, 8);
-                    let hint = if t.contains("rlimit") || t.contains("RLIMIT") {
-                        "podman cannot set resource limits on this host: write \
-                         `[containers] default_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]` and \
-                         `[engine] runtime = \"runc\"` to /etc/containers/containers.conf (bash .ci/setup does this)"
-                            .to_string()
-                    } else if t.contains("image not known") || t.contains("no such image") {
-                        "the builder image is not loaded in podman; run the build again (refine imports it)".into()
-                    } else {
-                        format!(
-                            "podman could not start the container; try `podman run --rm {} true`",
-                            spec.image
-                        )
-                    };
-                    return Err(ExecError::env(
-                        format!("podman failed to run the build container:\n{t}"),
-                        hint,
-                    ));
-                }
-                Ok(RunStatus::Failed(code))
-            }
+        let waited = wait_for(&mut child, timeout, &|| self.remove(&spec.name))?;
+        let st = match waited {
+            Waited::TimedOut => return Ok(RunStatus::TimedOut(timeout)),
+            Waited::Interrupted => return Ok(RunStatus::Interrupted),
+            Waited::Exited(st) => st,
+        };
+        if st.success() {
+            return Ok(RunStatus::Success);
         }
+        let code = st.code().unwrap_or(-1);
+        if code != 125 {
+            return Ok(RunStatus::Failed(code));
+        }
+        // podman itself failed: not the recipe's fault.
+        let t = tail(log, 8);
+        if let Some((what, fix)) = host::diagnose_podman(&t) {
+            return Err(ExecError::host(format!("{what}:\n{t}"), fix));
+        }
+        let hint = if t.contains("image not known") || t.contains("no such image") {
+            "the builder image is not loaded in podman; run the build again (refine imports it)"
+                .to_string()
+        } else {
+            format!(
+                "podman could not start the container; try `podman run --rm {} true`",
+                spec.image
+            )
+        };
+        Err(ExecError::env(
+            format!("podman failed to run the build container:\n{t}"),
+            hint,
+        ))
     }
 
     fn build_image(
@@ -200,25 +259,26 @@ impl Executor for Podman {
             .env("SOURCE_DATE_EPOCH", req.source_date_epoch.to_string())
             .env("LC_ALL", "C")
             .env("TZ", "UTC")
+            .envs(req.cross.iter().flat_map(|c| c.env.iter()))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log.try_clone()?)
+            .process_group(0)
             .spawn()
             .map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
-                    ExecError::env(
-                        "`mmdebstrap` was not found on PATH",
-                        "install it (`apt-get install -y mmdebstrap`)",
-                    )
+                    let c = host::mmdebstrap(&self.mmdebstrap);
+                    ExecError::host(c.detail, c.fix.unwrap_or_default())
                 } else {
                     ExecError::Io(e)
                 }
             })?;
         let timeout = Duration::from_secs(req.timeout);
-        Ok(match wait_with_timeout(&mut child, timeout, &|| {})? {
-            None => RunStatus::TimedOut(timeout),
-            Some(st) if st.success() => RunStatus::Success,
-            Some(st) => RunStatus::Failed(st.code().unwrap_or(-1)),
+        Ok(match wait_for(&mut child, timeout, &|| {})? {
+            Waited::TimedOut => RunStatus::TimedOut(timeout),
+            Waited::Interrupted => RunStatus::Interrupted,
+            Waited::Exited(st) if st.success() => RunStatus::Success,
+            Waited::Exited(st) => RunStatus::Failed(st.code().unwrap_or(-1)),
         })
     }
 
@@ -285,13 +345,24 @@ mod tests {
     use std::io::Write;
 
     #[test]
-    fn timeout_kills_the_child() {
-        let mut child = Command::new("sleep").arg("5").spawn().unwrap();
-        let killed = std::cell::Cell::new(false);
-        let st = wait_with_timeout(&mut child, Duration::from_millis(100), &|| killed.set(true))
+    fn timeout_stops_the_child_and_its_group() {
+        let mut child = Command::new("sh")
+            .args(["-c", "sleep 5 & sleep 5; wait"])
+            .process_group(0)
+            .spawn()
             .unwrap();
-        assert!(st.is_none());
-        assert!(killed.get());
+        let stopped = std::cell::Cell::new(false);
+        let start = Instant::now();
+        let w = wait_for(&mut child, Duration::from_millis(100), &|| {
+            stopped.set(true)
+        })
+        .unwrap();
+        assert!(matches!(w, Waited::TimedOut));
+        assert!(stopped.get());
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "the group was killed"
+        );
     }
 
     #[test]

@@ -1,4 +1,13 @@
 //! Build steps as data, and the podman command lines they become.
+//!
+//! Every build step runs with nothing to spare (build code comes from the
+//! internet): as the unprivileged uid 65534 (`nobody`), in a user namespace
+//! that maps container uids 0–65535 to host uids from [`HOST_UID_BASE`]
+//! (so container root is not host root, and the build's uid owns nothing
+//! of the host), with every capability dropped, `no-new-privileges` (a
+//! setuid program cannot raise them back), a process limit, no network,
+//! the image's root filesystem read-only, and only `/build`, `/out` and a
+//! private `/tmp` writable — `/build` and `/out` by the build's uid only.
 
 use crate::rules::Arch;
 use std::collections::BTreeMap;
@@ -9,6 +18,36 @@ pub struct Mount {
     pub host: PathBuf,
     pub container: String,
     pub read_only: bool,
+}
+
+/// The uid (and gid) builds run as inside the container: `nobody`.
+pub const SANDBOX_UID: u32 = 65534;
+/// Where container uids start on the host, with a user namespace: far
+/// above the ranges /etc/subuid gives people (100000 and up).
+pub const HOST_UID_BASE: u32 = 0x7000_0000;
+/// How many uids the namespace maps.
+pub const USERNS_SIZE: u32 = 65536;
+
+/// The protections a build runs under that depend on the host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Isolation {
+    /// A user namespace (container root is not host root). Off only where
+    /// the host has none (`refine doctor` says so, and so does the build).
+    pub userns: bool,
+    /// At most this many processes (a fork bomb stops here).
+    pub pids_limit: u32,
+}
+
+impl Isolation {
+    /// The host uid the build's files belong to: what `/build` and `/out`
+    /// must be owned by.
+    pub fn host_uid(&self) -> u32 {
+        if self.userns {
+            HOST_UID_BASE + SANDBOX_UID
+        } else {
+            SANDBOX_UID
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -24,6 +63,11 @@ pub struct Limits {
 pub struct SandboxSpec {
     /// Container name (unique per run).
     pub name: String,
+    /// The refine process that owns the container (`RunId::tag`), as the
+    /// `dev.refine.run` label: how a later run finds containers of a dead one.
+    pub owner: String,
+    /// The node, as the `dev.refine.label` label (for people reading `podman ps`).
+    pub label: String,
     /// The image, by a tag that carries its digest.
     pub image: String,
     pub arch: Arch,
@@ -36,8 +80,24 @@ pub struct SandboxSpec {
     pub command: Vec<String>,
     pub workdir: String,
     pub limits: Limits,
+    pub isolation: Isolation,
     /// The host directory mounted at `REFINE_OUT`.
     pub out: PathBuf,
+}
+
+/// The podman flags of the protections every build runs under.
+pub fn protection_args(isolation: &Isolation) -> Vec<String> {
+    let mut a = vec![
+        format!("--user={SANDBOX_UID}:{SANDBOX_UID}"),
+        "--cap-drop=all".into(),
+        "--security-opt=no-new-privileges".into(),
+        format!("--pids-limit={}", isolation.pids_limit),
+    ];
+    if isolation.userns {
+        a.push(format!("--uidmap=0:{HOST_UID_BASE}:{USERNS_SIZE}"));
+        a.push(format!("--gidmap=0:{HOST_UID_BASE}:{USERNS_SIZE}"));
+    }
+    a
 }
 
 impl SandboxSpec {
@@ -55,9 +115,13 @@ impl SandboxSpec {
             "--log-driver=none".into(),
             "--read-only".into(),
             "--hostname=refine".into(),
-            "--user=0:0".into(),
-            format!("--workdir={}", self.workdir),
         ];
+        a.extend(protection_args(&self.isolation));
+        a.extend([
+            format!("--workdir={}", self.workdir),
+            format!("--label={}={}", crate::exec::podman::RUN_LABEL, self.owner),
+            format!("--label=dev.refine.label={}", self.label),
+        ]);
         if self.foreign {
             a.push(format!("--arch={}", self.arch.oci()));
         }
@@ -97,20 +161,47 @@ pub struct ImageRequest {
     pub arch: Arch,
     pub source_date_epoch: i64,
     pub timeout: u64,
+    /// A hybrid image: the host's cross compilers wired in by a hook.
+    pub cross: Option<CrossRequest>,
+}
+
+/// What makes an image hybrid (see `recipes/images/cross-toolchain.sh`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrossRequest {
+    /// The host's Debian architecture, added to the image's.
+    pub host: String,
+    /// The hook script, on the host, run as a setup and a customize hook.
+    pub hook: PathBuf,
+    /// The hook's environment: REFINE_TRIPLET, REFINE_HOST_ARCH, REFINE_GCC,
+    /// REFINE_UNPACK.
+    pub env: BTreeMap<String, String>,
 }
 
 impl ImageRequest {
     /// The mmdebstrap argv (without the program name) writing `out`.
     pub fn mmdebstrap_argv(&self, out: &str) -> Vec<String> {
+        let arches = match &self.cross {
+            Some(c) => format!("{},{}", self.arch.debian(), c.host),
+            None => self.arch.debian().to_string(),
+        };
         let mut a = vec![
             format!("--variant={}", self.variant),
-            format!("--architectures={}", self.arch.debian()),
+            format!("--architectures={arches}"),
             format!("--components={}", self.components.join(",")),
             "--mode=root".into(),
             "--format=tar".into(),
         ];
         if !self.packages.is_empty() {
             a.push(format!("--include={}", self.packages.join(",")));
+        }
+        if let Some(c) = &self.cross {
+            // One script, two phases: apt's settings before anything is
+            // installed, the compilers' wiring after.
+            a.push(format!("--setup-hook=sh {} setup \"$1\"", c.hook.display()));
+            a.push(format!(
+                "--customize-hook=sh {} customize \"$1\"",
+                c.hook.display()
+            ));
         }
         a.push(self.suite.clone());
         a.push(out.into());
@@ -128,6 +219,8 @@ mod tests {
         env.insert("LC_ALL".to_string(), "C".to_string());
         SandboxSpec {
             name: "refine-abc".into(),
+            owner: "4242-1234".into(),
+            label: "//wheels:abc".into(),
             image: "localhost/refine/bookworm:0123".into(),
             arch: Arch::S390x,
             foreign: true,
@@ -151,6 +244,10 @@ mod tests {
                 memory: Some("4g".into()),
                 timeout: 600,
             },
+            isolation: Isolation {
+                userns: true,
+                pids_limit: 4096,
+            },
             out: "/s/tmp/out".into(),
         }
     }
@@ -162,7 +259,10 @@ mod tests {
         assert_eq!(
             s,
             "run --rm --name refine-abc --network=none --pull=never --unsetenv-all --log-driver=none \
-             --read-only --hostname=refine --user=0:0 --workdir=/build --arch=s390x --cpus=2 --memory=4g \
+             --read-only --hostname=refine --user=65534:65534 --cap-drop=all \
+             --security-opt=no-new-privileges --pids-limit=4096 --uidmap=0:1879048192:65536 \
+             --gidmap=0:1879048192:65536 --workdir=/build --label=dev.refine.run=4242-1234 \
+             --label=dev.refine.label=//wheels:abc --arch=s390x --cpus=2 --memory=4g \
              --timeout=660 --volume /s/trees/aa:/opt/packs/zlib:ro --volume /s/tmp/out:/out:rw \
              --env LC_ALL=C --env REFINE_OUT=/out localhost/refine/bookworm:0123 /bin/sh /refine/recipe/r.sh"
         );
@@ -187,11 +287,27 @@ mod tests {
             arch: Arch::S390x,
             source_date_epoch: 1,
             timeout: 10,
+            cross: None,
         };
         assert_eq!(
             r.mmdebstrap_argv("/t/i.tar").join(" "),
             "--variant=minbase --architectures=s390x --components=main --mode=root --format=tar \
              --include=gcc,python3 bookworm /t/i.tar"
+        );
+        let hybrid = ImageRequest {
+            cross: Some(CrossRequest {
+                host: "amd64".into(),
+                hook: "/s/tmp/cross-hook.sh".into(),
+                env: BTreeMap::new(),
+            }),
+            ..r
+        };
+        assert_eq!(
+            hybrid.mmdebstrap_argv("/t/i.tar").join(" "),
+            "--variant=minbase --architectures=s390x,amd64 --components=main --mode=root \
+             --format=tar --include=gcc,python3 \
+             --setup-hook=sh /s/tmp/cross-hook.sh setup \"$1\" \
+             --customize-hook=sh /s/tmp/cross-hook.sh customize \"$1\" bookworm /t/i.tar"
         );
     }
 }

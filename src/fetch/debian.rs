@@ -97,6 +97,41 @@ fn apt_tool_error(e: std::io::Error) -> FetchError {
     }
 }
 
+/// Refresh refine's private deb-src lists (for `refine doctor`): how many
+/// apt sources they were made from, on success.
+pub fn check_sources(store: &LocalStore) -> Result<usize, FetchError> {
+    let _guard = APT.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = store.root().join("apt");
+    fs::create_dir_all(dir.join("lists/partial"))?;
+    let lock = File::create(dir.join("lock"))?;
+    lock.lock()?;
+    let n = write_src_lists(&dir)?;
+    if n == 0 {
+        return Err(FetchError::Tool {
+            message: "this machine has no apt sources to download Debian source packages from"
+                .into(),
+            hint: "configure apt (/etc/apt/sources.list.d), or use `url` sources".into(),
+        });
+    }
+    let out = Command::new("apt-get")
+        .args(apt_opts(&dir))
+        .arg("update")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(apt_tool_error)?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(FetchError::Network {
+            message: format!(
+                "`apt-get update` of the deb-src lists failed: {}",
+                err.lines().last().unwrap_or("").trim()
+            ),
+            hint: "check that the machine's apt mirrors are reachable (apt-get update)".into(),
+        });
+    }
+    Ok(n)
+}
+
 pub fn fetch(
     package: &str,
     version: &str,

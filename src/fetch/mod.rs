@@ -18,11 +18,16 @@
 //! Every file is checked against its pin before it enters the store; a
 //! mismatch shows both digests and stores nothing.
 
+pub mod cargo;
 mod debian;
 mod http;
 mod pypi;
+pub mod unpack;
 
+pub use debian::check_sources as check_debian_sources;
 pub use http::client;
+pub use pypi::check_index as check_pip_index;
+pub use pypi::{IndexFile, download_file, index_flags, list_project};
 
 use crate::key::{Digest, Sha256Writer};
 use crate::rules::Fetch;
@@ -90,10 +95,20 @@ pub fn fetch(
     what: &str,
     ws_root: &Path,
     store: &LocalStore,
+    input: Option<(&Path, &str)>,
     log: &mut File,
 ) -> Result<Fetched, FetchError> {
     let tmp = store.tmp_dir()?;
     let (path, name) = match fetch {
+        Fetch::Cargo { of, lock } => {
+            let Some((sdist, name)) = input else {
+                return Err(FetchError::NotFound {
+                    message: format!("{what}: {of} has no file to vendor the crates of"),
+                    hint: "`cargo = …` names the sdist source whose Cargo.lock to vendor".into(),
+                });
+            };
+            cargo::vendor(sdist, name, lock.as_deref(), tmp.path(), log)?
+        }
         Fetch::Path { path } => {
             let src = ws_root.join(path);
             if !src.is_file() {
@@ -171,7 +186,7 @@ pub fn fetch(
     })
 }
 
-fn file_name(p: &str) -> String {
+pub fn file_name(p: &str) -> String {
     p.rsplit('/').next().unwrap_or(p).to_string()
 }
 

@@ -49,15 +49,18 @@ fn pip_config() -> Option<PipConfig> {
     serde_json::from_slice(&out.stdout).ok()
 }
 
-/// A file an index lists.
-#[derive(Debug, Clone)]
-struct Listed {
-    filename: String,
-    url: String,
-    sha256: Option<String>,
+/// A file an index lists for a project (PEP 691 JSON, or PEP 503 HTML).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexFile {
+    pub filename: String,
+    /// Absolute: joined with the page it was listed on (or `file://`).
+    pub url: String,
+    pub sha256: Option<String>,
+    pub requires_python: Option<String>,
+    pub yanked: bool,
 }
 
-fn parse_json_listing(text: &str) -> Vec<Listed> {
+fn parse_json_listing(text: &str) -> Vec<IndexFile> {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
         return Vec::new();
     };
@@ -67,10 +70,14 @@ fn parse_json_listing(text: &str) -> Vec<Listed> {
             files
                 .iter()
                 .filter_map(|f| {
-                    Some(Listed {
+                    Some(IndexFile {
                         filename: f["filename"].as_str()?.to_string(),
                         url: f["url"].as_str()?.to_string(),
                         sha256: f["hashes"]["sha256"].as_str().map(str::to_string),
+                        requires_python: f["requires-python"].as_str().map(str::to_string),
+                        // PEP 691: false, or true / a reason.
+                        yanked: f["yanked"].as_bool().unwrap_or(false)
+                            || f["yanked"].as_str().is_some(),
                     })
                 })
                 .collect()
@@ -78,49 +85,203 @@ fn parse_json_listing(text: &str) -> Vec<Listed> {
         .unwrap_or_default()
 }
 
-/// PEP 503 HTML: `<a href="URL#sha256=HEX">FILENAME</a>`.
-fn parse_html_listing(text: &str) -> Vec<Listed> {
+/// The value of attribute `name` in an HTML start tag's attribute text,
+/// entity-decoded.
+fn attribute(attrs: &str, name: &str) -> Option<String> {
+    let mut rest = attrs;
+    while let Some(i) = rest.find(name) {
+        let before_ok = i == 0 || rest.as_bytes()[i - 1].is_ascii_whitespace();
+        let after = &rest[i + name.len()..];
+        let after_trim = after.trim_start();
+        if before_ok && let Some(v) = after_trim.strip_prefix('=') {
+            let v = v.trim_start();
+            let (q, body) = match v.chars().next() {
+                Some(q @ ('"' | '\'')) => (q, &v[1..]),
+                _ => {
+                    let end = v.find(|c: char| c.is_ascii_whitespace()).unwrap_or(v.len());
+                    return Some(unescape(&v[..end]));
+                }
+            };
+            let end = body.find(q)?;
+            return Some(unescape(&body[..end]));
+        }
+        if before_ok
+            && !after_trim.starts_with('=')
+            && (after.is_empty() || after.starts_with([' ', '/']))
+        {
+            // A boolean attribute (`data-yanked`).
+            return Some(String::new());
+        }
+        rest = after;
+    }
+    None
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+/// PEP 503 HTML: `<a href="URL#sha256=HEX" data-requires-python="…">FILENAME</a>`.
+fn parse_html_listing(text: &str) -> Vec<IndexFile> {
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(i) = rest.find("<a ") {
         rest = &rest[i + 3..];
-        let Some(h) = rest.find("href=\"") else { break };
-        let after = &rest[h + 6..];
-        let Some(end) = after.find('"') else { break };
-        let href = after[..end].replace("&amp;", "&");
         // The tag ends at the first `>` outside quotes.
         let mut quote = None;
-        let Some(gt) = after[end + 1..]
-            .char_indices()
-            .find_map(|(i, c)| match (quote, c) {
-                (None, '"' | '\'') => {
-                    quote = Some(c);
-                    None
-                }
-                (Some(q), c) if c == q => {
-                    quote = None;
-                    None
-                }
-                (None, '>') => Some(i + end + 1),
-                _ => None,
-            })
-        else {
+        let Some(gt) = rest.char_indices().find_map(|(i, c)| match (quote, c) {
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                None
+            }
+            (Some(q), c) if c == q => {
+                quote = None;
+                None
+            }
+            (None, '>') => Some(i),
+            _ => None,
+        }) else {
             break;
         };
-        let Some(close) = after[gt..].find("</a>") else {
+        let attrs = &rest[..gt];
+        let Some(close) = rest[gt..].find("</a>") else {
             break;
         };
-        let filename = after[gt + 1..gt + close].trim().to_string();
+        let filename = unescape(rest[gt + 1..gt + close].trim());
+        rest = &rest[gt + close..];
+        let Some(href) = attribute(attrs, "href") else {
+            continue;
+        };
         let (url, frag) = href.split_once('#').unwrap_or((href.as_str(), ""));
-        let sha256 = frag.strip_prefix("sha256=").map(str::to_string);
-        out.push(Listed {
+        out.push(IndexFile {
             filename,
             url: url.to_string(),
-            sha256,
+            sha256: frag.strip_prefix("sha256=").map(str::to_string),
+            requires_python: attribute(attrs, "data-requires-python"),
+            yanked: attribute(attrs, "data-yanked").is_some(),
         });
-        rest = &after[gt + close..];
     }
     out
+}
+
+/// Every file that pip's configured find-links directories and indexes
+/// list for `name`. Local find-links files are hashed only if `local`
+/// accepts their name. The first index error is returned only if nothing
+/// at all was listed.
+fn list_files(
+    cfg: &PipConfig,
+    name: &str,
+    local: &dyn Fn(&str) -> bool,
+    log: &mut dyn FnMut(String),
+) -> Result<Vec<IndexFile>, FetchError> {
+    let project = normalize_name(name);
+    let mut out = Vec::new();
+    for fl in &cfg.find_links {
+        let dir = Path::new(fl.strip_prefix("file://").unwrap_or(fl));
+        if !dir.is_dir() {
+            continue;
+        }
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        names.sort();
+        for path in names {
+            let f = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if !local(&f) || !is_file_of(&f, &project) {
+                continue;
+            }
+            out.push(IndexFile {
+                sha256: Some(sha256_file(&path)?.0.hex().to_string()),
+                url: format!("file://{}", path.display()),
+                filename: f,
+                requires_python: None,
+                yanked: false,
+            });
+        }
+    }
+    let mut pages: Vec<String> = Vec::new();
+    if !cfg.no_index {
+        pages.push(format!(
+            "{}/{project}/",
+            cfg.index_url.trim_end_matches('/')
+        ));
+        pages.extend(
+            cfg.extra_index_urls
+                .iter()
+                .map(|i| format!("{}/{project}/", i.trim_end_matches('/'))),
+        );
+    }
+    // Remote find-links pages list files of every project.
+    pages.extend(
+        cfg.find_links
+            .iter()
+            .filter(|f| f.starts_with("http"))
+            .cloned(),
+    );
+    let mut last_err = None;
+    for page in &pages {
+        log(format!("fetch: listing {}", redact(page)));
+        let (ctype, text) =
+            match get_text(page, "application/vnd.pypi.simple.v1+json, text/html;q=0.1") {
+                Ok(t) => t,
+                Err(e) => {
+                    last_err = Some(e);
+                    continue;
+                }
+            };
+        let listed = if ctype.contains("json") {
+            parse_json_listing(&text)
+        } else {
+            parse_html_listing(&text)
+        };
+        let base = reqwest::Url::parse(page).ok();
+        out.extend(
+            listed
+                .into_iter()
+                .filter(|f| is_file_of(&f.filename, &project))
+                .map(|mut f| {
+                    if let Some(u) = base.as_ref().and_then(|b| b.join(&f.url).ok()) {
+                        f.url = u.to_string();
+                    }
+                    f
+                }),
+        );
+    }
+    if out.is_empty()
+        && let Some(e) = last_err
+        && !matches!(e, FetchError::NotFound { .. })
+    {
+        return Err(e);
+    }
+    Ok(out)
+}
+
+/// Whether a sdist or wheel file name is of the (normalized) project.
+fn is_file_of(filename: &str, project: &str) -> bool {
+    let lower = filename.to_ascii_lowercase();
+    let name = if let Some(stem) = lower.strip_suffix(".whl") {
+        stem.split('-').next().unwrap_or("").to_string()
+    } else if let Some(stem) = [".tar.gz", ".zip", ".tar.bz2", ".tar.xz"]
+        .iter()
+        .find_map(|ext| lower.strip_suffix(ext))
+    {
+        stem.rsplit_once('-')
+            .map(|(n, _)| n.to_string())
+            .unwrap_or_default()
+    } else {
+        return false;
+    };
+    normalize_name(&name) == project
 }
 
 /// Whether `filename` is a `dist` of `name` at `version`.
@@ -168,84 +329,25 @@ pub fn fetch(
         )?;
         return pip_download(name, version, dist, tmp, log);
     };
-    let mut seen: Vec<Listed> = Vec::new();
-    // Local find-links directories first: no network at all.
-    for fl in &cfg.find_links {
-        let dir = Path::new(fl.strip_prefix("file://").unwrap_or(fl));
-        if !dir.is_dir() {
-            continue;
-        }
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let f = e.file_name().to_string_lossy().into_owned();
-            if is_dist_of(&f, name, version, dist) {
-                let (d, _) = sha256_file(&e.path())?;
-                if &d == pin {
-                    writeln!(log, "fetch: found {f} in find-links {}", dir.display())?;
-                    let dest = tmp.join(&f);
-                    std::fs::copy(e.path(), &dest)?;
-                    return Ok((dest, f));
-                }
-            }
-        }
-    }
-    let mut indexes: Vec<String> = Vec::new();
-    if !cfg.no_index {
-        indexes.push(cfg.index_url.clone());
-        indexes.extend(cfg.extra_index_urls.iter().cloned());
-    }
-    indexes.extend(
-        cfg.find_links
-            .iter()
-            .filter(|f| f.starts_with("http"))
-            .cloned(),
+    let mut lines = Vec::new();
+    let listed = list_files(
+        &cfg,
+        name,
+        &|f| is_dist_of(f, name, version, dist),
+        &mut |l| lines.push(l),
     );
-    let project = normalize_name(name);
-    let mut last_err = None;
-    for index in &indexes {
-        let page = if cfg.find_links.contains(index) {
-            index.clone()
-        } else {
-            format!("{}/{project}/", index.trim_end_matches('/'))
-        };
-        writeln!(log, "fetch: listing {}", redact(&page))?;
-        let (ctype, text) = match get_text(
-            &page,
-            "application/vnd.pypi.simple.v1+json, text/html;q=0.1",
-        ) {
-            Ok(t) => t,
-            Err(e) => {
-                last_err = Some(e);
-                continue;
-            }
-        };
-        let listed = if ctype.contains("json") {
-            parse_json_listing(&text)
-        } else {
-            parse_html_listing(&text)
-        };
-        let hit = listed.iter().find(|l| {
-            l.sha256.as_deref() == Some(pin.hex()) && is_dist_of(&l.filename, name, version, dist)
-        });
-        if let Some(l) = hit {
-            let url = reqwest::Url::parse(&page)
-                .and_then(|b| b.join(&l.url))
-                .map(|u| u.to_string())
-                .unwrap_or_else(|_| l.url.clone());
-            let dest = tmp.join(file_name(&l.filename));
-            writeln!(log, "fetch: downloading {}", l.filename)?;
-            download(&url, &dest)?;
-            return Ok((dest, l.filename.clone()));
-        }
-        seen.extend(
-            listed
-                .into_iter()
-                .filter(|l| is_dist_of(&l.filename, name, version, dist)),
-        );
+    for l in lines {
+        writeln!(log, "{l}")?;
     }
-    if seen.is_empty()
-        && let Some(e) = last_err
-    {
-        return Err(e);
+    let seen: Vec<IndexFile> = listed?
+        .into_iter()
+        .filter(|l| is_dist_of(&l.filename, name, version, dist))
+        .collect();
+    if let Some(l) = seen.iter().find(|l| l.sha256.as_deref() == Some(pin.hex())) {
+        let dest = tmp.join(file_name(&l.filename));
+        writeln!(log, "fetch: downloading {}", redact(&l.url))?;
+        download_file(l, &dest)?;
+        return Ok((dest, l.filename.clone()));
     }
     let listing: Vec<String> = seen
         .iter()
@@ -270,6 +372,79 @@ pub fn fetch(
         },
         hint: "check the name, version and dist, and pin the sha256 of the file you want (`pip download --no-deps` then `sha256sum`)".into(),
     })
+}
+
+/// The index settings pip is configured with, as command-line flags of
+/// pip and uv (`--index-url`, `--extra-index-url`, `--find-links`,
+/// `--no-index`): other tools reach the same index without refine naming
+/// one.
+pub fn index_flags() -> Vec<String> {
+    let Some(cfg) = pip_config() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if cfg.no_index {
+        out.push("--no-index".to_string());
+    } else {
+        out.push(format!("--index-url={}", cfg.index_url));
+        for e in &cfg.extra_index_urls {
+            out.push(format!("--extra-index-url={e}"));
+        }
+    }
+    for f in &cfg.find_links {
+        out.push(format!("--find-links={f}"));
+    }
+    out
+}
+
+/// Every file the configured indexes (and find-links directories) list
+/// for a project.
+pub fn list_project(name: &str) -> Result<Vec<IndexFile>, FetchError> {
+    let cfg = pip_config().ok_or_else(|| FetchError::Tool {
+        message: format!(
+            "pip's configuration cannot be read with `{} -m pip`",
+            host_python()
+        ),
+        hint: "apt-get install -y python3-pip".into(),
+    })?;
+    list_files(&cfg, name, &|_| true, &mut |_| {})
+}
+
+/// Download (or copy, for `file://`) an index file; its sha256.
+pub fn download_file(f: &IndexFile, dest: &Path) -> Result<Digest, FetchError> {
+    if let Some(p) = f.url.strip_prefix("file://") {
+        std::fs::copy(p, dest)?;
+        return Ok(sha256_file(dest)?.0);
+    }
+    download(&f.url, dest)
+}
+
+/// Whether the index pip is configured with answers (for `refine doctor`):
+/// what was asked, on success. A 404 for the probe project is an answer.
+pub fn check_index() -> Result<String, FetchError> {
+    let cfg = pip_config().ok_or_else(|| FetchError::Tool {
+        message: format!(
+            "pip's configuration cannot be read with `{} -m pip`; refine reaches the package index through pip",
+            host_python()
+        ),
+        hint: "apt-get install -y python3-pip".into(),
+    })?;
+    if cfg.no_index {
+        return Ok(format!(
+            "pip uses no index, only find-links: {}",
+            cfg.find_links.join(", ")
+        ));
+    }
+    let page = format!("{}/pip/", cfg.index_url.trim_end_matches('/'));
+    match get_text(
+        &page,
+        "application/vnd.pypi.simple.v1+json, text/html;q=0.1",
+    ) {
+        Ok(_) | Err(FetchError::NotFound { .. }) => {
+            Ok(format!("pip's index {} answers", redact(&cfg.index_url)))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Hide credentials in an index URL before it is logged.
@@ -385,6 +560,22 @@ mod tests {
         assert_eq!(l[0].filename, "six-1.16.0.tar.gz");
         assert_eq!(l[0].url, "../../packages/aa/six-1.16.0.tar.gz");
         assert!(l[0].sha256.as_deref().unwrap().starts_with("1e61c374"));
+        assert_eq!(l[0].requires_python.as_deref(), Some(">=2.7"));
+        assert!(!l[0].yanked);
+        // PEP 503's attributes, entity-encoded, in any order; a yanked file.
+        let html = "<a data-requires-python=\"&gt;=3.8, !=3.9.*\" href='x/a-1.0-py3-none-any.whl#sha256=ab' data-yanked>a-1.0-py3-none-any.whl</a>\n\
+                    <a href=\"x/a-1.1.tar.gz\" data-yanked=\"broken &amp; bad\">a-1.1.tar.gz</a>";
+        let l = parse_html_listing(html);
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[0].url, "x/a-1.0-py3-none-any.whl");
+        assert_eq!(l[0].requires_python.as_deref(), Some(">=3.8, !=3.9.*"));
+        assert!(l[0].yanked && l[1].yanked);
+        assert_eq!(l[1].sha256, None);
+        assert!(is_file_of("A-1.1.tar.gz", "a") && !is_file_of("ab-1.1.tar.gz", "a"));
+        assert!(is_file_of(
+            "zope.interface-6.0-cp311-cp311-linux_s390x.whl",
+            "zope-interface"
+        ));
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! wheel normalization): every key changes with it.
 
 mod digest;
+pub mod sign;
 
 pub use digest::{Digest, DigestError, Sha256Writer, sha256_bytes, sha256_file};
 
@@ -23,7 +24,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// Folded into every key. See the module documentation for when to bump it.
-pub const KEY_VERSION: u32 = 1;
+///
+/// History: 1, the first; 2, builds run as an unprivileged uid in a user
+/// namespace with no capabilities (their outputs were checked to be the
+/// same bytes, but what a build can do changed).
+pub const KEY_VERSION: u32 = 2;
 
 /// A preimage value.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -1,6 +1,6 @@
 //! `refine build`: run the graph, then deliver the wheels.
 
-use super::{ExecutorKind, Session};
+use super::Session;
 use crate::error::{Error, ErrorClass, Result};
 use crate::eval::Graph;
 use crate::rules::Kind;
@@ -15,11 +15,12 @@ pub struct BuildArgs {
     pub jobs: Option<usize>,
     pub keep_going: bool,
     pub out_dir: Option<PathBuf>,
-    pub executor: ExecutorKind,
     pub remote: Option<String>,
     pub push: bool,
     pub offline: bool,
     pub insecure: bool,
+    /// The verb the history records the run under (default "build").
+    pub verb: Option<&'static str>,
 }
 
 pub struct BuildReport {
@@ -27,6 +28,10 @@ pub struct BuildReport {
     pub results: Vec<NodeResult>,
     pub out_dir: PathBuf,
     pub manifest: Option<PathBuf>,
+    /// What the hint catalog says about the failures.
+    pub suggestions: Vec<super::hints::Suggestion>,
+    /// The run's id in the store's history, if it was recorded.
+    pub run: Option<i64>,
 }
 
 impl BuildReport {
@@ -43,6 +48,9 @@ impl BuildReport {
             .collect();
         if failed.is_empty() {
             return None;
+        }
+        if crate::exec::interrupt::requested() {
+            return Some(Error::new(ErrorClass::Interrupted, "interrupted"));
         }
         let class = failed
             .iter()
@@ -66,15 +74,35 @@ pub fn build(s: &Session, args: &BuildArgs, sink: &dyn EventSink) -> Result<Buil
     t.mark("resolve targets");
     let graph = s.graph(&labels)?;
     t.mark("load graph");
+    run_graph(s, graph, args, sink)
+}
+
+/// Run `graph` (its requested nodes and what they need) and deliver.
+pub fn run_graph(
+    s: &Session,
+    graph: Graph,
+    args: &BuildArgs,
+    sink: &dyn EventSink,
+) -> Result<BuildReport> {
+    let mut t = super::Timings::start();
     let store = s.open_store()?;
     // Shared: many builds at once; `refine gc` waits for them.
     let _store_lock = store.store_lock(false)?;
-    let exec = super::executor(args.executor);
+    let exec = super::executor(s.executor);
     let remote = super::remote::open(s, args.remote.as_deref(), args.offline, args.insecure)?;
     // One wave of existence checks for every key already known, before the
     // run: pulls then skip the keys the remote does not have.
-    if let Some(r) = &remote {
-        let plan = super::plan::plan_graph(&graph, &store);
+    if let Some(r) = remote.as_ref().filter(|r| !r.trusts_anyone()) {
+        sink.event(&crate::sched::Event::Warning {
+            label: None,
+            message: format!(
+                "remote {}: no key is trusted here, so no result on it is used (set `trusted_keys` in [store], or --trusted-key NAME:BASE64)",
+                r.url
+            ),
+        });
+    }
+    if let Some(r) = remote.as_ref().filter(|r| r.trusts_anyone()) {
+        let plan = super::plan::plan_graph(&graph, &store, s.executor.name());
         let items: Vec<(crate::rules::Label, crate::key::Key)> = plan
             .iter()
             .filter(|e| e.status == super::plan::PlanStatus::Build)
@@ -94,8 +122,40 @@ pub fn build(s: &Session, args: &BuildArgs, sink: &dyn EventSink) -> Result<Buil
         .jobs
         .or(s.config.sandbox.jobs)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // Each node's platform, as the history records it.
+    type Seen = (&'static str, &'static str, bool);
+    let platforms: std::collections::HashMap<crate::rules::Label, Seen> = graph
+        .nodes
+        .iter()
+        .map(|n| {
+            let p = &n.derivation.platform;
+            (
+                n.label().clone(),
+                (p.arch.as_str(), p.toolchain_name(), n.requested),
+            )
+        })
+        .collect();
+    let default_platform = (s.platform.arch.as_str(), s.platform.toolchain_name(), false);
+    let platform_of = |l: &crate::rules::Label| {
+        let (a, t, r) = platforms.get(l).copied().unwrap_or(default_platform);
+        (a.to_string(), t.to_string(), r)
+    };
+    let recorder = super::history::Recorder::begin(
+        store.root(),
+        format!(
+            "{} {}",
+            args.verb.unwrap_or("build"),
+            args.patterns.join(" ")
+        )
+        .trim(),
+        &s.root,
+        s.platform.arch.as_str(),
+        s.platform.toolchain_name(),
+        sink,
+        &platform_of,
+    );
     let cfg = RunConfig {
-        ws_root: &s.root,
+        sources: &s.sources,
         store: &store,
         exec: exec.as_ref(),
         remote: remote.as_ref().map(|r| r as &dyn crate::remote::Remote),
@@ -104,11 +164,45 @@ pub fn build(s: &Session, args: &BuildArgs, sink: &dyn EventSink) -> Result<Buil
         jobs,
         keep_going: args.keep_going,
         force: HashSet::new(),
-        sink,
+        sink: match &recorder {
+            Some(r) => r,
+            None => sink,
+        },
+        durations: super::history::durations(store.root()),
     };
     t.mark("open store");
     let results = sched::run(&graph, &cfg);
     t.mark("run graph");
+    let mut report = BuildReport {
+        graph,
+        results,
+        out_dir: PathBuf::new(),
+        manifest: None,
+        suggestions: Vec::new(),
+        run: recorder.as_ref().map(|r| r.run),
+    };
+    report.suggestions = super::hints::for_report(s, &report);
+    if let Some(r) = &recorder {
+        let hints: Vec<(crate::rules::Label, String)> = report
+            .suggestions
+            .iter()
+            .map(|x| {
+                let mut h = x.message.clone();
+                if let Some(e) = &x.edit {
+                    h.push_str(&format!("; {e}"));
+                }
+                (x.label.clone(), h)
+            })
+            .collect();
+        r.end(&report.results, &hints);
+    }
+    let BuildReport {
+        graph,
+        results,
+        suggestions,
+        run,
+        ..
+    } = report;
     let out_dir = args.out_dir.clone().unwrap_or_else(|| s.root.join("dist"));
     let manifest = deliver(&store, &graph, &results, &out_dir)?;
     t.mark("deliver wheels");
@@ -119,6 +213,8 @@ pub fn build(s: &Session, args: &BuildArgs, sink: &dyn EventSink) -> Result<Buil
         results,
         out_dir,
         manifest,
+        suggestions,
+        run,
     })
 }
 
@@ -136,7 +232,9 @@ pub fn deliver(
         .iter()
         .zip(results)
         .filter(|(node, _)| {
-            node.requested && matches!(node.derivation.label.kind, Kind::Wheel | Kind::Repair)
+            node.requested
+                && (matches!(node.derivation.label.kind, Kind::Wheel | Kind::Repair)
+                    || node.derivation.is_wheel_source)
         })
         .map(|(_, r)| r)
         .collect();

@@ -219,7 +219,7 @@ pub fn explain(s: &Session, target: &str, against: Against) -> Result<Explanatio
     };
     let graph = s.graph(&labels)?;
     let store = s.open_store()?;
-    let plan = plan_graph(&graph, &store);
+    let plan = plan_graph(&graph, &store, s.executor.name());
     // Current preimages: dependency digests from what the store has now
     // (a dependency that must rebuild first shows as "<unknown>").
     let mut outputs: HashMap<&Label, Digest> = HashMap::new();

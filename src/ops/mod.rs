@@ -5,12 +5,22 @@
 //! session and return data for the printer; they never print.
 
 pub mod build;
+pub mod doctor;
 pub mod explain;
+pub mod hints;
+pub mod history;
+pub mod import;
+pub mod index;
+pub mod init;
+pub mod key;
 pub mod plan;
 pub mod query;
 pub mod remote;
+pub mod serve;
 pub mod share;
 pub mod snapshot;
+pub mod store;
+pub mod test;
 pub mod verify;
 
 use crate::diag::{Diagnostic, render_all};
@@ -19,9 +29,10 @@ use crate::eval::{
     Database, Graph, Overrides, SourceFile, Workspace, load_graph, resolve_in,
     workspace_diagnostics,
 };
-use crate::rules::config::{CONFIG_FILE, Config};
+use crate::rules::config::{BaseMode, CONFIG_FILE, Config};
 use crate::rules::{Arch, Label, Pattern, Platform};
 use crate::store::LocalStore;
+use crate::workspace::Files;
 use std::path::{Path, PathBuf};
 
 /// Phase timings on stderr when `REFINE_TIMINGS` is set (for profiling a
@@ -57,10 +68,26 @@ pub struct GlobalOpts {
     pub store: Option<PathBuf>,
     pub arch: Option<String>,
     pub policy: Option<String>,
+    pub executor: ExecutorKind,
+    /// `--toolchain`: cross or emulated, overriding [platform] toolchain.
+    pub toolchain: Option<String>,
+    /// Public keys whose pulled results are used, beside `[store] trusted_keys`.
+    pub trusted_keys: Vec<String>,
+    /// The key pushes are signed with (default: `<store>/keys/signing.key`).
+    pub signing_key: Option<PathBuf>,
+    /// A rule file to leave out (`refine import` regenerating its own file,
+    /// which may not evaluate any more).
+    pub without: Option<String>,
 }
 
 pub struct Session {
     pub root: PathBuf,
+    /// The workspace's files, and the built-in base behind them.
+    pub sources: Files,
+    /// What runs build steps (podman, but for refine's own tests).
+    pub executor: ExecutorKind,
+    pub trusted_keys: Vec<String>,
+    pub signing_key: Option<PathBuf>,
     pub config: Config,
     pub platform: Platform,
     pub store_path: PathBuf,
@@ -88,9 +115,9 @@ fn evaluate(
     config_text: &str,
     files: &[(String, String)],
     overrides: &Overrides,
-    root: &Path,
+    sources: &Files,
 ) -> Evaluated {
-    let db = Database::new(root);
+    let db = Database::new(sources.clone());
     let config = SourceFile::new(&db, CONFIG_FILE.to_string(), config_text.to_string());
     let inputs: Vec<SourceFile> = files
         .iter()
@@ -112,11 +139,30 @@ impl Session {
             })?);
         }
         overrides.policy = opts.policy.clone();
+        if let Some(t) = &opts.toolchain {
+            overrides.toolchain =
+                Some(crate::rules::config::Toolchain::parse(t).ok_or_else(|| {
+                    Error::user(format!("--toolchain: unknown toolchain `{t}`"))
+                        .hint("use cross (the host's compilers for the target) or emulated")
+                })?);
+        }
         let config_text = crate::workspace::read(&root, CONFIG_FILE)?;
+        // The built-in base stands behind the workspace's own files unless
+        // it says `base = "none"` (a config that does not parse keeps it:
+        // its errors are reported either way).
+        let builtin = crate::rules::config::parse_config(&config_text)
+            .map_or(true, |c| c.base == BaseMode::Builtin);
+        let sources = Files::new(&root, builtin);
         let mut files = Vec::new();
         for rel in crate::workspace::rule_files(&root)? {
+            if opts.without.as_deref() == Some(rel.as_str()) {
+                continue;
+            }
             let text = crate::workspace::read(&root, &rel)?;
             files.push((rel, text));
+        }
+        if builtin {
+            files.extend(crate::workspace::base::Base::get().rule_files());
         }
         t.mark("read rule files");
         let ovr = format!("{overrides:?}");
@@ -127,7 +173,7 @@ impl Session {
         if let Ok(config) = crate::rules::config::parse_config(&config_text) {
             let store_path = store_path(opts.store.as_deref(), &config, &root)?;
             let snap_path = snapshot::path(&store_path, &root, &ovr);
-            if let Some(snap) = snapshot::load(&snap_path, &fingerprint, &root) {
+            if let Some(snap) = snapshot::load(&snap_path, &fingerprint, &sources) {
                 let mut platform = config.platform.clone();
                 if let Some(a) = overrides.arch {
                     platform.arch = a;
@@ -135,10 +181,17 @@ impl Session {
                 if let Some(p) = &overrides.policy {
                     platform.policy = p.clone();
                 }
+                if let Some(t) = overrides.toolchain {
+                    platform.toolchain = t;
+                }
                 let (labels, full) = snap.into_parts();
                 t.mark("reuse evaluation");
                 return Ok(Session {
                     root,
+                    sources,
+                    executor: opts.executor,
+                    trusted_keys: opts.trusted_keys.clone(),
+                    signing_key: opts.signing_key.clone(),
                     config,
                     platform,
                     store_path,
@@ -153,7 +206,7 @@ impl Session {
             }
         }
 
-        let ev = evaluate(&config_text, &files, &overrides, &root);
+        let ev = evaluate(&config_text, &files, &overrides, &sources);
         warm_up(&ev.db, ev.ws);
         t.mark("evaluate (parallel)");
         let diags: Vec<Diagnostic> = workspace_diagnostics(&ev.db, ev.ws)
@@ -163,18 +216,18 @@ impl Session {
             .collect();
         t.mark("check workspace");
         if !diags.is_empty() {
-            return Err(rule_errors(&root, &diags));
+            return Err(rule_errors(&sources, &diags));
         }
         let config = match crate::eval::config(&ev.db, ev.ws) {
             Ok(c) => c.clone(),
-            Err(d) => return Err(rule_errors(&root, d)),
+            Err(d) => return Err(rule_errors(&sources, d)),
         };
         let platform = crate::eval::platform(&ev.db, ev.ws)
             .clone()
             .ok_or_else(|| Error::internal("no platform after a clean evaluation"))?;
         let store_path = store_path(opts.store.as_deref(), &config, &root)?;
         let labels = crate::eval::index(&ev.db, ev.ws).labels.clone();
-        let full = load_graph(&ev.db, ev.ws, &labels).map_err(|d| rule_errors(&root, &d))?;
+        let full = load_graph(&ev.db, ev.ws, &labels).map_err(|d| rule_errors(&sources, &d))?;
         t.mark("load graph");
         let aux = ev
             .db
@@ -190,6 +243,10 @@ impl Session {
         let _ = cell.set(ev);
         Ok(Session {
             root,
+            sources,
+            executor: opts.executor,
+            trusted_keys: opts.trusted_keys.clone(),
+            signing_key: opts.signing_key.clone(),
             config,
             platform,
             store_path,
@@ -205,12 +262,32 @@ impl Session {
 
     /// The salsa database of this workspace (made on first use).
     pub fn evaluated(&self) -> &Evaluated {
-        self.eval
-            .get_or_init(|| evaluate(&self.config_text, &self.files, &self.overrides, &self.root))
+        self.eval.get_or_init(|| {
+            evaluate(
+                &self.config_text,
+                &self.files,
+                &self.overrides,
+                &self.sources,
+            )
+        })
     }
 
     pub fn open_store(&self) -> Result<LocalStore> {
         Ok(LocalStore::open(&self.store_path)?)
+    }
+
+    /// The graph of every target of the workspace.
+    pub fn all(&self) -> &Graph {
+        &self.full
+    }
+
+    /// Where the target in use under `label` is declared: `file:line` for
+    /// the workspace's, `builtin:file:line` for the built-in base's.
+    pub fn origin(&self, label: &Label) -> Option<String> {
+        let n = self.full.get(label)?;
+        let text = self.sources.read_text(&n.decl.file)?;
+        let (line, _) = crate::diag::line_col(&text, n.decl.span.start);
+        Some(format!("{}:{line}", n.decl.file))
     }
 
     /// Every label of the workspace, sorted.
@@ -241,17 +318,42 @@ impl Session {
             })?;
             parsed.push(p);
         }
-        resolve_in(&self.labels, &parsed).map_err(|d| {
+        let own = |l: &Label| {
+            self.full
+                .get(l)
+                .is_none_or(|n| !crate::eval::is_builtin(&n.decl.file))
+        };
+        let labels = resolve_in(&self.labels, &parsed, &own).map_err(|d| {
             let mut e = Error::user(match d.as_slice() {
                 [one] => one.message.clone(),
                 _ => format!("{} targets name nothing", d.len()),
             });
             e.hint = d.iter().find_map(|x| x.hint.clone());
             if d.len() > 1 {
-                e.rendered = Some(render_diags(&self.root, &d));
+                e.rendered = Some(render_diags(&self.sources, &d));
             }
             e
-        })
+        })?;
+        Ok(self.expand_sets(labels))
+    }
+
+    /// A set stands for its members (sets of sets too), in order.
+    pub fn expand_sets(&self, labels: Vec<Label>) -> Vec<Label> {
+        let mut out: Vec<Label> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut work: Vec<Label> = labels.into_iter().rev().collect();
+        while let Some(l) = work.pop() {
+            if !seen.insert(l.clone()) {
+                continue;
+            }
+            match self.full.get(&l) {
+                Some(n) if l.kind == crate::rules::Kind::Set => {
+                    work.extend(n.derivation.inputs.members.iter().rev().cloned());
+                }
+                _ => out.push(l),
+            }
+        }
+        out
     }
 
     /// The graph of `labels` and everything they need.
@@ -260,7 +362,7 @@ impl Session {
     }
 
     pub fn render(&self, diags: &[Diagnostic]) -> String {
-        render_diags(&self.root, diags)
+        render_diags(&self.sources, diags)
     }
 }
 
@@ -307,11 +409,11 @@ impl Session {
     }
 }
 
-pub fn render_diags(root: &Path, diags: &[Diagnostic]) -> String {
-    render_all(diags, &|f| std::fs::read_to_string(root.join(f)).ok())
+pub fn render_diags(sources: &Files, diags: &[Diagnostic]) -> String {
+    render_all(diags, &|f| sources.read_text(f))
 }
 
-fn rule_errors(root: &Path, diags: &[Diagnostic]) -> Error {
+fn rule_errors(root: &Files, diags: &[Diagnostic]) -> Error {
     let n = diags.iter().filter(|d| d.is_error()).count();
     let mut e = Error::new(
         ErrorClass::User,
@@ -323,22 +425,47 @@ fn rule_errors(root: &Path, diags: &[Diagnostic]) -> Error {
 
 /// `--store` > `REFINE_STORE` > `[store] path` > `$XDG_CACHE_HOME/refine` > `~/.cache/refine`.
 fn store_path(flag: Option<&Path>, config: &Config, root: &Path) -> Result<PathBuf> {
+    if flag.is_none()
+        && std::env::var_os("REFINE_STORE").is_none_or(|p| p.is_empty())
+        && let Some(p) = &config.store.path
+    {
+        return Ok(match p.strip_prefix("~/") {
+            Some(rest) => home()?.join(rest),
+            None => root.join(p),
+        });
+    }
+    default_store_path(flag)
+}
+
+fn home() -> Result<PathBuf> {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .ok_or_else(|| Error::env("HOME is not set").hint("pass --store DIR"))
+}
+
+/// The store whose history to read: the workspace's if there is one,
+/// else the default.
+pub fn history_store(opts: &GlobalOpts) -> Result<PathBuf> {
+    match crate::workspace::locate(opts.workspace.as_deref()) {
+        Ok(root) => {
+            let text = crate::workspace::read(&root, CONFIG_FILE)?;
+            match crate::rules::config::parse_config(&text) {
+                Ok(c) => store_path(opts.store.as_deref(), &c, &root),
+                Err(_) => default_store_path(opts.store.as_deref()),
+            }
+        }
+        Err(_) => default_store_path(opts.store.as_deref()),
+    }
+}
+
+/// The store without a workspace: `--store` > `REFINE_STORE` >
+/// `$XDG_CACHE_HOME/refine` > `~/.cache/refine`.
+pub fn default_store_path(flag: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = flag {
         return Ok(std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
     }
     if let Some(p) = std::env::var_os("REFINE_STORE").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
-    }
-    let home = || {
-        std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .ok_or_else(|| Error::env("HOME is not set").hint("pass --store DIR"))
-    };
-    if let Some(p) = &config.store.path {
-        return Ok(match p.strip_prefix("~/") {
-            Some(rest) => home()?.join(rest),
-            None => root.join(p),
-        });
     }
     if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(x).join("refine"));
@@ -351,13 +478,36 @@ fn store_path(flag: Option<&Path>, config: &Config, root: &Path) -> Result<PathB
 pub enum ExecutorKind {
     #[default]
     Podman,
-    /// Records steps and writes plausible outputs; for tests and benchmarks.
+    /// Records steps and writes plausible outputs; only in builds of
+    /// refine's own tests and benchmarks (the `fake-executor` feature).
+    #[cfg(feature = "fake-executor")]
     Fake,
+}
+
+impl ExecutorKind {
+    /// The name results are recorded with (see `ActionResult::executor`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ExecutorKind::Podman => "podman",
+            #[cfg(feature = "fake-executor")]
+            ExecutorKind::Fake => "fake",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ExecutorKind> {
+        match s {
+            "podman" => Some(ExecutorKind::Podman),
+            #[cfg(feature = "fake-executor")]
+            "fake" => Some(ExecutorKind::Fake),
+            _ => None,
+        }
+    }
 }
 
 pub fn executor(kind: ExecutorKind) -> Box<dyn crate::exec::Executor> {
     match kind {
         ExecutorKind::Podman => Box::new(crate::exec::podman::Podman::default()),
+        #[cfg(feature = "fake-executor")]
         ExecutorKind::Fake => Box::new(crate::exec::fake::Fake::default()),
     }
 }

@@ -52,7 +52,8 @@ pub struct PlanEntry {
 }
 
 /// Compute what is knowable of every node's key and cache state.
-pub fn plan_graph(graph: &Graph, store: &LocalStore) -> Vec<PlanEntry> {
+/// What a build of `graph` with `executor` would do, node by node.
+pub fn plan_graph(graph: &Graph, store: &LocalStore, executor: &str) -> Vec<PlanEntry> {
     let mut outputs: HashMap<&Label, Digest> = HashMap::new();
     let mut entries: Vec<PlanEntry> = Vec::with_capacity(graph.nodes.len());
     for node in &graph.nodes {
@@ -92,11 +93,19 @@ pub fn plan_graph(graph: &Graph, store: &LocalStore) -> Vec<PlanEntry> {
         }
         let pre = d.preimage(&|l| graph.digest_for(l, |x| outputs.get(x).cloned()));
         let key = pre.key();
+        // Another executor's result would not answer the build.
+        let trusts = |e: &str| crate::exec::trusts(executor, e, d.fixed_output().is_some());
         let cached = store
-            .indexed_hit(d.platform.arch.as_str(), &label.to_string(), &key, false)
+            .indexed_hit(
+                d.platform.arch.as_str(),
+                &label.to_string(),
+                &key,
+                false,
+                &trusts,
+            )
             .map(|(o, _)| o)
             .or_else(|| match store.lookup(&key) {
-                Lookup::Hit(r, _) => Some(r.output),
+                Lookup::Hit(r, _) if trusts(&r.executor) => Some(r.output),
                 _ => None,
             });
         let (status, output) = match cached {
@@ -141,7 +150,7 @@ pub fn plan_with_remote(
     let labels = s.resolve(patterns)?;
     let graph = s.graph(&labels)?;
     let store = s.open_store()?;
-    let mut entries = plan_graph(&graph, &store);
+    let mut entries = plan_graph(&graph, &store, s.executor.name());
     if let Some(r) = remote {
         let idx: Vec<usize> = (0..entries.len())
             .filter(|&i| entries[i].status == PlanStatus::Build)

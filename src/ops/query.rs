@@ -108,6 +108,8 @@ pub fn dot(g: &Graph) -> String {
             Kind::Pack => "folder",
             Kind::Wheel => "box",
             Kind::Repair => "box",
+            Kind::Set => "folder",
+            Kind::Test => "note",
         };
         let style = if n.requested { ", style=bold" } else { "" };
         out.push_str(&format!("  \"{}\" [shape={shape}{style}];\n", n.label()));

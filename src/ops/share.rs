@@ -58,7 +58,7 @@ pub fn push(
     let remote = remote_for(s, remote, insecure)?;
     let graph = closure(s, patterns)?;
     let store = s.open_store()?;
-    let plan = plan_graph(&graph, &store);
+    let plan = plan_graph(&graph, &store, s.executor.name());
     let todo: Vec<(Label, Option<Key>)> = plan
         .iter()
         .map(|e| {
@@ -119,6 +119,13 @@ pub fn pull(
     insecure: bool,
 ) -> Result<Vec<(Label, Moved)>> {
     let remote = remote_for(s, remote, insecure)?;
+    if !remote.trusts_anyone() {
+        return Err(Error::user(format!(
+            "no key is trusted here, so nothing from {} would be used",
+            remote.url
+        ))
+        .hint("set `trusted_keys` in [store] of WORKSPACE.toml, or pass --trusted-key NAME:BASE64 (what `refine key show` prints on the pushing machine)"));
+    }
     let graph = closure(s, patterns)?;
     let store = s.open_store()?;
     let mut outputs: HashMap<Label, crate::key::Digest> = HashMap::new();

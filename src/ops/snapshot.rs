@@ -106,14 +106,14 @@ pub fn path(store: &Path, root: &Path, overrides: &str) -> PathBuf {
 }
 
 /// The snapshot at `path`, if it was made from exactly these inputs.
-pub fn load(path: &Path, fingerprint: &str, root: &Path) -> Option<Snapshot> {
+pub fn load(path: &Path, fingerprint: &str, sources: &crate::workspace::Files) -> Option<Snapshot> {
     let bytes = std::fs::read(path).ok()?;
     let s: Snapshot = postcard::from_bytes(&bytes).ok()?;
     if s.format != FORMAT || s.fingerprint != fingerprint {
         return None;
     }
     for (rel, digest) in &s.aux {
-        if &crate::eval::read_digest(root, rel) != digest {
+        if &sources.digest(rel) != digest {
             return None;
         }
     }

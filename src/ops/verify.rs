@@ -17,7 +17,6 @@ use super::Session;
 use super::build::BuildArgs;
 use crate::error::{Error, Result};
 use crate::key::{Digest, Key, Preimage};
-use crate::remote::oci::OciRemote;
 use crate::sched::{self, EventSink, RunConfig, Verdict};
 use crate::store::{EntryKind, LocalStore, Tree, Verification};
 use std::collections::HashSet;
@@ -41,6 +40,9 @@ pub struct Checked {
     /// What differs, for each round that differed.
     pub differences: Vec<String>,
     pub agree: bool,
+    /// Against the remote: who signed its result ("refine-ci", trusted), or
+    /// why its signature is not accepted.
+    pub signed: Option<String>,
 }
 
 pub struct VerifyReport {
@@ -64,7 +66,7 @@ pub fn verify(
     let graph = s.graph(&labels)?;
     let store = s.open_store()?;
     let _lock = store.store_lock(false)?;
-    let exec = super::executor(args.executor);
+    let exec = super::executor(s.executor);
     let remote = match against {
         Against::Remote => Some(
             super::remote::open(s, args.remote.as_deref(), false, args.insecure)?.ok_or_else(
@@ -80,7 +82,7 @@ pub fn verify(
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mut cfg = RunConfig {
-        ws_root: &s.root,
+        sources: &s.sources,
         store: &store,
         exec: exec.as_ref(),
         remote: None,
@@ -90,6 +92,7 @@ pub fn verify(
         keep_going: true,
         force: HashSet::new(),
         sink,
+        durations: Default::default(),
     };
     // Everything built (or found) once, as a build would.
     let base = sched::run(&graph, &cfg);
@@ -111,9 +114,16 @@ pub fn verify(
     let mut checked = Vec::new();
     for &i in &targets {
         let key = base[i].key.clone();
-        let reference = match (&remote, &key) {
-            (Some(r), Some(k)) => remote_output(r, graph.nodes[i].label(), k),
-            _ => base[i].output.clone(),
+        let (reference, signed) = match (&remote, &key) {
+            (Some(r), Some(k)) => match r.signer_of(graph.nodes[i].label(), k) {
+                Ok(Some((output, Ok(name)))) => {
+                    (output, Some(format!("signed by {name} (trusted)")))
+                }
+                Ok(Some((output, Err(why)))) => (output, Some(format!("not trusted: {why}"))),
+                Ok(None) => (None, Some("not on the remote".into())),
+                Err(e) => (None, Some(format!("remote: {e}"))),
+            },
+            _ => (base[i].output.clone(), None),
         };
         let round_outputs: Vec<Option<Digest>> = runs
             .iter()
@@ -163,18 +173,84 @@ pub fn verify(
             rounds: round_outputs,
             differences,
             agree,
+            signed,
         });
     }
     store.flush();
     Ok(VerifyReport { checked })
 }
 
-/// The output digest the remote holds for a key.
-fn remote_output(r: &OciRemote, label: &crate::rules::Label, key: &Key) -> Option<Digest> {
-    let repo = crate::remote::oci::repo_name(&r.url.prefix, label);
-    let (bytes, _) = r.registry().get_manifest(&repo, &key.0).ok()??;
-    let m: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    Digest::parse(m["annotations"]["dev.refine.output"].as_str()?).ok()
+/// Build the targets with both toolchains of a foreign target (the host's
+/// cross compilers and the target's own, emulated) and compare outputs:
+/// hybrid builds must give the emulated build's bytes.
+pub fn across_toolchains(
+    opts: &super::GlobalOpts,
+    patterns: &[String],
+    jobs: Option<usize>,
+    sink: &dyn EventSink,
+) -> Result<VerifyReport> {
+    use crate::rules::config::Toolchain;
+    let mine = Session::load(opts)?;
+    if !mine.platform.is_foreign() {
+        return Err(Error::user(format!(
+            "{} is this machine's architecture: there is only the native toolchain",
+            mine.platform.arch
+        ))
+        .hint("compare toolchains for a foreign target, e.g. --arch s390x"));
+    }
+    let other_tc = match mine.platform.toolchain {
+        Toolchain::Cross => Toolchain::Emulated,
+        Toolchain::Emulated => Toolchain::Cross,
+    };
+    let theirs = Session::load(&super::GlobalOpts {
+        toolchain: Some(other_tc.as_str().to_string()),
+        ..opts.clone()
+    })?;
+    // The wheels are compared in the store, not delivered.
+    let out = tempfile::tempdir().map_err(Error::from)?;
+    let args = BuildArgs {
+        patterns: patterns.to_vec(),
+        jobs,
+        keep_going: true,
+        offline: true,
+        out_dir: Some(out.path().to_path_buf()),
+        ..BuildArgs::default()
+    };
+    let a = super::build::build(&mine, &args, sink)?;
+    let b = super::build::build(&theirs, &args, sink)?;
+    let store = mine.open_store()?;
+    let mut checked = Vec::new();
+    for (na, ra) in a.graph.nodes.iter().zip(&a.results) {
+        if !na.requested {
+            continue;
+        }
+        let Some(rb) = b.graph.by_label.get(na.label()).map(|&i| &b.results[i]) else {
+            continue;
+        };
+        let mut differences = Vec::new();
+        match (&ra.output, &rb.output) {
+            (Some(x), Some(y)) if x != y => {
+                differences.push(format!(
+                    "{}: {x}, {}: {y}",
+                    mine.platform.toolchain.as_str(),
+                    other_tc.as_str()
+                ));
+                differences.extend(diff_outputs(&store, y, x));
+            }
+            (Some(_), Some(_)) => {}
+            _ => differences.push("one of the builds failed (see its log)".into()),
+        }
+        checked.push(Checked {
+            label: na.label().to_string(),
+            key: ra.key.clone(),
+            reference: rb.output.clone(),
+            rounds: vec![ra.output.clone()],
+            agree: differences.is_empty(),
+            differences,
+            signed: None,
+        });
+    }
+    Ok(VerifyReport { checked })
 }
 
 /// Human-readable differences between two output trees in the store.

@@ -1,8 +1,13 @@
 //! Registry credentials and auth challenges.
 //!
 //! Credentials come, in this order, from `REFINE_REGISTRY_USERNAME` and
-//! `REFINE_REGISTRY_PASSWORD`, from the file `REGISTRY_AUTH_FILE` names, or
-//! from `~/.docker/config.json` (the `auths` entry of the registry's host).
+//! `REFINE_REGISTRY_PASSWORD`, then from the auth files podman, skopeo and
+//! docker write, where they look for them: `REGISTRY_AUTH_FILE`,
+//! `$XDG_RUNTIME_DIR/containers/auth.json` (root: `/run/containers/0/`),
+//! `~/.config/containers/auth.json`, then docker's `config.json`
+//! (`$DOCKER_CONFIG` or `~/.docker`). Each file is read by the
+//! `docker_credential` crate, so `auths` entries, `credHelpers` and
+//! `credsStore` (a `docker-credential-<name>` helper program) all work.
 //! They are sent only to the registry and its token realm, and never
 //! printed, logged or put in a key: [`Credentials`] has no `Display` and its
 //! `Debug` hides the secret.
@@ -47,37 +52,60 @@ impl Credentials {
         ) {
             return Some(Credentials::new(&u, &p));
         }
-        let mut files: Vec<PathBuf> = Vec::new();
-        if let Some(f) = std::env::var_os("REGISTRY_AUTH_FILE") {
-            files.push(f.into());
-        }
-        if let Some(h) = std::env::var_os("HOME") {
-            files.push(PathBuf::from(h).join(".docker/config.json"));
-        }
-        files.into_iter().find_map(|f| from_auth_file(&f, host))
+        auth_files()
+            .into_iter()
+            .find_map(|f| from_auth_file(&f, host))
     }
 }
 
+/// The auth files podman and docker use, in the order they use them.
+fn auth_files() -> Vec<PathBuf> {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let mut files: Vec<PathBuf> = Vec::new();
+    files.extend(env("REGISTRY_AUTH_FILE"));
+    match env("XDG_RUNTIME_DIR") {
+        Some(d) => files.push(d.join("containers/auth.json")),
+        None => files.push(PathBuf::from(format!(
+            "/run/containers/{}/auth.json",
+            rustix::process::getuid().as_raw()
+        ))),
+    }
+    if let Some(h) = env("HOME") {
+        files.push(h.join(".config/containers/auth.json"));
+    }
+    match env("DOCKER_CONFIG") {
+        Some(d) => files.push(d.join("config.json")),
+        None => files.extend(env("HOME").map(|h| h.join(".docker/config.json"))),
+    }
+    files
+}
+
+/// The credentials a docker/podman auth file holds for `host` (an `auths`
+/// entry or a credential helper), under any of the keys tools write.
 fn from_auth_file(path: &std::path::Path, host: &str) -> Option<Credentials> {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    let auths = v["auths"].as_object()?;
-    let entry = auths.iter().find_map(|(k, e)| {
-        let k = k
-            .trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .trim_end_matches('/');
-        (k == host).then_some(e)
-    })?;
-    if let Some(a) = entry["auth"].as_str() {
-        let raw = base64::engine::general_purpose::STANDARD.decode(a).ok()?;
-        let raw = String::from_utf8(raw).ok()?;
-        let (u, p) = raw.split_once(':')?;
-        return Some(Credentials::new(u, p));
-    }
-    match (entry["username"].as_str(), entry["password"].as_str()) {
-        (Some(u), Some(p)) => Some(Credentials::new(u, p)),
-        _ => None,
-    }
+    let bytes = std::fs::read(path).ok()?;
+    [
+        host.to_string(),
+        format!("https://{host}"),
+        format!("http://{host}"),
+        format!("https://{host}/v2/"),
+    ]
+    .iter()
+    .find_map(|server| {
+        match docker_credential::get_credential_from_reader(&bytes[..], server) {
+            Ok(docker_credential::DockerCredential::UsernamePassword(u, p)) => {
+                Some(Credentials::new(&u, &p))
+            }
+            // Identity tokens are OAuth refresh tokens of docker's own
+            // registry login; registries refine talks to use basic or
+            // bearer auth with a user name and a password.
+            Ok(docker_credential::DockerCredential::IdentityToken(_)) | Err(_) => None,
+        }
+    })
 }
 
 /// What a `WWW-Authenticate` header asks for.

@@ -16,6 +16,7 @@
 
 use super::registry::{MANIFEST_TYPE, Registry, read_small};
 use super::{Remote, RemoteError};
+use crate::key::sign::{self, SigningKeyFile, Trust, Untrusted};
 use crate::key::{Digest, Key, Preimage, sha256_bytes};
 use crate::rules::Label;
 use crate::store::archive::{MEDIA_TYPE as TREE_TYPE, archive_to_file, unpack_tree_archive};
@@ -73,7 +74,20 @@ pub struct OciRemote {
     reg: Registry,
     /// What an existence check already said about a key.
     known: Mutex<HashMap<String, bool>>,
+    /// Whose results are used.
+    trust: Trust,
+    /// What this machine signs its pushes with.
+    signer: Option<SigningKeyFile>,
 }
+
+/// A remote result's output digest, and who signed it (or why that is not
+/// accepted here).
+pub type SignedBy = (Option<Digest>, Result<String, Untrusted>);
+
+/// The most entries a pulled tree may have (CPython's runtime has ~7,000).
+pub const MAX_PULLED_ENTRIES: usize = 65_536;
+/// The most a build log layer may be.
+const MAX_LOG: u64 = 1 << 30;
 
 /// Repository names are lowercase; `+` and uppercase in target names map
 /// to `-` and lowercase (the tag, the key, keeps them apart).
@@ -124,16 +138,66 @@ struct ResultConfig {
     /// The output tree's manifest text.
     tree: String,
     preimage: serde_json::Value,
+    /// What built it; only `podman` results are pushed or used.
+    #[serde(default)]
+    executor: String,
 }
 
 impl OciRemote {
-    pub fn new(url: OciUrl, insecure: bool) -> Result<OciRemote, RemoteError> {
+    pub fn new(
+        url: OciUrl,
+        insecure: bool,
+        trust: Trust,
+        signer: Option<SigningKeyFile>,
+    ) -> Result<OciRemote, RemoteError> {
         let creds = super::auth::Credentials::find(&url.host);
         Ok(OciRemote {
             reg: Registry::new(&url.host, insecure, creds)?,
             url,
             known: Mutex::new(HashMap::new()),
+            trust,
+            signer,
         })
+    }
+
+    /// Whether any key is trusted: without one, no pulled result is used.
+    pub fn trusts_anyone(&self) -> bool {
+        !self.trust.keys.is_empty()
+    }
+
+    /// Who signed the result of `key` on the remote, and whether that
+    /// signer is trusted here: `Ok(name)` or why not; `None` if there is no
+    /// such result. For `refine verify --against remote`.
+    pub fn signer_of(&self, label: &Label, key: &Key) -> Result<Option<SignedBy>, RemoteError> {
+        let repo = self.repo(label);
+        let Some((bytes, _)) = self.reg.get_manifest(&repo, &key.0)? else {
+            return Ok(None);
+        };
+        let m: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| RemoteError(format!("{repo}:{}: bad manifest: {e}", key.short())))?;
+        let ann = &m["annotations"];
+        let output = ann["dev.refine.output"]
+            .as_str()
+            .and_then(|o| Digest::parse(o).ok());
+        Ok(Some((output, self.check_signature(ann, label, key))))
+    }
+
+    /// The signature a manifest's annotations carry, checked against what
+    /// they say the result is.
+    fn check_signature(
+        &self,
+        ann: &serde_json::Value,
+        label: &Label,
+        key: &Key,
+    ) -> Result<String, Untrusted> {
+        let output = ann["dev.refine.output"].as_str().unwrap_or_default();
+        let version = ann["dev.refine.version"].as_str().unwrap_or_default();
+        let msg = sign::message(&key.0, output, output, &label.to_string(), version);
+        self.trust.check(
+            ann["dev.refine.signer"].as_str(),
+            ann["dev.refine.signature"].as_str(),
+            &msg,
+        )
     }
 
     pub fn registry(&self) -> &Registry {
@@ -207,6 +271,11 @@ impl Remote for OciRemote {
         key: &Key,
         local: &LocalStore,
     ) -> Result<Option<(ActionResult, Tree)>, RemoteError> {
+        // Without a trusted key nothing pulled could be used (said once per
+        // run by the caller).
+        if !self.trusts_anyone() {
+            return Ok(None);
+        }
         if self
             .known
             .lock()
@@ -224,6 +293,15 @@ impl Remote for OciRemote {
             .map_err(|e| RemoteError(format!("{repo}:{}: bad manifest: {e}", key.short())))?;
         let bad =
             |what: &str| RemoteError(format!("{repo}:{}: {what}; treated as a miss", key.short()));
+        // Who built it, before anything else is downloaded.
+        let ann = &m["annotations"];
+        if let Err(why) = self.check_signature(ann, label, key) {
+            return Err(RemoteError(format!(
+                "{repo}:{}: not used: {why}; built here instead",
+                key.short()
+            )));
+        }
+        let signed_output = ann["dev.refine.output"].as_str().unwrap_or_default();
         let config_digest = Digest::parse(m["config"]["digest"].as_str().unwrap_or_default())
             .map_err(|_| bad("the manifest has no config digest"))?;
         let config = read_small(&self.reg, &repo, &config_digest)?
@@ -235,11 +313,35 @@ impl Remote for OciRemote {
         if pre.key() != *key || cfg.key != key.0 {
             return Err(bad("its preimage does not hash to the key"));
         }
-        let tree = Tree::decode(&cfg.tree).map_err(|e| bad(&format!("bad tree ({e})")))?;
+        if !crate::exec::pushable(&cfg.executor) {
+            return Err(bad("it was not built in the sandbox"));
+        }
+        if cfg.output.to_string() != signed_output || cfg.label != label.to_string() {
+            return Err(bad("its config is not the result its signature covers"));
+        }
+        // Confinement: `Tree::decode` refuses paths under symlinks, links
+        // out of the tree, duplicates.
+        let tree = Tree::decode(&cfg.tree).map_err(|e| bad(&format!("refused its tree: {e}")))?;
         if tree.digest() != cfg.output {
             return Err(bad("its tree does not match its output digest"));
         }
+        if tree.entries.len() > MAX_PULLED_ENTRIES {
+            return Err(bad(&format!(
+                "refused its tree: {} entries, more than the {MAX_PULLED_ENTRIES} refine accepts",
+                tree.entries.len()
+            )));
+        }
+        let free = local.free_space();
+        if tree.total_size() > free {
+            return Err(bad(&format!(
+                "its output ({} bytes) does not fit in the {free} bytes free for the store",
+                tree.total_size()
+            )));
+        }
         let layers = m["layers"].as_array().cloned().unwrap_or_default();
+        if layers.len() > 2 {
+            return Err(bad("refused: more layers than an output and its log"));
+        }
         let mut log = None;
         for layer in &layers {
             let media = layer["mediaType"].as_str().unwrap_or_default();
@@ -247,8 +349,16 @@ impl Remote for OciRemote {
                 .map_err(|_| bad("a layer has no digest"))?;
             match media {
                 FILE_TYPE => {
+                    // A single-file output is that file, nothing else.
+                    let size = match tree.entries.as_slice() {
+                        [e] => match &e.kind {
+                            EntryKind::File { digest, size, .. } if *digest == d => *size,
+                            _ => return Err(bad("refused: its file layer is not its output")),
+                        },
+                        _ => return Err(bad("refused: a file layer for a tree of many entries")),
+                    };
                     if !local.has_blob(&d) {
-                        self.fetch_into_store(&repo, &d, local, key)?;
+                        self.fetch_into_store(&repo, &d, local, key, size)?;
                     }
                 }
                 TREE_TYPE => {
@@ -258,16 +368,26 @@ impl Remote for OciRemote {
                     let path = tmp.path().join("layer.tar.zst");
                     let mut f =
                         std::fs::File::create(&path).map_err(|e| RemoteError(e.to_string()))?;
-                    if !self.reg.get_blob(&repo, &d, &mut f)? {
+                    // tar adds a header per entry and padding; zstd hardly
+                    // grows what it cannot compress.
+                    let max = tree.total_size()
+                        + tree.total_size() / 64
+                        + 2048 * (tree.entries.len() as u64 + 2)
+                        + (1 << 20);
+                    if !self.reg.get_blob(&repo, &d, &mut f, max)? {
                         return Err(bad(&format!("the tag exists but blob {d} is missing")));
                     }
                     drop(f);
                     let f = std::fs::File::open(&path).map_err(|e| RemoteError(e.to_string()))?;
-                    unpack_tree_archive(local, f, &cfg.output).map_err(|e| bad(&e.to_string()))?;
+                    unpack_tree_archive(local, f, &tree).map_err(|e| bad(&e.to_string()))?;
                 }
                 // The log is provenance, not output: a missing one is no miss.
                 LOG_TYPE => {
-                    if local.has_blob(&d) || self.fetch_into_store(&repo, &d, local, key).is_ok() {
+                    if local.has_blob(&d)
+                        || self
+                            .fetch_into_store(&repo, &d, local, key, MAX_LOG)
+                            .is_ok()
+                    {
                         log = Some(d);
                     }
                 }
@@ -292,6 +412,7 @@ impl Remote for OciRemote {
             created: cfg.created,
             refine_version: cfg.refine_version,
             arch: cfg.arch,
+            executor: cfg.executor,
         };
         local
             .put_action(key, &result, &pre)
@@ -308,6 +429,17 @@ impl Remote for OciRemote {
         preimage: &Preimage,
         local: &LocalStore,
     ) -> Result<(), RemoteError> {
+        if !crate::exec::pushable(&result.executor) {
+            return Err(RemoteError(format!(
+                "{label} was built by the {} executor, not in the sandbox: not pushed",
+                result.executor
+            )));
+        }
+        let Some(signer) = &self.signer else {
+            return Err(RemoteError(
+                "not pushed: results are pushed signed, and this machine has no signing key (`refine key generate`, or --signing-key FILE)".into(),
+            ));
+        };
         let repo = self.repo(label);
         if self.reg.manifest_exists(&repo, &key.0)? {
             return Ok(());
@@ -373,6 +505,7 @@ impl Remote for OciRemote {
             log: result.log.clone(),
             tree: tree.encode(),
             preimage: preimage.to_json(),
+            executor: result.executor.clone(),
         };
         let cfg_bytes = serde_json::to_vec(&cfg).map_err(|e| RemoteError(e.to_string()))?;
         let cfg_digest = sha256_bytes(&cfg_bytes);
@@ -394,7 +527,15 @@ impl Remote for OciRemote {
                 "dev.refine.output": result.output,
                 "dev.refine.label": label.to_string(),
                 "dev.refine.arch": result.arch,
-                "dev.refine.version": env!("CARGO_PKG_VERSION"),
+                "dev.refine.version": result.refine_version,
+                "dev.refine.signer": signer.public().line(),
+                "dev.refine.signature": signer.sign(&sign::message(
+                    &key.0,
+                    &result.output.to_string(),
+                    &tree.digest().to_string(),
+                    &label.to_string(),
+                    &result.refine_version,
+                )),
             },
         });
         let body = serde_json::to_vec(&manifest).map_err(|e| RemoteError(e.to_string()))?;
@@ -415,13 +556,14 @@ impl OciRemote {
         d: &Digest,
         local: &LocalStore,
         key: &Key,
+        max: u64,
     ) -> Result<(), RemoteError> {
         let mut tmp = local
             .new_temp()
             .map_err(|e| RemoteError(format!("local store: {e}")))?;
         let ok = {
             let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-            let ok = self.reg.get_blob(repo, d, &mut w)?;
+            let ok = self.reg.get_blob(repo, d, &mut w, max)?;
             std::io::Write::flush(&mut w).map_err(|e| RemoteError(e.to_string()))?;
             ok
         };

@@ -298,9 +298,16 @@ impl Registry {
         Ok(r.status().is_success())
     }
 
-    /// Stream a blob into `w`, checking its digest; `Ok(false)` if the
-    /// registry does not have it.
-    pub fn get_blob(&self, repo: &str, d: &Digest, w: &mut dyn Write) -> Result<bool, RemoteError> {
+    /// Stream a blob into `w`, checking its digest and that it is at most
+    /// `max` bytes (a registry that keeps sending is cut off there);
+    /// `Ok(false)` if the registry does not have it.
+    pub fn get_blob(
+        &self,
+        repo: &str,
+        d: &Digest,
+        w: &mut dyn Write,
+        max: u64,
+    ) -> Result<bool, RemoteError> {
         let url = self.url(&format!("/v2/{repo}/blobs/{d}"));
         let mut r = self.send(&Self::scope(repo, false), &|c| Ok(c.get(&url)))?;
         match r.status() {
@@ -309,8 +316,16 @@ impl Registry {
             _ => {}
         }
         let mut hw = Sha256Writer::new(w);
-        std::io::copy(&mut r, &mut hw)
-            .map_err(|e| RemoteError(format!("blob {d}: the transfer broke off: {e}")))?;
+        let n = std::io::copy(
+            &mut std::io::Read::take(&mut r, max.saturating_add(1)),
+            &mut hw,
+        )
+        .map_err(|e| RemoteError(format!("blob {d}: the transfer broke off: {e}")))?;
+        if n > max {
+            return Err(RemoteError(format!(
+                "blob {d}: the registry sent more than the {max} bytes it should be; discarded"
+            )));
+        }
         let (got, _, _) = hw.finish();
         if &got != d {
             return Err(RemoteError(format!(
@@ -513,10 +528,13 @@ fn describe(e: &reqwest::Error) -> String {
     }
 }
 
+/// The most a config blob may be (it holds a preimage and a tree manifest).
+pub const MAX_CONFIG: u64 = 64 << 20;
+
 /// Read a whole small blob (a config) into memory, digest-checked.
 pub fn read_small(reg: &Registry, repo: &str, d: &Digest) -> Result<Option<Vec<u8>>, RemoteError> {
     let mut buf = Vec::new();
-    if reg.get_blob(repo, d, &mut buf)? {
+    if reg.get_blob(repo, d, &mut buf, MAX_CONFIG)? {
         Ok(Some(buf))
     } else {
         Ok(None)

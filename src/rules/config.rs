@@ -21,8 +21,7 @@
 
 use crate::diag::{Diagnostic, Loc, Span};
 use crate::rules::label::{Label, Pattern};
-use crate::rules::lower::parse_duration;
-use crate::rules::model::Recipe;
+use crate::rules::model::{Recipe, WithoutLocs};
 use crate::rules::toml::{Node, Reader, Spanned, Value};
 
 #[derive(
@@ -88,6 +87,16 @@ impl Arch {
         }
     }
 
+    /// The GNU triplet Debian's multiarch and cross compilers use.
+    pub fn triplet(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-linux-gnu",
+            Arch::Aarch64 => "aarch64-linux-gnu",
+            Arch::S390x => "s390x-linux-gnu",
+            Arch::Ppc64le => "powerpc64le-linux-gnu",
+        }
+    }
+
     /// The ELF `e_machine` of binaries for this architecture.
     pub fn elf_machine(self) -> u16 {
         match self {
@@ -105,6 +114,36 @@ impl std::fmt::Display for Arch {
     }
 }
 
+/// How a foreign target's code is compiled.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+pub enum Toolchain {
+    /// The host's cross compilers for the target, running natively inside
+    /// the target's (emulated) image: the default.
+    #[default]
+    Cross,
+    /// The target's own compilers, emulated like everything else.
+    Emulated,
+}
+
+impl Toolchain {
+    pub fn parse(s: &str) -> Option<Toolchain> {
+        match s {
+            "cross" => Some(Toolchain::Cross),
+            "emulated" => Some(Toolchain::Emulated),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Toolchain::Cross => "cross",
+            Toolchain::Emulated => "emulated",
+        }
+    }
+}
+
 /// The platform a run builds for, after command-line overrides.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Platform {
@@ -113,6 +152,8 @@ pub struct Platform {
     pub python: String,
     /// "manylinux_2_36": the policy repairs aim at.
     pub policy: String,
+    /// How a foreign target's code is compiled (no meaning for the host's).
+    pub toolchain: Toolchain,
 }
 
 impl Platform {
@@ -135,6 +176,20 @@ impl Platform {
         self.arch != Arch::host()
     }
 
+    /// What compiles: "native" for the host's arch, else the toolchain.
+    pub fn toolchain_name(&self) -> &'static str {
+        if self.is_foreign() {
+            self.toolchain.as_str()
+        } else {
+            "native"
+        }
+    }
+
+    /// Whether images get the host's cross compilers.
+    pub fn uses_cross(&self) -> bool {
+        self.is_foreign() && self.toolchain == Toolchain::Cross
+    }
+
     /// The architectures containers for this platform run under emulation.
     pub fn emulated(&self) -> Vec<Arch> {
         if self.is_foreign() {
@@ -154,6 +209,8 @@ pub struct StoreConfig {
     pub push: bool,
     /// Plain HTTP to the remote (loopback registries in tests).
     pub insecure: bool,
+    /// Public keys (`NAME:BASE64`) whose signed results may be pulled.
+    pub trusted_keys: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -168,6 +225,8 @@ pub struct SandboxConfig {
     pub source_date_epoch: i64,
     /// Parallel builds by default.
     pub jobs: Option<usize>,
+    /// At most this many processes per build step; not part of keys.
+    pub pids_limit: u32,
 }
 
 impl Default for SandboxConfig {
@@ -178,25 +237,41 @@ impl Default for SandboxConfig {
             timeout: 2 * 3600,
             source_date_epoch: 1_700_000_000,
             jobs: None,
+            pids_limit: 4096,
         }
     }
 }
 
+/// Which `[defaults]` keys the file wrote (those the base may not fill).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Defaults {
+    /// Keys written in the file, so the base fills only the others.
+    pub written: Vec<String>,
     pub image: Option<Spanned<Label>>,
     pub runtime: Option<Spanned<Label>>,
     pub wheel_recipe: Option<Recipe>,
     pub repair_recipe: Option<Recipe>,
+    /// What `refine test` runs in a clean container for a set.
+    pub test_recipe: Option<Recipe>,
     pub build_requires: Vec<Spanned<Label>>,
     pub repair_tools: Vec<Spanned<Label>>,
     /// What `refine build` with no labels builds.
     pub targets: Vec<Spanned<String>>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum BaseMode {
+    /// The built-in base stands behind the workspace's files (the default).
+    #[default]
+    Builtin,
+    /// Only the workspace's own files.
+    None,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Config {
     pub name: String,
+    pub base: BaseMode,
     pub platform: Platform,
     pub store: StoreConfig,
     pub sandbox: SandboxConfig,
@@ -206,7 +281,12 @@ pub struct Config {
 pub const CONFIG_FILE: &str = "WORKSPACE.toml";
 
 pub fn parse_config(text: &str) -> Result<Config, Vec<Diagnostic>> {
-    let file = CONFIG_FILE;
+    parse_config_in(CONFIG_FILE, text)
+}
+
+/// `WORKSPACE.toml`'s text, reported as `file` (the base's is
+/// `builtin:WORKSPACE.toml`).
+pub fn parse_config_in(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
     let (node, mut diags) = crate::rules::toml::parse(file, text);
     let Some(Node {
         value: Value::Table(root),
@@ -215,7 +295,7 @@ pub fn parse_config(text: &str) -> Result<Config, Vec<Diagnostic>> {
     else {
         return Err(diags);
     };
-    let mut top = Reader::new(file, &root, span, CONFIG_FILE, &mut diags);
+    let mut top = Reader::new(file, &root, span, file, &mut diags);
     let mut tables = Vec::new();
     for key in ["workspace", "platform", "store", "sandbox", "defaults"] {
         let e = top.entry(key);
@@ -224,7 +304,7 @@ pub fn parse_config(text: &str) -> Result<Config, Vec<Diagnostic>> {
     top.finish(&["workspace", "platform", "store", "sandbox", "defaults"]);
 
     let empty = crate::rules::toml::Table::default();
-    let table_of = |e, diags: &mut Vec<Diagnostic>| table_of(e, &empty, diags);
+    let table_of = |e, diags: &mut Vec<Diagnostic>| table_of(file, e, &empty, diags);
 
     // [workspace]
     let (t, s) = table_of(tables[0], &mut diags);
@@ -232,7 +312,22 @@ pub fn parse_config(text: &str) -> Result<Config, Vec<Diagnostic>> {
     let name = r
         .str("name")
         .map_or_else(|| "refine".to_string(), |s| s.value);
-    r.finish(&["name"]);
+    let base = match r.str("base") {
+        None => BaseMode::Builtin,
+        Some(b) if b.value == "builtin" => BaseMode::Builtin,
+        Some(b) if b.value == "none" => BaseMode::None,
+        Some(b) => {
+            r.diags.push(
+                Diagnostic::error(format!("unknown base `{}`", b.value))
+                    .at(b.loc)
+                    .hint(
+                        "base is \"builtin\" (refine's rule set behind this workspace) or \"none\"",
+                    ),
+            );
+            BaseMode::Builtin
+        }
+    };
+    r.finish(&["name", "base"]);
 
     // [platform]
     let (t, s) = table_of(tables[1], &mut diags);
@@ -253,7 +348,18 @@ pub fn parse_config(text: &str) -> Result<Config, Vec<Diagnostic>> {
     let policy = r
         .str("policy")
         .map_or_else(|| "manylinux_2_36".to_string(), |s| s.value);
-    r.finish(&["arch", "python", "policy"]);
+    let toolchain = match r.str("toolchain") {
+        None => Toolchain::default(),
+        Some(t) => Toolchain::parse(&t.value).unwrap_or_else(|| {
+            r.diags.push(
+                Diagnostic::error(format!("unknown toolchain `{}`", t.value))
+                    .at(t.loc)
+                    .hint("toolchain is \"cross\" (the host's compilers for the target, the default) or \"emulated\""),
+            );
+            Toolchain::default()
+        }),
+    };
+    r.finish(&["arch", "python", "policy", "toolchain"]);
     if !python
         .split('.')
         .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
@@ -273,7 +379,17 @@ pub fn parse_config(text: &str) -> Result<Config, Vec<Diagnostic>> {
     let remote = r.str("remote");
     let push = r.bool("push").unwrap_or(false);
     let insecure = r.bool("insecure").unwrap_or(false);
-    r.finish(&["path", "remote", "push", "insecure"]);
+    let trusted = r.str_list("trusted_keys").unwrap_or_default();
+    for k in &trusted {
+        if let Err(e) = crate::key::sign::PublicKey::parse(&k.value) {
+            r.diags.push(
+                Diagnostic::error(e)
+                    .at(k.loc.clone())
+                    .hint("list public keys as `refine key generate` prints them: \"NAME:BASE64\""),
+            );
+        }
+    }
+    r.finish(&["path", "remote", "push", "insecure", "trusted_keys"]);
     if let Some(p) = &path
         && p.starts_with('/')
     {
@@ -307,12 +423,12 @@ pub fn parse_config(text: &str) -> Result<Config, Vec<Diagnostic>> {
     }
     sandbox.memory = r.str("memory").map(|s| s.value);
     if let Some(t) = r.str("timeout") {
-        match parse_duration(&t.value) {
-            Some(d) => sandbox.timeout = d,
-            None => r.diags.push(
-                Diagnostic::error(format!("invalid duration `{}`", t.value))
+        match crate::rules::units::parse_duration(&t.value) {
+            Ok(d) => sandbox.timeout = d,
+            Err(e) => r.diags.push(
+                Diagnostic::error(format!("invalid duration: {e}"))
                     .at(t.loc)
-                    .hint("write durations like \"90s\", \"30m\" or \"2h\""),
+                    .hint("write durations like \"90s\", \"30m\" or \"2h\", at most a year"),
             ),
         }
     }
@@ -322,12 +438,31 @@ pub fn parse_config(text: &str) -> Result<Config, Vec<Diagnostic>> {
     if let Some(n) = r.int("jobs") {
         sandbox.jobs = Some(n.value.max(1) as usize);
     }
-    r.finish(&["cpus", "memory", "timeout", "source_date_epoch", "jobs"]);
+    if let Some(n) = r.int("pids_limit") {
+        match u32::try_from(n.value) {
+            Ok(p) if p >= 16 => sandbox.pids_limit = p,
+            _ => r.diags.push(
+                Diagnostic::error(format!("`pids_limit = {}` is out of range", n.value))
+                    .at(n.loc)
+                    .hint("a build needs a few processes: give a number from 16 up (default 4096)"),
+            ),
+        }
+    }
+    r.finish(&[
+        "cpus",
+        "memory",
+        "timeout",
+        "source_date_epoch",
+        "jobs",
+        "pids_limit",
+    ]);
 
     // [defaults]
     let (t, s) = table_of(tables[4], &mut diags);
     let mut r = Reader::new(file, t, s, "[defaults]", &mut diags);
+    let written: Vec<String> = t.entries.iter().map(|e| e.key.clone()).collect();
     let mut defaults = Defaults {
+        written,
         image: r.label("image"),
         runtime: r.label("runtime"),
         build_requires: r.labels("build_requires").unwrap_or_default(),
@@ -341,6 +476,10 @@ pub fn parse_config(text: &str) -> Result<Config, Vec<Diagnostic>> {
         includes: recipe_includes.clone(),
     });
     defaults.repair_recipe = r.str("repair_recipe").map(|s| Recipe {
+        script: s,
+        includes: recipe_includes.clone(),
+    });
+    defaults.test_recipe = r.str("test_recipe").map(|s| Recipe {
         script: s,
         includes: recipe_includes.clone(),
     });
@@ -358,6 +497,7 @@ pub fn parse_config(text: &str) -> Result<Config, Vec<Diagnostic>> {
         "runtime",
         "wheel_recipe",
         "repair_recipe",
+        "test_recipe",
         "recipe_includes",
         "build_requires",
         "repair_tools",
@@ -369,23 +509,46 @@ pub fn parse_config(text: &str) -> Result<Config, Vec<Diagnostic>> {
     }
     Ok(Config {
         name,
+        base,
         platform: Platform {
             arch,
             python,
             policy,
+            toolchain,
         },
         store: StoreConfig {
             path,
             remote: remote.map(|r| r.value),
             push,
             insecure,
+            trusted_keys: trusted.into_iter().map(|k| k.value).collect(),
         },
         sandbox,
         defaults,
     })
 }
 
+impl WithoutLocs for Config {
+    fn without_locs(&self) -> Self {
+        let d = &self.defaults;
+        let mut c = self.clone();
+        c.defaults = Defaults {
+            written: d.written.clone(),
+            image: d.image.without_locs(),
+            runtime: d.runtime.without_locs(),
+            wheel_recipe: d.wheel_recipe.without_locs(),
+            repair_recipe: d.repair_recipe.without_locs(),
+            test_recipe: d.test_recipe.without_locs(),
+            build_requires: d.build_requires.without_locs(),
+            repair_tools: d.repair_tools.without_locs(),
+            targets: d.targets.without_locs(),
+        };
+        c
+    }
+}
+
 fn table_of<'t>(
+    file: &str,
     e: Option<&'t crate::rules::toml::Entry>,
     empty: &'t crate::rules::toml::Table,
     diags: &mut Vec<Diagnostic>,
@@ -401,11 +564,45 @@ fn table_of<'t>(
                         e.key,
                         other.type_name()
                     ))
-                    .at(Loc::new(CONFIG_FILE, e.value.span)),
+                    .at(Loc::new(file, e.value.span)),
                 );
                 (empty, e.key_span)
             }
         },
+    }
+}
+
+impl Config {
+    /// Fill the `[defaults]` this file did not write from the base's (its
+    /// image, runtime, recipes, build requirements and repair tools; never
+    /// its default targets).
+    pub fn with_base_defaults(mut self, base: &Config) -> Config {
+        let d = &mut self.defaults;
+        let b = &base.defaults;
+        let missing = |k: &str| !d.written.iter().any(|w| w == k);
+        if missing("image") {
+            d.image = b.image.clone();
+        }
+        if missing("runtime") {
+            d.runtime = b.runtime.clone();
+        }
+        let recipes = missing("recipe_includes");
+        if missing("wheel_recipe") && recipes {
+            d.wheel_recipe = b.wheel_recipe.clone();
+        }
+        if missing("repair_recipe") && recipes {
+            d.repair_recipe = b.repair_recipe.clone();
+        }
+        if missing("test_recipe") && recipes {
+            d.test_recipe = b.test_recipe.clone();
+        }
+        if missing("build_requires") {
+            d.build_requires = b.build_requires.clone();
+        }
+        if missing("repair_tools") {
+            d.repair_tools = b.repair_tools.clone();
+        }
+        self
     }
 }
 

@@ -18,16 +18,23 @@ pub enum Kind {
     Pack,
     Wheel,
     Repair,
+    /// A named group of targets (`refine import` makes one per import).
+    Set,
+    /// The wheels of a set installed together in a clean container of the
+    /// target and tested (`refine test //sets:NAME`); one per set.
+    Test,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Source,
         Kind::Image,
         Kind::Runtime,
         Kind::Pack,
         Kind::Wheel,
         Kind::Repair,
+        Kind::Set,
+        Kind::Test,
     ];
 
     /// The namespace in labels and the table name in rule files.
@@ -39,6 +46,8 @@ impl Kind {
             Kind::Pack => "packs",
             Kind::Wheel => "wheels",
             Kind::Repair => "repairs",
+            Kind::Set => "sets",
+            Kind::Test => "tests",
         }
     }
 
@@ -51,6 +60,8 @@ impl Kind {
             Kind::Pack => "pack",
             Kind::Wheel => "wheel",
             Kind::Repair => "repair",
+            Kind::Set => "set",
+            Kind::Test => "test",
         }
     }
 

@@ -25,11 +25,14 @@ pub struct LoweredFile {
     pub catalog: Vec<CatalogEntry>,
     /// Where the file's `[catalog]` table is, if it has one.
     pub catalog_loc: Option<Loc>,
+    pub hints: Vec<HintRule>,
+    pub headers: Vec<HeaderEntry>,
     pub diags: Vec<Diagnostic>,
 }
 
 const TOP_KEYS: &[&str] = &[
-    "sources", "images", "runtimes", "packs", "wheels", "repairs", "catalog",
+    "sources", "images", "runtimes", "packs", "wheels", "repairs", "sets", "catalog", "hints",
+    "headers", "import",
 ];
 
 pub fn lower_file(file: &str, root: &Node) -> LoweredFile {
@@ -42,6 +45,18 @@ pub fn lower_file(file: &str, root: &Node) -> LoweredFile {
         if entry.key == "catalog" {
             out.catalog_loc = Some(Loc::new(file, entry.key_span));
             lower_catalog(file, &entry.value, &mut out.catalog, &mut diags);
+            continue;
+        }
+        if entry.key == "hints" {
+            lower_hints(file, &entry.value, &mut out.hints, &mut diags);
+            continue;
+        }
+        if entry.key == "headers" {
+            lower_headers(file, &entry.value, &mut out.headers, &mut diags);
+            continue;
+        }
+        if entry.key == "import" {
+            check_import(file, &entry.value, &mut diags);
             continue;
         }
         let Some(kind) = Kind::ALL.into_iter().find(|k| k.as_str() == entry.key) else {
@@ -150,6 +165,16 @@ fn lower_target(
             WHEEL_KEYS,
         ),
         Kind::Repair => (lower_repair(&mut r).map(Body::Repair), REPAIR_KEYS),
+        Kind::Set => (lower_set(&mut r).map(Body::Set), SET_KEYS),
+        Kind::Test => {
+            let at = r.table_loc();
+            r.error_at(
+                at.span,
+                "tests are not declared: every set has one",
+                Some("declare `[sets.NAME] targets = [...]` and run `refine test //sets:NAME`; a wheel's own check is its `test = \"…\"`".into()),
+            );
+            (None, SET_KEYS)
+        }
     };
     r.finish(known);
     let body = body?;
@@ -175,6 +200,22 @@ fn lower_target(
             timeout,
         });
     }
+    // Every set can be tested: //tests:NAME installs its wheels together.
+    if matches!(body, Body::Set(_)) {
+        ctx.extra.push(Target {
+            label: Label::new(Kind::Test, label.name.clone()),
+            decl: decl.clone(),
+            body: Body::Test(SetRule {
+                targets: vec![Spanned {
+                    value: label.clone(),
+                    loc: decl.clone(),
+                }],
+            }),
+            fields: Vec::new(),
+            owner: Some(label.clone()),
+            timeout,
+        });
+    }
     Some(Target {
         label,
         decl,
@@ -187,54 +228,26 @@ fn lower_target(
 
 fn read_timeout(r: &mut Reader<'_, '_>) -> Option<u64> {
     let s = r.str("timeout")?;
-    match parse_duration(&s.value) {
-        Some(d) => Some(d),
-        None => {
+    match crate::rules::units::parse_duration(&s.value) {
+        Ok(d) => Some(d),
+        Err(e) => {
             r.diags.push(
-                Diagnostic::error(format!("invalid duration `{}`", s.value))
+                Diagnostic::error(format!("invalid duration: {e}"))
                     .at(s.loc)
-                    .hint("write durations like \"90s\", \"30m\" or \"2h\""),
+                    .hint("write durations like \"90s\", \"30m\" or \"2h\", at most a year"),
             );
             None
         }
     }
 }
 
-/// "90s", "30m", "2h", "1h30m", or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Option<u64> {
-    let s = s.trim();
-    if let Ok(n) = s.parse::<u64>() {
-        return Some(n);
-    }
-    let mut total = 0u64;
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-        } else {
-            let n: u64 = num.parse().ok()?;
-            num.clear();
-            total += n * match c {
-                's' => 1,
-                'm' => 60,
-                'h' => 3600,
-                'd' => 86400,
-                _ => return None,
-            };
-        }
-    }
-    if !num.is_empty() {
-        return None;
-    }
-    (total > 0).then_some(total)
-}
-
 const SOURCE_KEYS: &[&str] = &[
-    "pypi", "dist", "debian", "file", "url", "mirrors", "path", "sha256", "upstream", "timeout",
+    "pypi", "dist", "debian", "file", "url", "mirrors", "path", "cargo", "lock", "sha256",
+    "upstream", "timeout",
 ];
 
 fn lower_source(r: &mut Reader<'_, '_>) -> Option<SourceRule> {
-    let kinds: Vec<&str> = ["pypi", "debian", "url", "path"]
+    let kinds: Vec<&str> = ["pypi", "debian", "url", "path", "cargo"]
         .into_iter()
         .filter(|k| r.has(k))
         .collect();
@@ -248,7 +261,7 @@ fn lower_source(r: &mut Reader<'_, '_>) -> Option<SourceRule> {
         r.error_at(
             span,
             msg,
-            Some("give exactly one of `pypi = \"name==version\"`, `debian = \"package=version\"`, `url = \"https://…\"` or `path = \"…\"`".into()),
+            Some("give exactly one of `pypi = \"name==version\"`, `debian = \"package=version\"`, `url = \"https://…\"`, `path = \"…\"` or `cargo = \"//sources:SDIST\"`".into()),
         );
         // Still read the rest so unknown keys are reported too.
         for k in SOURCE_KEYS {
@@ -279,6 +292,7 @@ fn lower_source(r: &mut Reader<'_, '_>) -> Option<SourceRule> {
         }
     };
     let upstream = r.str("upstream").map(|s| s.value);
+    let mut needs = None;
     let fetch = match kinds[0] {
         "pypi" => {
             let req = r.str("pypi")?;
@@ -372,6 +386,18 @@ fn lower_source(r: &mut Reader<'_, '_>) -> Option<SourceRule> {
                 urls: urls.into_iter().map(|u| u.value).collect(),
             }
         }
+        "cargo" => {
+            let of = r.label("cargo")?;
+            needs = Some(of.clone());
+            let lock = match r.str("lock") {
+                Some(l) => {
+                    check_rel_path(r, &l)?;
+                    Some(l.value)
+                }
+                None => None,
+            };
+            Fetch::Cargo { of: of.value, lock }
+        }
         _ => {
             let path = r.str("path")?;
             check_rel_path(r, &path)?;
@@ -382,6 +408,7 @@ fn lower_source(r: &mut Reader<'_, '_>) -> Option<SourceRule> {
         fetch,
         sha256: sha256?,
         upstream,
+        needs,
     })
 }
 
@@ -411,9 +438,66 @@ const IMAGE_KEYS: &[&str] = &[
     "variant",
     "components",
     "packages",
+    "cross",
     "oci",
     "timeout",
 ];
+
+const CROSS_KEYS: &[&str] = &["replace", "packages", "unpack", "gcc", "hook"];
+
+/// `cross = { replace, packages, unpack, gcc, hook }` of an image.
+fn lower_cross(r: &mut Reader<'_, '_>) -> Option<Option<CrossSpec>> {
+    let Some(e) = r.entry("cross") else {
+        return Some(None);
+    };
+    let Value::Table(t) = &e.value.value else {
+        let span = e.value.span;
+        r.error_at(
+            span,
+            "`cross` must be a table",
+            Some("write `cross = { replace = [...], packages = [...], unpack = [...], gcc = \"12\", hook = \"recipes/…\" }`".into()),
+        );
+        return None;
+    };
+    let what = format!("`cross` of {}", r.what);
+    let mut cr = Reader::new(r.file, t, e.value.span, what, r.diags);
+    let list = |cr: &mut Reader<'_, '_>, k: &str| -> Vec<String> {
+        cr.str_list(k)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.value)
+            .collect()
+    };
+    let replace = list(&mut cr, "replace");
+    let packages = list(&mut cr, "packages");
+    let unpack = list(&mut cr, "unpack");
+    let gcc = cr.str("gcc");
+    let hook = cr.str("hook");
+    if gcc.is_none() {
+        cr.missing(
+            "gcc",
+            "name the GCC major version of the cross compilers: `gcc = \"12\"`",
+        );
+    }
+    if hook.is_none() {
+        cr.missing("hook", "name the hook that wires the cross compilers in: `hook = \"recipes/images/cross-toolchain.sh\"`");
+    }
+    let hook = match hook {
+        Some(h) => check_rel_path(&mut cr, &h).map(|()| h),
+        None => None,
+    };
+    cr.finish(CROSS_KEYS);
+    Some(Some(CrossSpec {
+        replace,
+        packages,
+        unpack,
+        gcc: gcc?.value,
+        hook: Recipe {
+            script: hook?,
+            includes: Vec::new(),
+        },
+    }))
+}
 
 fn lower_image(r: &mut Reader<'_, '_>) -> Option<ImageRule> {
     if let Some(oci) = r.str("oci") {
@@ -476,12 +560,14 @@ fn lower_image(r: &mut Reader<'_, '_>) -> Option<ImageRule> {
     // The package set is a set: order and repeats do not change the image.
     packages.sort();
     packages.dedup();
+    let cross = lower_cross(r)?;
     Some(ImageRule {
         spec: ImageSpec::Mmdebstrap {
             suite,
             variant,
             components,
             packages,
+            cross,
         },
     })
 }
@@ -740,12 +826,16 @@ const WHEEL_KEYS: &[&str] = &[
     "includes",
     "repair",
     "timeout",
+    "test",
+    "crates",
 ];
 
 fn lower_wheel(ctx: &mut Ctx<'_>, label: &Label, r: &mut Reader<'_, '_>) -> Option<WheelRule> {
     let package = r.str("package").map(|s| s.value);
     let version = r.str("version").map(|s| s.value);
-    let sources = sources(ctx, label, r);
+    let mut sources = sources(ctx, label, r);
+    // A Rust extension's vendored crates: one more source of the build.
+    sources.extend(r.label("crates"));
     let runtime = r.label("runtime");
     let image = r.label("image");
     let build_requires = r.labels("build_requires").unwrap_or_default();
@@ -755,6 +845,7 @@ fn lower_wheel(ctx: &mut Ctx<'_>, label: &Label, r: &mut Reader<'_, '_>) -> Opti
     let config_settings = r.str_list_map("config_settings").unwrap_or_default();
     let recipe = recipe(r, false)?;
     let repair = r.bool("repair").unwrap_or(false);
+    let test = r.str("test").map(|s| s.value);
     if sources.is_empty() && !r.has("source") && !r.has("sources") {
         r.missing(
             "source",
@@ -785,7 +876,23 @@ fn lower_wheel(ctx: &mut Ctx<'_>, label: &Label, r: &mut Reader<'_, '_>) -> Opti
         config_settings,
         recipe,
         repair,
+        test,
     })
+}
+
+const SET_KEYS: &[&str] = &["targets"];
+
+fn lower_set(r: &mut Reader<'_, '_>) -> Option<SetRule> {
+    let Some(targets) = r.labels("targets") else {
+        if !r.has("targets") {
+            r.missing(
+                "targets",
+                "list the set's members: `targets = [\"//repairs:markupsafe\", \"//wheels:six\"]`",
+            );
+        }
+        return None;
+    };
+    Some(SetRule { targets })
 }
 
 const REPAIR_KEYS: &[&str] = &[
@@ -816,6 +923,166 @@ fn lower_repair(r: &mut Reader<'_, '_>) -> Option<RepairRule> {
         image,
         runtime,
     })
+}
+
+/// `[[hints]]`: match, fix, say.
+fn lower_hints(file: &str, node: &Node, out: &mut Vec<HintRule>, diags: &mut Vec<Diagnostic>) {
+    let items: Vec<&Node> = match &node.value {
+        Value::Array(items) => items.iter().collect(),
+        _ => {
+            diags.push(
+                Diagnostic::error("`hints` must be an array of tables")
+                    .at(Loc::new(file, node.span))
+                    .hint("write each hint as a `[[hints]]` table with `match` and `fix`"),
+            );
+            return;
+        }
+    };
+    for item in items {
+        let Value::Table(t) = &item.value else {
+            diags.push(
+                Diagnostic::error("a hint must be a table")
+                    .at(Loc::new(file, item.span))
+                    .hint("write `[[hints]]` then `match = \"…\"` and `fix = \"…\"`"),
+            );
+            continue;
+        };
+        let mut r = Reader::new(file, t, item.span, "a hint", diags);
+        let pattern = r.str("match");
+        let fix = r.str("fix");
+        let say = r.str("say").map(|s| s.value);
+        let loc = r.table_loc();
+        r.finish(&["match", "fix", "say"]);
+        let (Some(pattern), Some(fix)) = (pattern, fix) else {
+            diags.push(
+                Diagnostic::error("a hint needs `match` and `fix`")
+                    .at(loc)
+                    .hint("`match` is a regular expression over log lines; `fix` is \"header\", \"build-requirement\" or \"say\""),
+            );
+            continue;
+        };
+        if let Err(e) = regex::Regex::new(&pattern.value) {
+            diags.push(
+                Diagnostic::error(format!("`match` is not a regular expression: {e}"))
+                    .at(pattern.loc.clone())
+                    .hint("see the `regex` crate's syntax; named groups are (?P<name>…)"),
+            );
+            continue;
+        }
+        let fix = match fix.value.as_str() {
+            "header" => HintFix::Header,
+            "build-requirement" => HintFix::BuildRequirement,
+            "say" => HintFix::Say,
+            other => {
+                diags.push(
+                    Diagnostic::error(format!("unknown fix `{other}`"))
+                        .at(fix.loc)
+                        .hint("fix is \"header\", \"build-requirement\" or \"say\""),
+                );
+                continue;
+            }
+        };
+        out.push(HintRule {
+            pattern,
+            fix,
+            say,
+            loc,
+        });
+    }
+}
+
+/// `[import]`: how `refine import` made this file, and the fixes it
+/// applies again (`[[import.fixes]]`). Nothing here enters a build; its
+/// keys are checked so that a hand edit with a typo is not silently lost.
+fn check_import(file: &str, node: &Node, diags: &mut Vec<Diagnostic>) {
+    let Value::Table(t) = &node.value else {
+        diags.push(
+            Diagnostic::error("`import` must be a table")
+                .at(Loc::new(file, node.span))
+                .hint("`refine import` writes it; regenerate the file"),
+        );
+        return;
+    };
+    let mut r = Reader::new(file, t, node.span, "[import]", diags);
+    r.str("name");
+    r.str("arch");
+    r.str("python");
+    r.str_list("requirements");
+    r.str_list("constraints");
+    r.str_list("specs");
+    r.str("wheels");
+    r.str("strategy");
+    r.bool("fallback_latest");
+    r.int("max_deps");
+    r.bool("no_deps");
+    r.bool("build_pure");
+    let fixes = r.entry("fixes");
+    r.finish(&[
+        "name",
+        "arch",
+        "python",
+        "requirements",
+        "constraints",
+        "specs",
+        "wheels",
+        "strategy",
+        "fallback_latest",
+        "max_deps",
+        "no_deps",
+        "build_pure",
+        "fixes",
+    ]);
+    let Some(fixes) = fixes else { return };
+    let Value::Array(items) = &fixes.value.value else {
+        diags.push(
+            Diagnostic::error("`import.fixes` must be an array of tables")
+                .at(Loc::new(file, fixes.value.span))
+                .hint("write each fix as `[[import.fixes]]` with `target` and what to change"),
+        );
+        return;
+    };
+    for item in items {
+        let Value::Table(ft) = &item.value else {
+            diags.push(
+                Diagnostic::error("a fix must be a table")
+                    .at(Loc::new(file, item.span))
+                    .hint("write `[[import.fixes]]` then `target = \"//wheels:NAME\"`"),
+            );
+            continue;
+        };
+        let mut r = Reader::new(file, ft, item.span, "a fix", diags);
+        if r.label("target").is_none() && !r.has("target") {
+            r.missing(
+                "target",
+                "name the wheel the fix changes: `target = \"//wheels:NAME\"`",
+            );
+        }
+        r.labels("packs");
+        r.str_list("build_requires");
+        r.str_map("env");
+        r.str("why");
+        r.finish(&["target", "packs", "build_requires", "env", "why"]);
+    }
+}
+
+/// `[headers]`: "yaml.h" = "//packs:libyaml".
+fn lower_headers(file: &str, node: &Node, out: &mut Vec<HeaderEntry>, diags: &mut Vec<Diagnostic>) {
+    let Value::Table(t) = &node.value else {
+        diags.push(
+            Diagnostic::error("`headers` must be a table of header = pack")
+                .at(Loc::new(file, node.span))
+                .hint("write `[headers]` then lines like `\"yaml.h\" = \"//packs:libyaml\"`"),
+        );
+        return;
+    };
+    let mut r = Reader::new(file, t, node.span, "[headers]", diags);
+    let keys: Vec<String> = t.entries.iter().map(|e| e.key.clone()).collect();
+    for key in keys {
+        if let Some(pack) = r.label(&key) {
+            out.push(HeaderEntry { header: key, pack });
+        }
+    }
+    r.finish(&[]);
 }
 
 fn lower_catalog(
@@ -915,13 +1182,5 @@ mod tests {
         let f = lower("[catalog]\nPyYAML = [\"//packs:libyaml\"]\n");
         assert_eq!(f.catalog[0].package, "pyyaml");
         assert_eq!(&*f.catalog[0].packs[0].value.name, "libyaml");
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s"), Some(90));
-        assert_eq!(parse_duration("1h30m"), Some(5400));
-        assert_eq!(parse_duration("120"), Some(120));
-        assert_eq!(parse_duration("1x"), None);
     }
 }

@@ -11,6 +11,7 @@ pub mod label;
 pub mod lower;
 pub mod model;
 pub mod toml;
+pub mod units;
 
 pub use config::{Arch, Config, Platform};
 pub use label::{Kind, Label, Pattern};

@@ -33,7 +33,7 @@ impl Target {
     pub fn references(&self) -> Vec<&Spanned<Label>> {
         let mut out: Vec<&Spanned<Label>> = Vec::new();
         match &self.body {
-            Body::Source(_) => {}
+            Body::Source(s) => out.extend(&s.needs),
             Body::Image(_) => {}
             Body::Runtime(r) => {
                 out.extend(&r.image);
@@ -54,6 +54,8 @@ impl Target {
                 out.extend(&w.build_requires);
                 out.extend(&w.packs);
             }
+            Body::Set(s) => out.extend(&s.targets),
+            Body::Test(s) => out.extend(&s.targets),
             Body::Repair(r) => {
                 out.push(&r.wheel);
                 out.extend(&r.image);
@@ -75,6 +77,16 @@ pub enum Body {
     Pack(PackRule),
     Wheel(WheelRule),
     Repair(RepairRule),
+    Set(SetRule),
+    Test(SetRule),
+}
+
+/// `[sets.NAME] targets = [...]`: a name for a group of targets, usable
+/// wherever a label is given on the command line or in `[defaults]
+/// targets`; building it builds (and delivers) every member.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SetRule {
+    pub targets: Vec<Spanned<Label>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -84,6 +96,8 @@ pub struct SourceRule {
     pub sha256: String,
     /// Documentation only: where the file comes from upstream.
     pub upstream: Option<String>,
+    /// The source this one is made from (`cargo = "//sources:SDIST"`).
+    pub needs: Option<Spanned<Label>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -104,6 +118,9 @@ pub enum Fetch {
     Url { urls: Vec<String> },
     /// A file inside the workspace.
     Path { path: String },
+    /// The crates the `Cargo.lock` in another source (an sdist) names,
+    /// vendored on the host into one deterministic tar.
+    Cargo { of: Label, lock: Option<String> },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -124,9 +141,29 @@ pub enum ImageSpec {
         variant: String,
         components: Vec<String>,
         packages: Vec<String>,
+        /// How the image becomes hybrid for a foreign target.
+        cross: Option<CrossSpec>,
     },
     /// `name@sha256:<hex>`: pulled by podman, pinned by digest.
     Oci { reference: String, digest: String },
+}
+
+/// The hybrid form of an image for a foreign target (`toolchain =
+/// "cross"`): host-native cross compilers in place of the target's own.
+/// `{triplet}` and `{host}` in package names stand for the target's GNU
+/// triplet (`s390x-linux-gnu`) and the host's Debian architecture (`amd64`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CrossSpec {
+    /// Packages of `packages` the cross toolchain replaces.
+    pub replace: Vec<String>,
+    /// Packages to install besides (target ones, and `:{host}` ones).
+    pub packages: Vec<String>,
+    /// Packages whose files the hook unpacks (not installable as such).
+    pub unpack: Vec<String>,
+    /// The GCC major version the cross compilers are.
+    pub gcc: String,
+    /// The mmdebstrap customize hook that wires them in.
+    pub hook: Recipe,
 }
 
 /// A recipe script and the files it includes, workspace-relative.
@@ -189,6 +226,9 @@ pub struct WheelRule {
     pub config_settings: BTreeMap<String, Vec<String>>,
     pub recipe: Option<Recipe>,
     pub repair: bool,
+    /// What `refine test` runs for this wheel in a clean container (a shell
+    /// command; default: import its top-level modules).
+    pub test: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -199,6 +239,38 @@ pub struct RepairRule {
     pub recipe: Option<Recipe>,
     pub image: Option<Spanned<Label>>,
     pub runtime: Option<Spanned<Label>>,
+}
+
+/// One entry of the hint catalog (`[[hints]]` in a rule file): what a
+/// failed build's log says, and what to do about it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HintRule {
+    /// A regular expression over the log's lines; its named groups feed
+    /// `fix` and `say`.
+    pub pattern: Spanned<String>,
+    pub fix: HintFix,
+    /// What to tell the user; `{group}` is replaced by the match.
+    pub say: Option<String>,
+    pub loc: Loc,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HintFix {
+    /// `(?P<header>…)` is a missing C header: the pack that provides it
+    /// (`[headers]`), else the Debian package (missing-headers.tsv).
+    Header,
+    /// `(?P<requirement>…)` is a PEP 508 build requirement the build
+    /// wanted: pin one that satisfies it.
+    BuildRequirement,
+    /// Say `say`, nothing to apply.
+    Say,
+}
+
+/// `[headers]`: a C header → the pack that provides it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HeaderEntry {
+    pub header: String,
+    pub pack: Spanned<Label>,
 }
 
 /// `[catalog]`: Python package → the packs it needs.
@@ -277,7 +349,10 @@ impl WithoutLocs for Recipe {
 impl WithoutLocs for Target {
     fn without_locs(&self) -> Self {
         let body = match &self.body {
-            Body::Source(s) => Body::Source(s.clone()),
+            Body::Source(s) => Body::Source(SourceRule {
+                needs: s.needs.without_locs(),
+                ..s.clone()
+            }),
             Body::Image(i) => Body::Image(i.clone()),
             Body::Runtime(r) => Body::Runtime(RuntimeRule {
                 image: r.image.without_locs(),
@@ -315,6 +390,13 @@ impl WithoutLocs for Target {
                 config_settings: w.config_settings.clone(),
                 recipe: w.recipe.without_locs(),
                 repair: w.repair,
+                test: w.test.clone(),
+            }),
+            Body::Set(s) => Body::Set(SetRule {
+                targets: s.targets.without_locs(),
+            }),
+            Body::Test(s) => Body::Test(SetRule {
+                targets: s.targets.without_locs(),
             }),
             Body::Repair(r) => Body::Repair(RepairRule {
                 wheel: r.wheel.without_locs(),
@@ -333,23 +415,6 @@ impl WithoutLocs for Target {
             owner: self.owner.clone(),
             timeout: self.timeout,
         }
-    }
-}
-
-impl WithoutLocs for crate::rules::config::Config {
-    fn without_locs(&self) -> Self {
-        let d = &self.defaults;
-        let mut c = self.clone();
-        c.defaults = crate::rules::config::Defaults {
-            image: d.image.without_locs(),
-            runtime: d.runtime.without_locs(),
-            wheel_recipe: d.wheel_recipe.without_locs(),
-            repair_recipe: d.repair_recipe.without_locs(),
-            build_requires: d.build_requires.without_locs(),
-            repair_tools: d.repair_tools.without_locs(),
-            targets: d.targets.without_locs(),
-        };
-        c
     }
 }
 

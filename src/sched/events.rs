@@ -10,6 +10,11 @@ pub enum Event<'a> {
     Started {
         label: &'a Label,
     },
+    /// A node's build began: its log is being written there.
+    Building {
+        label: &'a Label,
+        log: &'a std::path::Path,
+    },
     Finished {
         result: &'a NodeResult,
         done: usize,

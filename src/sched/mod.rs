@@ -12,27 +12,30 @@
 //! failure. Failures are never cached.
 
 mod events;
+mod execute;
+mod lookup;
 mod node;
+mod record;
+mod result;
 mod sandbox;
 
 pub use events::{Event, EventSink, NullSink};
-pub use node::{NodeResult, PushStatus, Verdict, dep_digest};
-pub use sandbox::{contract_env, image_tag};
+pub use result::{NodeResult, PushStatus, Verdict, dep_digest};
+pub use sandbox::{RuntimeInfo, contract_env, image_tag};
 
-use crate::error::ErrorClass;
 use crate::eval::Graph;
 use crate::exec::Executor;
 use crate::remote::Remote;
 use crate::rules::config::SandboxConfig;
 use crate::store::LocalStore;
 use std::collections::{BinaryHeap, HashSet};
-use std::path::Path;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 /// What a run uses and how it behaves.
 pub struct RunConfig<'a> {
-    pub ws_root: &'a Path,
+    /// The workspace's files and the built-in base behind them.
+    pub sources: &'a crate::workspace::Files,
     pub store: &'a LocalStore,
     pub exec: &'a dyn Executor,
     pub remote: Option<&'a dyn Remote>,
@@ -45,16 +48,9 @@ pub struct RunConfig<'a> {
     /// without recording the result in the action cache.
     pub force: HashSet<usize>,
     pub sink: &'a dyn EventSink,
-}
-
-/// A failure as shown to the user.
-#[derive(Clone, Debug)]
-pub struct Failure {
-    pub class: ErrorClass,
-    pub message: String,
-    pub hint: String,
-    /// The last lines of the build log, for build failures.
-    pub log_tail: Option<String>,
+    /// Recorded build durations (ms) by (arch, label), from the history:
+    /// the scheduler's estimates, before the store's last build.
+    pub durations: std::collections::HashMap<(String, String), u64>,
 }
 
 struct State {
@@ -66,8 +62,15 @@ struct State {
 }
 
 /// Estimated seconds of a node, for ordering only.
-fn estimate(store: &LocalStore, graph: &Graph, i: usize) -> u64 {
+fn estimate(cfg: &RunConfig<'_>, graph: &Graph, i: usize) -> u64 {
     let d = &graph.nodes[i].derivation;
+    let store = cfg.store;
+    if let Some(ms) = cfg
+        .durations
+        .get(&(d.platform.arch.as_str().to_string(), d.label.to_string()))
+    {
+        return ms / 1000 + 1;
+    }
     if let Some(rec) = store.label_record(d.platform.arch.as_str(), &d.label.to_string())
         && let Some(ms) = rec.duration_ms
     {
@@ -80,6 +83,8 @@ fn estimate(store: &LocalStore, graph: &Graph, i: usize) -> u64 {
         crate::rules::Kind::Pack => 60,
         crate::rules::Kind::Wheel => 30,
         crate::rules::Kind::Repair => 10,
+        crate::rules::Kind::Set => 0,
+        crate::rules::Kind::Test => 30,
     }
 }
 
@@ -88,7 +93,7 @@ fn priorities(cfg: &RunConfig<'_>, graph: &Graph, dependents: &[Vec<usize>]) -> 
     let mut prio = vec![0u64; graph.nodes.len()];
     for i in (0..graph.nodes.len()).rev() {
         let above = dependents[i].iter().map(|&d| prio[d]).max().unwrap_or(0);
-        prio[i] = estimate(cfg.store, graph, i) + above;
+        prio[i] = estimate(cfg, graph, i) + above;
     }
     prio
 }
@@ -139,7 +144,7 @@ pub fn run(graph: &Graph, cfg: &RunConfig<'_>) -> Vec<NodeResult> {
                 let res = NodeResult::not_run(
                     &graph.nodes[i].derivation.label,
                     Verdict::Skipped,
-                    "not started: the run stopped after the first failure (use --keep-going to build everything that can be built)",
+                    not_started_reason(),
                 );
                 k += 1;
                 cfg.sink.event(&Event::Finished {
@@ -151,6 +156,15 @@ pub fn run(graph: &Graph, cfg: &RunConfig<'_>) -> Vec<NodeResult> {
             }
         })
         .collect()
+}
+
+/// Why a node did not start, for the one line that says so.
+pub fn not_started_reason() -> &'static str {
+    if crate::exec::interrupt::requested() {
+        "not started: refine was interrupted"
+    } else {
+        "not started: the run stopped at a failure (--keep-going builds everything that does not depend on one)"
+    }
 }
 
 /// The no-op fast path: level by level (a node after all its dependencies),
@@ -216,6 +230,9 @@ fn worker(
         let i = {
             let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
             loop {
+                if crate::exec::interrupt::requested() {
+                    st.stop = true;
+                }
                 if st.stop && st.running == 0 {
                     cv.notify_all();
                     return;
@@ -258,13 +275,10 @@ fn worker(
         });
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
         let ok = result.verdict.is_ok();
-        // Without --keep-going the first failure stops the run; a broken
-        // environment (podman missing, disk full) stops it in any case,
-        // since every other build would fail the same way.
-        let env_broken = result.failure.as_ref().is_some_and(|f| {
-            f.class == ErrorClass::Environment && result.verdict == node::Verdict::Failed
-        });
-        if (!ok && !cfg.keep_going) || env_broken {
+        // Without --keep-going the first failure stops the run; a failure
+        // of the host that every build would meet (podman cannot run at
+        // all) stops it in any case.
+        if (!ok && !cfg.keep_going) || result.run_wide {
             st.stop = true;
         }
         st.results[i] = Some(std::sync::Arc::new(result));

@@ -15,9 +15,9 @@
 //! The environment is exactly [`contract_env`] plus the rule's `env`;
 //! nothing comes from the host.
 
-use super::node::NodeResult;
-use super::{Failure, RunConfig};
-use crate::error::ErrorClass;
+use super::RunConfig;
+use super::result::NodeResult;
+use crate::error::{Error, ErrorClass};
 use crate::eval::{Action, Derivation, Graph};
 use crate::exec::{Limits, Mount, SandboxSpec};
 use crate::key::Digest;
@@ -27,8 +27,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-/// Compilers map the scratch directory away so it never appears in outputs.
-pub const PREFIX_MAP: &str = "-ffile-prefix-map=/build=.";
+/// Compilers map the scratch directory away so it never appears in
+/// outputs, and write no `.comment` of their own version: the host's cross
+/// compiler and the target's own are the same GCC in different Debian
+/// revisions, and with this their outputs are the same bytes.
+pub const PREFIX_MAP: &str = "-ffile-prefix-map=/build=. -fno-ident";
 
 /// How the build finds its Python.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,6 +109,9 @@ pub fn contract_env(
     set("LD_LIBRARY_PATH", join(&|p| format!("{p}/lib"), ":"));
     set("CFLAGS", PREFIX_MAP.into());
     set("CXXFLAGS", PREFIX_MAP.into());
+    set("FFLAGS", PREFIX_MAP.into());
+    set("FCFLAGS", PREFIX_MAP.into());
+    set("REFINE_TOOLCHAIN", d.platform.toolchain_name().into());
     set("SOURCE_DATE_EPOCH", d.source_date_epoch.to_string());
     set("LC_ALL", "C".into());
     set("LANG", "C".into());
@@ -120,7 +126,7 @@ pub fn contract_env(
     // the contract's rather than replacing them.
     for (k, v) in &d.env {
         match k.as_str() {
-            "CFLAGS" | "CXXFLAGS" | "CPPFLAGS" | "LDFLAGS" => {
+            "CFLAGS" | "CXXFLAGS" | "FFLAGS" | "FCFLAGS" | "CPPFLAGS" | "LDFLAGS" => {
                 let cur = e.get(k).cloned().unwrap_or_default();
                 e.insert(k.clone(), format!("{cur} {v}").trim().to_string());
             }
@@ -149,48 +155,8 @@ pub fn image_tag(label: &Label, digest: &Digest) -> String {
     format!("localhost/refine-image/{name}:{}", &digest.hex()[..32])
 }
 
-fn fail(class: ErrorClass, message: impl Into<String>, hint: impl Into<String>) -> Failure {
-    Failure {
-        class,
-        message: message.into(),
-        hint: hint.into(),
-        log_tail: None,
-    }
-}
-
-impl From<crate::store::StoreError> for Failure {
-    fn from(e: crate::store::StoreError) -> Self {
-        if e.is_corrupt() {
-            fail(
-                ErrorClass::Environment,
-                format!("an input in the store is damaged: {e}"),
-                "the damaged entry was removed; run the build again to rebuild it",
-            )
-        } else {
-            fail(
-                ErrorClass::Environment,
-                e.to_string(),
-                "check free space and permissions of the store",
-            )
-        }
-    }
-}
-
-impl From<crate::exec::ExecError> for Failure {
-    fn from(e: crate::exec::ExecError) -> Self {
-        let hint = e.hint();
-        fail(ErrorClass::Environment, e.to_string(), hint)
-    }
-}
-
-impl From<std::io::Error> for Failure {
-    fn from(e: std::io::Error) -> Self {
-        fail(
-            ErrorClass::Environment,
-            e.to_string(),
-            "check free space and permissions",
-        )
-    }
+fn fail(class: ErrorClass, message: impl Into<String>, hint: impl Into<String>) -> Error {
+    Error::new(class, message).hint(hint)
 }
 
 /// What a finished dependency offers a build.
@@ -205,7 +171,7 @@ fn mount_wheels(
     dep: &DepView<'_>,
     dir: &str,
     mounts: &mut Vec<Mount>,
-) -> Result<(), Failure> {
+) -> Result<(), Error> {
     for (name, digest, _) in dep.tree.files() {
         let base = name.rsplit('/').next().unwrap_or(name);
         if base.ends_with(".whl") {
@@ -228,7 +194,7 @@ pub fn prepare(
     cfg: &RunConfig<'_>,
     scratch: &Path,
     key_short: &str,
-) -> Result<SandboxSpec, Failure> {
+) -> Result<SandboxSpec, Error> {
     let d = &graph.nodes[i].derivation;
     let mut view: HashMap<&Label, DepView<'_>> = HashMap::new();
     for r in deps {
@@ -368,11 +334,11 @@ pub fn prepare(
     let command = match &d.action {
         Action::Recipe { recipe, .. } => {
             for (rel, digest) in &recipe.files {
-                let src = cfg.ws_root.join(rel);
-                let bytes = std::fs::read(&src).map_err(|e| {
+                // The workspace's file, or the built-in base's.
+                let bytes = cfg.sources.read(rel).ok_or_else(|| {
                     fail(
                         ErrorClass::User,
-                        format!("cannot read recipe {rel}: {e}"),
+                        format!("cannot read recipe {rel}"),
                         "restore the file",
                     )
                 })?;
@@ -416,6 +382,14 @@ pub fn prepare(
     let out = scratch.join("out");
     std::fs::create_dir_all(build.join("home"))?;
     std::fs::create_dir_all(&out)?;
+    let isolation = crate::exec::Isolation {
+        userns: crate::exec::host::userns_available(),
+        pids_limit: cfg.sandbox.pids_limit,
+    };
+    // The scratch and output directories belong to the build's uid alone.
+    for dir in [&build, &build.join("home"), &out] {
+        give_to(dir, isolation.host_uid())?;
+    }
     mounts.push(Mount {
         host: build,
         container: "/build".into(),
@@ -452,6 +426,8 @@ pub fn prepare(
     );
     Ok(SandboxSpec {
         name,
+        owner: crate::runid::RunId::current().tag(),
+        label: d.label.to_string(),
         image: image_ref,
         arch: d.platform.arch,
         foreign: d.platform.is_foreign(),
@@ -464,8 +440,28 @@ pub fn prepare(
             memory: cfg.sandbox.memory.clone(),
             timeout: d.timeout,
         },
+        isolation,
         out,
     })
+}
+
+/// Make `dir` the build uid's own: owner `uid`, mode 0700.
+fn give_to(dir: &Path, uid: u32) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let id = rustix::fs::Uid::from_raw(uid);
+    let gid = rustix::fs::Gid::from_raw(uid);
+    rustix::fs::chown(dir, Some(id), Some(gid)).map_err(|e| {
+        fail(
+            ErrorClass::Environment,
+            format!(
+                "cannot give {} to the build's uid {uid}: {e}",
+                dir.display()
+            ),
+            "refine runs builds as an unprivileged uid and must own their scratch directories: run refine as root",
+        )
+    })?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    Ok(())
 }
 
 /// Describes the image's interpreter and checks its version.
@@ -503,6 +499,7 @@ mod tests {
                 arch: Arch::S390x,
                 python: "3.11".into(),
                 policy: "manylinux_2_36".into(),
+                toolchain: Default::default(),
             },
             source_date_epoch: 1_700_000_000,
             action: Action::SystemRuntime {
@@ -540,7 +537,7 @@ mod tests {
             "/opt/packs/zlib/lib:/opt/packs/openssl/lib"
         );
         assert!(e["PKG_CONFIG_PATH"].starts_with("/opt/packs/zlib/lib/pkgconfig:"));
-        assert_eq!(e["CFLAGS"], "-ffile-prefix-map=/build=. -O2");
+        assert_eq!(e["CFLAGS"], "-ffile-prefix-map=/build=. -fno-ident -O2");
         assert_eq!(e["FOO"], "1");
         assert_eq!(e["SOURCE_DATE_EPOCH"], "1700000000");
         assert_eq!(e["PYTHON"], "/usr/bin/python3");

@@ -4,7 +4,7 @@
 //! refine; unpacking checks every file against the tree it claims to be.
 
 use super::local::{IoCtx, LocalStore, StoreError};
-use super::tree::{EntryKind, Tree, TreeEntry};
+use super::tree::{EntryKind, Tree};
 use crate::key::Digest;
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -59,21 +59,25 @@ pub fn write_tree_archive(
     Ok(())
 }
 
-/// Unpack a tar+zstd archive into the store's CAS and check that it is
-/// exactly the tree `expected`. Nothing is left behind on failure but
-/// blobs that match their names (which are harmless).
+/// Unpack a tar+zstd archive into the store's CAS, checking entry by entry,
+/// as it streams, that it is exactly the tree `expected` (already checked
+/// for confinement by `Tree::new`): the same paths in the same order, the
+/// same kinds, link targets and sizes, each file's bytes its digest. An
+/// archive that says anything else (an extra entry, a hard link, a device,
+/// a size that is not the manifest's) is refused at that entry, having
+/// stored nothing but blobs that match their names (harmless).
 pub fn unpack_tree_archive(
     store: &LocalStore,
     input: impl Read,
-    expected: &Digest,
-) -> Result<Tree, StoreError> {
+    expected: &Tree,
+) -> Result<(), StoreError> {
     let dec = zstd::stream::read::Decoder::new(input).ctx(store.root())?;
     let mut ar = tar::Archive::new(dec);
-    let mut entries = Vec::new();
     let bad = |reason: String| StoreError::Corrupt {
         path: store.root().to_path_buf(),
         reason,
     };
+    let mut want = expected.entries.iter();
     for entry in ar.entries().ctx(store.root())? {
         let mut entry = entry.ctx(store.root())?;
         let path = entry
@@ -82,43 +86,55 @@ pub fn unpack_tree_archive(
             .to_string_lossy()
             .trim_end_matches('/')
             .to_string();
-        let kind = match entry.header().entry_type() {
-            tar::EntryType::Directory => EntryKind::Dir,
-            tar::EntryType::Symlink => {
-                let target = entry
+        let Some(w) = want.next() else {
+            return Err(bad(format!(
+                "the archive holds {path:?} beyond the {} entries of its tree",
+                expected.entries.len()
+            )));
+        };
+        if w.path != path {
+            return Err(bad(format!(
+                "the archive holds {path:?} where its tree has {:?}",
+                w.path
+            )));
+        }
+        let ty = entry.header().entry_type();
+        match (&w.kind, ty) {
+            (EntryKind::Dir, tar::EntryType::Directory) => {}
+            (EntryKind::Symlink { target }, tar::EntryType::Symlink) => {
+                let got = entry
                     .link_name()
                     .ctx(store.root())?
-                    .ok_or_else(|| bad(format!("symlink {path} without target")))?;
-                EntryKind::Symlink {
-                    target: target.to_string_lossy().into_owned(),
+                    .map(|t| t.to_string_lossy().into_owned());
+                if got.as_deref() != Some(target.as_str()) {
+                    return Err(bad(format!(
+                        "symlink {path:?} points at {got:?}, its tree says {target:?}"
+                    )));
                 }
             }
-            tar::EntryType::Regular => {
-                let mode = entry.header().mode().ctx(store.root())?;
-                let (digest, size) = store.put_reader(&mut entry, None)?;
-                EntryKind::File {
-                    executable: mode & 0o111 != 0,
-                    size,
-                    digest,
+            (EntryKind::File { size, digest, .. }, tar::EntryType::Regular) => {
+                let declared = entry.header().size().ctx(store.root())?;
+                if declared != *size {
+                    return Err(bad(format!(
+                        "{path:?} is {declared} bytes in the archive, {size} in its tree"
+                    )));
                 }
+                store
+                    .put_reader((&mut entry).take(*size), Some(digest))
+                    .map_err(|e| bad(format!("{path:?}: {e}")))?;
             }
-            other => {
+            (_, other) => {
                 return Err(bad(format!(
-                    "unexpected tar entry type {other:?} at {path}"
+                    "{path:?} is a {other:?} entry in the archive, not what its tree says"
                 )));
             }
-        };
-        entries.push(TreeEntry { path, kind });
+        }
     }
-    let tree = Tree::new(entries).map_err(|e| bad(e.to_string()))?;
-    if &tree.digest() != expected {
-        return Err(bad(format!(
-            "archive holds tree {}, expected {expected}",
-            tree.digest()
-        )));
+    if let Some(w) = want.next() {
+        return Err(bad(format!("the archive ends before {:?}", w.path)));
     }
-    store.put_bytes(tree.encode().as_bytes())?;
-    Ok(tree)
+    store.put_bytes(expected.encode().as_bytes())?;
+    Ok(())
 }
 
 /// Archive a tree to a file; returns (sha256 of the archive, size).
@@ -138,6 +154,7 @@ pub fn archive_to_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::TreeEntry;
 
     #[test]
     fn archives_are_deterministic_and_verified() {
@@ -155,9 +172,14 @@ mod tests {
         assert_eq!(one, two);
 
         let s2 = LocalStore::open(&d.path().join("s2")).unwrap();
-        let back = unpack_tree_archive(&s2, &one[..], &tree.digest()).unwrap();
-        assert_eq!(back, tree);
-        let wrong = crate::key::sha256_bytes(b"nope");
-        assert!(unpack_tree_archive(&s2, &one[..], &wrong).is_err());
+        unpack_tree_archive(&s2, &one[..], &tree).unwrap();
+        assert_eq!(s2.tree(&tree.digest()).unwrap(), tree);
+        // An archive that is not the tree it claims to be is refused.
+        let other = Tree::new(vec![TreeEntry {
+            path: "lib".into(),
+            kind: EntryKind::Dir,
+        }])
+        .unwrap();
+        assert!(unpack_tree_archive(&s2, &one[..], &other).is_err());
     }
 }

@@ -7,7 +7,8 @@
 //! store's exclusive lock, so it waits for running builds (which hold it
 //! shared) and they wait for it.
 
-use super::local::{ActionResult, LocalStore, StoreError};
+use super::action::ActionResult;
+use super::local::{LocalStore, StoreError};
 use super::tree::Tree;
 use crate::key::{Digest, Key};
 use std::collections::HashSet;
@@ -209,30 +210,6 @@ pub fn gc(
     Ok(report)
 }
 
-/// Parse "10G", "500M", "2048" (bytes).
-pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
-        Some((i, _)) => {
-            let unit = s[i..].to_ascii_uppercase();
-            let m = match unit.trim_end_matches("IB").trim_end_matches('B') {
-                "" => 1,
-                "K" => 1 << 10,
-                "M" => 1 << 20,
-                "G" => 1 << 30,
-                "T" => 1u64 << 40,
-                _ => return None,
-            };
-            (&s[..i], m)
-        }
-        None => (s, 1),
-    };
-    num.trim()
-        .parse::<f64>()
-        .ok()
-        .map(|n| (n * mult as f64) as u64)
-}
-
 impl LocalStore {
     /// Every blob digest in the CAS.
     pub fn blob_digests(&self) -> Vec<Digest> {
@@ -264,19 +241,5 @@ impl LocalStore {
                         .is_ok_and(|t: Tree| self.tree_complete(&t).is_ok())
             })
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("10G"), Some(10 << 30));
-        assert_eq!(parse_size("1.5M"), Some(1_572_864));
-        assert_eq!(parse_size("2048"), Some(2048));
-        assert_eq!(parse_size("3KiB"), Some(3072));
-        assert_eq!(parse_size("x"), None);
     }
 }

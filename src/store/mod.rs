@@ -5,12 +5,19 @@
 //! The two are kept apart so that a key can never vouch for bytes it does
 //! not name, and so that equal outputs of different keys share storage.
 
+pub mod action;
 pub mod archive;
+pub mod cas;
+pub mod checkout;
+pub mod confined;
+pub mod labels;
 pub mod local;
+pub mod locks;
+pub mod logs;
 pub mod maint;
 pub mod tree;
 
-pub use local::{
-    ActionResult, LabelRecord, LocalStore, Lookup, StoreError, Verification, now_secs,
-};
+pub use action::{ActionResult, Lookup, Verification};
+pub use labels::LabelRecord;
+pub use local::{LocalStore, StoreError, now_secs};
 pub use tree::{EntryKind, Tree, TreeEntry};

@@ -208,6 +208,39 @@ pub fn elf_machine(data: &[u8]) -> Option<u16> {
     })
 }
 
+/// Whether an ELF executable is static: it has no program interpreter
+/// (`PT_INTERP`), so it runs in a root filesystem of its own.
+pub fn is_static_elf(data: &[u8]) -> bool {
+    if elf_machine(data).is_none() {
+        return false;
+    }
+    let be = data[5] == 2;
+    let num = |at: usize, n: usize| -> Option<u64> {
+        let b = data.get(at..at + n)?;
+        let mut v = 0u64;
+        for i in 0..n {
+            let byte = if be { b[i] } else { b[n - 1 - i] };
+            v = (v << 8) | u64::from(byte);
+        }
+        Some(v)
+    };
+    let (phoff, phentsize, phnum) = match data[4] {
+        2 => (num(32, 8), num(54, 2), num(56, 2)),
+        1 => (num(28, 4), num(42, 2), num(44, 2)),
+        _ => return false,
+    };
+    let (Some(off), Some(size), Some(n)) = (phoff, phentsize, phnum) else {
+        return false;
+    };
+    (0..n).all(|i| {
+        let at = off.saturating_add(i.saturating_mul(size));
+        usize::try_from(at)
+            .ok()
+            .and_then(|at| num(at, 4))
+            .is_some_and(|t| t != 3)
+    })
+}
+
 /// The ELF files of a wheel whose machine is not `machine`.
 pub fn foreign_elves(files: &[WheelFile], machine: u16) -> Vec<(String, u16)> {
     files

@@ -1,13 +1,59 @@
-//! Finding a workspace and listing its rule files.
+//! Finding a workspace, listing its rule files, reading its files.
 //!
 //! A workspace is the directory holding `WORKSPACE.toml`, found by walking
 //! up from the current directory (or given with `--workspace`). Rule files
 //! are the `*.toml` files under `rules/`, `packs/` and `runtimes/`, listed
-//! in sorted order so evaluation never depends on directory order.
+//! in sorted order so evaluation never depends on directory order. Behind
+//! the workspace's own files stands the built-in base ([`base`]), unless
+//! the workspace opts out.
 
+pub mod base;
+
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 pub const RULE_DIRS: [&str; 3] = ["rules", "packs", "runtimes"];
+/// What the built-in base holds besides `WORKSPACE.toml`.
+pub const BASE_DIRS: [&str; 4] = ["rules", "packs", "runtimes", "recipes"];
+
+/// The files a workspace's rules can name: its own, then the built-in
+/// base's (when it uses the base). `builtin:<path>` names a base file.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Files {
+    pub root: PathBuf,
+    pub builtin: bool,
+}
+
+impl Files {
+    pub fn new(root: &Path, builtin: bool) -> Files {
+        Files {
+            root: root.to_path_buf(),
+            builtin,
+        }
+    }
+
+    /// A file's bytes: the workspace's, else the base's.
+    pub fn read(&self, rel: &str) -> Option<Cow<'static, [u8]>> {
+        if let Some(b) = rel.strip_prefix(base::PREFIX) {
+            return base::Base::get().file(b).map(|x| Cow::Owned(x.to_vec()));
+        }
+        match std::fs::read(self.root.join(rel)) {
+            Ok(b) => Some(Cow::Owned(b)),
+            Err(_) if self.builtin => base::Base::get().file(rel).map(|x| Cow::Owned(x.to_vec())),
+            Err(_) => None,
+        }
+    }
+
+    pub fn read_text(&self, rel: &str) -> Option<String> {
+        self.read(rel)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+
+    /// The sha256 of a file, as [`Files::read`] finds it.
+    pub fn digest(&self, rel: &str) -> Option<crate::key::Digest> {
+        self.read(rel).map(|b| crate::key::sha256_bytes(&b))
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkspaceError {

@@ -197,6 +197,25 @@ impl Run {
     }
 }
 
+/// Stamp the results in a store as built by the sandbox. refine never
+/// pushes a result of the fake executor, and never lets one answer a podman
+/// build; the remote tests, which test the transport rather than the
+/// builds, make machine A's store look sandbox-built with this. Only tests
+/// do this, by editing the store's files: refine has no switch for it.
+pub fn adopt_as_sandbox_built(store: &Path) {
+    let mut files = files_under(&store.join("ac"));
+    files.extend(files_under(&store.join("labels")));
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let stamped = text
+            .replace("\"executor\": \"fake\"", "\"executor\": \"podman\"")
+            .replace("\"executor\":\"fake\"", "\"executor\":\"podman\"");
+        if stamped != text {
+            std::fs::write(&f, stamped).unwrap();
+        }
+    }
+}
+
 /// A workspace for the fake executor: path sources, an image, the system
 /// runtime, a chain of packs (zlib <- openssl <- curl) and a few wheels.
 pub fn fake_workspace() -> Ws {
@@ -223,7 +242,11 @@ pub fn fake_workspace() -> Ws {
     ws.write("rules/sources.toml", &srcs);
     ws.write(
         "WORKSPACE.toml",
-        r#"[platform]
+        r#"# The engine tests' own world: no built-in base behind it.
+[workspace]
+base = "none"
+
+[platform]
 arch = "x86_64"
 python = "3.11"
 
@@ -326,8 +349,25 @@ pub fn in_container(
     mounts: &[(&Path, &str)],
     script: &str,
 ) -> (bool, String, String) {
+    in_container_on(image_tag, arch, mounts, script, "none")
+}
+
+/// [`in_container`] on a network of podman's (`host`: the machine's
+/// loopback, to reach a server this test started).
+pub fn in_container_on(
+    image_tag: &str,
+    arch: &str,
+    mounts: &[(&Path, &str)],
+    script: &str,
+    network: &str,
+) -> (bool, String, String) {
     let mut c = Command::new("podman");
-    c.args(["run", "--rm", "--network=none", "--pull=never"]);
+    c.args([
+        "run",
+        "--rm",
+        &format!("--network={network}"),
+        "--pull=never",
+    ]);
     if arch != std::env::consts::ARCH {
         c.arg(format!(
             "--arch={}",
@@ -351,4 +391,75 @@ pub fn image_tag(run: &Run, label: &str) -> String {
     let out = output_of(run, label);
     let name = label.rsplit(':').next().unwrap();
     format!("localhost/refine-image/{name}:{}", &out[7..39])
+}
+
+/// A `refine serve` this test started: its URL (from what it says on
+/// stderr), stopped by its pid with SIGTERM.
+pub struct Server {
+    child: std::process::Child,
+    pub url: String,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Server {
+    /// Start `c` (a `refine … serve --addr 127.0.0.1:0 …` command).
+    pub fn start(mut c: Command) -> Server {
+        use std::io::BufRead;
+        c.stderr(Stdio::piped()).stdout(Stdio::null());
+        let mut child = c.spawn().unwrap();
+        let err = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let keep = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                keep.lock().unwrap().push_str(&format!("{line}\n"));
+                if let Some(rest) = line.strip_prefix("serve: http://") {
+                    let addr = rest.split('/').next().unwrap_or("").to_string();
+                    let _ = tx.send(format!("http://{addr}"));
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("the server did not start: {}", log.lock().unwrap()));
+        Server {
+            child,
+            url,
+            stderr: log,
+        }
+    }
+
+    /// Stop it; what it said on stderr.
+    pub fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if self.child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+/// The refine binary run in `dir` (the workspace is found from there, as a
+/// user's shell finds it) with `store`.
+pub fn refine_in(dir: &Path, store: &Path, args: &[&str]) -> Run {
+    Command::new(env!("CARGO_BIN_EXE_refine"))
+        .current_dir(dir)
+        .arg("--store")
+        .arg(store)
+        .env_remove("REFINE_EXECUTOR")
+        .env_remove("REFINE_BUILTIN_BASE")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+        .into()
 }

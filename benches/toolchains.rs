@@ -1,0 +1,111 @@
+//! Benchmark: the same targets built three ways, side by side in one run,
+//! each from an empty store: natively for x86_64, for s390x with the hybrid
+//! (cross) toolchain, and for s390x fully emulated.
+//!
+//! `cargo bench --bench toolchains` (podman, mmdebstrap, arch-test and the
+//! qemu-s390x handler, as `bash .ci/setup` sets them up; hours: the
+//! emulated CPython and OpenSSL dominate). `REFINE_BENCH_TARGETS` narrows
+//! the targets (comma-separated). Each mode builds with `-j 1`, so every
+//! node's time is its own. Prints a table for docs/BENCHMARKS.md.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Instant;
+
+const TARGETS: &[&str] = &[
+    "//images:bookworm",
+    "//runtimes:system",
+    "//wheels:markupsafe",
+    "//packs:libyaml",
+    "//wheels:pyyaml",
+    "//packs:libffi",
+    "//wheels:cffi",
+    "//packs:openssl",
+    "//runtimes:cpython-3.11",
+];
+
+fn main() {
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let targets: Vec<String> = std::env::var("REFINE_BENCH_TARGETS")
+        .map(|v| v.split(',').map(str::to_string).collect())
+        .unwrap_or_else(|_| TARGETS.iter().map(|s| s.to_string()).collect());
+    let dir = tempfile::tempdir().unwrap();
+    let modes = [
+        ("native x86_64", vec!["--arch", "x86_64"]),
+        (
+            "hybrid s390x",
+            vec!["--arch", "s390x", "--toolchain", "cross"],
+        ),
+        (
+            "emulated s390x",
+            vec!["--arch", "s390x", "--toolchain", "emulated"],
+        ),
+    ];
+    let mut table: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::new();
+    let mut totals = Vec::new();
+    for (n, (name, flags)) in modes.iter().enumerate() {
+        let store = dir.path().join(format!("store-{n}"));
+        let out = dir.path().join(format!("dist-{n}"));
+        let t = Instant::now();
+        let o = Command::new(env!("CARGO_BIN_EXE_refine"))
+            .arg("--workspace")
+            .arg(repo)
+            .arg("--store")
+            .arg(&store)
+            .args(flags)
+            .args(["build", "--json", "-j", "1", "--keep-going", "--out"])
+            .arg(&out)
+            .args(&targets)
+            .env_remove("REFINE_EXECUTOR")
+            .output()
+            .unwrap();
+        let total = t.elapsed().as_secs_f64();
+        totals.push(total);
+        eprintln!("{name}: {total:.0}s, exit {:?}", o.status.code());
+        for l in String::from_utf8_lossy(&o.stdout).lines() {
+            let Ok(e) = serde_json::from_str::<serde_json::Value>(l) else {
+                continue;
+            };
+            if e["event"] != "finished" {
+                continue;
+            }
+            let label = e["label"].as_str().unwrap_or_default().to_string();
+            if label.starts_with("//sources:") {
+                continue;
+            }
+            let secs = (e["verdict"] == "built")
+                .then(|| e["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0);
+            let row = table
+                .entry(label)
+                .or_insert_with(|| vec![None; modes.len()]);
+            row[n] = secs;
+        }
+    }
+    println!(
+        "| target | native x86_64 | hybrid s390x | emulated s390x | hybrid / native | emulated / hybrid |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |s| format!("{s:.1} s"));
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+        _ => "-".into(),
+    };
+    for (label, row) in &table {
+        println!(
+            "| `{label}` | {} | {} | {} | {} | {} |",
+            f(row[0]),
+            f(row[1]),
+            f(row[2]),
+            ratio(row[1], row[0]),
+            ratio(row[2], row[1])
+        );
+    }
+    println!(
+        "| all, from an empty store | {:.0} s | {:.0} s | {:.0} s | {:.2}× | {:.2}× |",
+        totals[0],
+        totals[1],
+        totals[2],
+        totals[1] / totals[0],
+        totals[2] / totals[1]
+    );
+}

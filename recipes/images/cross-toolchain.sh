@@ -1,0 +1,175 @@
+#!/bin/sh
+# mmdebstrap hooks (run on the host) that make a foreign-architecture
+# builder image hybrid: `sh cross-toolchain.sh setup ROOT` (a setup hook,
+# before apt installs anything) and `sh cross-toolchain.sh customize ROOT`
+# (a customize hook, after). Debian's cross
+# compilers for the target (the same GCC as the target's own, built to run
+# on the host) replace the target's compilers, so compiling runs natively
+# while everything else (Python above all) stays the target's.
+#
+#   REFINE_TRIPLET    the target's GNU triplet, e.g. s390x-linux-gnu
+#   REFINE_HOST_ARCH  the host's Debian architecture, e.g. amd64
+#   REFINE_HOST_TRIPLET  the host's GNU triplet, e.g. x86_64-linux-gnu
+#   REFINE_GCC        the GCC major version, e.g. 12
+#   REFINE_UNPACK     cross compiler packages to unpack (their -cross
+#                     library packages cannot be installed in a system
+#                     whose native architecture is the target's; the
+#                     target's own libgcc, libstdc++ and libgfortran are
+#                     used instead, below)
+set -eu
+phase=$1
+root=$2
+t=$REFINE_TRIPLET
+v=$REFINE_GCC
+
+if [ "$phase" = setup ]; then
+    # The host's packages (the cross compilers and the libraries they run
+    # with) share their Multi-Arch: same libraries with the target's, so
+    # both must have the same version. Debian's LTS security suite carries
+    # only some architectures (amd64, arm64, i386, armhf: not s390x), so it
+    # can hold a newer host-arch library than the target can have, and apt
+    # then refuses to install the host's compilers at all (seen:
+    # libzstd1:amd64 1.5.4+dfsg2-5+deb12u1 against libzstd1:s390x
+    # 1.5.4+dfsg2-5). Below every suite that has both architectures, the
+    # security suite is used only for what exists nowhere else.
+    mkdir -p "$root/etc/apt/preferences.d"
+    cat > "$root/etc/apt/preferences.d/refine-cross" <<'PREF'
+Package: *
+Pin: release l=Debian-Security
+Pin-Priority: 100
+PREF
+    exit 0
+fi
+[ "$phase" = customize ] || { echo "cross-toolchain.sh: unknown phase $phase" >&2; exit 2; }
+
+# The compilers' own files, unpacked from the packages of the image's
+# mirror (apt-get download inside the image sees exactly its versions).
+mkdir -p "$root/tmp/refine-cross"
+chroot "$root" sh -c "cd /tmp/refine-cross && apt-get download -q $REFINE_UNPACK"
+for d in "$root"/tmp/refine-cross/*.deb; do
+    dpkg-deb -x "$d" "$root"
+done
+rm -rf "$root/tmp/refine-cross"
+
+# GCC's support files (crt*.o, libgcc, its own headers, libstdc++ and
+# libgfortran) are the target's native ones: the cross compiler links
+# exactly what the target's gcc would.
+native=/usr/lib/gcc/$t/$v
+cross="$root/usr/lib/gcc-cross/$t/$v"
+mkdir -p "$cross"
+for f in "$root$native"/*; do
+    name=$(basename "$f")
+    [ -e "$cross/$name" ] || ln -s "$native/$name" "$cross/$name"
+done
+# C++ headers where the cross g++ looks for them.
+if [ -d "$root/usr/include/c++/$v" ]; then
+    mkdir -p "$root/usr/$t/include/c++"
+    ln -sfn "/usr/include/c++/$v" "$root/usr/$t/include/c++/$v"
+    ln -sfn "/usr/include/$t/c++/$v" "$root/usr/include/c++/$v/$t"
+fi
+
+# The usual names, for recipes and the build systems that find compilers
+# by them (setuptools asks Python's sysconfig: $t-gcc).
+bin="$root/usr/local/bin"
+mkdir -p "$bin"
+link() { [ -e "$root/usr/bin/$2" ] && ln -sfn "/usr/bin/$2" "$bin/$1" || true; }
+for tool in gcc g++ cpp gfortran gcc-ar gcc-nm gcc-ranlib; do
+    [ -e "$root/usr/bin/$t-$tool-$v" ] && ln -sfn "$t-$tool-$v" "$root/usr/bin/$t-$tool"
+done
+link cc "$t-gcc-$v"
+link gcc "$t-gcc-$v"
+link c++ "$t-g++-$v"
+link g++ "$t-g++-$v"
+link cpp "$t-cpp-$v"
+link gfortran "$t-gfortran-$v"
+link f95 "$t-gfortran-$v"
+for tool in ld ld.bfd as ar nm ranlib strip objcopy objdump readelf size strings addr2line c++filt; do
+    link "$tool" "$t-$tool"
+done
+# The target's own (native) ld finds the libraries a shared library needs
+# in LD_LIBRARY_PATH (the packs' lib/ directories); a cross ld does not,
+# and links against a pack that needs another pack (LAPACK needs
+# OpenBLAS) then fail. The cross ld gcc runs gets them as -rpath-link,
+# which changes no output: only where the link looks.
+tooldir="$root/usr/$t/bin"
+if [ -e "$root/usr/bin/$t-ld.bfd" ]; then
+    for name in ld ld.bfd; do
+        rm -f "$tooldir/$name"
+        cat > "$tooldir/$name" <<LD
+#!/bin/sh
+# refine: the cross ld, with LD_LIBRARY_PATH as -rpath-link (as a native ld reads it).
+dirs=\$LD_LIBRARY_PATH
+while [ -n "\$dirs" ]; do
+    d=\${dirs%%:*}
+    [ -n "\$d" ] && set -- "-rpath-link=\$d" "\$@"
+    case \$dirs in *:*) dirs=\${dirs#*:} ;; *) dirs= ;; esac
+done
+exec /usr/bin/$t-ld.bfd "\$@"
+LD
+        chmod 755 "$tooldir/$name"
+    done
+    ln -sfn "/usr/$t/bin/ld" "$bin/ld"
+    ln -sfn "/usr/$t/bin/ld.bfd" "$bin/ld.bfd"
+fi
+
+# Rust, where the image has the host's rustc and cargo: they compile for
+# the target (its standard library is the target's libstd-rust-web-dev),
+# link with the cross gcc, and build scripts (which run during the build)
+# compile for the host and link with the host's own gcc. Cargo reads
+# /.cargo/config.toml for every build below /; maturin and setuptools-rust
+# also read CARGO_BUILD_TARGET, and PyO3 finds the target's Python in
+# PYO3_CROSS_LIB_DIR (recipes/lib/common.sh sources /etc/refine/cross.env).
+if [ -x "$root/usr/bin/cargo" ] && [ -x "$root/usr/bin/$REFINE_HOST_TRIPLET-gcc-$v" ]; then
+    rt="${t%%-*}-unknown-${t#*-}"
+    ht="${REFINE_HOST_TRIPLET%%-*}-unknown-${REFINE_HOST_TRIPLET#*-}"
+    tv=$(echo "$rt" | tr 'a-z-' 'A-Z_')
+    hv=$(echo "$ht" | tr 'a-z-' 'A-Z_')
+    tl=$(echo "$rt" | tr '-' '_')
+    hl=$(echo "$ht" | tr '-' '_')
+    py=$(cd "$root/usr/lib" && ls -d python3.* 2>/dev/null | head -n 1)
+    # The host's gcc, with the host's assembler and linker: PATH finds the
+    # target's (the cross binutils, under their usual names above).
+    hb=/usr/lib/refine/host-bin
+    mkdir -p "$root$hb"
+    for tool in as ld ld.bfd ar nm ranlib strip objcopy; do
+        [ -e "$root/usr/bin/$REFINE_HOST_TRIPLET-$tool" ] && ln -sfn "/usr/bin/$REFINE_HOST_TRIPLET-$tool" "$root$hb/$tool"
+    done
+    for c in gcc g++; do
+        [ -e "$root/usr/bin/$REFINE_HOST_TRIPLET-$c-$v" ] || continue
+        printf '#!/bin/sh\nexec /usr/bin/%s-%s-%s -B%s "$@"\n' "$REFINE_HOST_TRIPLET" "$c" "$v" "$hb" > "$root/usr/lib/refine/host-$c"
+        chmod 755 "$root/usr/lib/refine/host-$c"
+    done
+    mkdir -p "$root/.cargo" "$root/etc/refine"
+    cat > "$root/.cargo/config.toml" <<CARGO
+# Written by refine's cross-toolchain hook: compile for $rt with the host's
+# rustc; build scripts run on the host.
+[build]
+target = "$rt"
+
+[target.$rt]
+linker = "$t-gcc-$v"
+
+[target.$ht]
+linker = "/usr/lib/refine/host-gcc"
+
+[env]
+CC_$tl = "$t-gcc-$v"
+CXX_$tl = "$t-g++-$v"
+AR_$tl = "$t-ar"
+CC_$hl = "/usr/lib/refine/host-gcc"
+CXX_$hl = "/usr/lib/refine/host-g++"
+AR_$hl = "$REFINE_HOST_TRIPLET-ar"
+CARGO
+
+    cat > "$root/etc/refine/cross.env" <<ENV
+export CARGO_BUILD_TARGET=$rt
+export CARGO_TARGET_${tv}_LINKER=$t-gcc-$v
+export CARGO_TARGET_${hv}_LINKER=/usr/lib/refine/host-gcc
+export PYO3_CROSS_LIB_DIR=/usr/lib/$py
+export PKG_CONFIG_ALLOW_CROSS=1
+export PYO3_CROSS_PYTHON_VERSION=${py#python}
+ENV
+fi
+
+# What ran, for the build logs and for people: REFINE_TOOLCHAIN in the image.
+printf 'cross %s-gcc-%s (%s)\n' "$t" "$v" "$REFINE_HOST_ARCH" > "$root/etc/refine-toolchain"

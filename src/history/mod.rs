@@ -1,0 +1,651 @@
+//! History: every run and every node's result, in a SQLite database in the
+//! store (`<store>/history.sqlite`), for `refine history`, the dashboard of
+//! `refine serve`, and the scheduler (which orders by recorded durations).
+//!
+//! Invariants:
+//! - History never fails a build: every write is best effort, and a
+//!   database that cannot be opened or is damaged is moved aside
+//!   (`history.sqlite.damaged-<time>`), reported once, and made anew.
+//! - Concurrent refine processes share it: WAL mode and a busy timeout;
+//!   each write is one short transaction.
+//! - A node is recorded when it starts building (verdict `running`, with
+//!   its log path, so a dashboard can follow the log) and again when it
+//!   ends.
+
+use crate::rules::Label;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    started_ms INTEGER NOT NULL,
+    finished_ms INTEGER,
+    command TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    toolchain TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    built INTEGER NOT NULL DEFAULT 0,
+    hits INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    blocked INTEGER NOT NULL DEFAULT 0,
+    skipped INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS results (
+    id INTEGER PRIMARY KEY,
+    run INTEGER NOT NULL REFERENCES runs(id),
+    label TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    toolchain TEXT NOT NULL,
+    key TEXT,
+    output TEXT,
+    verdict TEXT NOT NULL,
+    started_ms INTEGER NOT NULL,
+    duration_ms INTEGER,
+    log TEXT,
+    error TEXT,
+    hints TEXT NOT NULL DEFAULT '[]',
+    requested INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (run, label)
+);
+CREATE INDEX IF NOT EXISTS results_by_label ON results (label, arch, id);
+CREATE INDEX IF NOT EXISTS results_by_verdict ON results (verdict, id);
+";
+
+/// The schema's version (`PRAGMA user_version`): a database of another
+/// version is moved aside and made anew.
+const VERSION: i64 = 2;
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// An open history database.
+pub struct History {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// One recorded run.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub started_ms: i64,
+    pub finished_ms: Option<i64>,
+    pub command: String,
+    pub workspace: String,
+    pub arch: String,
+    pub toolchain: String,
+    /// The refine process that ran it (`pid-start`, see `runid`).
+    pub owner: String,
+    pub built: i64,
+    pub hits: i64,
+    pub failed: i64,
+    pub blocked: i64,
+    pub skipped: i64,
+}
+
+/// One recorded node result.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ResultRow {
+    pub id: i64,
+    pub run: i64,
+    pub label: String,
+    pub arch: String,
+    pub toolchain: String,
+    pub key: Option<String>,
+    pub output: Option<String>,
+    pub verdict: String,
+    pub started_ms: i64,
+    pub duration_ms: Option<i64>,
+    pub log: Option<String>,
+    pub error: Option<String>,
+    /// JSON list of hint messages.
+    pub hints: Vec<String>,
+    /// Named by the run (not only needed by what was).
+    pub requested: bool,
+}
+
+/// What a query of results asks for.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub label: Option<String>,
+    pub arch: Option<String>,
+    pub verdict: Option<String>,
+    pub run: Option<i64>,
+    /// Slowest first (by duration) instead of newest first.
+    pub slowest: bool,
+    pub limit: usize,
+}
+
+fn result_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ResultRow> {
+    let hints: String = r.get(12)?;
+    Ok(ResultRow {
+        id: r.get(0)?,
+        run: r.get(1)?,
+        label: r.get(2)?,
+        arch: r.get(3)?,
+        toolchain: r.get(4)?,
+        key: r.get(5)?,
+        output: r.get(6)?,
+        verdict: r.get(7)?,
+        started_ms: r.get(8)?,
+        duration_ms: r.get(9)?,
+        log: r.get(10)?,
+        error: r.get(11)?,
+        hints: serde_json::from_str(&hints).unwrap_or_default(),
+        requested: r.get::<_, i64>(13)? != 0,
+    })
+}
+
+const RESULT_COLUMNS: &str = "id, run, label, arch, toolchain, key, output, verdict, started_ms, duration_ms, log, error, hints, requested";
+
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        id: r.get(0)?,
+        started_ms: r.get(1)?,
+        finished_ms: r.get(2)?,
+        command: r.get(3)?,
+        workspace: r.get(4)?,
+        arch: r.get(5)?,
+        toolchain: r.get(6)?,
+        owner: r.get(7)?,
+        built: r.get(8)?,
+        hits: r.get(9)?,
+        failed: r.get(10)?,
+        blocked: r.get(11)?,
+        skipped: r.get(12)?,
+    })
+}
+
+const RUN_COLUMNS: &str = "id, started_ms, finished_ms, command, workspace, arch, toolchain, owner, built, hits, failed, blocked, skipped";
+
+impl History {
+    pub fn path_in(store: &Path) -> PathBuf {
+        store.join("history.sqlite")
+    }
+
+    /// Open (or make) the store's history. A damaged database is moved
+    /// aside and made anew; the message says so (for the caller to show).
+    pub fn open(store: &Path) -> Result<(History, Option<String>), String> {
+        let path = Self::path_in(store);
+        match Self::try_open(&path) {
+            Ok(h) => Ok((h, None)),
+            Err(e) => {
+                let aside = path.with_extension(format!("sqlite.damaged-{}", now_ms()));
+                let moved = std::fs::rename(&path, &aside).is_ok();
+                for ext in ["sqlite-wal", "sqlite-shm"] {
+                    let _ = std::fs::remove_file(path.with_extension(ext));
+                }
+                let h = Self::try_open(&path).map_err(|e2| {
+                    format!(
+                        "the history database {} cannot be made: {e2}",
+                        path.display()
+                    )
+                })?;
+                let msg = if moved {
+                    format!(
+                        "the history database was damaged ({e}): kept as {} and made anew",
+                        aside.display()
+                    )
+                } else {
+                    format!("the history database could not be opened ({e}): made anew")
+                };
+                Ok((h, Some(msg)))
+            }
+        }
+    }
+
+    fn try_open(path: &Path) -> rusqlite::Result<History> {
+        if let Some(p) = path.parent() {
+            let _ = std::fs::create_dir_all(p);
+        }
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        // Damage shows here: a file that is not a database, or one whose
+        // pages do not check.
+        let ok: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if ok != "ok" {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                Some(ok),
+            ));
+        }
+        let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let tables: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )?;
+        if tables > 0 && version != VERSION {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+                Some(format!("schema version {version}, refine writes {VERSION}")),
+            ));
+        }
+        conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(&format!("PRAGMA user_version = {VERSION}"))?;
+        Ok(History {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn begin_run(
+        &self,
+        command: &str,
+        workspace: &Path,
+        arch: &str,
+        toolchain: &str,
+    ) -> rusqlite::Result<i64> {
+        self.conn.execute(
+            "INSERT INTO runs (started_ms, command, workspace, arch, toolchain, owner) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![now_ms(), command, workspace.display().to_string(), arch, toolchain, crate::runid::RunId::current().tag()],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn end_run(&self, run: i64, counts: [i64; 5]) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET finished_ms = ?2, built = ?3, hits = ?4, failed = ?5, blocked = ?6, skipped = ?7 WHERE id = ?1",
+            params![run, now_ms(), counts[0], counts[1], counts[2], counts[3], counts[4]],
+        )?;
+        Ok(())
+    }
+
+    /// A node started building (its log is being written).
+    pub fn started(
+        &self,
+        run: i64,
+        label: &Label,
+        arch: &str,
+        toolchain: &str,
+        log: &Path,
+    ) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "INSERT INTO results (run, label, arch, toolchain, verdict, started_ms, log) VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6)
+             ON CONFLICT (run, label) DO UPDATE SET verdict = 'running', log = excluded.log",
+            params![run, label.to_string(), arch, toolchain, now_ms(), log.display().to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// A node ended (whatever its verdict).
+    #[allow(clippy::too_many_arguments)]
+    pub fn finished(
+        &self,
+        run: i64,
+        label: &Label,
+        arch: &str,
+        toolchain: &str,
+        key: Option<&str>,
+        output: Option<&str>,
+        verdict: &str,
+        duration_ms: i64,
+        log: Option<&Path>,
+        error: Option<&str>,
+    ) -> rusqlite::Result<()> {
+        self.finished_as(
+            run,
+            label,
+            arch,
+            toolchain,
+            key,
+            output,
+            verdict,
+            duration_ms,
+            log,
+            error,
+            false,
+        )
+    }
+
+    /// [`History::finished`], saying whether the run named it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn finished_as(
+        &self,
+        run: i64,
+        label: &Label,
+        arch: &str,
+        toolchain: &str,
+        key: Option<&str>,
+        output: Option<&str>,
+        verdict: &str,
+        duration_ms: i64,
+        log: Option<&Path>,
+        error: Option<&str>,
+        requested: bool,
+    ) -> rusqlite::Result<()> {
+        let started = now_ms() - duration_ms;
+        self.conn.execute(
+            "INSERT INTO results (run, label, arch, toolchain, key, output, verdict, started_ms, duration_ms, log, error, requested)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT (run, label) DO UPDATE SET key = excluded.key, output = excluded.output,
+                 verdict = excluded.verdict, duration_ms = excluded.duration_ms,
+                 log = coalesce(excluded.log, results.log), error = excluded.error, requested = excluded.requested",
+            params![
+                run,
+                label.to_string(),
+                arch,
+                toolchain,
+                key,
+                output,
+                verdict,
+                started,
+                duration_ms,
+                log.map(|p| p.display().to_string()),
+                error,
+                requested as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_hints(&self, run: i64, label: &Label, hints: &[String]) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE results SET hints = ?3 WHERE run = ?1 AND label = ?2",
+            params![
+                run,
+                label.to_string(),
+                serde_json::to_string(hints).unwrap_or_default()
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn runs(&self, limit: usize) -> rusqlite::Result<Vec<RunRow>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?1"
+        ))?;
+        let rows = st.query_map(params![limit as i64], run_row)?;
+        rows.collect()
+    }
+
+    pub fn run(&self, id: i64) -> rusqlite::Result<Option<RunRow>> {
+        self.conn
+            .query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+                params![id],
+                run_row,
+            )
+            .optional()
+    }
+
+    pub fn result(&self, id: i64) -> rusqlite::Result<Option<ResultRow>> {
+        self.conn
+            .query_row(
+                &format!("SELECT {RESULT_COLUMNS} FROM results WHERE id = ?1"),
+                params![id],
+                result_row,
+            )
+            .optional()
+    }
+
+    pub fn results(&self, f: &Filter) -> rusqlite::Result<Vec<ResultRow>> {
+        let mut sql = format!("SELECT {RESULT_COLUMNS} FROM results WHERE 1 = 1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(l) = &f.label {
+            sql.push_str(" AND label = ?");
+            args.push(l.clone().into());
+        }
+        if let Some(a) = &f.arch {
+            sql.push_str(" AND arch = ?");
+            args.push(a.clone().into());
+        }
+        if let Some(v) = &f.verdict {
+            sql.push_str(" AND verdict = ?");
+            args.push(v.clone().into());
+        }
+        if let Some(r) = f.run {
+            sql.push_str(" AND run = ?");
+            args.push(r.into());
+        }
+        if f.slowest {
+            sql.push_str(" AND verdict = 'built' ORDER BY duration_ms DESC, id DESC");
+        } else {
+            sql.push_str(" ORDER BY id DESC");
+        }
+        sql.push_str(" LIMIT ?");
+        args.push((f.limit.max(1) as i64).into());
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st.query_map(rusqlite::params_from_iter(args), result_row)?;
+        rows.collect()
+    }
+
+    /// The median duration of the last builds of each (arch, label), for
+    /// the scheduler's ordering.
+    pub fn durations(&self) -> rusqlite::Result<std::collections::HashMap<(String, String), u64>> {
+        let mut st = self.conn.prepare(
+            "SELECT arch, label, duration_ms FROM results WHERE verdict = 'built' AND duration_ms IS NOT NULL ORDER BY id DESC LIMIT 20000",
+        )?;
+        let mut all: std::collections::HashMap<(String, String), Vec<u64>> = Default::default();
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (a, l, d) = row?;
+            let v = all.entry((a, l)).or_default();
+            if v.len() < 5 {
+                v.push(d.max(0) as u64);
+            }
+        }
+        Ok(all
+            .into_iter()
+            .map(|(k, mut v)| {
+                v.sort_unstable();
+                (k, v[v.len() / 2])
+            })
+            .collect())
+    }
+
+    /// Counts of results by verdict (for metrics).
+    pub fn verdict_counts(&self) -> rusqlite::Result<Vec<(String, i64)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT verdict, count(*) FROM results GROUP BY verdict ORDER BY verdict")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect()
+    }
+
+    /// Results still marked running whose run's process is gone: they were
+    /// interrupted (SIGKILL); said as such.
+    pub fn settle_dead_runs(&self) -> rusqlite::Result<usize> {
+        let mut st = self
+            .conn
+            .prepare("SELECT DISTINCT r.id, r.owner FROM runs r JOIN results x ON x.run = r.id WHERE x.verdict = 'running'")?;
+        let dead: Vec<i64> = st
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+            .filter_map(|x| x.ok())
+            .filter(|(_, owner)| !crate::runid::RunId::parse(owner).is_some_and(|o| o.alive()))
+            .map(|(id, _)| id)
+            .collect();
+        let mut n = 0;
+        for id in dead {
+            n += self.conn.execute(
+                "UPDATE results SET verdict = 'failed', error = 'interrupted: the refine process running it ended' WHERE run = ?1 AND verdict = 'running'",
+                params![id],
+            )?;
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l(s: &str) -> Label {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn runs_and_results_round_trip() {
+        let d = tempfile::tempdir().unwrap();
+        let (h, note) = History::open(d.path()).unwrap();
+        assert!(note.is_none());
+        let run = h
+            .begin_run("build", Path::new("/ws"), "s390x", "cross")
+            .unwrap();
+        let log = d.path().join("a.log");
+        h.started(run, &l("//wheels:a"), "s390x", "cross", &log)
+            .unwrap();
+        let running = h
+            .results(&Filter {
+                verdict: Some("running".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(running.len(), 1);
+        assert_eq!(running[0].log.as_deref(), Some(log.to_str().unwrap()));
+        h.finished(
+            run,
+            &l("//wheels:a"),
+            "s390x",
+            "cross",
+            Some("k1"),
+            Some("sha256:o"),
+            "built",
+            3000,
+            None,
+            None,
+        )
+        .unwrap();
+        h.finished(
+            run,
+            &l("//wheels:b"),
+            "s390x",
+            "cross",
+            Some("k2"),
+            None,
+            "failed",
+            10,
+            None,
+            Some("boom"),
+        )
+        .unwrap();
+        h.set_hints(run, &l("//wheels:b"), &["add a pack".into()])
+            .unwrap();
+        h.end_run(run, [1, 0, 1, 0, 0]).unwrap();
+        let all = h
+            .results(&Filter {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(all.len(), 2);
+        let a = all.iter().find(|r| r.label == "//wheels:a").unwrap();
+        assert_eq!(a.verdict, "built");
+        assert_eq!(
+            a.log.as_deref(),
+            Some(log.to_str().unwrap()),
+            "the log of its start is kept"
+        );
+        let b = all.iter().find(|r| r.label == "//wheels:b").unwrap();
+        assert_eq!(b.hints, ["add a pack"]);
+        assert_eq!(b.error.as_deref(), Some("boom"));
+        let r = h.run(run).unwrap().unwrap();
+        assert_eq!((r.built, r.failed), (1, 1));
+        assert!(r.finished_ms.is_some());
+        let durations = h.durations().unwrap();
+        assert_eq!(
+            durations[&("s390x".to_string(), "//wheels:a".to_string())],
+            3000
+        );
+    }
+
+    #[test]
+    fn a_damaged_database_is_moved_aside_and_made_anew() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            History::path_in(d.path()),
+            b"this is not a database, not at all",
+        )
+        .unwrap();
+        let (h, note) = History::open(d.path()).unwrap();
+        let note = note.expect("said");
+        assert!(
+            note.contains("damaged") && note.contains("made anew"),
+            "{note}"
+        );
+        let aside: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("damaged"))
+            .collect();
+        assert_eq!(aside.len(), 1);
+        h.begin_run("build", Path::new("/ws"), "x86_64", "native")
+            .unwrap();
+        assert_eq!(h.runs(5).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn two_connections_write_at_once() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, _) = History::open(d.path()).unwrap();
+        let (b, _) = History::open(d.path()).unwrap();
+        let ra = a
+            .begin_run("build", Path::new("/a"), "x86_64", "native")
+            .unwrap();
+        let rb = b
+            .begin_run("build", Path::new("/b"), "x86_64", "native")
+            .unwrap();
+        let t = std::thread::spawn(move || {
+            for i in 0..50 {
+                a.finished(
+                    ra,
+                    &l(&format!("//wheels:a{i}")),
+                    "x86_64",
+                    "native",
+                    None,
+                    None,
+                    "built",
+                    1,
+                    None,
+                    None,
+                )
+                .unwrap();
+            }
+            a
+        });
+        for i in 0..50 {
+            b.finished(
+                rb,
+                &l(&format!("//wheels:b{i}")),
+                "x86_64",
+                "native",
+                None,
+                None,
+                "built",
+                1,
+                None,
+                None,
+            )
+            .unwrap();
+        }
+        let a = t.join().unwrap();
+        assert_eq!(
+            a.results(&Filter {
+                limit: 1000,
+                ..Default::default()
+            })
+            .unwrap()
+            .len(),
+            100
+        );
+    }
+}

@@ -1,0 +1,294 @@
+//! `refine doctor`: every host prerequisite of the workspace's platform,
+//! each with what is wrong and the one command that fixes it.
+//!
+//! Inside a workspace the checks follow what its rules need (mmdebstrap
+//! images, Debian sources, PyPI sources, a foreign target). Outside one it
+//! checks what the shipped rule set needs, for the host or `--arch`.
+//! `--dev` adds the tools refine's own tests use.
+
+use super::{GlobalOpts, Session};
+use crate::error::{Error, Result};
+use crate::eval::Action;
+use crate::exec::host::{self, Check};
+use crate::rules::{Arch, Fetch};
+use crate::store::LocalStore;
+use std::path::PathBuf;
+
+/// What the checks found, and for which platform.
+pub struct Report {
+    pub arch: Arch,
+    pub workspace: Option<PathBuf>,
+    pub store: PathBuf,
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(Check::passed)
+    }
+}
+
+/// What the workspace's rules ask of the host.
+struct Wants {
+    arch: Arch,
+    python: String,
+    mmdebstrap: bool,
+    debian: bool,
+    pypi: bool,
+    /// Rust crates to vendor (`cargo` sources).
+    cargo: bool,
+}
+
+pub fn doctor(opts: &GlobalOpts, dev: bool) -> Result<Report> {
+    let (wants, workspace, store) = match Session::load(opts) {
+        Ok(s) => {
+            let mut w = Wants {
+                arch: s.platform.arch,
+                python: s.platform.python.clone(),
+                mmdebstrap: false,
+                debian: false,
+                pypi: false,
+                cargo: false,
+            };
+            for n in &s.all().nodes {
+                match &n.derivation.action {
+                    Action::Mmdebstrap { .. } => w.mmdebstrap = true,
+                    Action::Fetch {
+                        fetch: Fetch::Debian { .. },
+                        ..
+                    } => w.debian = true,
+                    Action::Fetch {
+                        fetch: Fetch::Pypi { .. },
+                        ..
+                    } => w.pypi = true,
+                    Action::Fetch {
+                        fetch: Fetch::Cargo { .. },
+                        ..
+                    } => w.cargo = true,
+                    _ => {}
+                }
+            }
+            (w, Some(s.root.clone()), s.store_path.clone())
+        }
+        Err(e) if e.message.contains("WORKSPACE.toml") => {
+            let arch = match &opts.arch {
+                Some(a) => Arch::parse(a).ok_or_else(|| {
+                    let d = crate::rules::config::arch_error(a);
+                    Error::user(format!("--arch: {}", d.message)).hint(d.hint.unwrap_or_default())
+                })?,
+                None => Arch::host(),
+            };
+            let wants = Wants {
+                arch,
+                python: "3.11".into(),
+                mmdebstrap: true,
+                debian: true,
+                pypi: true,
+                cargo: true,
+            };
+            (
+                wants,
+                None,
+                super::default_store_path(opts.store.as_deref())?,
+            )
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(Report {
+        arch: wants.arch,
+        checks: checks(&wants, &store, dev),
+        workspace,
+        store,
+    })
+}
+
+fn checks(w: &Wants, store: &std::path::Path, dev: bool) -> Vec<Check> {
+    let podman_prog = std::env::var("REFINE_PODMAN").unwrap_or_else(|_| "podman".into());
+    let mut out = Vec::new();
+    let podman = host::podman(&podman_prog);
+    let podman_ok = podman.passed();
+    out.push(podman);
+    out.push(host::runc());
+    if podman_ok {
+        out.push(host::podman_runs(&podman_prog));
+    }
+    out.push(host::userns());
+    let foreign = w.arch != Arch::host();
+    if w.mmdebstrap {
+        let mm = std::env::var("REFINE_MMDEBSTRAP").unwrap_or_else(|_| "mmdebstrap".into());
+        out.push(host::mmdebstrap(&mm));
+        if foreign {
+            out.push(host::arch_test(w.arch));
+        }
+    }
+    if foreign {
+        out.push(host::binfmt(w.arch));
+    }
+    if w.debian {
+        out.push(deb_src(store));
+    }
+    if w.pypi {
+        out.push(match crate::fetch::check_pip_index() {
+            Ok(what) => Check::ok("pip-index", what),
+            Err(e) => Check::fail("pip-index", e.to_string(), e.hint()),
+        });
+        out.extend(import_checks(&w.python));
+    }
+    if w.cargo {
+        // Debian's own cargo (0.66) reads no v4 Cargo.lock: cargo-web's.
+        out.push(host::program(
+            "cargo",
+            "cargo",
+            "cargo-web",
+            &["--version"],
+            "to vendor a Rust extension's crates (cargo sources) where the network is",
+        ));
+    }
+    out.push(host::store_space(store));
+    if dev {
+        out.extend(dev_checks());
+    }
+    out
+}
+
+/// What `refine import` asks of the host: a Python of the target's
+/// version to ask build backends their requirements with, and `unshare`
+/// to ask them without the network.
+fn import_checks(python: &str) -> Vec<Check> {
+    let py = format!("python{python}");
+    vec![
+        match host::which(&py) {
+            Some(p) => Check::ok(
+                "import-python",
+                format!(
+                    "{py} ({}) asks build backends for `refine import`",
+                    p.display()
+                ),
+            ),
+            None => Check::warn(
+                "import-python",
+                format!(
+                    "no {py} here: `refine import` asks build backends with the python3 there is"
+                ),
+                "apt-get install -y python3",
+            ),
+        },
+        match host::which("unshare") {
+            Some(_) => Check::ok("unshare", "build backends are asked without the network"),
+            None => Check::warn(
+                "unshare",
+                "unshare is missing: `refine import` asks build backends with the network open",
+                "apt-get install -y util-linux",
+            ),
+        },
+    ]
+}
+
+/// Debian source packages: refine's deb-src lists can be made and updated.
+fn deb_src(store: &std::path::Path) -> Check {
+    const NAME: &str = "deb-src";
+    if host::which("apt-get").is_none() {
+        return Check::fail(
+            NAME,
+            "apt-get is not installed; debian sources are downloaded with it",
+            "use a Debian or Ubuntu machine, or `url` sources",
+        );
+    }
+    let store = match LocalStore::open(store) {
+        Ok(s) => s,
+        Err(e) => {
+            return Check::fail(
+                NAME,
+                format!("cannot open the store: {e}"),
+                "choose another store: --store DIR or REFINE_STORE",
+            );
+        }
+    };
+    match crate::fetch::check_debian_sources(&store) {
+        Ok(n) => Check::ok(
+            NAME,
+            format!("deb-src lists made from {n} apt source file(s) and updated"),
+        ),
+        Err(e) => Check::fail(NAME, e.to_string(), e.hint()),
+    }
+}
+
+/// playwright-core, installed from the lock in tests/browser.
+fn playwright() -> Check {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    if dir
+        .join("node_modules/playwright-core/package.json")
+        .is_file()
+    {
+        Check::ok("playwright-core", format!("in {}", dir.display()))
+    } else {
+        Check::fail(
+            "playwright-core",
+            "playwright-core is not installed for the dashboard test",
+            format!("cd {} && npm ci", dir.display()),
+        )
+    }
+}
+
+/// What refine's own tests use (`bash .ci/setup` installs them).
+fn dev_checks() -> Vec<Check> {
+    vec![
+        host::program(
+            "docker-registry",
+            "docker-registry",
+            "docker-registry",
+            &["--version"],
+            "for the remote-store tests (a real OCI registry on loopback)",
+        ),
+        host::program(
+            "skopeo",
+            "skopeo",
+            "skopeo",
+            &["--version"],
+            "to check that what refine pushes is a readable OCI artifact",
+        ),
+        host::program(
+            "htpasswd",
+            "htpasswd",
+            "apache2-utils",
+            &["-h"],
+            "for the registry tests with basic auth",
+        ),
+        host::program(
+            "diffoscope",
+            "diffoscope",
+            "diffoscope",
+            &["--version"],
+            "for `refine verify`'s file diffs",
+        ),
+        host::program(
+            "dot",
+            "dot",
+            "graphviz",
+            &["-V"],
+            "to render `refine graph --format dot`",
+        ),
+        host::program(
+            "script",
+            "script",
+            "bsdutils",
+            &["--version"],
+            "to test the live status line on a terminal",
+        ),
+        host::program(
+            "chromium",
+            "chromium",
+            "chromium",
+            &["--version"],
+            "for the dashboard test (a real browser)",
+        ),
+        host::program(
+            "node",
+            "node",
+            "nodejs",
+            &["--version"],
+            "to run playwright-core for the dashboard test",
+        ),
+        playwright(),
+    ]
+}

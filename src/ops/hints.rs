@@ -1,0 +1,292 @@
+//! Hints: a failed build's log matched against the hint catalog, a table
+//! of data kept with the rules (`[[hints]]` and `[headers]` in
+//! `rules/hints.toml`, Debian's header → package list in
+//! `rules/hints/missing-headers.tsv`), as the seed system's hint catalog
+//! did. Each match becomes a suggestion with the exact rule edit; for a
+//! wheel that `refine import` generated, `refine build --auto-apply`
+//! records the edit as a fix of its import (`[[import.fixes]]`),
+//! regenerates the import and builds again.
+
+use super::Session;
+use crate::eval::GraphNode;
+use crate::import::{Fix, IMPORTED_DIR};
+use crate::rules::{HintFix, HintRule, Kind, Label};
+use std::collections::BTreeMap;
+
+/// What the catalog says about one failure.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Suggestion {
+    pub label: Label,
+    /// What the log showed and what to do, in words.
+    pub message: String,
+    /// The rule edit, exactly.
+    pub edit: Option<String>,
+    /// For a generated wheel: the fix `--auto-apply` records, and the
+    /// import it goes to.
+    #[serde(skip)]
+    pub fix: Option<(String, Fix)>,
+}
+
+/// The hint catalog of a workspace (its own entries first, then the base's).
+pub struct Catalog {
+    hints: Vec<(HintRule, regex::Regex)>,
+    headers: BTreeMap<String, Label>,
+    /// C header → the Debian package that has it.
+    debian: BTreeMap<String, String>,
+}
+
+impl Catalog {
+    pub fn load(s: &Session) -> Catalog {
+        let ev = s.evaluated();
+        let mut hints = Vec::new();
+        let mut headers = BTreeMap::new();
+        for f in ev.ws.files(&ev.db) {
+            let lowered = crate::eval::lower_file(&ev.db, *f);
+            for h in &lowered.hints {
+                if let Ok(re) = regex::Regex::new(&h.pattern.value) {
+                    hints.push((h.clone(), re));
+                }
+            }
+            for e in &lowered.headers {
+                headers
+                    .entry(e.header.clone())
+                    .or_insert(e.pack.value.clone());
+            }
+        }
+        let mut debian = BTreeMap::new();
+        if let Some(tsv) = s.sources.read_text("rules/hints/missing-headers.tsv") {
+            for line in tsv.lines().skip(1) {
+                let cols: Vec<&str> = line.split('\t').collect();
+                if let (Some(h), Some(apt)) = (cols.first(), cols.get(2))
+                    && *apt != "-"
+                {
+                    debian.insert(h.to_string(), apt.to_string());
+                }
+            }
+        }
+        Catalog {
+            hints,
+            headers,
+            debian,
+        }
+    }
+
+    /// Suggestions for the failed node `n` from its log.
+    pub fn suggest(&self, s: &Session, n: &GraphNode, log: &str) -> Vec<Suggestion> {
+        // Long logs: the end is where builds fail.
+        let tail = &log[log.len().saturating_sub(4 << 20)..];
+        let wheel = wheel_of(n);
+        let origin = s.origin(&wheel).unwrap_or_default();
+        let import = generated_import(n.decl.file.as_ref());
+        let mut out: Vec<Suggestion> = Vec::new();
+        for (h, re) in &self.hints {
+            let Some(caps) = tail.lines().rev().find_map(|l| re.captures(l)) else {
+                continue;
+            };
+            let group = |name: &str| caps.name(name).map(|m| m.as_str().to_string());
+            let say = |text: &str| {
+                let mut t = text.to_string();
+                for name in re.capture_names().flatten() {
+                    if let Some(v) = group(name) {
+                        t = t.replace(&format!("{{{name}}}"), &v);
+                    }
+                }
+                t
+            };
+            let mut sug = match h.fix {
+                HintFix::Say => Suggestion {
+                    label: n.label().clone(),
+                    message: say(h.say.as_deref().unwrap_or("see the log")),
+                    edit: None,
+                    fix: None,
+                },
+                HintFix::Header => {
+                    let Some(header) = group("header") else {
+                        continue;
+                    };
+                    match self.headers.get(&header) {
+                        Some(pack) if n.derivation.inputs.packs.contains(pack) => continue,
+                        Some(pack) => Suggestion {
+                            label: n.label().clone(),
+                            message: format!(
+                                "the build did not find `{header}`: {pack} provides it"
+                            ),
+                            edit: Some(format!(
+                                "add `packs = [\"{pack}\"]` to [{}.{}] ({origin})",
+                                wheel.kind.as_str(),
+                                wheel.name
+                            )),
+                            fix: import.clone().map(|i| {
+                                (
+                                    i,
+                                    Fix {
+                                        target: wheel.to_string(),
+                                        packs: vec![pack.to_string()],
+                                        why: format!(
+                                            "the build did not find {header}: {pack} provides it"
+                                        ),
+                                        ..Default::default()
+                                    },
+                                )
+                            }),
+                        },
+                        None => match self.debian.get(&header) {
+                            Some(pkg) => Suggestion {
+                                label: n.label().clone(),
+                                message: format!(
+                                    "the build did not find `{header}`: Debian's {pkg} has it, and no pack of refine's does"
+                                ),
+                                edit: Some(format!(
+                                    "add \"{pkg}\" to `packages` of the builder image ({}), or write a pack for it",
+                                    n.derivation
+                                        .inputs
+                                        .image
+                                        .as_ref()
+                                        .map(|l| l.to_string())
+                                        .unwrap_or_default()
+                                )),
+                                fix: None,
+                            },
+                            None => Suggestion {
+                                label: n.label().clone(),
+                                message: format!(
+                                    "the build did not find `{header}`, and the hint catalog does not know where it comes from"
+                                ),
+                                edit: Some(format!(
+                                    "find the library that has it, then `packs = [...]` in [{}.{}] ({origin}) or a pack of your own",
+                                    wheel.kind.as_str(),
+                                    wheel.name
+                                )),
+                                fix: None,
+                            },
+                        },
+                    }
+                }
+                HintFix::BuildRequirement => {
+                    let Some(req) = group("requirement") else {
+                        continue;
+                    };
+                    let Ok(parsed) = req.parse::<pep508_rs::Requirement>() else {
+                        continue;
+                    };
+                    Suggestion {
+                        label: n.label().clone(),
+                        message: match &h.say {
+                            Some(t) => say(t),
+                            None => format!("the build asked for {req}"),
+                        },
+                        edit: Some(match &import {
+                            Some(i) => format!(
+                                "in {i}, add a fix `[[import.fixes]] target = \"{wheel}\" build_requires = [\"{parsed}\"]` and run `refine add --name {}` (or `refine build --auto-apply`)",
+                                import_name(i)
+                            ),
+                            None => format!(
+                                "pin a wheel of {parsed} ([sources.NAME] with dist = \"wheel\") and add it to `build_requires` of [{}.{}] ({origin})",
+                                wheel.kind.as_str(),
+                                wheel.name
+                            ),
+                        }),
+                        fix: import.clone().map(|i| {
+                            (
+                                i,
+                                Fix {
+                                    target: wheel.to_string(),
+                                    build_requires: vec![parsed.to_string()],
+                                    why: format!("the build asked for {parsed}"),
+                                    ..Default::default()
+                                },
+                            )
+                        }),
+                    }
+                }
+            };
+            if out.iter().any(|o| o.message == sug.message) {
+                continue;
+            }
+            if sug.fix.is_some() && sug.edit.is_some() {
+                let e = sug.edit.take().unwrap_or_default();
+                sug.edit = Some(format!("{e}; `refine build --auto-apply` does it"));
+            }
+            out.push(sug);
+        }
+        out
+    }
+}
+
+/// The wheel rule a failure is about: a repair's wheel, or the node.
+fn wheel_of(n: &GraphNode) -> Label {
+    match (n.label().kind, &n.derivation.inputs.wheel) {
+        (Kind::Repair, Some(w)) => w.clone(),
+        _ => n.label().clone(),
+    }
+}
+
+/// The import file a target was generated into, if it was.
+fn generated_import(decl_file: &str) -> Option<String> {
+    let rest = decl_file.strip_prefix(IMPORTED_DIR)?.strip_prefix('/')?;
+    rest.ends_with(".toml").then(|| decl_file.to_string())
+}
+
+/// `rules/imported/web.toml` → `web`.
+pub fn import_name(file: &str) -> String {
+    file.rsplit('/')
+        .next()
+        .and_then(|f| f.strip_suffix(".toml"))
+        .unwrap_or(file)
+        .to_string()
+}
+
+/// The suggestions for every failure of a run.
+pub fn for_report(s: &Session, report: &super::build::BuildReport) -> Vec<Suggestion> {
+    let failed: Vec<(usize, &crate::sched::NodeResult)> = report
+        .results
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| report.graph.nodes[*i].label().kind != Kind::Test)
+        .filter(|(_, r)| {
+            r.verdict == crate::sched::Verdict::Failed
+                && r.failure
+                    .as_ref()
+                    .is_some_and(|f| f.class == crate::error::ErrorClass::Build)
+        })
+        .collect();
+    if failed.is_empty() {
+        return Vec::new();
+    }
+    let cat = Catalog::load(s);
+    let mut out = Vec::new();
+    for (i, r) in failed {
+        let Some(log) = r.log.as_ref().and_then(|p| std::fs::read(p).ok()) else {
+            continue;
+        };
+        let log = String::from_utf8_lossy(&log);
+        out.extend(cat.suggest(s, &report.graph.nodes[i], &log));
+    }
+    out
+}
+
+/// Record the fixes of `suggestions` in their imports and regenerate them;
+/// what was applied, in words.
+pub fn apply(
+    opts: &super::GlobalOpts,
+    suggestions: &[Suggestion],
+) -> crate::error::Result<Vec<String>> {
+    let mut by_import: BTreeMap<String, Vec<Fix>> = BTreeMap::new();
+    let mut said = Vec::new();
+    for s in suggestions {
+        if let Some((file, fix)) = &s.fix {
+            by_import.entry(file.clone()).or_default().push(fix.clone());
+            said.push(format!("{}: {} (recorded in {file})", fix.target, fix.why));
+        }
+    }
+    for (file, fixes) in by_import {
+        let args = super::import::ImportArgs {
+            name: Some(import_name(&file)),
+            add: true,
+            extra_fixes: fixes,
+            ..Default::default()
+        };
+        super::import::import(opts, &args)?;
+    }
+    Ok(said)
+}

@@ -1,0 +1,197 @@
+//! A run's record in the store's history ([`crate::history`]): a sink
+//! that writes each node's start (with its log) and end as the run goes,
+//! beside the sink that prints; and `refine history`'s queries.
+//!
+//! Recording never fails a build: errors are said once, as a warning.
+
+use crate::history::{Filter, History, ResultRow, RunRow};
+use crate::rules::Label;
+use crate::sched::{Event, EventSink, NodeResult};
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Records a run while passing every event on.
+pub struct Recorder<'a> {
+    inner: &'a dyn EventSink,
+    db: Mutex<History>,
+    pub run: i64,
+    /// Arch and toolchain name of each label's platform, and whether the
+    /// run named it.
+    toolchain: &'a (dyn Fn(&Label) -> (String, String, bool) + Sync),
+    warned: AtomicBool,
+}
+
+impl<'a> Recorder<'a> {
+    /// Open the history and begin a run; None (after a warning) if the
+    /// history cannot be had at all.
+    pub fn begin(
+        store: &Path,
+        command: &str,
+        workspace: &Path,
+        arch: &str,
+        toolchain_name: &str,
+        inner: &'a dyn EventSink,
+        toolchain: &'a (dyn Fn(&Label) -> (String, String, bool) + Sync),
+    ) -> Option<Recorder<'a>> {
+        let warn = |m: String| {
+            inner.event(&Event::Warning {
+                label: None,
+                message: m,
+            })
+        };
+        let (db, note) = match History::open(store) {
+            Ok(x) => x,
+            Err(e) => {
+                warn(format!("history: {e}; this run is not recorded"));
+                return None;
+            }
+        };
+        if let Some(n) = note {
+            warn(format!("history: {n}"));
+        }
+        if let Ok(n) = db.settle_dead_runs()
+            && n > 0
+        {
+            warn(format!(
+                "history: {n} build(s) of refine processes that are gone are recorded as interrupted"
+            ));
+        }
+        match db.begin_run(command, workspace, arch, toolchain_name) {
+            Ok(run) => Some(Recorder {
+                inner,
+                db: Mutex::new(db),
+                run,
+                toolchain,
+                warned: AtomicBool::new(false),
+            }),
+            Err(e) => {
+                warn(format!("history: {e}; this run is not recorded"));
+                None
+            }
+        }
+    }
+
+    fn say(&self, what: rusqlite::Result<()>) {
+        if let Err(e) = what
+            && !self.warned.swap(true, Ordering::SeqCst)
+        {
+            self.inner.event(&Event::Warning {
+                label: None,
+                message: format!("history: {e}; the rest of this run may not be recorded"),
+            });
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&History) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+        f(&db)
+    }
+
+    fn finished(&self, r: &NodeResult) {
+        let (arch, tc, requested) = (self.toolchain)(&r.label);
+        let res = self.with(|db| {
+            db.finished_as(
+                self.run,
+                &r.label,
+                &arch,
+                &tc,
+                r.key.as_ref().map(|k| k.0.as_str()),
+                r.output.as_ref().map(|o| o.to_string()).as_deref(),
+                r.verdict.as_str(),
+                r.duration.as_millis() as i64,
+                r.log.as_deref(),
+                r.failure.as_ref().map(|f| f.message.as_str()),
+                requested,
+            )
+        });
+        self.say(res);
+    }
+
+    /// End the run with its counts and each failure's hints.
+    pub fn end(&self, results: &[NodeResult], hints: &[(Label, String)]) {
+        use crate::sched::Verdict;
+        let count = |v: Verdict| results.iter().filter(|r| r.verdict == v).count() as i64;
+        let counts = [
+            count(Verdict::Built),
+            count(Verdict::HitLocal) + count(Verdict::HitRemote),
+            count(Verdict::Failed),
+            count(Verdict::Blocked),
+            count(Verdict::Skipped),
+        ];
+        let mut by: std::collections::BTreeMap<&Label, Vec<String>> = Default::default();
+        for (l, h) in hints {
+            by.entry(l).or_default().push(h.clone());
+        }
+        let res = self.with(|db| {
+            for (l, h) in &by {
+                db.set_hints(self.run, l, h)?;
+            }
+            db.end_run(self.run, counts)
+        });
+        self.say(res);
+    }
+}
+
+impl EventSink for Recorder<'_> {
+    fn event(&self, e: &Event<'_>) {
+        match e {
+            Event::Building { label, log } => {
+                let (arch, tc, _) = (self.toolchain)(label);
+                let res = self.with(|db| db.started(self.run, label, &arch, &tc, log));
+                self.say(res);
+            }
+            Event::Finished { result, .. } => self.finished(result),
+            _ => {}
+        }
+        self.inner.event(e);
+    }
+}
+
+/// The recorded durations, for the scheduler (empty without a history).
+pub fn durations(store: &Path) -> std::collections::HashMap<(String, String), u64> {
+    if !History::path_in(store).exists() {
+        return Default::default();
+    }
+    History::open(store)
+        .ok()
+        .and_then(|(h, _)| h.durations().ok())
+        .unwrap_or_default()
+}
+
+/// What `refine history` asks.
+#[derive(Clone, Debug, Default)]
+pub struct Query {
+    pub label: Option<String>,
+    pub failures: bool,
+    pub slowest: bool,
+    pub recent: usize,
+}
+
+pub enum Answer {
+    Runs(Vec<RunRow>),
+    Results(Vec<ResultRow>),
+}
+
+pub fn query(store: &Path, q: &Query) -> crate::error::Result<(Answer, Option<String>)> {
+    let (h, note) = History::open(store).map_err(|e| {
+        crate::error::Error::env(e).hint("check that the store is writable (--store DIR)")
+    })?;
+    let err = |e: rusqlite::Error| {
+        crate::error::Error::env(format!("history: {e}")).hint(
+            "the history database may be damaged: run `refine history` again (it is made anew)",
+        )
+    };
+    let limit = if q.recent == 0 { 20 } else { q.recent };
+    if q.label.is_none() && !q.failures && !q.slowest {
+        return Ok((Answer::Runs(h.runs(limit).map_err(err)?), note));
+    }
+    let f = Filter {
+        label: q.label.clone(),
+        verdict: q.failures.then(|| "failed".to_string()),
+        slowest: q.slowest,
+        limit,
+        ..Default::default()
+    };
+    Ok((Answer::Results(h.results(&f).map_err(err)?), note))
+}

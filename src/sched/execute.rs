@@ -1,0 +1,456 @@
+//! The build of one node: a fetch on the host, an image by mmdebstrap or
+//! OCI, or a recipe in the sandbox; then the checks of what it wrote and
+//! its output stored as a tree. Every build writes a log, named in the
+//! node's result.
+
+use super::node::NodeCx;
+use super::result::NodeResult;
+use super::sandbox::{self, makes_wheels};
+use crate::error::{Error, ErrorClass};
+use crate::eval::{Action, Derivation};
+use crate::exec::{ExecError, ImageRequest, RunStatus};
+use crate::key::Digest;
+use crate::rules::Kind;
+use crate::store::{EntryKind, Tree, TreeEntry};
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+fn failure(class: ErrorClass, message: impl Into<String>, hint: impl Into<String>) -> Error {
+    Error::new(class, message).hint(hint)
+}
+
+/// Build the node into a tree in the store, writing its log (named in
+/// `res.log`). A failure of the host that every build would meet (podman
+/// or a binfmt handler missing) sets `res.run_wide`.
+pub(super) fn build(
+    cx: &NodeCx<'_>,
+    deps: &[&NodeResult],
+    res: &mut NodeResult,
+) -> Result<Tree, Error> {
+    let d = cx.d;
+    let store = cx.cfg.store;
+    let log_path = store.new_log_path(cx.arch(), &d.label.path(), &cx.key);
+    res.log = Some(log_path.clone());
+    if let Some(dir) = log_path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut log = File::options()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(&log_path)?;
+    writeln!(
+        log,
+        "refine {}: building {} for {}",
+        env!("CARGO_PKG_VERSION"),
+        d.label,
+        cx.arch()
+    )?;
+    writeln!(log, "key {}", cx.key)?;
+    cx.cfg.sink.event(&super::Event::Building {
+        label: &d.label,
+        log: &log_path,
+    });
+    let r = run_action(cx, deps, res, &mut log);
+    match r {
+        Err(mut f) => {
+            let _ = writeln!(log, "refine: {} failed: {}", d.label, f.message);
+            if f.class == ErrorClass::Build && f.log_tail.is_none() {
+                f.log_tail = Some(crate::exec::podman::tail(&mut log, 20));
+            }
+            Err(f)
+        }
+        ok => ok,
+    }
+}
+
+/// The host checks a step needs; a failure there is run-wide.
+fn preflight(
+    cx: &NodeCx<'_>,
+    res: &mut NodeResult,
+    needs: crate::exec::Needs,
+) -> Result<(), Error> {
+    let notices = cx.cfg.exec.preflight(&needs).map_err(|e| {
+        res.run_wide = true;
+        Error::from(e)
+    })?;
+    for message in notices {
+        cx.cfg.sink.event(&crate::sched::Event::Warning {
+            label: None,
+            message,
+        });
+    }
+    Ok(())
+}
+
+/// The executor's own failure: the host's, maybe run-wide.
+fn host(res: &mut NodeResult) -> impl FnMut(ExecError) -> Error + '_ {
+    |e| {
+        res.run_wide |= e.run_wide();
+        Error::from(e)
+    }
+}
+
+fn run_action(
+    cx: &NodeCx<'_>,
+    deps: &[&NodeResult],
+    res: &mut NodeResult,
+    log: &mut File,
+) -> Result<Tree, Error> {
+    let d = cx.d;
+    let cfg = cx.cfg;
+    match &d.action {
+        // A set builds nothing: its output lists its members' outputs.
+        Action::Set => {
+            let mut text = String::new();
+            for dep in deps {
+                if let Some(o) = &dep.output {
+                    text.push_str(&format!("{} {o}\n", dep.label));
+                }
+            }
+            let tmp = cfg.store.tmp_dir()?;
+            std::fs::write(tmp.path().join("members"), text)?;
+            Ok(cfg.store.put_tree(tmp.path())?)
+        }
+        Action::Fetch { fetch, sha256 } => {
+            let pin = Digest::parse(sha256)
+                .map_err(|e| failure(ErrorClass::User, e.to_string(), "fix the pin"))?;
+            // A source made from another (crates vendored from an sdist):
+            // that one's file.
+            let input = match fetch {
+                crate::rules::Fetch::Cargo { of, .. } => deps
+                    .iter()
+                    .find(|r| &r.label == of)
+                    .and_then(|r| r.tree.as_ref())
+                    .and_then(|t| {
+                        t.files()
+                            .next()
+                            .map(|(n, d, _)| (cfg.store.blob_path(d), n.to_string()))
+                    }),
+                _ => None,
+            };
+            let f = crate::fetch::fetch(
+                fetch,
+                &pin,
+                &d.label.to_string(),
+                &cfg.sources.root,
+                cfg.store,
+                input.as_ref().map(|(p, n)| (p.as_path(), n.as_str())),
+                log,
+            )
+            .map_err(|e| {
+                let class = if e.is_user_error() {
+                    ErrorClass::User
+                } else {
+                    ErrorClass::Environment
+                };
+                failure(class, format!("{}: {e}", d.label), e.hint())
+            })?;
+            let size = cfg.store.verify_blob(&f.digest)?;
+            single_file_tree(cx, &f.name, &f.digest, size)
+        }
+        Action::OciImage { reference, .. } => {
+            preflight(
+                cx,
+                res,
+                crate::exec::Needs {
+                    containers: true,
+                    ..Default::default()
+                },
+            )?;
+            cfg.exec
+                .pull_image(reference, d.platform.arch)
+                .map_err(host(res))?;
+            let tmp = cfg.store.tmp_dir()?;
+            std::fs::write(tmp.path().join("reference"), format!("{reference}\n"))?;
+            Ok(cfg.store.put_tree(tmp.path())?)
+        }
+        Action::Mmdebstrap {
+            suite,
+            variant,
+            components,
+            packages,
+            cross,
+        } => {
+            preflight(
+                cx,
+                res,
+                crate::exec::Needs {
+                    mmdebstrap: true,
+                    emulate: d.platform.emulated(),
+                    ..Default::default()
+                },
+            )?;
+            let tmp = cfg.store.tmp_dir()?;
+            let cross = match cross {
+                None => None,
+                Some(c) => {
+                    // The hook, checked against the digest the key has.
+                    let hook = tmp.path().join("cross-hook.sh");
+                    for (rel, digest) in &c.hook.files {
+                        let bytes = cfg.sources.read(rel).ok_or_else(|| {
+                            failure(
+                                ErrorClass::User,
+                                format!("cannot read {rel}"),
+                                "restore the file",
+                            )
+                        })?;
+                        if &crate::key::sha256_bytes(&bytes) != digest {
+                            return Err(failure(
+                                ErrorClass::User,
+                                format!("{rel} changed while refine was running"),
+                                "run the build again",
+                            ));
+                        }
+                        std::fs::write(&hook, &bytes)?;
+                    }
+                    writeln!(
+                        log,
+                        "toolchain: cross ({}-gcc-{} running on {}, wired in by {})",
+                        c.triplet, c.gcc, c.host, c.hook.script
+                    )?;
+                    Some(crate::exec::CrossRequest {
+                        host: c.host.clone(),
+                        hook,
+                        env: [
+                            ("REFINE_TRIPLET", c.triplet.clone()),
+                            ("REFINE_HOST_ARCH", c.host.clone()),
+                            ("REFINE_GCC", c.gcc.clone()),
+                            (
+                                "REFINE_HOST_TRIPLET",
+                                crate::rules::Arch::host().triplet().to_string(),
+                            ),
+                            ("REFINE_UNPACK", c.unpack.join(" ")),
+                        ]
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect(),
+                    })
+                }
+            };
+            let req = ImageRequest {
+                label: d.label.to_string(),
+                suite: suite.clone(),
+                variant: variant.clone(),
+                components: components.clone(),
+                packages: packages.clone(),
+                arch: d.platform.arch,
+                source_date_epoch: d.source_date_epoch,
+                timeout: d.timeout,
+                cross,
+            };
+            let tar = tmp.path().join("rootfs.tar");
+            let status = cfg.exec.build_image(&req, &tar, log).map_err(host(res))?;
+            check_status(status, d, res, log)?;
+            let (digest, size) = cfg.store.put_file(&tar)?;
+            single_file_tree(cx, "rootfs.tar", &digest, size)
+        }
+        Action::SystemRuntime { .. } | Action::Recipe { .. } => {
+            preflight(
+                cx,
+                res,
+                crate::exec::Needs {
+                    containers: true,
+                    emulate: d.platform.emulated(),
+                    ..Default::default()
+                },
+            )?;
+            let scratch = cfg.store.tmp_dir()?;
+            let spec = sandbox::prepare(cx.graph, cx.i, deps, cfg, scratch.path(), cx.key.short())?;
+            writeln!(log, "podman {}", shell_words(&spec.podman_argv()))?;
+            writeln!(log, "----")?;
+            log.flush()?;
+            let status = cfg.exec.run(&spec, log).map_err(host(res))?;
+            writeln!(log, "----")?;
+            check_status(status, d, res, log)?;
+            collect_outputs(cx, &spec.out, log)
+        }
+    }
+}
+
+fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_=/.:,+@".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A step's exit, as a failure of the recipe, or of the host when its log
+/// names a host problem (then never "fix the recipe").
+fn check_status(
+    status: RunStatus,
+    d: &Derivation,
+    res: &mut NodeResult,
+    log: &mut File,
+) -> Result<(), Error> {
+    match status {
+        RunStatus::Success => Ok(()),
+        RunStatus::Failed(code) => {
+            let tail = crate::exec::podman::tail(log, 40);
+            if let Some(p) = crate::exec::host::diagnose_log(&tail, d.platform.arch) {
+                res.run_wide |= p.run_wide;
+                return Err(Error::env(format!("{} failed: {}", d.label, p.what)).hint(p.fix));
+            }
+            Err(failure(
+                ErrorClass::Build,
+                format!("{} failed (exit status {code})", d.label),
+                "read the log (refine log LABEL); fix the recipe or the rule, then build again",
+            ))
+        }
+        RunStatus::TimedOut(t) => Err(failure(
+            ErrorClass::Build,
+            format!("{} timed out after {}s", d.label, t.as_secs()),
+            "raise `timeout` in the rule or in [sandbox] of WORKSPACE.toml",
+        )),
+        RunStatus::Interrupted => Err(failure(
+            ErrorClass::Interrupted,
+            format!("{} was interrupted", d.label),
+            "nothing of it was stored; build again to finish it",
+        )),
+    }
+}
+
+fn single_file_tree(
+    cx: &NodeCx<'_>,
+    name: &str,
+    digest: &Digest,
+    size: u64,
+) -> Result<Tree, Error> {
+    let tree = Tree::new(vec![TreeEntry {
+        path: name.to_string(),
+        kind: EntryKind::File {
+            executable: false,
+            size,
+            digest: digest.clone(),
+        },
+    }])
+    .map_err(|e| failure(ErrorClass::User, e.to_string(), "rename the file"))?;
+    cx.cfg.store.put_bytes(tree.encode().as_bytes())?;
+    Ok(tree)
+}
+
+/// Check and normalize what a recipe wrote, then store it.
+fn collect_outputs(cx: &NodeCx<'_>, out: &Path, log: &mut File) -> Result<Tree, Error> {
+    let d = cx.d;
+    if makes_wheels(d.label.kind) {
+        let mut wheels = Vec::new();
+        for e in std::fs::read_dir(out)?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".whl") && e.file_type().is_ok_and(|t| t.is_file()) {
+                wheels.push(e.path());
+            } else {
+                writeln!(
+                    log,
+                    "refine: dropping {name} from the output (wheel outputs hold .whl files only)"
+                )?;
+                let p = e.path();
+                if p.is_dir() {
+                    std::fs::remove_dir_all(&p)?;
+                } else {
+                    std::fs::remove_file(&p)?;
+                }
+            }
+        }
+        if wheels.is_empty() {
+            return Err(failure(
+                ErrorClass::Build,
+                format!("{} wrote no wheel to $REFINE_OUT", d.label),
+                "the recipe must leave its .whl files in $REFINE_OUT",
+            ));
+        }
+        for w in &wheels {
+            crate::wheel::normalize(w, d.source_date_epoch).map_err(|e| {
+                failure(
+                    ErrorClass::Build,
+                    format!("{}: {e}", d.label),
+                    "the recipe wrote a broken wheel",
+                )
+            })?;
+            let files = crate::wheel::read_wheel(w).map_err(|e| {
+                failure(
+                    ErrorClass::Build,
+                    e.to_string(),
+                    "the recipe wrote a broken wheel",
+                )
+            })?;
+            let foreign = crate::wheel::foreign_elves(&files, d.platform.arch.elf_machine());
+            if !foreign.is_empty() {
+                let list: Vec<String> = foreign
+                    .iter()
+                    .map(|(n, m)| format!("{n} (e_machine {m})"))
+                    .collect();
+                return Err(failure(
+                    ErrorClass::Build,
+                    format!(
+                        "{} holds binaries that are not {}: {}",
+                        d.label,
+                        d.platform.arch,
+                        list.join(", ")
+                    ),
+                    "the build used a compiler for another architecture; check the image and the recipe",
+                ));
+            }
+        }
+    }
+    if d.label.kind == Kind::Pack {
+        check_no_build_paths(d, out)?;
+    }
+    if d.label.kind == Kind::Runtime
+        && !out.join("runtime.json").is_file()
+        && !out.join("bin").is_dir()
+    {
+        return Err(failure(
+            ErrorClass::Build,
+            format!("{} wrote no interpreter to $REFINE_OUT", d.label),
+            "a runtime recipe installs Python under $REFINE_OUT (bin/python3)",
+        ));
+    }
+    Ok(cx.cfg.store.put_tree(out)?)
+}
+
+/// Packs are relocatable: their pkg-config and libtool files must not name
+/// the directory they were built in.
+fn check_no_build_paths(d: &Derivation, out: &Path) -> Result<(), Error> {
+    let mut leaks = Vec::new();
+    for e in walkdir::WalkDir::new(out).into_iter().flatten() {
+        let p = e.path();
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text_kind = name.ends_with(".pc")
+            || name.ends_with(".la")
+            || name.ends_with("-config")
+            || name.ends_with(".cmake");
+        if !e.file_type().is_file() || !text_kind {
+            continue;
+        }
+        if let Ok(text) = std::fs::read_to_string(p)
+            && (text.contains("/build/") || text.contains("/out/") || text.contains("/out\n"))
+        {
+            leaks.push(p.strip_prefix(out).unwrap_or(p).display().to_string());
+        }
+    }
+    if leaks.is_empty() {
+        Ok(())
+    } else {
+        Err(failure(
+            ErrorClass::Build,
+            format!(
+                "{} is not relocatable: build paths in {}",
+                d.label,
+                leaks.join(", ")
+            ),
+            "install with --prefix=/opt/packs/<name> (and DESTDIR) or rewrite prefix= to ${pcfiledir}/../.. in the recipe",
+        ))
+    }
+}

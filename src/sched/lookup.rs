@@ -1,0 +1,114 @@
+//! The cache layers in front of a build: the local store (its label index,
+//! then its action cache) and the remote. Each answers with a [`Hit`] or
+//! passes; damage and faults are notes, never failures.
+
+use super::node::NodeCx;
+use super::record;
+use super::result::{NodeResult, Verdict};
+use crate::key::Digest;
+use crate::store::{Lookup, Tree};
+
+/// An output found in a cache: its digest and tree.
+pub(super) type Hit = (Digest, Tree);
+
+/// The label index alone (the no-op path): no file opened per node.
+pub(super) fn indexed(cx: &NodeCx<'_>, verify: bool) -> Option<Hit> {
+    cx.cfg
+        .store
+        .indexed_hit(cx.arch(), &cx.d.label.to_string(), &cx.key, verify, &|e| {
+            cx.trusts(e)
+        })
+}
+
+/// The local store: the label index, then the action cache, with every
+/// blob of the output checked.
+pub(super) fn local(cx: &NodeCx<'_>, res: &mut NodeResult) -> Option<Hit> {
+    if let Some(hit) = indexed(cx, true) {
+        return Some(hit);
+    }
+    let store = cx.cfg.store;
+    match store.lookup(&cx.key) {
+        Lookup::Hit(r, t) => {
+            if !cx.trusts(&r.executor) {
+                // Another executor's result (a test's fake one, or one from
+                // before executors were recorded) never answers this run.
+                return None;
+            }
+            // Check the bytes too (cheap for blobs checked before: the store
+            // remembers their inode, size and mtime).
+            let checked = t
+                .files()
+                .try_for_each(|(_, dg, _)| store.verify_blob(dg).map(|_| ()));
+            match checked {
+                Ok(()) => Some((r.output, t)),
+                Err(e) => {
+                    store.remove_action(&cx.key);
+                    cx.note(
+                        res,
+                        format!("{}: corrupt cache entry treated as a miss: {e}", cx.d.label),
+                    );
+                    None
+                }
+            }
+        }
+        Lookup::Miss => None,
+        Lookup::Corrupt(why) => {
+            cx.note(
+                res,
+                format!(
+                    "{}: corrupt cache entry treated as a miss: {why}",
+                    cx.d.label
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// The remote: `Ok(Some)` a verified pull, `Ok(None)` a miss, `Err` a
+/// fault (already said once as a note).
+pub(super) fn remote(cx: &NodeCx<'_>, res: &mut NodeResult) -> Result<Option<Hit>, ()> {
+    let Some(remote) = cx.cfg.remote else {
+        return Ok(None);
+    };
+    match remote.pull(&cx.d.label, &cx.key, cx.cfg.store) {
+        Ok(Some((result, tree))) => {
+            let _ = cx.cfg.store.put_preimage(&cx.key, &cx.pre);
+            Ok(Some((result.output, tree)))
+        }
+        Ok(None) => Ok(None),
+        Err(e) => {
+            cx.note(res, format!("remote {}: {e}", remote.describe()));
+            Err(())
+        }
+    }
+}
+
+/// Settle a node with a hit.
+pub(super) fn finish(
+    cx: &NodeCx<'_>,
+    (output, tree): Hit,
+    mut res: NodeResult,
+    verdict: Verdict,
+) -> NodeResult {
+    res.verdict = verdict;
+    res.output = Some(output);
+    res.tree = Some(tree);
+    res.duration = cx.start.elapsed();
+    // Only write when something changed: a no-op run writes nothing.
+    let (log, same) = cx
+        .cfg
+        .store
+        .label_check(cx.arch(), &cx.d.label.to_string(), |p| {
+            let same = res.key.as_ref().is_some_and(|k| p.key == k.0)
+                && p.verdict == "hit"
+                && p.output == res.output;
+            (p.log.clone(), same)
+        })
+        .unwrap_or((None, false));
+    res.log = log;
+    if !same {
+        record::label(cx, &res);
+    }
+    res
+}

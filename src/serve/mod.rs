@@ -1,0 +1,289 @@
+//! `refine serve`: one process, the dashboard inside the refine binary.
+//!
+//! ```text
+//! browser / pip / curl ──HTTP──► router ─┬─ pages (HTML, from the history and the store)
+//!                                        ├─ /api/… (JSON behind every page; POST queues builds)
+//!                                        ├─ /logs/N/events (SSE: a running node's log as it grows)
+//!                                        ├─ /simple/ (PEP 503 HTML or PEP 691 JSON, by Accept)
+//!                                        └─ /metrics (Prometheus, refine_*)
+//!                        queue ──one build at a time──► ops::build (recorded in the history)
+//! ```
+//!
+//! Security: it binds loopback unless told otherwise. Everything that
+//! changes something needs the token (`Authorization: Bearer …`, or the
+//! HttpOnly, SameSite=Strict cookie the browser gets once from the login
+//! form); a token is never taken from a URL, never logged, and compared in
+//! constant time. Reads are open on loopback and need the token on any
+//! other address (`--reads open|token` decides). Logs and artifacts are
+//! reached by the history's ids and the store's digests, never by paths
+//! from the request; bodies over 64 KiB are refused.
+
+mod api;
+mod index;
+mod metrics;
+mod pages;
+mod queue;
+
+use crate::error::{Error, Result};
+use crate::ops::GlobalOpts;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Who may read the pages and the API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reads {
+    Open,
+    Token,
+}
+
+pub struct ServeOpts {
+    pub global: GlobalOpts,
+    pub addr: SocketAddr,
+    pub token: String,
+    /// Where the token came from, to say (never the token itself).
+    pub token_from: String,
+    pub reads: Reads,
+}
+
+pub(crate) struct App {
+    pub global: GlobalOpts,
+    pub store: PathBuf,
+    pub workspace: PathBuf,
+    token: String,
+    pub reads: Reads,
+    pub queue: queue::Queue,
+    pub index_cache: index::Cache,
+}
+
+pub(crate) type Shared = Arc<App>;
+
+/// The name of the cookie that carries the token.
+const COOKIE: &str = "refine_token";
+
+impl App {
+    /// Whether the request carries the token (header or cookie).
+    pub fn authorized(&self, headers: &HeaderMap) -> bool {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_string)
+            .or_else(|| cookie(headers, COOKIE));
+        match given {
+            Some(t) => constant_time_eq(t.trim().as_bytes(), self.token.as_bytes()),
+            None => false,
+        }
+    }
+
+    pub fn may_read(&self, headers: &HeaderMap) -> bool {
+        self.reads == Reads::Open || self.authorized(headers)
+    }
+
+    pub fn history(&self) -> Option<crate::history::History> {
+        crate::history::History::open(&self.store)
+            .ok()
+            .map(|(h, _)| h)
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// A refusal, as JSON for the API and as a page for browsers.
+pub(crate) fn refuse(status: StatusCode, message: &str, json: bool) -> Response {
+    if json {
+        (
+            status,
+            axum::Json(serde_json::json!({"error": message, "status": status.as_u16()})),
+        )
+            .into_response()
+    } else {
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            pages::layout(
+                status.canonical_reason().unwrap_or("refused"),
+                false,
+                &format!("<p class=\"refused\">{}</p>", pages::esc(message)),
+            ),
+        )
+            .into_response()
+    }
+}
+
+pub(crate) fn unauthorized(json: bool) -> Response {
+    refuse(
+        StatusCode::UNAUTHORIZED,
+        "this needs the token: log in with it (the form at the top of the page), or send `Authorization: Bearer TOKEN`",
+        json,
+    )
+}
+
+/// `POST /login`: the token from a form, once; the browser keeps it as an
+/// HttpOnly, SameSite=Strict cookie.
+async fn login(
+    State(app): State<Shared>,
+    axum::Form(form): axum::Form<std::collections::HashMap<String, String>>,
+) -> Response {
+    let given = form
+        .get("token")
+        .map(|t| t.trim().to_string())
+        .unwrap_or_default();
+    if !constant_time_eq(given.as_bytes(), app.token.as_bytes()) {
+        return refuse(StatusCode::UNAUTHORIZED, "that is not the token", false);
+    }
+    let mut h = HeaderMap::new();
+    let c = format!("{COOKIE}={given}; HttpOnly; SameSite=Strict; Path=/");
+    if let Ok(v) = HeaderValue::from_str(&c) {
+        h.insert(header::SET_COOKIE, v);
+    }
+    h.insert(header::LOCATION, HeaderValue::from_static("/"));
+    (StatusCode::SEE_OTHER, h).into_response()
+}
+
+async fn logout() -> Response {
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("refine_token=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
+    h.insert(header::LOCATION, HeaderValue::from_static("/"));
+    (StatusCode::SEE_OTHER, h).into_response()
+}
+
+fn router(app: Shared) -> Router {
+    Router::new()
+        .route("/", get(pages::overview))
+        .route("/runs/{id}", get(pages::run))
+        .route("/targets/{kind}/{name}", get(pages::target))
+        .route("/logs/{id}", get(pages::log))
+        .route("/logs/{id}/raw", get(pages::log_raw))
+        .route("/logs/{id}/events", get(pages::log_events))
+        .route("/artifacts/{id}/{file}", get(pages::artifact))
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/api/overview", get(api::overview))
+        .route("/api/runs/{id}", get(api::run))
+        .route("/api/runs/{id}/retry", post(api::retry))
+        .route("/api/targets/{kind}/{name}", get(api::target))
+        .route("/api/queue", get(api::queue))
+        .route("/api/builds", post(api::submit))
+        .route("/simple/", get(index::root))
+        .route("/simple/{project}/", get(index::project))
+        .route("/files/{file}", get(index::file))
+        .route("/metrics", get(metrics::metrics))
+        .fallback(|| async { refuse(StatusCode::NOT_FOUND, "no such page", false) })
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .with_state(app)
+}
+
+/// Serve until SIGINT or SIGTERM.
+pub fn serve(opts: ServeOpts, say: &dyn Fn(&str)) -> Result<()> {
+    let session = crate::ops::Session::load(&opts.global)?;
+    let store = session.store_path.clone();
+    let workspace = session.root.clone();
+    session.leak();
+    crate::store::LocalStore::open(&store)?;
+    if let Err(e) = crate::history::History::open(&store) {
+        say(&format!(
+            "serve: the history cannot be opened ({e}); pages will be empty"
+        ));
+    }
+    let queue = queue::Queue::default();
+    let app = Arc::new(App {
+        global: opts.global.clone(),
+        store,
+        workspace,
+        token: opts.token.clone(),
+        reads: opts.reads,
+        queue,
+        index_cache: index::Cache::default(),
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::internal(format!("cannot start the server's runtime: {e}")))?;
+    crate::exec::interrupt::install();
+    queue::start(app.clone());
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(opts.addr)
+            .await
+            .map_err(|e| {
+                Error::env(format!("cannot listen on {}: {e}", opts.addr))
+                    .hint("choose another address: --addr 127.0.0.1:PORT")
+            })?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Error::env(format!("{e}")))?;
+        say(&format!(
+            "serve: http://{local}/ (workspace {}, store {}); actions need the token {}; reads {}",
+            app.workspace.display(),
+            app.store.display(),
+            opts.token_from,
+            match app.reads {
+                Reads::Open => "are open",
+                Reads::Token => "need the token too",
+            }
+        ));
+        axum::serve(listener, router(app.clone()))
+            .with_graceful_shutdown(async {
+                while !crate::exec::interrupt::requested() {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            })
+            .await
+            .map_err(|e| Error::env(format!("the server stopped: {e}")))
+    })?;
+    say("serve: stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_come_from_a_header_or_the_cookie_and_compare_exactly() {
+        let app = App {
+            global: GlobalOpts::default(),
+            store: PathBuf::new(),
+            workspace: PathBuf::new(),
+            token: "s3cret-token".into(),
+            reads: Reads::Token,
+            queue: queue::Queue::default(),
+            index_cache: index::Cache::default(),
+        };
+        let h = |k: header::HeaderName, v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(k, HeaderValue::from_str(v).unwrap());
+            m
+        };
+        assert!(app.authorized(&h(header::AUTHORIZATION, "Bearer s3cret-token")));
+        assert!(app.authorized(&h(header::COOKIE, "a=b; refine_token=s3cret-token")));
+        assert!(!app.authorized(&h(header::AUTHORIZATION, "Bearer s3cret-tokeX")));
+        assert!(!app.authorized(&h(header::AUTHORIZATION, "Bearer s3cret")));
+        assert!(!app.authorized(&h(header::AUTHORIZATION, "Basic s3cret-token")));
+        assert!(!app.authorized(&HeaderMap::new()));
+        assert!(!app.may_read(&HeaderMap::new()));
+    }
+}

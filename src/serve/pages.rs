@@ -1,0 +1,710 @@
+//! The dashboard's pages: HTML made on the server from the same data as
+//! the API (no build step and no separate toolchain: the pages, their
+//! style and their few lines of script are in the binary), plus the log
+//! and artifact downloads and the live log stream.
+
+use super::api::{self, overview_data, path_label, run_data, store_log, target_data};
+use super::{Shared, refuse, unauthorized};
+use crate::history::ResultRow;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+const STYLE: &str = r#"
+:root { --fg:#1d2430; --muted:#667085; --line:#e4e7ec; --bg:#f8f9fb; --ok:#12805c; --bad:#c0352b; --warn:#a15c07; --run:#2563eb; }
+* { box-sizing: border-box; }
+body { margin:0; font:14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color:var(--fg); background:var(--bg); }
+header { background:#111827; color:#fff; padding:10px 24px; display:flex; gap:24px; align-items:center; }
+header a { color:#e5e7eb; text-decoration:none; } header a:hover { color:#fff; }
+header .brand { font-weight:700; font-size:16px; color:#fff; }
+header form { margin-left:auto; display:flex; gap:6px; }
+header input { padding:3px 6px; border-radius:4px; border:1px solid #374151; background:#1f2937; color:#fff; }
+main { max-width:1200px; margin:0 auto; padding:18px 24px 60px; }
+h1 { font-size:20px; margin:6px 0 14px; } h2 { font-size:15px; margin:24px 0 8px; color:#344054; }
+table { border-collapse:collapse; width:100%; background:#fff; border:1px solid var(--line); border-radius:6px; }
+th, td { text-align:left; padding:6px 10px; border-bottom:1px solid var(--line); vertical-align:top; }
+th { font-weight:600; color:var(--muted); font-size:12px; text-transform:uppercase; letter-spacing:.03em; }
+tr:last-child td { border-bottom:none; }
+code, pre, .mono { font-family:ui-monospace, SFMono-Regular, Menlo, monospace; font-size:12.5px; }
+pre { background:#0f172a; color:#e2e8f0; padding:12px; border-radius:6px; overflow:auto; max-height:560px; white-space:pre-wrap; }
+.v-built,.v-hit\:local,.v-hit\:remote,.v-done { color:var(--ok); } .v-failed { color:var(--bad); font-weight:600; }
+.v-blocked,.v-skipped { color:var(--warn); } .v-running,.v-queued { color:var(--run); font-weight:600; }
+.cards { display:flex; gap:12px; flex-wrap:wrap; } .card { background:#fff; border:1px solid var(--line); border-radius:6px; padding:10px 14px; min-width:150px; }
+.card b { display:block; font-size:22px; } .muted { color:var(--muted); } .hint { color:var(--warn); }
+button { background:#2563eb; color:#fff; border:none; border-radius:4px; padding:5px 12px; cursor:pointer; }
+button:hover { background:#1d4ed8; } .refused { color:var(--bad); font-weight:600; }
+#action-status { margin-left:10px; }
+"#;
+
+const SCRIPT: &str = r#"
+document.querySelectorAll('button[data-action]').forEach(function (b) {
+  b.addEventListener('click', function () {
+    var out = document.getElementById('action-status');
+    out.textContent = 'asking…';
+    fetch(b.dataset.action, {method: 'POST', credentials: 'same-origin',
+      headers: {'Content-Type': 'application/json', 'X-Refine-Request': '1'},
+      body: b.dataset.body || '{}'})
+      .then(function (r) { return r.json().then(function (j) { return [r.status, j]; }); })
+      .then(function (x) {
+        if (x[0] === 202) { out.className = ''; out.textContent = 'queued as job ' + x[1].id + ' (' + x[1].targets.join(' ') + ')'; }
+        else { out.className = 'refused'; out.textContent = 'refused (' + x[0] + '): ' + x[1].error; }
+      }).catch(function (e) { out.className = 'refused'; out.textContent = String(e); });
+  });
+});
+var log = document.getElementById('live-log');
+if (log && log.dataset.events) {
+  var es = new EventSource(log.dataset.events);
+  var follow = true;
+  log.addEventListener('scroll', function () { follow = log.scrollTop + log.clientHeight >= log.scrollHeight - 8; });
+  es.addEventListener('line', function (e) {
+    log.textContent += e.data + '\n';
+    document.getElementById('live-lines').textContent = String(log.textContent.split('\n').length - 1);
+    if (follow) { log.scrollTop = log.scrollHeight; }
+  });
+  es.addEventListener('end', function (e) {
+    document.getElementById('live-state').textContent = 'finished: ' + e.data;
+    es.close();
+  });
+}
+"#;
+
+pub fn layout(title: &str, logged_in: bool, body: &str) -> String {
+    let who = if logged_in {
+        "<form method=\"post\" action=\"/logout\"><span class=\"muted\">token given</span> <button type=\"submit\">log out</button></form>".to_string()
+    } else {
+        "<form method=\"post\" action=\"/login\"><input type=\"password\" name=\"token\" placeholder=\"token\" autocomplete=\"off\" aria-label=\"token\"><button type=\"submit\">log in</button></form>".to_string()
+    };
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} · refine</title><meta name=\"viewport\" content=\"width=device-width\"><style>{STYLE}</style></head>\n<body><header><a class=\"brand\" href=\"/\">refine</a><a href=\"/\">Overview</a><a href=\"/simple/\">Index</a><a href=\"/metrics\">Metrics</a>{who}</header>\n<main>{body}</main><script>{SCRIPT}</script></body></html>\n",
+        esc(title)
+    )
+}
+
+fn when(ms: i64) -> String {
+    humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
+    )
+    .to_string()
+    .replace('T', " ")
+    .trim_end_matches('Z')
+    .to_string()
+}
+
+fn dur(ms: Option<i64>) -> String {
+    let Some(ms) = ms else { return String::new() };
+    let s = ms.max(0) as f64 / 1000.0;
+    if s < 60.0 {
+        format!("{s:.1}s")
+    } else if s < 3600.0 {
+        format!("{}m {:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
+    } else {
+        format!(
+            "{}h {:02}m",
+            (s / 3600.0) as u64,
+            ((s % 3600.0) / 60.0) as u64
+        )
+    }
+}
+
+fn target_href(label: &str) -> String {
+    match label.strip_prefix("//").and_then(|l| l.split_once(':')) {
+        Some((k, n)) => format!("/targets/{}/{}", api::urlencode(k), api::urlencode(n)),
+        None => "/".into(),
+    }
+}
+
+fn verdict(v: &str) -> String {
+    format!("<span class=\"v-{0}\">{0}</span>", esc(v))
+}
+
+fn page(app: &Shared, headers: &HeaderMap, title: &str, body: String) -> Response {
+    Html(layout(title, app.authorized(headers), &body)).into_response()
+}
+
+pub async fn overview(State(app): State<Shared>, headers: HeaderMap) -> Response {
+    if !app.may_read(&headers) {
+        return unauthorized(false);
+    }
+    let a = app.clone();
+    let Ok(o) = tokio::task::spawn_blocking(move || overview_data(&a)).await else {
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the history could not be read",
+            false,
+        );
+    };
+    let mut b = String::from("<h1>Overview</h1><div class=\"cards\">");
+    let last = o.runs.first();
+    let _ = write!(
+        b,
+        "<div class=\"card\"><span class=\"muted\">runs recorded</span><b>{}</b></div>\
+         <div class=\"card\"><span class=\"muted\">building now</span><b>{}</b></div>\
+         <div class=\"card\"><span class=\"muted\">cache hit ratio</span><b>{}</b></div>\
+         <div class=\"card\"><span class=\"muted\">queue</span><b>{}</b></div>\
+         <div class=\"card\"><span class=\"muted\">last run</span><b>{}</b></div></div>",
+        o.runs.len(),
+        o.running.len(),
+        o.hit_ratio
+            .map(|r| format!("{:.0}%", r * 100.0))
+            .unwrap_or_else(|| "–".into()),
+        app.queue.depth(),
+        last.map(|r| format!("#{}", r.id))
+            .unwrap_or_else(|| "–".into()),
+    );
+    if !o.running.is_empty() {
+        b.push_str(
+            "<h2>Building now</h2><table><tr><th>target</th><th>since</th><th>log</th></tr>",
+        );
+        for r in &o.running {
+            let _ = write!(
+                b,
+                "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td><a href=\"/logs/{}\">follow the log</a></td></tr>",
+                target_href(&r.label),
+                esc(&r.label),
+                when(r.started_ms),
+                r.id
+            );
+        }
+        b.push_str("</table>");
+    }
+    b.push_str("<h2>Recent runs</h2><table><tr><th>run</th><th>started</th><th>command</th><th>arch</th><th>built</th><th>hits</th><th>failed</th><th>blocked</th><th>took</th></tr>");
+    for r in &o.runs {
+        let took = r
+            .finished_ms
+            .map(|f| dur(Some(f - r.started_ms)))
+            .unwrap_or_else(|| verdict("running"));
+        let _ = write!(
+            b,
+            "<tr class=\"run\"><td><a href=\"/runs/{0}\">#{0}</a></td><td>{1}</td><td class=\"mono\">{2}</td><td>{3}</td><td>{4}</td><td>{5}</td><td class=\"{6}\">{7}</td><td>{8}</td><td>{9}</td></tr>",
+            r.id,
+            when(r.started_ms),
+            esc(&r.command),
+            esc(&r.arch),
+            r.built,
+            r.hits,
+            if r.failed > 0 { "v-failed" } else { "" },
+            r.failed,
+            r.blocked,
+            took
+        );
+    }
+    if o.runs.is_empty() {
+        b.push_str("<tr><td colspan=\"9\" class=\"muted\">no runs yet: `refine build` records every run here</td></tr>");
+    }
+    b.push_str("</table>");
+    if !o.failures.is_empty() {
+        b.push_str("<h2>Recent failures</h2><table><tr><th>target</th><th>when</th><th>what happened</th></tr>");
+        for f in &o.failures {
+            let r = &f.result;
+            let _ = write!(
+                b,
+                "<tr><td><a href=\"{}\">{}</a><br><a class=\"muted\" href=\"/logs/{}\">log</a></td><td>{}</td><td>{}",
+                target_href(&r.label),
+                esc(&r.label),
+                r.id,
+                when(r.started_ms),
+                esc(r.error.as_deref().unwrap_or("failed"))
+            );
+            for h in &r.hints {
+                let _ = write!(b, "<div class=\"hint\">hint: {}</div>", esc(h));
+            }
+            if !f.tail.is_empty() {
+                let _ = write!(b, "<pre>{}</pre>", esc(&f.tail.join("\n")));
+            }
+            b.push_str("</td></tr>");
+        }
+        b.push_str("</table>");
+    }
+    b.push_str("<h2>Slowest builds</h2><table><tr><th>target</th><th>arch</th><th>toolchain</th><th>took</th><th>run</th></tr>");
+    for r in &o.slowest {
+        let _ = write!(
+            b,
+            "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"/runs/{}\">#{}</a></td></tr>",
+            target_href(&r.label),
+            esc(&r.label),
+            esc(&r.arch),
+            esc(&r.toolchain),
+            dur(r.duration_ms),
+            r.run,
+            r.run
+        );
+    }
+    b.push_str("</table>");
+    queue_table(&mut b, &o.queue);
+    page(&app, &headers, "Overview", b)
+}
+
+fn queue_table(b: &mut String, q: &[super::queue::Job]) {
+    if q.is_empty() {
+        return;
+    }
+    b.push_str("<h2>Queue</h2><table><tr><th>job</th><th>targets</th><th>why</th><th>state</th><th>run</th></tr>");
+    for j in q {
+        let state = serde_json::to_value(&j.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let _ = write!(
+            b,
+            "<tr class=\"job\"><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}{}</td><td>{}</td></tr>",
+            j.id,
+            esc(&j.targets.join(" ")),
+            esc(&j.reason),
+            verdict(&state),
+            j.message
+                .as_deref()
+                .map(|m| format!(" <span class=\"muted\">{}</span>", esc(m)))
+                .unwrap_or_default(),
+            j.run
+                .map(|r| format!("<a href=\"/runs/{r}\">#{r}</a>"))
+                .unwrap_or_default()
+        );
+    }
+    b.push_str("</table>");
+}
+
+fn results_table(b: &mut String, rows: &[ResultRow], with_label: bool) {
+    let _ = write!(
+        b,
+        "<table><tr>{}<th>run</th><th>when</th><th>verdict</th><th>took</th><th>toolchain</th><th>key</th><th>log</th></tr>",
+        if with_label { "<th>target</th>" } else { "" }
+    );
+    for r in rows {
+        let _ = write!(b, "<tr class=\"build\">");
+        if with_label {
+            let _ = write!(
+                b,
+                "<td><a href=\"{}\">{}</a></td>",
+                target_href(&r.label),
+                esc(&r.label)
+            );
+        }
+        let _ = write!(
+            b,
+            "<td><a href=\"/runs/{0}\">#{0}</a></td><td>{1}</td><td>{2}</td><td>{3}</td><td>{4}</td><td class=\"mono\">{5}</td><td>{6}</td></tr>",
+            r.run,
+            when(r.started_ms),
+            verdict(&r.verdict),
+            dur(r.duration_ms),
+            esc(&r.toolchain),
+            esc(r
+                .key
+                .as_deref()
+                .map(|k| &k[..k.len().min(12)])
+                .unwrap_or("")),
+            if r.log.is_some() {
+                format!("<a href=\"/logs/{}\">log</a>", r.id)
+            } else {
+                String::new()
+            }
+        );
+    }
+    b.push_str("</table>");
+}
+
+pub async fn run(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !app.may_read(&headers) {
+        return unauthorized(false);
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "a run is named by its number",
+            false,
+        );
+    };
+    let a = app.clone();
+    let Ok(Some(v)) = tokio::task::spawn_blocking(move || run_data(&a, id)).await else {
+        return refuse(StatusCode::NOT_FOUND, "no such run", false);
+    };
+    let r = &v.run;
+    let mut b = format!(
+        "<h1>Run #{} <span class=\"muted mono\">{}</span></h1><p>{} · {} · {} built, {} hits, {} failed, {} blocked{}</p>",
+        r.id,
+        esc(&r.command),
+        when(r.started_ms),
+        esc(&r.arch),
+        r.built,
+        r.hits,
+        r.failed,
+        r.blocked,
+        r.finished_ms
+            .map(|f| format!(" · took {}", dur(Some(f - r.started_ms))))
+            .unwrap_or_default()
+    );
+    if r.failed > 0 {
+        let _ = write!(
+            b,
+            "<p><button data-action=\"/api/runs/{}/retry\">Retry the failures</button><span id=\"action-status\"></span></p>",
+            r.id
+        );
+    }
+    let mut rows = v.results.clone();
+    rows.sort_by(|a, b| a.label.cmp(&b.label));
+    results_table(&mut b, &rows, true);
+    page(&app, &headers, &format!("Run #{id}"), b)
+}
+
+pub async fn target(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Path((kind, name)): Path<(String, String)>,
+) -> Response {
+    if !app.may_read(&headers) {
+        return unauthorized(false);
+    }
+    let Some(label) = path_label(&kind, &name) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "not a target: /targets/KIND/NAME",
+            false,
+        );
+    };
+    let a = app.clone();
+    let l = label.clone();
+    let Ok(v) = tokio::task::spawn_blocking(move || target_data(&a, &l)).await else {
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the history could not be read",
+            false,
+        );
+    };
+    let body = serde_json::json!({"targets": [label.to_string()]}).to_string();
+    let mut b = format!(
+        "<h1>{}</h1><p class=\"muted\">rule: <span class=\"mono\">{}</span></p><p><button data-action=\"/api/builds\" data-body=\"{}\">Rebuild</button><span id=\"action-status\"></span></p>",
+        esc(&v.label),
+        esc(v.origin.as_deref().unwrap_or("not in the workspace now")),
+        esc(&body)
+    );
+    if let Some(r) = &v.running {
+        let _ = write!(
+            b,
+            "<h2>Building now <span class=\"muted\" id=\"live-state\">running</span> · <span id=\"live-lines\">0</span> lines</h2><pre id=\"live-log\" data-events=\"/logs/{}/events\"></pre>",
+            r.id
+        );
+    }
+    b.push_str("<h2>Builds</h2>");
+    results_table(&mut b, &v.builds, false);
+    if !v.explain.is_empty() {
+        b.push_str("<h2>Why the last build rebuilt</h2><ul>");
+        for e in &v.explain {
+            let _ = write!(b, "<li class=\"mono\">{}</li>", esc(e));
+        }
+        b.push_str("</ul>");
+    }
+    if !v.artifacts.is_empty() {
+        b.push_str("<h2>Artifacts</h2><table><tr><th>file</th><th>size</th><th>sha256</th></tr>");
+        for a in &v.artifacts {
+            let _ = write!(
+                b,
+                "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td class=\"mono\">{}</td></tr>",
+                a.url,
+                esc(&a.file),
+                bytesize::ByteSize(a.size),
+                esc(&a.sha256)
+            );
+        }
+        b.push_str("</table>");
+    }
+    if let Some(p) = &v.provenance {
+        let _ = write!(
+            b,
+            "<h2>Provenance <span class=\"muted\">(what its key is the hash of)</span></h2><pre>{}</pre>",
+            esc(&serde_json::to_string_pretty(p).unwrap_or_default())
+        );
+    }
+    page(&app, &headers, &v.label, b)
+}
+
+/// The history's result `id`, if it exists.
+fn result(app: &Shared, id: &str) -> Option<ResultRow> {
+    let id: i64 = id.parse().ok()?;
+    app.history()?.result(id).ok()?
+}
+
+/// The history's build `id` and its log in the store, or the refusal.
+async fn build_log(
+    app: &Shared,
+    id: String,
+    json: bool,
+) -> std::result::Result<(ResultRow, std::path::PathBuf), Response> {
+    let a = app.clone();
+    let Ok(Some(r)) = tokio::task::spawn_blocking(move || result(&a, &id)).await else {
+        return Err(refuse(StatusCode::NOT_FOUND, "no such build", json));
+    };
+    match r.log.as_deref().and_then(|l| store_log(app, l)) {
+        Some(path) => Ok((r, path)),
+        None => Err(refuse(
+            StatusCode::NOT_FOUND,
+            "this build has no log in the store (gc may have trimmed it)",
+            json,
+        )),
+    }
+}
+
+pub async fn log(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if !app.may_read(&headers) {
+        return unauthorized(false);
+    }
+    let (r, path) = match build_log(&app, id, false).await {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    let mut b = format!(
+        "<h1>Log of <a href=\"{}\">{}</a> <span class=\"muted\">run #{}</span></h1><p>{} · <a href=\"/logs/{}/raw\" download>download</a></p>\
+         <form method=\"get\"><input name=\"q\" value=\"{}\" placeholder=\"search the log\"> <button type=\"submit\">search</button></form>",
+        target_href(&r.label),
+        esc(&r.label),
+        r.run,
+        verdict(&r.verdict),
+        r.id,
+        esc(q.get("q").map(String::as_str).unwrap_or(""))
+    );
+    if r.verdict == "running" {
+        let _ = write!(
+            b,
+            "<h2><span id=\"live-state\">running</span> · <span id=\"live-lines\">0</span> lines</h2><pre id=\"live-log\" data-events=\"/logs/{}/events\"></pre>",
+            r.id
+        );
+        return page(&app, &headers, "Log", b);
+    }
+    let text = std::fs::read(&path).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    match q.get("q").filter(|s| !s.is_empty()) {
+        Some(needle) => {
+            let n = needle.to_lowercase();
+            let hits: Vec<String> = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| l.to_lowercase().contains(&n))
+                .take(2000)
+                .map(|(i, l)| format!("{:>6}  {l}", i + 1))
+                .collect();
+            let _ = write!(
+                b,
+                "<h2>{} lines with “{}”</h2><pre>{}</pre>",
+                hits.len(),
+                esc(needle),
+                esc(&hits.join("\n"))
+            );
+        }
+        None => {
+            let lines: Vec<&str> = text.lines().collect();
+            let from = lines.len().saturating_sub(5000);
+            if from > 0 {
+                let _ = write!(
+                    b,
+                    "<p class=\"muted\">the last 5000 of {} lines; download it for all</p>",
+                    lines.len()
+                );
+            }
+            let _ = write!(b, "<pre>{}</pre>", esc(&lines[from..].join("\n")));
+        }
+    }
+    page(&app, &headers, "Log", b)
+}
+
+pub async fn log_raw(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !app.may_read(&headers) {
+        return unauthorized(false);
+    }
+    let (r, path) = match build_log(&app, id, false).await {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    "text/plain; charset=utf-8".to_string(),
+                ),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!(
+                        "attachment; filename=\"{}-{}.log\"",
+                        r.label.replace(['/', ':'], "_"),
+                        r.id
+                    ),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => refuse(StatusCode::NOT_FOUND, &e.to_string(), false),
+    }
+}
+
+/// `GET /logs/N/events`: the log's lines as they are written, then `end`
+/// with the verdict (SSE). Bounded: it ends after six hours.
+pub async fn log_events(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !app.may_read(&headers) {
+        return unauthorized(true);
+    }
+    let path = match build_log(&app, id.clone(), true).await {
+        Ok((_, p)) => p,
+        Err(e) => return e,
+    };
+    struct St {
+        app: Shared,
+        id: String,
+        path: std::path::PathBuf,
+        offset: u64,
+        partial: String,
+        pending: std::collections::VecDeque<Event>,
+        done: bool,
+        started: std::time::Instant,
+        last_check: std::time::Instant,
+    }
+    let st = St {
+        app,
+        id,
+        path,
+        offset: 0,
+        partial: String::new(),
+        pending: Default::default(),
+        done: false,
+        started: std::time::Instant::now(),
+        last_check: std::time::Instant::now(),
+    };
+    let stream = futures_util::stream::unfold(st, |mut st| async move {
+        loop {
+            if let Some(e) = st.pending.pop_front() {
+                return Some((Ok::<Event, std::convert::Infallible>(e), st));
+            }
+            if st.done {
+                return None;
+            }
+            // New bytes?
+            let mut grew = false;
+            if let Some(bytes) = read_from(&st.path, st.offset).await
+                && !bytes.is_empty()
+            {
+                let new = String::from_utf8_lossy(&bytes).into_owned();
+                st.offset += bytes.len() as u64;
+                st.partial.push_str(&new);
+                while let Some(i) = st.partial.find('\n') {
+                    let line: String = st.partial.drain(..=i).collect();
+                    st.pending.push_back(
+                        Event::default()
+                            .event("line")
+                            .data(line.trim_end_matches('\n')),
+                    );
+                }
+                grew = true;
+            }
+            if !grew && st.last_check.elapsed() >= std::time::Duration::from_millis(900) {
+                st.last_check = std::time::Instant::now();
+                let a = st.app.clone();
+                let id = st.id.clone();
+                let now = tokio::task::spawn_blocking(move || result(&a, &id))
+                    .await
+                    .ok()
+                    .flatten();
+                let finished = now
+                    .as_ref()
+                    .map(|r| r.verdict.clone())
+                    .filter(|v| v != "running");
+                if let Some(v) = finished.or_else(|| {
+                    (st.started.elapsed() > std::time::Duration::from_secs(6 * 3600))
+                        .then(|| "still running (the stream ends after six hours)".to_string())
+                }) {
+                    if !st.partial.is_empty() {
+                        let rest = std::mem::take(&mut st.partial);
+                        st.pending
+                            .push_back(Event::default().event("line").data(rest));
+                    }
+                    st.pending.push_back(Event::default().event("end").data(v));
+                    st.done = true;
+                    continue;
+                }
+            }
+            if st.pending.is_empty() {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        }
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// What a file holds from `offset` on (at most 1 MiB at a time).
+async fn read_from(path: &std::path::Path, offset: u64) -> Option<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut f = tokio::fs::File::open(path).await.ok()?;
+    f.seek(std::io::SeekFrom::Start(offset)).await.ok()?;
+    let mut buf = Vec::new();
+    f.take(1 << 20).read_to_end(&mut buf).await.ok()?;
+    Some(buf)
+}
+
+/// `GET /artifacts/N/FILE`: a file of build N's output, from the store.
+pub async fn artifact(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Path((id, file)): Path<(String, String)>,
+) -> Response {
+    if !app.may_read(&headers) {
+        return unauthorized(false);
+    }
+    let a = app.clone();
+    let found = tokio::task::spawn_blocking(move || -> Option<(std::path::PathBuf, String)> {
+        let r = result(&a, &id)?;
+        let store = crate::store::LocalStore::open(&a.store).ok()?;
+        let tree = store
+            .tree(&crate::key::Digest::parse(r.output.as_deref()?).ok()?)
+            .ok()?;
+        // Only a name the output has: nothing of the request becomes a path.
+        let (_, d, _) = tree.files().find(|(n, _, _)| *n == file)?;
+        store.verify_blob(d).ok()?;
+        let base = file.rsplit('/').next().unwrap_or(&file).to_string();
+        Some((store.blob_path(d), base))
+    })
+    .await;
+    let Ok(Some((path, name))) = found else {
+        return refuse(StatusCode::NOT_FOUND, "no such artifact", false);
+    };
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{}\"", name.replace('"', "")),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(_) => refuse(StatusCode::NOT_FOUND, "no such artifact", false),
+    }
+}

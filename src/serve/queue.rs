@@ -1,0 +1,133 @@
+//! The server's build queue: jobs (targets to build) drained one at a time
+//! by one worker thread, so that the server runs one build at a time per
+//! store. Each build is an ordinary `refine build --keep-going`, recorded
+//! in the history like any other.
+
+use super::Shared;
+use std::sync::{Condvar, Mutex};
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Queued,
+    Running,
+    Done,
+    Failed,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Job {
+    pub id: u64,
+    pub targets: Vec<String>,
+    /// Why it was asked for ("rebuild", "retry of run 7").
+    pub reason: String,
+    pub state: State,
+    pub submitted_ms: i64,
+    pub started_ms: Option<i64>,
+    pub finished_ms: Option<i64>,
+    /// The history's run of it, once it ran.
+    pub run: Option<i64>,
+    pub message: Option<String>,
+}
+
+#[derive(Default)]
+pub struct Queue {
+    jobs: Mutex<Vec<Job>>,
+    cv: Condvar,
+}
+
+impl Queue {
+    pub fn submit(&self, targets: Vec<String>, reason: String) -> Job {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let job = Job {
+            id: jobs.len() as u64 + 1,
+            targets,
+            reason,
+            state: State::Queued,
+            submitted_ms: crate::history::now_ms(),
+            started_ms: None,
+            finished_ms: None,
+            run: None,
+            message: None,
+        };
+        jobs.push(job.clone());
+        self.cv.notify_all();
+        job
+    }
+
+    pub fn jobs(&self) -> Vec<Job> {
+        let mut v = self.jobs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        v.reverse();
+        v
+    }
+
+    /// Jobs not done yet.
+    pub fn depth(&self) -> usize {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|j| matches!(j.state, State::Queued | State::Running))
+            .count()
+    }
+
+    fn next(&self) -> Option<Job> {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if crate::exec::interrupt::requested() {
+                return None;
+            }
+            if let Some(j) = jobs.iter_mut().find(|j| j.state == State::Queued) {
+                j.state = State::Running;
+                j.started_ms = Some(crate::history::now_ms());
+                return Some(j.clone());
+            }
+            jobs = self
+                .cv
+                .wait_timeout(jobs, std::time::Duration::from_millis(300))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+
+    fn finish(&self, id: u64, state: State, run: Option<i64>, message: Option<String>) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(j) = jobs.iter_mut().find(|j| j.id == id) {
+            j.state = state;
+            j.run = run;
+            j.message = message;
+            j.finished_ms = Some(crate::history::now_ms());
+        }
+    }
+}
+
+/// The worker: one build at a time, until the server stops.
+pub fn start(app: Shared) {
+    std::thread::spawn(move || {
+        while let Some(job) = app.queue.next() {
+            let (state, run, message) = run_job(&app, &job);
+            app.queue.finish(job.id, state, run, message);
+        }
+    });
+}
+
+fn run_job(app: &Shared, job: &Job) -> (State, Option<i64>, Option<String>) {
+    let session = match crate::ops::Session::load(&app.global) {
+        Ok(s) => s,
+        Err(e) => return (State::Failed, None, Some(e.message)),
+    };
+    let args = crate::ops::build::BuildArgs {
+        patterns: job.targets.clone(),
+        keep_going: true,
+        verb: Some("serve"),
+        ..Default::default()
+    };
+    let r = crate::ops::build::build(&session, &args, &crate::sched::NullSink);
+    match r {
+        Ok(report) => match report.error() {
+            None => (State::Done, report.run, None),
+            Some(e) => (State::Failed, report.run, Some(e.message)),
+        },
+        Err(e) => (State::Failed, None, Some(e.message)),
+    }
+}

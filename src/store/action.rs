@@ -1,0 +1,251 @@
+//! The action cache (key → output tree digest), the preimage of each key,
+//! `refine verify`'s records, and the file names of fetched sources.
+//!
+//! Only successful builds enter the action cache. A hit is an entry whose
+//! output tree and every blob of it are present; anything else is a miss
+//! (a damaged entry is removed and reported as `Corrupt`).
+
+use super::local::{LocalStore, StoreError, write_atomic};
+use super::tree::Tree;
+use crate::key::{Digest, Key, Preimage};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::path::PathBuf;
+
+/// What the action cache remembers of a successful build.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionResult {
+    pub key: String,
+    pub label: String,
+    /// Digest of the output tree.
+    pub output: Digest,
+    /// Digest of the build log, kept in the CAS.
+    #[serde(default)]
+    pub log: Option<Digest>,
+    pub duration_ms: u64,
+    /// Seconds since the epoch.
+    pub created: u64,
+    pub refine_version: String,
+    pub arch: String,
+    /// What produced the output: `podman` for a sandboxed build (or a
+    /// verified fetch). A result is only ever a hit for a run of the same
+    /// executor, and only podman's are pushed; entries written before this
+    /// was recorded have none and are rebuilt.
+    #[serde(default)]
+    pub executor: String,
+}
+
+/// The outcome of an action-cache lookup.
+#[derive(Debug)]
+pub enum Lookup {
+    Hit(ActionResult, Tree),
+    Miss,
+    /// There was an entry but it (or its output) is damaged; it has been
+    /// removed and the caller should rebuild.
+    Corrupt(String),
+}
+
+/// What `refine verify` found for a key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Verification {
+    pub key: String,
+    pub label: String,
+    /// Rebuilds whose output equalled the stored output, over all runs.
+    pub agreeing_rounds: usize,
+    /// Rebuilds that differed.
+    pub disagreeing_rounds: usize,
+    pub last: u64,
+}
+
+impl LocalStore {
+    fn ac_path(&self, key: &Key) -> PathBuf {
+        self.root
+            .join("ac")
+            .join(&key.0[..2])
+            .join(format!("{}.json", key.0))
+    }
+
+    fn preimage_path(&self, key: &Key) -> PathBuf {
+        self.root
+            .join("preimages")
+            .join(&key.0[..2])
+            .join(format!("{}.json", key.0))
+    }
+
+    /// Look a key up: a hit has its output tree present and intact.
+    pub fn lookup(&self, key: &Key) -> Lookup {
+        let p = self.ac_path(key);
+        let bytes = match fs::read(&p) {
+            Ok(b) => b,
+            Err(_) => return Lookup::Miss,
+        };
+        let result: ActionResult = match serde_json::from_slice(&bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = fs::remove_file(&p);
+                return Lookup::Corrupt(format!("action cache entry {}: {e}", p.display()));
+            }
+        };
+        if result.key != key.0 {
+            let _ = fs::remove_file(&p);
+            return Lookup::Corrupt(format!(
+                "action cache entry {} is for another key",
+                p.display()
+            ));
+        }
+        match self
+            .tree(&result.output)
+            .and_then(|t| self.tree_complete(&t).map(|()| t))
+        {
+            Ok(tree) => Lookup::Hit(result, tree),
+            Err(e) => {
+                let _ = fs::remove_file(&p);
+                Lookup::Corrupt(format!("output of {}: {e}", result.label))
+            }
+        }
+    }
+
+    /// The action result for a key, without checking its output.
+    pub fn action(&self, key: &Key) -> Option<ActionResult> {
+        let bytes = fs::read(self.ac_path(key)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    pub fn put_action(
+        &self,
+        key: &Key,
+        result: &ActionResult,
+        preimage: &Preimage,
+    ) -> Result<(), StoreError> {
+        let pp = self.preimage_path(key);
+        let pre = serde_json::to_vec_pretty(&preimage.to_json()).unwrap_or_default();
+        write_atomic(&self.root, &pp, &pre)?;
+        let ap = self.ac_path(key);
+        let bytes = serde_json::to_vec_pretty(result).unwrap_or_default();
+        write_atomic(&self.root, &ap, &bytes)
+    }
+
+    /// Store a preimage alone (for keys that are looked up but not built).
+    pub fn put_preimage(&self, key: &Key, preimage: &Preimage) -> Result<(), StoreError> {
+        let pp = self.preimage_path(key);
+        if pp.exists() {
+            return Ok(());
+        }
+        let pre = serde_json::to_vec_pretty(&preimage.to_json()).unwrap_or_default();
+        write_atomic(&self.root, &pp, &pre)
+    }
+
+    pub fn preimage(&self, key: &Key) -> Option<Preimage> {
+        let bytes = fs::read(self.preimage_path(key)).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        let p = Preimage::from_json(&v)?;
+        // A preimage that does not hash to its key is worthless.
+        (p.key() == *key).then_some(p)
+    }
+
+    /// Every key in the action cache.
+    pub fn keys(&self) -> Vec<Key> {
+        let mut out = Vec::new();
+        for e in walkdir::WalkDir::new(self.root.join("ac"))
+            .min_depth(2)
+            .max_depth(2)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(k) = e
+                .file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(Key::parse)
+            {
+                out.push(k);
+            }
+        }
+        out.sort();
+        out
+    }
+
+    pub fn remove_action(&self, key: &Key) {
+        let _ = fs::remove_file(self.ac_path(key));
+        let _ = fs::remove_file(self.preimage_path(key));
+    }
+
+    pub fn ac_entry_path(&self, key: &Key) -> PathBuf {
+        self.ac_path(key)
+    }
+
+    // ---- verification records -----------------------------------------
+
+    fn verification_path(&self, key: &Key) -> PathBuf {
+        self.root.join("verified").join(format!("{}.json", key.0))
+    }
+
+    pub fn verification(&self, key: &Key) -> Option<Verification> {
+        serde_json::from_slice(&fs::read(self.verification_path(key)).ok()?).ok()
+    }
+
+    pub fn set_verification(&self, key: &Key, v: &Verification) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec_pretty(v).unwrap_or_default();
+        write_atomic(&self.root, &self.verification_path(key), &bytes)
+    }
+
+    // ---- source names -------------------------------------------------
+
+    pub fn source_name(&self, d: &Digest) -> Option<String> {
+        fs::read_to_string(self.root.join("names").join(d.hex()))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty() && !s.contains('/'))
+    }
+
+    pub fn set_source_name(&self, d: &Digest, name: &str) -> Result<(), StoreError> {
+        write_atomic(
+            &self.root,
+            &self.root.join("names").join(d.hex()),
+            name.as_bytes(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::sha256_bytes;
+
+    fn store() -> (tempfile::TempDir, LocalStore) {
+        let d = tempfile::tempdir().unwrap();
+        let s = LocalStore::open(d.path()).unwrap();
+        (d, s)
+    }
+
+    #[test]
+    fn action_cache_hit_miss_and_corrupt() {
+        let (d, s) = store();
+        let src = d.path().join("o");
+        fs::create_dir_all(&src).unwrap();
+        fs::write(src.join("a.whl"), b"wheel").unwrap();
+        let tree = s.put_tree(&src).unwrap();
+        let mut pre = Preimage::new();
+        pre.set("name", "x");
+        let key = pre.key();
+        assert!(matches!(s.lookup(&key), Lookup::Miss));
+        let r = ActionResult {
+            key: key.0.clone(),
+            label: "//wheels:x".into(),
+            output: tree.digest(),
+            log: None,
+            duration_ms: 1,
+            created: 0,
+            refine_version: "t".into(),
+            arch: "x86_64".into(),
+            executor: "podman".into(),
+        };
+        s.put_action(&key, &r, &pre).unwrap();
+        assert!(matches!(s.lookup(&key), Lookup::Hit(..)));
+        assert_eq!(s.preimage(&key).unwrap(), pre);
+        // Lose the output blob: the entry is corrupt, reported, removed.
+        s.discard_blob(&sha256_bytes(b"wheel"));
+        assert!(matches!(s.lookup(&key), Lookup::Corrupt(_)));
+        assert!(matches!(s.lookup(&key), Lookup::Miss));
+    }
+}

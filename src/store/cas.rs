@@ -1,0 +1,349 @@
+//! The CAS: blobs named by their sha256, read-only, checked when read.
+//!
+//! A blob enters through a temp file in `tmp/` that is hashed while it is
+//! written and renamed into place only if it is what it claims to be. A
+//! stat cache ((inode, size, mtime) of each blob at its last check) lets
+//! unchanged large blobs skip rehashing; any other change rehashes.
+
+use super::local::{IoCtx, LocalStore, StoreError, write_atomic};
+use crate::key::{Digest, Sha256Writer, sha256_bytes};
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Blob hex → (inode, size, mtime ns) at its last successful check.
+pub(super) type StatCache = HashMap<String, (u64, u64, i64)>;
+
+/// What identifies a file's bytes without reading them.
+fn stamp(meta: &fs::Metadata) -> (u64, u64, i64) {
+    (
+        meta.ino(),
+        meta.size(),
+        meta.mtime_nsec() + meta.mtime() * 1_000_000_000,
+    )
+}
+
+/// A missing blob is `Missing`; other failures are I/O errors on its path.
+fn blob_io(e: io::Error, d: &Digest, p: &Path) -> StoreError {
+    if e.kind() == io::ErrorKind::NotFound {
+        StoreError::Missing(d.clone())
+    } else {
+        StoreError::Io {
+            path: p.to_path_buf(),
+            source: e,
+        }
+    }
+}
+
+impl LocalStore {
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        let h = d.hex();
+        self.root.join("cas/sha256").join(&h[..2]).join(h)
+    }
+
+    pub fn has_blob(&self, d: &Digest) -> bool {
+        self.blob_path(d).is_file()
+    }
+
+    /// Store bytes from a reader; with `expected`, refuse (and discard)
+    /// anything else.
+    pub fn put_reader(
+        &self,
+        mut r: impl Read,
+        expected: Option<&Digest>,
+    ) -> Result<(Digest, u64), StoreError> {
+        let tmp_root = self.root.join("tmp");
+        let tmp = self.new_temp()?;
+        let mut w = Sha256Writer::new(io::BufWriter::new(tmp));
+        io::copy(&mut r, &mut w).ctx(&tmp_root)?;
+        let (digest, size, buf) = w.finish();
+        let tmp = buf
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .ctx(&tmp_root)?;
+        if let Some(exp) = expected
+            && exp != &digest
+        {
+            return Err(StoreError::Corrupt {
+                path: tmp.path().to_path_buf(),
+                reason: format!("expected {exp}, got {digest}"),
+            });
+        }
+        self.commit_blob(tmp, &digest)?;
+        Ok((digest, size))
+    }
+
+    pub fn put_file(&self, src: &Path) -> Result<(Digest, u64), StoreError> {
+        let f = File::open(src).ctx(src)?;
+        self.put_reader(f, None)
+    }
+
+    pub fn put_bytes(&self, b: &[u8]) -> Result<Digest, StoreError> {
+        let d = sha256_bytes(b);
+        if self.has_blob(&d) {
+            return Ok(d);
+        }
+        self.put_reader(b, Some(&d)).map(|(d, _)| d)
+    }
+
+    /// A temp file in the store, for [`LocalStore::commit_verified`].
+    pub fn new_temp(&self) -> Result<tempfile::NamedTempFile, StoreError> {
+        let tmp_root = self.root.join("tmp");
+        tempfile::Builder::new()
+            .prefix(&super::local::staging_prefix())
+            .tempfile_in(&tmp_root)
+            .ctx(&tmp_root)
+    }
+
+    /// Move a temp file whose bytes the caller checked against `d` into the
+    /// CAS (a download hashed while it streamed).
+    pub fn commit_verified(
+        &self,
+        tmp: tempfile::NamedTempFile,
+        d: &Digest,
+    ) -> Result<(), StoreError> {
+        self.commit_blob(tmp, d)
+    }
+
+    fn commit_blob(&self, tmp: tempfile::NamedTempFile, d: &Digest) -> Result<(), StoreError> {
+        let dest = self.blob_path(d);
+        if dest.is_file() {
+            return Ok(()); // same name, same bytes: someone else got here first
+        }
+        let parent = dest.parent().unwrap_or(&self.root);
+        fs::create_dir_all(parent).ctx(parent)?;
+        // No fsync: a blob torn by a crash fails its digest check on read
+        // and is treated as missing.
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o444)).ctx(tmp.path())?;
+        tmp.persist(&dest).map_err(|e| StoreError::Io {
+            path: dest.clone(),
+            source: e.error,
+        })?;
+        // Its bytes were hashed on the way in: no need to hash them again.
+        self.remember_verified(d);
+        Ok(())
+    }
+
+    fn remember_verified(&self, d: &Digest) {
+        if let Ok(meta) = fs::metadata(self.blob_path(d)) {
+            let stamp = stamp(&meta);
+            let mut cache = self.stat_cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache
+                .get_or_insert_with(|| self.load_stat_cache())
+                .insert(d.hex().to_string(), stamp);
+            *self.stat_dirty.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        }
+    }
+
+    /// Read a whole blob, checking its digest.
+    pub fn read_blob(&self, d: &Digest) -> Result<Vec<u8>, StoreError> {
+        let p = self.blob_path(d);
+        let bytes = fs::read(&p).map_err(|e| blob_io(e, d, &p))?;
+        let got = sha256_bytes(&bytes);
+        if &got != d {
+            self.discard_blob(d);
+            return Err(StoreError::Corrupt {
+                path: p,
+                reason: format!("content hashes to {got}"),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Check a blob's bytes, skipping the hash when its inode, size and
+    /// mtime match the last successful check.
+    pub fn verify_blob(&self, d: &Digest) -> Result<u64, StoreError> {
+        let p = self.blob_path(d);
+        let meta = fs::metadata(&p).map_err(|e| blob_io(e, d, &p))?;
+        let stamp = stamp(&meta);
+        {
+            let mut cache = self.stat_cache.lock().unwrap_or_else(|e| e.into_inner());
+            let map = cache.get_or_insert_with(|| self.load_stat_cache());
+            if map.get(d.hex()) == Some(&stamp) {
+                return Ok(meta.size());
+            }
+        }
+        let rel = d.hex().to_string();
+        let (got, size) = crate::key::sha256_file(&p).ctx(&p)?;
+        if &got != d {
+            self.discard_blob(d);
+            return Err(StoreError::Corrupt {
+                path: p,
+                reason: format!("content hashes to {got}"),
+            });
+        }
+        let mut cache = self.stat_cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.get_or_insert_with(HashMap::new).insert(rel, stamp);
+        *self.stat_dirty.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        Ok(size)
+    }
+
+    fn load_stat_cache(&self) -> StatCache {
+        let p = self.root.join("statcache");
+        let Ok(text) = fs::read_to_string(&p) else {
+            return HashMap::new();
+        };
+        text.lines()
+            .filter_map(|l| {
+                let mut it = l.split(' ');
+                let hex = it.next()?.to_string();
+                let ino = it.next()?.parse().ok()?;
+                let size = it.next()?.parse().ok()?;
+                let mtime = it.next()?.parse().ok()?;
+                Some((hex, (ino, size, mtime)))
+            })
+            .collect()
+    }
+
+    /// Persist the stat cache (best effort: it is only a cache).
+    pub(super) fn flush_stat_cache(&self) {
+        let dirty = std::mem::take(&mut *self.stat_dirty.lock().unwrap_or_else(|e| e.into_inner()));
+        if !dirty {
+            return;
+        }
+        let cache = self.stat_cache.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(map) = cache.as_ref() else {
+            return;
+        };
+        let mut merged = self.load_stat_cache();
+        merged.extend(map.iter().map(|(k, v)| (k.clone(), *v)));
+        let mut text = String::new();
+        for (k, (ino, size, mtime)) in &merged {
+            if self.root.join("cas/sha256").join(&k[..2]).join(k).exists() {
+                text.push_str(&format!("{k} {ino} {size} {mtime}\n"));
+            }
+        }
+        let _ = write_atomic(&self.root, &self.root.join("statcache"), text.as_bytes());
+    }
+
+    pub fn discard_blob(&self, d: &Digest) {
+        let _ = fs::remove_file(self.blob_path(d));
+    }
+
+    /// Copy a blob into an open file, checking its digest on the way
+    /// (`dest` names the file in errors).
+    pub fn copy_blob_into(&self, d: &Digest, into: File, dest: &Path) -> Result<(), StoreError> {
+        let src = self.blob_path(d);
+        let f = File::open(&src).map_err(|e| blob_io(e, d, &src))?;
+        let mut w = Sha256Writer::new(io::BufWriter::new(into));
+        io::copy(&mut io::BufReader::new(f), &mut w).ctx(dest)?;
+        let (got, _, buf) = w.finish();
+        buf.into_inner().map_err(|e| e.into_error()).ctx(dest)?;
+        if &got != d {
+            self.discard_blob(d);
+            return Err(StoreError::Corrupt {
+                path: src,
+                reason: format!("content hashes to {got}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Copy a blob to `dest` (atomically), checking its digest on the way.
+    pub fn copy_blob_to(
+        &self,
+        d: &Digest,
+        dest: &Path,
+        executable: bool,
+    ) -> Result<(), StoreError> {
+        let src = self.blob_path(d);
+        let f = File::open(&src).map_err(|e| blob_io(e, d, &src))?;
+        let dir = dest.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).ctx(dir)?;
+        let tmp = tempfile::NamedTempFile::new_in(dir).ctx(dir)?;
+        let mut w = Sha256Writer::new(io::BufWriter::new(tmp));
+        io::copy(&mut io::BufReader::new(f), &mut w).ctx(&src)?;
+        let (got, _, buf) = w.finish();
+        let tmp = buf.into_inner().map_err(|e| e.into_error()).ctx(dir)?;
+        if &got != d {
+            self.discard_blob(d);
+            return Err(StoreError::Corrupt {
+                path: src,
+                reason: format!("content hashes to {got}"),
+            });
+        }
+        let mode = if executable { 0o755 } else { 0o644 };
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode)).ctx(tmp.path())?;
+        tmp.persist(dest).map_err(|e| StoreError::Io {
+            path: dest.to_path_buf(),
+            source: e.error,
+        })?;
+        Ok(())
+    }
+
+    /// Put a blob at `dest` as a hard link when the filesystem allows (a
+    /// read-only file sharing the store's bytes), else as a verified copy.
+    /// A `dest` that already is this blob is left alone.
+    /// Returns whether `dest` changed.
+    pub fn deliver_blob(&self, d: &Digest, dest: &Path) -> Result<bool, StoreError> {
+        let src = self.blob_path(d);
+        if let (Ok(a), Ok(b)) = (fs::metadata(&src), fs::metadata(dest))
+            && a.ino() == b.ino()
+            && a.dev() == b.dev()
+        {
+            return Ok(false);
+        }
+        let dir = dest.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).ctx(dir)?;
+        // Unique per destination: equal blobs may be delivered in parallel.
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(".refine-{}-{name}", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        match fs::hard_link(&src, &tmp) {
+            Ok(()) => fs::rename(&tmp, dest).ctx(dest)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::Missing(d.clone()));
+            }
+            Err(_) => {
+                if fs::metadata(dest)
+                    .is_ok_and(|m| m.len() == fs::metadata(&src).map(|s| s.len()).unwrap_or(0))
+                    && crate::key::sha256_file(dest).is_ok_and(|(got, _)| &got == d)
+                {
+                    return Ok(false);
+                }
+                self.copy_blob_to(d, dest, false)?
+            }
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, LocalStore) {
+        let d = tempfile::tempdir().unwrap();
+        let s = LocalStore::open(d.path()).unwrap();
+        (d, s)
+    }
+
+    #[test]
+    fn blobs_round_trip_and_corruption_is_detected() {
+        let (_d, s) = store();
+        let dg = s.put_bytes(b"hello").unwrap();
+        assert_eq!(s.read_blob(&dg).unwrap(), b"hello");
+        assert_eq!(s.verify_blob(&dg).unwrap(), 5);
+        // Corrupt it behind the store's back.
+        let p = s.blob_path(&dg);
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(&p, b"hellO").unwrap();
+        let err = s.verify_blob(&dg).unwrap_err();
+        assert!(err.is_corrupt(), "{err}");
+        assert!(!p.exists(), "a corrupt blob is discarded");
+    }
+
+    #[test]
+    fn expected_digest_mismatch_stores_nothing() {
+        let (_d, s) = store();
+        let wrong = sha256_bytes(b"other");
+        assert!(s.put_reader(&b"data"[..], Some(&wrong)).is_err());
+        assert!(!s.has_blob(&sha256_bytes(b"data")));
+        assert_eq!(fs::read_dir(s.root().join("tmp")).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,192 @@
+//! The label index: per arch, the last result of every label (its key,
+//! verdict, output tree and log), loaded once per process and written once
+//! at the end, merged with what other processes wrote meanwhile. The no-op
+//! path answers hits from it without opening an action-cache entry.
+
+use super::local::{LocalStore, write_atomic};
+use super::tree::Tree;
+use crate::key::{Digest, Key};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs;
+use std::path::PathBuf;
+
+/// The last result recorded for a label (for `refine log` and `explain`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelRecord {
+    pub label: String,
+    pub key: String,
+    pub verdict: String,
+    #[serde(default)]
+    pub output: Option<Digest>,
+    #[serde(default)]
+    pub log: Option<PathBuf>,
+    pub time: u64,
+    /// How long the last build took.
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    /// The output tree (its manifest text), so a hit needs no other file.
+    #[serde(default)]
+    pub tree: Option<String>,
+    /// The executor that produced the output (see `ActionResult::executor`).
+    #[serde(default)]
+    pub executor: String,
+}
+
+#[derive(Default)]
+pub(super) struct LabelIndex {
+    records: HashMap<String, LabelRecord>,
+    dirty: std::collections::HashSet<String>,
+    removed: std::collections::HashSet<String>,
+}
+
+impl LocalStore {
+    fn label_index_path(&self, arch: &str) -> PathBuf {
+        self.root.join("labels").join(format!("{arch}.jsonl"))
+    }
+
+    fn read_label_index(&self, arch: &str) -> HashMap<String, LabelRecord> {
+        let Ok(text) = fs::read_to_string(self.label_index_path(arch)) else {
+            return HashMap::new();
+        };
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<LabelRecord>(l).ok())
+            .map(|r| (r.label.clone(), r))
+            .collect()
+    }
+
+    fn with_labels<T>(&self, arch: &str, f: impl FnOnce(&mut LabelIndex) -> T) -> T {
+        let mut all = self.labels.lock().unwrap_or_else(|e| e.into_inner());
+        let idx = all.entry(arch.to_string()).or_insert_with(|| LabelIndex {
+            records: self.read_label_index(arch),
+            ..LabelIndex::default()
+        });
+        f(idx)
+    }
+
+    /// The last result recorded for a label on `arch`.
+    pub fn label_record(&self, arch: &str, label: &str) -> Option<LabelRecord> {
+        self.with_labels(arch, |i| i.records.get(label).cloned())
+    }
+
+    /// Record a label's result; written out by [`LocalStore::flush`].
+    pub fn set_label_record(&self, arch: &str, rec: &LabelRecord) {
+        self.with_labels(arch, |i| {
+            i.dirty.insert(rec.label.clone());
+            i.records.insert(rec.label.clone(), rec.clone());
+        });
+    }
+
+    /// A hit from the label index alone: the label's last result has this
+    /// key and its output is present and intact. The no-op path runs on
+    /// this, without opening an action-cache entry per node.
+    ///
+    /// With `verify`, every blob of the output is checked (by stat against
+    /// the stat cache, rehashing only what changed); without, only a later
+    /// read checks them (mounts, copies), which saves a stat per node on a
+    /// no-op run of a large graph.
+    ///
+    /// Only a result whose executor `trusts` accepts is a hit.
+    pub fn indexed_hit(
+        &self,
+        arch: &str,
+        label: &str,
+        key: &Key,
+        verify: bool,
+        trusts: &dyn Fn(&str) -> bool,
+    ) -> Option<(Digest, Tree)> {
+        let (output, tree) = self.with_labels(arch, |i| {
+            let rec = i.records.get(label)?;
+            if rec.key != key.0 || rec.verdict == "failed" || !trusts(&rec.executor) {
+                return None;
+            }
+            Some((
+                rec.output.clone()?,
+                Tree::decode(rec.tree.as_deref()?).ok()?,
+            ))
+        })?;
+        for (_, d, _) in tree.files() {
+            if verify {
+                self.verify_blob(d).ok()?;
+            } else if !self.has_blob(d) {
+                return None;
+            }
+        }
+        Some((output, tree))
+    }
+
+    /// Keep only the label records (of every arch) that `keep` accepts.
+    pub fn retain_labels(&self, keep: impl Fn(&LabelRecord) -> bool) {
+        let arches: Vec<String> = fs::read_dir(self.root.join("labels"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".jsonl")
+                    .map(str::to_string)
+            })
+            .collect();
+        for arch in arches {
+            self.with_labels(&arch, |i| {
+                let gone: Vec<String> = i
+                    .records
+                    .iter()
+                    .filter(|(_, r)| !keep(r))
+                    .map(|(l, _)| l.clone())
+                    .collect();
+                for l in gone {
+                    i.records.remove(&l);
+                    i.dirty.remove(&l);
+                    i.removed.insert(l);
+                }
+            });
+        }
+    }
+
+    /// Look at a label's record in place.
+    pub fn label_check<T>(
+        &self,
+        arch: &str,
+        label: &str,
+        f: impl FnOnce(&LabelRecord) -> T,
+    ) -> Option<T> {
+        self.with_labels(arch, |i| i.records.get(label).map(f))
+    }
+
+    pub(super) fn flush_labels(&self) {
+        let mut all = self.labels.lock().unwrap_or_else(|e| e.into_inner());
+        for (arch, idx) in all.iter_mut() {
+            if idx.dirty.is_empty() && idx.removed.is_empty() {
+                continue;
+            }
+            // Merge with what other processes wrote meanwhile; ours win.
+            let lock = self.root.join("locks").join(format!("labels-{arch}.lock"));
+            let guard = fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock)
+                .and_then(|f| f.lock().map(|()| f));
+            let mut merged = self.read_label_index(arch);
+            for l in idx.removed.drain() {
+                merged.remove(&l);
+            }
+            for l in idx.dirty.drain() {
+                if let Some(r) = idx.records.get(&l) {
+                    merged.insert(l, r.clone());
+                }
+            }
+            let mut lines: Vec<String> = merged
+                .values()
+                .filter_map(|r| serde_json::to_string(r).ok())
+                .collect();
+            lines.sort();
+            let mut text = lines.join("\n");
+            text.push('\n');
+            let _ = write_atomic(&self.root, &self.label_index_path(arch), text.as_bytes());
+            drop(guard);
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Golden bytes: the exact output of refine's own deterministic steps for
+//! fixed inputs. Keys and outputs everywhere depend on these bytes, so a
+//! dependency bump (zip, zstd, tar, flate2) or a refactor that changes them
+//! must fail here, loudly, instead of silently changing every output (then:
+//! bump KEY_VERSION and update the digests below).
+
+use refine::eval::{Action, Derivation, Inputs, RecipeFiles};
+use refine::exec::{Limits, Mount, SandboxSpec};
+use refine::key::sha256_bytes;
+use refine::rules::{Arch, Kind, Label, Platform};
+use refine::sched::{RuntimeInfo, contract_env};
+use std::collections::BTreeMap;
+use std::io::Write;
+
+fn sha256_file(p: &std::path::Path) -> String {
+    sha256_bytes(&std::fs::read(p).unwrap()).hex().to_string()
+}
+
+/// A wheel as a build backend might write it: entries out of order, odd
+/// times and modes, a stale RECORD.
+fn messy_wheel(path: &std::path::Path) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut z = zip::ZipWriter::new(f);
+    let at = |y| {
+        zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .last_modified_time(zip::DateTime::from_date_and_time(y, 3, 4, 5, 6, 8).unwrap())
+    };
+    let files: [(&str, &[u8], u16, u32); 5] = [
+        ("demo-1.0.dist-info/WHEEL", b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: cp311-cp311-linux_s390x\n", 2021, 0o600),
+        ("demo/_speed.so", b"\x7fELF not really", 2024, 0o775),
+        ("demo-1.0.dist-info/METADATA", b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n", 2022, 0o644),
+        ("demo/__init__.py", b"from ._speed import *\n", 2023, 0o664),
+        ("demo-1.0.dist-info/RECORD", b"stale,,\n", 2020, 0o644),
+    ];
+    for (name, data, year, mode) in files {
+        z.start_file(name, at(year).unix_permissions(mode)).unwrap();
+        z.write_all(data).unwrap();
+    }
+    z.finish().unwrap();
+}
+
+#[test]
+fn a_normalized_wheel_has_these_bytes() {
+    let d = tempfile::tempdir().unwrap();
+    let w = d.path().join("demo-1.0-cp311-cp311-linux_s390x.whl");
+    messy_wheel(&w);
+    refine::wheel::normalize(&w, 1_700_000_000).unwrap();
+    assert_eq!(
+        sha256_file(&w),
+        "b0c48146106dd80eb2e8dd04ab2c25406b1c9ed8e51b2f236c4fc3d23eacde29",
+        "normalized wheel bytes changed"
+    );
+    assert!(refine::wheel::check_record(&w).unwrap().is_empty());
+    // Normalizing is idempotent.
+    refine::wheel::normalize(&w, 1_700_000_000).unwrap();
+    assert_eq!(
+        sha256_file(&w),
+        "b0c48146106dd80eb2e8dd04ab2c25406b1c9ed8e51b2f236c4fc3d23eacde29"
+    );
+}
+
+#[test]
+fn a_tree_archive_has_these_bytes() {
+    let d = tempfile::tempdir().unwrap();
+    let store = refine::store::LocalStore::open(&d.path().join("s")).unwrap();
+    let src = d.path().join("pack");
+    std::fs::create_dir_all(src.join("lib/pkgconfig")).unwrap();
+    std::fs::create_dir_all(src.join("include")).unwrap();
+    std::fs::write(src.join("lib/libz.so.1.3"), b"\x7fELF zlib").unwrap();
+    std::os::unix::fs::symlink("libz.so.1.3", src.join("lib/libz.so")).unwrap();
+    std::fs::write(src.join("include/zlib.h"), b"/* zlib */\n").unwrap();
+    std::fs::write(
+        src.join("lib/pkgconfig/zlib.pc"),
+        b"prefix=${pcfiledir}/../..\nName: zlib\n",
+    )
+    .unwrap();
+    let tree = store.put_tree(&src).unwrap();
+    assert_eq!(
+        tree.digest().hex(),
+        "d721a2607b4880aa0d5f4488d005bedb1ffa5d6fe6a739793c44fdd5d5b88107",
+        "tree manifest changed"
+    );
+    let mut bytes = Vec::new();
+    refine::store::archive::write_tree_archive(&store, &tree, &mut bytes).unwrap();
+    assert_eq!(
+        sha256_bytes(&bytes).hex(),
+        "e1f30c9085857adabb220df67d3c815dc640daa91d6ba7589102811a44a94934",
+        "tar+zstd archive bytes changed"
+    );
+}
+
+fn derivation() -> Derivation {
+    Derivation {
+        label: Label::new(Kind::Wheel, "pyyaml"),
+        version: Some("6.0.2".into()),
+        platform: Platform {
+            arch: Arch::S390x,
+            python: "3.11".into(),
+            policy: "manylinux_2_36".into(),
+            toolchain: Default::default(),
+        },
+        source_date_epoch: 1_700_000_000,
+        action: Action::Recipe {
+            recipe: RecipeFiles {
+                script: "recipes/pep517.sh".into(),
+                files: vec![("recipes/pep517.sh".into(), sha256_bytes(b"#!/bin/sh\n"))],
+            },
+            config_settings: BTreeMap::from([(
+                "setup-args".to_string(),
+                vec!["-Dx=1".to_string()],
+            )]),
+            policy: None,
+        },
+        inputs: Inputs::default(),
+        env: BTreeMap::from([("PYYAML_FORCE_LIBYAML".to_string(), "1".to_string())]),
+        timeout: 3600,
+        is_wheel_source: false,
+    }
+}
+
+#[test]
+fn the_contract_environment_is_exactly_this() {
+    let env = contract_env(
+        &derivation(),
+        &["libyaml".to_string()],
+        Some(&RuntimeInfo {
+            prefix: "/usr".into(),
+            python: "/usr/bin/python3".into(),
+        }),
+        2,
+    );
+    let text: String = env.iter().map(|(k, v)| format!("{k}={v:?}\n")).collect();
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn the_podman_argv_is_exactly_this() {
+    let spec = SandboxSpec {
+        name: "refine-wheel-pyyaml-0123456789ab-4242".into(),
+        owner: "4242-77".into(),
+        label: "//wheels:pyyaml".into(),
+        image: "localhost/refine-image/bookworm:00112233445566778899aabbccddeeff".into(),
+        arch: Arch::S390x,
+        foreign: true,
+        mounts: vec![
+            Mount {
+                host: "/store/trees/aa".into(),
+                container: "/opt/packs/libyaml".into(),
+                read_only: true,
+            },
+            Mount {
+                host: "/store/tmp/t/build".into(),
+                container: "/build".into(),
+                read_only: false,
+            },
+            Mount {
+                host: "/store/tmp/t/out".into(),
+                container: "/out".into(),
+                read_only: false,
+            },
+        ],
+        env: BTreeMap::from([
+            ("LC_ALL".to_string(), "C".to_string()),
+            ("REFINE_OUT".to_string(), "/out".to_string()),
+        ]),
+        command: vec![
+            "/bin/sh".into(),
+            "-eu".into(),
+            "/refine/ws/recipes/pep517.sh".into(),
+        ],
+        workdir: "/build".into(),
+        limits: Limits {
+            cpus: Some("2".into()),
+            memory: Some("8g".into()),
+            timeout: 3600,
+        },
+        isolation: refine::exec::Isolation {
+            userns: true,
+            pids_limit: 4096,
+        },
+        out: "/store/tmp/t/out".into(),
+    };
+    insta::assert_snapshot!(spec.podman_argv().join("\n"));
+}

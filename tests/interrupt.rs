@@ -1,0 +1,194 @@
+//! Interrupts and kills, with real podman containers: SIGINT and SIGTERM
+//! stop the running container and store nothing; after a SIGKILL (no
+//! chance to clean up) the next refine run stops the orphaned container of
+//! the dead run and says so. Needs what tests/podman.rs needs.
+
+mod common;
+use common::{Run, Ws, shipped};
+use std::path::Path;
+use std::sync::OnceLock;
+
+fn shared_store() -> &'static Path {
+    static STORE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    STORE.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
+fn host(ws: &Ws, store: &Path, args: &[&str]) -> Run {
+    let mut c = ws.cmd_in(store);
+    c.args(["--arch", "host"]).args(args);
+    c.output().unwrap().into()
+}
+
+/// A workspace with a wheel whose recipe runs for minutes.
+fn sleepy(ws: &Ws, name: &str) {
+    ws.write("recipes/sleepy.sh", "#!/bin/sh\necho sleeping\nsleep 600\n");
+    ws.write(
+        &format!("rules/{name}.toml"),
+        &format!(
+            "[wheels.{name}]\nsource = \"//sources:wheel-six\"\nrecipe = \"recipes/sleepy.sh\"\n"
+        ),
+    );
+}
+
+/// Names of the containers a refine process owns for `label` (not those of
+/// the image's runtime probe, which may run first).
+fn containers_of(pid: u32, label: &str) -> Vec<String> {
+    let Some(owner) = refine::runid::RunId::of(pid) else {
+        return Vec::new();
+    };
+    let out = std::process::Command::new("podman")
+        .args([
+            "ps",
+            "--all",
+            "--filter",
+            &format!("label=dev.refine.run={}", owner.tag()),
+            "--filter",
+            &format!("label=dev.refine.label={label}"),
+            "--format",
+            "{{.Names}}",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn running(name: &str) -> bool {
+    let out = std::process::Command::new("podman")
+        .args([
+            "ps",
+            "--filter",
+            &format!("name=^{name}$"),
+            "--format",
+            "{{.Names}}",
+        ])
+        .output()
+        .unwrap();
+    !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+}
+
+fn wait_until(what: &str, secs: u64, ok: &mut dyn FnMut() -> bool) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !ok() {
+        assert!(
+            std::time::Instant::now() < until,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// One test, run alone in this binary: another refine running at the same
+/// time would (rightly) stop the orphan of the SIGKILL case before the test
+/// sees it.
+#[test]
+fn interrupts_and_kills() {
+    sigint_and_sigterm_stop_the_running_container_and_store_nothing();
+    after_a_sigkill_the_next_run_stops_the_orphaned_container();
+}
+
+fn sigint_and_sigterm_stop_the_running_container_and_store_nothing() {
+    for (sig, name) in [
+        (rustix::process::Signal::INT, "sleepy-int"),
+        (rustix::process::Signal::TERM, "sleepy-term"),
+    ] {
+        let ws = shipped();
+        sleepy(&ws, name);
+        let store = shared_store();
+        let label = format!("//wheels:{name}");
+        let child = ws
+            .cmd_in(store)
+            .args(["--arch", "host", "build", &label])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let mut names = Vec::new();
+        // The image may be built first in this test run.
+        wait_until("the build's container", 900, &mut || {
+            names = containers_of(pid, &label);
+            !names.is_empty()
+        });
+        let container = names[0].clone();
+        rustix::process::kill_process(rustix::process::Pid::from_raw(pid as i32).unwrap(), sig)
+            .unwrap();
+        let start = std::time::Instant::now();
+        let r: Run = child.wait_with_output().unwrap().into();
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "refine stopped promptly"
+        );
+        assert_eq!(r.code, 130, "{sig:?}: {}", r.all());
+        assert!(
+            r.stderr.contains(&format!("interrupted {label}")),
+            "{}",
+            r.stderr
+        );
+        assert!(!running(&container), "{container} was stopped");
+        // Nothing of it was stored, and no staging was left behind.
+        let plan = host(&ws, store, &["plan", &label]);
+        assert!(
+            plan.stdout.contains(&format!("build    {label}")),
+            "{}",
+            plan.stdout
+        );
+        let staging: Vec<String> = std::fs::read_dir(store.join("tmp"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&format!("t{pid}-")))
+            .collect();
+        assert!(staging.is_empty(), "{staging:?}");
+    }
+}
+
+fn after_a_sigkill_the_next_run_stops_the_orphaned_container() {
+    let ws = shipped();
+    sleepy(&ws, "sleepy-kill");
+    let store = shared_store();
+    let mut child = ws
+        .cmd_in(store)
+        .args(["--arch", "host", "build", "//wheels:sleepy-kill"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut names = Vec::new();
+    wait_until("the build's container", 900, &mut || {
+        names = containers_of(pid, "//wheels:sleepy-kill");
+        !names.is_empty()
+    });
+    let container = names[0].clone();
+    child.kill().unwrap(); // SIGKILL: refine cannot clean up
+    child.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(running(&container), "the orphan outlives its refine");
+    // The next refine run that needs a container stops it, and says so.
+    ws.edit(
+        "rules/wheels.toml",
+        "[wheels.six]\n",
+        "[wheels.six]\nenv = { AFTER_A_KILL = \"1\" }\n",
+    );
+    let r = host(&ws, store, &["build", "//wheels:six"]);
+    r.ok();
+    assert!(
+        r.stderr.contains(&format!(
+            "stopped container {container}, left running by a refine run that is gone (pid {pid})"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(!running(&container), "the orphan is gone");
+    // The dead run's staging directory went with it.
+    let left: Vec<String> = std::fs::read_dir(store.join("tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("t{pid}-")))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
