@@ -211,12 +211,7 @@ impl LocalStore {
 mod tests {
     use super::*;
     use crate::key::sha256_bytes;
-
-    fn store() -> (tempfile::TempDir, LocalStore) {
-        let d = tempfile::tempdir().unwrap();
-        let s = LocalStore::open(d.path()).unwrap();
-        (d, s)
-    }
+    use crate::store::temp_store as store;
 
     #[test]
     fn action_cache_hit_miss_and_corrupt() {

@@ -128,12 +128,7 @@ impl LocalStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn store() -> (tempfile::TempDir, LocalStore) {
-        let d = tempfile::tempdir().unwrap();
-        let s = LocalStore::open(d.path()).unwrap();
-        (d, s)
-    }
+    use crate::store::temp_store as store;
 
     #[test]
     fn trees_keep_links_and_exec_bits() {

@@ -21,3 +21,11 @@ pub use action::{ActionResult, Lookup, Verification};
 pub use labels::LabelRecord;
 pub use local::{LocalStore, StoreError, now_secs};
 pub use tree::{EntryKind, Tree, TreeEntry};
+
+/// A store in a fresh temporary directory, for the store's unit tests.
+#[cfg(test)]
+pub(crate) fn temp_store() -> (tempfile::TempDir, LocalStore) {
+    let d = tempfile::tempdir().unwrap();
+    let s = LocalStore::open(d.path()).unwrap();
+    (d, s)
+}
