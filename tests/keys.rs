@@ -441,3 +441,50 @@ fn the_toolchain_changes_a_foreign_images_key_and_nothing_for_the_host() {
         bad.stderr
     );
 }
+
+#[test]
+fn the_native_programs_of_a_hybrid_image_are_in_its_key() {
+    let ws = common::shipped();
+    let key = |args: &[&str]| -> String {
+        let r = ws.run(&[args, &["hash", "//images:bookworm"]].concat());
+        r.ok();
+        r.stdout
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("key="))
+            .unwrap()
+            .to_string()
+    };
+    let (cross, emulated) = (
+        key(&["--arch", "s390x"]),
+        key(&["--arch", "s390x", "--toolchain", "emulated"]),
+    );
+    let host = key(&["--arch", "x86_64"]);
+    // One program fewer that runs natively: another hybrid image.
+    ws.edit(
+        "runtimes/images.toml",
+        "\"tar\", \"gzip\", \"xz-utils\",\n]",
+        "\"tar\", \"gzip\",\n]",
+    );
+    assert_ne!(key(&["--arch", "s390x"]), cross);
+    // The emulated image and the host's have no cross part: unchanged.
+    assert_eq!(
+        key(&["--arch", "s390x", "--toolchain", "emulated"]),
+        emulated
+    );
+    assert_eq!(key(&["--arch", "x86_64"]), host);
+    // A package with an architecture is refused where it is written.
+    ws.edit(
+        "runtimes/images.toml",
+        "\"tar\", \"gzip\",\n]",
+        "\"tar:amd64\",\n]",
+    );
+    let bad = ws.run(&["hash", "//images:bookworm"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(
+        bad.stderr
+            .contains("`tar:amd64` in `native` names an architecture")
+            && bad.stderr.contains("runtimes/images.toml:"),
+        "{}",
+        bad.stderr
+    );
+}

@@ -136,19 +136,41 @@ fn s390x_wheels_build_repair_and_work_in_a_clean_container() {
         "{}",
         log.stdout
     );
-    // And their output is the emulated compilers' output, byte for byte:
-    // a pack and a C extension, built both ways.
+    // So did the shells and text tools of configure scripts and makefiles,
+    // except what reports the machine.
+    let mut c = ws.cmd_in(&store);
+    c.args(["log", "//images:bookworm"]);
+    let log: Run = c.output().unwrap().into();
+    let native = log
+        .stdout
+        .lines()
+        .find(|l| l.contains("the host's programs, native:"))
+        .unwrap_or_default()
+        .to_string();
+    let names: Vec<&str> = native.split_whitespace().collect();
+    for p in [
+        "bash", "dash", "sed", "grep", "mawk", "rm", "expr", "tar", "xz",
+    ] {
+        assert!(names.contains(&p), "{p} not native: {}", log.stdout);
+    }
+    for p in ["uname", "arch", "od", "python3.11", "perl"] {
+        assert!(!names.contains(&p), "{p} native: {native}");
+    }
+    // And their output is the emulated build's, byte for byte: two packs
+    // (libffi's configure and libtool run natively) and a C extension,
+    // built both ways.
     let mut c = ws.cmd_in(&store);
     c.args([
         "verify",
         "--against",
         "toolchain",
         "//packs:libyaml",
+        "//packs:libffi",
         "//wheels:markupsafe",
     ]);
     let v: Run = c.output().unwrap().into();
     assert_eq!(v.code, 0, "{}", v.all());
-    for l in ["//packs:libyaml", "//wheels:markupsafe"] {
+    for l in ["//packs:libyaml", "//packs:libffi", "//wheels:markupsafe"] {
         assert!(
             v.stdout
                 .contains(&format!("the same bytes with both toolchains: {l}")),

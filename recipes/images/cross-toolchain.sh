@@ -16,6 +16,11 @@
 #                     whose native architecture is the target's; the
 #                     target's own libgcc, libstdc++ and libgfortran are
 #                     used instead, below)
+#   REFINE_NATIVE     host packages whose programs replace the target's
+#                     in place (the shells, coreutils, sed, grep, awk…):
+#                     configure scripts, libtool and makefiles then run
+#                     natively. Their libraries are the image's `:{host}`
+#                     packages.
 set -eu
 phase=$1
 root=$2
@@ -112,6 +117,61 @@ LD
     ln -sfn "/usr/$t/bin/ld.bfd" "$bin/ld.bfd"
 fi
 
+# The host's shells and text tools, in place of the target's. A configure
+# script is thousands of sh, sed, grep, rm and mv processes; emulated, each
+# costs 20-40 ms of qemu start-up and runs 5-20x slower (libffi's configure:
+# 54 s emulated, 6 s native). They are the same Debian versions as the
+# target's and behave the same: only what reports the machine differs, so
+# uname and arch stay the target's (qemu-user answers s390x; config.guess
+# and Python's platform read them), od stays (it prints words in the
+# machine's byte order), stdbuf stays (it preloads its library into the
+# program it runs, which may be the target's), and bash's compiled-in HOSTTYPE and MACHTYPE are
+# set to the target's values (bash keeps them when they are in its
+# environment; recipes/lib/common.sh exports /etc/refine/cross.env).
+mkdir -p "$root/etc/refine"
+: > "$root/etc/refine/cross.env"
+native_done=
+if [ -n "${REFINE_NATIVE:-}" ]; then
+    keep=" uname arch od stdbuf "
+    if [ -x "$root/usr/bin/bash" ]; then
+        chroot "$root" /usr/bin/bash -c 'printf "export HOSTTYPE=%s MACHTYPE=%s\n" "$HOSTTYPE" "$MACHTYPE"' \
+            >> "$root/etc/refine/cross.env"
+    fi
+    stage=/tmp/refine-native
+    mkdir -p "$root$stage/debs" "$root$stage/files"
+    pkgs=
+    for p in $REFINE_NATIVE; do pkgs="$pkgs $p:$REFINE_HOST_ARCH"; done
+    chroot "$root" sh -c "cd $stage/debs && apt-get download -q $pkgs"
+    for d in "$root$stage"/debs/*.deb; do
+        dpkg-deb -x "$d" "$root$stage/files"
+    done
+    # Replace only programs the target has (in bin/ or sbin/, ELF files),
+    # through the image's own paths (merged /usr: /bin is usr/bin).
+    find "$root$stage/files" -type f \( -path '*/bin/*' -o -path '*/sbin/*' \) | sort > "$root$stage/list"
+    while IFS= read -r f; do
+        rel=${f#"$root$stage/files"}
+        name=${rel##*/}
+        case "$keep" in *" $name "*) continue ;; esac
+        [ -f "$root$rel" ] && [ ! -L "$root$rel" ] || continue
+        [ "$(od -An -tx1 -N4 "$f" | tr -d ' ')" = 7f454c46 ] || continue
+        # Every library it needs must be in the image (the `:{host}`
+        # packages of the rule): a program that cannot start would break
+        # every build in the image.
+        if chroot "$root" /lib64/ld-linux-x86-64.so.2 --list "$rel" 2>&1 | grep -q 'not found'; then
+            chroot "$root" /lib64/ld-linux-x86-64.so.2 --list "$rel" >&2 || true
+            echo "cross-toolchain.sh: the host's $rel needs a library the image lacks: add its :{host} package to cross.packages" >&2
+            exit 1
+        fi
+        cat "$f" > "$root$rel"
+        native_done="$native_done $name"
+    done < "$root$stage/list"
+    rm -rf "$root$stage"
+    [ -n "$native_done" ] || { echo "cross-toolchain.sh: no program of $REFINE_NATIVE replaced" >&2; exit 1; }
+    # They run: the shell every recipe starts with, natively.
+    chroot "$root" /bin/sh -c 'exit 0'
+    echo "cross-toolchain.sh: the host's programs, native:$native_done"
+fi
+
 # Rust, where the image has the host's rustc and cargo: they compile for
 # the target (its standard library is the target's libstd-rust-web-dev),
 # link with the cross gcc, and build scripts (which run during the build)
@@ -139,7 +199,7 @@ if [ -x "$root/usr/bin/cargo" ] && [ -x "$root/usr/bin/$REFINE_HOST_TRIPLET-gcc-
         printf '#!/bin/sh\nexec /usr/bin/%s-%s-%s -B%s "$@"\n' "$REFINE_HOST_TRIPLET" "$c" "$v" "$hb" > "$root/usr/lib/refine/host-$c"
         chmod 755 "$root/usr/lib/refine/host-$c"
     done
-    mkdir -p "$root/.cargo" "$root/etc/refine"
+    mkdir -p "$root/.cargo"
     cat > "$root/.cargo/config.toml" <<CARGO
 # Written by refine's cross-toolchain hook: compile for $rt with the host's
 # rustc; build scripts run on the host.
@@ -161,7 +221,7 @@ CXX_$hl = "/usr/lib/refine/host-g++"
 AR_$hl = "$REFINE_HOST_TRIPLET-ar"
 CARGO
 
-    cat > "$root/etc/refine/cross.env" <<ENV
+    cat >> "$root/etc/refine/cross.env" <<ENV
 export CARGO_BUILD_TARGET=$rt
 export CARGO_TARGET_${tv}_LINKER=$t-gcc-$v
 export CARGO_TARGET_${hv}_LINKER=/usr/lib/refine/host-gcc
@@ -173,3 +233,6 @@ fi
 
 # What ran, for the build logs and for people: REFINE_TOOLCHAIN in the image.
 printf 'cross %s-gcc-%s (%s)\n' "$t" "$v" "$REFINE_HOST_ARCH" > "$root/etc/refine-toolchain"
+if [ -n "$native_done" ]; then
+    printf 'native (%s):%s\n' "$REFINE_HOST_ARCH" "$native_done" >> "$root/etc/refine-toolchain"
+fi

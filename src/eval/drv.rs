@@ -71,6 +71,10 @@ pub struct CrossAction {
     pub gcc: String,
     /// Packages the hook unpacks.
     pub unpack: Vec<String>,
+    /// Host packages whose programs replace the target's (the hook keeps
+    /// the ones that report the machine).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub native: Vec<String>,
     /// The mmdebstrap customize hook, by digest.
     pub hook: RecipeFiles,
 }
@@ -281,6 +285,9 @@ fn action_value(a: &Action) -> PValue {
                 x.insert("triplet".into(), c.triplet.as_str().into());
                 x.insert("gcc".into(), c.gcc.as_str().into());
                 x.insert("unpack".into(), c.unpack.clone().into());
+                if !c.native.is_empty() {
+                    x.insert("native".into(), c.native.clone().into());
+                }
                 x.insert(
                     "hook".into(),
                     PValue::Map(

@@ -376,6 +376,7 @@ fn derive(
                                     triplet: platform.arch.triplet().to_string(),
                                     gcc: c.gcc.clone(),
                                     unpack: c.unpack.iter().map(subst).collect(),
+                                    native: c.native.clone(),
                                     hook,
                                 }),
                             }

@@ -443,9 +443,9 @@ const IMAGE_KEYS: &[&str] = &[
     "timeout",
 ];
 
-const CROSS_KEYS: &[&str] = &["replace", "packages", "unpack", "gcc", "hook"];
+const CROSS_KEYS: &[&str] = &["replace", "packages", "unpack", "native", "gcc", "hook"];
 
-/// `cross = { replace, packages, unpack, gcc, hook }` of an image.
+/// `cross = { replace, packages, unpack, native, gcc, hook }` of an image.
 fn lower_cross(r: &mut Reader<'_, '_>) -> Option<Option<CrossSpec>> {
     let Some(e) = r.entry("cross") else {
         return Some(None);
@@ -455,7 +455,7 @@ fn lower_cross(r: &mut Reader<'_, '_>) -> Option<Option<CrossSpec>> {
         r.error_at(
             span,
             "`cross` must be a table",
-            Some("write `cross = { replace = [...], packages = [...], unpack = [...], gcc = \"12\", hook = \"recipes/…\" }`".into()),
+            Some("write `cross = { replace = [...], packages = [...], unpack = [...], native = [...], gcc = \"12\", hook = \"recipes/…\" }`".into()),
         );
         return None;
     };
@@ -471,6 +471,18 @@ fn lower_cross(r: &mut Reader<'_, '_>) -> Option<Option<CrossSpec>> {
     let replace = list(&mut cr, "replace");
     let packages = list(&mut cr, "packages");
     let unpack = list(&mut cr, "unpack");
+    let mut native = Vec::new();
+    for n in cr.str_list("native").unwrap_or_default() {
+        if n.value.contains(':') {
+            cr.diags.push(
+                Diagnostic::error(format!("`{}` in `native` names an architecture", n.value))
+                    .at(n.loc)
+                    .hint("`native` lists plain package names: they are always the host's"),
+            );
+        } else {
+            native.push(n.value);
+        }
+    }
     let gcc = cr.str("gcc");
     let hook = cr.str("hook");
     if gcc.is_none() {
@@ -491,6 +503,7 @@ fn lower_cross(r: &mut Reader<'_, '_>) -> Option<Option<CrossSpec>> {
         replace,
         packages,
         unpack,
+        native,
         gcc: gcc?.value,
         hook: Recipe {
             script: hook?,

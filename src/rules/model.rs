@@ -160,6 +160,11 @@ pub struct CrossSpec {
     pub packages: Vec<String>,
     /// Packages whose files the hook unpacks (not installable as such).
     pub unpack: Vec<String>,
+    /// Host packages whose programs replace the target's in place (the
+    /// shell, coreutils, sed, grep…), so that configure scripts and
+    /// makefiles run natively; the hook keeps the programs that report the
+    /// machine (uname, arch) and the byte-order-sensitive od.
+    pub native: Vec<String>,
     /// The GCC major version the cross compilers are.
     pub gcc: String,
     /// The mmdebstrap customize hook that wires them in.

@@ -222,6 +222,7 @@ fn run_action(
                                 crate::rules::Arch::host().triplet().to_string(),
                             ),
                             ("REFINE_UNPACK", c.unpack.join(" ")),
+                            ("REFINE_NATIVE", c.native.join(" ")),
                         ]
                         .into_iter()
                         .map(|(k, v)| (k.to_string(), v))
