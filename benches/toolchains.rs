@@ -6,7 +6,10 @@
 //! qemu-s390x handler, as `bash .ci/setup` sets them up; hours: the
 //! emulated CPython and OpenSSL dominate). `REFINE_BENCH_TARGETS` narrows
 //! the targets (comma-separated). Each mode builds with `-j 1`, so every
-//! node's time is its own. Prints a table for docs/BENCHMARKS.md.
+//! node's time is its own. `REFINE_BENCH_MODES` (comma-separated: native,
+//! hybrid, emulated) runs only some of them: a change to the hybrid images
+//! changes no emulated key, so the emulated column of an earlier run still
+//! describes the same derivations. Prints a table for docs/BENCHMARKS.md.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -41,9 +44,16 @@ fn main() {
             vec!["--arch", "s390x", "--toolchain", "emulated"],
         ),
     ];
+    let only: Option<Vec<String>> = std::env::var("REFINE_BENCH_MODES")
+        .ok()
+        .map(|v| v.split(',').map(str::to_string).collect());
     let mut table: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::new();
-    let mut totals = Vec::new();
+    let mut totals = vec![f64::NAN; modes.len()];
     for (n, (name, flags)) in modes.iter().enumerate() {
+        let short = name.split(' ').next().unwrap_or_default();
+        if only.as_ref().is_some_and(|o| !o.iter().any(|m| m == short)) {
+            continue;
+        }
         let store = dir.path().join(format!("store-{n}"));
         let out = dir.path().join(format!("dist-{n}"));
         let t = Instant::now();
@@ -60,7 +70,7 @@ fn main() {
             .output()
             .unwrap();
         let total = t.elapsed().as_secs_f64();
-        totals.push(total);
+        totals[n] = total;
         eprintln!("{name}: {total:.0}s, exit {:?}", o.status.code());
         for l in String::from_utf8_lossy(&o.stdout).lines() {
             let Ok(e) = serde_json::from_str::<serde_json::Value>(l) else {
