@@ -137,15 +137,7 @@ fn a_target_of_the_workspace_replaces_the_builtin_one() {
     assert_eq!(pre["origin"], "rules/libyaml.toml:1", "{pre}");
     let store_dir = store(&d);
     let s = refine::store::LocalStore::open(&store_dir).unwrap();
-    let key = refine::key::Key::parse(
-        b.events()
-            .iter()
-            .find(|e| e["event"] == "finished" && e["label"] == "//packs:libyaml")
-            .unwrap()["key"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap();
+    let key = refine::key::Key::parse(&b.key_of("//packs:libyaml")).unwrap();
     let p = s.preimage(&key).unwrap().to_json();
     assert_eq!(p["version"], "9.9", "{p}");
     assert!(p["action"]["files"]["recipes/mine.sh"].is_string(), "{p}");

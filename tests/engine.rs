@@ -452,14 +452,7 @@ fn a_corrupt_store_entry_is_a_reported_miss() {
     );
 
     // A garbled action-cache entry is also a reported miss.
-    let key = r
-        .events()
-        .into_iter()
-        .find(|e| e["event"] == "finished" && e["label"] == "//wheels:alpha")
-        .unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = r.key_of("//wheels:alpha");
     std::fs::write(
         ws.store
             .join("ac")

@@ -121,14 +121,7 @@ fn packs_runtime_and_what_a_zlib_change_rebuilds() {
     assert!(out.contains("(3, 11) OpenSSL 3.0.20"), "{out}");
 
     // The wheel was built by that runtime, and its key says so.
-    let key = first
-        .events()
-        .into_iter()
-        .find(|e| e["event"] == "finished" && e["label"] == "//wheels:markupsafe")
-        .unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = first.key_of("//wheels:markupsafe");
     let pre: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(
             store

@@ -454,14 +454,7 @@ fn what_refine_pushes_is_an_oci_artifact_skopeo_can_read() {
     let (a, push) = build_and_push(&ws, &ws.store, &["--remote", &url], &[]);
     a.ok();
     push.ok();
-    let key = a
-        .events()
-        .into_iter()
-        .find(|e| e["event"] == "finished" && e["label"] == "//wheels:alpha")
-        .unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = a.key_of("//wheels:alpha");
     let out = std::process::Command::new("skopeo")
         .args(["inspect", "--tls-verify=false", "--raw"])
         .arg(format!("docker://{}/refine/wheels/alpha:{key}", reg.addr()))
@@ -884,14 +877,7 @@ fn only_results_signed_by_a_trusted_key_are_used() {
     assert!(d.with("built").is_empty(), "{:?}", d.verdicts());
     assert!(!d.with("hit:remote").is_empty());
     // skopeo sees who signed it; verify --against remote says so.
-    let key = d
-        .events()
-        .into_iter()
-        .find(|e| e["event"] == "finished" && e["label"] == "//wheels:alpha")
-        .unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = d.key_of("//wheels:alpha");
     let out = std::process::Command::new("skopeo")
         .args(["inspect", "--tls-verify=false", "--raw"])
         .arg(format!("docker://{}/refine/wheels/alpha:{key}", reg.addr()))
@@ -1033,14 +1019,7 @@ fn crafted_trees_and_archives_are_refused_and_rebuilt() {
     let url = reg.url("refine");
     let (a, push) = build_and_push(&ws, &ws.root().join("a"), &["--remote", &url], &[]);
     push.ok();
-    let zlib_key = a
-        .events()
-        .into_iter()
-        .find(|e| e["event"] == "finished" && e["label"] == "//packs:zlib")
-        .unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let zlib_key = a.key_of("//packs:zlib");
     let legit = output_of(&a, "//packs:zlib");
     let legit_tree = {
         let s = refine::store::LocalStore::open(&ws.root().join("a")).unwrap();

@@ -169,6 +169,17 @@ impl Run {
             .collect()
     }
 
+    /// The key a `--json` build's `finished` event gives a label.
+    pub fn key_of(&self, label: &str) -> String {
+        self.events()
+            .iter()
+            .find(|e| e["event"] == "finished" && e["label"] == label)
+            .unwrap_or_else(|| panic!("no finished event for {label}:\n{}", self.stdout))["key"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     /// label → verdict, from a `--json` build.
     pub fn verdicts(&self) -> BTreeMap<String, String> {
         self.events()
