@@ -394,18 +394,21 @@ fn key_version_is_in_every_preimage() {
     assert_eq!(p.key().0, key);
 }
 
+/// `refine hash //images:bookworm` with these flags: the image's key.
+fn bookworm_key(ws: &Ws, args: &[&str]) -> String {
+    let r = ws.run(&[args, &["hash", "//images:bookworm"]].concat());
+    r.ok();
+    r.stdout
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("key="))
+        .unwrap()
+        .to_string()
+}
+
 #[test]
 fn the_toolchain_changes_a_foreign_images_key_and_nothing_for_the_host() {
     let ws = common::shipped();
-    let key = |args: &[&str]| -> String {
-        let r = ws.run(&[args, &["hash", "//images:bookworm"]].concat());
-        r.ok();
-        r.stdout
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("key="))
-            .unwrap()
-            .to_string()
-    };
+    let key = |args: &[&str]| bookworm_key(&ws, args);
     let cross = key(&["--arch", "s390x"]);
     assert_eq!(
         cross,
@@ -445,15 +448,7 @@ fn the_toolchain_changes_a_foreign_images_key_and_nothing_for_the_host() {
 #[test]
 fn the_native_programs_of_a_hybrid_image_are_in_its_key() {
     let ws = common::shipped();
-    let key = |args: &[&str]| -> String {
-        let r = ws.run(&[args, &["hash", "//images:bookworm"]].concat());
-        r.ok();
-        r.stdout
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("key="))
-            .unwrap()
-            .to_string()
-    };
+    let key = |args: &[&str]| bookworm_key(&ws, args);
     let (cross, emulated) = (
         key(&["--arch", "s390x"]),
         key(&["--arch", "s390x", "--toolchain", "emulated"]),
