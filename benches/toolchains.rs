@@ -5,7 +5,9 @@
 //! `cargo bench --bench toolchains` (podman, mmdebstrap, arch-test and the
 //! qemu-s390x handler, as `bash .ci/setup` sets them up; hours: the
 //! emulated CPython and OpenSSL dominate). `REFINE_BENCH_TARGETS` narrows
-//! the targets (comma-separated). Each mode builds with `-j 1`, so every
+//! the targets (comma-separated); `REFINE_BENCH_TARGETS_NATIVE`,
+//! `_HYBRID` and `_EMULATED` narrow one mode's (the emulated CPython runtime
+//! alone is hours, with every pack under it). Each mode builds with `-j 1`, so every
 //! node's time is its own. `REFINE_BENCH_MODES` (comma-separated: native,
 //! hybrid, emulated) runs only some of them: a change to the hybrid images
 //! changes no emulated key, so the emulated column of an earlier run still
@@ -29,9 +31,13 @@ const TARGETS: &[&str] = &[
 
 fn main() {
     let repo = env!("CARGO_MANIFEST_DIR");
-    let targets: Vec<String> = std::env::var("REFINE_BENCH_TARGETS")
-        .map(|v| v.split(',').map(str::to_string).collect())
-        .unwrap_or_else(|_| TARGETS.iter().map(|s| s.to_string()).collect());
+    let list = |var: &str| -> Option<Vec<String>> {
+        std::env::var(var)
+            .ok()
+            .map(|v| v.split(',').map(str::to_string).collect())
+    };
+    let targets: Vec<String> = list("REFINE_BENCH_TARGETS")
+        .unwrap_or_else(|| TARGETS.iter().map(|s| s.to_string()).collect());
     let dir = tempfile::tempdir().unwrap();
     let modes = [
         ("native x86_64", vec!["--arch", "x86_64"]),
@@ -44,9 +50,7 @@ fn main() {
             vec!["--arch", "s390x", "--toolchain", "emulated"],
         ),
     ];
-    let only: Option<Vec<String>> = std::env::var("REFINE_BENCH_MODES")
-        .ok()
-        .map(|v| v.split(',').map(str::to_string).collect());
+    let only = list("REFINE_BENCH_MODES");
     let mut table: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::new();
     let mut totals = vec![f64::NAN; modes.len()];
     for (n, (name, flags)) in modes.iter().enumerate() {
@@ -54,6 +58,9 @@ fn main() {
         if only.as_ref().is_some_and(|o| !o.iter().any(|m| m == short)) {
             continue;
         }
+        let targets = list(&format!("REFINE_BENCH_TARGETS_{}", short.to_uppercase()))
+            .unwrap_or_else(|| targets.clone());
+        eprintln!("{name}: {}", targets.join(" "));
         let store = dir.path().join(format!("store-{n}"));
         let out = dir.path().join(format!("dist-{n}"));
         let t = Instant::now();

@@ -124,11 +124,7 @@ fn s390x_wheels_build_repair_and_work_in_a_clean_container() {
     let mut c = ws.cmd_in(&store);
     c.args(["log", "//wheels:markupsafe"]);
     let log: Run = c.output().unwrap().into();
-    let ran = log
-        .stdout
-        .lines()
-        .find(|l| l.contains("toolchain: "))
-        .unwrap_or_default();
+    let ran = log.line_with("toolchain: ");
     assert!(
         ran.contains("toolchain: cross; cc is /usr/bin/s390x-linux-gnu-gcc-12 (ELF 64-bit")
             && ran.contains("x86-64")
@@ -141,12 +137,7 @@ fn s390x_wheels_build_repair_and_work_in_a_clean_container() {
     let mut c = ws.cmd_in(&store);
     c.args(["log", "//images:bookworm"]);
     let log: Run = c.output().unwrap().into();
-    let native = log
-        .stdout
-        .lines()
-        .find(|l| l.contains("the host's programs, native:"))
-        .unwrap_or_default()
-        .to_string();
+    let native = log.line_with("the host's programs, native:");
     let names: Vec<&str> = native.split_whitespace().collect();
     for p in [
         "bash", "dash", "sed", "grep", "mawk", "rm", "expr", "tar", "xz",

@@ -206,6 +206,14 @@ impl Run {
     pub fn all(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
     }
+
+    /// The first line of stdout that contains `needle` ("" if none).
+    pub fn line_with(&self, needle: &str) -> &str {
+        self.stdout
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_default()
+    }
 }
 
 /// Stamp the results in a store as built by the sandbox. refine never
