@@ -716,3 +716,35 @@ fn recorded_durations_decide_what_starts_first() {
         "{rows:?}"
     );
 }
+
+#[test]
+fn a_moved_store_reports_its_own_log_paths() {
+    let ws = fake_workspace();
+    ws.fake(&["build", "//wheels:alpha"]).ok();
+    // The store restored elsewhere, as a CI cache is.
+    let moved = ws.root().join("restored-store");
+    std::fs::rename(ws.root().join(".store"), &moved).unwrap();
+    let mut c = ws.cmd_in(&moved);
+    c.env("REFINE_EXECUTOR", "fake");
+    let again: common::Run = c
+        .args(["build", "--json", "//wheels:alpha"])
+        .output()
+        .unwrap()
+        .into();
+    again.ok();
+    let hits: Vec<_> = again
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "finished" && e["log"].is_string())
+        .collect();
+    assert!(
+        hits.iter().any(|e| e["label"] == "//wheels:alpha"),
+        "{}",
+        again.all()
+    );
+    for e in hits {
+        assert_eq!(e["verdict"], "hit:local", "{e}");
+        let log = std::path::PathBuf::from(e["log"].as_str().unwrap());
+        assert!(log.starts_with(&moved) && log.is_file(), "{e}");
+    }
+}
