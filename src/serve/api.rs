@@ -33,10 +33,12 @@ pub fn log_tail(app: &Shared, log: Option<&str>, n: usize) -> Vec<String> {
 }
 
 /// A log path from the history, if it lies inside the store's logs
-/// directory (anything else is never read).
+/// directory once rebased onto where the store now is (anything else is
+/// never read).
 pub fn store_log(app: &Shared, log: &str) -> Option<PathBuf> {
     let logs = std::fs::canonicalize(app.store.join("logs")).ok()?;
-    let p = std::fs::canonicalize(log).ok()?;
+    let p = crate::store::logs::rebase_log(&app.store, PathBuf::from(log));
+    let p = std::fs::canonicalize(p).ok()?;
     (p.starts_with(&logs) && p.is_file()).then_some(p)
 }
 
@@ -405,4 +407,42 @@ pub async fn retry(
         .queue
         .submit(failed, format!("retry of the failures of run {id}"));
     (StatusCode::ACCEPTED, Json(job)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{App, Reads, index, queue};
+    use super::store_log;
+    use std::sync::Arc;
+
+    #[test]
+    fn history_logs_are_read_from_where_the_store_now_is_and_nowhere_else() {
+        let d = tempfile::tempdir().unwrap();
+        let store = d.path().join("store");
+        let log = store.join("logs/s390x/wheels/six/17-ab.log");
+        std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+        std::fs::write(&log, "built\n").unwrap();
+        std::fs::write(d.path().join("secret"), "no\n").unwrap();
+        let app = Arc::new(App {
+            global: crate::ops::GlobalOpts::default(),
+            store: store.clone(),
+            workspace: d.path().to_path_buf(),
+            token: "t".into(),
+            reads: Reads::Token,
+            queue: queue::Queue::default(),
+            index_cache: index::Cache::default(),
+        });
+        let found = std::fs::canonicalize(&log).unwrap();
+        // As recorded where the store was built, and where it is now.
+        let old = "/home/u/.cache/refine/logs/s390x/wheels/six/17-ab.log";
+        assert_eq!(store_log(&app, old), Some(found.clone()));
+        assert_eq!(store_log(&app, log.to_str().unwrap()), Some(found));
+        // Nothing outside the store's logs, however the path is spelled.
+        let secret = d.path().join("secret");
+        assert_eq!(store_log(&app, secret.to_str().unwrap()), None);
+        assert_eq!(store_log(&app, "/x/logs/../../../secret"), None);
+        let up = format!("{}/logs/s390x/../../../secret", store.display());
+        assert_eq!(store_log(&app, &up), None);
+        assert_eq!(store_log(&app, "/x/logs/s390x/wheels/six/none.log"), None);
+    }
 }

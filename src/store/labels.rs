@@ -52,28 +52,10 @@ impl LocalStore {
         text.lines()
             .filter_map(|l| serde_json::from_str::<LabelRecord>(l).ok())
             .map(|mut r| {
-                r.log = r.log.map(|p| self.rebase_log(p));
+                r.log = r.log.map(|p| super::logs::rebase_log(&self.root, p));
                 (r.label.clone(), r)
             })
             .collect()
-    }
-
-    /// A recorded log path, in this store wherever the store now is: a
-    /// store moved or restored elsewhere (a CI cache) keeps the absolute
-    /// paths of where it was built, `<old root>/logs/<arch>/<kind>/<name>/<file>`.
-    fn rebase_log(&self, p: PathBuf) -> PathBuf {
-        if p.starts_with(&self.root) {
-            return p;
-        }
-        let parts: Vec<_> = p.components().collect();
-        match parts.len().checked_sub(5).map(|i| &parts[i..]) {
-            Some([logs, rest @ ..]) if logs.as_os_str() == "logs" => {
-                let mut q = self.root.join("logs");
-                q.extend(rest.iter());
-                q
-            }
-            _ => p,
-        }
     }
 
     fn with_labels<T>(&self, arch: &str, f: impl FnOnce(&mut LabelIndex) -> T) -> T {
