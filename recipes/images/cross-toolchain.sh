@@ -20,7 +20,8 @@
 #                     in place (the shells, coreutils, sed, grep, awk…):
 #                     configure scripts, libtool and makefiles then run
 #                     natively. Their libraries are the image's `:{host}`
-#                     packages.
+#                     packages; their own files below /usr/lib/<host
+#                     triplet> (perl-base's modules) come along.
 set -eu
 phase=$1
 root=$2
@@ -143,6 +144,16 @@ if [ -n "${REFINE_NATIVE:-}" ]; then
     for p in $REFINE_NATIVE; do pkgs="$pkgs $p:$REFINE_HOST_ARCH"; done
     chroot "$root" sh -c "cd $stage/debs && apt-get download -q $pkgs"
     for d in "$root$stage"/debs/*.deb; do
+        # The same version as the target's own package: the host's perl
+        # reads the target's perl-modules, the host's programs the same
+        # data files.
+        p=$(dpkg-deb -f "$d" Package)
+        hv=$(dpkg-deb -f "$d" Version)
+        tv=$(chroot "$root" dpkg-query -W -f='${Version}' "$p" 2>/dev/null || true)
+        if [ "$hv" != "$tv" ]; then
+            echo "cross-toolchain.sh: the host's $p is $hv but the image's is ${tv:-not installed}: the mirror must carry one version for both architectures" >&2
+            exit 1
+        fi
         dpkg-deb -x "$d" "$root$stage/files"
     done
     # Replace only programs the target has (in bin/ or sbin/, ELF files),
@@ -165,10 +176,32 @@ if [ -n "${REFINE_NATIVE:-}" ]; then
         cat "$f" > "$root$rel"
         native_done="$native_done $name"
     done < "$root$stage/list"
+    # Their own files below the host's library directory (perl-base's
+    # modules in /usr/lib/$REFINE_HOST_TRIPLET/perl-base), where the
+    # image has none: the host's programs look for them there, and the
+    # target's stay where the target's programs look.
+    hl=usr/lib/$REFINE_HOST_TRIPLET
+    if [ -d "$root$stage/files/$hl" ]; then
+        (cd "$root$stage/files/$hl" && find . ! -type d | sort) > "$root$stage/own"
+        while IFS= read -r rel; do
+            rel=${rel#./}
+            if [ -e "$root/$hl/$rel" ] || [ -L "$root/$hl/$rel" ]; then
+                continue
+            fi
+            mkdir -p "$(dirname "$root/$hl/$rel")"
+            cp -a "$root$stage/files/$hl/$rel" "$root/$hl/$rel"
+        done < "$root$stage/own"
+    fi
     rm -rf "$root$stage"
     [ -n "$native_done" ] || { echo "cross-toolchain.sh: no program of $REFINE_NATIVE replaced" >&2; exit 1; }
     # They run: the shell every recipe starts with, natively.
     chroot "$root" /bin/sh -c 'exit 0'
+    # And perl, with its own modules (perl-base's) and the full perl's XS
+    # ones (libperl5.36 of the host): OpenSSL's Configure loads these.
+    case " $native_done " in
+        *" perl "*) chroot "$root" /usr/bin/perl -MConfig -MPOSIX -MData::Dumper -MFile::Spec -MIPC::Cmd \
+            -e 'exit 0' || { echo "cross-toolchain.sh: the host's perl cannot load its modules in the image" >&2; exit 1; } ;;
+    esac
     echo "cross-toolchain.sh: the host's programs, native:$native_done"
 fi
 
