@@ -4,8 +4,10 @@
 //! crates, repaired, installed in a clean container of their architecture
 //! with no packs mounted, and exercised: a Fernet round trip and the
 //! OpenSSL cryptography was linked against (the pack's: OpenSSL 3.0), and
-//! rpds' persistent maps. rpds-py for s390x alone runs in CI
-//! (tests/s390x.rs); the rest takes tens of minutes, so it is opt-in:
+//! rpds' persistent maps. CI builds rpds-py for x86_64 (the host: no
+//! emulation), and the same build with a crate missing, which must fail
+//! offline; the rest (both flagships for both architectures, and the
+//! missing-crate check for s390x) takes tens of minutes, so it is opt-in:
 //!
 //! ```sh
 //! cargo test --release --test rust -- --ignored --nocapture
@@ -126,4 +128,128 @@ fn cryptography_and_rpds_for_s390x() {
 #[ignore = "long builds (see docs/BENCHMARKS.md): run with `cargo test --test rust -- --ignored`"]
 fn cryptography_and_rpds_for_x86_64() {
     flagships("x86_64");
+}
+
+/// A Rust extension, rpds-py (PyO3), built offline in the Rust image from
+/// its vendored crates (for s390x: the hybrid image, the host's rustc
+/// compiling for s390x, build scripts run natively), repaired, and used in
+/// a clean container of `arch`. The same build with one crate missing
+/// from the vendored set fails offline, naming the crate, and never
+/// reaches for the network.
+fn rpds_offline(arch: &str) {
+    let ws = shipped();
+    let store = ws.root().join("store");
+    let mut c = ws.cmd_in(&store);
+    // The plain image too: the clean container that installs the wheel is
+    // the target's own, without the Rust toolchain the build used.
+    c.args([
+        "--arch",
+        arch,
+        "build",
+        "--json",
+        "//repairs:rpds-py",
+        "//images:bookworm",
+    ]);
+    let r: Run = c.output().unwrap().into();
+    r.ok();
+    let dist = ws.root().join("dist");
+    let wheel = std::fs::read_dir(&dist)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("rpds_py-") && n.ends_with(".whl"))
+        .unwrap();
+    assert!(
+        wheel.contains("manylinux") && wheel.ends_with(&format!("_{arch}.whl")),
+        "{wheel}"
+    );
+    let files = refine::wheel::read_wheel(&dist.join(&wheel)).unwrap();
+    let so = files
+        .iter()
+        .find(|f| f.name.ends_with(".so"))
+        .expect("a compiled extension");
+    assert_eq!(
+        refine::wheel::elf_machine(&so.data),
+        Some(refine::rules::Arch::parse(arch).unwrap().elf_machine())
+    );
+    let mut c = ws.cmd_in(&store);
+    c.args(["--arch", arch, "log", "//wheels:rpds-py"]);
+    let log: Run = c.output().unwrap().into();
+    // (rustc-web is whatever the machine's Debian mirrors carry: 1.85 in
+    // bookworm, newer from its security updates.)
+    assert!(
+        log.stdout.contains("rust: rustc 1.")
+            && log
+                .stdout
+                .contains("crates vendored from rpds_py-2026.9.1.crates.tar"),
+        "{}",
+        log.stdout
+    );
+    assert!(!log.stdout.contains("Downloading"), "{}", log.stdout);
+    let image = image_tag(&r, "//images:bookworm");
+    let (ok, out, err) = in_container(
+        &image,
+        arch,
+        &[(&dist, "/dist")],
+        &format!(
+            "set -e\npython3 -m venv /tmp/v\n/tmp/v/bin/pip install -q --no-index /dist/{wheel}\n\
+             /tmp/v/bin/python -c 'import platform, rpds; m = rpds.HashTrieMap({{\"a\": 1}}).insert(\"b\", 2); assert m[\"b\"] == 2; print(platform.machine(), sorted(m.keys()))'\n"
+        ),
+    );
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains(&format!("{arch} ['a', 'b']")), "{out}");
+
+    // The same crates less one: an error, offline.
+    let pin = "40699e7789b037bf9572be6f7b9a1321fa56f6b229b1e69f69645c9ff6753f1e";
+    let full = store.join(format!("cas/sha256/{}/{pin}", &pin[..2]));
+    let unpacked = tempfile::tempdir().unwrap();
+    tar::Archive::new(std::fs::File::open(&full).unwrap())
+        .unpack(unpacked.path())
+        .unwrap();
+    let vendor = unpacked.path().join("vendor");
+    let gone = std::fs::read_dir(&vendor)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("archery-"))
+        .expect("rpds-py needs archery");
+    std::fs::remove_dir_all(vendor.join(&gone)).unwrap();
+    std::fs::create_dir_all(ws.root().join("vendor")).unwrap();
+    let broken = ws.root().join("vendor/rpds-broken.crates.tar");
+    refine::fetch::cargo::pack(unpacked.path(), &broken).unwrap();
+    let sha = common::sha256_hex(&std::fs::read(&broken).unwrap());
+    ws.write(
+        "rules/broken.toml",
+        &format!(
+            "[sources.rpds-broken-crates]\npath = \"vendor/rpds-broken.crates.tar\"\nsha256 = \"{sha}\"\n\n\
+             [wheels.rpds-broken]\npackage = \"rpds-py\"\nsource = \"//sources:wheel-rpds-py\"\n\
+             crates = \"//sources:rpds-broken-crates\"\nimage = \"//images:bookworm-rust\"\nruntime = \"//runtimes:system-rust\"\n\
+             default_build_requires = false\nbuild_requires = [\"//sources:maturin-s390x\", \"//sources:maturin-x86_64\"]\n"
+        ),
+    );
+    let mut c = ws.cmd_in(&store);
+    c.args(["--arch", arch, "build", "//wheels:rpds-broken"]);
+    let b: Run = c.output().unwrap().into();
+    assert_eq!(b.code, 1, "{}", b.all());
+    let mut c = ws.cmd_in(&store);
+    c.args(["--arch", arch, "log", "//wheels:rpds-broken"]);
+    let log: Run = c.output().unwrap().into();
+    let name = gone.rsplit_once('-').unwrap().0;
+    assert!(
+        log.stdout.contains(&format!("`{name}`")) && log.stdout.contains("offline"),
+        "the missing crate is named and cargo stays offline:\n{}",
+        log.stdout
+    );
+    assert!(!log.stdout.contains("Downloading"), "{}", log.stdout);
+}
+
+#[test]
+fn a_rust_extension_builds_offline_and_a_missing_crate_fails_offline() {
+    rpds_offline("x86_64");
+}
+
+#[test]
+#[ignore = "long builds (see docs/BENCHMARKS.md): run with `cargo test --test rust -- --ignored`"]
+fn a_rust_extension_builds_offline_for_s390x_and_a_missing_crate_fails_offline() {
+    rpds_offline("s390x");
 }
