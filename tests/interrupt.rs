@@ -4,14 +4,8 @@
 //! the dead run and says so. Needs what tests/podman.rs needs.
 
 mod common;
-use common::{Run, Ws, shipped};
+use common::{Run, Ws, shared_store, shipped};
 use std::path::Path;
-use std::sync::OnceLock;
-
-fn shared_store() -> &'static Path {
-    static STORE: OnceLock<tempfile::TempDir> = OnceLock::new();
-    STORE.get_or_init(|| tempfile::tempdir().unwrap()).path()
-}
 
 fn host(ws: &Ws, store: &Path, args: &[&str]) -> Run {
     let mut c = ws.cmd_in(store);

@@ -7,16 +7,8 @@
 //! skip when a tool is missing: they fail.
 
 mod common;
-use common::{Run, Ws, sha256_hex, shipped};
+use common::{Run, Ws, sha256_hex, shared_store, shipped};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-
-/// One store shared by the tests of this file (built from empty once per
-/// test run), so the builder image is made once.
-fn shared_store() -> &'static Path {
-    static STORE: OnceLock<tempfile::TempDir> = OnceLock::new();
-    STORE.get_or_init(|| tempfile::tempdir().unwrap()).path()
-}
 
 fn host(ws: &Ws, store: &Path, args: &[&str]) -> Run {
     let mut c = ws.cmd_in(store);

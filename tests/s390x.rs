@@ -7,9 +7,8 @@
 //! skip.
 
 mod common;
-use common::{Run, image_tag, in_container, shipped};
+use common::{Run, image_tag, in_container, shared_store, shipped};
 use std::path::Path;
-use std::sync::OnceLock;
 
 const SET: &[&str] = &[
     "//repairs:markupsafe",
@@ -40,13 +39,6 @@ fn wheels_of(run: &Run) -> Vec<(String, String)> {
             )
         })
         .collect()
-}
-
-/// One store for the tests of this file, so the s390x builder image is
-/// made once (a test that needs it while another builds it waits for it).
-fn shared_store() -> &'static Path {
-    static STORE: OnceLock<tempfile::TempDir> = OnceLock::new();
-    STORE.get_or_init(|| tempfile::tempdir().unwrap()).path()
 }
 
 #[test]

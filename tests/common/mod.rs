@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 
 /// Every regular file under `p` (symbolic links are not followed).
 pub fn files_under(p: &Path) -> Vec<PathBuf> {
@@ -26,6 +27,36 @@ pub fn files_under(p: &Path) -> Vec<PathBuf> {
 
 pub fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
+}
+
+/// One store for all the tests of a test binary (built from empty once per
+/// run, so the builder image is made once; a test that needs a node another
+/// is building waits for it), removed when the process exits. A `static` is
+/// never dropped, so a `TempDir` kept in one left a store of up to a
+/// gigabyte in the temp directory after every run; the test harness exits
+/// through `exit`, which runs `atexit` handlers, pass or fail. (`atexit`
+/// is the one unsafe call in the tests: Rust runs no destructor of a
+/// static, and no safe API runs code at process exit.)
+#[allow(unsafe_code)]
+pub fn shared_store() -> &'static Path {
+    static STORE: OnceLock<PathBuf> = OnceLock::new();
+    extern "C" fn remove_store() {
+        if let Some(p) = STORE.get() {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+    STORE.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("refine-test-store-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        // SAFETY: registers a plain function with no captured state; it
+        // runs once, at exit, after every test thread has finished.
+        let registered = unsafe { libc::atexit(remove_store) };
+        assert_eq!(registered, 0, "atexit failed");
+        dir
+    })
 }
 
 /// A workspace in a temp directory, with its own store.
