@@ -1,15 +1,17 @@
 #!/bin/sh
 # mmdebstrap hooks (run on the host) that make a foreign-architecture
-# builder image hybrid: `sh cross-toolchain.sh setup ROOT` (a setup hook,
-# before apt installs anything) and `sh cross-toolchain.sh customize ROOT`
-# (a customize hook, after). Debian's cross
-# compilers for the target (the same GCC as the target's own, built to run
-# on the host) replace the target's compilers, so compiling runs natively
-# while everything else (Python above all) stays the target's.
+# builder image hybrid: `sh cross-toolchain.sh PHASE ROOT` as a setup hook
+# (before apt installs anything), an essential hook (after the Essential:
+# yes packages, before the rest) and a customize hook (after). Debian's
+# cross compilers for the target (the same GCC as the target's own, built
+# to run on the host) replace the target's compilers, so compiling runs
+# natively while everything else (Python above all) stays the target's.
 #
 #   REFINE_TRIPLET    the target's GNU triplet, e.g. s390x-linux-gnu
 #   REFINE_HOST_ARCH  the host's Debian architecture, e.g. amd64
 #   REFINE_HOST_TRIPLET  the host's GNU triplet, e.g. x86_64-linux-gnu
+#   REFINE_HOST_LOADER   the host's ELF interpreter, e.g.
+#                     /lib64/ld-linux-x86-64.so.2
 #   REFINE_GCC        the GCC major version, e.g. 12
 #   REFINE_UNPACK     cross compiler packages to unpack (their -cross
 #                     library packages cannot be installed in a system
@@ -22,11 +24,118 @@
 #                     natively. Their libraries are the image's `:{host}`
 #                     packages; their own files below /usr/lib/<host
 #                     triplet> (perl-base's modules) come along.
+#
+# The essential hook already puts the host's programs in place of the
+# Essential ones, with the host's libraries the image will install anyway
+# (its `lib…:{host}` packages and libc6), so that the maintainer scripts of
+# the remaining packages run natively too (ca-certificates' alone is 140
+# certificates × a few sed and basename processes). It only brings forward
+# what the customize hook does: every file it writes is one that the image
+# ends with, byte for byte (dpkg later unpacks the same libraries over
+# them; tests/s390x.rs holds the image to its output digest).
 set -eu
 phase=$1
 root=$2
 t=$REFINE_TRIPLET
 v=$REFINE_GCC
+loader=${REFINE_HOST_LOADER:-/lib64/ld-linux-x86-64.so.2}
+
+# Packages of the image's mirror, downloaded into DIR by the host's apt
+# with the image's configuration (its sources, lists and pins): the same
+# files apt-get inside the image would fetch, without running an emulated
+# apt.
+download() {
+    dir=$1
+    shift
+    (cd "$dir" && APT_CONFIG=${MMDEBSTRAP_APT_CONFIG:?the hook runs under mmdebstrap} apt-get download -q "$@")
+}
+
+# The host's programs of REFINE_NATIVE in place of the target's (only
+# programs the target has: ELF files in bin/ or sbin/, through the
+# image's own paths, merged /usr). `strict`: every one whose libraries the
+# image has, or fail; `early`: those whose libraries are there, silently.
+# Sets native_done to the names replaced.
+native_programs() {
+    mode=$1
+    keep=" uname arch od stdbuf "
+    stage=/tmp/refine-native
+    rm -rf "$root$stage"
+    mkdir -p "$root$stage/debs" "$root$stage/files"
+    pkgs=
+    for p in $REFINE_NATIVE; do
+        # Early, only what the target has installed by now (the
+        # Essential ones): the rest is the customize hook's.
+        if [ "$mode" = early ] &&
+            [ "$(chroot "$root" dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" != installed ]; then
+            continue
+        fi
+        pkgs="$pkgs $p:$REFINE_HOST_ARCH"
+    done
+    native_done=
+    if [ -z "$pkgs" ]; then
+        rm -rf "$root$stage"
+        return 0
+    fi
+    # shellcheck disable=SC2086
+    download "$root$stage/debs" $pkgs
+    for d in "$root$stage"/debs/*.deb; do
+        # The same version as the target's own package: the host's perl
+        # reads the target's perl-modules, the host's programs the same
+        # data files.
+        p=$(dpkg-deb -f "$d" Package)
+        hv=$(dpkg-deb -f "$d" Version)
+        tv=$(chroot "$root" dpkg-query -W -f='${Version}' "$p" 2>/dev/null || true)
+        if [ "$hv" != "$tv" ]; then
+            echo "cross-toolchain.sh: the host's $p is $hv but the image's is ${tv:-not installed}: the mirror must carry one version for both architectures" >&2
+            exit 1
+        fi
+        dpkg-deb -x "$d" "$root$stage/files"
+    done
+    # Their own files below the host's library directory (perl-base's
+    # modules in /usr/lib/$REFINE_HOST_TRIPLET/perl-base), where the
+    # image has none: the host's programs look for them there, and the
+    # target's stay where the target's programs look.
+    copy_missing "$root$stage/files" "usr/lib/$REFINE_HOST_TRIPLET"
+    find "$root$stage/files" -type f \( -path '*/bin/*' -o -path '*/sbin/*' \) | sort > "$root$stage/list"
+    while IFS= read -r f; do
+        rel=${f#"$root$stage/files"}
+        name=${rel##*/}
+        case "$keep" in *" $name "*) continue ;; esac
+        [ -f "$root$rel" ] && [ ! -L "$root$rel" ] || continue
+        [ "$(od -An -tx1 -N4 "$f" | tr -d ' ')" = 7f454c46 ] || continue
+        # Every library it needs must be in the image (the `:{host}`
+        # packages of the rule): a program that cannot start would break
+        # every build in the image.
+        if chroot "$root" "$loader" --list "$rel" 2>&1 | grep -q 'not found'; then
+            [ "$mode" = early ] && continue
+            chroot "$root" "$loader" --list "$rel" >&2 || true
+            echo "cross-toolchain.sh: the host's $rel needs a library the image lacks: add its :{host} package to cross.packages" >&2
+            exit 1
+        fi
+        cat "$f" > "$root$rel"
+        native_done="$native_done $name"
+    done < "$root$stage/list"
+    rm -rf "$root$stage"
+}
+
+# Copy the files below DIR (relative) of the extracted tree FROM into the
+# image where it has none, through the image's own directories (its /lib
+# is /usr/lib): an existing file, link or package file is never touched.
+copy_missing() {
+    from=$1
+    dir=$2
+    [ -d "$from/$dir" ] || return 0
+    (cd "$from/$dir" && find . ! -type d | sort) > "$from.own"
+    while IFS= read -r rel; do
+        rel=${rel#./}
+        if [ -e "$root/$dir/$rel" ] || [ -L "$root/$dir/$rel" ]; then
+            continue
+        fi
+        mkdir -p "$(dirname "$root/$dir/$rel")"
+        cp -a "$from/$dir/$rel" "$root/$dir/$rel"
+    done < "$from.own"
+    rm -f "$from.own"
+}
 
 if [ "$phase" = setup ]; then
     # The host's packages (the cross compilers and the libraries they run
@@ -46,12 +155,59 @@ Pin-Priority: 100
 PREF
     exit 0
 fi
+
+if [ "$phase" = essential ]; then
+    [ -n "${REFINE_NATIVE:-}" ] || exit 0
+    # bash's compiled-in HOSTTYPE and MACHTYPE, from the target's bash
+    # while it is still the target's (see the customize phase).
+    mkdir -p "$root/etc/refine"
+    chroot "$root" /usr/bin/bash -c 'printf "export HOSTTYPE=%s MACHTYPE=%s\n" "$HOSTTYPE" "$MACHTYPE"' \
+        > "$root/etc/refine/cross.env"
+    # The host's libraries, from the packages the image installs later
+    # (dpkg then unpacks the same files over these): libc6 and the
+    # image's lib…:{host} packages. Only into the image's own directories
+    # for them (merged /usr: /lib is a link into /usr), so that no
+    # directory differs from what dpkg would make. The host's loader in
+    # /lib64 (amd64, ppc64el): the link libc6's preinst makes on a
+    # merged-/usr system when it finds none, made here the same way.
+    ldir=$(dirname "$loader" | sed 's|^/||')
+    if [ "$ldir" = lib64 ] && [ -L "$root/lib" ] && [ ! -L "$root/lib64" ] && [ ! -d "$root/lib64" ]; then
+        mkdir -p "$root/usr/lib64"
+        ln -s usr/lib64 "$root/lib64"
+    fi
+    for d in lib usr/lib "$ldir"; do
+        [ -d "$root/$d" ] || { echo "cross-toolchain.sh: /$d is not in the image yet: the host's programs wait for the customize hook"; exit 0; }
+    done
+    libs="libc6:$REFINE_HOST_ARCH"
+    for p in $(printf '%s' "${MMDEBSTRAP_INCLUDE:-}" | tr ',' ' '); do
+        case "$p" in lib*:"$REFINE_HOST_ARCH") libs="$libs $p" ;; esac
+    done
+    early=/tmp/refine-early
+    rm -rf "$root$early"
+    mkdir -p "$root$early/debs" "$root$early/files"
+    # shellcheck disable=SC2086
+    download "$root$early/debs" $libs
+    for d in "$root$early"/debs/*.deb; do
+        dpkg-deb -x "$d" "$root$early/files"
+    done
+    for d in lib lib64 usr/lib usr/lib64; do
+        copy_missing "$root$early/files" "$d"
+    done
+    rm -rf "$root$early"
+    native_programs early
+    if [ -n "$native_done" ]; then
+        chroot "$root" /bin/sh -c 'exit 0'
+        echo "cross-toolchain.sh: the host's programs, native for the maintainer scripts:$native_done"
+    fi
+    exit 0
+fi
 [ "$phase" = customize ] || { echo "cross-toolchain.sh: unknown phase $phase" >&2; exit 2; }
 
 # The compilers' own files, unpacked from the packages of the image's
 # mirror (apt-get download inside the image sees exactly its versions).
 mkdir -p "$root/tmp/refine-cross"
-chroot "$root" sh -c "cd /tmp/refine-cross && apt-get download -q $REFINE_UNPACK"
+# shellcheck disable=SC2086
+download "$root/tmp/refine-cross" $REFINE_UNPACK
 for d in "$root"/tmp/refine-cross/*.deb; do
     dpkg-deb -x "$d" "$root"
 done
@@ -130,69 +286,17 @@ fi
 # set to the target's values (bash keeps them when they are in its
 # environment; recipes/lib/common.sh exports /etc/refine/cross.env).
 mkdir -p "$root/etc/refine"
-: > "$root/etc/refine/cross.env"
+[ -e "$root/etc/refine/cross.env" ] || : > "$root/etc/refine/cross.env"
 native_done=
 if [ -n "${REFINE_NATIVE:-}" ]; then
-    keep=" uname arch od stdbuf "
-    if [ -x "$root/usr/bin/bash" ]; then
-        chroot "$root" /usr/bin/bash -c 'printf "export HOSTTYPE=%s MACHTYPE=%s\n" "$HOSTTYPE" "$MACHTYPE"' \
-            >> "$root/etc/refine/cross.env"
-    fi
-    stage=/tmp/refine-native
-    mkdir -p "$root$stage/debs" "$root$stage/files"
-    pkgs=
-    for p in $REFINE_NATIVE; do pkgs="$pkgs $p:$REFINE_HOST_ARCH"; done
-    chroot "$root" sh -c "cd $stage/debs && apt-get download -q $pkgs"
-    for d in "$root$stage"/debs/*.deb; do
-        # The same version as the target's own package: the host's perl
-        # reads the target's perl-modules, the host's programs the same
-        # data files.
-        p=$(dpkg-deb -f "$d" Package)
-        hv=$(dpkg-deb -f "$d" Version)
-        tv=$(chroot "$root" dpkg-query -W -f='${Version}' "$p" 2>/dev/null || true)
-        if [ "$hv" != "$tv" ]; then
-            echo "cross-toolchain.sh: the host's $p is $hv but the image's is ${tv:-not installed}: the mirror must carry one version for both architectures" >&2
-            exit 1
-        fi
-        dpkg-deb -x "$d" "$root$stage/files"
-    done
-    # Replace only programs the target has (in bin/ or sbin/, ELF files),
-    # through the image's own paths (merged /usr: /bin is usr/bin).
-    find "$root$stage/files" -type f \( -path '*/bin/*' -o -path '*/sbin/*' \) | sort > "$root$stage/list"
-    while IFS= read -r f; do
-        rel=${f#"$root$stage/files"}
-        name=${rel##*/}
-        case "$keep" in *" $name "*) continue ;; esac
-        [ -f "$root$rel" ] && [ ! -L "$root$rel" ] || continue
-        [ "$(od -An -tx1 -N4 "$f" | tr -d ' ')" = 7f454c46 ] || continue
-        # Every library it needs must be in the image (the `:{host}`
-        # packages of the rule): a program that cannot start would break
-        # every build in the image.
-        if chroot "$root" /lib64/ld-linux-x86-64.so.2 --list "$rel" 2>&1 | grep -q 'not found'; then
-            chroot "$root" /lib64/ld-linux-x86-64.so.2 --list "$rel" >&2 || true
-            echo "cross-toolchain.sh: the host's $rel needs a library the image lacks: add its :{host} package to cross.packages" >&2
-            exit 1
-        fi
-        cat "$f" > "$root$rel"
-        native_done="$native_done $name"
-    done < "$root$stage/list"
-    # Their own files below the host's library directory (perl-base's
-    # modules in /usr/lib/$REFINE_HOST_TRIPLET/perl-base), where the
-    # image has none: the host's programs look for them there, and the
-    # target's stay where the target's programs look.
-    hl=usr/lib/$REFINE_HOST_TRIPLET
-    if [ -d "$root$stage/files/$hl" ]; then
-        (cd "$root$stage/files/$hl" && find . ! -type d | sort) > "$root$stage/own"
-        while IFS= read -r rel; do
-            rel=${rel#./}
-            if [ -e "$root/$hl/$rel" ] || [ -L "$root/$hl/$rel" ]; then
-                continue
-            fi
-            mkdir -p "$(dirname "$root/$hl/$rel")"
-            cp -a "$root$stage/files/$hl/$rel" "$root/$hl/$rel"
-        done < "$root$stage/own"
-    fi
-    rm -rf "$root$stage"
+    # The essential hook wrote HOSTTYPE and MACHTYPE and put the
+    # Essential packages' programs in place; this puts the rest (and,
+    # again, the same bytes over the first).
+    grep -q '^export HOSTTYPE=' "$root/etc/refine/cross.env" || {
+        echo "cross-toolchain.sh: /etc/refine/cross.env has no HOSTTYPE: the essential hook did not run" >&2
+        exit 1
+    }
+    native_programs strict
     [ -n "$native_done" ] || { echo "cross-toolchain.sh: no program of $REFINE_NATIVE replaced" >&2; exit 1; }
     # They run: the shell every recipe starts with, natively.
     chroot "$root" /bin/sh -c 'exit 0'

@@ -172,8 +172,9 @@ pub struct CrossRequest {
     pub host: String,
     /// The hook script, on the host, run as a setup and a customize hook.
     pub hook: PathBuf,
-    /// The hook's environment: REFINE_TRIPLET, REFINE_HOST_ARCH, REFINE_GCC,
-    /// REFINE_UNPACK.
+    /// The hook's environment: REFINE_TRIPLET, REFINE_HOST_ARCH,
+    /// REFINE_HOST_TRIPLET, REFINE_HOST_LOADER, REFINE_GCC, REFINE_UNPACK,
+    /// REFINE_NATIVE.
     pub env: BTreeMap<String, String>,
 }
 
@@ -195,9 +196,15 @@ impl ImageRequest {
             a.push(format!("--include={}", self.packages.join(",")));
         }
         if let Some(c) = &self.cross {
-            // One script, two phases: apt's settings before anything is
-            // installed, the compilers' wiring after.
+            // One script, three phases: apt's settings before anything is
+            // installed, the host's programs once the Essential packages
+            // are (the remaining packages' maintainer scripts then run
+            // natively), the compilers' wiring after.
             a.push(format!("--setup-hook=sh {} setup \"$1\"", c.hook.display()));
+            a.push(format!(
+                "--essential-hook=sh {} essential \"$1\"",
+                c.hook.display()
+            ));
             a.push(format!(
                 "--customize-hook=sh {} customize \"$1\"",
                 c.hook.display()
@@ -307,6 +314,7 @@ mod tests {
             "--variant=minbase --architectures=s390x,amd64 --components=main --mode=root \
              --format=tar --include=gcc,python3 \
              --setup-hook=sh /s/tmp/cross-hook.sh setup \"$1\" \
+             --essential-hook=sh /s/tmp/cross-hook.sh essential \"$1\" \
              --customize-hook=sh /s/tmp/cross-hook.sh customize \"$1\" bookworm /t/i.tar"
         );
     }

@@ -77,6 +77,17 @@ impl Arch {
         }
     }
 
+    /// The ELF interpreter (dynamic loader) of glibc programs for this
+    /// architecture, where Debian puts it.
+    pub fn loader(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "/lib64/ld-linux-x86-64.so.2",
+            Arch::Aarch64 => "/lib/ld-linux-aarch64.so.1",
+            Arch::S390x => "/lib/ld64.so.1",
+            Arch::Ppc64le => "/lib64/ld64.so.2",
+        }
+    }
+
     /// The name podman and OCI use.
     pub fn oci(self) -> &'static str {
         match self {
@@ -624,6 +635,24 @@ mod tests {
         assert_eq!(c.platform.arch, Arch::host());
         assert_eq!(c.platform.python_tag(), "cp311");
         assert_eq!(c.sandbox.timeout, 7200);
+    }
+
+    /// The hybrid image's hook runs the host's programs through this
+    /// loader: it is this machine's, where this machine's programs look.
+    #[test]
+    fn host_loader_is_the_one_host_programs_use() {
+        let loader = Arch::host().loader();
+        assert!(
+            std::path::Path::new(loader).exists(),
+            "{loader} is not on this {} machine",
+            Arch::host()
+        );
+        let sh = std::fs::read("/bin/sh").unwrap();
+        let needle = loader.as_bytes();
+        assert!(
+            sh.windows(needle.len()).any(|w| w == needle),
+            "/bin/sh does not name {loader} as its interpreter"
+        );
     }
 
     #[test]

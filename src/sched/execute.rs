@@ -221,6 +221,10 @@ fn run_action(
                                 "REFINE_HOST_TRIPLET",
                                 crate::rules::Arch::host().triplet().to_string(),
                             ),
+                            (
+                                "REFINE_HOST_LOADER",
+                                crate::rules::Arch::host().loader().to_string(),
+                            ),
                             ("REFINE_UNPACK", c.unpack.join(" ")),
                             ("REFINE_NATIVE", c.native.join(" ")),
                         ]
