@@ -75,7 +75,7 @@ pub struct CrossAction {
     /// the ones that report the machine).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub native: Vec<String>,
-    /// The mmdebstrap customize hook, by digest.
+    /// The mmdebstrap hook (setup, essential and customize), by digest.
     pub hook: RecipeFiles,
 }
 

@@ -170,7 +170,8 @@ pub struct ImageRequest {
 pub struct CrossRequest {
     /// The host's Debian architecture, added to the image's.
     pub host: String,
-    /// The hook script, on the host, run as a setup and a customize hook.
+    /// The hook script, on the host, run as a setup, an essential and a
+    /// customize hook.
     pub hook: PathBuf,
     /// The hook's environment: REFINE_TRIPLET, REFINE_HOST_ARCH,
     /// REFINE_HOST_TRIPLET, REFINE_HOST_LOADER, REFINE_GCC, REFINE_UNPACK,

@@ -167,7 +167,7 @@ pub struct CrossSpec {
     pub native: Vec<String>,
     /// The GCC major version the cross compilers are.
     pub gcc: String,
-    /// The mmdebstrap customize hook that wires them in.
+    /// The mmdebstrap hook (setup, essential and customize) that wires them in.
     pub hook: Recipe,
 }
 
