@@ -289,13 +289,15 @@ mkdir -p "$root/etc/refine"
 [ -e "$root/etc/refine/cross.env" ] || : > "$root/etc/refine/cross.env"
 native_done=
 if [ -n "${REFINE_NATIVE:-}" ]; then
-    # The essential hook wrote HOSTTYPE and MACHTYPE and put the
-    # Essential packages' programs in place; this puts the rest (and,
-    # again, the same bytes over the first).
-    grep -q '^export HOSTTYPE=' "$root/etc/refine/cross.env" || {
-        echo "cross-toolchain.sh: /etc/refine/cross.env has no HOSTTYPE: the essential hook did not run" >&2
-        exit 1
-    }
+    # The essential hook wrote HOSTTYPE and MACHTYPE, before it put the
+    # Essential packages' programs in place; without it (an mmdebstrap
+    # run without the essential hook) bash is still the target's here.
+    # This puts the rest in place (and, again, the same bytes over the
+    # first).
+    if ! grep -q '^export HOSTTYPE=' "$root/etc/refine/cross.env"; then
+        chroot "$root" /usr/bin/bash -c 'printf "export HOSTTYPE=%s MACHTYPE=%s\n" "$HOSTTYPE" "$MACHTYPE"' \
+            >> "$root/etc/refine/cross.env"
+    fi
     native_programs strict
     [ -n "$native_done" ] || { echo "cross-toolchain.sh: no program of $REFINE_NATIVE replaced" >&2; exit 1; }
     # They run: the shell every recipe starts with, natively.
