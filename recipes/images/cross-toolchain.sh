@@ -32,7 +32,8 @@
 # certificates × a few sed and basename processes). It only brings forward
 # what the customize hook does: every file it writes is one that the image
 # ends with, byte for byte (dpkg later unpacks the same libraries over
-# them; tests/s390x.rs holds the image to its output digest).
+# them; the opt-in test of tests/s390x.rs builds each hybrid image with
+# and without this hook and compares their digests).
 set -eu
 phase=$1
 root=$2
@@ -204,7 +205,8 @@ fi
 [ "$phase" = customize ] || { echo "cross-toolchain.sh: unknown phase $phase" >&2; exit 2; }
 
 # The compilers' own files, unpacked from the packages of the image's
-# mirror (apt-get download inside the image sees exactly its versions).
+# mirror (downloaded with the image's apt configuration: exactly its
+# versions).
 mkdir -p "$root/tmp/refine-cross"
 # shellcheck disable=SC2086
 download "$root/tmp/refine-cross" $REFINE_UNPACK
