@@ -143,7 +143,7 @@ fn s390x_wheels_build_repair_and_work_in_a_clean_container() {
     }
     // The Essential packages' ones already ran the other packages'
     // maintainer scripts (the image the same bytes: the opt-in test
-    // `the_early_native_programs_change_no_byte_of_the_image`).
+    // `the_early_native_programs_change_no_byte_of_the_images`).
     let early = log.line_with("the host's programs, native for the maintainer scripts:");
     let early: Vec<&str> = early.split_whitespace().collect();
     for p in ["bash", "dash", "sed", "grep", "rm", "basename", "perl"] {
