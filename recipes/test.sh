@@ -2,7 +2,8 @@
 # Test a set's wheels as a user gets them: installed together into a clean
 # virtual environment of the target's Python, with no packs mounted and no
 # network, then `pip check`, then for every wheel an import of its
-# top-level modules, then each rule's own `test` command.
+# top-level modules, then each rule's own `test` command. The frontend (uv,
+# native in a hybrid image) makes the environment, installs and checks.
 #
 #   REFINE_WHEELS  the set's wheels (read-only)
 #   REFINE_TESTS   one line per member: LABEL<TAB>COMMAND (COMMAND may be
@@ -12,9 +13,12 @@
 # log (refine reads it there when a test fails). Exit 1 if anything failed.
 set -eu
 . "$REFINE_WS/recipes/lib/common.sh"
+. "$REFINE_WS/recipes/lib/frontend.sh"
+REFINE_UV=$(frontend)
+export REFINE_UV
 
-"$PYTHON" -m venv /build/venv
-export PATH="/build/venv/bin:$PATH"
+"$REFINE_UV" venv --offline --no-config --python "$PYTHON" /build/venv
+export PATH="/build/venv/bin:$PATH" VIRTUAL_ENV=/build/venv
 mkdir -p /build/t
 cd /build/t
 log "installing the set's wheels together with $("$PYTHON" --version)"
@@ -32,11 +36,13 @@ def run(cmd, shell=False):
     sys.stdout.flush()
     return p.returncode == 0, out
 
-ok, out = run([sys.executable, "-m", "pip", "install", "--no-index", "--no-deps",
-               "--find-links", wheels_dir] + [os.path.join(wheels_dir, w) for w in wheels])
+uv = [os.environ["REFINE_UV"], "pip"]
+at = ["--python", sys.executable, "--offline", "--no-config"]
+ok, out = run(uv + ["install"] + at + ["--no-index", "--no-deps", "--find-links", wheels_dir]
+              + [os.path.join(wheels_dir, w) for w in wheels])
 report["install"] = {"ok": ok, "output": out}
 if ok:
-    ok, out = run([sys.executable, "-m", "pip", "check"])
+    ok, out = run(uv + ["check"] + at)
     report["pip_check"] = {"ok": ok, "output": out}
 
 def modules(path):

@@ -112,7 +112,10 @@ fn derivation() -> Derivation {
             )]),
             policy: None,
         },
-        inputs: Inputs::default(),
+        inputs: Inputs {
+            frontend: Some(Label::new(Kind::Source, "uv-x86_64")),
+            ..Inputs::default()
+        },
         env: BTreeMap::from([("PYYAML_FORCE_LIBYAML".to_string(), "1".to_string())]),
         timeout: 3600,
         is_wheel_source: false,

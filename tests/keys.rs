@@ -197,6 +197,13 @@ const INCLUDED: &[(&str, &str, &str, &str, &[&str])] = &[
         &["//packs:zlib"],
     ),
     (
+        "a frontend (wheels, repairs and tests run it; packs, images and runtimes do not)",
+        "WORKSPACE.toml",
+        "repair_tools = [\"//sources:auditwheel\"]\n",
+        "repair_tools = [\"//sources:auditwheel\"]\nfrontend = { x86_64 = \"//sources:wheel\" }\n",
+        &["//wheels:alpha", "//wheels:beta", "//repairs:beta"],
+    ),
+    (
         "a pack added through the catalog",
         "rules/wheels.toml",
         "# wheels for the engine tests",
@@ -483,4 +490,95 @@ fn the_native_programs_of_a_hybrid_image_are_in_its_key() {
         "{}",
         bad.stderr
     );
+}
+
+/// A build keys the one frontend it runs: another machine's changes nothing,
+/// its own (a new pin) changes every wheel and repair.
+#[test]
+fn only_the_frontend_a_build_runs_is_in_its_key() {
+    let ws = fake_workspace();
+    let add = |entries: &str| {
+        let text = ws.read("WORKSPACE.toml");
+        let text = match text.find("frontend = ") {
+            Some(at) => {
+                let end = at + text[at..].find('\n').unwrap();
+                format!("{}{}", &text[..at], &text[end + 1..])
+            }
+            None => text,
+        };
+        ws.write(
+            "WORKSPACE.toml",
+            &text.replace(
+                "[defaults]\n",
+                &format!("[defaults]\nfrontend = {{ {entries} }}\n"),
+            ),
+        );
+    };
+    add("x86_64 = \"//sources:wheel\"");
+    let before = keys(&ws);
+    add("x86_64 = \"//sources:wheel\", s390x = \"//sources:setuptools\"");
+    assert_eq!(changed(&before, &keys(&ws)), Vec::<String>::new());
+    add("x86_64 = \"//sources:setuptools\", s390x = \"//sources:setuptools\"");
+    let mut got = changed(&before, &keys(&ws));
+    got.sort();
+    assert_eq!(got, ["//repairs:beta", "//wheels:alpha", "//wheels:beta"]);
+}
+
+/// Which uv a build runs: the one whose programs run natively in its image.
+#[test]
+fn a_hybrid_build_runs_the_hosts_frontend_an_emulated_one_the_targets() {
+    let ws = common::shipped();
+    let frontend = |arch: &str, toolchain: &str, label: &str| -> String {
+        let s = Session::load(&GlobalOpts {
+            workspace: Some(ws.root().to_path_buf()),
+            store: Some(ws.store.clone()),
+            arch: Some(arch.into()),
+            toolchain: Some(toolchain.into()),
+            ..GlobalOpts::default()
+        })
+        .unwrap_or_else(|e| panic!("{}", e.message));
+        let l: Label = label.parse().unwrap();
+        let g = s.graph(std::slice::from_ref(&l)).unwrap();
+        let d = &g.get(&l).unwrap().derivation;
+        d.inputs
+            .frontend
+            .as_ref()
+            .map(|l| l.to_string())
+            .unwrap_or_default()
+    };
+    let host = refine::rules::Arch::host();
+    for label in ["//wheels:markupsafe", "//repairs:pyyaml"] {
+        assert_eq!(
+            frontend("s390x", "cross", label),
+            format!("//sources:uv-{host}")
+        );
+        assert_eq!(frontend("s390x", "emulated", label), "//sources:uv-s390x");
+        assert_eq!(
+            frontend("host", "cross", label),
+            format!("//sources:uv-{host}")
+        );
+    }
+    // Packs and images run no frontend.
+    assert_eq!(frontend("s390x", "cross", "//packs:libyaml"), "");
+    // A machine the table leaves out is an error where the table is.
+    ws.edit("WORKSPACE.toml", "s390x = \"//sources:uv-s390x\", ", "");
+    let bad = ws.run(&[
+        "--arch",
+        "s390x",
+        "--toolchain",
+        "emulated",
+        "hash",
+        "//wheels:six",
+    ]);
+    assert_eq!(bad.code, 2, "{}", bad.all());
+    assert!(
+        bad.stderr
+            .contains("[defaults] frontend has no wheel for s390x")
+            && bad.stderr.contains("WORKSPACE.toml:")
+            && bad.stderr.contains("add `s390x = \"//sources:uv-s390x\"`"),
+        "{}",
+        bad.stderr
+    );
+    // The hybrid build still has its (the host's) frontend.
+    ws.run(&["--arch", "s390x", "hash", "//wheels:six"]).ok();
 }

@@ -231,8 +231,18 @@ fn undeclared_build_requirements_are_not_there() {
     let log = r.log_path();
     let log = std::fs::read_to_string(log).unwrap();
     assert!(
-        log.contains("setuptools") && log.contains("No matching distribution"),
-        "pip looked for setuptools among the declared wheels only:\n{log}"
+        log.contains(
+            "Because setuptools was not found in the provided package locations and you require setuptools"
+        ),
+        "uv looked for setuptools among the declared wheels only:\n{log}"
+    );
+    // The hint catalog reads uv's words: what was asked for, and the edit.
+    assert!(
+        r.stderr.contains("the build asked for setuptools>=40.8.0")
+            && r.stderr
+                .contains("add it to `build_requires` of [wheels.six]"),
+        "{}",
+        r.stderr
     );
 }
 

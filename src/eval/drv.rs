@@ -10,6 +10,7 @@
 //! | `action` | the fetch pin / mmdebstrap spec / recipe files by digest | mirrors, `upstream` (same bytes) |
 //! | `sources` | each source's pinned sha256 | where it is fetched from |
 //! | `image`, `runtime`, `packs`, `wheels`, `tools`, `wheel` | the *output digest* of each dependency (early cutoff) | the dependency's own key |
+//! | `frontend` | the pin of the uv wheel the recipe runs (wheels, repairs, tests: the one for the machine whose programs run natively in the image) | the uv wheels of other architectures |
 //! | `env`, `config_settings` | the rule's explicit variables | the host environment, entirely |
 //! | | | CPU, memory, timeout, `--jobs` (they change how fast, not what) |
 //!
@@ -97,6 +98,10 @@ pub struct Inputs {
     /// Sets: their members.
     #[serde(default)]
     pub members: Vec<Label>,
+    /// Wheels, repairs and tests: the frontend's wheel (uv), for the
+    /// architecture whose programs run natively in the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontend: Option<Label>,
 }
 
 impl Inputs {
@@ -116,6 +121,7 @@ impl Inputs {
         self.tools.iter().for_each(&mut push);
         self.wheel.iter().for_each(&mut push);
         self.members.iter().for_each(&mut push);
+        self.frontend.iter().for_each(&mut push);
         out
     }
 }
@@ -244,6 +250,9 @@ impl Derivation {
         }
         if !i.members.is_empty() {
             p.set("members", map_of(&i.members));
+        }
+        if let Some(l) = &i.frontend {
+            p.set("frontend", map_of(std::slice::from_ref(l)));
         }
         p.set("env", &self.env);
         p

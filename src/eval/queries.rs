@@ -435,6 +435,7 @@ fn derive(
             }
             reqs.extend(&w.build_requires);
             d.inputs.wheels = r.wheels(&reqs);
+            d.inputs.frontend = r.frontend(t, cfg, &d.platform, d.inputs.image.as_ref());
             let mut packs: Vec<Spanned<Label>> = Vec::new();
             if let Some(cat) = catalog(db, ws).get(&normalize_name(&w.package)) {
                 packs.extend(cat.iter().map(|l| Spanned {
@@ -511,6 +512,7 @@ fn derive(
                 .collect();
             d.env.insert("REFINE_TESTS".into(), lines.join("\n"));
             d.inputs.wheels = members;
+            d.inputs.frontend = r.frontend(t, cfg, &d.platform, d.inputs.image.as_ref());
             match cfg.defaults.test_recipe.as_ref() {
                 Some(rc) => d.action = r.recipe_action(rc, BTreeMap::new(), None),
                 None => r.diags.push(
@@ -536,6 +538,7 @@ fn derive(
                 );
             }
             d.inputs.tools = r.wheels(&tools);
+            d.inputs.frontend = r.frontend(t, cfg, &d.platform, d.inputs.image.as_ref());
             // The wheel's packs are where auditwheel finds the libraries it grafts.
             if let Some(w) = &d.inputs.wheel
                 && let Ok(wd) = derivation(db, ws, LabelId::new(db, w.clone()))
@@ -669,6 +672,57 @@ impl Resolver<'_> {
             }
         }
         Some(l)
+    }
+
+    /// The frontend (uv) for a build in `image`: the wheel for the machine
+    /// whose programs run natively there, the host's in a hybrid image (its
+    /// host programs run without emulation), the target's otherwise. None
+    /// when the workspace names no frontend (its recipes then bring their
+    /// own).
+    fn frontend(
+        &mut self,
+        t: &Target,
+        cfg: &Config,
+        platform: &Platform,
+        image: Option<&Label>,
+    ) -> Option<Label> {
+        let f = &cfg.defaults.frontend;
+        if f.by_arch.is_empty() {
+            return None;
+        }
+        let hybrid = image
+            .and_then(|l| {
+                derivation(self.db, self.ws, LabelId::new(self.db, l.clone()))
+                    .as_ref()
+                    .ok()
+                    .cloned()
+            })
+            .is_some_and(|d| matches!(d.action, Action::Mmdebstrap { cross: Some(_), .. }));
+        let arch = if hybrid { Arch::host() } else { platform.arch };
+        let Some(r) = f.by_arch.get(&arch) else {
+            let have: Vec<&str> = f.by_arch.keys().map(|a| a.as_str()).collect();
+            let why = if hybrid {
+                format!(
+                    "the host's, whose programs run natively in the hybrid image of {}",
+                    t.label
+                )
+            } else {
+                format!("the machine {} runs on", t.label)
+            };
+            let mut d = Diagnostic::error(format!(
+                "[defaults] frontend has no wheel for {arch} ({why}); it has {}",
+                have.join(", ")
+            ))
+            .hint(format!(
+                "add `{arch} = \"//sources:uv-{arch}\"` to `frontend`, with a `[sources.uv-{arch}]` that pins uv's {arch} wheel"
+            ));
+            if let Some(loc) = &f.loc {
+                d = d.at(loc.clone());
+            }
+            self.diags.push(d);
+            return None;
+        };
+        self.wheels(&[r]).into_iter().next()
     }
 
     fn sources(&mut self, refs: &[Spanned<Label>]) -> Vec<Label> {

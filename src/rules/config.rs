@@ -23,6 +23,7 @@ use crate::diag::{Diagnostic, Loc, Span};
 use crate::rules::label::{Label, Pattern};
 use crate::rules::model::{Recipe, WithoutLocs};
 use crate::rules::toml::{Node, Reader, Spanned, Value};
+use std::collections::BTreeMap;
 
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -266,8 +267,20 @@ pub struct Defaults {
     pub test_recipe: Option<Recipe>,
     pub build_requires: Vec<Spanned<Label>>,
     pub repair_tools: Vec<Spanned<Label>>,
+    /// The frontend the wheel, repair and test recipes run (uv), one
+    /// pinned wheel per architecture: a build gets the one for the machine
+    /// whose programs run natively in its image.
+    pub frontend: Frontend,
     /// What `refine build` with no labels builds.
     pub targets: Vec<Spanned<String>>,
+}
+
+/// `[defaults] frontend`: a wheel source per architecture, and where the
+/// table is written (for the error when an architecture is missing).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Frontend {
+    pub by_arch: BTreeMap<Arch, Spanned<Label>>,
+    pub loc: Option<Loc>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -481,6 +494,7 @@ pub fn parse_config_in(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>
         targets: r.str_list("targets").unwrap_or_default(),
         ..Defaults::default()
     };
+    defaults.frontend = read_frontend(&mut r);
     let recipe_includes = r.str_list("recipe_includes").unwrap_or_default();
     defaults.wheel_recipe = r.str("wheel_recipe").map(|s| Recipe {
         script: s,
@@ -512,6 +526,7 @@ pub fn parse_config_in(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>
         "recipe_includes",
         "build_requires",
         "repair_tools",
+        "frontend",
         "targets",
     ]);
 
@@ -552,10 +567,70 @@ impl WithoutLocs for Config {
             test_recipe: d.test_recipe.without_locs(),
             build_requires: d.build_requires.without_locs(),
             repair_tools: d.repair_tools.without_locs(),
+            frontend: Frontend {
+                by_arch: d
+                    .frontend
+                    .by_arch
+                    .iter()
+                    .map(|(a, l)| (*a, l.without_locs()))
+                    .collect(),
+                loc: None,
+            },
             targets: d.targets.without_locs(),
         };
         c
     }
+}
+
+/// `frontend = { x86_64 = "//sources:uv-x86_64", s390x = … }`: each key an
+/// architecture, each value a label.
+fn read_frontend(r: &mut Reader<'_, '_>) -> Frontend {
+    let mut f = Frontend {
+        loc: r.key_loc("frontend"),
+        ..Frontend::default()
+    };
+    let Some(e) = r.entry("frontend") else {
+        return f;
+    };
+    let Value::Table(t) = &e.value.value else {
+        let msg = format!(
+            "`frontend` in [defaults] must be a table of architectures to labels, found {}",
+            e.value.value.type_name()
+        );
+        r.error_at(
+            e.value.span,
+            msg,
+            Some(
+                "write `frontend = { x86_64 = \"//sources:uv-x86_64\", s390x = \"//sources:uv-s390x\" }`"
+                    .into(),
+            ),
+        );
+        return f;
+    };
+    for item in &t.entries {
+        let Some(arch) = Arch::parse(&item.key).filter(|_| item.key != "host") else {
+            r.diags
+                .push(arch_error(&item.key).at(Loc::new(r.file, item.key_span)));
+            continue;
+        };
+        let Value::Str(s) = &item.value.value else {
+            let msg = format!(
+                "`frontend.{}` in [defaults] must be a label, found {}",
+                item.key,
+                item.value.value.type_name()
+            );
+            r.error_at(item.value.span, msg, None);
+            continue;
+        };
+        let spanned = Spanned {
+            value: s.clone(),
+            loc: Loc::new(r.file, item.value.span),
+        };
+        if let Some(l) = r.parse_label(spanned) {
+            f.by_arch.insert(arch, l);
+        }
+    }
+    f
 }
 
 fn table_of<'t>(
@@ -585,8 +660,8 @@ fn table_of<'t>(
 
 impl Config {
     /// Fill the `[defaults]` this file did not write from the base's (its
-    /// image, runtime, recipes, build requirements and repair tools; never
-    /// its default targets).
+    /// image, runtime, recipes, build requirements, repair tools and
+    /// frontend; never its default targets).
     pub fn with_base_defaults(mut self, base: &Config) -> Config {
         let d = &mut self.defaults;
         let b = &base.defaults;
@@ -612,6 +687,9 @@ impl Config {
         }
         if missing("repair_tools") {
             d.repair_tools = b.repair_tools.clone();
+        }
+        if missing("frontend") {
+            d.frontend = b.frontend.clone();
         }
         self
     }
@@ -653,6 +731,54 @@ mod tests {
             sh.windows(needle.len()).any(|w| w == needle),
             "/bin/sh does not name {loader} as its interpreter"
         );
+    }
+
+    #[test]
+    fn reads_the_frontend_per_architecture() {
+        let c = parse_config(
+            "[defaults]\nfrontend = { x86_64 = \"//sources:uv-x86_64\", s390x = \"//sources:uv-s390x\" }\n",
+        )
+        .unwrap();
+        let f = &c.defaults.frontend;
+        assert_eq!(
+            f.by_arch[&Arch::S390x].value.to_string(),
+            "//sources:uv-s390x"
+        );
+        assert_eq!(f.by_arch.len(), 2);
+        let loc = f.loc.as_ref().unwrap();
+        assert_eq!(&*loc.file, CONFIG_FILE);
+        // Written nowhere: the base's stands behind it.
+        let mine = parse_config("[defaults]\nimage = \"//images:x\"\n").unwrap();
+        assert!(mine.defaults.frontend.by_arch.is_empty());
+        let merged = mine.with_base_defaults(&c);
+        assert_eq!(merged.defaults.frontend.by_arch.len(), 2);
+    }
+
+    #[test]
+    fn frontend_errors_name_their_place() {
+        let text =
+            "[defaults]\nfrontend = { sparc = \"//sources:uv\", s390x = 3, x86_64 = \"uv\" }\n";
+        let errs = parse_config(text).unwrap_err();
+        let msgs: Vec<String> = errs
+            .iter()
+            .map(|d| {
+                let l = d.loc.as_ref().unwrap();
+                format!("{}:{}", &text[l.span.start..l.span.end], d.message)
+            })
+            .collect();
+        assert_eq!(errs.len(), 3, "{msgs:?}");
+        assert!(
+            msgs[0].starts_with("sparc:unknown architecture `sparc`"),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[1].starts_with("3:`frontend.s390x` in [defaults] must be a label"),
+            "{msgs:?}"
+        );
+        assert!(msgs[2].starts_with("\"uv\":"), "{msgs:?}");
+        let errs = parse_config("[defaults]\nfrontend = \"//sources:uv\"\n").unwrap_err();
+        assert!(errs[0].message.contains("must be a table of architectures"));
+        assert!(errs[0].hint.as_deref().unwrap().contains("x86_64 ="));
     }
 
     #[test]

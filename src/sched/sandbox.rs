@@ -6,6 +6,7 @@
 //! /refine/wheels/…    build-requirement wheels (read-only)
 //! /refine/tools/…     repair tools, as wheels (read-only)
 //! /refine/input/…     the wheel being repaired (read-only)
+//! /refine/frontend    the frontend's wheel (uv), unpacked (read-only)
 //! /opt/packs/<name>   every pack of the closure (read-only)
 //! /opt/runtime        a built CPython runtime (read-only)
 //! /build              scratch, empty at start (writable)
@@ -27,6 +28,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Where the frontend's wheel is mounted, unpacked (`REFINE_FRONTEND`).
+pub const FRONTEND: &str = "/refine/frontend";
 /// Compilers map the scratch directory away so it never appears in
 /// outputs, and write no `.comment` of their own version: the host's cross
 /// compiler and the target's own are the same GCC in different Debian
@@ -69,6 +72,9 @@ pub fn contract_env(
     set("REFINE_WHEELS", "/refine/wheels".into());
     set("REFINE_TOOLS", "/refine/tools".into());
     set("REFINE_INPUT", "/refine/input".into());
+    if d.inputs.frontend.is_some() {
+        set("REFINE_FRONTEND", FRONTEND.into());
+    }
     set("REFINE_ARCH", d.platform.arch.as_str().into());
     set("REFINE_JOBS", jobs.to_string());
     set("REFINE_LABEL", d.label.to_string());
@@ -326,6 +332,28 @@ pub fn prepare(
     }
     if let Some(l) = &d.inputs.wheel {
         mount_wheels(cfg, get(l)?, "/refine/input", &mut mounts)?;
+    }
+    // The frontend: its wheel's files (the program among them), laid out
+    // once in the store.
+    if let Some(l) = &d.inputs.frontend {
+        let dep = get(l)?;
+        let mut wheels = dep
+            .tree
+            .files()
+            .filter(|(n, _, _)| n.ends_with(".whl"))
+            .map(|(_, digest, _)| digest);
+        let (Some(digest), None) = (wheels.next(), wheels.next()) else {
+            return Err(fail(
+                ErrorClass::User,
+                format!("the frontend {l} of {} is not one wheel", d.label),
+                "point [defaults] frontend at sources with `dist = \"wheel\"`, one per architecture",
+            ));
+        };
+        mounts.push(Mount {
+            host: cfg.store.unpacked_wheel(digest)?,
+            container: FRONTEND.into(),
+            read_only: true,
+        });
     }
 
     // The recipe, copied from the workspace and checked against the digests

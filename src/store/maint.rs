@@ -175,8 +175,13 @@ pub fn gc(
     for (d, _) in &dead {
         store.discard_blob(d);
     }
-    // Materialized trees that are no longer live, and stale label records.
-    for dir in store.materialized_trees() {
+    // Materialized trees and unpacked wheels that are no longer live, and
+    // stale label records.
+    for dir in store
+        .materialized_trees()
+        .into_iter()
+        .chain(store.unpacked_wheels())
+    {
         let live_tree = dir
             .file_name()
             .and_then(|n| n.to_str())
@@ -223,7 +228,16 @@ impl LocalStore {
     }
 
     pub fn materialized_trees(&self) -> Vec<PathBuf> {
-        std::fs::read_dir(self.root().join("trees"))
+        self.dirs_in("trees")
+    }
+
+    /// Wheels laid out for mounts (`unpacked/<wheel hex>`).
+    pub fn unpacked_wheels(&self) -> Vec<PathBuf> {
+        self.dirs_in("unpacked")
+    }
+
+    fn dirs_in(&self, name: &str) -> Vec<PathBuf> {
+        std::fs::read_dir(self.root().join(name))
             .into_iter()
             .flatten()
             .flatten()
@@ -241,5 +255,61 @@ impl LocalStore {
                         .is_ok_and(|t: Tree| self.tree_complete(&t).is_ok())
             })
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::Preimage;
+    use crate::store::temp_store as store;
+
+    /// A wheel with one file, stored as a source's output (a tree holding
+    /// it) in the action cache under `name`; the wheel's digest.
+    fn stored_wheel(s: &LocalStore, dir: &std::path::Path, name: &str) -> Digest {
+        use std::io::Write;
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let o = zip::write::SimpleFileOptions::default();
+        z.start_file(format!("{name}.data/scripts/{name}"), o)
+            .unwrap();
+        z.write_all(name.as_bytes()).unwrap();
+        let bytes = z.finish().unwrap().into_inner();
+        let out = dir.join(name);
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join(format!("{name}-1-py3-none-any.whl")), &bytes).unwrap();
+        let tree = s.put_tree(&out).unwrap();
+        let mut pre = Preimage::new();
+        pre.set("name", name);
+        let key = pre.key();
+        let r = ActionResult {
+            key: key.0.clone(),
+            label: format!("//sources:{name}"),
+            output: tree.digest(),
+            log: None,
+            duration_ms: 1,
+            created: 0,
+            refine_version: "t".into(),
+            arch: "x86_64".into(),
+            executor: "podman".into(),
+        };
+        s.put_action(&key, &r, &pre).unwrap();
+        crate::key::sha256_bytes(&bytes)
+    }
+
+    #[test]
+    fn gc_keeps_the_unpacked_wheels_of_live_results_only() {
+        let (d, s) = store();
+        let kept = stored_wheel(&s, d.path(), "uv");
+        let kept_dir = s.unpacked_wheel(&kept).unwrap();
+        // A wheel no result holds (its entry is gone): its blob and its
+        // unpacked files are swept.
+        let orphan = s.put_bytes(b"PK").unwrap();
+        let orphan_dir = s.root().join("unpacked").join(orphan.hex());
+        std::fs::create_dir_all(&orphan_dir).unwrap();
+        assert_eq!(s.unpacked_wheels().len(), 2);
+        gc(&s, None, None, false).unwrap();
+        assert!(kept_dir.join("uv.data/scripts/uv").is_file());
+        assert!(!orphan_dir.exists());
+        assert!(!s.has_blob(&orphan));
     }
 }
