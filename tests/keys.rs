@@ -582,3 +582,43 @@ fn a_hybrid_build_runs_the_hosts_frontend_an_emulated_one_the_targets() {
     // The hybrid build still has its (the host's) frontend.
     ws.run(&["--arch", "s390x", "hash", "//wheels:six"]).ok();
 }
+
+/// The stand-ins are in the hybrid image's key (how it is made), the
+/// emulated image and the host's have none; a malformed one is refused
+/// where it is written.
+#[test]
+fn the_stand_ins_of_a_hybrid_image_are_in_its_key() {
+    let ws = common::shipped();
+    let key = |args: &[&str]| bookworm_key(&ws, args);
+    let (cross, emulated, host) = (
+        key(&["--arch", "s390x"]),
+        key(&["--arch", "s390x", "--toolchain", "emulated"]),
+        key(&["--arch", "x86_64"]),
+    );
+    let all = "cross.stand_in = [\"dpkg:/usr/bin/dpkg-deb\", \"python3.11-minimal:/usr/bin/python3.11\"]\ncross.gcc = \"12\"\ncross.hook = \"recipes/images/cross-toolchain.sh\"\n\n# The image's own interpreter";
+    ws.edit(
+        "runtimes/images.toml",
+        all,
+        &all.replace(", \"python3.11-minimal:/usr/bin/python3.11\"", ""),
+    );
+    assert_ne!(key(&["--arch", "s390x"]), cross);
+    assert_eq!(
+        key(&["--arch", "s390x", "--toolchain", "emulated"]),
+        emulated
+    );
+    assert_eq!(key(&["--arch", "x86_64"]), host);
+    ws.edit(
+        "runtimes/images.toml",
+        "cross.stand_in = [\"dpkg:/usr/bin/dpkg-deb\"]",
+        "cross.stand_in = [\"dpkg:usr/bin/dpkg-deb\"]",
+    );
+    let bad = ws.run(&["hash", "//images:bookworm"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(
+        bad.stderr
+            .contains("`dpkg:usr/bin/dpkg-deb` in `stand_in` is not PACKAGE:/PATH")
+            && bad.stderr.contains("runtimes/images.toml:"),
+        "{}",
+        bad.stderr
+    );
+}

@@ -152,6 +152,49 @@ fn s390x_wheels_build_repair_and_work_in_a_clean_container() {
     for p in ["xz", "uname"] {
         assert!(!early.contains(&p), "{p} native early: {}", log.stdout);
     }
+    // dpkg-deb and Python stood in for the target's while the image was
+    // made (decompressing every package, byte-compiling in maintainer
+    // scripts), and the image ends with the target's own: only dash's
+    // diversions, nothing of the stand-ins left.
+    assert!(
+        log.line_with("the host's programs, native while the image is made:")
+            .ends_with("/usr/bin/dpkg-deb /usr/bin/python3.11"),
+        "{}",
+        log.stdout
+    );
+    let image = image_tag(&first, "//images:bookworm");
+    let (ok, out, err) = in_container(
+        &image,
+        "s390x",
+        &[],
+        "file -L /usr/bin/python3.11 /usr/bin/dpkg-deb; dpkg-divert --list; \
+         ls /usr/bin/*.refine-target /tmp 2>&1; python3 -c 'import platform; print(platform.machine())'",
+    );
+    assert!(ok, "{out}\n{err}");
+    for exe in ["/usr/bin/python3.11", "/usr/bin/dpkg-deb"] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(&format!("{exe}:")) && l.contains("IBM S/390")),
+            "{exe} is not the target's: {out}"
+        );
+    }
+    let diversions: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("diversion of"))
+        .collect();
+    assert_eq!(
+        diversions,
+        [
+            "diversion of /usr/share/man/man1/sh.1.gz to /usr/share/man/man1/sh.distrib.1.gz by dash",
+            "diversion of /bin/sh to /bin/sh.distrib by dash"
+        ],
+        "{out}"
+    );
+    assert!(
+        out.contains("No such file or directory") && !out.contains("refine-stand-in"),
+        "a stand-in left behind: {out}"
+    );
+    assert!(out.trim_end().ends_with("s390x"), "{out}");
     // And their output is the emulated build's, byte for byte: a pack and
     // a C extension, built both ways. (Every target of this set, libffi's
     // pack and the repairs included, is compared by the opt-in test
@@ -448,9 +491,12 @@ fn output_digest(ws: &common::Ws, store: &Path, label: &str) -> String {
 
 /// The hybrid images' essential hook puts the host's programs in place
 /// before the remaining packages' maintainer scripts run, which only
-/// brings forward what their customize hook does: built without it (an
-/// mmdebstrap wrapper drops `--essential-hook`), each image is the same
-/// bytes. Six image builds under emulation, about 40 minutes:
+/// brings forward what their customize hook does, and sets the host's
+/// dpkg-deb and python3.11 in for the target's while the packages are
+/// unpacked and configured (`cross.stand_in`), which the customize hook
+/// takes back out: built without it (an mmdebstrap wrapper drops
+/// `--essential-hook`), each image is the same bytes. Six image builds
+/// under emulation, about 40 minutes:
 ///
 /// ```sh
 /// cargo test --test s390x -- --ignored --nocapture early_native

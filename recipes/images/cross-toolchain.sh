@@ -24,6 +24,12 @@
 #                     natively. Their libraries are the image's `:{host}`
 #                     packages; their own files below /usr/lib/<host
 #                     triplet> (perl-base's modules) come along.
+#   REFINE_STAND_IN   host programs that stand in for the target's only
+#                     while the image is made, as PACKAGE:/PATH (dpkg's
+#                     /usr/bin/dpkg-deb, which dpkg runs to take every
+#                     package apart, decompressing it; the python that
+#                     maintainer scripts byte-compile with): see
+#                     stand_ins_start below.
 #
 # The essential hook already puts the host's programs in place of the
 # Essential ones, with the host's libraries the image will install anyway
@@ -51,6 +57,27 @@ download() {
     (cd "$dir" && APT_CONFIG=${MMDEBSTRAP_APT_CONFIG:?the hook runs under mmdebstrap} apt-get download -q "$@")
 }
 
+# bash's compiled-in HOSTTYPE and MACHTYPE as an export line, asked of the
+# image's bash while it is still the target's.
+target_bash_types() {
+    chroot "$root" /usr/bin/bash -c 'printf "export HOSTTYPE=%s MACHTYPE=%s\n" "$HOSTTYPE" "$MACHTYPE"'
+}
+
+# What the image has installed, read once (each emulated dpkg-query is a
+# fraction of a second): the target's architecture, and its packages.
+installed_packages() {
+    tarch=$(chroot "$root" dpkg --print-architecture)
+    installed=$(chroot "$root" dpkg-query -W \
+        -f='${Package} ${Version} ${db:Status-Status} ${Architecture}\n' 2>/dev/null || true)
+}
+
+# The version of the target's package $1 the image has installed, or
+# nothing (after installed_packages).
+target_version() {
+    printf '%s\n' "$installed" |
+        awk -v p="$1" -v a="$tarch" '$1 == p && $3 == "installed" && ($4 == a || $4 == "all") { print $2; exit }'
+}
+
 # The host's programs of REFINE_NATIVE in place of the target's (only
 # programs the target has: ELF files in bin/ or sbin/, through the
 # image's own paths, merged /usr). `strict`: every one whose libraries the
@@ -66,8 +93,7 @@ native_programs() {
     for p in $REFINE_NATIVE; do
         # Early, only what the target has installed by now (the
         # Essential ones): the rest is the customize hook's.
-        if [ "$mode" = early ] &&
-            [ "$(chroot "$root" dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" != installed ]; then
+        if [ "$mode" = early ] && [ -z "$(target_version "$p")" ]; then
             continue
         fi
         pkgs="$pkgs $p:$REFINE_HOST_ARCH"
@@ -85,7 +111,7 @@ native_programs() {
         # data files.
         p=$(dpkg-deb -f "$d" Package)
         hv=$(dpkg-deb -f "$d" Version)
-        tv=$(chroot "$root" dpkg-query -W -f='${Version}' "$p" 2>/dev/null || true)
+        tv=$(target_version "$p")
         if [ "$hv" != "$tv" ]; then
             echo "cross-toolchain.sh: the host's $p is $hv but the image's is ${tv:-not installed}: the mirror must carry one version for both architectures" >&2
             exit 1
@@ -117,6 +143,82 @@ native_programs() {
         native_done="$native_done $name"
     done < "$root$stage/list"
     rm -rf "$root$stage"
+}
+
+# The host's programs of REFINE_STAND_IN, from the essential hook until the
+# customize hook. dpkg runs dpkg-deb (found through apt's DPkg::Path) to
+# decompress every package it unpacks, and the Python packages'
+# maintainer scripts byte-compile with /usr/bin/python3.11 (py3compile,
+# py_compile): under emulation that is most of unpacking and a third of
+# configuring. Each PATH is diverted (`dpkg-divert --local --rename`: the
+# target's file, now or when its package is unpacked later, goes to
+# PATH.refine-target) and the host's program put there; stand_ins_end
+# takes it out and the diversion back, which puts the target's file in
+# place, and restores dpkg's two records of diversions byte for byte. The
+# image therefore ends as it would without them (the opt-in test of
+# tests/s390x.rs compares). The host's program is the same version of the
+# same source as the target's (Python's bytecode is the same bytes from
+# either interpreter: compared on the 1408 files of the stdlib and
+# dist-packages).
+stand_ins_start() {
+    [ -n "${REFINE_STAND_IN:-}" ] || return 0
+    state=$root/tmp/refine-stand-in
+    rm -rf "$state"
+    mkdir -p "$state/debs" "$state/files"
+    for f in diversions diversions-old; do
+        if [ -e "$root/var/lib/dpkg/$f" ]; then cp "$root/var/lib/dpkg/$f" "$state/$f"; fi
+    done
+    tarch=$(chroot "$root" dpkg --print-architecture)
+    pkgs=
+    for s in $REFINE_STAND_IN; do pkgs="$pkgs ${s%%:*}:$REFINE_HOST_ARCH"; done
+    # shellcheck disable=SC2086
+    download "$state/debs" $pkgs
+    for d in "$state"/debs/*.deb; do
+        p=$(dpkg-deb -f "$d" Package)
+        hv=$(dpkg-deb -f "$d" Version)
+        # What the image has, or will install (apt's candidate).
+        tv=$(target_version "$p")
+        [ -n "$tv" ] || tv=$(APT_CONFIG=$MMDEBSTRAP_APT_CONFIG apt-cache policy "$p:$tarch" | sed -n 's/^ *Candidate: //p')
+        if [ "$hv" != "$tv" ]; then
+            echo "cross-toolchain.sh: the host's $p is $hv but the image's is ${tv:-not available}: the mirror must carry one version for both architectures" >&2
+            exit 1
+        fi
+        dpkg-deb -x "$d" "$state/files"
+    done
+    : > "$state/placed"
+    for s in $REFINE_STAND_IN; do
+        path=${s#*:}
+        [ -f "$state/files$path" ] || { echo "cross-toolchain.sh: the host's ${s%%:*} has no $path" >&2; exit 1; }
+        if chroot "$root" "$loader" --list "/tmp/refine-stand-in/files$path" 2>&1 | grep -q 'not found'; then
+            chroot "$root" "$loader" --list "/tmp/refine-stand-in/files$path" >&2 || true
+            echo "cross-toolchain.sh: the host's $path needs a library the image lacks: add its :{host} package to cross.packages" >&2
+            exit 1
+        fi
+        chroot "$root" dpkg-divert --quiet --local --rename --divert "$path.refine-target" --add "$path"
+        cat "$state/files$path" > "$root$path"
+        chmod 755 "$root$path"
+        printf '%s\n' "$path" >> "$state/placed"
+    done
+    rm -rf "$state/debs" "$state/files"
+    echo "cross-toolchain.sh: the host's programs, native while the image is made:" $(cat "$state/placed")
+}
+
+# The target's own programs back where stand_ins_start put the host's.
+stand_ins_end() {
+    state=$root/tmp/refine-stand-in
+    [ -f "$state/placed" ] || { rm -rf "$state"; return 0; }
+    while IFS= read -r path; do
+        rm -f "$root$path"
+        chroot "$root" dpkg-divert --quiet --local --rename --remove "$path"
+    done < "$state/placed"
+    for f in diversions diversions-old; do
+        if [ -e "$state/$f" ]; then
+            cat "$state/$f" > "$root/var/lib/dpkg/$f"
+        else
+            rm -f "$root/var/lib/dpkg/$f"
+        fi
+    done
+    rm -rf "$state"
 }
 
 # Copy the files below DIR (relative) of the extracted tree FROM into the
@@ -162,8 +264,7 @@ if [ "$phase" = essential ]; then
     # bash's compiled-in HOSTTYPE and MACHTYPE, from the target's bash
     # while it is still the target's (see the customize phase).
     mkdir -p "$root/etc/refine"
-    chroot "$root" /usr/bin/bash -c 'printf "export HOSTTYPE=%s MACHTYPE=%s\n" "$HOSTTYPE" "$MACHTYPE"' \
-        > "$root/etc/refine/cross.env"
+    target_bash_types > "$root/etc/refine/cross.env"
     # The host's libraries, from the packages the image installs later
     # (dpkg then unpacks the same files over these): libc6 and the
     # image's lib…:{host} packages. Only into the image's own directories
@@ -181,7 +282,7 @@ if [ "$phase" = essential ]; then
     done
     libs="libc6:$REFINE_HOST_ARCH"
     for p in $(printf '%s' "${MMDEBSTRAP_INCLUDE:-}" | tr ',' ' '); do
-        case "$p" in lib*:"$REFINE_HOST_ARCH") libs="$libs $p" ;; esac
+        case "$p" in lib*:"$REFINE_HOST_ARCH" | zlib1g:"$REFINE_HOST_ARCH") libs="$libs $p" ;; esac
     done
     early=/tmp/refine-early
     rm -rf "$root$early"
@@ -195,14 +296,21 @@ if [ "$phase" = essential ]; then
         copy_missing "$root$early/files" "$d"
     done
     rm -rf "$root$early"
+    installed_packages
     native_programs early
     if [ -n "$native_done" ]; then
         chroot "$root" /bin/sh -c 'exit 0'
         echo "cross-toolchain.sh: the host's programs, native for the maintainer scripts:$native_done"
     fi
+    stand_ins_start
     exit 0
 fi
 [ "$phase" = customize ] || { echo "cross-toolchain.sh: unknown phase $phase" >&2; exit 2; }
+
+# Every package is in: the target's programs back where the essential hook
+# put stand-ins.
+stand_ins_end
+installed_packages
 
 # The compilers' own files, unpacked from the packages of the image's
 # mirror (downloaded with the image's apt configuration: exactly its
@@ -297,8 +405,7 @@ if [ -n "${REFINE_NATIVE:-}" ]; then
     # This puts the rest in place (and, again, the same bytes over the
     # first).
     if ! grep -q '^export HOSTTYPE=' "$root/etc/refine/cross.env"; then
-        chroot "$root" /usr/bin/bash -c 'printf "export HOSTTYPE=%s MACHTYPE=%s\n" "$HOSTTYPE" "$MACHTYPE"' \
-            >> "$root/etc/refine/cross.env"
+        target_bash_types >> "$root/etc/refine/cross.env"
     fi
     native_programs strict
     [ -n "$native_done" ] || { echo "cross-toolchain.sh: no program of $REFINE_NATIVE replaced" >&2; exit 1; }

@@ -76,6 +76,10 @@ pub struct CrossAction {
     /// the ones that report the machine).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub native: Vec<String>,
+    /// Host programs that stand in for the target's while the image is
+    /// made (`PACKAGE:/PATH`); the image ends with the target's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stand_in: Vec<String>,
     /// The mmdebstrap hook (setup, essential and customize), by digest.
     pub hook: RecipeFiles,
 }
@@ -296,6 +300,9 @@ fn action_value(a: &Action) -> PValue {
                 x.insert("unpack".into(), c.unpack.clone().into());
                 if !c.native.is_empty() {
                     x.insert("native".into(), c.native.clone().into());
+                }
+                if !c.stand_in.is_empty() {
+                    x.insert("stand_in".into(), c.stand_in.clone().into());
                 }
                 x.insert(
                     "hook".into(),

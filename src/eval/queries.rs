@@ -377,6 +377,7 @@ fn derive(
                                     gcc: c.gcc.clone(),
                                     unpack: c.unpack.iter().map(subst).collect(),
                                     native: c.native.clone(),
+                                    stand_in: c.stand_in.clone(),
                                     hook,
                                 }),
                             }

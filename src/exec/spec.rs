@@ -175,7 +175,7 @@ pub struct CrossRequest {
     pub hook: PathBuf,
     /// The hook's environment: REFINE_TRIPLET, REFINE_HOST_ARCH,
     /// REFINE_HOST_TRIPLET, REFINE_HOST_LOADER, REFINE_GCC, REFINE_UNPACK,
-    /// REFINE_NATIVE.
+    /// REFINE_NATIVE, REFINE_STAND_IN.
     pub env: BTreeMap<String, String>,
 }
 

@@ -443,7 +443,9 @@ const IMAGE_KEYS: &[&str] = &[
     "timeout",
 ];
 
-const CROSS_KEYS: &[&str] = &["replace", "packages", "unpack", "native", "gcc", "hook"];
+const CROSS_KEYS: &[&str] = &[
+    "replace", "packages", "unpack", "native", "stand_in", "gcc", "hook",
+];
 
 /// `cross = { replace, packages, unpack, native, gcc, hook }` of an image.
 fn lower_cross(r: &mut Reader<'_, '_>) -> Option<Option<CrossSpec>> {
@@ -455,7 +457,7 @@ fn lower_cross(r: &mut Reader<'_, '_>) -> Option<Option<CrossSpec>> {
         r.error_at(
             span,
             "`cross` must be a table",
-            Some("write `cross = { replace = [...], packages = [...], unpack = [...], native = [...], gcc = \"12\", hook = \"recipes/…\" }`".into()),
+            Some("write `cross = { replace = [...], packages = [...], unpack = [...], native = [...], stand_in = [...], gcc = \"12\", hook = \"recipes/…\" }`".into()),
         );
         return None;
     };
@@ -483,6 +485,31 @@ fn lower_cross(r: &mut Reader<'_, '_>) -> Option<Option<CrossSpec>> {
             native.push(n.value);
         }
     }
+    let mut stand_in = Vec::new();
+    for n in cr.str_list("stand_in").unwrap_or_default() {
+        let ok = n.value.split_once(':').is_some_and(|(pkg, path)| {
+            !pkg.is_empty()
+                && pkg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                && path.starts_with('/')
+                && !path.ends_with('/')
+                && !path.split('/').any(|c| c == ".." || c == ".")
+                && !path.contains(char::is_whitespace)
+        });
+        if ok {
+            stand_in.push(n.value);
+        } else {
+            cr.diags.push(
+                Diagnostic::error(format!(
+                    "`{}` in `stand_in` is not PACKAGE:/PATH",
+                    n.value
+                ))
+                .at(n.loc)
+                .hint("name the host package and the program's absolute path in the image, e.g. \"dpkg:/usr/bin/dpkg-deb\""),
+            );
+        }
+    }
     let gcc = cr.str("gcc");
     let hook = cr.str("hook");
     if gcc.is_none() {
@@ -504,6 +531,7 @@ fn lower_cross(r: &mut Reader<'_, '_>) -> Option<Option<CrossSpec>> {
         packages,
         unpack,
         native,
+        stand_in,
         gcc: gcc?.value,
         hook: Recipe {
             script: hook?,

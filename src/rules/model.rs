@@ -165,6 +165,11 @@ pub struct CrossSpec {
     /// makefiles run natively; the hook keeps the programs that report the
     /// machine (uname, arch) and the byte-order-sensitive od.
     pub native: Vec<String>,
+    /// Host programs that stand in for the target's only while the image
+    /// is made (`PACKAGE:/ABSOLUTE/PATH`, e.g. dpkg's `dpkg-deb`, which
+    /// decompresses every package, and the Python that byte-compiles in
+    /// maintainer scripts); the image ends with the target's own.
+    pub stand_in: Vec<String>,
     /// The GCC major version the cross compilers are.
     pub gcc: String,
     /// The mmdebstrap hook (setup, essential and customize) that wires them in.

@@ -227,6 +227,7 @@ fn run_action(
                             ),
                             ("REFINE_UNPACK", c.unpack.join(" ")),
                             ("REFINE_NATIVE", c.native.join(" ")),
+                            ("REFINE_STAND_IN", c.stand_in.join(" ")),
                         ]
                         .into_iter()
                         .map(|(k, v)| (k.to_string(), v))
