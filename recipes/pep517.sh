@@ -64,9 +64,14 @@ fi
 # the backend the first compiled (setuptools: 1.8 s of the emulated
 # Python's 3.6 s import). uv writes a .gitignore beside the wheel, so it
 # builds into scratch.
+# A rule with no build requirements has no $REFINE_WHEELS: an empty
+# directory then, so that what the project asks for is missing, not the
+# directory.
+wheels=$REFINE_WHEELS
+[ -d "$wheels" ] || { wheels=/build/no-wheels; mkdir -p "$wheels"; }
 cd "$src"
 env -u PYTHONDONTWRITEBYTECODE "$uv" build --wheel --offline --no-index \
-    --no-config --no-sources --force-pep517 --find-links "$REFINE_WHEELS" \
+    --no-config --no-sources --force-pep517 --find-links "$wheels" \
     --python "$PYTHON" --out-dir /build/dist "$@" .
 mv /build/dist/*.whl "$REFINE_OUT"/
 ls -l "$REFINE_OUT"
