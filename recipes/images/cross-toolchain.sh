@@ -1,8 +1,9 @@
 #!/bin/sh
 # mmdebstrap hooks (run on the host) that make a foreign-architecture
 # builder image hybrid: `sh cross-toolchain.sh PHASE ROOT` as a setup hook
-# (before apt installs anything), an essential hook (after the Essential:
-# yes packages, before the rest) and a customize hook (after). Debian's
+# (before apt installs anything), an extract hook (the Essential: yes
+# packages unpacked, before dpkg installs them), an essential hook (after
+# they are installed, before the rest) and a customize hook (after). Debian's
 # cross compilers for the target (the same GCC as the target's own, built
 # to run on the host) replace the target's compilers, so compiling runs
 # natively while everything else (Python above all) stays the target's.
@@ -150,8 +151,8 @@ native_programs() {
 # decompress every package it unpacks, and the Python packages'
 # maintainer scripts byte-compile with /usr/bin/python3.11 (py3compile,
 # py_compile): under emulation that is most of unpacking and a third of
-# configuring. Each PATH is diverted (`dpkg-divert --local --rename`: the
-# target's file, now or when its package is unpacked later, goes to
+# configuring. Each PATH is diverted (`dpkg-divert --local`: the target's
+# file, now or when its package is unpacked later, goes to
 # PATH.refine-target) and the host's program put there; stand_ins_end
 # takes it out and the diversion back, which puts the target's file in
 # place, and restores dpkg's two records of diversions byte for byte. The
@@ -194,7 +195,10 @@ stand_ins_start() {
             echo "cross-toolchain.sh: the host's $path needs a library the image lacks: add its :{host} package to cross.packages" >&2
             exit 1
         fi
-        chroot "$root" dpkg-divert --quiet --local --rename --divert "$path.refine-target" --add "$path"
+        # The rename by hand (dpkg-divert warns before renaming an
+        # Essential package's file, which is the point here).
+        chroot "$root" dpkg-divert --quiet --local --no-rename --divert "$path.refine-target" --add "$path"
+        if [ -e "$root$path" ]; then mv "$root$path" "$root$path.refine-target"; fi
         cat "$state/files$path" > "$root$path"
         chmod 755 "$root$path"
         printf '%s\n' "$path" >> "$state/placed"
@@ -209,7 +213,8 @@ stand_ins_end() {
     [ -f "$state/placed" ] || { rm -rf "$state"; return 0; }
     while IFS= read -r path; do
         rm -f "$root$path"
-        chroot "$root" dpkg-divert --quiet --local --rename --remove "$path"
+        chroot "$root" dpkg-divert --quiet --local --no-rename --remove "$path"
+        if [ -e "$root$path.refine-target" ]; then mv "$root$path.refine-target" "$root$path"; fi
     done < "$state/placed"
     for f in diversions diversions-old; do
         if [ -e "$state/$f" ]; then
@@ -259,7 +264,66 @@ PREF
     exit 0
 fi
 
+# The Essential packages' install (mmdebstrap's `chroot ROOT dpkg --install`,
+# with its own PATH, /usr/local/bin first) takes every package apart with
+# dpkg-deb too. Before it, the image's library directories are not merged
+# yet (usrmerge converts them during that install), so the host's
+# dpkg-deb runs from a directory of its own with its own loader and
+# libraries, through a wrapper at /usr/local/bin/dpkg-deb; the essential
+# hook (or, without it, the customize hook) removes both.
+early_private=/usr/local/lib/refine-stand-in
+early_dpkg_deb_start() {
+    case " ${REFINE_STAND_IN:-} " in *" dpkg:/usr/bin/dpkg-deb "*) ;; *) return 0 ;; esac
+    stage=$root/tmp/refine-extract
+    rm -rf "$stage"
+    # /usr/local/bin is not there yet: base-files makes it (0755) when it is
+    # configured, and leaves one that exists as it is.
+    mkdir -p "$stage/debs" "$stage/files" "$root$early_private" "$root/usr/local/bin"
+    pkgs="dpkg:$REFINE_HOST_ARCH libc6:$REFINE_HOST_ARCH"
+    for p in $(printf '%s' "${MMDEBSTRAP_INCLUDE:-}" | tr ',' ' '); do
+        case "$p" in lib*:"$REFINE_HOST_ARCH" | zlib1g:"$REFINE_HOST_ARCH") pkgs="$pkgs $p" ;; esac
+    done
+    # shellcheck disable=SC2086
+    download "$stage/debs" $pkgs
+    tarch=$(dpkg-deb -f "$(ls "$root"/var/cache/apt/archives/dpkg_*.deb | head -n 1)" Architecture)
+    for d in "$stage"/debs/*.deb; do
+        if [ "$(dpkg-deb -f "$d" Package)" = dpkg ]; then
+            hv=$(dpkg-deb -f "$d" Version)
+            tv=$(APT_CONFIG=$MMDEBSTRAP_APT_CONFIG apt-cache policy "dpkg:$tarch" | sed -n 's/^ *Candidate: //p')
+            if [ "$hv" != "$tv" ]; then
+                echo "cross-toolchain.sh: the host's dpkg is $hv but the image's is ${tv:-not available}: the mirror must carry one version for both architectures" >&2
+                exit 1
+            fi
+        fi
+        dpkg-deb -x "$d" "$stage/files"
+    done
+    cp "$stage/files/usr/bin/dpkg-deb" "$root$early_private/dpkg-deb"
+    cp -L "$stage/files$loader" "$root$early_private/"
+    for f in "$stage"/files/lib/"$REFINE_HOST_TRIPLET"/*.so* "$stage"/files/usr/lib/"$REFINE_HOST_TRIPLET"/*.so*; do
+        [ -f "$f" ] && cp -L "$f" "$root$early_private/"
+    done
+    ld=$early_private/$(basename "$loader")
+    printf '#!/bin/sh\n# refine: the host'"'"'s dpkg-deb while the Essential packages are installed\nexec %s --library-path %s %s/dpkg-deb "$@"\n' \
+        "$ld" "$early_private" "$early_private" > "$root/usr/local/bin/dpkg-deb"
+    chmod 755 "$root/usr/local/bin/dpkg-deb"
+    rm -rf "$stage"
+    chroot "$root" /usr/local/bin/dpkg-deb --version | head -n 1
+}
+
+# Nothing of early_dpkg_deb_start left in the image.
+early_dpkg_deb_end() {
+    if [ -d "$root$early_private" ]; then
+        rm -rf "$root$early_private" "$root/usr/local/bin/dpkg-deb"
+    fi
+}
+
+if [ "$phase" = extract ]; then
+    early_dpkg_deb_start
+    exit 0
+fi
+
 if [ "$phase" = essential ]; then
+    early_dpkg_deb_end
     [ -n "${REFINE_NATIVE:-}" ] || exit 0
     # bash's compiled-in HOSTTYPE and MACHTYPE, from the target's bash
     # while it is still the target's (see the customize phase).
@@ -308,7 +372,9 @@ fi
 [ "$phase" = customize ] || { echo "cross-toolchain.sh: unknown phase $phase" >&2; exit 2; }
 
 # Every package is in: the target's programs back where the essential hook
-# put stand-ins.
+# put stand-ins (and, in a run without the essential hook, nothing of the
+# extract hook's left).
+early_dpkg_deb_end
 stand_ins_end
 installed_packages
 

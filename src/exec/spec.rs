@@ -197,11 +197,16 @@ impl ImageRequest {
             a.push(format!("--include={}", self.packages.join(",")));
         }
         if let Some(c) = &self.cross {
-            // One script, three phases: apt's settings before anything is
-            // installed, the host's programs once the Essential packages
-            // are (the remaining packages' maintainer scripts then run
-            // natively), the compilers' wiring after.
+            // One script, four phases: apt's settings before anything is
+            // installed, the host's dpkg-deb for the Essential packages'
+            // install, the host's programs once they are in (the remaining
+            // packages' maintainer scripts then run natively), the
+            // compilers' wiring after.
             a.push(format!("--setup-hook=sh {} setup \"$1\"", c.hook.display()));
+            a.push(format!(
+                "--extract-hook=sh {} extract \"$1\"",
+                c.hook.display()
+            ));
             a.push(format!(
                 "--essential-hook=sh {} essential \"$1\"",
                 c.hook.display()
@@ -315,6 +320,7 @@ mod tests {
             "--variant=minbase --architectures=s390x,amd64 --components=main --mode=root \
              --format=tar --include=gcc,python3 \
              --setup-hook=sh /s/tmp/cross-hook.sh setup \"$1\" \
+             --extract-hook=sh /s/tmp/cross-hook.sh extract \"$1\" \
              --essential-hook=sh /s/tmp/cross-hook.sh essential \"$1\" \
              --customize-hook=sh /s/tmp/cross-hook.sh customize \"$1\" bookworm /t/i.tar"
         );
