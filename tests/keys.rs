@@ -452,8 +452,11 @@ fn the_toolchain_changes_a_foreign_images_key_and_nothing_for_the_host() {
     );
 }
 
-#[test]
-fn the_native_programs_of_a_hybrid_image_are_in_its_key() {
+/// Edit a field of the hybrid image's rule (`from` → `to`): another
+/// hybrid image, while the emulated image and the host's, which have no
+/// cross part, keep their keys. Then `bad_from` → `bad_to` is refused with
+/// `message` where it is written.
+fn hybrid_only_field(from: &str, to: &str, bad_from: &str, bad_to: &str, message: &str) {
     let ws = common::shipped();
     let key = |args: &[&str]| bookworm_key(&ws, args);
     let (cross, emulated) = (
@@ -461,34 +464,47 @@ fn the_native_programs_of_a_hybrid_image_are_in_its_key() {
         key(&["--arch", "s390x", "--toolchain", "emulated"]),
     );
     let host = key(&["--arch", "x86_64"]);
-    // One program fewer that runs natively (perl, which only this image
-    // has native): another hybrid image.
-    ws.edit(
-        "runtimes/images.toml",
-        "\"xz-utils\", \"perl-base\",\n]",
-        "\"xz-utils\",\n]",
-    );
-    assert_ne!(key(&["--arch", "s390x"]), cross);
-    // The emulated image and the host's have no cross part: unchanged.
+    ws.edit("runtimes/images.toml", from, to);
+    assert_ne!(key(&["--arch", "s390x"]), cross, "{from} -> {to}");
     assert_eq!(
         key(&["--arch", "s390x", "--toolchain", "emulated"]),
         emulated
     );
     assert_eq!(key(&["--arch", "x86_64"]), host);
-    // A package with an architecture is refused where it is written.
-    ws.edit(
-        "runtimes/images.toml",
-        "\"gzip\", \"xz-utils\",\n]",
-        "\"gzip\", \"tar:amd64\",\n]",
-    );
+    ws.edit("runtimes/images.toml", bad_from, bad_to);
     let bad = ws.run(&["hash", "//images:bookworm"]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(
-        bad.stderr
-            .contains("`tar:amd64` in `native` names an architecture")
-            && bad.stderr.contains("runtimes/images.toml:"),
+        bad.stderr.contains(message) && bad.stderr.contains("runtimes/images.toml:"),
         "{}",
         bad.stderr
+    );
+}
+
+/// One program fewer that runs natively (perl, which only this image has
+/// native): another hybrid image; a package with an architecture is
+/// refused.
+#[test]
+fn the_native_programs_of_a_hybrid_image_are_in_its_key() {
+    hybrid_only_field(
+        "\"xz-utils\", \"perl-base\",\n]",
+        "\"xz-utils\",\n]",
+        "\"gzip\", \"xz-utils\",\n]",
+        "\"gzip\", \"tar:amd64\",\n]",
+        "`tar:amd64` in `native` names an architecture",
+    );
+}
+
+/// The stand-ins are in the hybrid image's key (how it is made); a
+/// malformed one is refused.
+#[test]
+fn the_stand_ins_of_a_hybrid_image_are_in_its_key() {
+    hybrid_only_field(
+        "\"dpkg:/usr/bin/dpkg-deb\", \"python3.11-minimal:/usr/bin/python3.11\"]\ncross.gcc = \"12\"\ncross.hook = \"recipes/images/cross-toolchain.sh\"\n\n# The image's own interpreter",
+        "\"dpkg:/usr/bin/dpkg-deb\"]\ncross.gcc = \"12\"\ncross.hook = \"recipes/images/cross-toolchain.sh\"\n\n# The image's own interpreter",
+        "cross.stand_in = [\"dpkg:/usr/bin/dpkg-deb\"]",
+        "cross.stand_in = [\"dpkg:usr/bin/dpkg-deb\"]",
+        "`dpkg:usr/bin/dpkg-deb` in `stand_in` is not PACKAGE:/PATH",
     );
 }
 
@@ -581,44 +597,4 @@ fn a_hybrid_build_runs_the_hosts_frontend_an_emulated_one_the_targets() {
     );
     // The hybrid build still has its (the host's) frontend.
     ws.run(&["--arch", "s390x", "hash", "//wheels:six"]).ok();
-}
-
-/// The stand-ins are in the hybrid image's key (how it is made), the
-/// emulated image and the host's have none; a malformed one is refused
-/// where it is written.
-#[test]
-fn the_stand_ins_of_a_hybrid_image_are_in_its_key() {
-    let ws = common::shipped();
-    let key = |args: &[&str]| bookworm_key(&ws, args);
-    let (cross, emulated, host) = (
-        key(&["--arch", "s390x"]),
-        key(&["--arch", "s390x", "--toolchain", "emulated"]),
-        key(&["--arch", "x86_64"]),
-    );
-    let all = "cross.stand_in = [\"dpkg:/usr/bin/dpkg-deb\", \"python3.11-minimal:/usr/bin/python3.11\"]\ncross.gcc = \"12\"\ncross.hook = \"recipes/images/cross-toolchain.sh\"\n\n# The image's own interpreter";
-    ws.edit(
-        "runtimes/images.toml",
-        all,
-        &all.replace(", \"python3.11-minimal:/usr/bin/python3.11\"", ""),
-    );
-    assert_ne!(key(&["--arch", "s390x"]), cross);
-    assert_eq!(
-        key(&["--arch", "s390x", "--toolchain", "emulated"]),
-        emulated
-    );
-    assert_eq!(key(&["--arch", "x86_64"]), host);
-    ws.edit(
-        "runtimes/images.toml",
-        "cross.stand_in = [\"dpkg:/usr/bin/dpkg-deb\"]",
-        "cross.stand_in = [\"dpkg:usr/bin/dpkg-deb\"]",
-    );
-    let bad = ws.run(&["hash", "//images:bookworm"]);
-    assert_eq!(bad.code, 2, "{}", bad.stderr);
-    assert!(
-        bad.stderr
-            .contains("`dpkg:usr/bin/dpkg-deb` in `stand_in` is not PACKAGE:/PATH")
-            && bad.stderr.contains("runtimes/images.toml:"),
-        "{}",
-        bad.stderr
-    );
 }

@@ -147,7 +147,7 @@ native_programs() {
 }
 
 # The host's programs of REFINE_STAND_IN, from the essential hook until the
-# customize hook. dpkg runs dpkg-deb (found through apt's DPkg::Path) to
+# customize hook (after installed_packages). dpkg runs dpkg-deb (found through apt's DPkg::Path) to
 # decompress every package it unpacks, and the Python packages'
 # maintainer scripts byte-compile with /usr/bin/python3.11 (py3compile,
 # py_compile): under emulation that is most of unpacking and a third of
@@ -169,7 +169,6 @@ stand_ins_start() {
     for f in diversions diversions-old; do
         if [ -e "$root/var/lib/dpkg/$f" ]; then cp "$root/var/lib/dpkg/$f" "$state/$f"; fi
     done
-    tarch=$(chroot "$root" dpkg --print-architecture)
     pkgs=
     for s in $REFINE_STAND_IN; do pkgs="$pkgs ${s%%:*}:$REFINE_HOST_ARCH"; done
     # shellcheck disable=SC2086

@@ -80,7 +80,8 @@ pub struct CrossAction {
     /// made (`PACKAGE:/PATH`); the image ends with the target's own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stand_in: Vec<String>,
-    /// The mmdebstrap hook (setup, essential and customize), by digest.
+    /// The mmdebstrap hook (setup, extract, essential and customize), by
+    /// digest.
     pub hook: RecipeFiles,
 }
 

@@ -447,7 +447,7 @@ const CROSS_KEYS: &[&str] = &[
     "replace", "packages", "unpack", "native", "stand_in", "gcc", "hook",
 ];
 
-/// `cross = { replace, packages, unpack, native, gcc, hook }` of an image.
+/// `cross = { replace, packages, unpack, native, stand_in, gcc, hook }` of an image.
 fn lower_cross(r: &mut Reader<'_, '_>) -> Option<Option<CrossSpec>> {
     let Some(e) = r.entry("cross") else {
         return Some(None);

@@ -172,7 +172,8 @@ pub struct CrossSpec {
     pub stand_in: Vec<String>,
     /// The GCC major version the cross compilers are.
     pub gcc: String,
-    /// The mmdebstrap hook (setup, essential and customize) that wires them in.
+    /// The mmdebstrap hook (setup, extract, essential and customize) that
+    /// wires them in.
     pub hook: Recipe,
 }
 

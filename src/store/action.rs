@@ -207,6 +207,25 @@ impl LocalStore {
     }
 }
 
+/// A podman build's result of `label` with output `output`, for the
+/// store's tests.
+#[cfg(test)]
+impl ActionResult {
+    pub(crate) fn podman_for_tests(key: &Key, label: &str, output: Digest) -> ActionResult {
+        ActionResult {
+            key: key.0.clone(),
+            label: label.into(),
+            output,
+            log: None,
+            duration_ms: 1,
+            created: 0,
+            refine_version: "t".into(),
+            arch: "x86_64".into(),
+            executor: "podman".into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,17 +243,7 @@ mod tests {
         pre.set("name", "x");
         let key = pre.key();
         assert!(matches!(s.lookup(&key), Lookup::Miss));
-        let r = ActionResult {
-            key: key.0.clone(),
-            label: "//wheels:x".into(),
-            output: tree.digest(),
-            log: None,
-            duration_ms: 1,
-            created: 0,
-            refine_version: "t".into(),
-            arch: "x86_64".into(),
-            executor: "podman".into(),
-        };
+        let r = ActionResult::podman_for_tests(&key, "//wheels:x", tree.digest());
         s.put_action(&key, &r, &pre).unwrap();
         assert!(matches!(s.lookup(&key), Lookup::Hit(..)));
         assert_eq!(s.preimage(&key).unwrap(), pre);

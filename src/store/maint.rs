@@ -281,17 +281,7 @@ mod tests {
         let mut pre = Preimage::new();
         pre.set("name", name);
         let key = pre.key();
-        let r = ActionResult {
-            key: key.0.clone(),
-            label: format!("//sources:{name}"),
-            output: tree.digest(),
-            log: None,
-            duration_ms: 1,
-            created: 0,
-            refine_version: "t".into(),
-            arch: "x86_64".into(),
-            executor: "podman".into(),
-        };
+        let r = ActionResult::podman_for_tests(&key, &format!("//sources:{name}"), tree.digest());
         s.put_action(&key, &r, &pre).unwrap();
         crate::key::sha256_bytes(&bytes)
     }
