@@ -469,6 +469,92 @@ fn a_corrupt_store_entry_is_a_reported_miss() {
     assert!(r.stdout.contains("corrupt cache entry"), "{}", r.stdout);
 }
 
+/// A byte flipped in a wheel's blob, in place, with its size, inode and
+/// mtime kept: the stat cache cannot see it. The delivered wheel is hashed,
+/// so it is a miss and a rebuild, never the damaged bytes under the
+/// manifest's sha256; and a delivered wheel shares nothing with the store.
+#[test]
+fn a_blob_damaged_in_place_is_never_delivered() {
+    use std::io::{Seek, Write};
+    use std::os::unix::fs::MetadataExt;
+    let ws = fake_workspace();
+    let first = ws.fake(&["build", "--json", "//wheels:alpha"]);
+    first.ok();
+    let dist = ws.root().join("dist");
+    let manifest = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dist.join("manifest.json")).unwrap()).unwrap()
+    };
+    let m = manifest();
+    let name = m["wheels"][0]["wheel"].as_str().unwrap().to_string();
+    let sha = m["wheels"][0]["sha256"].as_str().unwrap().to_string();
+    let delivered = dist.join(&name);
+    assert_eq!(
+        std::fs::metadata(&delivered).unwrap().nlink(),
+        1,
+        "a copy, not a link"
+    );
+
+    let blob = ws.store.join("cas/sha256").join(&sha[..2]).join(&sha);
+    let before = std::fs::metadata(&blob).unwrap();
+    let mut perms = before.permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+    std::fs::set_permissions(&blob, perms.clone()).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&blob)
+        .unwrap();
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut f, &mut bytes).unwrap();
+    let at = bytes.len() / 2;
+    f.seek(std::io::SeekFrom::Start(at as u64)).unwrap();
+    f.write_all(&[bytes[at] ^ 0x20]).unwrap();
+    f.set_modified(before.modified().unwrap()).unwrap();
+    drop(f);
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o444);
+    std::fs::set_permissions(&blob, perms).unwrap();
+    let after = std::fs::metadata(&blob).unwrap();
+    assert_eq!(
+        (after.ino(), after.len(), after.mtime(), after.mtime_nsec()),
+        (
+            before.ino(),
+            before.len(),
+            before.mtime(),
+            before.mtime_nsec()
+        )
+    );
+    // The user's copy is gone too, so only the store could answer.
+    std::fs::remove_file(&delivered).unwrap();
+
+    let r = ws.fake(&["build", "--json", "//wheels:alpha"]);
+    r.ok();
+    assert_eq!(r.with("built"), ["//wheels:alpha"], "{}", r.all());
+    let m = manifest();
+    assert_eq!(
+        m["wheels"][0]["sha256"],
+        sha.as_str(),
+        "the fake build is deterministic"
+    );
+    assert_eq!(common::sha256_hex(&std::fs::read(&delivered).unwrap()), sha);
+    assert_eq!(
+        common::sha256_hex(&std::fs::read(&blob).unwrap()),
+        sha,
+        "the blob is whole again"
+    );
+
+    // Writing to the delivered wheel leaves the store alone.
+    let mut perms = std::fs::metadata(&delivered).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+    std::fs::set_permissions(&delivered, perms).unwrap();
+    std::fs::write(&delivered, b"overwritten by a user's tool").unwrap();
+    assert_eq!(common::sha256_hex(&std::fs::read(&blob).unwrap()), sha);
+    // And the next run puts the right bytes back.
+    let r = ws.fake(&["build", "--json", "//wheels:alpha"]);
+    r.ok();
+    assert_eq!(r.verdicts()["//wheels:alpha"], "hit:local", "{}", r.all());
+    assert_eq!(common::sha256_hex(&std::fs::read(&delivered).unwrap()), sha);
+}
+
 #[test]
 fn json_events_stream_and_summarize() {
     let ws = fake_workspace();

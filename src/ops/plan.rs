@@ -100,7 +100,7 @@ pub fn plan_graph(graph: &Graph, store: &LocalStore, executor: &str) -> Vec<Plan
                 d.platform.arch.as_str(),
                 &label.to_string(),
                 &key,
-                false,
+                crate::store::BlobCheck::Exists,
                 &trusts,
             )
             .map(|(o, _)| o)

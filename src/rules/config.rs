@@ -239,6 +239,15 @@ pub struct SandboxConfig {
     pub jobs: Option<usize>,
     /// At most this many processes per build step; not part of keys.
     pub pids_limit: u32,
+    /// What one build may hand back (`max_output_size`, `max_output_files`,
+    /// `max_compression_ratio`); not part of keys.
+    pub output: crate::store::limits::OutputLimits,
+    /// Bytes of the private scratch (`/tmp` and `/dev/shm`, memory-backed)
+    /// of a build step (`scratch`); not part of keys.
+    pub scratch: u64,
+    /// Whether builds may make user namespaces of their own (`nested_userns`,
+    /// per rule too); off by default. Not part of keys.
+    pub nested_userns: bool,
 }
 
 impl Default for SandboxConfig {
@@ -250,6 +259,9 @@ impl Default for SandboxConfig {
             source_date_epoch: 1_700_000_000,
             jobs: None,
             pids_limit: 4096,
+            output: Default::default(),
+            scratch: 4 << 30,
+            nested_userns: false,
         }
     }
 }
@@ -472,6 +484,55 @@ pub fn parse_config_in(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>
             ),
         }
     }
+    fn size(r: &mut Reader<'_, '_>, key: &str, what: &str) -> Option<u64> {
+        let s = r.str(key)?;
+        match crate::rules::units::parse_size(&s.value) {
+            Ok(n) if n > 0 => Some(n),
+            Ok(_) => {
+                r.diags.push(
+                    Diagnostic::error(format!("`{key}` must be more than nothing"))
+                        .at(s.loc)
+                        .hint(format!("give {what} as a size, like \"4GiB\" or \"500M\"")),
+                );
+                None
+            }
+            Err(e) => {
+                r.diags.push(
+                    Diagnostic::error(format!("invalid size: {e}"))
+                        .at(s.loc)
+                        .hint(format!("give {what} as a size, like \"4GiB\" or \"500M\"")),
+                );
+                None
+            }
+        }
+    }
+    if let Some(n) = size(&mut r, "max_output_size", "the most one build may write") {
+        sandbox.output.max_bytes = n;
+    }
+    if let Some(n) = size(&mut r, "scratch", "the size of a build's /tmp") {
+        sandbox.scratch = n;
+    }
+    for (key, field, least) in [
+        ("max_output_files", 0usize, 16i64),
+        ("max_compression_ratio", 1, 2),
+    ] {
+        if let Some(n) = r.int(key) {
+            if n.value < least {
+                r.diags.push(
+                    Diagnostic::error(format!("`{key} = {}` is out of range", n.value))
+                        .at(n.loc)
+                        .hint(format!("give a number from {least} up")),
+                );
+            } else if field == 0 {
+                sandbox.output.max_files = n.value as u64;
+            } else {
+                sandbox.output.max_ratio = n.value as u64;
+            }
+        }
+    }
+    if let Some(b) = r.bool("nested_userns") {
+        sandbox.nested_userns = b;
+    }
     r.finish(&[
         "cpus",
         "memory",
@@ -479,6 +540,11 @@ pub fn parse_config_in(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>
         "source_date_epoch",
         "jobs",
         "pids_limit",
+        "max_output_size",
+        "max_output_files",
+        "max_compression_ratio",
+        "scratch",
+        "nested_userns",
     ]);
 
     // [defaults]

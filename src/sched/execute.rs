@@ -358,8 +358,9 @@ fn collect_outputs(cx: &NodeCx<'_>, out: &Path, log: &mut File) -> Result<Tree, 
                     log,
                     "refine: dropping {name} from the output (wheel outputs hold .whl files only)"
                 )?;
+                // Judged by the entry itself, never by what a link names.
                 let p = e.path();
-                if p.is_dir() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
                     std::fs::remove_dir_all(&p)?;
                 } else {
                     std::fs::remove_file(&p)?;
@@ -373,21 +374,31 @@ fn collect_outputs(cx: &NodeCx<'_>, out: &Path, log: &mut File) -> Result<Tree, 
                 "the recipe must leave its .whl files in $REFINE_OUT",
             ));
         }
+        check_limits(cx, out)?;
+        let limits = &cx.cfg.sandbox.output;
+        let broken = |e: crate::wheel::WheelError| match e {
+            // The host's disk or permissions, never the recipe's fault.
+            crate::wheel::WheelError::Io(io) => {
+                let e = Error::from(io);
+                Error {
+                    message: format!("{}: cannot rewrite its wheel: {}", d.label, e.message),
+                    ..e
+                }
+            }
+            crate::wheel::WheelError::Limit { .. } => failure(
+                ErrorClass::Build,
+                format!("{}: {e}", d.label),
+                "the recipe wrote a wheel larger than an output may be; if that is right, raise `max_output_size` or `max_compression_ratio` in [sandbox] of WORKSPACE.toml",
+            ),
+            crate::wheel::WheelError::Bad { .. } => failure(
+                ErrorClass::Build,
+                format!("{}: {e}", d.label),
+                "the recipe wrote a broken wheel",
+            ),
+        };
         for w in &wheels {
-            crate::wheel::normalize(w, d.source_date_epoch).map_err(|e| {
-                failure(
-                    ErrorClass::Build,
-                    format!("{}: {e}", d.label),
-                    "the recipe wrote a broken wheel",
-                )
-            })?;
-            let files = crate::wheel::read_wheel(w).map_err(|e| {
-                failure(
-                    ErrorClass::Build,
-                    e.to_string(),
-                    "the recipe wrote a broken wheel",
-                )
-            })?;
+            crate::wheel::normalize_within(w, d.source_date_epoch, limits).map_err(broken)?;
+            let files = crate::wheel::read_wheel_within(w, limits).map_err(broken)?;
             let foreign = crate::wheel::foreign_elves(&files, d.platform.arch.elf_machine());
             if !foreign.is_empty() {
                 let list: Vec<String> = foreign
@@ -407,6 +418,9 @@ fn collect_outputs(cx: &NodeCx<'_>, out: &Path, log: &mut File) -> Result<Tree, 
             }
         }
     }
+    if !makes_wheels(d.label.kind) {
+        check_limits(cx, out)?;
+    }
     if d.label.kind == Kind::Pack {
         check_no_build_paths(d, out)?;
     }
@@ -421,6 +435,16 @@ fn collect_outputs(cx: &NodeCx<'_>, out: &Path, log: &mut File) -> Result<Tree, 
         ));
     }
     Ok(cx.cfg.store.put_tree(out)?)
+}
+
+/// An output within `[sandbox]`'s limits, with no link out of it and no
+/// special file, or a build failure that says which limit.
+fn check_limits(cx: &NodeCx<'_>, out: &Path) -> Result<(), Error> {
+    use crate::store::limits::LimitError;
+    crate::store::limits::check_output_dir(out, &cx.cfg.sandbox.output).map_err(|e| match e {
+        LimitError::Io { .. } => Error::env(format!("{}: {e}", cx.d.label)).hint(e.hint()),
+        _ => failure(ErrorClass::Build, format!("{}: {e}", cx.d.label), e.hint()),
+    })
 }
 
 /// Packs are relocatable: their pkg-config and libtool files must not name

@@ -6,24 +6,24 @@ use super::node::NodeCx;
 use super::record;
 use super::result::{NodeResult, Verdict};
 use crate::key::Digest;
-use crate::store::{Lookup, Tree};
+use crate::store::{BlobCheck, Lookup, Tree};
 
 /// An output found in a cache: its digest and tree.
 pub(super) type Hit = (Digest, Tree);
 
 /// The label index alone (the no-op path): no file opened per node.
-pub(super) fn indexed(cx: &NodeCx<'_>, verify: bool) -> Option<Hit> {
+pub(super) fn indexed(cx: &NodeCx<'_>, check: BlobCheck) -> Option<Hit> {
     cx.cfg
         .store
-        .indexed_hit(cx.arch(), &cx.d.label.to_string(), &cx.key, verify, &|e| {
+        .indexed_hit(cx.arch(), &cx.d.label.to_string(), &cx.key, check, &|e| {
             cx.trusts(e)
         })
 }
 
 /// The local store: the label index, then the action cache, with every
-/// blob of the output checked.
-pub(super) fn local(cx: &NodeCx<'_>, res: &mut NodeResult) -> Option<Hit> {
-    if let Some(hit) = indexed(cx, true) {
+/// blob of the output checked (hashed, for what is delivered: `check`).
+pub(super) fn local(cx: &NodeCx<'_>, res: &mut NodeResult, check: BlobCheck) -> Option<Hit> {
+    if let Some(hit) = indexed(cx, check) {
         return Some(hit);
     }
     let store = cx.cfg.store;
@@ -36,9 +36,10 @@ pub(super) fn local(cx: &NodeCx<'_>, res: &mut NodeResult) -> Option<Hit> {
             }
             // Check the bytes too (cheap for blobs checked before: the store
             // remembers their inode, size and mtime).
-            let checked = t
-                .files()
-                .try_for_each(|(_, dg, _)| store.verify_blob(dg).map(|_| ()));
+            let checked = t.files().try_for_each(|(_, dg, _)| match check {
+                BlobCheck::Hash => store.rehash_blob(dg).map(|_| ()),
+                _ => store.verify_blob(dg).map(|_| ()),
+            });
             match checked {
                 Ok(()) => Some((r.output, t)),
                 Err(e) => {

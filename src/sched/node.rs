@@ -17,6 +17,7 @@ use super::{Event, RunConfig, execute, record};
 use crate::eval::{Derivation, Graph};
 use crate::key::{Digest, Key, Preimage};
 use crate::rules::Label;
+use crate::store::BlobCheck;
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -104,8 +105,9 @@ pub fn process(graph: &Graph, i: usize, deps: &[&NodeResult], cfg: &RunConfig<'_
     // A remote fault is said once per node: a failed push after a failed
     // pull shows in the verdict line only.
     let mut remote_noted = false;
+    let check = must_verify(graph, i, BlobCheck::Stat);
     if !cx.forced {
-        if let Some(hit) = lookup::local(&cx, &mut res) {
+        if let Some(hit) = lookup::local(&cx, &mut res, check) {
             return lookup::finish(&cx, hit, res, Verdict::HitLocal);
         }
         match lookup::remote(&cx, &mut res) {
@@ -125,7 +127,7 @@ pub fn process(graph: &Graph, i: usize, deps: &[&NodeResult], cfg: &RunConfig<'_
         }
     };
     if !cx.forced
-        && let Some(hit) = lookup::local(&cx, &mut res)
+        && let Some(hit) = lookup::local(&cx, &mut res, check)
     {
         return lookup::finish(&cx, hit, res, Verdict::HitLocal);
     }
@@ -157,14 +159,20 @@ pub fn indexed_hit(
     cfg: &RunConfig<'_>,
 ) -> Option<NodeResult> {
     let cx = NodeCx::new(graph, i, deps, cfg);
-    let hit: Hit = lookup::indexed(&cx, must_verify(graph, i))?;
+    let hit: Hit = lookup::indexed(&cx, must_verify(graph, i, BlobCheck::Exists))?;
     let res = NodeResult::new(&cx.d.label, Verdict::HitLocal, Some(cx.key.clone()));
     Some(lookup::finish(&cx, hit, res, Verdict::HitLocal))
 }
 
-/// Outputs read in this run are checked at lookup (so damage is a miss):
-/// the wheels that will be delivered. Others are checked when read.
-fn must_verify(graph: &Graph, i: usize) -> bool {
+/// How a hit's blobs are checked at lookup (so damage is a miss): the
+/// wheels that will be delivered are hashed; the no-op path leaves the
+/// rest to whatever reads them (every read checks its digest), the full
+/// lookup checks them against the stat cache.
+pub(super) fn must_verify(graph: &Graph, i: usize, otherwise: BlobCheck) -> BlobCheck {
     let n = &graph.nodes[i];
-    n.requested && super::sandbox::makes_wheels(n.derivation.label.kind)
+    if n.requested && super::sandbox::makes_wheels(n.derivation.label.kind) {
+        BlobCheck::Hash
+    } else {
+        otherwise
+    }
 }

@@ -13,6 +13,19 @@ use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+/// How closely a cache hit's blobs are checked before the hit is taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlobCheck {
+    /// Present: whatever reads it later checks its digest on the way.
+    Exists,
+    /// Hashed unless its inode, size and mtime match its last check.
+    Stat,
+    /// Hashed, whatever the stat cache says: what is delivered to a user
+    /// as it is (a wheel), where damage that kept size and mtime must be
+    /// a miss, not a delivery.
+    Hash,
+}
+
 /// Blob hex → (inode, size, mtime ns) at its last successful check.
 pub(super) type StatCache = HashMap<String, (u64, u64, i64)>;
 
@@ -180,6 +193,30 @@ impl LocalStore {
         Ok(size)
     }
 
+    /// Check a blob as `check` says; a damaged blob is discarded (so the
+    /// hit that named it becomes a miss).
+    pub fn check_blob(&self, d: &Digest, check: BlobCheck) -> bool {
+        match check {
+            BlobCheck::Exists => self.has_blob(d),
+            BlobCheck::Stat => self.verify_blob(d).is_ok(),
+            BlobCheck::Hash => self.rehash_blob(d).is_ok(),
+        }
+    }
+
+    /// Hash a blob's bytes, whatever the stat cache says.
+    pub fn rehash_blob(&self, d: &Digest) -> Result<u64, StoreError> {
+        let p = self.blob_path(d);
+        let (got, size) = crate::key::sha256_file(&p).map_err(|e| blob_io(e, d, &p))?;
+        if &got != d {
+            self.discard_blob(d);
+            return Err(StoreError::Corrupt {
+                path: p,
+                reason: format!("content hashes to {got}"),
+            });
+        }
+        Ok(size)
+    }
+
     fn load_stat_cache(&self) -> StatCache {
         let p = self.root.join("statcache");
         let Ok(text) = fs::read_to_string(&p) else {
@@ -273,42 +310,22 @@ impl LocalStore {
         Ok(())
     }
 
-    /// Put a blob at `dest` as a hard link when the filesystem allows (a
-    /// read-only file sharing the store's bytes), else as a verified copy.
-    /// A `dest` that already is this blob is left alone.
+    /// Put a blob at `dest` as a copy whose bytes were hashed on the way
+    /// (never a hard link: a user's tool writing to a delivered wheel must
+    /// not reach the store, and a blob damaged in place, same size and
+    /// mtime, must not be delivered). A `dest` that already holds exactly
+    /// these bytes (hashed, not stat'ed) is left alone; a damaged blob is
+    /// discarded and reported as corrupt.
     /// Returns whether `dest` changed.
     pub fn deliver_blob(&self, d: &Digest, dest: &Path) -> Result<bool, StoreError> {
         let src = self.blob_path(d);
-        if let (Ok(a), Ok(b)) = (fs::metadata(&src), fs::metadata(dest))
-            && a.ino() == b.ino()
-            && a.dev() == b.dev()
+        let size = fs::metadata(&src).map_err(|e| blob_io(e, d, &src))?.len();
+        if fs::symlink_metadata(dest).is_ok_and(|m| m.is_file() && m.len() == size)
+            && crate::key::sha256_file(dest).is_ok_and(|(got, _)| &got == d)
         {
             return Ok(false);
         }
-        let dir = dest.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).ctx(dir)?;
-        // Unique per destination: equal blobs may be delivered in parallel.
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".refine-{}-{name}", std::process::id()));
-        let _ = fs::remove_file(&tmp);
-        match fs::hard_link(&src, &tmp) {
-            Ok(()) => fs::rename(&tmp, dest).ctx(dest)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::Missing(d.clone()));
-            }
-            Err(_) => {
-                if fs::metadata(dest)
-                    .is_ok_and(|m| m.len() == fs::metadata(&src).map(|s| s.len()).unwrap_or(0))
-                    && crate::key::sha256_file(dest).is_ok_and(|(got, _)| &got == d)
-                {
-                    return Ok(false);
-                }
-                self.copy_blob_to(d, dest, false)?
-            }
-        }
+        self.copy_blob_to(d, dest, false)?;
         Ok(true)
     }
 }
@@ -331,6 +348,46 @@ mod tests {
         let err = s.verify_blob(&dg).unwrap_err();
         assert!(err.is_corrupt(), "{err}");
         assert!(!p.exists(), "a corrupt blob is discarded");
+    }
+
+    /// A byte flipped in place, size and mtime restored: the stat cache
+    /// cannot see it, delivery does, and a delivered file is the user's,
+    /// not the store's.
+    #[test]
+    fn delivery_checks_the_bytes_and_shares_none() {
+        let (d, s) = store();
+        let dg = s.put_bytes(b"the wheel's bytes").unwrap();
+        assert_eq!(s.verify_blob(&dg).unwrap(), 17);
+        let out = d.path().join("dist/w.whl");
+        assert!(s.deliver_blob(&dg, &out).unwrap());
+        assert!(!s.deliver_blob(&dg, &out).unwrap(), "unchanged: left alone");
+        let (a, b) = (
+            fs::metadata(&out).unwrap(),
+            fs::metadata(s.blob_path(&dg)).unwrap(),
+        );
+        assert_ne!(a.ino(), b.ino(), "a copy, not a link to the store");
+        // The user writes to the delivered file: the store keeps its bytes.
+        fs::write(&out, b"THE WHEEL'S BYTES").unwrap();
+        assert_eq!(s.read_blob(&dg).unwrap(), b"the wheel's bytes");
+        // Same size, so only a hash tells: delivered again, the right bytes.
+        assert!(s.deliver_blob(&dg, &out).unwrap());
+        assert_eq!(fs::read(&out).unwrap(), b"the wheel's bytes");
+
+        let p = s.blob_path(&dg);
+        let mtime = fs::metadata(&p).unwrap().modified().unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(&p, b"the wheel's bytez").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        fs::remove_file(&out).unwrap();
+        let e = s.deliver_blob(&dg, &out).unwrap_err();
+        assert!(e.is_corrupt(), "{e}");
+        assert!(!out.exists(), "nothing damaged is delivered");
+        assert!(!p.exists(), "the damaged blob is discarded");
     }
 
     #[test]

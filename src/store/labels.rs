@@ -3,6 +3,7 @@
 //! at the end, merged with what other processes wrote meanwhile. The no-op
 //! path answers hits from it without opening an action-cache entry.
 
+use super::cas::BlobCheck;
 use super::local::{LocalStore, write_atomic};
 use super::tree::Tree;
 use crate::key::{Digest, Key};
@@ -84,10 +85,10 @@ impl LocalStore {
     /// key and its output is present and intact. The no-op path runs on
     /// this, without opening an action-cache entry per node.
     ///
-    /// With `verify`, every blob of the output is checked (by stat against
-    /// the stat cache, rehashing only what changed); without, only a later
-    /// read checks them (mounts, copies), which saves a stat per node on a
-    /// no-op run of a large graph.
+    /// `check` says how much of the output's blobs is checked (see
+    /// [`BlobCheck`]): what a later read checks anyway (mounts, copies)
+    /// need only exist, which saves a stat per node on a no-op run of a
+    /// large graph.
     ///
     /// Only a result whose executor `trusts` accepts is a hit.
     pub fn indexed_hit(
@@ -95,7 +96,7 @@ impl LocalStore {
         arch: &str,
         label: &str,
         key: &Key,
-        verify: bool,
+        check: BlobCheck,
         trusts: &dyn Fn(&str) -> bool,
     ) -> Option<(Digest, Tree)> {
         let (output, tree) = self.with_labels(arch, |i| {
@@ -109,9 +110,7 @@ impl LocalStore {
             ))
         })?;
         for (_, d, _) in tree.files() {
-            if verify {
-                self.verify_blob(d).ok()?;
-            } else if !self.has_blob(d) {
+            if !self.check_blob(d, check) {
                 return None;
             }
         }

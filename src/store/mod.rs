@@ -11,6 +11,7 @@ pub mod cas;
 pub mod checkout;
 pub mod confined;
 pub mod labels;
+pub mod limits;
 pub mod local;
 pub mod locks;
 pub mod logs;
@@ -18,6 +19,7 @@ pub mod maint;
 pub mod tree;
 
 pub use action::{ActionResult, Lookup, Verification};
+pub use cas::BlobCheck;
 pub use labels::LabelRecord;
 pub use local::{LocalStore, StoreError, now_secs};
 pub use tree::{EntryKind, Tree, TreeEntry};

@@ -7,7 +7,15 @@
 //! level, and a `RECORD` recomputed from the bytes actually in the wheel.
 //! Two builds that produced the same files therefore give the same wheel,
 //! whatever zip tool and clock the build used.
+//!
+//! A wheel that comes out of a build is untrusted: what its zip headers
+//! declare (sizes, entry counts, names, link bits) are claims. Reading
+//! never allocates by a declared size, stops at the first byte past the
+//! limits ([`OutputLimits`]: total bytes, entries, and growth over the
+//! file's real size on disk), and refuses links and names that are not
+//! plain relative paths.
 
+pub use crate::store::limits::OutputLimits;
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -15,8 +23,18 @@ use std::path::Path;
 pub enum WheelError {
     #[error("{path}: {message}")]
     Bad { path: String, message: String },
+    /// Over one of the [`OutputLimits`].
+    #[error("{path}: {message}")]
+    Limit { path: String, message: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+impl WheelError {
+    /// A host problem (disk full, permissions), not the wheel's.
+    pub fn is_io(&self) -> bool {
+        matches!(self, WheelError::Io(_))
+    }
 }
 
 fn bad(path: &Path, message: impl Into<String>) -> WheelError {
@@ -34,23 +52,83 @@ pub struct WheelFile {
     pub data: Vec<u8>,
 }
 
-/// Read every file entry of a wheel (directories are dropped).
+/// Read every file entry of a wheel (directories are dropped), within the
+/// default [`OutputLimits`].
 pub fn read_wheel(path: &Path) -> Result<Vec<WheelFile>, WheelError> {
+    read_wheel_within(path, &OutputLimits::default())
+}
+
+/// Read every file entry of a wheel within `limits` (see the module header).
+pub fn read_wheel_within(path: &Path, limits: &OutputLimits) -> Result<Vec<WheelFile>, WheelError> {
+    let over = |message: String| WheelError::Limit {
+        path: path.display().to_string(),
+        message,
+    };
     let f = std::fs::File::open(path)?;
+    let on_disk = f.metadata()?.len();
+    // What the entries may come to: the size limit, and the ratio over the
+    // file's real size (with 1 MiB of slack for tiny wheels).
+    let budget = limits
+        .max_bytes
+        .min(on_disk.max(1 << 20).saturating_mul(limits.max_ratio));
     let mut z = zip::ZipArchive::new(f).map_err(|e| bad(path, format!("not a zip file: {e}")))?;
+    if z.len() as u64 > limits.max_files {
+        return Err(over(format!(
+            "{} entries, more than the {} an output may hold (max_output_files)",
+            z.len(),
+            limits.max_files
+        )));
+    }
+    let mut used = 0u64;
     let mut out = Vec::new();
     for i in 0..z.len() {
-        let mut e = z.by_index(i).map_err(|e| bad(path, e.to_string()))?;
+        let e = z.by_index(i).map_err(|e| bad(path, e.to_string()))?;
+        let name = e.name().map_err(|e| bad(path, e.to_string()))?.to_string();
+        if e.enclosed_name().is_none()
+            || name.starts_with('/')
+            || name.contains('\\')
+            || name.contains('\0')
+            || name.split('/').any(|c| c == "..")
+        {
+            return Err(bad(path, format!("unsafe entry name {name:?}")));
+        }
+        if e.is_symlink() {
+            return Err(bad(path, format!("{name} is a link; wheels hold files")));
+        }
         if e.is_dir() {
             continue;
         }
-        let name = e.name().map_err(|e| bad(path, e.to_string()))?.to_string();
-        if name.starts_with('/') || name.split('/').any(|c| c == "..") {
-            return Err(bad(path, format!("unsafe entry name {name:?}")));
-        }
         let executable = e.unix_mode().is_some_and(|m| m & 0o111 != 0);
-        let mut data = Vec::with_capacity(e.size() as usize);
-        e.read_to_end(&mut data)?;
+        let left = budget - used;
+        if e.size() > left {
+            return Err(over(format!(
+                "{name} declares {} bytes, more than the {left} left of this wheel's limit \
+                 ({} bytes, at most {}× its own size)",
+                e.size(),
+                limits.max_bytes,
+                limits.max_ratio
+            )));
+        }
+        // Never allocate by a claim: at most what is left, and the vector
+        // grows only with bytes really read.
+        let mut data = Vec::with_capacity((e.size().min(left) as usize).min(1 << 20));
+        let read = e.take(left + 1).read_to_end(&mut data).map_err(|err| {
+            if err.kind() == std::io::ErrorKind::InvalidData
+                || err.kind() == std::io::ErrorKind::UnexpectedEof
+            {
+                bad(path, format!("{name}: {err}"))
+            } else {
+                WheelError::Io(err)
+            }
+        })? as u64;
+        if read > left {
+            return Err(over(format!(
+                "{name} unpacks to more than the {left} bytes left of this wheel's limit \
+                 ({} bytes, at most {}× its own size)",
+                limits.max_bytes, limits.max_ratio
+            )));
+        }
+        used += read;
         out.push(WheelFile {
             name,
             executable,
@@ -114,7 +192,16 @@ fn zip_time(epoch: i64) -> zip::DateTime {
 
 /// Rewrite a wheel deterministically (see the module documentation).
 pub fn normalize(path: &Path, source_date_epoch: i64) -> Result<(), WheelError> {
-    let mut files = read_wheel(path)?;
+    normalize_within(path, source_date_epoch, &OutputLimits::default())
+}
+
+/// [`normalize`] a wheel a build wrote, read within `limits`.
+pub fn normalize_within(
+    path: &Path,
+    source_date_epoch: i64,
+    limits: &OutputLimits,
+) -> Result<(), WheelError> {
+    let mut files = read_wheel_within(path, limits)?;
     let di = dist_info(&files).ok_or_else(|| bad(path, "no .dist-info directory"))?;
     let record_name = format!("{di}/RECORD");
     files.retain(|f| f.name != record_name && !f.name.starts_with(&format!("{di}/RECORD.")));
@@ -271,9 +358,151 @@ pub fn parse_filename(name: &str) -> Option<(String, String, String, String, Str
     ))
 }
 
+/// A one-entry zip whose entry (stored, `data`) declares `claimed` bytes
+/// through its zip64 fields: how hostile build output lies about sizes.
+/// For refine's own tests.
+#[cfg(any(test, feature = "fake-executor"))]
+pub fn zip64_claiming(name: &str, data: &[u8], claimed: u64) -> Vec<u8> {
+    let n = name.len() as u16;
+    let crc = !data.iter().fold(!0u32, |mut c, b| {
+        c ^= u32::from(*b);
+        for _ in 0..8 {
+            c = (c >> 1) ^ (0xEDB8_8320 & (c & 1).wrapping_neg());
+        }
+        c
+    });
+    let head = |v: &mut Vec<u8>| {
+        v.extend([0, 0, 0, 0, 0, 0, 0, 0]); // flags, stored, time, date
+        v.extend(crc.to_le_bytes());
+        v.extend(u32::MAX.to_le_bytes());
+        v.extend(u32::MAX.to_le_bytes());
+        v.extend(n.to_le_bytes());
+        v.extend(20u16.to_le_bytes());
+    };
+    let extra = |v: &mut Vec<u8>| {
+        v.extend(1u16.to_le_bytes());
+        v.extend(16u16.to_le_bytes());
+        v.extend(claimed.to_le_bytes());
+        v.extend((data.len() as u64).to_le_bytes());
+    };
+    let mut v = Vec::new();
+    v.extend(0x0403_4b50u32.to_le_bytes());
+    v.extend([45, 0]);
+    head(&mut v);
+    v.extend(name.as_bytes());
+    extra(&mut v);
+    v.extend(data);
+    let cd = v.len() as u32;
+    v.extend(0x0201_4b50u32.to_le_bytes());
+    v.extend([45, 3, 45, 0]);
+    head(&mut v);
+    v.extend([0, 0, 0, 0, 0, 0]); // comment, disk, internal attributes
+    v.extend((0o100644u32 << 16).to_le_bytes());
+    v.extend(0u32.to_le_bytes());
+    v.extend(name.as_bytes());
+    extra(&mut v);
+    let cd_size = v.len() as u32 - cd;
+    v.extend(0x0605_4b50u32.to_le_bytes());
+    v.extend([0, 0, 0, 0, 1, 0, 1, 0]);
+    v.extend(cd_size.to_le_bytes());
+    v.extend(cd.to_le_bytes());
+    v.extend([0, 0]);
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A zip of `(name, bytes)` entries, deflated, written with `mode`.
+    fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (name, data) in entries {
+            let o = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated);
+            z.start_file(*name, o).unwrap();
+            z.write_all(data).unwrap();
+        }
+        z.finish().unwrap().into_inner()
+    }
+
+    fn read_bytes(bytes: &[u8], limits: &OutputLimits) -> Result<Vec<WheelFile>, WheelError> {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("w.whl");
+        std::fs::write(&p, bytes).unwrap();
+        read_wheel_within(&p, limits)
+    }
+
+    #[test]
+    fn a_declared_size_is_a_claim_never_an_allocation() {
+        // The crash a hostile tester found: 2^50 bytes declared, 10 there.
+        let bomb = zip64_claiming("bomb.bin", b"0123456789", 1 << 50);
+        let e = read_bytes(&bomb, &OutputLimits::default()).unwrap_err();
+        assert!(matches!(e, WheelError::Limit { .. }), "{e}");
+        assert!(
+            e.to_string().contains("declares 1125899906842624 bytes"),
+            "{e}"
+        );
+        // An honest claim of the same shape reads.
+        let ok = zip64_claiming("ok.bin", b"0123456789", 10);
+        let files = read_bytes(&ok, &OutputLimits::default()).unwrap();
+        assert_eq!(files[0].data, b"0123456789");
+    }
+
+    #[test]
+    fn bombs_by_ratio_and_by_size_stop_at_the_limit() {
+        let zeros = vec![0u8; 8 << 20];
+        let bomb = zip_of(&[("zeros.bin", &zeros)]);
+        assert!(bomb.len() < 100_000, "deflate squeezes it: {}", bomb.len());
+        // 1 MiB of slack × 4: 4 MiB, half of what the entry unpacks to.
+        let ratio = OutputLimits {
+            max_ratio: 4,
+            ..OutputLimits::default()
+        };
+        let e = read_bytes(&bomb, &ratio).unwrap_err();
+        assert!(matches!(e, WheelError::Limit { .. }), "{e}");
+        let size = OutputLimits {
+            max_bytes: 1 << 20,
+            ..OutputLimits::default()
+        };
+        assert!(matches!(
+            read_bytes(&bomb, &size),
+            Err(WheelError::Limit { .. })
+        ));
+        // Within the defaults it is an ordinary (if silly) wheel.
+        assert_eq!(
+            read_bytes(&bomb, &OutputLimits::default()).unwrap()[0]
+                .data
+                .len(),
+            8 << 20
+        );
+    }
+
+    #[test]
+    fn entry_counts_names_and_links_are_checked() {
+        let many: Vec<(String, &[u8])> = (0..20).map(|i| (format!("f{i}"), &b""[..])).collect();
+        let refs: Vec<(&str, &[u8])> = many.iter().map(|(n, d)| (n.as_str(), *d)).collect();
+        let few = OutputLimits {
+            max_files: 19,
+            ..OutputLimits::default()
+        };
+        let e = read_bytes(&zip_of(&refs), &few).unwrap_err();
+        assert!(e.to_string().contains("20 entries"), "{e}");
+        for name in ["../escape", "/etc/passwd", "a/../../b", "a\\..\\b"] {
+            let e = read_bytes(&zip_of(&[(name, b"x")]), &OutputLimits::default()).unwrap_err();
+            assert!(matches!(e, WheelError::Bad { .. }), "{name}: {e}");
+        }
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        z.add_symlink(
+            "link",
+            "/etc/passwd",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        let e =
+            read_bytes(&z.finish().unwrap().into_inner(), &OutputLimits::default()).unwrap_err();
+        assert!(e.to_string().contains("is a link"), "{e}");
+    }
 
     #[test]
     fn normalization_is_deterministic_and_record_correct() {
