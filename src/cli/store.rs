@@ -189,17 +189,15 @@ pub fn run_store(c: &StoreCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
             for (k, why) in &r.bad_entries {
                 p.data(&format!("bad entry {}: {why}", k.short()));
             }
+            for (dir, why) in &r.bad_checkouts {
+                p.data(&format!("bad checkout {}: {why}", dir.display()));
+            }
+            let damaged = r.bad_blobs.len() + r.bad_entries.len() + r.bad_checkouts.len();
             p.info(&format!(
-                "checked {} blobs and {} results: {} damaged",
-                r.blobs,
-                r.entries,
-                r.bad_blobs.len() + r.bad_entries.len()
+                "checked {} blobs, {} results and {} checkouts: {damaged} damaged",
+                r.blobs, r.entries, r.checkouts,
             ));
-            Ok(if r.bad_blobs.is_empty() && r.bad_entries.is_empty() {
-                0
-            } else {
-                1
-            })
+            Ok(if damaged == 0 { 0 } else { 1 })
         }
     }
 }

@@ -106,13 +106,20 @@ impl LocalStore {
         Ok(())
     }
 
-    /// A read-only checkout of a tree at `trees/<hex>`, made once.
+    /// A read-only checkout of a tree at `trees/<hex>`, made once. A
+    /// checkout found damaged (a file missing, added, truncated or grown,
+    /// an exec bit or a link changed: what a stat shows) is removed and
+    /// made again from the verified blobs; `refine store verify` hashes
+    /// every file.
     pub fn materialize(&self, d: &Digest) -> Result<PathBuf, StoreError> {
         let dest = self.root.join("trees").join(d.hex());
-        if dest.is_dir() {
-            return Ok(dest);
-        }
         let tree = self.tree(d)?;
+        if dest.is_dir() {
+            if check_checkout(&dest, &tree, false).is_ok() {
+                return Ok(dest);
+            }
+            remove_damaged(&dest).ctx(&dest)?;
+        }
         let tmp = self.tmp_dir()?;
         let stage = tmp.path().join("t");
         self.checkout(&tree, &stage)?;
@@ -135,10 +142,23 @@ impl LocalStore {
     /// no links, and one with a link is refused. The directory is a
     /// function of the wheel's bytes alone: the wheel's pin keys what runs
     /// it, as a tree's digest keys what mounts its checkout.
+    ///
+    /// Beside the directory, `unpacked/<hex>.tree` lists what was laid out
+    /// (a tree's encoding, digests of the files as written): a directory
+    /// found damaged against it (by stat at every use, by hash in `refine
+    /// store verify`) is laid out again.
     pub fn unpacked_wheel(&self, d: &Digest) -> Result<PathBuf, StoreError> {
         let dest = self.root.join("unpacked").join(d.hex());
+        let listing = unpacked_listing(&dest);
         if dest.is_dir() {
-            return Ok(dest);
+            let intact = fs::read_to_string(&listing)
+                .ok()
+                .and_then(|t| Tree::decode(&t).ok())
+                .is_some_and(|t| check_checkout(&dest, &t, false).is_ok());
+            if intact {
+                return Ok(dest);
+            }
+            remove_damaged(&dest).ctx(&dest)?;
         }
         self.verify_blob(d)?;
         let src = self.blob_path(d);
@@ -176,6 +196,8 @@ impl LocalStore {
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).ctx(parent)?;
         }
+        let described = describe(&stage).map_err(|e| corrupt(e.to_string()))?;
+        super::local::write_atomic(&self.root, &listing, described.encode().as_bytes())?;
         match fs::rename(&stage, &dest) {
             Ok(()) => {}
             // Another process unpacked it meanwhile: theirs is as good.
@@ -183,6 +205,152 @@ impl LocalStore {
             Err(e) => return Err(e).ctx(&dest),
         }
         Ok(dest)
+    }
+
+    /// Check every checkout the store keeps for mounts (`trees/`,
+    /// `unpacked/`) against what it must hold, hashing every file; remove
+    /// what is damaged (the next use lays it out again from verified
+    /// blobs). Returns how many were checked and the damaged ones.
+    pub fn verify_checkouts(&self) -> (usize, Vec<(PathBuf, String)>) {
+        let mut checked = 0;
+        let mut bad = Vec::new();
+        let mut judge = |dir: PathBuf, tree: Result<Tree, String>, extra: Option<PathBuf>| {
+            checked += 1;
+            let verdict = tree.and_then(|t| check_checkout(&dir, &t, true));
+            if let Err(why) = verdict {
+                let _ = remove_damaged(&dir);
+                if let Some(x) = extra {
+                    let _ = fs::remove_file(x);
+                }
+                bad.push((dir, format!("{why}; removed")));
+            }
+        };
+        for dir in self.materialized_trees() {
+            let tree = dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|h| Digest::from_hex(h).ok())
+                .ok_or_else(|| "not named by a tree digest".to_string())
+                .and_then(|d| self.tree(&d).map_err(|e| e.to_string()));
+            judge(dir, tree, None);
+        }
+        for dir in self.unpacked_wheels() {
+            let listing = unpacked_listing(&dir);
+            let tree = fs::read_to_string(&listing)
+                .map_err(|e| format!("no listing of what it holds ({e})"))
+                .and_then(|t| Tree::decode(&t).map_err(|e| e.to_string()));
+            judge(dir, tree, Some(listing));
+        }
+        (checked, bad)
+    }
+}
+
+/// `unpacked/<hex>.tree`, the listing of `unpacked/<hex>`.
+fn unpacked_listing(dir: &Path) -> PathBuf {
+    let mut name = dir
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".tree");
+    dir.with_file_name(name)
+}
+
+/// Remove a checkout (made read-only for mounts) whatever its modes.
+fn remove_damaged(dir: &Path) -> std::io::Result<()> {
+    for e in walkdir::WalkDir::new(dir).into_iter().flatten() {
+        if e.file_type().is_dir() {
+            let _ = fs::set_permissions(e.path(), fs::Permissions::from_mode(0o755));
+        }
+    }
+    fs::remove_dir_all(dir)
+}
+
+/// A tree describing a directory as it is (files hashed, nothing stored).
+fn describe(dir: &Path) -> Result<Tree, StoreError> {
+    let mut entries = Vec::new();
+    for e in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name() {
+        let e = e.map_err(|err| StoreError::Io {
+            path: dir.to_path_buf(),
+            source: err.into(),
+        })?;
+        let rel = e.path().strip_prefix(dir).unwrap_or(e.path());
+        let rel = rel.to_string_lossy().into_owned();
+        let kind = if e.file_type().is_symlink() {
+            let target = fs::read_link(e.path()).ctx(e.path())?;
+            EntryKind::Symlink {
+                target: target.to_string_lossy().into_owned(),
+            }
+        } else if e.file_type().is_dir() {
+            EntryKind::Dir
+        } else {
+            let meta = fs::metadata(e.path()).ctx(e.path())?;
+            let (digest, size) = crate::key::sha256_file(e.path()).ctx(e.path())?;
+            EntryKind::File {
+                executable: meta.permissions().mode() & 0o111 != 0,
+                size,
+                digest,
+            }
+        };
+        entries.push(TreeEntry { path: rel, kind });
+    }
+    Tree::new(entries).map_err(|e| StoreError::Corrupt {
+        path: dir.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// Whether the checkout at `dir` holds exactly `tree`: the same entries
+/// of the same kinds, files of the same size and exec bit (and, `deep`,
+/// the same sha256), links with the same target. Never follows a link.
+pub fn check_checkout(dir: &Path, tree: &Tree, deep: bool) -> Result<(), String> {
+    use std::collections::BTreeMap;
+    let mut want: BTreeMap<&str, &EntryKind> = tree
+        .entries
+        .iter()
+        .map(|e| (e.path.as_str(), &e.kind))
+        .collect();
+    for e in walkdir::WalkDir::new(dir).min_depth(1) {
+        let e = e.map_err(|err| format!("cannot read it: {err}"))?;
+        let rel = e.path().strip_prefix(dir).unwrap_or(e.path());
+        let rel = rel.to_string_lossy();
+        let Some(kind) = want.remove(rel.as_ref()) else {
+            return Err(format!("{rel} should not be there"));
+        };
+        let ft = e.file_type();
+        match kind {
+            EntryKind::Dir if ft.is_dir() => {}
+            EntryKind::Symlink { target } if ft.is_symlink() => {
+                let got = fs::read_link(e.path()).map_err(|err| format!("{rel}: {err}"))?;
+                if got.to_string_lossy() != target.as_str() {
+                    return Err(format!("{rel} links elsewhere"));
+                }
+            }
+            EntryKind::File {
+                executable,
+                size,
+                digest,
+            } if ft.is_file() => {
+                let meta = e.metadata().map_err(|err| format!("{rel}: {err}"))?;
+                if meta.len() != *size {
+                    return Err(format!("{rel} is {} bytes, not {size}", meta.len()));
+                }
+                if (meta.permissions().mode() & 0o111 != 0) != *executable {
+                    return Err(format!("{rel} has another exec bit"));
+                }
+                if deep {
+                    let (got, _) =
+                        crate::key::sha256_file(e.path()).map_err(|err| format!("{rel}: {err}"))?;
+                    if &got != digest {
+                        return Err(format!("{rel} hashes to {got}, not {digest}"));
+                    }
+                }
+            }
+            _ => return Err(format!("{rel} is another kind of entry")),
+        }
+    }
+    match want.keys().next() {
+        Some(missing) => Err(format!("{missing} is missing")),
+        None => Ok(()),
     }
 }
 
@@ -253,9 +421,72 @@ mod tests {
             fs::metadata(&py).unwrap().permissions().mode() & 0o777,
             0o644
         );
-        // Made once: a second call finds it.
-        fs::write(dir.join("marker"), b"").unwrap();
-        assert!(s.unpacked_wheel(&w).unwrap().join("marker").exists());
+        // Made once: a second call finds it (the same file, not a new one).
+        use std::os::unix::fs::MetadataExt;
+        let ino = fs::metadata(&uv).unwrap().ino();
+        assert_eq!(s.unpacked_wheel(&w).unwrap(), dir);
+        assert_eq!(fs::metadata(&uv).unwrap().ino(), ino);
+    }
+
+    /// Damage outside the CAS: a truncated file of the unpacked frontend
+    /// (every build segfaulted, and `store verify` said 0 damaged), a
+    /// changed byte of a materialized tree.
+    #[test]
+    fn damaged_checkouts_are_found_and_laid_out_again() {
+        let (d, s) = store();
+        let w = wheel_blob(&s, &[("uv-1.0.data/scripts/uv", 0o755, b"\x7fELF program")]);
+        let dir = s.unpacked_wheel(&w).unwrap();
+        let uv = dir.join("uv-1.0.data/scripts/uv");
+        // Truncated: a stat at the next use sees it, and it is laid out again.
+        fs::File::options()
+            .write(true)
+            .open(&uv)
+            .unwrap()
+            .set_len(4)
+            .unwrap();
+        assert_eq!(s.unpacked_wheel(&w).unwrap(), dir);
+        assert_eq!(fs::read(&uv).unwrap(), b"\x7fELF program");
+
+        let src = d.path().join("src");
+        fs::create_dir_all(src.join("lib")).unwrap();
+        fs::write(src.join("lib/libz.so.1"), b"elf bytes").unwrap();
+        let t = s.put_tree(&src).unwrap();
+        let out = s.materialize(&t.digest()).unwrap();
+        assert_eq!(s.verify_checkouts(), (2, vec![]));
+
+        // A byte changed, same size: only a hash sees it.
+        fs::write(dir.join("uv-1.0.data/scripts/uv"), b"\x7fELF PROGRAM").unwrap();
+        fs::write(out.join("lib/libz.so.1"), b"elf BYTES").unwrap();
+        let (checked, bad) = s.verify_checkouts();
+        assert_eq!(checked, 2);
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        assert!(
+            bad.iter().all(|(_, why)| why.contains("hashes to")),
+            "{bad:?}"
+        );
+        assert!(
+            !dir.exists() && !out.exists(),
+            "damaged checkouts are removed"
+        );
+        // And the next use lays them out again, whole.
+        assert_eq!(
+            fs::read(s.unpacked_wheel(&w).unwrap().join("uv-1.0.data/scripts/uv")).unwrap(),
+            b"\x7fELF program"
+        );
+        assert_eq!(
+            fs::read(s.materialize(&t.digest()).unwrap().join("lib/libz.so.1")).unwrap(),
+            b"elf bytes"
+        );
+
+        // Something added to a checkout is damage too.
+        fs::write(s.materialize(&t.digest()).unwrap().join("extra"), b"").unwrap();
+        assert!(
+            s.materialize(&t.digest())
+                .unwrap()
+                .join("lib/libz.so.1")
+                .exists()
+        );
+        assert!(!out.join("extra").exists());
     }
 
     #[test]

@@ -237,7 +237,7 @@ mod tests {
 
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &out.join("fifo"),
+            out.join("fifo"),
             rustix::fs::FileType::Fifo,
             rustix::fs::Mode::from_raw_mode(0o644),
             0,

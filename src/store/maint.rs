@@ -54,6 +54,9 @@ pub struct VerifyReport {
     pub bad_blobs: Vec<(Digest, String)>,
     pub entries: usize,
     pub bad_entries: Vec<(Key, String)>,
+    /// Checkouts kept for mounts (`trees/`, `unpacked/`).
+    pub checkouts: usize,
+    pub bad_checkouts: Vec<(PathBuf, String)>,
 }
 
 /// Rehash every blob (ignoring the stat cache) and check every action
@@ -82,6 +85,7 @@ pub fn verify(store: &LocalStore) -> Result<VerifyReport, StoreError> {
             super::Lookup::Miss => r.bad_entries.push((k, "unreadable; removed".into())),
         }
     }
+    (r.checkouts, r.bad_checkouts) = store.verify_checkouts();
     store.drop_stale_labels();
     Ok(r)
 }
@@ -189,6 +193,7 @@ pub fn gc(
             .is_some_and(|d| live.contains(&d));
         if !live_tree {
             let _ = std::fs::remove_dir_all(&dir);
+            let _ = std::fs::remove_file(dir.with_extension("tree"));
         }
     }
     store.drop_stale_labels();
@@ -231,9 +236,13 @@ impl LocalStore {
         self.dirs_in("trees")
     }
 
-    /// Wheels laid out for mounts (`unpacked/<wheel hex>`).
+    /// Wheels laid out for mounts (`unpacked/<wheel hex>`; each with its
+    /// listing `unpacked/<wheel hex>.tree` beside it).
     pub fn unpacked_wheels(&self) -> Vec<PathBuf> {
         self.dirs_in("unpacked")
+            .into_iter()
+            .filter(|p| p.extension().is_none())
+            .collect()
     }
 
     fn dirs_in(&self, name: &str) -> Vec<PathBuf> {
