@@ -555,6 +555,62 @@ fn a_blob_damaged_in_place_is_never_delivered() {
     assert_eq!(common::sha256_hex(&std::fs::read(&delivered).unwrap()), sha);
 }
 
+/// A hostile workspace: a recipe that is a link to /etc/passwd, an
+/// include that is a link out of the workspace, a path source that is one.
+/// Nothing of the host is read into a build or a log: each is a user
+/// error that names the rule's file and line.
+#[test]
+fn workspace_links_out_never_bring_host_files_into_builds() {
+    use std::os::unix::fs::symlink;
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.sh"), "echo HOST-SECRET\n").unwrap();
+    let cases: [(&str, std::path::PathBuf, &str); 3] = [
+        ("recipes/pack.sh", "/etc/passwd".into(), "//packs:zlib"),
+        (
+            "recipes/lib/common.sh",
+            outside.path().join("secret.sh"),
+            "//packs:zlib",
+        ),
+        (
+            "vendor/alpha-1.0.tar.gz",
+            outside.path().join("secret.sh"),
+            "//wheels:alpha",
+        ),
+    ];
+    for (rel, target, label) in cases {
+        let ws = fake_workspace();
+        let p = ws.root().join(rel);
+        std::fs::remove_file(&p).unwrap();
+        symlink(&target, &p).unwrap();
+        let r = ws.fake(&["build", label]);
+        assert_ne!(r.code, 0, "{rel}: {}", r.all());
+        assert!(
+            r.all().contains("leads out of the workspace"),
+            "{rel}: {}",
+            r.all()
+        );
+        assert!(!r.all().contains("root:x:0:0"), "{}", r.all());
+        assert!(!r.all().contains("HOST-SECRET"), "{}", r.all());
+        for f in common::files_under(&ws.store) {
+            let bytes = std::fs::read(&f).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains("root:x:0:0") && !text.contains("HOST-SECRET"),
+                "{}",
+                f.display()
+            );
+        }
+        if rel.starts_with("recipes/") {
+            assert_eq!(r.code, 2, "a user error: {}", r.all());
+            assert!(
+                r.stderr.contains("packs/"),
+                "names the rule's file: {}",
+                r.stderr
+            );
+        }
+    }
+}
+
 #[test]
 fn json_events_stream_and_summarize() {
     let ws = fake_workspace();

@@ -50,6 +50,10 @@ pub trait Db: salsa::Database {
     fn aux_file(&self, path: &str) -> AuxFile;
     /// Record that a query ran, when logging is on (tests, `--explain-eval`).
     fn log_query(&self, query: &str, arg: &dyn std::fmt::Display);
+    /// Why a workspace file reads as nothing (missing, or a link out).
+    fn file_problem(&self, path: &str) -> String {
+        format!("`{path}` does not exist")
+    }
 }
 
 #[salsa::db]
@@ -129,6 +133,10 @@ impl Db for Database {
         let f = AuxFile::new(self, path.to_string(), digest);
         map.insert(path.to_string(), f);
         f
+    }
+
+    fn file_problem(&self, path: &str) -> String {
+        self.files.problem(path)
     }
 
     fn log_query(&self, query: &str, arg: &dyn std::fmt::Display) {

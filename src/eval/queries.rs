@@ -778,11 +778,19 @@ impl Resolver<'_> {
             let f = self.db.aux_file(&p.value);
             match f.digest(self.db) {
                 Some(d) => files.push((p.value.clone(), d.clone())),
-                None => self.diags.push(
-                    Diagnostic::error(format!("recipe file `{}` does not exist", p.value))
-                        .at(p.loc.clone())
-                        .hint("recipe paths are relative to the workspace root, e.g. \"recipes/zlib.sh\""),
-                ),
+                None => {
+                    let why = self.db.file_problem(&p.value);
+                    let hint = if why.contains("leads out of the workspace") {
+                        "recipes and their includes are read inside the workspace only: copy the file in instead of linking to it"
+                    } else {
+                        "recipe paths are relative to the workspace root, e.g. \"recipes/zlib.sh\""
+                    };
+                    self.diags.push(
+                        Diagnostic::error(format!("recipe file {why}"))
+                            .at(p.loc.clone())
+                            .hint(hint),
+                    )
+                }
             }
         }
         Action::Recipe {

@@ -110,7 +110,15 @@ pub fn fetch(
             cargo::vendor(sdist, name, lock.as_deref(), tmp.path(), log)?
         }
         Fetch::Path { path } => {
-            let src = ws_root.join(path);
+            let src = match crate::workspace::confined(ws_root, path) {
+                Err(e @ crate::workspace::WorkspaceError::Escapes { .. }) => {
+                    return Err(FetchError::NotFound {
+                        message: format!("{what}: {e}"),
+                        hint: e.hint().into(),
+                    });
+                }
+                _ => ws_root.join(path),
+            };
             if !src.is_file() {
                 return Err(FetchError::NotFound {
                     message: format!("{what}: `{path}` does not exist in the workspace"),

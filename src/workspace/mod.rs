@@ -32,15 +32,27 @@ impl Files {
         }
     }
 
-    /// A file's bytes: the workspace's, else the base's.
+    /// A file's bytes: the workspace's, else the base's. A path that
+    /// leads out of the workspace (through a symlink) reads as nothing:
+    /// never the host's file, never the base's in its place
+    /// ([`Files::problem`] says why).
     pub fn read(&self, rel: &str) -> Option<Cow<'static, [u8]>> {
         if let Some(b) = rel.strip_prefix(base::PREFIX) {
             return base::Base::get().file(b).map(|x| Cow::Owned(x.to_vec()));
         }
-        match std::fs::read(self.root.join(rel)) {
-            Ok(b) => Some(Cow::Owned(b)),
+        match confined(&self.root, rel) {
+            Ok(p) => std::fs::read(p).ok().map(Cow::Owned),
+            Err(WorkspaceError::Escapes { .. }) => None,
             Err(_) if self.builtin => base::Base::get().file(rel).map(|x| Cow::Owned(x.to_vec())),
             Err(_) => None,
+        }
+    }
+
+    /// Why [`Files::read`] finds nothing at `rel`.
+    pub fn problem(&self, rel: &str) -> String {
+        match confined(&self.root, rel) {
+            Err(e @ WorkspaceError::Escapes { .. }) => e.to_string(),
+            _ => format!("`{rel}` does not exist"),
         }
     }
 
@@ -66,6 +78,8 @@ pub enum WorkspaceError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("`{rel}` leads out of the workspace (to {target})")]
+    Escapes { rel: String, target: PathBuf },
 }
 
 impl WorkspaceError {
@@ -75,6 +89,9 @@ impl WorkspaceError {
                 "run refine inside a workspace, or pass --workspace DIR"
             }
             WorkspaceError::Io { .. } => "check the file's permissions",
+            WorkspaceError::Escapes { .. } => {
+                "workspace files are read inside the workspace only: copy the file in instead of linking to it"
+            }
         }
     }
 }
@@ -129,7 +146,10 @@ pub fn rule_files(root: &Path) -> Result<Vec<String>, WorkspaceError> {
                 source: e.into(),
             })?;
             let p = entry.path();
-            if entry.file_type().is_file() && p.extension().is_some_and(|e| e == "toml") {
+            // A linked rule file is listed too, so reading it says where
+            // it leads if that is outside ([`confined`]).
+            let ft = entry.file_type();
+            if (ft.is_file() || ft.is_symlink()) && p.extension().is_some_and(|e| e == "toml") {
                 let rel = p.strip_prefix(root).unwrap_or(p);
                 out.push(rel.to_string_lossy().into_owned());
             }
@@ -140,13 +160,76 @@ pub fn rule_files(root: &Path) -> Result<Vec<String>, WorkspaceError> {
 }
 
 pub fn read(root: &Path, rel: &str) -> Result<String, WorkspaceError> {
-    let path = root.join(rel);
+    let path = confined(root, rel)?;
     std::fs::read_to_string(&path).map_err(|source| WorkspaceError::Io { path, source })
+}
+
+/// The real path of a workspace file, if it lies inside the workspace once
+/// every symlink is resolved. A workspace is untrusted (contributors, a
+/// cloned repository): a link in it to `/etc/passwd` or `../../secret`
+/// must never bring a host file into a build, a log or a pushed result.
+/// Lexical `..` and absolute paths are refused earlier, by the rules.
+pub fn confined(root: &Path, rel: &str) -> Result<PathBuf, WorkspaceError> {
+    let io = |path: PathBuf| move |source| WorkspaceError::Io { path, source };
+    let real_root = root.canonicalize().map_err(io(root.to_path_buf()))?;
+    let path = root.join(rel);
+    let real = path.canonicalize().map_err(io(path))?;
+    if real.starts_with(&real_root) {
+        Ok(real)
+    } else {
+        Err(WorkspaceError::Escapes {
+            rel: rel.to_string(),
+            target: real,
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A hostile workspace: rule files, recipes and includes that are links
+    /// to files outside it are never read; links inside it are fine.
+    #[test]
+    fn links_out_of_the_workspace_read_as_nothing() {
+        use std::os::unix::fs::symlink;
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "host secret\n").unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        std::fs::create_dir_all(root.join("recipes/lib")).unwrap();
+        std::fs::create_dir_all(root.join("rules")).unwrap();
+        std::fs::write(root.join("recipes/real.sh"), "echo hi\n").unwrap();
+        symlink("real.sh", root.join("recipes/inside.sh")).unwrap();
+        symlink(outside.path().join("secret"), root.join("recipes/evil.sh")).unwrap();
+        symlink("/etc/passwd", root.join("recipes/passwd.sh")).unwrap();
+        symlink(
+            "../../../../../../etc/passwd",
+            root.join("recipes/lib/up.sh"),
+        )
+        .unwrap();
+        symlink(outside.path().join("secret"), root.join("rules/evil.toml")).unwrap();
+        symlink(outside.path(), root.join("recipes/outdir")).unwrap();
+        let files = Files::new(root, true);
+        assert_eq!(files.read_text("recipes/inside.sh").unwrap(), "echo hi\n");
+        for rel in [
+            "recipes/evil.sh",
+            "recipes/passwd.sh",
+            "recipes/lib/up.sh",
+            "rules/evil.toml",
+            "recipes/outdir/secret",
+        ] {
+            assert!(files.read(rel).is_none(), "{rel} was read");
+            assert!(
+                files.problem(rel).contains("leads out of the workspace"),
+                "{rel}"
+            );
+            let e = read(root, rel).unwrap_err();
+            assert!(matches!(e, WorkspaceError::Escapes { .. }), "{rel}: {e}");
+        }
+        // A linked rule file is listed, so that reading it fails loudly.
+        assert_eq!(rule_files(root).unwrap(), ["rules/evil.toml"]);
+    }
 
     #[test]
     fn finds_root_and_lists_sorted_rule_files() {
