@@ -890,3 +890,76 @@ fn a_moved_store_reports_its_own_log_paths() {
         assert!(log.starts_with(&moved) && log.is_file(), "{e}");
     }
 }
+
+/// A disk filled to the last byte under the store: the history database is
+/// not "damaged", it is left as it is (a warning says the run is not
+/// recorded), and once there is space again every earlier run is there.
+/// A real full filesystem: a small tmpfs (root, as CI runs).
+#[test]
+fn a_full_disk_never_costs_the_history() {
+    let ws = fake_workspace();
+    let mnt = tempfile::tempdir().unwrap();
+    let store = mnt.path().join("store");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=24m", "refine-test-full"])
+        .arg(mnt.path())
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount a tmpfs (this test runs as root)");
+    struct Unmount<'a>(&'a std::path::Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.path());
+    let run = |args: &[&str]| -> common::Run {
+        let mut c = ws.cmd_in(&store);
+        c.env("REFINE_EXECUTOR", "fake");
+        c.args(args).output().unwrap().into()
+    };
+    run(&["build", "--json", "//wheels:alpha"]).ok();
+    let before = run(&["history", "--json"]);
+    before.ok();
+    let runs = |r: &common::Run| {
+        r.stdout
+            .lines()
+            .filter(|l| l.contains("\"event\":\"run\""))
+            .count()
+    };
+    assert_eq!(runs(&before), 1, "{}", before.all());
+
+    // Fill the disk.
+    let filler = mnt.path().join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 64 << 10];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.write_all(&[0u8; 512]);
+        let _ = f.sync_all();
+    }
+    let full = run(&["build", "--json", "//wheels:beta"]);
+    assert_ne!(full.code, 0, "nothing can be stored: {}", full.all());
+    assert_eq!(full.code, 3, "a host problem: {}", full.all());
+    let names: Vec<String> = std::fs::read_dir(&store)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.contains("damaged")),
+        "{names:?}\n{}",
+        full.all()
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    let after = run(&["history", "--json"]);
+    after.ok();
+    assert!(
+        runs(&after) >= 1,
+        "the first run is still there: {}",
+        after.all()
+    );
+    assert!(!after.all().contains("damaged"), "{}", after.all());
+}

@@ -93,6 +93,11 @@ pub fn run(c: &HistoryCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
                             ))
                         })
                         .unwrap_or_else(|| "running".into());
+                    let took = if r.interrupted {
+                        format!("{took} (interrupted)")
+                    } else {
+                        took
+                    };
                     p.data(&format!(
                         "#{:<5} {}  {:<8} {:>4} built {:>5} hits {:>3} failed {:>3} blocked  {:>8}  {}",
                         r.id,

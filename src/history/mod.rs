@@ -3,11 +3,18 @@
 //! `refine serve`, and the scheduler (which orders by recorded durations).
 //!
 //! Invariants:
-//! - History never fails a build: every write is best effort, and a
-//!   database that cannot be opened or is damaged is moved aside
-//!   (`history.sqlite.damaged-<time>`), reported once, and made anew.
+//! - History never fails a build: every write is best effort.
+//! - It is moved aside (`history.sqlite.damaged-<time>`, with its WAL and
+//!   shared-memory files, which hold committed rows) only when SQLite
+//!   itself says it is damaged (`PRAGMA integrity_check`), or when it is
+//!   of a schema version refine cannot migrate. A busy database (another
+//!   process holding a lock past the busy timeout), a full disk or any
+//!   other I/O error leaves it as it is: the run goes unrecorded, with
+//!   one warning.
 //! - Concurrent refine processes share it: WAL mode and a busy timeout;
 //!   each write is one short transaction.
+//! - Runs of refine processes that are gone (killed) are marked
+//!   interrupted by the next process that opens it.
 //! - A node is recorded when it starts building (verdict `running`, with
 //!   its log path, so a dashboard can follow the log) and again when it
 //!   ends.
@@ -31,7 +38,8 @@ CREATE TABLE IF NOT EXISTS runs (
     hits INTEGER NOT NULL DEFAULT 0,
     failed INTEGER NOT NULL DEFAULT 0,
     blocked INTEGER NOT NULL DEFAULT 0,
-    skipped INTEGER NOT NULL DEFAULT 0
+    skipped INTEGER NOT NULL DEFAULT 0,
+    interrupted INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS results (
     id INTEGER PRIMARY KEY,
@@ -54,9 +62,13 @@ CREATE INDEX IF NOT EXISTS results_by_label ON results (label, arch, id);
 CREATE INDEX IF NOT EXISTS results_by_verdict ON results (verdict, id);
 ";
 
-/// The schema's version (`PRAGMA user_version`): a database of another
-/// version is moved aside and made anew.
-const VERSION: i64 = 2;
+/// The schema's version (`PRAGMA user_version`). Version 2 is migrated
+/// (runs gained `interrupted`); a database of any other version is moved
+/// aside and made anew.
+const VERSION: i64 = 3;
+
+/// How long a write waits for another process's lock.
+const BUSY: Duration = Duration::from_secs(10);
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -87,6 +99,8 @@ pub struct RunRow {
     pub failed: i64,
     pub blocked: i64,
     pub skipped: i64,
+    /// Its process ended before it did (killed, or the machine went down).
+    pub interrupted: bool,
 }
 
 /// One recorded node result.
@@ -159,53 +173,127 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         failed: r.get(10)?,
         blocked: r.get(11)?,
         skipped: r.get(12)?,
+        interrupted: r.get::<_, i64>(13)? != 0,
     })
 }
 
-const RUN_COLUMNS: &str = "id, started_ms, finished_ms, command, workspace, arch, toolchain, owner, built, hits, failed, blocked, skipped";
+const RUN_COLUMNS: &str = "id, started_ms, finished_ms, command, workspace, arch, toolchain, owner, built, hits, failed, blocked, skipped, interrupted";
+
+/// What SQLite says of a failed open: damage (move it aside), another
+/// schema version (move it aside), or anything else (leave it alone).
+#[derive(Debug, PartialEq, Eq)]
+enum OpenFailure {
+    Damaged,
+    OtherVersion,
+    Unavailable,
+}
+
+fn classify(e: &rusqlite::Error) -> OpenFailure {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+            OpenFailure::Damaged
+        }
+        Some(rusqlite::ErrorCode::SchemaChanged) => OpenFailure::OtherVersion,
+        _ => OpenFailure::Unavailable,
+    }
+}
+
+/// `PRAGMA integrity_check` on a connection of its own: whether SQLite
+/// finds the file damaged (a file that is not a database is).
+fn is_corrupt(path: &Path, busy: Duration) -> bool {
+    let Ok(conn) = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
+    else {
+        return false;
+    };
+    let _ = conn.busy_timeout(busy);
+    match conn.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0)) {
+        Ok(ok) => ok != "ok",
+        Err(e) => classify(&e) == OpenFailure::Damaged,
+    }
+}
 
 impl History {
     pub fn path_in(store: &Path) -> PathBuf {
         store.join("history.sqlite")
     }
 
-    /// Open (or make) the store's history. A damaged database is moved
-    /// aside and made anew; the message says so (for the caller to show).
+    /// Open (or make) the store's history. A database SQLite finds damaged
+    /// (or of a schema version refine cannot migrate) is moved aside and
+    /// made anew; the message says so (for the caller to show). Any other
+    /// failure (busy past the timeout, disk full, permissions) is an `Err`
+    /// that leaves the file as it is: the run goes unrecorded.
     pub fn open(store: &Path) -> Result<(History, Option<String>), String> {
-        let path = Self::path_in(store);
-        match Self::try_open(&path) {
-            Ok(h) => Ok((h, None)),
-            Err(e) => {
-                let aside = path.with_extension(format!("sqlite.damaged-{}", now_ms()));
-                let moved = std::fs::rename(&path, &aside).is_ok();
-                for ext in ["sqlite-wal", "sqlite-shm"] {
-                    let _ = std::fs::remove_file(path.with_extension(ext));
-                }
-                let h = Self::try_open(&path).map_err(|e2| {
-                    format!(
-                        "the history database {} cannot be made: {e2}",
-                        path.display()
-                    )
-                })?;
-                let msg = if moved {
-                    format!(
-                        "the history database was damaged ({e}): kept as {} and made anew",
-                        aside.display()
-                    )
-                } else {
-                    format!("the history database could not be opened ({e}): made anew")
-                };
-                Ok((h, Some(msg)))
-            }
-        }
+        Self::open_waiting(store, BUSY)
     }
 
-    fn try_open(path: &Path) -> rusqlite::Result<History> {
+    /// [`History::open`], waiting at most `busy` for another's lock.
+    pub fn open_waiting(store: &Path, busy: Duration) -> Result<(History, Option<String>), String> {
+        let path = Self::path_in(store);
+        // SQLite deletes the WAL when the last connection closes, even of
+        // a file it found damaged: a second name for it keeps its rows for
+        // the copy set aside.
+        let wal = path.with_extension("sqlite-wal");
+        let keep = path.with_extension(format!("sqlite-wal.keep-{}", std::process::id()));
+        let kept = std::fs::hard_link(&wal, &keep).is_ok();
+        let opened = Self::try_open(&path, busy);
+        let e = match opened {
+            Ok(h) => {
+                if kept {
+                    let _ = std::fs::remove_file(&keep);
+                }
+                return Ok((h, None));
+            }
+            Err(e) => e,
+        };
+        let damaged = classify(&e) == OpenFailure::Damaged && is_corrupt(&path, busy);
+        if kept && !wal.exists() && damaged {
+            let _ = std::fs::rename(&keep, &wal);
+        } else if kept {
+            let _ = std::fs::remove_file(&keep);
+        }
+        let why = match classify(&e) {
+            OpenFailure::Damaged if damaged => "damaged",
+            OpenFailure::OtherVersion => "of another schema version",
+            _ => {
+                return Err(format!(
+                    "the history database {} cannot be used now ({e}); it is left as it is",
+                    path.display()
+                ));
+            }
+        };
+        let aside = path.with_extension(format!("sqlite.{}-{}", why.replace(' ', "-"), now_ms()));
+        if let Err(re) = std::fs::rename(&path, &aside) {
+            return Err(format!(
+                "the history database {} is {why} ({e}) and cannot be moved aside ({re})",
+                path.display()
+            ));
+        }
+        // Committed rows may still be in the WAL: they go with it.
+        for ext in ["wal", "shm"] {
+            let from = path.with_extension(format!("sqlite-{ext}"));
+            let mut to = aside.clone().into_os_string();
+            to.push(format!("-{ext}"));
+            let _ = std::fs::rename(&from, &to);
+        }
+        let h = Self::try_open(&path, busy).map_err(|e2| {
+            format!(
+                "the history database {} cannot be made: {e2}",
+                path.display()
+            )
+        })?;
+        let msg = format!(
+            "the history database was {why} ({e}): kept as {} and made anew",
+            aside.display()
+        );
+        Ok((h, Some(msg)))
+    }
+
+    fn try_open(path: &Path, busy: Duration) -> rusqlite::Result<History> {
         if let Some(p) = path.parent() {
             let _ = std::fs::create_dir_all(p);
         }
         let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.busy_timeout(busy)?;
         // Damage shows here: a file that is not a database, or one whose
         // pages do not check.
         let ok: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
@@ -223,14 +311,23 @@ impl History {
             [],
             |r| r.get(0),
         )?;
-        if tables > 0 && version != VERSION {
+        if tables > 0 && version == 2 {
+            conn.execute_batch(
+                "BEGIN IMMEDIATE;
+                 ALTER TABLE runs ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0;
+                 PRAGMA user_version = 3;
+                 COMMIT;",
+            )?;
+        } else if tables > 0 && version != VERSION {
             return Err(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_SCHEMA),
                 Some(format!("schema version {version}, refine writes {VERSION}")),
             ));
         }
-        conn.execute_batch(SCHEMA)?;
-        conn.execute_batch(&format!("PRAGMA user_version = {VERSION}"))?;
+        if tables == 0 {
+            conn.execute_batch(SCHEMA)?;
+            conn.execute_batch(&format!("PRAGMA user_version = {VERSION}"))?;
+        }
         Ok(History {
             conn,
             path: path.to_path_buf(),
@@ -461,12 +558,15 @@ impl History {
         rows.collect()
     }
 
-    /// Results still marked running whose run's process is gone: they were
-    /// interrupted (SIGKILL); said as such.
+    /// Runs that never ended and whose process is gone were interrupted
+    /// (SIGKILL, a crash, the machine going down): each is marked so, ended
+    /// at its last recorded result, and its results still marked running
+    /// are failed as interrupted. Returns how many results were settled.
     pub fn settle_dead_runs(&self) -> rusqlite::Result<usize> {
-        let mut st = self
-            .conn
-            .prepare("SELECT DISTINCT r.id, r.owner FROM runs r JOIN results x ON x.run = r.id WHERE x.verdict = 'running'")?;
+        let mut st = self.conn.prepare(
+            "SELECT DISTINCT r.id, r.owner FROM runs r LEFT JOIN results x ON x.run = r.id
+             WHERE r.finished_ms IS NULL OR x.verdict = 'running'",
+        )?;
         let dead: Vec<i64> = st
             .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
             .filter_map(|x| x.ok())
@@ -477,6 +577,15 @@ impl History {
         for id in dead {
             n += self.conn.execute(
                 "UPDATE results SET verdict = 'failed', error = 'interrupted: the refine process running it ended' WHERE run = ?1 AND verdict = 'running'",
+                params![id],
+            )?;
+            self.conn.execute(
+                "UPDATE runs SET interrupted = 1,
+                     finished_ms = (SELECT max(runs.started_ms, coalesce(max(x.started_ms + coalesce(x.duration_ms, 0)), 0))
+                                    FROM results x WHERE x.run = ?1),
+                     built = (SELECT count(*) FROM results x WHERE x.run = ?1 AND x.verdict = 'built'),
+                     failed = (SELECT count(*) FROM results x WHERE x.run = ?1 AND x.verdict = 'failed')
+                 WHERE id = ?1 AND finished_ms IS NULL",
                 params![id],
             )?;
         }
@@ -566,6 +675,130 @@ mod tests {
             durations[&("s390x".to_string(), "//wheels:a".to_string())],
             3000
         );
+    }
+
+    /// Another process holds the write lock past the busy timeout: the
+    /// history is busy, not damaged. It stays where it is, whole, and the
+    /// run goes unrecorded; once the lock is gone, it opens as before.
+    #[test]
+    fn a_locked_database_is_waited_for_and_never_moved_aside() {
+        let d = tempfile::tempdir().unwrap();
+        let (h, _) = History::open(d.path()).unwrap();
+        let run = h
+            .begin_run("build", Path::new("/ws"), "x86_64", "native")
+            .unwrap();
+        h.end_run(run, [1, 0, 0, 0, 0]).unwrap();
+        drop(h);
+        // An exclusive lock, as a rollback-journal writer or a VACUUM holds it.
+        let other = Connection::open(History::path_in(d.path())).unwrap();
+        other
+            .execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;")
+            .unwrap();
+        let e = History::open_waiting(d.path(), Duration::from_millis(300))
+            .err()
+            .expect("busy");
+        assert!(
+            e.contains("cannot be used now") && e.contains("left as it is"),
+            "{e}"
+        );
+        let names: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!names.iter().any(|n| n.contains("damaged")), "{names:?}");
+        // Waited for: a lock released within the timeout is no failure.
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            other
+                .execute_batch("COMMIT; PRAGMA locking_mode = NORMAL;")
+                .unwrap();
+            // The exclusive mode ends with the next read.
+            let _: i64 = other
+                .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+                .unwrap();
+            drop(other);
+        });
+        let (h, note) = History::open_waiting(d.path(), Duration::from_secs(10)).unwrap();
+        t.join().unwrap();
+        assert_eq!(note, None);
+        assert_eq!(h.runs(5).unwrap().len(), 1, "nothing was lost");
+    }
+
+    /// A damaged database goes aside with its WAL (which may hold rows).
+    #[test]
+    fn a_damaged_database_goes_aside_with_its_wal() {
+        let d = tempfile::tempdir().unwrap();
+        let p = History::path_in(d.path());
+        std::fs::write(&p, b"this is not a database, not at all").unwrap();
+        std::fs::write(p.with_extension("sqlite-wal"), b"wal bytes").unwrap();
+        let (_h, note) = History::open(d.path()).unwrap();
+        assert!(note.unwrap().contains("damaged"));
+        let names: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let wal = names
+            .iter()
+            .find(|n| n.contains("damaged") && n.ends_with("-wal"))
+            .unwrap_or_else(|| panic!("{names:?}"));
+        assert_eq!(std::fs::read(d.path().join(wal)).unwrap(), b"wal bytes");
+    }
+
+    /// A version-2 database (before `interrupted`) is migrated in place.
+    #[test]
+    fn a_version_2_database_is_migrated_not_moved() {
+        let d = tempfile::tempdir().unwrap();
+        let p = History::path_in(d.path());
+        {
+            let c = Connection::open(&p).unwrap();
+            c.execute_batch(&SCHEMA.replace(",\n    interrupted INTEGER NOT NULL DEFAULT 0", ""))
+                .unwrap();
+            c.execute_batch("PRAGMA user_version = 2; INSERT INTO runs (started_ms, command, workspace, arch, toolchain, owner) VALUES (1, 'build', '/ws', 'x86_64', 'native', '1-1');").unwrap();
+        }
+        let (h, note) = History::open(d.path()).unwrap();
+        assert_eq!(note, None);
+        let runs = h.runs(5).unwrap();
+        assert_eq!(runs.len(), 1);
+        assert!(!runs[0].interrupted);
+    }
+
+    /// A run whose process is gone stays "running" no more.
+    #[test]
+    fn runs_of_dead_processes_are_marked_interrupted() {
+        let d = tempfile::tempdir().unwrap();
+        let (h, _) = History::open(d.path()).unwrap();
+        let gone = "999999999-1";
+        h.conn
+            .execute(
+                "INSERT INTO runs (started_ms, command, workspace, arch, toolchain, owner) VALUES (1000, 'build', '/ws', 'x86_64', 'native', ?1)",
+                params![gone],
+            )
+            .unwrap();
+        let dead = h.conn.last_insert_rowid();
+        let label: Label = "//wheels:a".parse().unwrap();
+        h.finished(
+            dead, &label, "x86_64", "native", None, None, "built", 500, None, None,
+        )
+        .unwrap();
+        let label_b: Label = "//wheels:b".parse().unwrap();
+        h.started(dead, &label_b, "x86_64", "native", Path::new("/log"))
+            .unwrap();
+        let alive = h
+            .begin_run("build", Path::new("/ws"), "x86_64", "native")
+            .unwrap();
+        assert_eq!(h.settle_dead_runs().unwrap(), 1);
+        let r = h.run(dead).unwrap().unwrap();
+        assert!(r.interrupted && r.finished_ms.is_some(), "{r:?}");
+        assert_eq!((r.built, r.failed), (1, 1));
+        let live = h.run(alive).unwrap().unwrap();
+        assert!(
+            !live.interrupted && live.finished_ms.is_none(),
+            "this process's run is alive"
+        );
+        // Settled once.
+        assert_eq!(h.settle_dead_runs().unwrap(), 0);
     }
 
     #[test]

@@ -180,10 +180,11 @@ pub async fn overview(State(app): State<Shared>, headers: HeaderMap) -> Response
     }
     b.push_str("<h2>Recent runs</h2><table><tr><th>run</th><th>started</th><th>command</th><th>arch</th><th>built</th><th>hits</th><th>failed</th><th>blocked</th><th>took</th></tr>");
     for r in &o.runs {
-        let took = r
-            .finished_ms
-            .map(|f| dur(Some(f - r.started_ms)))
-            .unwrap_or_else(|| verdict("running"));
+        let took = match r.finished_ms {
+            _ if r.interrupted => verdict("interrupted"),
+            Some(f) => dur(Some(f - r.started_ms)),
+            None => verdict("running"),
+        };
         let _ = write!(
             b,
             "<tr class=\"run\"><td><a href=\"/runs/{0}\">#{0}</a></td><td>{1}</td><td class=\"mono\">{2}</td><td>{3}</td><td>{4}</td><td>{5}</td><td class=\"{6}\">{7}</td><td>{8}</td><td>{9}</td></tr>",
