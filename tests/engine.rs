@@ -963,3 +963,57 @@ fn a_full_disk_never_costs_the_history() {
     );
     assert!(!after.all().contains("damaged"), "{}", after.all());
 }
+
+/// A disk that fills while refine rewrites a build's wheel is the host's
+/// problem (disk full, exit 3), never "the recipe wrote a broken wheel".
+#[test]
+fn a_full_disk_while_normalizing_is_an_environment_error() {
+    let mnt = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "refine-test-norm"])
+        .arg(mnt.path())
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount a tmpfs (this test runs as root)");
+    struct Unmount<'a>(&'a std::path::Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.path());
+    // A wheel of 600 kB that does not compress, on a disk of 1 MB: its
+    // rewrite needs as much again.
+    let wheel = mnt.path().join("demo-1.0-py3-none-any.whl");
+    {
+        use std::io::Write;
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&wheel).unwrap());
+        let o = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        let mut x: u32 = 1;
+        let noise: Vec<u8> = (0..600_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        z.start_file("demo/noise.bin", o).unwrap();
+        z.write_all(&noise).unwrap();
+        z.start_file("demo-1.0.dist-info/METADATA", o).unwrap();
+        z.write_all(b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n")
+            .unwrap();
+        z.finish().unwrap();
+    }
+    let e = refine::wheel::normalize(&wheel, 1_700_000_000).unwrap_err();
+    assert!(e.is_io(), "the disk's fault, not the wheel's: {e:?}");
+    let class = match e {
+        refine::wheel::WheelError::Io(io) => refine::error::Error::from(io),
+        _ => unreachable!(),
+    };
+    assert_eq!(class.class.exit_code(), 3, "{}", class.message);
+    assert!(class.hint.unwrap_or_default().contains("disk is full"));
+    // Nothing half-written: the wheel is as the build left it.
+    assert!(refine::wheel::read_wheel(&wheel).is_ok());
+}

@@ -301,6 +301,57 @@ fn fallback_latest_max_deps_and_no_deps() {
     assert_eq!(runtime.len(), 1, "{runtime:#?}");
 }
 
+/// A pin is never replaced by a hand-written rule of another version:
+/// the pinned version is built under its own label, and a note names both.
+/// And an import of which no line is for the target says so.
+#[test]
+fn a_pin_is_never_replaced_and_an_empty_import_says_why() {
+    let ws = Own::new();
+    ws.write(
+        "rules/hand.toml",
+        "[wheels.msgpack]\nsource = { pypi = \"msgpack==1.0.8\", sha256 = \"95c02b0e27e706e48d0e5426d1710ca78e0f0628d6e89d5b5a5b91a5f12274f3\" }\nrepair = true\n",
+    );
+    ws.write("requirements.txt", "msgpack==1.1.0\n");
+    let r = ws.run(&["--json", "import", "requirements.txt"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let d = decisions(&r);
+    let mp = decision(&d, "msgpack");
+    assert_eq!(mp["version"], "1.1.0", "{mp}");
+    assert_ne!(
+        mp["label"], "//repairs:msgpack",
+        "the 1.0.8 rule does not answer a 1.1.0 pin: {mp}"
+    );
+    assert!(mp["label"].as_str().unwrap().contains("1.1.0"), "{mp}");
+    assert!(
+        r.stdout.contains(
+            "the hand-written rule at rules/hand.toml:1 builds 1.0.8, the requirements pin 1.1.0"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        ws.read("rules/hand.toml").contains("msgpack==1.0.8"),
+        "left as it is"
+    );
+
+    ws.write(
+        "never.txt",
+        "six==1.16.0 ; platform_machine == \"no-such-machine\"\n",
+    );
+    let r = ws.run(&["import", "never.txt"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("nothing of the import is for s390x") && r.stderr.contains("marker"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("can be built: \n"), "{}", r.stderr);
+    assert!(
+        !ws.root().join("rules/imported/never.toml").exists(),
+        "nothing written"
+    );
+}
+
 /// `pip download` of one file into `dir`, as a user would have it.
 fn pip_download(dir: &Path, args: &[&str]) {
     let o = std::process::Command::new("python3")

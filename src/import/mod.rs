@@ -444,10 +444,26 @@ impl<'a> Importer<'a> {
                 runtime,
                 made: None,
             };
-            // A rule of the workspace's own wins; a built-in one of the same
-            // version is reused (it is tuned).
+            // A rule of the workspace's own of the same version wins; a
+            // built-in one of the same version is reused (it is tuned). A
+            // rule of another version never replaces a pin: the pinned
+            // version is built under a label of its own, and a note names
+            // both places.
             let wl = Label::new(crate::rules::Kind::Wheel, key.0.as_str());
-            if runtime && let Some((at, v, repair)) = self.known.hand_written.get(&wl) {
+            let hand = self.known.hand_written.get(&wl);
+            if runtime
+                && let Some((at, Some(v), _)) = hand
+                && !index::same_version(v, &version)
+            {
+                out.notes.push(format!(
+                    "{name}: the hand-written rule at {at} builds {v}, the requirements pin {version}: {version} is built under its own label, the rule is left as it is"
+                ));
+            }
+            let hand = hand.filter(|(_, v, _)| {
+                v.as_deref()
+                    .is_none_or(|v| index::same_version(v, &version))
+            });
+            if runtime && let Some((at, v, repair)) = hand {
                 let label = if *repair {
                     Label::new(crate::rules::Kind::Repair, key.0.as_str())
                 } else {
@@ -455,14 +471,10 @@ impl<'a> Importer<'a> {
                 };
                 pkg.made = Some(Made::Existing {
                     label,
-                    what: format!(
-                        "the hand-written rule at {at} wins{}",
-                        match v {
-                            Some(v) if !index::same_version(v, &version) =>
-                                format!(" (it builds {v}, the resolution said {version})"),
-                            _ => String::new(),
-                        }
-                    ),
+                    what: match v {
+                        Some(_) => format!("the hand-written rule at {at} wins (the same version)"),
+                        None => format!("the hand-written rule at {at} wins"),
+                    },
                 });
                 pkgs.insert(key, pkg);
                 continue;

@@ -322,6 +322,15 @@ pub fn import(opts: &GlobalOpts, args: &ImportArgs) -> Result<ImportReport> {
     );
     imp.progress = Some(Box::new(|s: &str| eprintln!("import: {s}")));
     let outcome = imp.run(&req, &command)?;
+    if outcome.set.is_empty() && outcome.unbuildable.is_empty() {
+        // Not one requirement is for this platform: nothing to build and
+        // nothing that failed, which is the user's input, not a build.
+        return Err(Error::user(format!(
+            "nothing of the import is for {} with Python {}: the requirements resolve to no package there (every line's marker excludes it, or the files hold no requirement)",
+            session.platform.arch, session.platform.python
+        ))
+        .hint("check the markers (`; platform_machine == ...`, `python_version ...`) and --arch; nothing was written"));
+    }
     if outcome.set.is_empty() {
         return Err(Error::build(format!(
             "nothing of the import can be built: {}",

@@ -35,17 +35,37 @@ pub struct OciUrl {
     pub prefix: String,
 }
 
+/// A URL as it may be shown: user name and password, if any, as `***`.
+pub fn redact_url(s: &str) -> String {
+    let (scheme, rest) = match s.split_once("://") {
+        Some((a, b)) => (format!("{a}://"), b),
+        None => (String::new(), s),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}***@{host}{path}"),
+        None => s.to_string(),
+    }
+}
+
 impl OciUrl {
     pub fn parse(s: &str) -> Result<OciUrl, String> {
+        let shown = redact_url(s);
         let rest = s
             .strip_prefix("oci://")
-            .ok_or_else(|| format!("`{s}` is not an oci:// URL"))?;
+            .ok_or_else(|| format!("`{shown}` is not an oci:// URL"))?;
         let (host, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         let prefix = prefix.trim_matches('/').to_string();
-        if host.is_empty() || host.contains('@') {
+        if host.contains('@') {
             return Err(format!(
-                "`{s}` has no host (credentials go in the auth file, not the URL)"
+                "`{shown}` holds credentials; they go in the auth file (`podman login`, `docker login`), never in the URL"
             ));
+        }
+        if host.is_empty() {
+            return Err(format!("`{shown}` has no host"));
         }
         if !prefix.split('/').all(|c| {
             !c.is_empty()
@@ -53,7 +73,7 @@ impl OciUrl {
                     .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
         }) {
             return Err(format!(
-                "`{s}`: the repository prefix must be lowercase path components, e.g. oci://host:5000/refine"
+                "`{shown}`: the repository prefix must be lowercase path components, e.g. oci://host:5000/refine"
             ));
         }
         Ok(OciUrl {
@@ -591,7 +611,15 @@ mod tests {
         assert_eq!(u.host, "127.0.0.1:5000");
         assert_eq!(u.prefix, "refine/ci");
         assert!(OciUrl::parse("http://x/y").is_err());
-        assert!(OciUrl::parse("oci://u:p@host/x").is_err());
+        let e = OciUrl::parse("oci://u:s3cret@host/x").unwrap_err();
+        assert!(!e.contains("s3cret") && !e.contains("u:"), "{e}");
+        assert!(
+            e.contains("oci://***@host/x") && e.contains("auth file"),
+            "{e}"
+        );
+        let e = OciUrl::parse("https://u:s3cret@host/x").unwrap_err();
+        assert!(!e.contains("s3cret"), "{e}");
+        assert_eq!(redact_url("oci://host:5000/a@b"), "oci://host:5000/a@b");
         assert!(OciUrl::parse("oci://host/Upper").is_err());
         assert!(OciUrl::parse("oci://host").is_err());
     }

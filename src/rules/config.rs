@@ -439,9 +439,12 @@ pub fn parse_config_in(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>
         && !rem.value.starts_with("oci://")
     {
         diags.push(
-            Diagnostic::error(format!("`{}` is not an oci:// URL", rem.value))
-                .at(rem.loc.clone())
-                .hint("write `remote = \"oci://host[:port]/prefix\"`"),
+            Diagnostic::error(format!(
+                "`{}` is not an oci:// URL",
+                crate::remote::oci::redact_url(&rem.value)
+            ))
+            .at(rem.loc.clone())
+            .hint("write `remote = \"oci://host[:port]/prefix\"`"),
         );
     }
 

@@ -37,6 +37,14 @@ impl WheelError {
     }
 }
 
+/// A zip error: the disk's (full, unreadable) or the wheel's.
+fn zip_err(path: &Path, e: zip::result::ZipError) -> WheelError {
+    match e {
+        zip::result::ZipError::Io(io) => WheelError::Io(io),
+        e => bad(path, e.to_string()),
+    }
+}
+
 fn bad(path: &Path, message: impl Into<String>) -> WheelError {
     WheelError::Bad {
         path: path.display().to_string(),
@@ -239,10 +247,10 @@ pub fn normalize_within(
                 .last_modified_time(time)
                 .unix_permissions(if f.executable { 0o755 } else { 0o644 });
             z.start_file(f.name.as_str(), opts)
-                .map_err(|e| bad(path, e.to_string()))?;
+                .map_err(|e| zip_err(path, e))?;
             z.write_all(&f.data)?;
         }
-        let mut w = z.finish().map_err(|e| bad(path, e.to_string()))?;
+        let mut w = z.finish().map_err(|e| zip_err(path, e))?;
         w.flush()?;
     }
     tmp.as_file().sync_all()?;
