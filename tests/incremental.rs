@@ -104,3 +104,34 @@ fn editing_one_rule_reruns_only_what_depends_on_it() {
         ]
     );
 }
+
+/// The evaluation cache of the shipped workspace (hybrid images, frontends:
+/// every kind of derivation refine ships) is reused by the next run when
+/// nothing changed, and gives the same graph. (It was saved on every run
+/// and never read back: a field skipped when empty cannot be read back
+/// from postcard, which is not self-describing.)
+#[test]
+fn the_evaluation_cache_of_the_shipped_workspace_is_reused() {
+    let store = tempfile::tempdir().unwrap();
+    let load = || {
+        let s = refine::ops::Session::load(&refine::ops::GlobalOpts {
+            workspace: Some(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))),
+            store: Some(store.path().to_path_buf()),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{}", e.rendered.unwrap_or(e.message)));
+        let labels = s.resolve(&["//...".to_string()]).unwrap();
+        let g = s.graph(&labels).unwrap();
+        let keys: Vec<String> = g
+            .nodes
+            .iter()
+            .map(|n| format!("{} {:?}", n.derivation.label, n.derivation))
+            .collect();
+        (s.from_snapshot, keys)
+    };
+    let (first, a) = load();
+    assert!(!first, "a new store has no evaluation cache");
+    let (second, b) = load();
+    assert!(second, "nothing changed: the evaluation is reused");
+    assert_eq!(a, b, "and it is the same graph");
+}

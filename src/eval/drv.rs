@@ -74,11 +74,11 @@ pub struct CrossAction {
     pub unpack: Vec<String>,
     /// Host packages whose programs replace the target's (the hook keeps
     /// the ones that report the machine).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub native: Vec<String>,
     /// Host programs that stand in for the target's while the image is
     /// made (`PACKAGE:/PATH`); the image ends with the target's own.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub stand_in: Vec<String>,
     /// The mmdebstrap hook (setup, extract, essential and customize), by
     /// digest.
@@ -105,7 +105,7 @@ pub struct Inputs {
     pub members: Vec<Label>,
     /// Wheels, repairs and tests: the frontend's wheel (uv), for the
     /// architecture whose programs run natively in the image.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub frontend: Option<Label>,
 }
 
