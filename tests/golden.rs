@@ -118,6 +118,7 @@ fn derivation() -> Derivation {
         },
         env: BTreeMap::from([("PYYAML_FORCE_LIBYAML".to_string(), "1".to_string())]),
         timeout: 3600,
+        nested_userns: false,
         is_wheel_source: false,
     }
 }
@@ -177,10 +178,12 @@ fn the_podman_argv_is_exactly_this() {
             cpus: Some("2".into()),
             memory: Some("8g".into()),
             timeout: 3600,
+            scratch: Some(4 << 30),
         },
         isolation: refine::exec::Isolation {
             userns: true,
             pids_limit: 4096,
+            seccomp: Some("/store/sandbox/seccomp-0123456789abcdef.json".into()),
         },
         out: "/store/tmp/t/out".into(),
     };

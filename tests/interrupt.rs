@@ -81,6 +81,76 @@ fn wait_until(what: &str, secs: u64, ok: &mut dyn FnMut() -> bool) {
 fn interrupts_and_kills() {
     sigint_and_sigterm_stop_the_running_container_and_store_nothing();
     after_a_sigkill_the_next_run_stops_the_orphaned_container();
+    sigterm_during_an_image_build_leaves_nothing_mounted_or_running();
+}
+
+/// Processes whose command line names `needle`.
+fn processes_naming(needle: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) {
+                out.push(format!("{name}: {cmd}"));
+            }
+        }
+    }
+    out
+}
+
+/// SIGTERM while mmdebstrap has its root mounted (proc, sys, dev): refine
+/// stops it, and nothing is left mounted, running or on disk.
+fn sigterm_during_an_image_build_leaves_nothing_mounted_or_running() {
+    let ws = shipped();
+    // A store of its own, so that the image is really made.
+    let store = tempfile::tempdir().unwrap();
+    let child = ws
+        .cmd_in(store.path())
+        .args(["--arch", "host", "build", "//images:bookworm"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let real = store.path().canonicalize().unwrap();
+    wait_until("mmdebstrap's mounts", 600, &mut || {
+        !refine::exec::podman::mounts_under(&real).is_empty()
+    });
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    let r: Run = child.wait_with_output().unwrap().into();
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(60),
+        "refine stopped promptly: {:?}",
+        start.elapsed()
+    );
+    assert_eq!(r.code, 130, "{}", r.all());
+    assert_eq!(
+        refine::exec::podman::mounts_under(&real),
+        Vec::<std::path::PathBuf>::new()
+    );
+    let needle = real.display().to_string();
+    assert_eq!(
+        processes_naming(&needle),
+        Vec::<String>::new(),
+        "nothing still runs"
+    );
+    let left: Vec<String> = std::fs::read_dir(real.join("tmp"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "nothing left in the store's tmp: {left:?}");
 }
 
 fn sigint_and_sigterm_stop_the_running_container_and_store_nothing() {

@@ -431,6 +431,33 @@ for _ in range(300):
 r["forks"] = forks
 r["fork_refusals"] = refusals
 r["build_mode"] = oct(os.stat("/build").st_mode & 0o777)
+# Exactly /build, /out, /tmp and /dev/shm are writable.
+def writable(d):
+    try:
+        with open(os.path.join(d, "probe-%d" % os.getpid()), "w") as f:
+            f.write("x")
+        return True
+    except OSError:
+        return False
+r["writable"] = ",".join(d for d in ["/build", "/out", "/tmp", "/dev/shm", "/var/tmp", "/run", "/run/lock", "/var/lib", "/home", "/root", "/"] if writable(d))
+st = os.statvfs("/tmp")
+r["tmp_bytes"] = st.f_blocks * st.f_frsize
+# No user namespace of its own (nested), by unshare or by clone.
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+rc = libc.unshare(0x10000000)
+r["unshare_user"] = "allowed" if rc == 0 else "refused " + errno.errorcode.get(ctypes.get_errno(), "?")
+r["unshare_uts"] = "allowed" if libc.unshare(0x04000000) == 0 else "refused " + errno.errorcode.get(ctypes.get_errno(), "?")
+# Memory and CPU limits, as the cgroup holds them (v2, else v1).
+def first(*paths):
+    for p in paths:
+        try:
+            return open(p).read().strip()
+        except OSError:
+            pass
+    return "none"
+r["memory_max"] = first("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+r["cpu_max"] = first("/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
 text = "".join("%s=%s\n" % kv for kv in sorted(r.items()))
 print(text)
 name = "probe-1.0.dist-info"
@@ -494,6 +521,97 @@ fn build_code_runs_with_nothing_to_spare() {
     assert!(got["fork_refusals"].parse::<u32>().unwrap() > 200, "{text}");
     // /build is the build's alone.
     assert_eq!(got["build_mode"], "0o700", "{text}");
+    // The README's list of writable paths is exact.
+    assert_eq!(got["writable"], "/build,/out,/tmp,/dev/shm", "{text}");
+    // A private scratch of [sandbox] scratch bytes (4 GiB by default).
+    assert_eq!(got["tmp_bytes"], (4u64 << 30).to_string(), "{text}");
+    // No nested user namespace; other namespaces need capabilities anyway.
+    assert_eq!(got["unshare_user"], "refused EPERM", "{text}");
+    assert_eq!(got["unshare_uts"], "refused EPERM", "{text}");
+    // Memory and CPU limits by default, sized to the machine.
+    let mem = got["memory_max"];
+    assert!(mem != "max" && mem != "none", "{text}");
+    let mem: u64 = mem.parse().unwrap();
+    assert!((2 << 30..1 << 50).contains(&mem), "{text}");
+    let cpu = got["cpu_max"];
+    assert!(
+        cpu != "none" && !cpu.starts_with("max") && cpu != "-1",
+        "{text}"
+    );
+}
+
+/// Hostile build output, for real: a recipe that hands back a wheel whose
+/// zip64 entry declares 2^50 bytes (refine used to allocate that and
+/// abort), and a pack whose output links to a host file. Each is a build
+/// failure that says why; refine itself stays up, and nothing is stored.
+#[test]
+fn hostile_output_is_a_build_failure_never_a_crash() {
+    let ws = shipped();
+    let bomb = refine::wheel::zip64_claiming("bomb/data.bin", b"0123456789", 1 << 50);
+    std::fs::create_dir_all(ws.root().join("vendor")).unwrap();
+    std::fs::write(ws.root().join("vendor/bomb-1.0-py3-none-any.whl"), &bomb).unwrap();
+    ws.write(
+        "recipes/copy.sh",
+        "#!/bin/sh\nset -eu\ncp \"$REFINE_SRC\"/*.whl \"$REFINE_OUT\"/\n",
+    );
+    ws.write(
+        "recipes/evil-pack.sh",
+        "#!/bin/sh\nset -eu\nmkdir -p \"$REFINE_OUT/lib\"\necho x > \"$REFINE_OUT/lib/libok.so.1\"\nln -s /etc/shadow \"$REFINE_OUT/lib/libz.so\"\n",
+    );
+    ws.write(
+        "rules/hostile.toml",
+        &format!(
+            "[sources.bomb]\npath = \"vendor/bomb-1.0-py3-none-any.whl\"\nsha256 = \"{}\"\n\n\
+             [wheels.bomb]\nsource = \"//sources:bomb\"\nrecipe = \"recipes/copy.sh\"\n\n\
+             [packs.evil]\nversion = \"1\"\nsource = \"//sources:wheel-six\"\nrecipe = \"recipes/evil-pack.sh\"\n",
+            sha256_hex(&bomb)
+        ),
+    );
+    let r = host(
+        &ws,
+        shared_store(),
+        &[
+            "build",
+            "--keep-going",
+            "--json",
+            "//wheels:bomb",
+            "//packs:evil",
+        ],
+    );
+    assert_eq!(
+        r.code,
+        1,
+        "build failures, not a crash (134) or another class: {}",
+        r.all()
+    );
+    let v = r.verdicts();
+    assert_eq!(v["//wheels:bomb"], "failed", "{}", r.all());
+    assert_eq!(v["//packs:evil"], "failed", "{}", r.all());
+    let errors: Vec<String> = r
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "finished" && e["verdict"] == "failed")
+        .map(|e| e["error"].to_string())
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("declares 1125899906842624 bytes")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("lib/libz.so links to") && e.contains("outside the output")),
+        "{errors:?}"
+    );
+    // Failures are never cached: the next run builds them again.
+    let again = host(
+        &ws,
+        shared_store(),
+        &["plan", "//wheels:bomb", "//packs:evil"],
+    );
+    assert!(!again.stderr.contains(": 0 to build"), "{}", again.all());
 }
 
 #[test]

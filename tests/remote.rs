@@ -311,6 +311,58 @@ fn server_errors_and_timeouts_are_retried_then_reported() {
     assert!(tmp_is_empty(&ws.store));
 }
 
+/// SIGTERM while the registry stalls (before it answers, and in the middle
+/// of a blob) ends refine at once, as an interrupt (130), not after the
+/// request timeout (the default 600 s here), and leaves no partial file.
+#[test]
+fn sigterm_during_a_stalled_registry_ends_refine_promptly() {
+    let reg = Registry::start(None);
+    let proxy = Proxy::start(reg.port);
+    let ws = fake_workspace();
+    let (a, push) = build_and_push(
+        &ws,
+        &ws.root().join("a"),
+        &["--remote", &proxy.url("refine")],
+        &[],
+    );
+    a.ok();
+    push.ok();
+    for fault in [Fault::Stall, Fault::StallMidBlob] {
+        proxy.set(fault);
+        let store = ws.root().join(format!("b-{fault:?}"));
+        let mut c = ws.cmd_in(&store);
+        c.env("REFINE_EXECUTOR", "fake")
+            .env("REFINE_REMOTE_TIMEOUT", "600")
+            .env("REFINE_TRUSTED_KEYS", signer(&ws).1)
+            .args([
+                "build",
+                "--json",
+                "--insecure",
+                "--remote",
+                &proxy.url("refine"),
+            ])
+            .args(ALL)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let child = c.spawn().unwrap();
+        // Long enough to be waiting on the registry (the fake builds take
+        // milliseconds; the stall holds the first remote lookup).
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        let start = std::time::Instant::now();
+        let r: Run = child.wait_with_output().unwrap().into();
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "{fault:?}: refine took {:?} to stop",
+            start.elapsed()
+        );
+        assert_eq!(r.code, 130, "{fault:?}: {}", r.all());
+        assert!(tmp_is_empty(&store), "{fault:?}: no partial file left");
+    }
+    proxy.set(Fault::None);
+}
+
 #[test]
 fn broken_downloads_and_wrong_bytes_are_discarded_and_rebuilt() {
     let reg = Registry::start(None);

@@ -142,6 +142,10 @@ pub struct Derivation {
     pub env: BTreeMap<String, String>,
     /// Seconds a build step may take. Not part of the key.
     pub timeout: u64,
+    /// The build may make user namespaces of its own. Not part of the key
+    /// (it changes what the sandbox allows, never what a build makes).
+    #[serde(default)]
+    pub nested_userns: bool,
     /// Sources with `dist = "wheel"` (or a `.whl` path) can be build
     /// requirements; for a source, whether it is one.
     pub is_wheel_source: bool,

@@ -311,6 +311,7 @@ fn derive(
         inputs: Inputs::default(),
         env: BTreeMap::new(),
         timeout: t.timeout.unwrap_or(cfg.sandbox.timeout),
+        nested_userns: t.nested_userns.unwrap_or(cfg.sandbox.nested_userns),
         is_wheel_source: false,
     };
     match &t.body {

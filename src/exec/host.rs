@@ -370,6 +370,7 @@ pub fn podman_runs(podman: &str) -> Check {
     let isolation = super::spec::Isolation {
         userns: userns_available(),
         pids_limit: 64,
+        seccomp: None,
     };
     if probe_rootfs(dir.path(), &bb, &isolation).is_err() {
         return Check::fail(

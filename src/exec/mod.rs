@@ -12,6 +12,7 @@ pub mod fake;
 pub mod host;
 pub mod interrupt;
 pub mod podman;
+pub mod seccomp;
 pub mod spec;
 
 pub use spec::{CrossRequest, ImageRequest, Isolation, Limits, Mount, SandboxSpec};

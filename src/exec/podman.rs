@@ -14,7 +14,7 @@ use crate::runid::RunId;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -52,6 +52,18 @@ enum Waited {
 /// Wait for a child, calling `stop` (then killing the child's process
 /// group) after `timeout` or when the user interrupts refine.
 fn wait_for(child: &mut Child, timeout: Duration, stop: &dyn Fn()) -> std::io::Result<Waited> {
+    wait_for_gracefully(child, timeout, stop, Duration::ZERO)
+}
+
+/// [`wait_for`], but a child stopped by the timeout or an interrupt gets
+/// SIGTERM first and `grace` to clean up after itself (mmdebstrap unmounts
+/// what it mounted and removes its root) before the SIGKILL.
+fn wait_for_gracefully(
+    child: &mut Child,
+    timeout: Duration,
+    stop: &dyn Fn(),
+    grace: Duration,
+) -> std::io::Result<Waited> {
     let start = Instant::now();
     let mut delay = Duration::from_millis(20);
     loop {
@@ -61,6 +73,15 @@ fn wait_for(child: &mut Child, timeout: Duration, stop: &dyn Fn()) -> std::io::R
         let timed_out = !timeout.is_zero() && start.elapsed() >= timeout;
         if timed_out || interrupt::requested() {
             stop();
+            if !grace.is_zero()
+                && let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32)
+            {
+                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::TERM);
+                let until = Instant::now() + grace;
+                while Instant::now() < until && child.try_wait()?.is_none() {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
             kill_group(child);
             let _ = child.wait();
             return Ok(if timed_out {
@@ -73,6 +94,9 @@ fn wait_for(child: &mut Child, timeout: Duration, stop: &dyn Fn()) -> std::io::R
         delay = (delay * 2).min(Duration::from_millis(250));
     }
 }
+
+/// How long mmdebstrap gets to clean up after a SIGTERM.
+const MMDEBSTRAP_GRACE: Duration = Duration::from_secs(20);
 
 /// SIGKILL a child and everything in its process group.
 fn kill_group(child: &mut Child) {
@@ -249,37 +273,17 @@ impl Executor for Podman {
         log: &mut File,
     ) -> Result<RunStatus, ExecError> {
         let argv = req.mmdebstrap_argv(&out_tar.to_string_lossy());
-        let mut child = Command::new(&self.mmdebstrap)
-            .args(&argv)
-            .env_clear()
-            .env(
-                "PATH",
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            )
-            .env("SOURCE_DATE_EPOCH", req.source_date_epoch.to_string())
-            .env("LC_ALL", "C")
-            .env("TZ", "UTC")
-            .envs(req.cross.iter().flat_map(|c| c.env.iter()))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log.try_clone()?)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    let c = host::mmdebstrap(&self.mmdebstrap);
-                    ExecError::host(c.detail, c.fix.unwrap_or_default())
-                } else {
-                    ExecError::Io(e)
-                }
-            })?;
-        let timeout = Duration::from_secs(req.timeout);
-        Ok(match wait_for(&mut child, timeout, &|| {})? {
-            Waited::TimedOut => RunStatus::TimedOut(timeout),
-            Waited::Interrupted => RunStatus::Interrupted,
-            Waited::Exited(st) if st.success() => RunStatus::Success,
-            Waited::Exited(st) => RunStatus::Failed(st.code().unwrap_or(-1)),
-        })
+        // mmdebstrap makes its root (with proc, sys and dev mounted in it)
+        // under TMPDIR: here, beside the output, so that whatever becomes
+        // of mmdebstrap, refine finds and releases it.
+        let scratch = out_tar
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("mmdebstrap-tmp");
+        std::fs::create_dir_all(&scratch)?;
+        let status = self.run_mmdebstrap(req, &argv, &scratch, log);
+        release(&scratch);
+        status
     }
 
     fn load_image(&self, tag: &str, tar: &Path, arch: Arch) -> Result<(), ExecError> {
@@ -336,6 +340,101 @@ impl Executor for Podman {
             ));
         }
         Ok(())
+    }
+}
+
+/// Unmount whatever is mounted under `dir` (deepest first, lazily: a
+/// killed mmdebstrap leaves proc, sys, dev/pts and dev/shm mounted in its
+/// root), then remove it. Never descends into a mount: removing files
+/// through a bind mount of /dev would remove the host's.
+pub fn release(dir: &Path) {
+    let Ok(real) = dir.canonicalize() else {
+        return;
+    };
+    let mut points = mounts_under(&real);
+    points.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+    for p in &points {
+        let _ = rustix::mount::unmount(p, rustix::mount::UnmountFlags::DETACH);
+    }
+    if mounts_under(&real).is_empty() {
+        let _ = std::fs::remove_dir_all(&real);
+    }
+}
+
+/// Mount points at or under `dir`, from /proc/self/mountinfo.
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(unescape_mountinfo(m)))
+        .filter(|m| m.starts_with(dir))
+        .collect()
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8)
+        {
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Podman {
+    fn run_mmdebstrap(
+        &self,
+        req: &ImageRequest,
+        argv: &[String],
+        scratch: &Path,
+        log: &mut File,
+    ) -> Result<RunStatus, ExecError> {
+        let mut child = Command::new(&self.mmdebstrap)
+            .args(argv)
+            .env_clear()
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
+            .env("TMPDIR", scratch)
+            .env("SOURCE_DATE_EPOCH", req.source_date_epoch.to_string())
+            .env("LC_ALL", "C")
+            .env("TZ", "UTC")
+            .envs(req.cross.iter().flat_map(|c| c.env.iter()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log.try_clone()?)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    let c = host::mmdebstrap(&self.mmdebstrap);
+                    ExecError::host(c.detail, c.fix.unwrap_or_default())
+                } else {
+                    ExecError::Io(e)
+                }
+            })?;
+        let timeout = Duration::from_secs(req.timeout);
+        Ok(
+            match wait_for_gracefully(&mut child, timeout, &|| {}, MMDEBSTRAP_GRACE)? {
+                Waited::TimedOut => RunStatus::TimedOut(timeout),
+                Waited::Interrupted => RunStatus::Interrupted,
+                Waited::Exited(st) if st.success() => RunStatus::Success,
+                Waited::Exited(st) => RunStatus::Failed(st.code().unwrap_or(-1)),
+            },
+        )
     }
 }
 

@@ -6,8 +6,12 @@
 //! (so container root is not host root, and the build's uid owns nothing
 //! of the host), with every capability dropped, `no-new-privileges` (a
 //! setuid program cannot raise them back), a process limit, no network,
-//! the image's root filesystem read-only, and only `/build`, `/out` and a
-//! private `/tmp` writable — `/build` and `/out` by the build's uid only.
+//! no user namespaces of its own (a seccomp profile, [`super::seccomp`],
+//! unless its rule asks), memory and CPU limits, the image's root
+//! filesystem read-only, and only `/build`, `/out`, a private size-limited
+//! `/tmp` and `/dev/shm` writable — `/build` and `/out` by the build's uid
+//! only. (`/var/tmp` and `/run`, which podman makes writable tmpfs for a
+//! read-only root by default, stay read-only.)
 
 use crate::rules::Arch;
 use std::collections::BTreeMap;
@@ -36,6 +40,9 @@ pub struct Isolation {
     pub userns: bool,
     /// At most this many processes (a fork bomb stops here).
     pub pids_limit: u32,
+    /// The seccomp profile that refuses user namespaces ([`super::seccomp`]);
+    /// `None` for a rule that may make its own (podman's default profile).
+    pub seccomp: Option<PathBuf>,
 }
 
 impl Isolation {
@@ -56,7 +63,13 @@ pub struct Limits {
     pub memory: Option<String>,
     /// Seconds.
     pub timeout: u64,
+    /// Bytes of the private `/tmp` (memory-backed; counted in `memory`).
+    pub scratch: Option<u64>,
 }
+
+/// Bytes of `/dev/shm` (semaphores and shared memory for Python's
+/// multiprocessing, not a place for files).
+pub const SHM_SIZE: u64 = 64 << 20;
 
 /// One recipe run in a container.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,6 +106,9 @@ pub fn protection_args(isolation: &Isolation) -> Vec<String> {
         "--security-opt=no-new-privileges".into(),
         format!("--pids-limit={}", isolation.pids_limit),
     ];
+    if let Some(p) = &isolation.seccomp {
+        a.push(format!("--security-opt=seccomp={}", p.display()));
+    }
     if isolation.userns {
         a.push(format!("--uidmap=0:{HOST_UID_BASE}:{USERNS_SIZE}"));
         a.push(format!("--gidmap=0:{HOST_UID_BASE}:{USERNS_SIZE}"));
@@ -114,6 +130,9 @@ impl SandboxSpec {
             "--unsetenv-all".into(),
             "--log-driver=none".into(),
             "--read-only".into(),
+            // Not podman's writable /tmp, /var/tmp and /run: only the
+            // scratch below.
+            "--read-only-tmpfs=false".into(),
             "--hostname=refine".into(),
         ];
         a.extend(protection_args(&self.isolation));
@@ -131,6 +150,12 @@ impl SandboxSpec {
         if let Some(m) = &self.limits.memory {
             a.push(format!("--memory={m}"));
         }
+        let tmp = match self.limits.scratch {
+            Some(n) => format!(",size={n}"),
+            None => String::new(),
+        };
+        a.push(format!("--tmpfs=/tmp:rw,nosuid,nodev,mode=1777{tmp}"));
+        a.push(format!("--shm-size={SHM_SIZE}"));
         if self.limits.timeout > 0 {
             // A backstop: refine's own watchdog stops the container first.
             a.push(format!("--timeout={}", self.limits.timeout + 60));
@@ -256,10 +281,12 @@ mod tests {
                 cpus: Some("2".into()),
                 memory: Some("4g".into()),
                 timeout: 600,
+                scratch: Some(1 << 30),
             },
             isolation: Isolation {
                 userns: true,
                 pids_limit: 4096,
+                seccomp: Some("/s/sandbox/seccomp-00.json".into()),
             },
             out: "/s/tmp/out".into(),
         }
@@ -272,10 +299,12 @@ mod tests {
         assert_eq!(
             s,
             "run --rm --name refine-abc --network=none --pull=never --unsetenv-all --log-driver=none \
-             --read-only --hostname=refine --user=65534:65534 --cap-drop=all \
-             --security-opt=no-new-privileges --pids-limit=4096 --uidmap=0:1879048192:65536 \
+             --read-only --read-only-tmpfs=false --hostname=refine --user=65534:65534 --cap-drop=all \
+             --security-opt=no-new-privileges --pids-limit=4096 \
+             --security-opt=seccomp=/s/sandbox/seccomp-00.json --uidmap=0:1879048192:65536 \
              --gidmap=0:1879048192:65536 --workdir=/build --label=dev.refine.run=4242-1234 \
              --label=dev.refine.label=//wheels:abc --arch=s390x --cpus=2 --memory=4g \
+             --tmpfs=/tmp:rw,nosuid,nodev,mode=1777,size=1073741824 --shm-size=67108864 \
              --timeout=660 --volume /s/trees/aa:/opt/packs/zlib:ro --volume /s/tmp/out:/out:rw \
              --env LC_ALL=C --env REFINE_OUT=/out localhost/refine/bookworm:0123 /bin/sh /refine/recipe/r.sh"
         );

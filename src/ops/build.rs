@@ -39,18 +39,21 @@ impl BuildReport {
         self.results.iter().filter(|r| r.verdict == v).count()
     }
 
-    /// The error to exit with, if any node failed.
+    /// The error to exit with, if any node failed, or if the run was
+    /// interrupted before everything it asked for was settled (nodes left
+    /// unstarted are not a success).
     pub fn error(&self) -> Option<Error> {
         let failed: Vec<&NodeResult> = self
             .results
             .iter()
             .filter(|r| r.verdict == Verdict::Failed)
             .collect();
+        let unsettled = self.results.iter().any(|r| r.verdict == Verdict::Skipped);
+        if crate::exec::interrupt::requested() && (!failed.is_empty() || unsettled) {
+            return Some(Error::new(ErrorClass::Interrupted, "interrupted"));
+        }
         if failed.is_empty() {
             return None;
-        }
-        if crate::exec::interrupt::requested() {
-            return Some(Error::new(ErrorClass::Interrupted, "interrupted"));
         }
         let class = failed
             .iter()

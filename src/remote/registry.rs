@@ -7,6 +7,11 @@
 //! auth, HTTPS with the system's trust roots, and plain HTTP when asked
 //! (`--insecure`, for registries on loopback).
 //!
+//! A request, and every read of a download, waits on a thread of its own
+//! while the caller watches for SIGINT/SIGTERM: a stalled registry never
+//! holds an interrupted run until the request timeout (a socket read
+//! cannot be woken; the abandoned thread ends with the process).
+//!
 //! Every request is retried a bounded number of times, with exponential
 //! backoff, on connection errors, timeouts, 429 and 5xx. After a request
 //! fails that way for good, the registry is marked down for the rest of the
@@ -37,6 +42,77 @@ pub struct Registry {
     /// Why the registry is considered down, once it is.
     down: Mutex<Option<String>>,
     attempts: u32,
+}
+
+/// Why a wait on the registry ended early.
+const INTERRUPTED: &str = "interrupted";
+
+/// Run `f` on a thread of its own and wait for it, unless refine is asked
+/// to stop first (then `Err`, and the thread is left to its socket).
+fn interruptible<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, RemoteError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(v) => return Ok(v),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if crate::exec::interrupt::requested() {
+                    return Err(RemoteError(INTERRUPTED.into()));
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(RemoteError("the request's thread ended".into()));
+            }
+        }
+    }
+}
+
+/// Copy a response body into `w`, at most `limit` bytes, a chunk at a time
+/// from a reading thread, so that an interrupt ends a stalled transfer.
+fn copy_interruptible(r: Response, w: &mut dyn Write, limit: u64) -> Result<u64, RemoteError> {
+    use std::io::Read;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(4);
+    std::thread::spawn(move || {
+        let mut r = r.take(limit);
+        loop {
+            let mut buf = vec![0u8; 256 << 10];
+            match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    buf.truncate(n);
+                    if tx.send(Ok(buf)).is_err() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    break;
+                }
+            }
+        }
+    });
+    let mut n = 0u64;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(Ok(chunk)) => {
+                w.write_all(&chunk)
+                    .map_err(|e| RemoteError(format!("cannot write what was downloaded: {e}")))?;
+                n += chunk.len() as u64;
+            }
+            Ok(Err(e)) => return Err(RemoteError(format!("the transfer broke off: {e}"))),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(n),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if crate::exec::interrupt::requested() {
+                    return Err(RemoteError(INTERRUPTED.into()));
+                }
+            }
+        }
+    }
 }
 
 /// Settings from the environment: `REFINE_REMOTE_TIMEOUT` (seconds per
@@ -120,7 +196,7 @@ impl Registry {
             {
                 req = req.header("Authorization", h.clone());
             }
-            match req.send() {
+            match interruptible(move || req.send())? {
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && !authed_once => {
                     authed_once = true;
                     attempt -= 1; // answering a challenge is not a retry
@@ -194,8 +270,7 @@ impl Registry {
         if let Some(c) = &self.creds {
             req = req.header("Authorization", c.basic_header());
         }
-        let resp = req
-            .send()
+        let resp = interruptible(move || req.send())?
             .map_err(|e| RemoteError(format!("token from {realm}: {}", describe(&e))))?;
         if !resp.status().is_success() {
             return Err(RemoteError(format!(
@@ -309,18 +384,15 @@ impl Registry {
         max: u64,
     ) -> Result<bool, RemoteError> {
         let url = self.url(&format!("/v2/{repo}/blobs/{d}"));
-        let mut r = self.send(&Self::scope(repo, false), &|c| Ok(c.get(&url)))?;
+        let r = self.send(&Self::scope(repo, false), &|c| Ok(c.get(&url)))?;
         match r.status() {
             StatusCode::NOT_FOUND => return Ok(false),
             s if !s.is_success() => return Err(RemoteError(format!("blob {d}: {s}"))),
             _ => {}
         }
         let mut hw = Sha256Writer::new(w);
-        let n = std::io::copy(
-            &mut std::io::Read::take(&mut r, max.saturating_add(1)),
-            &mut hw,
-        )
-        .map_err(|e| RemoteError(format!("blob {d}: the transfer broke off: {e}")))?;
+        let n = copy_interruptible(r, &mut hw, max.saturating_add(1))
+            .map_err(|e| RemoteError(format!("blob {d}: {}", e.0)))?;
         if n > max {
             return Err(RemoteError(format!(
                 "blob {d}: the registry sent more than the {max} bytes it should be; discarded"

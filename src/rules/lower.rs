@@ -152,6 +152,10 @@ fn lower_target(
     let mut r = Reader::new(ctx.file, body, span, what, diags);
     let fields = field_locs(&r);
     let timeout = read_timeout(&mut r);
+    let nested_userns = match label.kind {
+        Kind::Runtime | Kind::Pack | Kind::Wheel | Kind::Repair => r.bool("nested_userns"),
+        _ => None,
+    };
     let (body, known): (Option<Body>, &[&str]) = match label.kind {
         Kind::Source => (lower_source(&mut r).map(Body::Source), SOURCE_KEYS),
         Kind::Image => (lower_image(&mut r).map(Body::Image), IMAGE_KEYS),
@@ -198,6 +202,7 @@ fn lower_target(
             fields: Vec::new(),
             owner: Some(label.clone()),
             timeout,
+            nested_userns,
         });
     }
     // Every set can be tested: //tests:NAME installs its wheels together.
@@ -214,6 +219,7 @@ fn lower_target(
             fields: Vec::new(),
             owner: Some(label.clone()),
             timeout,
+            nested_userns,
         });
     }
     Some(Target {
@@ -223,6 +229,7 @@ fn lower_target(
         fields,
         owner: None,
         timeout,
+        nested_userns,
     })
 }
 
@@ -690,6 +697,7 @@ fn sources(ctx: &mut Ctx<'_>, owner: &Label, r: &mut Reader<'_, '_>) -> Vec<Span
                         fields,
                         owner: Some(owner.clone()),
                         timeout: None,
+                        nested_userns: None,
                     });
                     out.push(Spanned { value: label, loc });
                 }
@@ -762,8 +770,18 @@ fn env(r: &mut Reader<'_, '_>) -> BTreeMap<String, String> {
 }
 
 const RUNTIME_KEYS: &[&str] = &[
-    "system", "python", "image", "version", "source", "sources", "recipe", "includes", "packs",
-    "env", "timeout",
+    "system",
+    "python",
+    "image",
+    "version",
+    "source",
+    "sources",
+    "recipe",
+    "includes",
+    "packs",
+    "env",
+    "timeout",
+    "nested_userns",
 ];
 
 fn lower_runtime(ctx: &mut Ctx<'_>, label: &Label, r: &mut Reader<'_, '_>) -> Option<RuntimeRule> {
@@ -824,7 +842,16 @@ fn lower_runtime(ctx: &mut Ctx<'_>, label: &Label, r: &mut Reader<'_, '_>) -> Op
 }
 
 const PACK_KEYS: &[&str] = &[
-    "version", "source", "sources", "recipe", "includes", "deps", "env", "image", "timeout",
+    "version",
+    "source",
+    "sources",
+    "recipe",
+    "includes",
+    "deps",
+    "env",
+    "image",
+    "timeout",
+    "nested_userns",
 ];
 
 fn lower_pack(ctx: &mut Ctx<'_>, label: &Label, r: &mut Reader<'_, '_>) -> Option<PackRule> {
@@ -867,6 +894,7 @@ const WHEEL_KEYS: &[&str] = &[
     "includes",
     "repair",
     "timeout",
+    "nested_userns",
     "test",
     "crates",
 ];
@@ -937,7 +965,15 @@ fn lower_set(r: &mut Reader<'_, '_>) -> Option<SetRule> {
 }
 
 const REPAIR_KEYS: &[&str] = &[
-    "wheel", "tools", "policy", "recipe", "includes", "image", "runtime", "timeout",
+    "wheel",
+    "tools",
+    "policy",
+    "recipe",
+    "includes",
+    "image",
+    "runtime",
+    "timeout",
+    "nested_userns",
 ];
 
 fn lower_repair(r: &mut Reader<'_, '_>) -> Option<RepairRule> {

@@ -22,6 +22,9 @@ pub struct Target {
     pub owner: Option<Label>,
     /// Per-target timeout in seconds (not part of any key).
     pub timeout: Option<u64>,
+    /// Whether the build may make user namespaces of its own (`nested_userns
+    /// = true`; else `[sandbox]`'s). Not part of any key.
+    pub nested_userns: Option<bool>,
 }
 
 impl Target {
@@ -425,6 +428,7 @@ impl WithoutLocs for Target {
             fields: Vec::new(),
             owner: self.owner.clone(),
             timeout: self.timeout,
+            nested_userns: self.nested_userns,
         }
     }
 }

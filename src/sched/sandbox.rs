@@ -410,9 +410,22 @@ pub fn prepare(
     let out = scratch.join("out");
     std::fs::create_dir_all(build.join("home"))?;
     std::fs::create_dir_all(&out)?;
+    let seccomp = if d.nested_userns {
+        None
+    } else {
+        let dir = cfg.store.root().join("sandbox");
+        Some(crate::exec::seccomp::profile_in(&dir).map_err(|e| {
+            fail(
+                ErrorClass::Environment,
+                format!("{}: cannot refuse nested user namespaces: {e}", d.label),
+                crate::exec::seccomp::FIX,
+            )
+        })?)
+    };
     let isolation = crate::exec::Isolation {
         userns: crate::exec::host::userns_available(),
         pids_limit: cfg.sandbox.pids_limit,
+        seccomp,
     };
     // The scratch and output directories belong to the build's uid alone.
     for dir in [&build, &build.join("home"), &out] {
@@ -464,13 +477,45 @@ pub fn prepare(
         command,
         workdir: "/build".into(),
         limits: Limits {
-            cpus: cfg.sandbox.cpus.clone(),
-            memory: cfg.sandbox.memory.clone(),
+            cpus: cfg.sandbox.cpus.clone().or_else(default_cpus),
+            memory: cfg
+                .sandbox
+                .memory
+                .clone()
+                .or_else(|| default_memory(cfg.jobs)),
             timeout: d.timeout,
+            scratch: Some(cfg.sandbox.scratch),
         },
         isolation,
         out,
     })
+}
+
+/// A build's CPU limit when `[sandbox] cpus` says none: the machine's
+/// cores (a limit the cgroup holds, not "unlimited").
+fn default_cpus() -> Option<String> {
+    std::thread::available_parallelism()
+        .ok()
+        .map(|n| n.get().to_string())
+}
+
+/// A build's memory limit when `[sandbox] memory` says none: three
+/// quarters of the machine's memory shared by the builds that run at once,
+/// but never under 2 GiB (numpy's build needs about that), nor over three
+/// quarters of the machine.
+fn default_memory(jobs: usize) -> Option<String> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    let usable = kib * 1024 / 4 * 3;
+    let each = (usable / jobs.max(1) as u64).max(2 << 30).min(usable);
+    Some(format!("{}m", each >> 20))
 }
 
 /// Make `dir` the build uid's own: owner `uid`, mode 0700.
@@ -539,6 +584,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             timeout: 60,
+            nested_userns: false,
             is_wheel_source: false,
         }
     }

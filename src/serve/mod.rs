@@ -224,8 +224,8 @@ pub fn serve(opts: ServeOpts, say: &dyn Fn(&str)) -> Result<()> {
         .build()
         .map_err(|e| Error::internal(format!("cannot start the server's runtime: {e}")))?;
     crate::exec::interrupt::install();
-    queue::start(app.clone());
-    rt.block_on(async move {
+    let worker = queue::start(app.clone());
+    let served = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(opts.addr)
             .await
             .map_err(|e| {
@@ -253,7 +253,16 @@ pub fn serve(opts: ServeOpts, say: &dyn Fn(&str)) -> Result<()> {
             })
             .await
             .map_err(|e| Error::env(format!("the server stopped: {e}")))
-    })?;
+    });
+    // The build in progress sees the same interrupt: wait for it to stop
+    // its containers and image builds and clean up.
+    if crate::exec::interrupt::requested() {
+        if !worker.is_finished() {
+            say("serve: waiting for the running build to stop");
+        }
+        let _ = worker.join();
+    }
+    served?;
     say("serve: stopped");
     Ok(())
 }

@@ -101,14 +101,16 @@ impl Queue {
     }
 }
 
-/// The worker: one build at a time, until the server stops.
-pub fn start(app: Shared) {
+/// The worker: one build at a time, until the server stops. The server
+/// joins it before it exits, so a build it runs (and the mmdebstrap or
+/// container under it) is stopped and cleaned up, never left behind.
+pub fn start(app: Shared) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         while let Some(job) = app.queue.next() {
             let (state, run, message) = run_job(&app, &job);
             app.queue.finish(job.id, state, run, message);
         }
-    });
+    })
 }
 
 fn run_job(app: &Shared, job: &Job) -> (State, Option<i64>, Option<String>) {

@@ -117,6 +117,9 @@ pub enum Fault {
     /// Require a bearer token from the proxy's own /token endpoint (which
     /// wants basic credentials user:secret).
     Bearer = 5,
+    /// Send a blob download's headers and first bytes, then nothing (for
+    /// up to a minute, or until the proxy stops).
+    StallMidBlob = 6,
 }
 
 pub struct Proxy {
@@ -294,6 +297,15 @@ fn serve(mut c: TcpStream, upstream: u16, own: u16, fault: &AtomicU8, stop: &Ato
             let cut = (split + 4 + 100).min(resp.len());
             let _ = c.write_all(&resp[..cut]);
             let _ = c.shutdown(Shutdown::Both);
+        }
+        6 if is_blob_get && ok => {
+            let cut = (split + 4 + 100).min(resp.len());
+            let _ = c.write_all(&resp[..cut]);
+            let _ = c.flush();
+            let start = Instant::now();
+            while !stop.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(60) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
         3 if is_blob_get && ok && resp.len() > split + 4 => {
             let last = resp.len() - 1;
