@@ -135,6 +135,46 @@ fn the_dashboard_in_a_real_browser_and_its_http_surface() {
     }
     assert!(build.wait().unwrap().success());
 
+    // An artifact downloads whole, streamed, with its length, and is the
+    // very wheel the build delivered.
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(ws.root().join("dist/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let slow = manifest["wheels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["label"] == "//wheels:slow")
+        .unwrap();
+    let (wheel, sha) = (
+        slow["wheel"].as_str().unwrap(),
+        slow["sha256"].as_str().unwrap(),
+    );
+    let (h, _) = refine::history::History::open(&ws.store).unwrap();
+    let built = h
+        .results(&refine::history::Filter {
+            label: Some("//wheels:slow".into()),
+            verdict: Some("built".into()),
+            limit: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    let r = http
+        .get(format!("{url}/artifacts/{}/{wheel}", built[0].id))
+        .header("Authorization", format!("Bearer {token}"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let len: u64 = r.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bytes = r.bytes().unwrap();
+    assert_eq!(len, bytes.len() as u64);
+    assert_eq!(common::sha256_hex(&bytes), sha);
+
     // The token's rules.
     let post = |path: &str| http.post(format!("{url}{path}"));
     let body = r#"{"targets": ["//wheels:six"]}"#;

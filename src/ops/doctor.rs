@@ -113,6 +113,7 @@ fn checks(w: &Wants, store: &std::path::Path, dev: bool) -> Vec<Check> {
         out.push(host::podman_runs(&podman_prog));
     }
     out.push(host::userns());
+    out.push(seccomp(store));
     let foreign = w.arch != Arch::host();
     if w.mmdebstrap {
         let mm = std::env::var("REFINE_MMDEBSTRAP").unwrap_or_else(|_| "mmdebstrap".into());
@@ -185,6 +186,19 @@ fn import_checks(python: &str) -> Vec<Check> {
 }
 
 /// Debian source packages: refine's deb-src lists can be made and updated.
+/// Builds refuse nested user namespaces through a profile derived from
+/// podman's default one: that default must be there to derive from.
+fn seccomp(store: &std::path::Path) -> Check {
+    const NAME: &str = "seccomp";
+    match crate::exec::seccomp::profile_in(&store.join("sandbox")) {
+        Ok(_) => Check::ok(
+            NAME,
+            "builds get podman's seccomp profile without user namespaces",
+        ),
+        Err(e) => Check::fail(NAME, e, crate::exec::seccomp::FIX),
+    }
+}
+
 fn deb_src(store: &std::path::Path) -> Check {
     const NAME: &str = "deb-src";
     if host::which("apt-get").is_none() {

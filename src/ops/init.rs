@@ -103,9 +103,14 @@ policy = "{policy}"    # the auditwheel policy repaired wheels are tagged with
 
 [sandbox]
 timeout = "3h"               # per build step; rules may set their own
-# cpus = 2
-# memory = "8g"
+# cpus = 2                   # default: the machine's cores
+# memory = "8g"              # default: 3/4 of the memory, shared by the jobs, at least 2 GiB
 # pids_limit = 4096
+# scratch = "4GiB"           # the private /tmp of a build step
+# max_output_size = "4GiB"   # what one build may hand back
+# max_output_files = 200000
+# max_compression_ratio = 100
+# nested_userns = false      # builds may not make user namespaces (rules may say true)
 
 [defaults]
 # The builder image, runtime, recipes, build requirements and repair tools

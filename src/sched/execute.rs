@@ -398,8 +398,9 @@ fn collect_outputs(cx: &NodeCx<'_>, out: &Path, log: &mut File) -> Result<Tree, 
         };
         for w in &wheels {
             crate::wheel::normalize_within(w, d.source_date_epoch, limits).map_err(broken)?;
-            let files = crate::wheel::read_wheel_within(w, limits).map_err(broken)?;
-            let foreign = crate::wheel::foreign_elves(&files, d.platform.arch.elf_machine());
+            let foreign =
+                crate::wheel::foreign_elves_within(w, d.platform.arch.elf_machine(), limits)
+                    .map_err(broken)?;
             if !foreign.is_empty() {
                 let list: Vec<String> = foreign
                     .iter()

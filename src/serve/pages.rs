@@ -694,18 +694,39 @@ pub async fn artifact(
     let Ok(Some((path, name))) = found else {
         return refuse(StatusCode::NOT_FOUND, "no such artifact", false);
     };
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => (
-            [
-                (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"{}\"", name.replace('"', "")),
-                ),
-            ],
-            bytes,
-        )
-            .into_response(),
-        Err(_) => refuse(StatusCode::NOT_FOUND, "no such artifact", false),
+    // Streamed a chunk at a time: an image of 550 MB is never held whole
+    // (three parallel downloads once took 1.7 GB).
+    let Ok(file) = tokio::fs::File::open(&path).await else {
+        return refuse(StatusCode::NOT_FOUND, "no such artifact", false);
+    };
+    let len = file.metadata().await.map(|m| m.len()).ok();
+    let chunks = futures_util::stream::unfold(file, |mut f| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 64 << 10];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(buf), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    });
+    let mut resp = (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", name.replace('"', "")),
+            ),
+        ],
+        axum::body::Body::from_stream(chunks),
+    )
+        .into_response();
+    if let Some(n) = len
+        && let Ok(v) = header::HeaderValue::from_str(&n.to_string())
+    {
+        resp.headers_mut().insert(header::CONTENT_LENGTH, v);
     }
+    resp
 }

@@ -68,57 +68,111 @@ pub fn read_wheel(path: &Path) -> Result<Vec<WheelFile>, WheelError> {
 
 /// Read every file entry of a wheel within `limits` (see the module header).
 pub fn read_wheel_within(path: &Path, limits: &OutputLimits) -> Result<Vec<WheelFile>, WheelError> {
-    let over = |message: String| WheelError::Limit {
+    let mut w = Entries::open(path, limits)?;
+    let mut out = Vec::new();
+    for (index, name, executable) in w.files()? {
+        let data = w.read(index, &name)?;
+        out.push(WheelFile {
+            name,
+            executable,
+            data,
+        });
+    }
+    Ok(out)
+}
+
+fn over(path: &Path, message: String) -> WheelError {
+    WheelError::Limit {
         path: path.display().to_string(),
         message,
-    };
-    let f = std::fs::File::open(path)?;
-    let on_disk = f.metadata()?.len();
-    // What the entries may come to: the size limit, and the ratio over the
-    // file's real size (with 1 MiB of slack for tiny wheels).
-    let budget = limits
-        .max_bytes
-        .min(on_disk.max(1 << 20).saturating_mul(limits.max_ratio));
-    let mut z = zip::ZipArchive::new(f).map_err(|e| bad(path, format!("not a zip file: {e}")))?;
-    if z.len() as u64 > limits.max_files {
-        return Err(over(format!(
-            "{} entries, more than the {} an output may hold (max_output_files)",
-            z.len(),
-            limits.max_files
-        )));
     }
-    let mut used = 0u64;
-    let mut out = Vec::new();
-    for i in 0..z.len() {
-        let e = z.by_index(i).map_err(|e| bad(path, e.to_string()))?;
-        let name = e.name().map_err(|e| bad(path, e.to_string()))?.to_string();
-        if e.enclosed_name().is_none()
-            || name.starts_with('/')
-            || name.contains('\\')
-            || name.contains('\0')
-            || name.split('/').any(|c| c == "..")
-        {
-            return Err(bad(path, format!("unsafe entry name {name:?}")));
+}
+
+/// A wheel's entries, read one at a time within [`OutputLimits`], so that
+/// at most one entry is in memory (a 200 MB wheel is never held whole).
+struct Entries<'a> {
+    path: &'a Path,
+    z: zip::ZipArchive<std::fs::File>,
+    limits: &'a OutputLimits,
+    /// What the entries may come to: the size limit, and the ratio over
+    /// the file's real size (with 1 MiB of slack for tiny wheels).
+    budget: u64,
+    used: u64,
+}
+
+impl<'a> Entries<'a> {
+    fn open(path: &'a Path, limits: &'a OutputLimits) -> Result<Entries<'a>, WheelError> {
+        let f = std::fs::File::open(path)?;
+        let on_disk = f.metadata()?.len();
+        let budget = limits
+            .max_bytes
+            .min(on_disk.max(1 << 20).saturating_mul(limits.max_ratio));
+        let z = zip::ZipArchive::new(f).map_err(|e| bad(path, format!("not a zip file: {e}")))?;
+        if z.len() as u64 > limits.max_files {
+            return Err(over(
+                path,
+                format!(
+                    "{} entries, more than the {} an output may hold (max_output_files)",
+                    z.len(),
+                    limits.max_files
+                ),
+            ));
         }
-        if e.is_symlink() {
-            return Err(bad(path, format!("{name} is a link; wheels hold files")));
+        Ok(Entries {
+            path,
+            z,
+            limits,
+            budget,
+            used: 0,
+        })
+    }
+
+    /// (index, name, executable) of every file entry, names and kinds
+    /// checked; directories dropped.
+    fn files(&mut self) -> Result<Vec<(usize, String, bool)>, WheelError> {
+        let path = self.path;
+        let mut out = Vec::new();
+        for i in 0..self.z.len() {
+            let e = self.z.by_index_raw(i).map_err(|e| zip_err(path, e))?;
+            let name = e.name().map_err(|e| bad(path, e.to_string()))?.to_string();
+            if e.enclosed_name().is_none()
+                || name.starts_with('/')
+                || name.contains('\\')
+                || name.contains('\0')
+                || name.split('/').any(|c| c == "..")
+            {
+                return Err(bad(path, format!("unsafe entry name {name:?}")));
+            }
+            if e.is_symlink() {
+                return Err(bad(path, format!("{name} is a link; wheels hold files")));
+            }
+            if e.is_dir() {
+                continue;
+            }
+            let executable = e.unix_mode().is_some_and(|m| m & 0o111 != 0);
+            out.push((i, name, executable));
         }
-        if e.is_dir() {
-            continue;
-        }
-        let executable = e.unix_mode().is_some_and(|m| m & 0o111 != 0);
-        let left = budget - used;
+        Ok(out)
+    }
+
+    /// The bytes of entry `index`, counted against the budget; a declared
+    /// size is a claim, never an allocation.
+    fn read(&mut self, index: usize, name: &str) -> Result<Vec<u8>, WheelError> {
+        let path = self.path;
+        let left = self.budget - self.used;
+        let (max_bytes, max_ratio) = (self.limits.max_bytes, self.limits.max_ratio);
+        let e = self.z.by_index(index).map_err(|e| zip_err(path, e))?;
         if e.size() > left {
-            return Err(over(format!(
-                "{name} declares {} bytes, more than the {left} left of this wheel's limit \
-                 ({} bytes, at most {}× its own size)",
-                e.size(),
-                limits.max_bytes,
-                limits.max_ratio
-            )));
+            let declared = e.size();
+            return Err(over(
+                path,
+                format!(
+                    "{name} declares {declared} bytes, more than the {left} left of this wheel's limit \
+                 ({max_bytes} bytes, at most {max_ratio}× its own size)"
+                ),
+            ));
         }
-        // Never allocate by a claim: at most what is left, and the vector
-        // grows only with bytes really read.
+        // At most what is left; the vector grows only with bytes really read.
         let mut data = Vec::with_capacity((e.size().min(left) as usize).min(1 << 20));
         let read = e.take(left + 1).read_to_end(&mut data).map_err(|err| {
             if err.kind() == std::io::ErrorKind::InvalidData
@@ -130,20 +184,17 @@ pub fn read_wheel_within(path: &Path, limits: &OutputLimits) -> Result<Vec<Wheel
             }
         })? as u64;
         if read > left {
-            return Err(over(format!(
-                "{name} unpacks to more than the {left} bytes left of this wheel's limit \
-                 ({} bytes, at most {}× its own size)",
-                limits.max_bytes, limits.max_ratio
-            )));
+            return Err(over(
+                path,
+                format!(
+                    "{name} unpacks to more than the {left} bytes left of this wheel's limit \
+                 ({max_bytes} bytes, at most {max_ratio}× its own size)"
+                ),
+            ));
         }
-        used += read;
-        out.push(WheelFile {
-            name,
-            executable,
-            data,
-        });
+        self.used += read;
+        Ok(data)
     }
-    Ok(out)
 }
 
 /// The `.dist-info` directory of a wheel's files.
@@ -209,30 +260,22 @@ pub fn normalize_within(
     source_date_epoch: i64,
     limits: &OutputLimits,
 ) -> Result<(), WheelError> {
-    let mut files = read_wheel_within(path, limits)?;
-    let di = dist_info(&files).ok_or_else(|| bad(path, "no .dist-info directory"))?;
+    let mut w = Entries::open(path, limits)?;
+    let mut files = w.files()?;
+    let di = files
+        .iter()
+        .find_map(|(_, name, _)| {
+            let (dir, rest) = name.split_once('/')?;
+            (dir.ends_with(".dist-info") && !rest.contains('/')).then(|| dir.to_string())
+        })
+        .ok_or_else(|| bad(path, "no .dist-info directory"))?;
     let record_name = format!("{di}/RECORD");
-    files.retain(|f| f.name != record_name && !f.name.starts_with(&format!("{di}/RECORD.")));
+    files.retain(|(_, n, _)| *n != record_name && !n.starts_with(&format!("{di}/RECORD.")));
     let prefix = format!("{di}/");
-    files.sort_by(|a, b| {
-        let ka = (a.name.starts_with(&prefix), a.name.as_bytes());
-        let kb = (b.name.starts_with(&prefix), b.name.as_bytes());
+    files.sort_by(|(_, a, _), (_, b, _)| {
+        let ka = (a.starts_with(&prefix), a.as_bytes());
+        let kb = (b.starts_with(&prefix), b.as_bytes());
         ka.cmp(&kb)
-    });
-    let mut record = String::new();
-    for f in &files {
-        record.push_str(&format!(
-            "{},{},{}\n",
-            csv_field(&f.name),
-            record_hash(&f.data),
-            f.data.len()
-        ));
-    }
-    record.push_str(&format!("{},,\n", csv_field(&record_name)));
-    files.push(WheelFile {
-        name: record_name,
-        executable: false,
-        data: record.into_bytes(),
     });
 
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -240,22 +283,55 @@ pub fn normalize_within(
     {
         let mut z = zip::ZipWriter::new(std::io::BufWriter::new(tmp.as_file()));
         let time = zip_time(source_date_epoch);
-        for f in &files {
-            let opts = zip::write::SimpleFileOptions::default()
+        let opts = |executable: bool| {
+            zip::write::SimpleFileOptions::default()
                 .compression_method(zip::CompressionMethod::Deflated)
                 .compression_level(Some(6))
                 .last_modified_time(time)
-                .unix_permissions(if f.executable { 0o755 } else { 0o644 });
-            z.start_file(f.name.as_str(), opts)
+                .unix_permissions(if executable { 0o755 } else { 0o644 })
+        };
+        let mut record = String::new();
+        // One entry in memory at a time.
+        for (index, name, executable) in &files {
+            let data = w.read(*index, name)?;
+            record.push_str(&format!(
+                "{},{},{}\n",
+                csv_field(name),
+                record_hash(&data),
+                data.len()
+            ));
+            z.start_file(name.as_str(), opts(*executable))
                 .map_err(|e| zip_err(path, e))?;
-            z.write_all(&f.data)?;
+            z.write_all(&data)?;
         }
-        let mut w = z.finish().map_err(|e| zip_err(path, e))?;
-        w.flush()?;
+        record.push_str(&format!("{},,\n", csv_field(&record_name)));
+        z.start_file(record_name.as_str(), opts(false))
+            .map_err(|e| zip_err(path, e))?;
+        z.write_all(record.as_bytes())?;
+        let mut out = z.finish().map_err(|e| zip_err(path, e))?;
+        out.flush()?;
     }
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| WheelError::Io(e.error))?;
     Ok(())
+}
+
+/// (name, e_machine) of the ELF files of a wheel whose machine is not
+/// `machine`, reading one entry at a time within `limits`.
+pub fn foreign_elves_within(
+    path: &Path,
+    machine: u16,
+    limits: &OutputLimits,
+) -> Result<Vec<(String, u16)>, WheelError> {
+    let mut w = Entries::open(path, limits)?;
+    let mut out = Vec::new();
+    for (index, name, _) in w.files()? {
+        let data = w.read(index, &name)?;
+        if let Some(m) = elf_machine(&data).filter(|m| *m != machine) {
+            out.push((name, m));
+        }
+    }
+    Ok(out)
 }
 
 /// Check a wheel's RECORD against its contents; returns the problems.
@@ -484,6 +560,27 @@ mod tests {
                 .len(),
             8 << 20
         );
+    }
+
+    #[test]
+    fn foreign_elves_are_found_one_entry_at_a_time() {
+        let mut s390 = vec![0u8; 64];
+        s390[..4].copy_from_slice(b"\x7fELF");
+        s390[5] = 2;
+        s390[18..20].copy_from_slice(&22u16.to_be_bytes());
+        let mut x86 = s390.clone();
+        x86[5] = 1;
+        x86[18..20].copy_from_slice(&62u16.to_le_bytes());
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("w.whl");
+        std::fs::write(
+            &p,
+            zip_of(&[("a/_s.so", &s390), ("a/_x.so", &x86), ("a/x.py", b"pass")]),
+        )
+        .unwrap();
+        let found = foreign_elves_within(&p, 22, &OutputLimits::default()).unwrap();
+        assert_eq!(found, vec![("a/_x.so".to_string(), 62)]);
+        assert!(foreign_elves_within(&p, 62, &OutputLimits::default()).unwrap()[0].0 == "a/_s.so");
     }
 
     #[test]
