@@ -898,21 +898,8 @@ fn a_moved_store_reports_its_own_log_paths() {
 #[test]
 fn a_full_disk_never_costs_the_history() {
     let ws = fake_workspace();
-    let mnt = tempfile::tempdir().unwrap();
+    let mnt = common::Tmpfs::mount("24m");
     let store = mnt.path().join("store");
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=24m", "refine-test-full"])
-        .arg(mnt.path())
-        .status()
-        .unwrap();
-    assert!(mounted.success(), "mount a tmpfs (this test runs as root)");
-    struct Unmount<'a>(&'a std::path::Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(self.0).status();
-        }
-    }
-    let _unmount = Unmount(mnt.path());
     let run = |args: &[&str]| -> common::Run {
         let mut c = ws.cmd_in(&store);
         c.env("REFINE_EXECUTOR", "fake");
@@ -968,20 +955,7 @@ fn a_full_disk_never_costs_the_history() {
 /// problem (disk full, exit 3), never "the recipe wrote a broken wheel".
 #[test]
 fn a_full_disk_while_normalizing_is_an_environment_error() {
-    let mnt = tempfile::tempdir().unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "refine-test-norm"])
-        .arg(mnt.path())
-        .status()
-        .unwrap();
-    assert!(mounted.success(), "mount a tmpfs (this test runs as root)");
-    struct Unmount<'a>(&'a std::path::Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(self.0).status();
-        }
-    }
-    let _unmount = Unmount(mnt.path());
+    let mnt = common::Tmpfs::mount("1m");
     // A wheel of 600 kB that does not compress, on a disk of 1 MB: its
     // rewrite needs as much again.
     let wheel = mnt.path().join("demo-1.0-py3-none-any.whl");

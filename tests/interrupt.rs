@@ -82,6 +82,62 @@ fn interrupts_and_kills() {
     sigint_and_sigterm_stop_the_running_container_and_store_nothing();
     after_a_sigkill_the_next_run_stops_the_orphaned_container();
     sigterm_during_an_image_build_leaves_nothing_mounted_or_running();
+    sigterm_to_serve_during_an_image_build_leaves_nothing_behind();
+}
+
+/// The same under `refine serve`: a build queued from the API is making an
+/// image when the server gets SIGTERM. The server waits for the build to
+/// stop; no mmdebstrap outlives it, nothing stays mounted.
+fn sigterm_to_serve_during_an_image_build_leaves_nothing_behind() {
+    let ws = shipped();
+    let store = tempfile::tempdir().unwrap();
+    let secret = tempfile::tempdir().unwrap();
+    let token = "interrupt-test-token-0123456789abcdef";
+    std::fs::write(secret.path().join("token"), token).unwrap();
+    let mut c = ws.cmd_in(store.path());
+    c.args([
+        "--arch",
+        "host",
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--token-file",
+    ])
+    .arg(secret.path().join("token"));
+    let server = common::Server::start(c);
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}/api/builds", server.url))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .body(r#"{"targets": ["//images:bookworm"]}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let real = store.path().canonicalize().unwrap();
+    wait_until("mmdebstrap's mounts under serve", 600, &mut || {
+        !refine::exec::podman::mounts_under(&real).is_empty()
+    });
+    let (ended, said) = server.terminate(60);
+    assert!(ended, "serve ended by itself after SIGTERM: {said}");
+    assert!(
+        said.contains("waiting for the running build to stop"),
+        "{said}"
+    );
+    nothing_mounted_or_running_under(&real);
+}
+
+/// Nothing mounted under `store`, and no process naming it (mmdebstrap
+/// and what it runs name its root there).
+fn nothing_mounted_or_running_under(store: &Path) {
+    assert_eq!(
+        refine::exec::podman::mounts_under(store),
+        Vec::<std::path::PathBuf>::new()
+    );
+    assert_eq!(
+        processes_naming(&store.display().to_string()),
+        Vec::<String>::new(),
+        "nothing still runs"
+    );
 }
 
 /// Processes whose command line names `needle`.
@@ -133,16 +189,7 @@ fn sigterm_during_an_image_build_leaves_nothing_mounted_or_running() {
         start.elapsed()
     );
     assert_eq!(r.code, 130, "{}", r.all());
-    assert_eq!(
-        refine::exec::podman::mounts_under(&real),
-        Vec::<std::path::PathBuf>::new()
-    );
-    let needle = real.display().to_string();
-    assert_eq!(
-        processes_naming(&needle),
-        Vec::<String>::new(),
-        "nothing still runs"
-    );
+    nothing_mounted_or_running_under(&real);
     let left: Vec<String> = std::fs::read_dir(real.join("tmp"))
         .map(|d| {
             d.flatten()

@@ -60,6 +60,23 @@ fn build_and_push(ws: &Ws, store: &Path, flags: &[&str], env: &[(&str, &str)]) -
     (b, c.output().unwrap().into())
 }
 
+/// A registry behind a fault-injecting proxy, and a workspace whose
+/// results machine A built and pushed through it (the build is returned).
+fn pushed_through_a_proxy() -> (Registry, Proxy, Ws, Run) {
+    let reg = Registry::start(None);
+    let proxy = Proxy::start(reg.port);
+    let ws = fake_workspace();
+    let (a, push) = build_and_push(
+        &ws,
+        &ws.root().join("a"),
+        &["--remote", &proxy.url("refine")],
+        &[],
+    );
+    a.ok();
+    push.ok();
+    (reg, proxy, ws, a)
+}
+
 /// Labels a `refine --json push|pull` moved with `result`.
 fn moved(r: &Run, result: &str) -> Vec<String> {
     r.stdout
@@ -316,17 +333,7 @@ fn server_errors_and_timeouts_are_retried_then_reported() {
 /// request timeout (the default 600 s here), and leaves no partial file.
 #[test]
 fn sigterm_during_a_stalled_registry_ends_refine_promptly() {
-    let reg = Registry::start(None);
-    let proxy = Proxy::start(reg.port);
-    let ws = fake_workspace();
-    let (a, push) = build_and_push(
-        &ws,
-        &ws.root().join("a"),
-        &["--remote", &proxy.url("refine")],
-        &[],
-    );
-    a.ok();
-    push.ok();
+    let (_reg, proxy, ws, _) = pushed_through_a_proxy();
     for fault in [Fault::Stall, Fault::StallMidBlob] {
         proxy.set(fault);
         let store = ws.root().join(format!("b-{fault:?}"));
@@ -365,17 +372,7 @@ fn sigterm_during_a_stalled_registry_ends_refine_promptly() {
 
 #[test]
 fn broken_downloads_and_wrong_bytes_are_discarded_and_rebuilt() {
-    let reg = Registry::start(None);
-    let proxy = Proxy::start(reg.port);
-    let ws = fake_workspace();
-    let (a, push) = build_and_push(
-        &ws,
-        &ws.root().join("a"),
-        &["--remote", &proxy.url("refine")],
-        &[],
-    );
-    a.ok();
-    push.ok();
+    let (_reg, proxy, ws, a) = pushed_through_a_proxy();
     for (fault, words) in [
         (Fault::DropMidBlob, "broke off"),
         (Fault::CorruptBlob, "other bytes"),

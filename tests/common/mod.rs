@@ -480,6 +480,26 @@ impl Server {
         }
     }
 
+    /// SIGTERM, then wait up to `secs` for it to end by itself: whether it
+    /// did (else it is killed), and what it said on stderr.
+    pub fn terminate(mut self, secs: u64) -> (bool, String) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        let mut ended = false;
+        while std::time::Instant::now() < deadline {
+            if self.child.try_wait().unwrap().is_some() {
+                ended = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        (ended, self.stderr.lock().unwrap().clone())
+    }
+
     /// Stop it; what it said on stderr.
     pub fn stop(mut self) -> String {
         let _ = Command::new("kill")
@@ -512,4 +532,34 @@ pub fn refine_in(dir: &Path, store: &Path, args: &[&str]) -> Run {
         .output()
         .unwrap()
         .into()
+}
+
+/// A tmpfs of `size` (mount's `size=` option) on a temporary directory,
+/// unmounted when dropped: a real filesystem that fills up (tests run as
+/// root, as CI does).
+pub struct Tmpfs {
+    pub dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    pub fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "refine-test"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(mounted.success(), "mount a tmpfs (this test runs as root)");
+        Tmpfs { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
 }
