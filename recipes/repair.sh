@@ -4,6 +4,15 @@
 # with the platform's policy ($REFINE_POLICY, e.g. manylinux_2_36_s390x).
 # Pure wheels have nothing to repair and are passed through.
 #
+# Then honest tags: `auditwheel repair --plat P` tags a wheel that needed
+# grafting with P alone, even when its symbols and libraries allow older
+# policies. auditwheel's own analysis of the repaired wheel (what
+# `auditwheel show` prints) names the oldest policy it meets; that policy's
+# tags are added the way repair adds them to a wheel that needed no
+# grafting, and `<wheel>.policy.json` beside it says which policy it meets
+# and which versioned symbols (or libraries) kept it from the next older
+# one (refine's manifest, provenance and history carry it).
+#
 # auditwheel runs in a virtual environment of the target's Python that the
 # frontend (uv: native in a hybrid image) makes and fills from
 # $REFINE_TOOLS offline; `python -m venv` with pip in it took 33 s of an
@@ -17,6 +26,7 @@ uv=$(frontend)
 "$uv" pip install --offline --no-config --python /build/venv/bin/python \
     --no-index --find-links "$REFINE_TOOLS" auditwheel
 
+mkdir /build/repaired
 for wheel in "$REFINE_INPUT"/*.whl; do
     case "$wheel" in
         *-none-any.whl)
@@ -27,10 +37,82 @@ for wheel in "$REFINE_INPUT"/*.whl; do
             # What it found is in repair's own log; `show` only when it
             # fails (each emulated auditwheel run is seconds).
             /build/venv/bin/auditwheel repair --plat "$REFINE_POLICY" \
-                --wheel-dir "$REFINE_OUT" "$wheel" || {
+                --wheel-dir /build/repaired "$wheel" || {
                 /build/venv/bin/auditwheel show "$wheel" || true
                 exit 1
             } ;;
     esac
 done
+
+# One interpreter for every repaired wheel (each start is seconds emulated).
+/build/venv/bin/python - /build/repaired "$REFINE_OUT" <<'PY'
+import json, os, shutil, sys
+from auditwheel.policy import WheelPolicies
+from auditwheel.wheel_abi import analyze_wheel_abi
+from auditwheel.wheeltools import InWheelCtx, add_platforms
+
+src, out = sys.argv[1], sys.argv[2]
+pol = WheelPolicies()
+
+
+def limits(info, older):
+    """What of the wheel the policy `older` does not allow."""
+    allowed = {
+        name: {name + "_" + v for v in versions}
+        for name, versions in older["symbol_versions"].items()
+    }
+    why = []
+    for lib, versions in sorted(info.versioned_symbols.items()):
+        for v in sorted(versions):
+            name = v.partition("_")[0]
+            if name in allowed and v not in allowed[name]:
+                why.append(f"{lib}: {v}")
+    refs = info.external_refs.get(older["name"], {})
+    for lib in sorted(refs.get("libs", {})):
+        why.append(f"{lib} (a library {older['name']} does not provide)")
+    for lib, syms in sorted(refs.get("blacklist", {}).items()):
+        why.append(f"{lib}: {', '.join(sorted(syms))} (symbols {older['name']} forbids)")
+    return why
+
+
+for name in sorted(os.listdir(src)):
+    wheel = os.path.join(src, name)
+    info = analyze_wheel_abi(pol, wheel, frozenset())
+    met = pol.get_policy_by_name(info.overall_tag)
+    tags = [met["name"]] + met["aliases"]
+    older = sorted(
+        (p for p in pol.policies if p["priority"] > met["priority"]),
+        key=lambda p: p["priority"],
+    )
+    why = limits(info, older[0]) if older else []
+    have = name[: -len(".whl")].rsplit("-", 1)[1].split(".")
+    if all(t in have for t in tags):
+        final = name
+        shutil.move(wheel, os.path.join(out, final))
+    else:
+        # The oldest first, as repair names a wheel that needed no grafting.
+        final = "{}-{}.whl".format(
+            name[: -len(".whl")].rsplit("-", 1)[0],
+            ".".join(tags + [t for t in have if t not in tags]),
+        )
+        ctx = InWheelCtx(wheel)
+        with ctx:
+            ctx.out_wheel = wheel
+            ctx.out_wheel = add_platforms(ctx, tags)
+        shutil.move(ctx.out_wheel, os.path.join(out, final))
+    report = {
+        "wheel": final,
+        "policy": met["name"],
+        "tags": tags,
+        "older": older[0]["name"] if older else None,
+        "limited_by": why,
+    }
+    with open(os.path.join(out, final + ".policy.json"), "w") as f:
+        json.dump(report, f, indent=1, sort_keys=True)
+        f.write("\n")
+    said = f"{final} meets {met['name']}"
+    if older and why:
+        said += f"; not {older[0]['name']}: {', '.join(why)}"
+    print("refine: " + said)
+PY
 ls -l "$REFINE_OUT"

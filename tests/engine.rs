@@ -611,6 +611,63 @@ fn workspace_links_out_never_bring_host_files_into_builds() {
     }
 }
 
+/// A repair's report of its wheel's policy (`<wheel>.policy.json`) is
+/// checked, stored with the output, and carried by the manifest, the
+/// provenance and `refine history`; it is never delivered as a wheel.
+#[test]
+fn a_repaired_wheels_policy_is_in_the_manifest_provenance_and_history() {
+    let ws = fake_workspace();
+    ws.fake(ALL).ok();
+    let dist = ws.root().join("dist");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dist.join("manifest.json")).unwrap())
+            .unwrap();
+    let repaired: Vec<&serde_json::Value> = manifest["wheels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["label"].as_str().unwrap().starts_with("//repairs:"))
+        .collect();
+    assert!(!repaired.is_empty(), "{manifest:#}");
+    for w in &repaired {
+        assert_eq!(w["policy"], "manylinux_2_36_x86_64", "{w}");
+        assert_eq!(w["limited_by"], serde_json::json!([]), "{w}");
+        let name = w["wheel"].as_str().unwrap();
+        let prov: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dist.join(format!("{name}.provenance.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            prov["policy"]["policy"], "manylinux_2_36_x86_64",
+            "{prov:#}"
+        );
+    }
+    let plain = manifest["wheels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["label"] == "//wheels:alpha")
+        .unwrap();
+    assert!(plain.get("policy").is_none(), "{plain}");
+    let names: Vec<String> = std::fs::read_dir(&dist)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.ends_with(".policy.json")),
+        "{names:?}"
+    );
+    let label = repaired[0]["label"].as_str().unwrap();
+    let h = ws.fake(&["history", label]);
+    h.ok();
+    assert!(
+        h.stdout.contains("meets manylinux_2_36_x86_64"),
+        "{}",
+        h.stdout
+    );
+}
+
 #[test]
 fn json_events_stream_and_summarize() {
     let ws = fake_workspace();

@@ -547,7 +547,11 @@ fn build_code_runs_with_nothing_to_spare() {
 #[test]
 fn hostile_output_is_a_build_failure_never_a_crash() {
     let ws = shipped();
-    let bomb = refine::wheel::zip64_claiming("bomb/data.bin", b"0123456789", 1 << 50);
+    let meta: &[u8] = b"Metadata-Version: 2.1\nName: bomb\nVersion: 1.0\n";
+    let bomb = refine::wheel::zip64_claiming(&[
+        ("bomb/data.bin", b"0123456789", 1 << 50),
+        ("bomb-1.0.dist-info/METADATA", meta, meta.len() as u64),
+    ]);
     std::fs::create_dir_all(ws.root().join("vendor")).unwrap();
     std::fs::write(ws.root().join("vendor/bomb-1.0-py3-none-any.whl"), &bomb).unwrap();
     ws.write(

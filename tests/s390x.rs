@@ -92,6 +92,85 @@ fn s390x_wheels_build_repair_and_work_in_a_clean_container() {
         }
     }
 
+    // Honest tags: a repaired wheel carries the tags of the oldest policy
+    // auditwheel's analysis of it finds, not only bookworm's (PyYAML's
+    // grafted libyaml needs no newer glibc than 2.17), and the manifest
+    // says what it meets and what kept it from older.
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dist.join("manifest.json")).unwrap())
+            .unwrap();
+    let entry = |label: &str| -> serde_json::Value {
+        manifest["wheels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["label"] == label)
+            .unwrap_or_else(|| panic!("{label}: {manifest:#}"))
+            .clone()
+    };
+    for label in ["//repairs:pyyaml", "//repairs:markupsafe"] {
+        let w = entry(label);
+        assert_eq!(w["policy"], "manylinux_2_17_s390x", "{w}");
+        let name = w["wheel"].as_str().unwrap();
+        assert!(
+            name.contains("manylinux_2_17_s390x") && name.contains("manylinux2014_s390x"),
+            "{name}"
+        );
+    }
+    let cffi = entry("//repairs:cffi");
+    let policy = cffi["policy"].as_str().unwrap();
+    assert!(policy.starts_with("manylinux_2_"), "{cffi}");
+    if policy != "manylinux_2_17_s390x" {
+        let why = cffi["limited_by"].to_string();
+        assert!(why.contains("GLIBC_"), "what keeps cffi from older: {cffi}");
+    }
+    // pip's own tag check, for a system of glibc 2.17 (the tags such a
+    // system accepts): PyYAML and MarkupSafe install there.
+    let tmp = tempfile::tempdir().unwrap();
+    let pip = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-index",
+            "--only-binary=:all:",
+            "--no-deps",
+        ])
+        .args([
+            "--python-version",
+            "3.11",
+            "--implementation",
+            "cp",
+            "--abi",
+            "cp311",
+        ])
+        .args([
+            "--platform",
+            "manylinux2014_s390x",
+            "--platform",
+            "manylinux_2_17_s390x",
+        ])
+        .arg("--find-links")
+        .arg(&dist)
+        .arg("-d")
+        .arg(tmp.path())
+        .args(["PyYAML", "MarkupSafe"])
+        .output()
+        .unwrap();
+    assert!(
+        pip.status.success(),
+        "pip refuses them for glibc 2.17: {}",
+        String::from_utf8_lossy(&pip.stderr)
+    );
+    let mut c = ws.cmd_in(&store);
+    c.args(["history", "//repairs:pyyaml"]);
+    let h: Run = c.output().unwrap().into();
+    assert!(
+        h.stdout.contains("meets manylinux_2_17_s390x"),
+        "{}",
+        h.all()
+    );
+
     // Every CI wheel reproduces: rebuilt from scratch, bit for bit the
     // build above. (The unrepaired markupsafe too: repair must not hide a
     // difference.)

@@ -116,14 +116,17 @@ pub fn run(c: &HistoryCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
                 p.info("history: no runs recorded in this store yet");
             }
         }
-        Answer::Results(rows) => {
+        Answer::Results(rows, policies) => {
             if c.csv {
                 p.data("run,label,arch,toolchain,verdict,started,duration_ms,key,output,log,error,hints");
             }
-            for r in &rows {
+            for (r, reports) in rows.iter().zip(&policies) {
                 if p.json {
                     let mut v = serde_json::to_value(r).unwrap_or_default();
                     v["event"] = "result".into();
+                    if !reports.is_empty() {
+                        v["policies"] = serde_json::to_value(reports).unwrap_or_default();
+                    }
                     p.data(&v.to_string());
                 } else if c.csv {
                     p.data(
@@ -161,6 +164,13 @@ pub fn run(c: &HistoryCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
                     ));
                     if let Some(e) = &r.error {
                         p.data(&format!("       error: {e}"));
+                    }
+                    for rep in reports {
+                        p.data(&format!(
+                            "       {}: {}",
+                            rep.wheel,
+                            crate::wheel::policy::describe(rep)
+                        ));
                     }
                     for h in &r.hints {
                         p.data(&format!("       hint: {h}"));

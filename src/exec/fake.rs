@@ -207,7 +207,20 @@ impl Executor for Fake {
                     let n = m.container.rsplit('/').next().unwrap_or_default();
                     if let Some(stem) = n.strip_suffix(".whl") {
                         let base = stem.rsplit_once('-').map_or(stem, |(b, _)| b);
-                        fs::copy(&m.host, out.join(format!("{base}-{plat}.whl")))?;
+                        let wheel = format!("{base}-{plat}.whl");
+                        fs::copy(&m.host, out.join(&wheel))?;
+                        // What the repair recipe reports of the tags.
+                        let report = serde_json::json!({
+                            "wheel": wheel,
+                            "policy": plat,
+                            "tags": [plat],
+                            "older": null,
+                            "limited_by": [],
+                        });
+                        fs::write(
+                            out.join(format!("{wheel}{}", crate::wheel::policy::REPORT_SUFFIX)),
+                            report.to_string(),
+                        )?;
                     }
                 }
             }

@@ -261,22 +261,28 @@ pub fn deliver(
                 verdict: r.verdict.as_str(),
                 duration_ms: r.duration.as_millis() as u64,
                 log: r.log.as_deref(),
+                policy: None,
+                limited_by: None,
             };
             let Some(tree) = r.tree.as_ref().filter(|_| r.verdict.is_ok()) else {
                 return Ok(vec![base]);
             };
             let mut out = Vec::new();
+            let reports = policy_reports(store, tree);
             for (name, digest, size) in tree.files().filter(|(n, _, _)| n.ends_with(".whl")) {
                 let dest = out_dir.join(name);
                 let changed = store.deliver_blob(digest, &dest)?;
+                let report = reports.get(name);
                 let prov = provenance_path(&dest);
                 if changed || !prov.exists() {
-                    write_provenance(store, r, tree, name, digest, &prov)?;
+                    write_provenance(store, r, tree, name, digest, report, &prov)?;
                 }
                 out.push(ManifestEntry {
                     wheel: Some(name),
                     sha256: Some(digest.hex()),
                     size: Some(size),
+                    policy: report.map(|p| p.policy.clone()),
+                    limited_by: report.map(|p| p.limited_by.clone()),
                     label: base.label.clone(),
                     ..base
                 });
@@ -298,6 +304,23 @@ pub fn deliver(
     Ok(Some(manifest))
 }
 
+/// The policy reports of an output (`<wheel>.policy.json`, written by a
+/// repair and checked when it was stored), by wheel name. A report that
+/// cannot be read is left out: it only describes the wheel.
+pub fn policy_reports(
+    store: &LocalStore,
+    tree: &crate::store::Tree,
+) -> std::collections::BTreeMap<String, crate::wheel::policy::PolicyReport> {
+    use crate::wheel::policy::{REPORT_SUFFIX, parse};
+    tree.files()
+        .filter_map(|(name, d, _)| {
+            let wheel = name.strip_suffix(REPORT_SUFFIX)?;
+            let bytes = store.read_blob(d).ok()?;
+            Some((wheel.to_string(), parse(&bytes, wheel).ok()?))
+        })
+        .collect()
+}
+
 /// `<wheel>.provenance.json`, beside the wheel.
 pub fn provenance_path(wheel: &Path) -> PathBuf {
     let mut name = wheel
@@ -317,6 +340,7 @@ fn write_provenance(
     tree: &crate::store::Tree,
     name: &str,
     digest: &crate::key::Digest,
+    report: Option<&crate::wheel::policy::PolicyReport>,
     dest: &Path,
 ) -> Result<()> {
     let Some(key) = &r.key else { return Ok(()) };
@@ -340,6 +364,7 @@ fn write_provenance(
         "output": r.output,
         "wheel": name,
         "sha256": digest.hex(),
+        "policy": report,
         "platform": field("platform"),
         "image": field("image"),
         "runtime": field("runtime"),
@@ -379,4 +404,10 @@ struct ManifestEntry<'a> {
     verdict: &'static str,
     duration_ms: u64,
     log: Option<&'a Path>,
+    /// A repaired wheel: the oldest policy it meets, and what kept it
+    /// from the next older one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limited_by: Option<Vec<String>>,
 }

@@ -170,7 +170,9 @@ pub struct Query {
 
 pub enum Answer {
     Runs(Vec<RunRow>),
-    Results(Vec<ResultRow>),
+    /// The results, and for each, the policy reports of its repaired
+    /// wheels (from the store, where the output is still there).
+    Results(Vec<ResultRow>, Vec<Vec<crate::wheel::policy::PolicyReport>>),
 }
 
 pub fn query(store: &Path, q: &Query) -> crate::error::Result<(Answer, Option<String>)> {
@@ -193,5 +195,24 @@ pub fn query(store: &Path, q: &Query) -> crate::error::Result<(Answer, Option<St
         limit,
         ..Default::default()
     };
-    Ok((Answer::Results(h.results(&f).map_err(err)?), note))
+    let rows = h.results(&f).map_err(err)?;
+    let local = crate::store::LocalStore::open(store).ok();
+    let policies = rows
+        .iter()
+        .map(|r| {
+            let (Some(store), Some(out)) = (&local, &r.output) else {
+                return Vec::new();
+            };
+            crate::key::Digest::parse(out)
+                .ok()
+                .and_then(|d| store.tree(&d).ok())
+                .map(|t| {
+                    super::build::policy_reports(store, &t)
+                        .into_values()
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .collect();
+    Ok((Answer::Results(rows, policies), note))
 }

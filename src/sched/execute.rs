@@ -349,10 +349,16 @@ fn collect_outputs(cx: &NodeCx<'_>, out: &Path, log: &mut File) -> Result<Tree, 
     let d = cx.d;
     if makes_wheels(d.label.kind) {
         let mut wheels = Vec::new();
+        let mut reports = Vec::new();
+        use crate::wheel::policy::REPORT_SUFFIX;
         for e in std::fs::read_dir(out)?.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".whl") && e.file_type().is_ok_and(|t| t.is_file()) {
+            let file = e.file_type().is_ok_and(|t| t.is_file());
+            if name.ends_with(".whl") && file {
                 wheels.push(e.path());
+            } else if d.label.kind == Kind::Repair && name.ends_with(REPORT_SUFFIX) && file {
+                // What the repaired wheel's tags stand on (checked below).
+                reports.push(e.path());
             } else {
                 writeln!(
                     log,
@@ -419,7 +425,9 @@ fn collect_outputs(cx: &NodeCx<'_>, out: &Path, log: &mut File) -> Result<Tree, 
             }
         }
     }
-    if !makes_wheels(d.label.kind) {
+    if makes_wheels(d.label.kind) {
+        check_reports(cx, out)?;
+    } else {
         check_limits(cx, out)?;
     }
     if d.label.kind == Kind::Pack {
@@ -436,6 +444,35 @@ fn collect_outputs(cx: &NodeCx<'_>, out: &Path, log: &mut File) -> Result<Tree, 
         ));
     }
     Ok(cx.cfg.store.put_tree(out)?)
+}
+
+/// Each `<wheel>.policy.json` a repair wrote names a wheel of the output
+/// and says what its tags are (see [`crate::wheel::policy`]).
+fn check_reports(cx: &NodeCx<'_>, out: &Path) -> Result<(), Error> {
+    use crate::wheel::policy::{MAX_REPORT, REPORT_SUFFIX, parse};
+    for e in std::fs::read_dir(out)?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(wheel) = name.strip_suffix(REPORT_SUFFIX) else {
+            continue;
+        };
+        let bad = |why: String| {
+            failure(
+                ErrorClass::Build,
+                format!("{}: {name}: {why}", cx.d.label),
+                "the repair recipe writes one report per wheel it repaired, from auditwheel's analysis",
+            )
+        };
+        if !out.join(wheel).is_file() {
+            return Err(bad("no such wheel in the output".into()));
+        }
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(std::fs::File::open(e.path())?, MAX_REPORT as u64 + 1),
+            &mut bytes,
+        )?;
+        parse(&bytes, wheel).map_err(bad)?;
+    }
+    Ok(())
 }
 
 /// An output within `[sandbox]`'s limits, with no link out of it and no

@@ -15,6 +15,8 @@
 //! file's real size on disk), and refuses links and names that are not
 //! plain relative paths.
 
+pub mod policy;
+
 pub use crate::store::limits::OutputLimits;
 use std::io::{Read, Write};
 use std::path::Path;
@@ -442,52 +444,62 @@ pub fn parse_filename(name: &str) -> Option<(String, String, String, String, Str
     ))
 }
 
-/// A one-entry zip whose entry (stored, `data`) declares `claimed` bytes
-/// through its zip64 fields: how hostile build output lies about sizes.
-/// For refine's own tests.
+/// A zip of stored entries `(name, data, claimed)`, each declaring
+/// `claimed` bytes through its zip64 fields: how hostile build output lies
+/// about sizes. For refine's own tests.
 #[cfg(any(test, feature = "fake-executor"))]
-pub fn zip64_claiming(name: &str, data: &[u8], claimed: u64) -> Vec<u8> {
-    let n = name.len() as u16;
-    let crc = !data.iter().fold(!0u32, |mut c, b| {
-        c ^= u32::from(*b);
-        for _ in 0..8 {
-            c = (c >> 1) ^ (0xEDB8_8320 & (c & 1).wrapping_neg());
-        }
-        c
-    });
-    let head = |v: &mut Vec<u8>| {
-        v.extend([0, 0, 0, 0, 0, 0, 0, 0]); // flags, stored, time, date
-        v.extend(crc.to_le_bytes());
+pub fn zip64_claiming(entries: &[(&str, &[u8], u64)]) -> Vec<u8> {
+    let crc32 = |data: &[u8]| {
+        !data.iter().fold(!0u32, |mut c, b| {
+            c ^= u32::from(*b);
+            for _ in 0..8 {
+                c = (c >> 1) ^ (0xEDB8_8320 & (c & 1).wrapping_neg());
+            }
+            c
+        })
+    };
+    // flags, stored, time, date, crc, sizes (in the zip64 extra), name
+    // length, extra length
+    let head = |v: &mut Vec<u8>, name: &str, data: &[u8]| {
+        v.extend([0, 0, 0, 0, 0, 0, 0, 0]);
+        v.extend(crc32(data).to_le_bytes());
         v.extend(u32::MAX.to_le_bytes());
         v.extend(u32::MAX.to_le_bytes());
-        v.extend(n.to_le_bytes());
+        v.extend((name.len() as u16).to_le_bytes());
         v.extend(20u16.to_le_bytes());
     };
-    let extra = |v: &mut Vec<u8>| {
+    let extra = |v: &mut Vec<u8>, data: &[u8], claimed: u64| {
         v.extend(1u16.to_le_bytes());
         v.extend(16u16.to_le_bytes());
         v.extend(claimed.to_le_bytes());
         v.extend((data.len() as u64).to_le_bytes());
     };
     let mut v = Vec::new();
-    v.extend(0x0403_4b50u32.to_le_bytes());
-    v.extend([45, 0]);
-    head(&mut v);
-    v.extend(name.as_bytes());
-    extra(&mut v);
-    v.extend(data);
+    let mut offsets = Vec::new();
+    for (name, data, claimed) in entries {
+        offsets.push(v.len() as u32);
+        v.extend(0x0403_4b50u32.to_le_bytes());
+        v.extend([45, 0]);
+        head(&mut v, name, data);
+        v.extend(name.as_bytes());
+        extra(&mut v, data, *claimed);
+        v.extend(*data);
+    }
     let cd = v.len() as u32;
-    v.extend(0x0201_4b50u32.to_le_bytes());
-    v.extend([45, 3, 45, 0]);
-    head(&mut v);
-    v.extend([0, 0, 0, 0, 0, 0]); // comment, disk, internal attributes
-    v.extend((0o100644u32 << 16).to_le_bytes());
-    v.extend(0u32.to_le_bytes());
-    v.extend(name.as_bytes());
-    extra(&mut v);
+    for ((name, data, claimed), offset) in entries.iter().zip(offsets) {
+        v.extend(0x0201_4b50u32.to_le_bytes());
+        v.extend([45, 3, 45, 0]);
+        head(&mut v, name, data);
+        v.extend([0, 0, 0, 0, 0, 0]); // comment, disk, internal attributes
+        v.extend((0o100644u32 << 16).to_le_bytes());
+        v.extend(offset.to_le_bytes());
+        v.extend(name.as_bytes());
+        extra(&mut v, data, *claimed);
+    }
     let cd_size = v.len() as u32 - cd;
+    let n = (entries.len() as u16).to_le_bytes();
     v.extend(0x0605_4b50u32.to_le_bytes());
-    v.extend([0, 0, 0, 0, 1, 0, 1, 0]);
+    v.extend([0, 0, 0, 0, n[0], n[1], n[0], n[1]]);
     v.extend(cd_size.to_le_bytes());
     v.extend(cd.to_le_bytes());
     v.extend([0, 0]);
@@ -520,15 +532,28 @@ mod tests {
     #[test]
     fn a_declared_size_is_a_claim_never_an_allocation() {
         // The crash a hostile tester found: 2^50 bytes declared, 10 there.
-        let bomb = zip64_claiming("bomb.bin", b"0123456789", 1 << 50);
+        let meta: &[u8] = b"Metadata-Version: 2.1\nName: bomb\nVersion: 1.0\n";
+        let bomb = zip64_claiming(&[
+            ("bomb/data.bin", b"0123456789", 1 << 50),
+            ("bomb-1.0.dist-info/METADATA", meta, meta.len() as u64),
+        ]);
         let e = read_bytes(&bomb, &OutputLimits::default()).unwrap_err();
         assert!(matches!(e, WheelError::Limit { .. }), "{e}");
         assert!(
             e.to_string().contains("declares 1125899906842624 bytes"),
             "{e}"
         );
+        // Normalizing it (what a build's output goes through) stops there too.
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("bomb-1.0-py3-none-any.whl");
+        std::fs::write(&p, &bomb).unwrap();
+        let e = normalize(&p, 1_700_000_000).unwrap_err();
+        assert!(
+            e.to_string().contains("declares 1125899906842624 bytes"),
+            "{e}"
+        );
         // An honest claim of the same shape reads.
-        let ok = zip64_claiming("ok.bin", b"0123456789", 10);
+        let ok = zip64_claiming(&[("ok.bin", b"0123456789", 10)]);
         let files = read_bytes(&ok, &OutputLimits::default()).unwrap();
         assert_eq!(files[0].data, b"0123456789");
     }
