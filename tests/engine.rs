@@ -1048,3 +1048,39 @@ fn a_full_disk_while_normalizing_is_an_environment_error() {
     // Nothing half-written: the wheel is as the build left it.
     assert!(refine::wheel::read_wheel(&wheel).is_ok());
 }
+
+/// A refine killed while mmdebstrap had its root mounted leaves mounts in
+/// its staging directory; the next refine that sweeps the dead run's
+/// staging releases them first and never descends into one (a bind mount
+/// of /dev would lead into the host's). Here a bind mount of a directory
+/// holding a precious file stands in for it.
+#[test]
+fn sweeping_a_dead_runs_staging_never_removes_through_a_mount() {
+    let d = tempfile::tempdir().unwrap();
+    let store = d.path().join("store");
+    refine::store::LocalStore::open(&store).unwrap();
+    let precious = d.path().join("host");
+    std::fs::create_dir_all(&precious).unwrap();
+    std::fs::write(precious.join("precious"), b"keep me").unwrap();
+    let staged = store.join("tmp/t999999999-1.dead/mmdebstrap-tmp/root/dev");
+    std::fs::create_dir_all(&staged).unwrap();
+    let bound = std::process::Command::new("mount")
+        .args(["--bind"])
+        .arg(&precious)
+        .arg(&staged)
+        .status()
+        .unwrap();
+    assert!(bound.success(), "a bind mount (this test runs as root)");
+    let real = staged.canonicalize().unwrap();
+    assert_eq!(
+        refine::store::mounts::mounts_under(&real),
+        vec![real.clone()]
+    );
+    refine::store::LocalStore::open(&store).unwrap();
+    assert!(refine::store::mounts::mounts_under(&real).is_empty());
+    assert!(!store.join("tmp/t999999999-1.dead").exists(), "swept");
+    assert_eq!(
+        std::fs::read(precious.join("precious")).unwrap(),
+        b"keep me"
+    );
+}

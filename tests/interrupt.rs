@@ -115,7 +115,7 @@ fn sigterm_to_serve_during_an_image_build_leaves_nothing_behind() {
     assert_eq!(r.status().as_u16(), 202);
     let real = store.path().canonicalize().unwrap();
     wait_until("mmdebstrap's mounts under serve", 600, &mut || {
-        !refine::exec::podman::mounts_under(&real).is_empty()
+        !refine::store::mounts::mounts_under(&real).is_empty()
     });
     let (ended, said) = server.terminate(60);
     assert!(ended, "serve ended by itself after SIGTERM: {said}");
@@ -130,7 +130,7 @@ fn sigterm_to_serve_during_an_image_build_leaves_nothing_behind() {
 /// and what it runs name its root there).
 fn nothing_mounted_or_running_under(store: &Path) {
     assert_eq!(
-        refine::exec::podman::mounts_under(store),
+        refine::store::mounts::mounts_under(store),
         Vec::<std::path::PathBuf>::new()
     );
     assert_eq!(
@@ -174,7 +174,7 @@ fn sigterm_during_an_image_build_leaves_nothing_mounted_or_running() {
     let pid = child.id();
     let real = store.path().canonicalize().unwrap();
     wait_until("mmdebstrap's mounts", 600, &mut || {
-        !refine::exec::podman::mounts_under(&real).is_empty()
+        !refine::store::mounts::mounts_under(&real).is_empty()
     });
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(pid as i32).unwrap(),

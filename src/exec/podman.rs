@@ -14,7 +14,7 @@ use crate::runid::RunId;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -282,7 +282,7 @@ impl Executor for Podman {
             .join("mmdebstrap-tmp");
         std::fs::create_dir_all(&scratch)?;
         let status = self.run_mmdebstrap(req, &argv, &scratch, log);
-        release(&scratch);
+        crate::store::mounts::release(&scratch);
         status
     }
 
@@ -341,56 +341,6 @@ impl Executor for Podman {
         }
         Ok(())
     }
-}
-
-/// Unmount whatever is mounted under `dir` (deepest first, lazily: a
-/// killed mmdebstrap leaves proc, sys, dev/pts and dev/shm mounted in its
-/// root), then remove it. Never descends into a mount: removing files
-/// through a bind mount of /dev would remove the host's.
-pub fn release(dir: &Path) {
-    let Ok(real) = dir.canonicalize() else {
-        return;
-    };
-    let mut points = mounts_under(&real);
-    points.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
-    for p in &points {
-        let _ = rustix::mount::unmount(p, rustix::mount::UnmountFlags::DETACH);
-    }
-    if mounts_under(&real).is_empty() {
-        let _ = std::fs::remove_dir_all(&real);
-    }
-}
-
-/// Mount points at or under `dir`, from /proc/self/mountinfo.
-pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|m| PathBuf::from(unescape_mountinfo(m)))
-        .filter(|m| m.starts_with(dir))
-        .collect()
-}
-
-/// mountinfo writes space, tab, newline and backslash as `\ooo`.
-fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8)
-        {
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl Podman {

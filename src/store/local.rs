@@ -162,12 +162,13 @@ impl LocalStore {
                     .is_some_and(|age| age.as_secs() > 86_400),
             };
             if gone {
+                // A killed image build may have left mounts in there.
                 let p = e.path();
-                let _ = if p.is_dir() {
-                    fs::remove_dir_all(&p)
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    super::mounts::release(&p);
                 } else {
-                    fs::remove_file(&p)
-                };
+                    let _ = fs::remove_file(&p);
+                }
             }
         }
     }

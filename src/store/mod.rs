@@ -16,6 +16,7 @@ pub mod local;
 pub mod locks;
 pub mod logs;
 pub mod maint;
+pub mod mounts;
 pub mod tree;
 
 pub use action::{ActionResult, Lookup, Verification};
