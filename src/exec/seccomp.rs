@@ -131,9 +131,26 @@ pub fn without_userns(default: &str) -> Option<String> {
     serde_json::to_string_pretty(&p).ok()
 }
 
-/// The derived profile, written under `dir` (once per content); an error
-/// says what is missing and how to get it.
+/// The derived profile, written under `dir` (once per content, derived
+/// once per process); an error says what is missing and how to get it.
 pub fn profile_in(dir: &Path) -> Result<PathBuf, String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static MADE: OnceLock<Mutex<HashMap<PathBuf, PathBuf>>> = OnceLock::new();
+    let made = MADE.get_or_init(Default::default);
+    if let Some(p) = made.lock().unwrap_or_else(|e| e.into_inner()).get(dir)
+        && p.is_file()
+    {
+        return Ok(p.clone());
+    }
+    let p = derive_into(dir)?;
+    made.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(dir.to_path_buf(), p.clone());
+    Ok(p)
+}
+
+fn derive_into(dir: &Path) -> Result<PathBuf, String> {
     let default = std::fs::read_to_string(PODMAN_DEFAULT).map_err(|e| {
         format!("cannot read podman's default seccomp profile {PODMAN_DEFAULT}: {e}")
     })?;
