@@ -36,10 +36,9 @@ pub(super) fn local(cx: &NodeCx<'_>, res: &mut NodeResult, check: BlobCheck) -> 
             }
             // Check the bytes too (cheap for blobs checked before: the store
             // remembers their inode, size and mtime).
-            let checked = t.files().try_for_each(|(_, dg, _)| match check {
-                BlobCheck::Hash => store.rehash_blob(dg).map(|_| ()),
-                _ => store.verify_blob(dg).map(|_| ()),
-            });
+            let checked = t
+                .files()
+                .try_for_each(|(_, dg, _)| store.check_blob(dg, check));
             match checked {
                 Ok(()) => Some((r.output, t)),
                 Err(e) => {

@@ -179,14 +179,7 @@ impl LocalStore {
             }
         }
         let rel = d.hex().to_string();
-        let (got, size) = crate::key::sha256_file(&p).ctx(&p)?;
-        if &got != d {
-            self.discard_blob(d);
-            return Err(StoreError::Corrupt {
-                path: p,
-                reason: format!("content hashes to {got}"),
-            });
-        }
+        let size = self.rehash_blob(d)?;
         let mut cache = self.stat_cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.get_or_insert_with(HashMap::new).insert(rel, stamp);
         *self.stat_dirty.lock().unwrap_or_else(|e| e.into_inner()) = true;
@@ -195,11 +188,12 @@ impl LocalStore {
 
     /// Check a blob as `check` says; a damaged blob is discarded (so the
     /// hit that named it becomes a miss).
-    pub fn check_blob(&self, d: &Digest, check: BlobCheck) -> bool {
+    pub fn check_blob(&self, d: &Digest, check: BlobCheck) -> Result<(), StoreError> {
         match check {
-            BlobCheck::Exists => self.has_blob(d),
-            BlobCheck::Stat => self.verify_blob(d).is_ok(),
-            BlobCheck::Hash => self.rehash_blob(d).is_ok(),
+            BlobCheck::Exists if self.has_blob(d) => Ok(()),
+            BlobCheck::Exists => Err(StoreError::Missing(d.clone())),
+            BlobCheck::Stat => self.verify_blob(d).map(|_| ()),
+            BlobCheck::Hash => self.rehash_blob(d).map(|_| ()),
         }
     }
 

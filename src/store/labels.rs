@@ -110,9 +110,7 @@ impl LocalStore {
             ))
         })?;
         for (_, d, _) in tree.files() {
-            if !self.check_blob(d, check) {
-                return None;
-            }
+            self.check_blob(d, check).ok()?;
         }
         Some((output, tree))
     }
