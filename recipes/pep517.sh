@@ -26,6 +26,7 @@ done
 [ -n "$sdist" ] || die "no source in $REFINE_SRC"
 src=$(unpack "$sdist")
 log "building $REFINE_LABEL from $(basename "$src") with $("$PYTHON" --version)"
+floor_toolchain
 log_toolchain
 if [ -n "$crates" ]; then
     # Cargo offline, from the vendored crates only: a crate that is not

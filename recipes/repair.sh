@@ -26,6 +26,71 @@ uv=$(frontend)
 "$uv" pip install --offline --no-config --python /build/venv/bin/python \
     --no-index --find-links "$REFINE_TOOLS" auditwheel
 
+# When a wheel does not meet its floor: which file of it, or of the packs
+# it links (found as the loader would, through LD_LIBRARY_PATH), needs
+# which glibc symbol version newer than the floor's, one line each.
+floor_offenders() {
+    /build/venv/bin/python - "$1" "$REFINE_POLICY" <<'PY' || true
+import os, re, sys, zipfile, tempfile
+from elftools.elf.elffile import ELFFile
+from elftools.elf.dynamic import DynamicSection
+from elftools.elf.gnuversions import GNUVerNeedSection
+
+wheel, policy = sys.argv[1], sys.argv[2]
+legacy = {"manylinux2014": (2, 17), "manylinux2010": (2, 12), "manylinux1": (2, 5)}
+m = re.match(r"manylinux_(\d+)_(\d+)_", policy)
+floor = (int(m[1]), int(m[2])) if m else next(
+    (v for k, v in legacy.items() if policy.startswith(k + "_")), None)
+if floor is None:
+    sys.exit(0)
+dirs = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
+
+
+def scan(path):
+    with open(path, "rb") as f:
+        if f.read(4) != b"\x7fELF":
+            return [], []
+        f.seek(0)
+        elf = ELFFile(f)
+        needed, too_new = [], []
+        for sec in elf.iter_sections():
+            if isinstance(sec, DynamicSection):
+                needed += [t.needed for t in sec.iter_tags() if t.entry.d_tag == "DT_NEEDED"]
+            elif isinstance(sec, GNUVerNeedSection):
+                for vn, auxes in sec.iter_versions():
+                    for aux in auxes:
+                        v = re.fullmatch(r"GLIBC_(\d+)\.(\d+)(?:\.\d+)?", aux.name)
+                        if v and (int(v[1]), int(v[2])) > floor:
+                            too_new.append(f"{vn.name}: {aux.name}")
+        return needed, sorted(set(too_new))
+
+
+def origin(path):
+    m = re.match(r"/opt/packs/([^/]+)/", path)
+    return f"//packs:{m[1]}" if m else "in the wheel"
+
+
+said = False
+with tempfile.TemporaryDirectory() as tmp:
+    zipfile.ZipFile(wheel).extractall(tmp)
+    work = [os.path.join(r, n) for r, _, ns in os.walk(tmp) for n in ns]
+    seen = set()
+    while work:
+        path = work.pop()
+        if path in seen or not os.path.isfile(path):
+            continue
+        seen.add(path)
+        needed, too_new = scan(path)
+        shown = os.path.relpath(path, tmp) if path.startswith(tmp) else path
+        if too_new:
+            said = True
+            print(f"refine: {shown} ({origin(path)}) does not meet {policy}: it needs {', '.join(too_new)}")
+        work += [os.path.join(d, n) for n in needed for d in dirs if os.path.exists(os.path.join(d, n))]
+if not said:
+    print(f"refine: no glibc symbol newer than {policy} allows; see auditwheel's words above")
+PY
+}
+
 mkdir /build/repaired
 for wheel in "$REFINE_INPUT"/*.whl; do
     case "$wheel" in
@@ -39,6 +104,7 @@ for wheel in "$REFINE_INPUT"/*.whl; do
             /build/venv/bin/auditwheel repair --plat "$REFINE_POLICY" \
                 --wheel-dir /build/repaired "$wheel" || {
                 /build/venv/bin/auditwheel show "$wheel" || true
+                floor_offenders "$wheel"
                 exit 1
             } ;;
     esac

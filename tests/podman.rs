@@ -310,6 +310,17 @@ fn a_build_that_runs_too_long_is_stopped() {
     let mut args = vec!["build"];
     args.extend(&deps);
     host(&ws, shared_store(), &args).ok();
+    // The slow build's own container name (kind, name, key): other tests
+    // of this binary build six at the same time, in containers of their own.
+    let plan = host(&ws, shared_store(), &["--json", "plan", "//wheels:six"]);
+    let key = plan
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["label"] == "//wheels:six")
+        .and_then(|e| e["key"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("no key for six: {}", plan.all()));
+    let container = format!("refine-wheel-six-{}", &key[..12]);
     let start = std::time::Instant::now();
     let r = host(&ws, shared_store(), &["build", "//wheels:six"]);
     assert_eq!(r.code, 1, "{}", r.all());
@@ -326,16 +337,19 @@ fn a_build_that_runs_too_long_is_stopped() {
     let ps = std::process::Command::new("podman")
         .args([
             "ps",
+            "-a",
             "--filter",
-            "name=refine-wheel-six",
+            &format!("name={container}"),
             "--format",
             "{{.Names}}",
         ])
         .output()
         .unwrap();
+    assert!(ps.status.success(), "{ps:?}");
     assert!(
         String::from_utf8_lossy(&ps.stdout).trim().is_empty(),
-        "no container left running"
+        "{container} left behind: {}",
+        String::from_utf8_lossy(&ps.stdout)
     );
 }
 

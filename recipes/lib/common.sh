@@ -17,6 +17,62 @@ fi
 
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
+# A floor older than the image's glibc (REFINE_CC_TARGET, e.g.
+# s390x-linux-gnu.2.17, and REFINE_ZIG, the host's Zig): C is compiled and
+# linked by `zig cc` against that glibc's symbol versions, under every name a
+# build calls its C compiler by (cc, gcc, the target's <triplet>-gcc, clang),
+# first on PATH. Zig's own headers come first, then the image's
+# (-idirafter: what a pack or the image provides that Zig does not). GCC 12
+# lets some old C through with a warning that clang makes an error: the
+# same leniency here. lld refuses a version script naming a symbol the
+# library does not define, GNU ld does not: --undefined-version. A caller's
+# own --target (cc-rs passes Rust's triplet) is dropped: the target is the
+# floor's. For Rust, the target's linker and CC go through it too
+# (cargo-zigbuild's way); build scripts keep the host's compiler. C++ keeps
+# the image's g++ and libstdc++: the repair then says which symbols keep
+# it above the floor.
+floor_toolchain() {
+    [ -n "${REFINE_CC_TARGET:-}" ] || return 0
+    [ -x "${REFINE_ZIG:-}" ] || die "REFINE_CC_TARGET is $REFINE_CC_TARGET but there is no Zig at '${REFINE_ZIG:-}'"
+    fb=/build/floor/bin
+    mkdir -p "$fb"
+    export ZIG_GLOBAL_CACHE_DIR=/build/floor/cache ZIG_LOCAL_CACHE_DIR=/build/floor/cache
+    triplet=${REFINE_CC_TARGET%.*.*}
+    cat > "$fb/cc" <<CC
+#!/bin/sh
+# refine's floor: zig cc for $REFINE_CC_TARGET (recipes/lib/common.sh).
+for a in "\$@"; do
+    shift
+    case "\$a" in
+        --target=*|-target=*) ;;
+        *) set -- "\$@" "\$a" ;;
+    esac
+done
+exec "$REFINE_ZIG" cc -target $REFINE_CC_TARGET \\
+    -Wno-error=implicit-function-declaration -Wno-error=implicit-int \\
+    -Wno-error=int-conversion -Wno-error=incompatible-function-pointer-types \\
+    -Wno-unused-command-line-argument -Wl,--undefined-version \\
+    "\$@" -idirafter /usr/include -idirafter /usr/include/$triplet
+CC
+    chmod 755 "$fb/cc"
+    for name in gcc clang "$triplet-gcc" "$triplet-gcc-12"; do
+        ln -sf cc "$fb/$name"
+    done
+    # Zig builds its crt objects and glibc stubs for the target on first
+    # use: here, from /, so that nothing it makes names the build's
+    # directories, and so that the log shows that it works.
+    printf 'int main(void) { return 0; }\n' > /build/floor/probe.c
+    (cd / && "$fb/cc" -o /build/floor/probe /build/floor/probe.c) \
+        || die "zig cc cannot link for $REFINE_CC_TARGET"
+    export PATH="$fb:$PATH" CC="$fb/cc" LDSHARED="$fb/cc -shared"
+    # Rust: rustc's target triplet (s390x-unknown-linux-gnu).
+    rt="${triplet%%-*}-unknown-${triplet#*-}"
+    rv=$(echo "$rt" | tr 'a-z-' 'A-Z_')
+    rl=$(echo "$rt" | tr '-' '_')
+    export "CARGO_TARGET_${rv}_LINKER=$fb/cc" "CC_${rl}=$fb/cc"
+    log "floor: $REFINE_CC_TARGET, C compiled and linked by zig cc ($("$REFINE_ZIG" version))"
+}
+
 # Say which compiler this build runs (REFINE_TOOLCHAIN: native, cross or
 # emulated), and what it is: the host's cross compiler is an x86-64 binary.
 log_toolchain() {

@@ -9,6 +9,7 @@
 
 PREFIX=/opt/packs/$REFINE_NAME
 DESTDIR=/build/dest
+floor_toolchain
 log_toolchain
 
 # The usual autoconf dance, with extra configure arguments.

@@ -14,7 +14,8 @@ pub struct InitCmd {
     /// Python version of the builder image (default: 3.11).
     #[arg(long, value_name = "X.Y")]
     pub python: Option<String>,
-    /// auditwheel policy (default: manylinux_2_36).
+    /// The floor the wheels meet, an auditwheel policy (default:
+    /// manylinux2014, glibc 2.17).
     #[arg(long, value_name = "POLICY")]
     pub policy: Option<String>,
 }

@@ -49,7 +49,8 @@ pub struct Global {
     /// Target architecture, overriding [platform] arch (x86_64, s390x, aarch64, ppc64le, host).
     #[arg(long, global = true, value_name = "ARCH")]
     pub arch: Option<String>,
-    /// Repair policy, overriding [platform] policy (e.g. manylinux_2_36).
+    /// The floor wheels meet, overriding [platform] policy (e.g.
+    /// manylinux2014, manylinux_2_28); a rule's own `policy` still wins.
     #[arg(long, global = true, value_name = "POLICY")]
     pub platform: Option<String>,
     /// For a foreign target: compile with the host's cross compilers

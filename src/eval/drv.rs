@@ -11,6 +11,7 @@
 //! | `sources` | each source's pinned sha256 | where it is fetched from |
 //! | `image`, `runtime`, `packs`, `wheels`, `tools`, `wheel` | the *output digest* of each dependency (early cutoff) | the dependency's own key |
 //! | `frontend` | the pin of the uv wheel the recipe runs (wheels, repairs, tests: the one for the machine whose programs run natively in the image) | the uv wheels of other architectures |
+//! | `zig`, `cc_target` | wheels and packs whose floor (policy) is older than their image's glibc: the pin of the host's Zig wheel and the target it compiles for (`s390x-linux-gnu.2.17`); absent otherwise | the image's glibc as declared (the image's own digest stands for it) |
 //! | `env`, `config_settings` | the rule's explicit variables | the host environment, entirely |
 //! | | | CPU, memory, timeout, `--jobs` (they change how fast, not what) |
 //!
@@ -107,6 +108,10 @@ pub struct Inputs {
     /// architecture whose programs run natively in the image.
     #[serde(default)]
     pub frontend: Option<Label>,
+    /// Wheels and packs whose floor is older than their image's glibc:
+    /// the host's Zig wheel, their C compiler and linker.
+    #[serde(default)]
+    pub zig: Option<Label>,
 }
 
 impl Inputs {
@@ -127,6 +132,7 @@ impl Inputs {
         self.wheel.iter().for_each(&mut push);
         self.members.iter().for_each(&mut push);
         self.frontend.iter().for_each(&mut push);
+        self.zig.iter().for_each(&mut push);
         out
     }
 }
@@ -149,6 +155,11 @@ pub struct Derivation {
     /// Sources with `dist = "wheel"` (or a `.whl` path) can be build
     /// requirements; for a source, whether it is one.
     pub is_wheel_source: bool,
+    /// What Zig compiles for (`s390x-linux-gnu.2.17`: the target's triplet
+    /// and the floor's glibc), when the floor is older than the image's
+    /// glibc; `REFINE_CC_TARGET` in the build.
+    #[serde(default)]
+    pub cc_target: Option<String>,
 }
 
 impl Derivation {
@@ -262,6 +273,14 @@ impl Derivation {
         }
         if let Some(l) = &i.frontend {
             p.set("frontend", map_of(std::slice::from_ref(l)));
+        }
+        // Only where set, so that keys of builds at their image's own glibc
+        // are what they were before floors.
+        if let Some(l) = &i.zig {
+            p.set("zig", map_of(std::slice::from_ref(l)));
+        }
+        if let Some(t) = &self.cc_target {
+            p.set("cc_target", t.as_str());
         }
         p.set("env", &self.env);
         p

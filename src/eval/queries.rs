@@ -313,6 +313,7 @@ fn derive(
         timeout: t.timeout.unwrap_or(cfg.sandbox.timeout),
         nested_userns: t.nested_userns.unwrap_or(cfg.sandbox.nested_userns),
         is_wheel_source: false,
+        cc_target: None,
     };
     match &t.body {
         Body::Source(s) => {
@@ -425,8 +426,15 @@ fn derive(
             d.inputs.packs.retain(|l| l != label);
             d.env = p.env.clone();
             d.action = r.recipe_action(&p.recipe, BTreeMap::new(), None);
+            if let Some(own) = &p.policy {
+                d.platform.policy = own.clone();
+            }
+            r.floor(t, cfg, &mut d);
         }
         Body::Wheel(w) => {
+            if let Some(own) = &w.policy {
+                d.platform.policy = own.clone();
+            }
             d.version = w.version.clone();
             d.inputs.image = r.image(t, w.image.as_ref(), cfg);
             d.inputs.runtime = r.runtime(t, w.runtime.as_ref(), cfg, d.inputs.image.as_ref());
@@ -462,6 +470,7 @@ fn derive(
             if let Some(rc) = recipe {
                 d.action = r.recipe_action(rc, w.config_settings.clone(), None);
             }
+            r.floor(t, cfg, &mut d);
         }
         Body::Set(st) => {
             d.action = Action::Set;
@@ -542,11 +551,14 @@ fn derive(
             d.inputs.tools = r.wheels(&tools);
             d.inputs.frontend = r.frontend(t, cfg, &d.platform, d.inputs.image.as_ref());
             // The wheel's packs are where auditwheel finds the libraries it grafts.
+            // The wheel's floor (its own policy or the platform's) is what
+            // the repair checks and tags.
             if let Some(w) = &d.inputs.wheel
                 && let Ok(wd) = derivation(db, ws, LabelId::new(db, w.clone()))
             {
                 d.inputs.packs = wd.inputs.packs.clone();
                 d.version = wd.version.clone();
+                d.platform.policy = wd.platform.policy.clone();
             }
             let policy = rp
                 .policy
@@ -725,6 +737,61 @@ impl Resolver<'_> {
             return None;
         };
         self.wheels(&[r]).into_iter().next()
+    }
+
+    /// A wheel's or pack's floor: when its policy stands for an older glibc
+    /// than its image declares, it compiles with Zig for the target at the
+    /// floor's glibc (`REFINE_CC_TARGET`, e.g. `s390x-linux-gnu.2.17`).
+    /// Always the host's Zig: it is one static program, so it runs
+    /// natively in a hybrid image and in an emulated one alike, and both
+    /// give the same bytes. An image that declares no glibc, or a floor at
+    /// or above it, builds with the image's own compilers.
+    fn floor(&mut self, t: &Target, cfg: &Config, d: &mut Derivation) {
+        let Some(want) = crate::rules::config::policy_glibc(&d.platform.policy) else {
+            return;
+        };
+        let have = d.inputs.image.as_ref().and_then(|l| {
+            match semantic_target(self.db, self.ws, LabelId::new(self.db, l.clone())) {
+                Some(Target {
+                    body: Body::Image(i),
+                    ..
+                }) => i
+                    .glibc
+                    .as_deref()
+                    .and_then(crate::rules::config::parse_glibc)
+                    .map(|g| (g, l.clone())),
+                _ => None,
+            }
+        });
+        let Some((have, image)) = have else {
+            return;
+        };
+        if want >= have {
+            return;
+        }
+        let host = Arch::host();
+        let Some(zig) = cfg.defaults.zig.by_arch.get(&host) else {
+            let mut e = Diagnostic::error(format!(
+                "{} must meet {} (glibc {}.{}) but its image {image} has glibc {}.{}, and [defaults] zig names no Zig for this {host} machine",
+                t.label, d.platform.policy, want.0, want.1, have.0, have.1
+            ))
+            .at(t.decl.clone())
+            .hint(format!(
+                "add `zig = {{ {host} = \"//sources:ziglang-{host}\" }}` to [defaults] with a `[sources.ziglang-{host}]` that pins ziglang's {host} wheel, or give the rule a `policy` its image meets"
+            ));
+            if let Some(loc) = &cfg.defaults.zig.loc {
+                e = e.related(loc.clone(), "[defaults] zig is here");
+            }
+            self.diags.push(e);
+            return;
+        };
+        d.inputs.zig = self.wheels(&[zig]).into_iter().next();
+        d.cc_target = Some(format!(
+            "{}.{}.{}",
+            d.platform.arch.triplet(),
+            want.0,
+            want.1
+        ));
     }
 
     fn sources(&mut self, refs: &[Spanned<Label>]) -> Vec<Label> {

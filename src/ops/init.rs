@@ -41,12 +41,9 @@ pub fn init(args: &InitArgs) -> Result<Initialized> {
     let policy = args
         .policy
         .clone()
-        .unwrap_or_else(|| "manylinux_2_36".into());
-    if !policy.starts_with("manylinux_") && !policy.starts_with("musllinux_") {
-        return Err(
-            Error::user(format!("--policy: `{policy}` is not an auditwheel policy"))
-                .hint("e.g. --policy manylinux_2_36 (Debian bookworm's glibc)"),
-        );
+        .unwrap_or_else(|| crate::rules::config::DEFAULT_POLICY.into());
+    if let Err(d) = crate::rules::config::check_policy(&policy) {
+        return Err(Error::user(format!("--policy: {}", d.message)).hint(d.hint.unwrap_or_default()));
     }
     let root = std::path::absolute(&args.dir).unwrap_or_else(|_| args.dir.clone());
     let config = root.join(crate::rules::config::CONFIG_FILE);
@@ -93,7 +90,8 @@ base = "builtin"             # or "none": only this workspace's own files
 [platform]
 arch = "{arch}"             # x86_64, aarch64, s390x, ppc64le, or "host"
 python = "{python}"              # the Python of the builder image
-policy = "{policy}"    # the auditwheel policy repaired wheels are tagged with
+policy = "{policy}"    # the floor: the oldest glibc the wheels install on
+                             # (manylinux2014 = 2.17; manylinux_2_28 = RHEL 8)
 
 [store]
 # path = "~/.cache/refine"   # the default; --store and REFINE_STORE override it

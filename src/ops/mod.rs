@@ -138,6 +138,11 @@ impl Session {
                 Error::user(format!("--arch: {}", d.message)).hint(d.hint.unwrap_or_default())
             })?);
         }
+        if let Some(p) = &opts.policy {
+            crate::rules::config::check_policy(p).map_err(|d| {
+                Error::user(format!("--platform: {}", d.message)).hint(d.hint.unwrap_or_default())
+            })?;
+        }
         overrides.policy = opts.policy.clone();
         if let Some(t) = &opts.toolchain {
             overrides.toolchain =

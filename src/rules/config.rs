@@ -6,7 +6,7 @@
 //! [platform]
 //! arch = "s390x"          # or x86_64, aarch64, ppc64le
 //! python = "3.11"
-//! policy = "manylinux_2_36"
+//! policy = "manylinux2014"  # the floor every wheel meets (glibc 2.17)
 //! [store]
 //! remote = "oci://127.0.0.1:5000/refine"
 //! [sandbox]
@@ -162,7 +162,8 @@ pub struct Platform {
     pub arch: Arch,
     /// "3.11"
     pub python: String,
-    /// "manylinux_2_36": the policy repairs aim at.
+    /// "manylinux2014": the floor repaired wheels meet (a rule may set
+    /// its own).
     pub policy: String,
     /// How a foreign target's code is compiled (no meaning for the host's).
     pub toolchain: Toolchain,
@@ -282,15 +283,21 @@ pub struct Defaults {
     /// The frontend the wheel, repair and test recipes run (uv), one
     /// pinned wheel per architecture: a build gets the one for the machine
     /// whose programs run natively in its image.
-    pub frontend: Frontend,
+    pub frontend: PerArch,
+    /// Zig (its `ziglang` wheel), one per architecture: the C compiler and
+    /// linker of builds whose floor ([platform] or a rule's `policy`) is
+    /// older than their image's glibc. A build always runs the host's (one
+    /// static program, native in any image).
+    pub zig: PerArch,
     /// What `refine build` with no labels builds.
     pub targets: Vec<Spanned<String>>,
 }
 
-/// `[defaults] frontend`: a wheel source per architecture, and where the
-/// table is written (for the error when an architecture is missing).
+/// `[defaults] frontend` and `zig`: a wheel source per architecture, and
+/// where the table is written (for the error when an architecture is
+/// missing).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
-pub struct Frontend {
+pub struct PerArch {
     pub by_arch: BTreeMap<Arch, Spanned<Label>>,
     pub loc: Option<Loc>,
 }
@@ -381,9 +388,15 @@ pub fn parse_config_in(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>
     let python = r
         .str("python")
         .map_or_else(|| "3.11".to_string(), |s| s.value);
-    let policy = r
-        .str("policy")
-        .map_or_else(|| "manylinux_2_36".to_string(), |s| s.value);
+    let policy = match r.str("policy") {
+        None => DEFAULT_POLICY.to_string(),
+        Some(p) => {
+            if let Err(d) = check_policy(&p.value) {
+                r.diags.push(d.at(p.loc));
+            }
+            p.value
+        }
+    };
     let toolchain = match r.str("toolchain") {
         None => Toolchain::default(),
         Some(t) => Toolchain::parse(&t.value).unwrap_or_else(|| {
@@ -563,7 +576,8 @@ pub fn parse_config_in(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>
         targets: r.str_list("targets").unwrap_or_default(),
         ..Defaults::default()
     };
-    defaults.frontend = read_frontend(&mut r);
+    defaults.frontend = read_per_arch(&mut r, "frontend", "uv");
+    defaults.zig = read_per_arch(&mut r, "zig", "ziglang");
     let recipe_includes = r.str_list("recipe_includes").unwrap_or_default();
     defaults.wheel_recipe = r.str("wheel_recipe").map(|s| Recipe {
         script: s,
@@ -596,6 +610,7 @@ pub fn parse_config_in(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>
         "build_requires",
         "repair_tools",
         "frontend",
+        "zig",
         "targets",
     ]);
 
@@ -636,43 +651,49 @@ impl WithoutLocs for Config {
             test_recipe: d.test_recipe.without_locs(),
             build_requires: d.build_requires.without_locs(),
             repair_tools: d.repair_tools.without_locs(),
-            frontend: Frontend {
-                by_arch: d
-                    .frontend
-                    .by_arch
-                    .iter()
-                    .map(|(a, l)| (*a, l.without_locs()))
-                    .collect(),
-                loc: None,
-            },
+            frontend: d.frontend.without_locs(),
+            zig: d.zig.without_locs(),
             targets: d.targets.without_locs(),
         };
         c
     }
 }
 
-/// `frontend = { x86_64 = "//sources:uv-x86_64", s390x = … }`: each key an
-/// architecture, each value a label.
-fn read_frontend(r: &mut Reader<'_, '_>) -> Frontend {
-    let mut f = Frontend {
-        loc: r.key_loc("frontend"),
-        ..Frontend::default()
+impl WithoutLocs for PerArch {
+    fn without_locs(&self) -> Self {
+        PerArch {
+            by_arch: self
+                .by_arch
+                .iter()
+                .map(|(a, l)| (*a, l.without_locs()))
+                .collect(),
+            loc: None,
+        }
+    }
+}
+
+/// `frontend = { x86_64 = "//sources:uv-x86_64", s390x = … }` (or `zig`):
+/// each key an architecture, each value a label; `stem` names the sources
+/// in the hint.
+fn read_per_arch(r: &mut Reader<'_, '_>, key: &str, stem: &str) -> PerArch {
+    let mut f = PerArch {
+        loc: r.key_loc(key),
+        ..PerArch::default()
     };
-    let Some(e) = r.entry("frontend") else {
+    let Some(e) = r.entry(key) else {
         return f;
     };
     let Value::Table(t) = &e.value.value else {
         let msg = format!(
-            "`frontend` in [defaults] must be a table of architectures to labels, found {}",
+            "`{key}` in [defaults] must be a table of architectures to labels, found {}",
             e.value.value.type_name()
         );
         r.error_at(
             e.value.span,
             msg,
-            Some(
-                "write `frontend = { x86_64 = \"//sources:uv-x86_64\", s390x = \"//sources:uv-s390x\" }`"
-                    .into(),
-            ),
+            Some(format!(
+                "write `{key} = {{ x86_64 = \"//sources:{stem}-x86_64\", s390x = \"//sources:{stem}-s390x\" }}`"
+            )),
         );
         return f;
     };
@@ -684,7 +705,7 @@ fn read_frontend(r: &mut Reader<'_, '_>) -> Frontend {
         };
         let Value::Str(s) = &item.value.value else {
             let msg = format!(
-                "`frontend.{}` in [defaults] must be a label, found {}",
+                "`{key}.{}` in [defaults] must be a label, found {}",
                 item.key,
                 item.value.value.type_name()
             );
@@ -729,8 +750,8 @@ fn table_of<'t>(
 
 impl Config {
     /// Fill the `[defaults]` this file did not write from the base's (its
-    /// image, runtime, recipes, build requirements, repair tools and
-    /// frontend; never its default targets).
+    /// image, runtime, recipes, build requirements, repair tools, frontend
+    /// and zig; never its default targets).
     pub fn with_base_defaults(mut self, base: &Config) -> Config {
         let d = &mut self.defaults;
         let b = &base.defaults;
@@ -760,8 +781,68 @@ impl Config {
         if missing("frontend") {
             d.frontend = b.frontend.clone();
         }
+        if missing("zig") {
+            d.zig = b.zig.clone();
+        }
         self
     }
+}
+
+/// The policy a workspace that names none builds for: manylinux2014
+/// (glibc 2.17), what the oldest Z systems still served accept.
+pub const DEFAULT_POLICY: &str = "manylinux2014";
+
+/// The glibc a manylinux policy stands for, as (major, minor):
+/// `manylinux_2_28` is 2.28, the legacy names their PEP 600 equivalents
+/// (`manylinux2014` 2.17, `manylinux2010` 2.12, `manylinux1` 2.5). None
+/// for a musllinux policy or anything else.
+pub fn policy_glibc(policy: &str) -> Option<(u32, u32)> {
+    match policy {
+        "manylinux2014" => return Some((2, 17)),
+        "manylinux2010" => return Some((2, 12)),
+        "manylinux1" => return Some((2, 5)),
+        _ => {}
+    }
+    let (major, minor) = policy.strip_prefix("manylinux_")?.split_once('_')?;
+    let num = |s: &str| {
+        (!s.is_empty() && s.len() <= 3 && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u32>().ok())
+            .flatten()
+    };
+    Some((num(major)?, num(minor)?))
+}
+
+/// A `major.minor` glibc version (an image's `glibc`).
+pub fn parse_glibc(v: &str) -> Option<(u32, u32)> {
+    let (a, b) = v.split_once('.')?;
+    policy_glibc(&format!("manylinux_{a}_{b}"))
+}
+
+/// Whether `policy` names an auditwheel policy (without architecture): a
+/// manylinux one (PEP 600 or legacy) or a musllinux one.
+pub fn check_policy(policy: &str) -> Result<(), Diagnostic> {
+    let musl = policy
+        .strip_prefix("musllinux_")
+        .and_then(|v| v.split_once('_'))
+        .is_some_and(|(a, b)| {
+            [a, b]
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
+        });
+    if musl || policy_glibc(policy).is_some() {
+        return Ok(());
+    }
+    let why = if Arch::ALL.iter().any(|a| policy.ends_with(a.as_str())) {
+        " (the architecture comes from `arch`: leave it out)"
+    } else {
+        ""
+    };
+    Err(
+        Diagnostic::error(format!("`{policy}` is not a manylinux policy{why}")).hint(
+            "write manylinux2014 (glibc 2.17, the default), manylinux_2_28 (RHEL 8) or \
+             manylinux_2_36 (Debian 12, the builder image's own glibc)",
+        ),
+    )
 }
 
 pub fn arch_error(value: &str) -> Diagnostic {

@@ -447,6 +447,7 @@ const IMAGE_KEYS: &[&str] = &[
     "packages",
     "cross",
     "oci",
+    "glibc",
     "timeout",
 ];
 
@@ -548,6 +549,18 @@ fn lower_cross(r: &mut Reader<'_, '_>) -> Option<Option<CrossSpec>> {
 }
 
 fn lower_image(r: &mut Reader<'_, '_>) -> Option<ImageRule> {
+    let glibc = r.str("glibc").and_then(|g| {
+        if crate::rules::config::parse_glibc(&g.value).is_some() {
+            Some(g.value)
+        } else {
+            r.diags.push(
+                Diagnostic::error(format!("`{}` is not a glibc version", g.value))
+                    .at(g.loc)
+                    .hint("write major.minor, as `ldd --version` prints it: glibc = \"2.36\""),
+            );
+            None
+        }
+    });
     if let Some(oci) = r.str("oci") {
         let Some((_, digest)) = oci.value.split_once("@sha256:") else {
             r.diags.push(
@@ -580,6 +593,7 @@ fn lower_image(r: &mut Reader<'_, '_>) -> Option<ImageRule> {
                 digest: format!("sha256:{}", digest.to_ascii_lowercase()),
                 reference: oci.value,
             },
+            glibc,
         });
     }
     let suite = match r.str("suite") {
@@ -617,7 +631,20 @@ fn lower_image(r: &mut Reader<'_, '_>) -> Option<ImageRule> {
             packages,
             cross,
         },
+        glibc,
     })
+}
+
+/// A rule's own `policy` (its floor), checked like [platform] policy.
+fn own_policy(r: &mut Reader<'_, '_>) -> Option<String> {
+    let p = r.str("policy")?;
+    match crate::rules::config::check_policy(&p.value) {
+        Ok(()) => Some(p.value),
+        Err(d) => {
+            r.diags.push(d.at(p.loc));
+            None
+        }
+    }
 }
 
 fn recipe(r: &mut Reader<'_, '_>, required: bool) -> Option<Option<Recipe>> {
@@ -850,6 +877,7 @@ const PACK_KEYS: &[&str] = &[
     "deps",
     "env",
     "image",
+    "policy",
     "timeout",
     "nested_userns",
 ];
@@ -861,6 +889,7 @@ fn lower_pack(ctx: &mut Ctx<'_>, label: &Label, r: &mut Reader<'_, '_>) -> Optio
     let deps = r.labels("deps").unwrap_or_default();
     let env = env(r);
     let image = r.label("image");
+    let policy = own_policy(r);
     let Some(version) = version else {
         r.missing(
             "version",
@@ -875,6 +904,7 @@ fn lower_pack(ctx: &mut Ctx<'_>, label: &Label, r: &mut Reader<'_, '_>) -> Optio
         deps,
         env,
         image,
+        policy,
     })
 }
 
@@ -897,6 +927,7 @@ const WHEEL_KEYS: &[&str] = &[
     "nested_userns",
     "test",
     "crates",
+    "policy",
 ];
 
 fn lower_wheel(ctx: &mut Ctx<'_>, label: &Label, r: &mut Reader<'_, '_>) -> Option<WheelRule> {
@@ -915,6 +946,7 @@ fn lower_wheel(ctx: &mut Ctx<'_>, label: &Label, r: &mut Reader<'_, '_>) -> Opti
     let recipe = recipe(r, false)?;
     let repair = r.bool("repair").unwrap_or(false);
     let test = r.str("test").map(|s| s.value);
+    let policy = own_policy(r);
     if sources.is_empty() && !r.has("source") && !r.has("sources") {
         r.missing(
             "source",
@@ -946,6 +978,7 @@ fn lower_wheel(ctx: &mut Ctx<'_>, label: &Label, r: &mut Reader<'_, '_>) -> Opti
         recipe,
         repair,
         test,
+        policy,
     })
 }
 

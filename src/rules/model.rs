@@ -135,6 +135,10 @@ pub enum Dist {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ImageRule {
     pub spec: ImageSpec,
+    /// The glibc the image's C library is ("2.36"), as the rule declares
+    /// it: builds whose floor is older compile with Zig. Not verified (the
+    /// repair judges what a wheel really needs) and not in the image's key.
+    pub glibc: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -218,6 +222,8 @@ pub struct PackRule {
     pub deps: Vec<Spanned<Label>>,
     pub env: BTreeMap<String, String>,
     pub image: Option<Spanned<Label>>,
+    /// Its own floor (a policy name), instead of [platform] policy.
+    pub policy: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -243,6 +249,9 @@ pub struct WheelRule {
     /// What `refine test` runs for this wheel in a clean container (a shell
     /// command; default: import its top-level modules).
     pub test: Option<String>,
+    /// Its own floor (a policy name), instead of [platform] policy: what
+    /// it is compiled for and what its repair checks.
+    pub policy: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -390,6 +399,7 @@ impl WithoutLocs for Target {
                 deps: p.deps.without_locs(),
                 env: p.env.clone(),
                 image: p.image.without_locs(),
+                policy: p.policy.clone(),
             }),
             Body::Wheel(w) => Body::Wheel(WheelRule {
                 package: w.package.clone(),
@@ -405,6 +415,7 @@ impl WithoutLocs for Target {
                 recipe: w.recipe.without_locs(),
                 repair: w.repair,
                 test: w.test.clone(),
+                policy: w.policy.clone(),
             }),
             Body::Set(s) => Body::Set(SetRule {
                 targets: s.targets.without_locs(),

@@ -7,6 +7,8 @@
 //! /refine/tools/…     repair tools, as wheels (read-only)
 //! /refine/input/…     the wheel being repaired (read-only)
 //! /refine/frontend    the frontend's wheel (uv), unpacked (read-only)
+//! /refine/zig         the host's Zig wheel, unpacked, for builds below
+//!                     their image's glibc (read-only)
 //! /opt/packs/<name>   every pack of the closure (read-only)
 //! /opt/runtime        a built CPython runtime (read-only)
 //! /build              scratch, empty at start (writable)
@@ -30,6 +32,8 @@ use std::path::Path;
 pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// Where the frontend's wheel is mounted, unpacked (`REFINE_FRONTEND`).
 pub const FRONTEND: &str = "/refine/frontend";
+/// Where the Zig wheel is mounted, unpacked; `REFINE_ZIG` is its program.
+pub const ZIG: &str = "/refine/zig";
 /// Compilers map the scratch directory away so it never appears in
 /// outputs, and write no `.comment` of their own version: the host's cross
 /// compiler and the target's own are the same GCC in different Debian
@@ -74,6 +78,10 @@ pub fn contract_env(
     set("REFINE_INPUT", "/refine/input".into());
     if d.inputs.frontend.is_some() {
         set("REFINE_FRONTEND", FRONTEND.into());
+    }
+    if let (Some(_), Some(target)) = (&d.inputs.zig, &d.cc_target) {
+        set("REFINE_ZIG", format!("{ZIG}/ziglang/zig"));
+        set("REFINE_CC_TARGET", target.clone());
     }
     set("REFINE_ARCH", d.platform.arch.as_str().into());
     set("REFINE_JOBS", jobs.to_string());
@@ -335,7 +343,12 @@ pub fn prepare(
     }
     // The frontend: its wheel's files (the program among them), laid out
     // once in the store.
-    if let Some(l) = &d.inputs.frontend {
+    // The same for Zig.
+    for (l, container, what) in [
+        (&d.inputs.frontend, FRONTEND, "frontend"),
+        (&d.inputs.zig, ZIG, "zig"),
+    ] {
+        let Some(l) = l else { continue };
         let dep = get(l)?;
         let mut wheels = dep
             .tree
@@ -345,13 +358,13 @@ pub fn prepare(
         let (Some(digest), None) = (wheels.next(), wheels.next()) else {
             return Err(fail(
                 ErrorClass::User,
-                format!("the frontend {l} of {} is not one wheel", d.label),
-                "point [defaults] frontend at sources with `dist = \"wheel\"`, one per architecture",
+                format!("the {what} {l} of {} is not one wheel", d.label),
+                format!("point [defaults] {what} at sources with `dist = \"wheel\"`, one per architecture"),
             ));
         };
         mounts.push(Mount {
             host: cfg.store.unpacked_wheel(digest)?,
-            container: FRONTEND.into(),
+            container: container.into(),
             read_only: true,
         });
     }
@@ -586,6 +599,7 @@ mod tests {
             timeout: 60,
             nested_userns: false,
             is_wheel_source: false,
+            cc_target: None,
         }
     }
 
