@@ -598,3 +598,157 @@ fn a_hybrid_build_runs_the_hosts_frontend_an_emulated_one_the_targets() {
     // The hybrid build still has its (the host's) frontend.
     ws.run(&["--arch", "s390x", "hash", "//wheels:six"]).ok();
 }
+
+/// The derivation of `label` in `ws`, or the rendered errors.
+fn derivation_of(ws: &Ws, label: &str) -> refine::eval::Derivation {
+    let s = Session::load(&GlobalOpts {
+        workspace: Some(ws.root().to_path_buf()),
+        store: Some(ws.store.clone()),
+        ..GlobalOpts::default()
+    })
+    .unwrap_or_else(|e| panic!("{}\n{}", e.message, e.rendered.unwrap_or_default()));
+    let l: Label = label.parse().unwrap();
+    let g = s
+        .graph(std::slice::from_ref(&l))
+        .unwrap_or_else(|e| panic!("{}\n{}", e.message, e.rendered.unwrap_or_default()));
+    (*g.get(&l).unwrap().derivation).clone()
+}
+
+/// A floor below the image's declared glibc brings Zig and its target into
+/// the keys of what compiles (wheels and packs), and nothing else's; a new
+/// Zig pin changes exactly those; a rule at its image's own glibc has
+/// neither.
+#[test]
+fn a_floor_below_the_images_glibc_keys_zig_and_its_target() {
+    let ws = fake_workspace();
+    let host = refine::rules::Arch::host();
+    ws.edit(
+        "WORKSPACE.toml",
+        "[defaults]\n",
+        &format!("[defaults]\nzig = {{ {host} = \"//sources:wheel\" }}\n"),
+    );
+    let before = keys(&ws);
+    // The image says nothing of its glibc: no floor to meet below it.
+    assert_eq!(derivation_of(&ws, "//wheels:alpha").cc_target, None);
+    ws.edit(
+        "runtimes/base.toml",
+        "suite = \"bookworm\"\n",
+        "suite = \"bookworm\"\nglibc = \"2.36\"\n",
+    );
+    let floored = keys(&ws);
+    let mut got = changed(&before, &floored);
+    got.sort();
+    assert_eq!(
+        got,
+        ["//packs:openssl", "//packs:zlib", "//wheels:alpha", "//wheels:beta"]
+    );
+    for label in ["//wheels:alpha", "//packs:zlib"] {
+        let d = derivation_of(&ws, label);
+        assert_eq!(d.cc_target.as_deref(), Some("x86_64-linux-gnu.2.17"), "{label}");
+        assert_eq!(
+            d.inputs.zig.as_ref().map(|l| l.to_string()).as_deref(),
+            Some("//sources:wheel"),
+            "{label}"
+        );
+    }
+    for label in ["//repairs:beta", "//images:base", "//runtimes:system"] {
+        let d = derivation_of(&ws, label);
+        assert_eq!((d.cc_target, d.inputs.zig), (None, None), "{label}");
+    }
+    // The repair checks the wheel's floor.
+    let rp = derivation_of(&ws, "//repairs:beta");
+    assert_eq!(rp.platform.policy, "manylinux2014");
+    // Another Zig: exactly the floored nodes.
+    ws.edit(
+        "WORKSPACE.toml",
+        &format!("{host} = \"//sources:wheel\""),
+        &format!("{host} = \"//sources:setuptools\""),
+    );
+    let mut got = changed(&floored, &keys(&ws));
+    got.sort();
+    assert_eq!(
+        got,
+        ["//packs:openssl", "//packs:zlib", "//wheels:alpha", "//wheels:beta"]
+    );
+    // A rule of its own floor at the image's glibc compiles with the
+    // image's compiler; its repair checks its own floor.
+    ws.edit(
+        "rules/wheels.toml",
+        "version = \"2.0\"\n",
+        "version = \"2.0\"\npolicy = \"manylinux_2_36\"\n",
+    );
+    let beta = derivation_of(&ws, "//wheels:beta");
+    assert_eq!((beta.cc_target, beta.inputs.zig), (None, None));
+    let rp = derivation_of(&ws, "//repairs:beta");
+    assert_eq!(rp.platform.platform_tag(), "manylinux_2_36_x86_64");
+    // And the --platform flag moves every other floor.
+    let s = Session::load(&GlobalOpts {
+        workspace: Some(ws.root().to_path_buf()),
+        store: Some(ws.store.clone()),
+        policy: Some("manylinux_2_28".into()),
+        ..GlobalOpts::default()
+    })
+    .unwrap_or_else(|e| panic!("{}", e.message));
+    let l: Label = "//wheels:alpha".parse().unwrap();
+    let g = s.graph(std::slice::from_ref(&l)).unwrap();
+    let d = &g.get(&l).unwrap().derivation;
+    assert_eq!(d.cc_target.as_deref(), Some("x86_64-linux-gnu.2.28"));
+    assert_eq!(d.platform.platform_tag(), "manylinux_2_28_x86_64");
+}
+
+/// Policies and glibc versions that mean nothing are errors where they are
+/// written; a floor no Zig can meet names the fix.
+#[test]
+fn floors_that_cannot_be_met_or_read_are_located_errors() {
+    let ws = fake_workspace();
+    ws.edit(
+        "runtimes/base.toml",
+        "suite = \"bookworm\"\n",
+        "suite = \"bookworm\"\nglibc = \"2.36\"\n",
+    );
+    // No Zig for this machine.
+    let r = ws.run(&["hash", "//wheels:alpha"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("//wheels:alpha must meet manylinux2014 (glibc 2.17)")
+            && r.stderr.contains("rules/wheels.toml:")
+            && r.stderr.contains("add `zig = {"),
+        "{}",
+        r.stderr
+    );
+    // Nonsense, each where it is written: the workspace's platform first
+    // (nothing else is read without it), then the rules'.
+    ws.edit(
+        "WORKSPACE.toml",
+        "python = \"3.11\"\n",
+        "python = \"3.11\"\npolicy = \"manylinux_2_17_s390x\"\n",
+    );
+    let r = ws.run(&["hash", "//wheels:alpha"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("`manylinux_2_17_s390x` is not a manylinux policy (the architecture comes from `arch`")
+            && r.stderr.contains("WORKSPACE.toml:8:"),
+        "{}",
+        r.stderr
+    );
+    ws.edit("WORKSPACE.toml", "manylinux_2_17_s390x", "manylinux_2_28");
+    ws.edit("runtimes/base.toml", "glibc = \"2.36\"", "glibc = \"bookworm\"");
+    ws.edit(
+        "rules/wheels.toml",
+        "version = \"2.0\"\n",
+        "version = \"2.0\"\npolicy = \"centos7\"\n",
+    );
+    let r = ws.run(&["hash", "//wheels:alpha", "//wheels:beta"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    for (what, at) in [
+        ("`bookworm` is not a glibc version", "runtimes/base.toml:3:"),
+        ("`centos7` is not a manylinux policy", "rules/wheels.toml:9:"),
+    ] {
+        assert!(r.stderr.contains(what), "{what}: {}", r.stderr);
+        assert!(r.stderr.contains(at), "{at}: {}", r.stderr);
+    }
+    // The flag, by name.
+    let r = ws.run(&["--platform", "manylinux_2_x", "hash", "//wheels:alpha"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("--platform: `manylinux_2_x`"), "{}", r.stderr);
+}

@@ -858,6 +858,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn policies_and_their_glibc() {
+        for (p, g) in [
+            ("manylinux2014", Some((2, 17))),
+            ("manylinux_2_28", Some((2, 28))),
+            ("manylinux_2_36", Some((2, 36))),
+            ("manylinux2010", Some((2, 12))),
+            ("manylinux1", Some((2, 5))),
+            ("musllinux_1_2", None),
+            ("manylinux_2_", None),
+            ("manylinux_2_17_s390x", None),
+            ("linux", None),
+        ] {
+            assert_eq!(policy_glibc(p), g, "{p}");
+        }
+        assert!(check_policy("musllinux_1_2").is_ok());
+        assert!(check_policy("manylinux2014").is_ok());
+        let e = check_policy("manylinux2014_s390x").unwrap_err();
+        assert!(e.message.contains("leave it out"), "{}", e.message);
+        assert_eq!(parse_glibc("2.36"), Some((2, 36)));
+        assert_eq!(parse_glibc("2.36.1"), None);
+        assert_eq!(parse_config("").unwrap().platform.policy, DEFAULT_POLICY);
+        // Ordered as versions, not as text.
+        assert!(policy_glibc("manylinux_2_9") < policy_glibc("manylinux2014"));
+    }
+
+    #[test]
     fn defaults_apply() {
         let c = parse_config("").unwrap();
         assert_eq!(c.platform.arch, Arch::host());
