@@ -46,7 +46,7 @@ fn second_build_is_all_hits_and_delivers_wheels() {
         w["wheel"]
             .as_str()
             .unwrap()
-            .contains("manylinux_2_36_x86_64")
+            .contains("manylinux2014_x86_64")
     }));
 }
 
@@ -630,17 +630,14 @@ fn a_repaired_wheels_policy_is_in_the_manifest_provenance_and_history() {
         .collect();
     assert!(!repaired.is_empty(), "{manifest:#}");
     for w in &repaired {
-        assert_eq!(w["policy"], "manylinux_2_36_x86_64", "{w}");
+        assert_eq!(w["policy"], "manylinux2014_x86_64", "{w}");
         assert_eq!(w["limited_by"], serde_json::json!([]), "{w}");
         let name = w["wheel"].as_str().unwrap();
         let prov: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(dist.join(format!("{name}.provenance.json"))).unwrap(),
         )
         .unwrap();
-        assert_eq!(
-            prov["policy"]["policy"], "manylinux_2_36_x86_64",
-            "{prov:#}"
-        );
+        assert_eq!(prov["policy"]["policy"], "manylinux2014_x86_64", "{prov:#}");
     }
     let plain = manifest["wheels"]
         .as_array()
@@ -662,7 +659,7 @@ fn a_repaired_wheels_policy_is_in_the_manifest_provenance_and_history() {
     let h = ws.fake(&["history", label]);
     h.ok();
     assert!(
-        h.stdout.contains("meets manylinux_2_36_x86_64"),
+        h.stdout.contains("meets manylinux2014_x86_64"),
         "{}",
         h.stdout
     );

@@ -148,6 +148,20 @@ fn import_resolves_for_s390x_and_writes_rules_exactly() {
         "{mp}"
     );
     assert_eq!(mp["label"], "//repairs:msgpack");
+    // Where the set installs: its compiled packages are built at the
+    // workspace's floor (manylinux2014, what `refine init` writes), the
+    // pure ones anywhere.
+    let on = r
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "installs_on")
+        .unwrap_or_else(|| panic!("{}", r.stdout));
+    assert_eq!(on["glibc"], "2.17", "{on}");
+    assert_eq!(on["systems"][0], "RHEL 7", "{on}");
+    assert_eq!(
+        on["set_by"], "the floor of all 2 compiled packages",
+        "markupsafe and msgpack: {on}"
+    );
     // Build requirements are pinned, as wheels.
     let st = decision(&d, "setuptools");
     assert_eq!(st["runtime"], false);
@@ -193,6 +207,13 @@ fn import_resolves_for_s390x_and_writes_rules_exactly() {
     let again = ws.run(&["import", "requirements.txt", "--name", "web"]);
     assert_eq!(again.code, 0, "{}", again.all());
     assert!(again.stderr.contains("unchanged"), "{}", again.stderr);
+    assert!(
+        again
+            .stderr
+            .contains("installs on: RHEL 7, SLES 12 SP5, Ubuntu 18.04, RHEL 8,"),
+        "{}",
+        again.stderr
+    );
     assert_eq!(ws.read("rules/imported/web.toml"), text);
 
     // One changed pin changes one block.

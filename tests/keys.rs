@@ -640,11 +640,20 @@ fn a_floor_below_the_images_glibc_keys_zig_and_its_target() {
     got.sort();
     assert_eq!(
         got,
-        ["//packs:openssl", "//packs:zlib", "//wheels:alpha", "//wheels:beta"]
+        [
+            "//packs:openssl",
+            "//packs:zlib",
+            "//wheels:alpha",
+            "//wheels:beta"
+        ]
     );
     for label in ["//wheels:alpha", "//packs:zlib"] {
         let d = derivation_of(&ws, label);
-        assert_eq!(d.cc_target.as_deref(), Some("x86_64-linux-gnu.2.17"), "{label}");
+        assert_eq!(
+            d.cc_target.as_deref(),
+            Some("x86_64-linux-gnu.2.17"),
+            "{label}"
+        );
         assert_eq!(
             d.inputs.zig.as_ref().map(|l| l.to_string()).as_deref(),
             Some("//sources:wheel"),
@@ -668,7 +677,12 @@ fn a_floor_below_the_images_glibc_keys_zig_and_its_target() {
     got.sort();
     assert_eq!(
         got,
-        ["//packs:openssl", "//packs:zlib", "//wheels:alpha", "//wheels:beta"]
+        [
+            "//packs:openssl",
+            "//packs:zlib",
+            "//wheels:alpha",
+            "//wheels:beta"
+        ]
     );
     // A rule of its own floor at the image's glibc compiles with the
     // image's compiler; its repair checks its own floor.
@@ -710,7 +724,8 @@ fn floors_that_cannot_be_met_or_read_are_located_errors() {
     let r = ws.run(&["hash", "//wheels:alpha"]);
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(
-        r.stderr.contains("//wheels:alpha must meet manylinux2014 (glibc 2.17)")
+        r.stderr
+            .contains("//wheels:alpha must meet manylinux2014 (glibc 2.17)")
             && r.stderr.contains("rules/wheels.toml:")
             && r.stderr.contains("add `zig = {"),
         "{}",
@@ -726,13 +741,18 @@ fn floors_that_cannot_be_met_or_read_are_located_errors() {
     let r = ws.run(&["hash", "//wheels:alpha"]);
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(
-        r.stderr.contains("`manylinux_2_17_s390x` is not a manylinux policy (the architecture comes from `arch`")
-            && r.stderr.contains("WORKSPACE.toml:8:"),
+        r.stderr.contains(
+            "`manylinux_2_17_s390x` is not a manylinux policy (the architecture comes from `arch`"
+        ) && r.stderr.contains("WORKSPACE.toml:8:"),
         "{}",
         r.stderr
     );
     ws.edit("WORKSPACE.toml", "manylinux_2_17_s390x", "manylinux_2_28");
-    ws.edit("runtimes/base.toml", "glibc = \"2.36\"", "glibc = \"bookworm\"");
+    ws.edit(
+        "runtimes/base.toml",
+        "glibc = \"2.36\"",
+        "glibc = \"bookworm\"",
+    );
     ws.edit(
         "rules/wheels.toml",
         "version = \"2.0\"\n",
@@ -742,7 +762,10 @@ fn floors_that_cannot_be_met_or_read_are_located_errors() {
     assert_eq!(r.code, 2, "{}", r.all());
     for (what, at) in [
         ("`bookworm` is not a glibc version", "runtimes/base.toml:3:"),
-        ("`centos7` is not a manylinux policy", "rules/wheels.toml:9:"),
+        (
+            "`centos7` is not a manylinux policy",
+            "rules/wheels.toml:9:",
+        ),
     ] {
         assert!(r.stderr.contains(what), "{what}: {}", r.stderr);
         assert!(r.stderr.contains(at), "{at}: {}", r.stderr);
@@ -750,5 +773,9 @@ fn floors_that_cannot_be_met_or_read_are_located_errors() {
     // The flag, by name.
     let r = ws.run(&["--platform", "manylinux_2_x", "hash", "//wheels:alpha"]);
     assert_eq!(r.code, 2, "{}", r.all());
-    assert!(r.stderr.contains("--platform: `manylinux_2_x`"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--platform: `manylinux_2_x`"),
+        "{}",
+        r.stderr
+    );
 }

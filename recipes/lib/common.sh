@@ -79,6 +79,8 @@ log_toolchain() {
     cc_path=$(command -v cc || command -v gcc || true)
     [ -n "$cc_path" ] || { log "toolchain: $REFINE_TOOLCHAIN, no C compiler"; return 0; }
     real=$(readlink -f "$cc_path")
+    # At a floor, cc is the wrapper around Zig: say what Zig is.
+    [ -z "${REFINE_CC_TARGET:-}" ] || real=$REFINE_ZIG
     what=$(file -b "$real" 2>/dev/null | cut -d, -f1-2)
     log "toolchain: $REFINE_TOOLCHAIN; cc is $real ($what), target $(cc -dumpmachine)"
 }

@@ -124,6 +124,16 @@ fn report(r: &ImportReport, p: &Printer) {
         for n in &o.notes {
             p.data(&serde_json::json!({"event": "note", "message": n}).to_string());
         }
+        {
+            let on = installs_on(r);
+            p.data(
+                &serde_json::json!({
+                    "event": "installs_on", "glibc": on.glibc, "systems": on.systems,
+                    "set_by": on.set_by,
+                })
+                .to_string(),
+            );
+        }
         p.data(
             &serde_json::json!({
                 "event": "imported", "name": r.name, "file": r.file, "changed": r.changed,
@@ -156,6 +166,18 @@ fn report(r: &ImportReport, p: &Printer) {
         ));
         p.info(&format!("hint: {}", u.hint));
     }
+    {
+        let on = installs_on(r);
+        let systems = if on.systems.is_empty() {
+            "none of the Z systems refine knows".to_string()
+        } else {
+            on.systems.join(", ")
+        };
+        p.info(&format!(
+            "installs on: {systems} (glibc {} and newer; {})",
+            on.glibc, on.set_by
+        ));
+    }
     p.info(&format!(
         "import: {} {} ({} packages, {} to build from sdists, {} cannot be built); build it with `refine build {}`",
         r.file,
@@ -168,4 +190,58 @@ fn report(r: &ImportReport, p: &Printer) {
         o.unbuildable.len(),
         r.set
     ));
+}
+
+/// Where the whole set installs: the newest floor among its packages.
+struct InstallsOn {
+    glibc: String,
+    systems: Vec<&'static str>,
+    set_by: String,
+}
+
+fn installs_on(r: &ImportReport) -> InstallsOn {
+    let compiled: Vec<_> = r.floors.iter().filter(|f| f.glibc.is_some()).collect();
+    let floor = compiled.iter().filter_map(|f| f.glibc).max();
+    let Some(floor) = floor else {
+        return InstallsOn {
+            glibc: "any".into(),
+            systems: crate::wheel::policy::systems((0, 0)),
+            set_by: "every package is pure Python".into(),
+        };
+    };
+    let by: Vec<String> = compiled
+        .iter()
+        .filter(|f| f.glibc == Some(floor))
+        .map(|f| format!("{} ({})", f.name, f.from))
+        .collect();
+    let set_by = if by.len() == compiled.len() {
+        match by.as_slice() {
+            [one] => format!("set by {one}"),
+            _ => format!("the floor of all {} compiled packages", by.len()),
+        }
+    } else {
+        let shown: Vec<&str> = by.iter().take(3).map(String::as_str).collect();
+        let more = by.len().saturating_sub(3);
+        format!(
+            "set by {}{}",
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        )
+    };
+    if floor.0 == u32::MAX {
+        return InstallsOn {
+            glibc: "none".into(),
+            systems: Vec::new(),
+            set_by,
+        };
+    }
+    InstallsOn {
+        glibc: format!("{}.{}", floor.0, floor.1),
+        systems: crate::wheel::policy::systems(floor),
+        set_by,
+    }
 }

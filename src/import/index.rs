@@ -107,23 +107,9 @@ fn platform_fits(tag: &str, target: &Platform) -> bool {
     if rest == "linux" {
         return true;
     }
-    let glibc = match rest {
-        "manylinux1" => Some((2, 5)),
-        "manylinux2010" => Some((2, 12)),
-        "manylinux2014" => Some((2, 17)),
-        _ => rest.strip_prefix("manylinux_").and_then(parse_glibc),
-    };
-    let policy = target
-        .policy
-        .strip_prefix("manylinux_")
-        .and_then(parse_glibc)
-        .unwrap_or((2, 17));
-    glibc.is_some_and(|g| g <= policy)
-}
-
-fn parse_glibc(s: &str) -> Option<(u32, u32)> {
-    let (a, b) = s.split_once('_')?;
-    Some((a.parse().ok()?, b.parse().ok()?))
+    use crate::rules::config::policy_glibc;
+    let floor = policy_glibc(&target.policy).unwrap_or((2, 17));
+    policy_glibc(rest).is_some_and(|g| g <= floor)
 }
 
 fn is_sdist(filename: &str) -> bool {

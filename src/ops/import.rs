@@ -38,6 +38,64 @@ pub struct ImportReport {
     pub changed: bool,
     pub outcome: import::Outcome,
     pub set: Label,
+    /// The oldest glibc each package of the set installs on (None: a pure
+    /// wheel, anywhere), with the policy that says it.
+    pub floors: Vec<Floor>,
+}
+
+/// Where one package of an import installs.
+#[derive(Clone, Debug)]
+pub struct Floor {
+    pub name: String,
+    /// The oldest glibc; None for a pure wheel.
+    pub glibc: Option<(u32, u32)>,
+    /// What says it: the reused wheel's tags, or the floor its build meets.
+    pub from: String,
+}
+
+/// Each package's floor: a reused wheel's oldest manylinux tag; a built
+/// one's policy (its rule's own, or the platform's).
+fn floors(outcome: &import::Outcome, session: &Session) -> Vec<Floor> {
+    use crate::rules::config::policy_glibc;
+    let g = session.all();
+    outcome
+        .decisions
+        .iter()
+        .filter(|d| d.runtime)
+        .map(|d| {
+            let wheel = d
+                .what
+                .split_whitespace()
+                .find(|w| w.ends_with(".whl") && crate::wheel::parse_filename(w).is_some());
+            let (glibc, from) = match wheel {
+                Some(w) => (
+                    crate::wheel::policy::wheel_floor(w),
+                    format!("the tags of {w}"),
+                ),
+                None => {
+                    // A rule the workspace has (built-in numpy keeps its
+                    // own policy), else the platform's floor.
+                    let policy = d
+                        .label
+                        .as_ref()
+                        .map(|l| Label::new(Kind::Wheel, l.name.clone()))
+                        .and_then(|l| g.get(&l))
+                        .map_or(session.platform.policy.clone(), |n| {
+                            n.derivation.platform.policy.clone()
+                        });
+                    (
+                        Some(policy_glibc(&policy).unwrap_or((u32::MAX, 0))),
+                        format!("its build's floor, {policy}"),
+                    )
+                }
+            };
+            Floor {
+                name: d.name.clone(),
+                glibc,
+                from,
+            }
+        })
+        .collect()
 }
 
 /// The import's file, relative to the workspace root.
@@ -374,11 +432,13 @@ pub fn import(opts: &GlobalOpts, args: &ImportArgs) -> Result<ImportReport> {
             return Err(err);
         }
     }
+    let floors = floors(&outcome, &session);
     Ok(ImportReport {
         set: Label::new(Kind::Set, name.as_str()),
         name,
         file: own,
         changed,
         outcome,
+        floors,
     })
 }

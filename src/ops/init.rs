@@ -43,7 +43,9 @@ pub fn init(args: &InitArgs) -> Result<Initialized> {
         .clone()
         .unwrap_or_else(|| crate::rules::config::DEFAULT_POLICY.into());
     if let Err(d) = crate::rules::config::check_policy(&policy) {
-        return Err(Error::user(format!("--policy: {}", d.message)).hint(d.hint.unwrap_or_default()));
+        return Err(
+            Error::user(format!("--policy: {}", d.message)).hint(d.hint.unwrap_or_default())
+        );
     }
     let root = std::path::absolute(&args.dir).unwrap_or_else(|_| args.dir.clone());
     let config = root.join(crate::rules::config::CONFIG_FILE);

@@ -359,7 +359,9 @@ pub fn prepare(
             return Err(fail(
                 ErrorClass::User,
                 format!("the {what} {l} of {} is not one wheel", d.label),
-                format!("point [defaults] {what} at sources with `dist = \"wheel\"`, one per architecture"),
+                format!(
+                    "point [defaults] {what} at sources with `dist = \"wheel\"`, one per architecture"
+                ),
             ));
         };
         mounts.push(Mount {

@@ -68,9 +68,79 @@ pub fn describe(r: &PolicyReport) -> String {
     }
 }
 
+/// The systems IBM Z users run, with their glibc, oldest first: what a
+/// floor means to them. (Each is the release's own glibc, as its
+/// packages list it.)
+pub const SYSTEMS: &[(&str, (u32, u32))] = &[
+    ("RHEL 7", (2, 17)),
+    ("SLES 12 SP5", (2, 22)),
+    ("Ubuntu 18.04", (2, 27)),
+    ("RHEL 8", (2, 28)),
+    ("SLES 15 SP3+", (2, 31)),
+    ("Ubuntu 20.04", (2, 31)),
+    ("Debian 11", (2, 31)),
+    ("RHEL 9", (2, 34)),
+    ("Ubuntu 22.04", (2, 35)),
+    ("Debian 12", (2, 36)),
+    ("Ubuntu 24.04", (2, 39)),
+    ("RHEL 10", (2, 39)),
+];
+
+/// The systems of [`SYSTEMS`] whose glibc is `floor` or newer.
+pub fn systems(floor: (u32, u32)) -> Vec<&'static str> {
+    SYSTEMS
+        .iter()
+        .filter(|(_, g)| *g >= floor)
+        .map(|(n, _)| *n)
+        .collect()
+}
+
+/// The oldest glibc a wheel file's platform tags install on: None for a
+/// pure wheel (anywhere), and for a wheel with no manylinux tag (a
+/// `linux_*` one installs nowhere but where it was built: Some of a glibc
+/// no system has).
+pub fn wheel_floor(file: &str) -> Option<(u32, u32)> {
+    let (_, _, _, _, plat) = super::parse_filename(file)?;
+    if plat.split('.').any(|p| p == "any") {
+        return None;
+    }
+    plat.split('.')
+        .filter_map(|t| {
+            let (policy, _arch) = t.rsplit_once('_')?;
+            // `manylinux_2_17_s390x` splits at the last `_`; an arch with
+            // one (`x86_64`) needs one more.
+            crate::rules::config::policy_glibc(policy).or_else(|| {
+                let (policy, _) = policy.rsplit_once('_')?;
+                crate::rules::config::policy_glibc(policy)
+            })
+        })
+        .min()
+        .or(Some((u32::MAX, 0)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floors_of_wheel_files_and_who_they_reach() {
+        assert_eq!(wheel_floor("six-1.16.0-py2.py3-none-any.whl"), None);
+        assert_eq!(
+            wheel_floor("a-1-cp311-cp311-manylinux_2_28_x86_64.manylinux_2_17_x86_64.whl"),
+            Some((2, 17))
+        );
+        assert_eq!(
+            wheel_floor("a-1-cp311-cp311-manylinux_2_34_s390x.whl"),
+            Some((2, 34))
+        );
+        assert_eq!(
+            wheel_floor("a-1-cp311-cp311-linux_s390x.whl"),
+            Some((u32::MAX, 0))
+        );
+        assert_eq!(systems((2, 17)).len(), SYSTEMS.len());
+        assert_eq!(systems((2, 34))[0], "RHEL 9");
+        assert!(systems((u32::MAX, 0)).is_empty());
+    }
 
     const WHEEL: &str = "PyYAML-6.0.1-cp311-cp311-manylinux_2_36_s390x.manylinux_2_17_s390x.manylinux2014_s390x.whl";
 
