@@ -120,6 +120,7 @@ fn derivation() -> Derivation {
         timeout: 3600,
         nested_userns: false,
         is_wheel_source: false,
+        cc_target: None,
     }
 }
 

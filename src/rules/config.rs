@@ -960,7 +960,7 @@ mod tests {
     #[test]
     fn reads_platform_and_reports_all_errors() {
         let c = parse_config("[platform]\narch = \"s390x\"\n").unwrap();
-        assert_eq!(c.platform.platform_tag(), "manylinux_2_36_s390x");
+        assert_eq!(c.platform.platform_tag(), "manylinux2014_s390x");
         let errs =
             parse_config("[platform]\narch = \"sparc\"\n[sandbox]\ntimeout = \"soon\"\n[stor]\n")
                 .unwrap_err();

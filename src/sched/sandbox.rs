@@ -636,6 +636,19 @@ mod tests {
         assert_eq!(e["PATH"], PATH);
         // Nothing of the host's environment.
         assert!(!e.contains_key("USER"));
+        // At the image's own glibc: no Zig.
+        assert!(!e.contains_key("REFINE_ZIG") && !e.contains_key("REFINE_CC_TARGET"));
+    }
+
+    /// Below the image's glibc, the recipe gets Zig's program and target.
+    #[test]
+    fn a_floor_below_the_image_gives_zig_and_its_target() {
+        let mut d = drv(&[]);
+        d.inputs.zig = Some(Label::new(Kind::Source, "ziglang-x86_64"));
+        d.cc_target = Some("s390x-linux-gnu.2.17".into());
+        let e = contract_env(&d, &[], None, 2);
+        assert_eq!(e["REFINE_ZIG"], "/refine/zig/ziglang/zig");
+        assert_eq!(e["REFINE_CC_TARGET"], "s390x-linux-gnu.2.17");
     }
 
     #[test]
