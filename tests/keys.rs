@@ -614,6 +614,23 @@ fn derivation_of(ws: &Ws, label: &str) -> refine::eval::Derivation {
     (*g.get(&l).unwrap().derivation).clone()
 }
 
+/// What compiles in the engine tests' workspace: what a floor reaches.
+const FLOORED: [&str; 4] = [
+    "//packs:openssl",
+    "//packs:zlib",
+    "//wheels:alpha",
+    "//wheels:beta",
+];
+
+/// The engine tests' image says it is bookworm's glibc.
+fn declare_glibc(ws: &Ws) {
+    ws.edit(
+        "runtimes/base.toml",
+        "suite = \"bookworm\"\n",
+        "suite = \"bookworm\"\nglibc = \"2.36\"\n",
+    );
+}
+
 /// A floor below the image's declared glibc brings Zig and its target into
 /// the keys of what compiles (wheels and packs), and nothing else's; a new
 /// Zig pin changes exactly those; a rule at its image's own glibc has
@@ -630,23 +647,11 @@ fn a_floor_below_the_images_glibc_keys_zig_and_its_target() {
     let before = keys(&ws);
     // The image says nothing of its glibc: no floor to meet below it.
     assert_eq!(derivation_of(&ws, "//wheels:alpha").cc_target, None);
-    ws.edit(
-        "runtimes/base.toml",
-        "suite = \"bookworm\"\n",
-        "suite = \"bookworm\"\nglibc = \"2.36\"\n",
-    );
+    declare_glibc(&ws);
     let floored = keys(&ws);
     let mut got = changed(&before, &floored);
     got.sort();
-    assert_eq!(
-        got,
-        [
-            "//packs:openssl",
-            "//packs:zlib",
-            "//wheels:alpha",
-            "//wheels:beta"
-        ]
-    );
+    assert_eq!(got, FLOORED);
     for label in ["//wheels:alpha", "//packs:zlib"] {
         let d = derivation_of(&ws, label);
         assert_eq!(
@@ -675,15 +680,7 @@ fn a_floor_below_the_images_glibc_keys_zig_and_its_target() {
     );
     let mut got = changed(&floored, &keys(&ws));
     got.sort();
-    assert_eq!(
-        got,
-        [
-            "//packs:openssl",
-            "//packs:zlib",
-            "//wheels:alpha",
-            "//wheels:beta"
-        ]
-    );
+    assert_eq!(got, FLOORED);
     // A rule of its own floor at the image's glibc compiles with the
     // image's compiler; its repair checks its own floor.
     ws.edit(
@@ -715,11 +712,7 @@ fn a_floor_below_the_images_glibc_keys_zig_and_its_target() {
 #[test]
 fn floors_that_cannot_be_met_or_read_are_located_errors() {
     let ws = fake_workspace();
-    ws.edit(
-        "runtimes/base.toml",
-        "suite = \"bookworm\"\n",
-        "suite = \"bookworm\"\nglibc = \"2.36\"\n",
-    );
+    declare_glibc(&ws);
     // No Zig for this machine.
     let r = ws.run(&["hash", "//wheels:alpha"]);
     assert_eq!(r.code, 2, "{}", r.all());
