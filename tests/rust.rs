@@ -30,8 +30,11 @@ fn flagships(arch: &str) {
         "//repairs:cryptography",
         "//repairs:rpds-py",
         // The clean container the wheels are installed in: the target's
-        // plain image, not the Rust one the builds used.
+        // plain image, not the Rust one the builds used. six builds in it,
+        // which loads it into podman (an image no step runs in stays in
+        // the store only).
         "//images:bookworm",
+        "//wheels:six",
     ]);
     // cffi 2 and pycparser for cryptography at run time (prebuilt wheels
     // of the index, as its build uses them).
@@ -151,6 +154,9 @@ fn rpds_offline(arch: &str) {
         "--json",
         "//repairs:rpds-py",
         "//images:bookworm",
+        // Built in that image, so that podman has it (a stored image no
+        // step runs in is not loaded).
+        "//wheels:six",
     ]);
     let r: Run = c.output().unwrap().into();
     r.ok();
