@@ -150,3 +150,47 @@ fn workspace_defaults_are_checked_too() {
     );
     assert!(r.stderr.contains("--> WORKSPACE.toml:"), "{}", r.stderr);
 }
+
+/// The shipped hint catalog explains the two ways a floor shows up in a
+/// failed log: the repair's line naming what keeps a wheel above its floor,
+/// and clang's (Zig's) words for a missing header.
+#[test]
+fn the_shipped_catalog_explains_floor_failures() {
+    let ws = common::shipped();
+    let s = refine::ops::Session::load(&refine::ops::GlobalOpts {
+        workspace: Some(ws.root().to_path_buf()),
+        store: Some(ws.store.clone()),
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("{}", e.message));
+    let l: refine::rules::Label = "//repairs:cffi".parse().unwrap();
+    let g = s.graph(std::slice::from_ref(&l)).unwrap();
+    let n = g.get(&l).unwrap();
+    let catalog = refine::ops::hints::Catalog::load(&s);
+    let said = catalog.suggest(
+        &s,
+        n,
+        "refine: /opt/packs/libffi/lib/libffi.so.8 (//packs:libffi) does not meet manylinux2014_s390x: it needs libc.so.6: GLIBC_2.27\n",
+    );
+    assert!(
+        said.iter().any(|x| x.message.contains(
+            "/opt/packs/libffi/lib/libffi.so.8 (//packs:libffi) needs libc.so.6: GLIBC_2.27, newer than manylinux2014_s390x allows"
+        ) && x.message.contains("policy")),
+        "{said:?}"
+    );
+    // A wheel without libffi's pack, told so by clang.
+    let l: refine::rules::Label = "//wheels:markupsafe".parse().unwrap();
+    let g = s.graph(std::slice::from_ref(&l)).unwrap();
+    let said = catalog.suggest(
+        &s,
+        g.get(&l).unwrap(),
+        "src/x.c:15:10: fatal error: 'ffi.h' file not found\n",
+    );
+    assert!(
+        said.iter().any(|x| x
+            .edit
+            .as_deref()
+            .is_some_and(|e| e.contains("//packs:libffi"))),
+        "{said:?}"
+    );
+}
