@@ -290,6 +290,13 @@ fn dev_checks() -> Vec<Check> {
             "to test the live status line on a terminal",
         ),
         host::program(
+            "shellcheck",
+            "shellcheck",
+            "shellcheck",
+            &["--version"],
+            "to lint recipes/ and .ci/ (`bash .ci/run`)",
+        ),
+        host::program(
             "chromium",
             "chromium",
             "chromium",
