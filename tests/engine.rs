@@ -807,6 +807,79 @@ fn a_host_that_cannot_build_at_all_stops_the_run_at_once_with_one_message() {
     );
 }
 
+/// A store whose disk is full stops the run at once, as a host that
+/// cannot start containers does (above): every other node would need the
+/// same disk, so `--keep-going` goes no further, and the failure is the
+/// environment's (exit 3) with the fixing hint, never the recipe's.
+#[test]
+fn a_full_store_disk_stops_the_run_like_a_host_failure() {
+    let ws = fake_workspace();
+    let mnt = common::Tmpfs::mount("16m");
+    let store = mnt.path().join("store");
+    let run = |args: &[&str]| {
+        common::Run::from(
+            ws.cmd_in(&store)
+                .env("REFINE_EXECUTOR", "fake")
+                .args(args)
+                .output()
+                .unwrap(),
+        )
+    };
+    // Everything below the wheels while there is room.
+    run(&[
+        "build",
+        "//images:base",
+        "//runtimes:system",
+        "//sources:...",
+        "//packs:...",
+    ])
+    .ok();
+    // Then the disk fills up.
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(mnt.path().join("filler")).unwrap();
+        let chunk = vec![7u8; 64 << 10];
+        let mut n = 0;
+        while f.write_all(&chunk).is_ok() {
+            n += 1;
+            assert!(n < 1024, "a 16 MiB disk takes no more than 256 chunks");
+        }
+    }
+    let r = run(&[
+        "build",
+        "--json",
+        "--keep-going",
+        "-j",
+        "1",
+        "//wheels:alpha",
+        "//wheels:beta",
+        "//wheels:gamma",
+    ]);
+    assert_eq!(r.code, 3, "{}", r.all());
+    let failed = r.with("failed");
+    assert_eq!(failed.len(), 1, "one node met the full disk: {:?}", r.verdicts());
+    let built = r.with("built");
+    assert!(built.is_empty(), "{:?}", r.verdicts());
+    let event = r
+        .events()
+        .into_iter()
+        .find(|e| e["verdict"] == "failed")
+        .unwrap();
+    assert_eq!(event["error"]["class"], "environment", "{event}");
+    assert_eq!(event["error"]["scope"], "run", "{event}");
+    assert!(
+        event["error"]["hint"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("disk is full"),
+        "{event}"
+    );
+    // The run stopped there: the other two wheels never started (with the
+    // store's failure a node's own, each would have failed in turn).
+    let skipped = r.with("skipped");
+    assert_eq!(skipped.len(), 2, "{:?}\n{}", r.verdicts(), r.all());
+}
+
 #[test]
 fn on_a_terminal_a_live_line_says_what_runs() {
     let ws = fake_workspace();

@@ -61,6 +61,20 @@ fn json_mode_carries_the_rendered_errors() {
             .unwrap()
             .contains("rules/broken.toml:3:1")
     );
+    // The same places as data: a tool need not parse the rendering.
+    let locs = ev[0]["locations"].as_array().unwrap();
+    assert!(
+        locs.iter().any(|l| l["file"] == "rules/broken.toml"
+            && l["line"] == 3
+            && l["col"] == 1
+            && l["message"].as_str().is_some_and(|m| !m.is_empty())),
+        "{locs:?}"
+    );
+    assert!(
+        locs.iter().all(|l| l["line"].as_u64().unwrap() >= 1),
+        "{locs:?}"
+    );
+    assert_eq!(ev[0]["scope"], "node");
 }
 
 #[test]

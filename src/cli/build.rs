@@ -1,7 +1,7 @@
 //! `refine build`
 
 use super::printer::Printer;
-use crate::error::Result;
+use crate::error::{Exit, Result};
 use crate::ops::build::{BuildArgs, build};
 use crate::ops::{GlobalOpts, Session};
 use clap::Args;
@@ -39,7 +39,7 @@ pub struct BuildCmd {
     pub auto_apply: Option<u32>,
 }
 
-pub fn run(c: &BuildCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+pub fn run(c: &BuildCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     crate::exec::interrupt::install();
     let args = BuildArgs {
         verb: None,
@@ -61,18 +61,18 @@ pub fn run(c: &BuildCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
         p.summary(&report);
         p.suggestions(&sugg);
         let Some(e) = report.error() else {
-            return Ok(0);
+            return Ok(Exit::Success);
         };
         let Some(max) = c.auto_apply else {
-            return Ok(e.class.exit_code());
+            return Ok(Exit::Failed(e.class));
         };
         if round >= max || crate::exec::interrupt::requested() {
-            return Ok(e.class.exit_code());
+            return Ok(Exit::Failed(e.class));
         }
         let applied = crate::ops::hints::apply(opts, &sugg)?;
         if applied.is_empty() {
             p.info("auto-apply: the hint catalog has no fix to apply for these failures");
-            return Ok(e.class.exit_code());
+            return Ok(Exit::Failed(e.class));
         }
         round += 1;
         for a in &applied {

@@ -1,7 +1,7 @@
 //! `refine doctor`
 
 use super::printer::Printer;
-use crate::error::Result;
+use crate::error::{ErrorClass, Exit, Result};
 use crate::exec::host::Status;
 use crate::ops::GlobalOpts;
 use clap::Args;
@@ -13,7 +13,7 @@ pub struct DoctorCmd {
     pub dev: bool,
 }
 
-pub fn run(c: &DoctorCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+pub fn run(c: &DoctorCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     let r = crate::ops::doctor::doctor(opts, c.dev)?;
     for check in &r.checks {
         if p.json {
@@ -59,9 +59,5 @@ pub fn run(c: &DoctorCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
             r.arch
         ));
     }
-    Ok(if failed == 0 {
-        0
-    } else {
-        crate::error::ErrorClass::Environment.exit_code()
-    })
+    Ok(Exit::unless(failed > 0, ErrorClass::Environment))
 }

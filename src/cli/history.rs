@@ -1,7 +1,7 @@
 //! `refine history`
 
 use super::printer::{Printer, secs};
-use crate::error::Result;
+use crate::error::{Exit, Result};
 use crate::ops::GlobalOpts;
 use crate::ops::history::{Answer, Query};
 use clap::Args;
@@ -39,7 +39,7 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-pub fn run(c: &HistoryCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+pub fn run(c: &HistoryCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     let store = crate::ops::history_store(opts)?;
     if let Some(l) = &c.label {
         // Checked like every label.
@@ -182,5 +182,5 @@ pub fn run(c: &HistoryCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
             }
         }
     }
-    Ok(0)
+    Ok(Exit::Success)
 }

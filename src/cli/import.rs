@@ -1,7 +1,7 @@
 //! `refine import` and `refine add`
 
 use super::printer::Printer;
-use crate::error::Result;
+use crate::error::{Exit, Result};
 use crate::ops::GlobalOpts;
 use crate::ops::import::{ImportArgs, ImportReport};
 use clap::Args;
@@ -70,7 +70,7 @@ fn args(flags: &ResolveFlags) -> ImportArgs {
     }
 }
 
-pub fn run_import(c: &ImportCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+pub fn run_import(c: &ImportCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     if c.files.is_empty() && c.wheels.is_none() {
         return Err(
             crate::error::Error::user("refine import: no requirements file given")
@@ -85,10 +85,10 @@ pub fn run_import(c: &ImportCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> 
     };
     let r = crate::ops::import::import(opts, &a)?;
     report(&r, p);
-    Ok(0)
+    Ok(Exit::Success)
 }
 
-pub fn run_add(c: &AddCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+pub fn run_add(c: &AddCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     let a = ImportArgs {
         specs: c.specs.clone(),
         add: true,
@@ -96,7 +96,7 @@ pub fn run_add(c: &AddCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
     };
     let r = crate::ops::import::import(opts, &a)?;
     report(&r, p);
-    Ok(0)
+    Ok(Exit::Success)
 }
 
 fn report(r: &ImportReport, p: &Printer) {

@@ -1,7 +1,7 @@
 //! `refine index`
 
 use super::printer::Printer;
-use crate::error::Result;
+use crate::error::{Exit, Result};
 use crate::ops::build::BuildArgs;
 use crate::ops::{GlobalOpts, Session};
 use clap::Args;
@@ -18,7 +18,7 @@ pub struct IndexCmd {
     pub offline: bool,
 }
 
-pub fn run(c: &IndexCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+pub fn run(c: &IndexCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     crate::exec::interrupt::install();
     let s = Session::load(opts)?;
     let args = BuildArgs {
@@ -50,5 +50,5 @@ pub fn run(c: &IndexCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
             abs.display()
         ));
     }
-    Ok(0)
+    Ok(Exit::Success)
 }

@@ -1,7 +1,7 @@
 //! `refine init`, `refine base export`
 
 use super::printer::Printer;
-use crate::error::Result;
+use crate::error::{Exit, Result};
 use crate::ops::init::{InitArgs, export_base, init};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -26,7 +26,7 @@ pub enum BaseCmd {
     Export { dir: PathBuf },
 }
 
-pub fn run_init(c: &InitCmd, arch: Option<&str>, p: &Printer) -> Result<i32> {
+pub fn run_init(c: &InitCmd, arch: Option<&str>, p: &Printer) -> Result<Exit> {
     let r = init(&InitArgs {
         dir: c.dir.clone(),
         // The global --arch: the workspace's target (default s390x).
@@ -41,10 +41,10 @@ pub fn run_init(c: &InitCmd, arch: Option<&str>, p: &Printer) -> Result<i32> {
         "init: a workspace in {}; next: `refine import requirements.txt` (or a [wheels.NAME] rule in rules/), then `refine build`",
         r.root.display()
     ));
-    Ok(0)
+    Ok(Exit::Success)
 }
 
-pub fn run_base(c: &BaseCmd, p: &Printer) -> Result<i32> {
+pub fn run_base(c: &BaseCmd, p: &Printer) -> Result<Exit> {
     match c {
         BaseCmd::Export { dir } => {
             let files = export_base(dir)?;
@@ -53,7 +53,7 @@ pub fn run_base(c: &BaseCmd, p: &Printer) -> Result<i32> {
                 files.len(),
                 dir.display()
             ));
-            Ok(0)
+            Ok(Exit::Success)
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `refine explain`, `refine verify`, `refine query`, `refine graph`
 
 use super::printer::Printer;
-use crate::error::{Error, Result};
+use crate::error::{Error, Exit, Result};
 use crate::key::Key;
 use crate::ops::build::BuildArgs;
 use crate::ops::explain::{Against, describe, explain};
@@ -79,7 +79,7 @@ pub struct GraphCmd {
     pub format: GraphFormat,
 }
 
-pub fn run_explain(c: &ExplainCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+pub fn run_explain(c: &ExplainCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     let s = Session::load(opts)?;
     let against = match c.against.as_str() {
         "last" => Against::Last,
@@ -117,7 +117,7 @@ pub fn run_explain(c: &ExplainCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32
             })
             .to_string(),
         );
-        return Ok(0);
+        return Ok(Exit::Success);
     }
     if ex.unchanged() {
         p.data(&format!(
@@ -125,7 +125,7 @@ pub fn run_explain(c: &ExplainCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32
             ex.label,
             ex.new_key.as_ref().map_or("-", |k| k.short())
         ));
-        return Ok(0);
+        return Ok(Exit::Success);
     }
     p.data(&format!(
         "{}: key {} -> {}",
@@ -158,17 +158,17 @@ pub fn run_explain(c: &ExplainCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32
             names.join(" <- ")
         ));
     }
-    Ok(0)
+    Ok(Exit::Success)
 }
 
-pub fn run_verify(c: &VerifyCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+pub fn run_verify(c: &VerifyCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     crate::exec::interrupt::install();
     if let Some(m) = &c.from_manifest {
         let lines = from_manifest(m, c.wheel.as_deref())?;
         for l in lines {
             p.data(&format!("ok: {l}"));
         }
-        return Ok(0);
+        return Ok(Exit::Success);
     }
     if c.targets.is_empty() {
         return Err(
@@ -199,7 +199,7 @@ pub fn run_verify(c: &VerifyCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> 
 
 /// Print a verification; `same` says what agreeing means, when it is not
 /// reproducing the stored result.
-fn report_verify(r: &verify::VerifyReport, p: &Printer, same: &str) -> Result<i32> {
+fn report_verify(r: &verify::VerifyReport, p: &Printer, same: &str) -> Result<Exit> {
     p.end_status();
     for ch in &r.checked {
         if p.json {
@@ -241,7 +241,7 @@ fn report_verify(r: &verify::VerifyReport, p: &Printer, same: &str) -> Result<i3
         }
     }
     if r.ok() {
-        Ok(0)
+        Ok(Exit::Success)
     } else {
         let bad = r.checked.iter().filter(|c| !c.agree).count();
         Err(Error::build(format!("{bad} target{} did not reproduce", if bad == 1 { "" } else { "s" }))
@@ -249,7 +249,7 @@ fn report_verify(r: &verify::VerifyReport, p: &Printer, same: &str) -> Result<i3
     }
 }
 
-pub fn run_query(c: &QueryCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+pub fn run_query(c: &QueryCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     let s = Session::load(opts)?;
     let labels = crate::ops::query::query(&s, &c.expr)?;
     if p.json && c.origin {
@@ -281,10 +281,10 @@ pub fn run_query(c: &QueryCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
             }
         }
     }
-    Ok(0)
+    Ok(Exit::Success)
 }
 
-pub fn run_graph(c: &GraphCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+pub fn run_graph(c: &GraphCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     let s = Session::load(opts)?;
     let labels = s.resolve(&c.targets)?;
     let g = s.graph(&labels)?;
@@ -294,5 +294,5 @@ pub fn run_graph(c: &GraphCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
             p.data(&serde_json::to_string_pretty(&crate::ops::query::json(&g)).unwrap_or_default())
         }
     }
-    Ok(0)
+    Ok(Exit::Success)
 }

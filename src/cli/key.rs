@@ -1,7 +1,7 @@
 //! `refine key generate|show`
 
 use super::printer::Printer;
-use crate::error::Result;
+use crate::error::{Exit, Result};
 use crate::ops::GlobalOpts;
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -25,7 +25,7 @@ pub enum KeyCmd {
     },
 }
 
-pub fn run(c: &KeyCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+pub fn run(c: &KeyCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     let (path, line) = match c {
         KeyCmd::Generate { name, out } => crate::ops::key::generate(opts, name, out.clone())?,
         KeyCmd::Show { file } => crate::ops::key::show(opts, file.clone())?,
@@ -37,5 +37,5 @@ pub fn run(c: &KeyCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
             path.display()
         ));
     }
-    Ok(0)
+    Ok(Exit::Success)
 }

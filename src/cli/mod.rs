@@ -16,7 +16,7 @@ mod serve;
 mod store;
 mod test;
 
-use crate::error::Result;
+use crate::error::{Exit, Result};
 use crate::ops::GlobalOpts;
 use clap::{Args, Parser, Subcommand};
 use printer::Printer;
@@ -179,7 +179,7 @@ pub fn run(cli: Cli) -> i32 {
             return e.class.exit_code();
         }
     };
-    let r: Result<i32> = match &cli.command {
+    let r: Result<Exit> = match &cli.command {
         Command::Build(c) => build::run(c, &opts, &p),
         Command::Doctor(c) => doctor::run(c, &opts, &p),
         Command::Import(c) => import::run_import(c, &opts, &p),
@@ -204,7 +204,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Graph(c) => inspect::run_graph(c, &opts, &p),
     };
     match r {
-        Ok(code) => code,
+        Ok(exit) => exit.code(),
         Err(e) => {
             p.error(&e);
             e.class.exit_code()

@@ -1,7 +1,7 @@
 //! `refine plan`, `refine hash`, `refine log`
 
 use super::printer::Printer;
-use crate::error::Result;
+use crate::error::{Exit, Result};
 use crate::ops::plan::{PlanStatus, log_path, plan, reason};
 use crate::ops::{GlobalOpts, Session};
 use clap::Args;
@@ -40,7 +40,7 @@ pub struct LogCmd {
     pub path: bool,
 }
 
-pub fn run_plan(c: &PlanCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+pub fn run_plan(c: &PlanCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     let s = Session::load(opts)?;
     let remote = crate::ops::remote::open(&s, c.remote.as_deref(), c.offline, c.insecure)?;
     let (_, entries) = crate::ops::plan::plan_with_remote(&s, &c.targets, remote.as_ref())?;
@@ -99,10 +99,10 @@ pub fn run_plan(c: &PlanCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
         "{} targets: {build} to build, {pending} pending on those, {cached} cached",
         entries.len()
     ));
-    Ok(0)
+    Ok(Exit::Success)
 }
 
-pub fn run_hash(c: &HashCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+pub fn run_hash(c: &HashCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     let s = Session::load(opts)?;
     let (graph, entries) = plan(&s, &c.targets)?;
     let store = s.open_store()?;
@@ -159,19 +159,19 @@ pub fn run_hash(c: &HashCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
             ));
         }
     }
-    Ok(0)
+    Ok(Exit::Success)
 }
 
-pub fn run_log(c: &LogCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+pub fn run_log(c: &LogCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     let s = Session::load(opts)?;
     let path = log_path(&s, &c.target)?;
     if c.path {
         p.data(&path.display().to_string());
-        return Ok(0);
+        return Ok(Exit::Success);
     }
     p.info(&format!("==> {}", path.display()));
     let text = std::fs::read_to_string(&path)
         .map_err(|e| crate::error::Error::env(format!("cannot read {}: {e}", path.display())))?;
     print!("{text}");
-    Ok(0)
+    Ok(Exit::Success)
 }

@@ -90,12 +90,24 @@ pub fn result_json(r: &NodeResult) -> serde_json::Value {
             crate::sched::PushStatus::Pushed => "pushed".to_string(),
             crate::sched::PushStatus::Failed(e) => format!("push-failed: {e}"),
         }),
-        "error": r.failure.as_ref().filter(|_| r.verdict == Verdict::Failed).map(|f| serde_json::json!({
-            "class": f.class.as_str(),
-            "message": f.message,
-            "hint": f.hint,
-        })),
+        "error": r.failure.as_ref().filter(|_| r.verdict == Verdict::Failed).map(error_json),
         "notes": r.notes,
+    })
+}
+
+/// An error as `--json` carries it: class, scope, message, hint, the
+/// places it is about (file, line, col) and its causes.
+pub fn error_json(e: &Error) -> serde_json::Value {
+    serde_json::json!({
+        "class": e.class.as_str(),
+        "scope": match e.scope {
+            crate::error::Scope::Run => "run",
+            crate::error::Scope::Node => "node",
+        },
+        "message": e.message,
+        "hint": e.hint,
+        "locations": e.locations,
+        "causes": e.causes,
     })
 }
 
@@ -195,13 +207,12 @@ impl Printer {
     pub fn error(&self, e: &Error) {
         if self.json {
             self.line_out(
-                &serde_json::json!({
-                    "event": "error",
-                    "class": e.class.as_str(),
-                    "message": e.message,
-                    "hint": e.hint,
-                    "details": e.rendered,
-                })
+                &{
+                    let mut v = error_json(e);
+                    v["event"] = "error".into();
+                    v["details"] = e.rendered.clone().into();
+                    v
+                }
                 .to_string(),
             );
             return;
@@ -212,6 +223,9 @@ impl Printer {
             s.push_str("\n\n");
         }
         s.push_str(&format!("error: {}", e.message));
+        for c in &e.causes {
+            s.push_str(&format!("\n  caused by: {c}"));
+        }
         if let Some(h) = &e.hint {
             s.push_str(&format!("\nhint: {h}"));
         }

@@ -1,7 +1,7 @@
 //! `refine serve`
 
 use super::printer::Printer;
-use crate::error::{Error, Result};
+use crate::error::{Error, Exit, Result};
 use crate::ops::GlobalOpts;
 use clap::Args;
 use std::path::PathBuf;
@@ -21,7 +21,7 @@ pub struct ServeCmd {
     pub reads: Option<String>,
 }
 
-pub fn run(c: &ServeCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+pub fn run(c: &ServeCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     let addr: std::net::SocketAddr = c.addr.parse().map_err(|e| {
         Error::user(format!("--addr: `{}` is not an address: {e}", c.addr))
             .hint("write HOST:PORT, e.g. --addr 127.0.0.1:8472")
@@ -33,5 +33,5 @@ pub fn run(c: &ServeCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
         c.reads.as_deref(),
         &|s| p.info(s),
     )?;
-    Ok(0)
+    Ok(Exit::Success)
 }

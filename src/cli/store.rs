@@ -1,7 +1,7 @@
 //! `refine push`, `refine pull`, `refine store ls|verify`, `refine gc`
 
 use super::printer::Printer;
-use crate::error::Result;
+use crate::error::{ErrorClass, Exit, Result};
 use crate::ops::share::Moved;
 use crate::ops::{GlobalOpts, Session};
 use clap::{Args, Subcommand};
@@ -54,7 +54,7 @@ pub struct GcCmd {
     pub dry_run: bool,
 }
 
-fn print_moves(p: &Printer, verb: &str, moves: &[(crate::rules::Label, Moved)]) -> i32 {
+fn print_moves(p: &Printer, verb: &str, moves: &[(crate::rules::Label, Moved)]) -> Exit {
     let mut failed = 0;
     for (l, m) in moves {
         if p.json {
@@ -83,10 +83,10 @@ fn print_moves(p: &Printer, verb: &str, moves: &[(crate::rules::Label, Moved)]) 
         n("present"),
         n("missing")
     ));
-    if failed > 0 { 3 } else { 0 }
+    Exit::unless(failed > 0, ErrorClass::Environment)
 }
 
-pub fn run_push(c: &ShareCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+pub fn run_push(c: &ShareCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     let s = Session::load(opts)?;
     let moves = crate::ops::share::push(
         &s,
@@ -97,7 +97,7 @@ pub fn run_push(c: &ShareCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
     Ok(print_moves(p, "push", &moves))
 }
 
-pub fn run_pull(c: &ShareCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+pub fn run_pull(c: &ShareCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     let s = Session::load(opts)?;
     let moves = crate::ops::share::pull(
         &s,
@@ -132,7 +132,7 @@ fn age(secs: u64) -> String {
     }
 }
 
-pub fn run_store(c: &StoreCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+pub fn run_store(c: &StoreCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     let s = Session::load(opts)?;
     match c {
         StoreCmd::Ls { remote, insecure } => {
@@ -148,7 +148,7 @@ pub fn run_store(c: &StoreCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
                         }
                     }
                 }
-                return Ok(0);
+                return Ok(Exit::Success);
             }
             let (entries, root) = crate::ops::store::list(&s)?;
             let total: u64 = entries.iter().map(|e| e.size).sum();
@@ -179,7 +179,7 @@ pub fn run_store(c: &StoreCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
                 human(total),
                 root.display()
             ));
-            Ok(0)
+            Ok(Exit::Success)
         }
         StoreCmd::Verify => {
             let r = crate::ops::store::verify(&s)?;
@@ -197,12 +197,12 @@ pub fn run_store(c: &StoreCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
                 "checked {} blobs, {} results and {} checkouts: {damaged} damaged",
                 r.blobs, r.entries, r.checkouts,
             ));
-            Ok(if damaged == 0 { 0 } else { 1 })
+            Ok(Exit::unless(damaged > 0, ErrorClass::Build))
         }
     }
 }
 
-pub fn run_gc(c: &GcCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+pub fn run_gc(c: &GcCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     let limits = crate::ops::store::gc_limits(c.max_size.as_deref(), c.max_age.as_deref())?;
     let s = Session::load(opts)?;
     let r = crate::ops::store::gc(&s, limits, c.dry_run)?;
@@ -223,5 +223,5 @@ pub fn run_gc(c: &GcCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
         r.kept_entries,
         human(r.kept_bytes)
     ));
-    Ok(0)
+    Ok(Exit::Success)
 }

@@ -1,7 +1,7 @@
 //! `refine test`
 
 use super::printer::Printer;
-use crate::error::Result;
+use crate::error::{ErrorClass, Exit, Result};
 use crate::ops::build::BuildArgs;
 use crate::ops::{GlobalOpts, Session};
 use clap::Args;
@@ -22,7 +22,7 @@ pub struct TestCmd {
     pub offline: bool,
 }
 
-pub fn run(c: &TestCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
+pub fn run(c: &TestCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     crate::exec::interrupt::install();
     let s = Session::load(opts)?;
     let args = BuildArgs {
@@ -113,9 +113,5 @@ pub fn run(c: &TestCmd, opts: &GlobalOpts, p: &Printer) -> Result<i32> {
             }
         ));
     }
-    Ok(if r.failed() {
-        crate::error::ErrorClass::Build.exit_code()
-    } else {
-        0
-    })
+    Ok(Exit::unless(r.failed(), ErrorClass::Build))
 }

@@ -82,6 +82,15 @@ impl ExecError {
     }
 }
 
+/// The executor's failures are the host's (environment); run-wide ones
+/// stop the run.
+impl From<ExecError> for crate::error::Error {
+    fn from(e: ExecError) -> Self {
+        let err = crate::error::Error::env(e.to_string()).hint(e.hint());
+        if e.run_wide() { err.run_wide() } else { err }
+    }
+}
+
 /// What a build step needs from the host, checked before it starts.
 #[derive(Clone, Debug, Default)]
 pub struct Needs {

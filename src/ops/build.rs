@@ -55,11 +55,11 @@ impl BuildReport {
         if failed.is_empty() {
             return None;
         }
-        let class = failed
-            .iter()
-            .filter_map(|r| r.failure.as_ref().map(|f| f.class))
-            .max()
-            .unwrap_or(ErrorClass::Build);
+        let class = ErrorClass::worst(
+            failed
+                .iter()
+                .filter_map(|r| r.failure.as_ref().map(|f| f.class)),
+        );
         Some(Error::new(
             class,
             format!(

@@ -429,6 +429,7 @@ pub fn import(opts: &GlobalOpts, args: &ImportArgs) -> Result<ImportReport> {
             ))
             .hint("nothing was kept; please report this with the requirements file");
             err.rendered = e.rendered;
+            err.locations = e.locations;
             return Err(err);
         }
     }

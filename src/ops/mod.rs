@@ -337,6 +337,7 @@ impl Session {
             if d.len() > 1 {
                 e.rendered = Some(render_diags(&self.sources, &d));
             }
+            e.locations = locations(&self.sources, &d);
             e
         })?;
         Ok(self.expand_sets(labels))
@@ -418,6 +419,32 @@ pub fn render_diags(sources: &Files, diags: &[Diagnostic]) -> String {
     render_all(diags, &|f| sources.read_text(f))
 }
 
+/// The errors among `diags` that have a place, as file, line and column
+/// (what `--json` carries, so a tool need not parse the rendering).
+pub fn locations(sources: &Files, diags: &[Diagnostic]) -> Vec<crate::error::Location> {
+    let mut texts: std::collections::HashMap<&str, Option<String>> = Default::default();
+    diags
+        .iter()
+        .filter(|d| d.is_error())
+        .filter_map(|d| {
+            let loc = d.loc.as_ref()?;
+            let text = texts
+                .entry(&loc.file)
+                .or_insert_with(|| sources.read_text(&loc.file));
+            let (line, col) = text
+                .as_deref()
+                .map_or((0, 0), |t| crate::diag::line_col(t, loc.span.start));
+            Some(crate::error::Location {
+                file: loc.file.to_string(),
+                line,
+                col,
+                message: d.message.clone(),
+                hint: d.hint.clone(),
+            })
+        })
+        .collect()
+}
+
 fn rule_errors(root: &Files, diags: &[Diagnostic]) -> Error {
     let n = diags.iter().filter(|d| d.is_error()).count();
     let mut e = Error::new(
@@ -425,6 +452,7 @@ fn rule_errors(root: &Files, diags: &[Diagnostic]) -> Error {
         format!("{n} error{} in the rules", if n == 1 { "" } else { "s" }),
     );
     e.rendered = Some(render_diags(root, diags));
+    e.locations = locations(root, diags);
     e
 }
 

@@ -27,7 +27,7 @@ pub fn open(
     let signer = signing_key(s)?;
     let trust = trust(s, signer.as_ref())?;
     let r = OciRemote::new(u, insecure || s.config.store.insecure, trust, signer)
-        .map_err(|e| Error::env(e.0))?;
+        .map_err(Error::from)?;
     Ok(Some(r))
 }
 

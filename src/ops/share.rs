@@ -91,7 +91,7 @@ fn push_one(
     if remote
         .registry()
         .manifest_exists(&repo, &key.0)
-        .map_err(|e| e.0)?
+        .map_err(|e| e.to_string())?
     {
         return Ok(Moved::Present);
     }
@@ -107,7 +107,7 @@ fn push_one(
     })?;
     remote
         .push(label, key, &result, &tree, &pre, store)
-        .map_err(|e| e.0)?;
+        .map_err(|e| e.to_string())?;
     Ok(Moved::Pushed)
 }
 
@@ -153,7 +153,7 @@ pub fn pull(
                     Moved::Pulled
                 }
                 Ok(None) => Moved::Missing,
-                Err(e) => Moved::Failed(e.0),
+                Err(e) => Moved::Failed(e.to_string()),
             },
         };
         out.push((d.label.clone(), moved));

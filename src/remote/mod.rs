@@ -12,10 +12,36 @@ use crate::key::{Key, Preimage};
 use crate::rules::Label;
 use crate::store::{ActionResult, LocalStore, Tree};
 
-/// A remote problem: reported once per node, never a failed build.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct RemoteError(pub String);
+/// A problem while moving results to or from a remote: reported once per
+/// node, never a failed build, unless it is this machine's store that
+/// failed (then it is the store's failure, with its class and scope: a
+/// full disk stops the run).
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// The registry's: unreachable, refusing, or serving what does not
+    /// check out.
+    #[error("{0}")]
+    Remote(String),
+    /// The local store's, while a pull or push read or wrote it.
+    #[error("local store: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl RemoteError {
+    /// The remote's own failure (not the local store's).
+    pub fn is_remote(&self) -> bool {
+        matches!(self, RemoteError::Remote(_))
+    }
+}
+
+impl From<RemoteError> for crate::error::Error {
+    fn from(e: RemoteError) -> Self {
+        match e {
+            RemoteError::Remote(m) => crate::error::Error::env(m),
+            RemoteError::Store(s) => crate::error::Error::from(s),
+        }
+    }
+}
 
 /// A store behind the local one.
 pub trait Remote: Send + Sync {

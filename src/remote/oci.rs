@@ -193,8 +193,9 @@ impl OciRemote {
         let Some((bytes, _)) = self.reg.get_manifest(&repo, &key.0)? else {
             return Ok(None);
         };
-        let m: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| RemoteError(format!("{repo}:{}: bad manifest: {e}", key.short())))?;
+        let m: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            RemoteError::Remote(format!("{repo}:{}: bad manifest: {e}", key.short()))
+        })?;
         let ann = &m["annotations"];
         let output = ann["dev.refine.output"]
             .as_str()
@@ -262,7 +263,7 @@ impl OciRemote {
             .map(|m| {
                 m.into_inner()
                     .unwrap_or_else(|e| e.into_inner())
-                    .unwrap_or_else(|| Err(RemoteError("not checked".into())))
+                    .unwrap_or_else(|| Err(RemoteError::Remote("not checked".into())))
             })
             .collect()
     }
@@ -309,14 +310,16 @@ impl Remote for OciRemote {
         let Some((bytes, _)) = self.reg.get_manifest(&repo, &key.0)? else {
             return Ok(None);
         };
-        let m: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| RemoteError(format!("{repo}:{}: bad manifest: {e}", key.short())))?;
-        let bad =
-            |what: &str| RemoteError(format!("{repo}:{}: {what}; treated as a miss", key.short()));
+        let m: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            RemoteError::Remote(format!("{repo}:{}: bad manifest: {e}", key.short()))
+        })?;
+        let bad = |what: &str| {
+            RemoteError::Remote(format!("{repo}:{}: {what}; treated as a miss", key.short()))
+        };
         // Who built it, before anything else is downloaded.
         let ann = &m["annotations"];
         if let Err(why) = self.check_signature(ann, label, key) {
-            return Err(RemoteError(format!(
+            return Err(RemoteError::Remote(format!(
                 "{repo}:{}: not used: {why}; built here instead",
                 key.short()
             )));
@@ -382,12 +385,9 @@ impl Remote for OciRemote {
                     }
                 }
                 TREE_TYPE => {
-                    let tmp = local
-                        .tmp_dir()
-                        .map_err(|e| RemoteError(format!("local store: {e}")))?;
+                    let tmp = local.tmp_dir().map_err(RemoteError::Store)?;
                     let path = tmp.path().join("layer.tar.zst");
-                    let mut f =
-                        std::fs::File::create(&path).map_err(|e| RemoteError(e.to_string()))?;
+                    let mut f = std::fs::File::create(&path).map_err(|e| local_io(e, &path))?;
                     // tar adds a header per entry and padding; zstd hardly
                     // grows what it cannot compress.
                     let max = tree.total_size()
@@ -398,7 +398,7 @@ impl Remote for OciRemote {
                         return Err(bad(&format!("the tag exists but blob {d} is missing")));
                     }
                     drop(f);
-                    let f = std::fs::File::open(&path).map_err(|e| RemoteError(e.to_string()))?;
+                    let f = std::fs::File::open(&path).map_err(|e| local_io(e, &path))?;
                     unpack_tree_archive(local, f, &tree).map_err(|e| bad(&e.to_string()))?;
                 }
                 // The log is provenance, not output: a missing one is no miss.
@@ -422,7 +422,7 @@ impl Remote for OciRemote {
         }
         local
             .put_bytes(tree.encode().as_bytes())
-            .map_err(|e| RemoteError(format!("local store: {e}")))?;
+            .map_err(RemoteError::Store)?;
         let result = ActionResult {
             key: key.0.clone(),
             label: label.to_string(),
@@ -436,7 +436,7 @@ impl Remote for OciRemote {
         };
         local
             .put_action(key, &result, &pre)
-            .map_err(|e| RemoteError(format!("local store: {e}")))?;
+            .map_err(RemoteError::Store)?;
         Ok(Some((result, tree)))
     }
 
@@ -450,13 +450,13 @@ impl Remote for OciRemote {
         local: &LocalStore,
     ) -> Result<(), RemoteError> {
         if !crate::exec::pushable(&result.executor) {
-            return Err(RemoteError(format!(
+            return Err(RemoteError::Remote(format!(
                 "{label} was built by the {} executor, not in the sandbox: not pushed",
                 result.executor
             )));
         }
         let Some(signer) = &self.signer else {
-            return Err(RemoteError(
+            return Err(RemoteError::Remote(
                 "not pushed: results are pushed signed, and this machine has no signing key (`refine key generate`, or --signing-key FILE)".into(),
             ));
         };
@@ -464,7 +464,7 @@ impl Remote for OciRemote {
         if self.reg.manifest_exists(&repo, &key.0)? {
             return Ok(());
         }
-        let local_err = |e: crate::store::StoreError| RemoteError(format!("local store: {e}"));
+        let local_err = RemoteError::Store;
         // Never push bytes that are not what they claim to be.
         for (_, d, _) in tree.files() {
             local.verify_blob(d).map_err(local_err)?;
@@ -527,7 +527,7 @@ impl Remote for OciRemote {
             preimage: preimage.to_json(),
             executor: result.executor.clone(),
         };
-        let cfg_bytes = serde_json::to_vec(&cfg).map_err(|e| RemoteError(e.to_string()))?;
+        let cfg_bytes = serde_json::to_vec(&cfg).map_err(|e| RemoteError::Remote(e.to_string()))?;
         let cfg_digest = sha256_bytes(&cfg_bytes);
         self.reg.upload_bytes(&repo, &cfg_digest, &cfg_bytes)?;
         let manifest = serde_json::json!({
@@ -558,7 +558,7 @@ impl Remote for OciRemote {
                 )),
             },
         });
-        let body = serde_json::to_vec(&manifest).map_err(|e| RemoteError(e.to_string()))?;
+        let body = serde_json::to_vec(&manifest).map_err(|e| RemoteError::Remote(e.to_string()))?;
         self.reg.put_manifest(&repo, &key.0, &body)?;
         self.known
             .lock()
@@ -578,27 +578,32 @@ impl OciRemote {
         key: &Key,
         max: u64,
     ) -> Result<(), RemoteError> {
-        let mut tmp = local
-            .new_temp()
-            .map_err(|e| RemoteError(format!("local store: {e}")))?;
+        let mut tmp = local.new_temp().map_err(RemoteError::Store)?;
+        let tmp_path = tmp.path().to_path_buf();
         let ok = {
             let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
             let ok = self.reg.get_blob(repo, d, &mut w, max)?;
-            std::io::Write::flush(&mut w).map_err(|e| RemoteError(e.to_string()))?;
+            std::io::Write::flush(&mut w).map_err(|e| local_io(e, &tmp_path))?;
             ok
         };
         if !ok {
-            return Err(RemoteError(format!(
+            return Err(RemoteError::Remote(format!(
                 "{repo}:{}: the tag exists but blob {d} is missing; treated as a miss",
                 key.short()
             )));
         }
         // get_blob checked the digest while streaming; the temp file holds
         // exactly those bytes.
-        local
-            .commit_verified(tmp, d)
-            .map_err(|e| RemoteError(format!("local store: {e}")))
+        local.commit_verified(tmp, d).map_err(RemoteError::Store)
     }
+}
+
+/// This machine's file I/O during a pull: the local store's failure.
+fn local_io(source: std::io::Error, path: &std::path::Path) -> RemoteError {
+    RemoteError::Store(crate::store::StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -61,11 +61,11 @@ fn interruptible<T: Send + 'static>(
             Ok(v) => return Ok(v),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                 if crate::exec::interrupt::requested() {
-                    return Err(RemoteError(INTERRUPTED.into()));
+                    return Err(RemoteError::Remote(INTERRUPTED.into()));
                 }
             }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(RemoteError("the request's thread ended".into()));
+                return Err(RemoteError::Remote("the request's thread ended".into()));
             }
         }
     }
@@ -100,15 +100,21 @@ fn copy_interruptible(r: Response, w: &mut dyn Write, limit: u64) -> Result<u64,
     loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(Ok(chunk)) => {
-                w.write_all(&chunk)
-                    .map_err(|e| RemoteError(format!("cannot write what was downloaded: {e}")))?;
+                // Where the download lands is this machine's (the local
+                // store's temp file): its failure is not the registry's.
+                w.write_all(&chunk).map_err(|source| {
+                    RemoteError::Store(crate::store::StoreError::Io {
+                        path: "the file being downloaded".into(),
+                        source,
+                    })
+                })?;
                 n += chunk.len() as u64;
             }
-            Ok(Err(e)) => return Err(RemoteError(format!("the transfer broke off: {e}"))),
+            Ok(Err(e)) => return Err(RemoteError::Remote(format!("the transfer broke off: {e}"))),
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(n),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                 if crate::exec::interrupt::requested() {
-                    return Err(RemoteError(INTERRUPTED.into()));
+                    return Err(RemoteError::Remote(INTERRUPTED.into()));
                 }
             }
         }
@@ -136,7 +142,7 @@ impl Registry {
             .timeout(Duration::from_secs(timeout))
             .user_agent(concat!("refine/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| RemoteError(format!("cannot make an HTTP client: {e}")))?;
+            .map_err(|e| RemoteError::Remote(format!("cannot make an HTTP client: {e}")))?;
         let scheme = if insecure { "http" } else { "https" };
         Ok(Registry {
             base: format!("{scheme}://{host}"),
@@ -159,7 +165,7 @@ impl Registry {
 
     fn check_down(&self) -> Result<(), RemoteError> {
         match &*self.down.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some(why) => Err(RemoteError(format!("unreachable ({why})"))),
+            Some(why) => Err(RemoteError::Remote(format!("unreachable ({why})"))),
             None => Ok(()),
         }
     }
@@ -209,7 +215,7 @@ impl Registry {
                         Some(Challenge::Basic) => match &self.creds {
                             Some(c) => c.basic_header(),
                             None => {
-                                return Err(RemoteError(format!(
+                                return Err(RemoteError::Remote(format!(
                                     "{} asks for a user name and password; none are configured \
                                      (docker login / REGISTRY_AUTH_FILE / REFINE_REGISTRY_USERNAME and _PASSWORD)",
                                     self.host
@@ -220,7 +226,7 @@ impl Registry {
                             self.token(&realm, service.as_deref(), scope)?
                         }
                         None => {
-                            return Err(RemoteError(format!(
+                            return Err(RemoteError::Remote(format!(
                                 "{}: 401 without a usable challenge",
                                 self.host
                             )));
@@ -232,7 +238,7 @@ impl Registry {
                         .insert(scope.to_string(), header);
                 }
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
-                    return Err(RemoteError(format!(
+                    return Err(RemoteError::Remote(format!(
                         "{} refused the credentials (401)",
                         self.host
                     )));
@@ -253,7 +259,9 @@ impl Registry {
             }
         }
         self.mark_down(&last);
-        Err(RemoteError(format!("{last} (after {attempt} attempts)")))
+        Err(RemoteError::Remote(format!(
+            "{last} (after {attempt} attempts)"
+        )))
     }
 
     /// Fetch a bearer token for `scope` from the realm the registry named.
@@ -271,20 +279,22 @@ impl Registry {
             req = req.header("Authorization", c.basic_header());
         }
         let resp = interruptible(move || req.send())?
-            .map_err(|e| RemoteError(format!("token from {realm}: {}", describe(&e))))?;
+            .map_err(|e| RemoteError::Remote(format!("token from {realm}: {}", describe(&e))))?;
         if !resp.status().is_success() {
-            return Err(RemoteError(format!(
+            return Err(RemoteError::Remote(format!(
                 "token from {realm}: {}",
                 resp.status()
             )));
         }
         let v: serde_json::Value = resp
             .json()
-            .map_err(|e| RemoteError(format!("token from {realm}: {e}")))?;
+            .map_err(|e| RemoteError::Remote(format!("token from {realm}: {e}")))?;
         let t = v["token"]
             .as_str()
             .or_else(|| v["access_token"].as_str())
-            .ok_or_else(|| RemoteError(format!("token from {realm}: no token in the answer")))?;
+            .ok_or_else(|| {
+                RemoteError::Remote(format!("token from {realm}: no token in the answer"))
+            })?;
         Ok(format!("Bearer {t}"))
     }
 
@@ -301,7 +311,7 @@ impl Registry {
         if r.status().is_success() {
             Ok(())
         } else {
-            Err(RemoteError(format!(
+            Err(RemoteError::Remote(format!(
                 "{}: /v2/ answered {}",
                 self.host,
                 r.status()
@@ -321,10 +331,15 @@ impl Registry {
         match r.status() {
             StatusCode::NOT_FOUND => Ok(None),
             s if s.is_success() => {
-                let bytes = r.bytes().map_err(|e| RemoteError(describe(&e)))?.to_vec();
+                let bytes = r
+                    .bytes()
+                    .map_err(|e| RemoteError::Remote(describe(&e)))?
+                    .to_vec();
                 Ok(Some((bytes.clone(), crate::key::sha256_bytes(&bytes))))
             }
-            s => Err(RemoteError(format!("manifest {repo}:{reference}: {s}"))),
+            s => Err(RemoteError::Remote(format!(
+                "manifest {repo}:{reference}: {s}"
+            ))),
         }
     }
 
@@ -336,7 +351,9 @@ impl Registry {
         match r.status() {
             StatusCode::NOT_FOUND => Ok(false),
             s if s.is_success() => Ok(true),
-            s => Err(RemoteError(format!("manifest {repo}:{reference}: {s}"))),
+            s => Err(RemoteError::Remote(format!(
+                "manifest {repo}:{reference}: {s}"
+            ))),
         }
     }
 
@@ -356,7 +373,7 @@ impl Registry {
             Ok(())
         } else {
             let s = r.status();
-            Err(RemoteError(format!(
+            Err(RemoteError::Remote(format!(
                 "pushing manifest {repo}:{reference}: {s} {}",
                 r.text()
                     .unwrap_or_default()
@@ -387,20 +404,22 @@ impl Registry {
         let r = self.send(&Self::scope(repo, false), &|c| Ok(c.get(&url)))?;
         match r.status() {
             StatusCode::NOT_FOUND => return Ok(false),
-            s if !s.is_success() => return Err(RemoteError(format!("blob {d}: {s}"))),
+            s if !s.is_success() => return Err(RemoteError::Remote(format!("blob {d}: {s}"))),
             _ => {}
         }
         let mut hw = Sha256Writer::new(w);
-        let n = copy_interruptible(r, &mut hw, max.saturating_add(1))
-            .map_err(|e| RemoteError(format!("blob {d}: {}", e.0)))?;
+        let n = copy_interruptible(r, &mut hw, max.saturating_add(1)).map_err(|e| match e {
+            RemoteError::Remote(m) => RemoteError::Remote(format!("blob {d}: {m}")),
+            local => local,
+        })?;
         if n > max {
-            return Err(RemoteError(format!(
+            return Err(RemoteError::Remote(format!(
                 "blob {d}: the registry sent more than the {max} bytes it should be; discarded"
             )));
         }
         let (got, _, _) = hw.finish();
         if &got != d {
-            return Err(RemoteError(format!(
+            return Err(RemoteError::Remote(format!(
                 "blob {d}: the registry served other bytes (sha256 {got}); discarded"
             )));
         }
@@ -414,7 +433,7 @@ impl Registry {
         if self.blob_exists(repo, d)? {
             return Ok(());
         }
-        let io = |e: std::io::Error| RemoteError(format!("{}: {e}", path.display()));
+        let io = |e: std::io::Error| RemoteError::Remote(format!("{}: {e}", path.display()));
         let size = std::fs::metadata(path).map_err(io)?.len();
         if size <= CHUNK as u64 {
             let bytes = std::fs::read(path).map_err(io)?;
@@ -446,7 +465,7 @@ impl Registry {
                     .body(chunk.to_vec()))
             })?;
             if r.status() != StatusCode::ACCEPTED {
-                return Err(RemoteError(format!(
+                return Err(RemoteError::Remote(format!(
                     "uploading {d} to {repo} at {offset}: {}",
                     r.status()
                 )));
@@ -459,7 +478,7 @@ impl Registry {
         if r.status() == StatusCode::CREATED {
             Ok(())
         } else {
-            Err(RemoteError(format!(
+            Err(RemoteError::Remote(format!(
                 "finishing the upload of {d} to {repo}: {}",
                 r.status()
             )))
@@ -480,7 +499,7 @@ impl Registry {
         if r.status() == StatusCode::CREATED {
             Ok(())
         } else {
-            Err(RemoteError(format!(
+            Err(RemoteError::Remote(format!(
                 "uploading {d} to {repo}: {} {}",
                 r.status(),
                 r.text()
@@ -496,7 +515,7 @@ impl Registry {
         let start = self.url(&format!("/v2/{repo}/blobs/uploads/"));
         let r = self.send(scope, &|c| Ok(c.post(&start).header("Content-Length", "0")))?;
         if r.status() != StatusCode::ACCEPTED {
-            return Err(RemoteError(format!(
+            return Err(RemoteError::Remote(format!(
                 "starting an upload to {repo}: {}",
                 r.status()
             )));
@@ -509,7 +528,7 @@ impl Registry {
             .headers()
             .get("location")
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| RemoteError(format!("uploading to {repo}: no Location")))?;
+            .ok_or_else(|| RemoteError::Remote(format!("uploading to {repo}: no Location")))?;
         Ok(
             if location.starts_with("http://") || location.starts_with("https://") {
                 location.to_string()
@@ -526,11 +545,12 @@ impl Registry {
         while let Some(url) = next.take() {
             let r = self.send("registry:catalog:*", &|c| Ok(c.get(&url)))?;
             if !r.status().is_success() {
-                return Err(RemoteError(format!("catalog: {}", r.status())));
+                return Err(RemoteError::Remote(format!("catalog: {}", r.status())));
             }
             next = link_next(&r).map(|l| self.url(&l));
-            let v: serde_json::Value =
-                r.json().map_err(|e| RemoteError(format!("catalog: {e}")))?;
+            let v: serde_json::Value = r
+                .json()
+                .map_err(|e| RemoteError::Remote(format!("catalog: {e}")))?;
             out.extend(
                 v["repositories"]
                     .as_array()
@@ -549,11 +569,14 @@ impl Registry {
             return Ok(Vec::new());
         }
         if !r.status().is_success() {
-            return Err(RemoteError(format!("tags of {repo}: {}", r.status())));
+            return Err(RemoteError::Remote(format!(
+                "tags of {repo}: {}",
+                r.status()
+            )));
         }
         let v: serde_json::Value = r
             .json()
-            .map_err(|e| RemoteError(format!("tags of {repo}: {e}")))?;
+            .map_err(|e| RemoteError::Remote(format!("tags of {repo}: {e}")))?;
         Ok(v["tags"]
             .as_array()
             .into_iter()

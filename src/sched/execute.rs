@@ -8,7 +8,7 @@ use super::result::NodeResult;
 use super::sandbox::{self, makes_wheels};
 use crate::error::{Error, ErrorClass};
 use crate::eval::{Action, Derivation};
-use crate::exec::{ExecError, ImageRequest, RunStatus};
+use crate::exec::{ImageRequest, RunStatus};
 use crate::key::Digest;
 use crate::rules::Kind;
 use crate::store::{EntryKind, Tree, TreeEntry};
@@ -22,7 +22,7 @@ fn failure(class: ErrorClass, message: impl Into<String>, hint: impl Into<String
 
 /// Build the node into a tree in the store, writing its log (named in
 /// `res.log`). A failure of the host that every build would meet (podman
-/// or a binfmt handler missing) sets `res.run_wide`.
+/// or a binfmt handler missing, a full disk) is of [`Scope::Run`](crate::error::Scope).
 pub(super) fn build(
     cx: &NodeCx<'_>,
     deps: &[&NodeResult],
@@ -52,7 +52,7 @@ pub(super) fn build(
         label: &d.label,
         log: &log_path,
     });
-    let r = run_action(cx, deps, res, &mut log);
+    let r = run_action(cx, deps, &mut log);
     match r {
         Err(mut f) => {
             let _ = writeln!(log, "refine: {} failed: {}", d.label, f.message);
@@ -66,15 +66,12 @@ pub(super) fn build(
 }
 
 /// The host checks a step needs; a failure there is run-wide.
-fn preflight(
-    cx: &NodeCx<'_>,
-    res: &mut NodeResult,
-    needs: crate::exec::Needs,
-) -> Result<(), Error> {
-    let notices = cx.cfg.exec.preflight(&needs).map_err(|e| {
-        res.run_wide = true;
-        Error::from(e)
-    })?;
+fn preflight(cx: &NodeCx<'_>, needs: crate::exec::Needs) -> Result<(), Error> {
+    let notices = cx
+        .cfg
+        .exec
+        .preflight(&needs)
+        .map_err(|e| Error::from(e).run_wide())?;
     for message in notices {
         cx.cfg.sink.event(&crate::sched::Event::Warning {
             label: None,
@@ -84,20 +81,7 @@ fn preflight(
     Ok(())
 }
 
-/// The executor's own failure: the host's, maybe run-wide.
-fn host(res: &mut NodeResult) -> impl FnMut(ExecError) -> Error + '_ {
-    |e| {
-        res.run_wide |= e.run_wide();
-        Error::from(e)
-    }
-}
-
-fn run_action(
-    cx: &NodeCx<'_>,
-    deps: &[&NodeResult],
-    res: &mut NodeResult,
-    log: &mut File,
-) -> Result<Tree, Error> {
+fn run_action(cx: &NodeCx<'_>, deps: &[&NodeResult], log: &mut File) -> Result<Tree, Error> {
     let d = cx.d;
     let cfg = cx.cfg;
     match &d.action {
@@ -153,7 +137,6 @@ fn run_action(
         Action::OciImage { reference, .. } => {
             preflight(
                 cx,
-                res,
                 crate::exec::Needs {
                     containers: true,
                     ..Default::default()
@@ -161,7 +144,7 @@ fn run_action(
             )?;
             cfg.exec
                 .pull_image(reference, d.platform.arch)
-                .map_err(host(res))?;
+                .map_err(Error::from)?;
             let tmp = cfg.store.tmp_dir()?;
             std::fs::write(tmp.path().join("reference"), format!("{reference}\n"))?;
             Ok(cfg.store.put_tree(tmp.path())?)
@@ -175,7 +158,6 @@ fn run_action(
         } => {
             preflight(
                 cx,
-                res,
                 crate::exec::Needs {
                     mmdebstrap: true,
                     emulate: d.platform.emulated(),
@@ -247,15 +229,14 @@ fn run_action(
                 cross,
             };
             let tar = tmp.path().join("rootfs.tar");
-            let status = cfg.exec.build_image(&req, &tar, log).map_err(host(res))?;
-            check_status(status, d, res, log)?;
+            let status = cfg.exec.build_image(&req, &tar, log).map_err(Error::from)?;
+            check_status(status, d, log)?;
             let (digest, size) = cfg.store.put_file(&tar)?;
             single_file_tree(cx, "rootfs.tar", &digest, size)
         }
         Action::SystemRuntime { .. } | Action::Recipe { .. } => {
             preflight(
                 cx,
-                res,
                 crate::exec::Needs {
                     containers: true,
                     emulate: d.platform.emulated(),
@@ -267,9 +248,9 @@ fn run_action(
             writeln!(log, "podman {}", shell_words(&spec.podman_argv()))?;
             writeln!(log, "----")?;
             log.flush()?;
-            let status = cfg.exec.run(&spec, log).map_err(host(res))?;
+            let status = cfg.exec.run(&spec, log).map_err(Error::from)?;
             writeln!(log, "----")?;
-            check_status(status, d, res, log)?;
+            check_status(status, d, log)?;
             collect_outputs(cx, &spec.out, log)
         }
     }
@@ -292,19 +273,14 @@ fn shell_words(argv: &[String]) -> String {
 
 /// A step's exit, as a failure of the recipe, or of the host when its log
 /// names a host problem (then never "fix the recipe").
-fn check_status(
-    status: RunStatus,
-    d: &Derivation,
-    res: &mut NodeResult,
-    log: &mut File,
-) -> Result<(), Error> {
+fn check_status(status: RunStatus, d: &Derivation, log: &mut File) -> Result<(), Error> {
     match status {
         RunStatus::Success => Ok(()),
         RunStatus::Failed(code) => {
             let tail = crate::exec::podman::tail(log, 40);
             if let Some(p) = crate::exec::host::diagnose_log(&tail, d.platform.arch) {
-                res.run_wide |= p.run_wide;
-                return Err(Error::env(format!("{} failed: {}", d.label, p.what)).hint(p.fix));
+                let e = Error::env(format!("{} failed: {}", d.label, p.what)).hint(p.fix);
+                return Err(if p.run_wide { e.run_wide() } else { e });
             }
             Err(failure(
                 ErrorClass::Build,

@@ -1,11 +1,13 @@
 //! The cache layers in front of a build: the local store (its label index,
 //! then its action cache) and the remote. Each answers with a [`Hit`] or
-//! passes; damage and faults are notes, never failures.
+//! passes; damage and faults are notes, never failures, but for a full disk
+//! under a pull, which stops the run as it would a build.
 
 use super::node::NodeCx;
 use super::record;
 use super::result::{NodeResult, Verdict};
 use crate::key::Digest;
+use crate::remote::RemoteError;
 use crate::store::{BlobCheck, Lookup, Tree};
 
 /// An output found in a cache: its digest and tree.
@@ -67,21 +69,43 @@ pub(super) fn local(cx: &NodeCx<'_>, res: &mut NodeResult, check: BlobCheck) -> 
 
 /// The remote: `Ok(Some)` a verified pull, `Ok(None)` a miss, `Err` a
 /// fault (already said once as a note).
-pub(super) fn remote(cx: &NodeCx<'_>, res: &mut NodeResult) -> Result<Option<Hit>, ()> {
+pub(super) fn remote(cx: &NodeCx<'_>, res: &mut NodeResult) -> Pulled {
     let Some(remote) = cx.cfg.remote else {
-        return Ok(None);
+        return Pulled::Miss;
     };
     match remote.pull(&cx.d.label, &cx.key, cx.cfg.store) {
         Ok(Some((result, tree))) => {
             let _ = cx.cfg.store.put_preimage(&cx.key, &cx.pre);
-            Ok(Some((result.output, tree)))
+            Pulled::Hit((result.output, tree))
         }
-        Ok(None) => Ok(None),
-        Err(e) => {
+        Ok(None) => Pulled::Miss,
+        Err(RemoteError::Remote(e)) => {
             cx.note(res, format!("remote {}: {e}", remote.describe()));
-            Err(())
+            Pulled::Noted
+        }
+        // This machine's store failed under the pull: the store's failure,
+        // not the remote's. A full disk stops the run; anything else is
+        // said as the store's and the node is built.
+        Err(RemoteError::Store(e)) => {
+            let err =
+                crate::error::Error::from(e).context(format!("pulling from {}", remote.describe()));
+            if err.is_run_wide() {
+                return Pulled::Failed(err);
+            }
+            cx.note(res, format!("{}: {}", err.message, err.causes.join(": ")));
+            Pulled::Noted
         }
     }
+}
+
+/// What asking the remote for a node's result came to.
+pub(super) enum Pulled {
+    Hit(Hit),
+    Miss,
+    /// A problem said once as a note; the node is built.
+    Noted,
+    /// A failure of this machine that ends the node (and the run).
+    Failed(crate::error::Error),
 }
 
 /// Settle a node with a hit.

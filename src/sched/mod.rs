@@ -278,7 +278,7 @@ fn worker(
         // Without --keep-going the first failure stops the run; a failure
         // of the host that every build would meet (podman cannot run at
         // all) stops it in any case.
-        if (!ok && !cfg.keep_going) || result.run_wide {
+        if (!ok && !cfg.keep_going) || result.stops_the_run() {
             st.stop = true;
         }
         st.results[i] = Some(std::sync::Arc::new(result));

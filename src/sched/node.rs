@@ -11,7 +11,7 @@
 //! [`lookup`](super::lookup) holds the cache layers, [`execute`](super::execute)
 //! the build, [`record`](super::record) what is written after it.
 
-use super::lookup::{self, Hit};
+use super::lookup::{self, Hit, Pulled};
 use super::result::{NodeResult, Verdict, dep_digest};
 use super::{Event, RunConfig, execute, record};
 use crate::eval::{Derivation, Graph};
@@ -111,9 +111,14 @@ pub fn process(graph: &Graph, i: usize, deps: &[&NodeResult], cfg: &RunConfig<'_
             return lookup::finish(&cx, hit, res, Verdict::HitLocal);
         }
         match lookup::remote(&cx, &mut res) {
-            Ok(Some(hit)) => return lookup::finish(&cx, hit, res, Verdict::HitRemote),
-            Ok(None) => {}
-            Err(()) => remote_noted = true,
+            Pulled::Hit(hit) => return lookup::finish(&cx, hit, res, Verdict::HitRemote),
+            Pulled::Miss => {}
+            Pulled::Noted => remote_noted = true,
+            Pulled::Failed(e) => {
+                res.failure = Some(e);
+                res.duration = cx.start.elapsed();
+                return res;
+            }
         }
     }
     // Build, holding the key's lock so a concurrent refine waits for us and

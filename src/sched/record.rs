@@ -64,6 +64,17 @@ pub(super) fn built(cx: &NodeCx<'_>, res: &mut NodeResult, tree: Tree) {
         executor: cx.cfg.exec.name().to_string(),
     };
     if let Err(e) = store.put_action(&cx.key, &result, &cx.pre) {
+        // A full disk is the host's, and every other node would meet it:
+        // the node fails and the run stops (its output stays unrecorded).
+        if e.is_disk_full() {
+            res.verdict = Verdict::Failed;
+            res.failure = Some(crate::error::Error::from(e).context(format!(
+                "could not record the result of {} in the action cache",
+                cx.d.label
+            )));
+            label(cx, res);
+            return;
+        }
         cx.note(
             res,
             format!("could not record the result in the action cache: {e}"),
@@ -96,7 +107,7 @@ pub(super) fn push(cx: &NodeCx<'_>, res: &mut NodeResult, remote_noted: bool) {
                 if !remote_noted {
                     cx.note(res, format!("push to {} failed: {e}", remote.describe()));
                 }
-                PushStatus::Failed(e.0)
+                PushStatus::Failed(e.to_string())
             }
         },
     );

@@ -57,11 +57,9 @@ pub struct NodeResult {
     pub tree: Option<Tree>,
     pub duration: Duration,
     pub log: Option<PathBuf>,
+    /// Why it failed; a failure of [`Scope::Run`](crate::error::Scope)
+    /// stops the run (see [`NodeResult::stops_the_run`]).
     pub failure: Option<Error>,
-    /// The failure is the host's, not this node's: every other build would
-    /// fail the same way (podman cannot start a container at all), so the
-    /// run stops at once, with or without `--keep-going`.
-    pub run_wide: bool,
     pub push: Option<PushStatus>,
     /// Things worth saying that did not fail the node (a corrupt cache
     /// entry, an unreachable remote).
@@ -82,10 +80,16 @@ impl NodeResult {
             duration: Duration::ZERO,
             log: None,
             failure: None,
-            run_wide: false,
             push: None,
             notes: Vec::new(),
         }
+    }
+
+    /// The failure is the host's, not this node's: every other build would
+    /// fail the same way (podman cannot start a container, the store's disk
+    /// is full), so the run stops at once, with or without `--keep-going`.
+    pub fn stops_the_run(&self) -> bool {
+        self.failure.as_ref().is_some_and(Error::is_run_wide)
     }
 
     /// A node that did not run: blocked by a failed dependency, or not

@@ -47,6 +47,34 @@ impl StoreError {
     pub fn is_corrupt(&self) -> bool {
         matches!(self, StoreError::Corrupt { .. } | StoreError::Missing(_))
     }
+
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::Io { source, .. } if crate::error::is_disk_full(source))
+    }
+}
+
+/// A store failure is the host's (environment); a full disk stops the run,
+/// as it does when the executor meets it: every other build would need
+/// the same disk.
+impl From<StoreError> for crate::error::Error {
+    fn from(e: StoreError) -> Self {
+        use crate::error::Error;
+        match &e {
+            StoreError::Version { .. } => {
+                Error::env(e.to_string()).hint("use another store (--store DIR) or remove this one")
+            }
+            StoreError::Corrupt { .. } | StoreError::Missing(_) => {
+                Error::env(format!("an entry in the store is damaged: {e}"))
+                    .hint("the damaged entry was removed; run the build again to rebuild it")
+            }
+            _ if e.is_disk_full() => Error::env(e.to_string())
+                .hint(crate::error::DISK_FULL_HINT)
+                .run_wide(),
+            StoreError::Io { .. } => Error::env(e.to_string()).hint(
+                "check free space and permissions of the store directory (--store, REFINE_STORE)",
+            ),
+        }
+    }
 }
 
 pub(crate) trait IoCtx<T> {

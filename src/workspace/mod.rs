@@ -96,6 +96,14 @@ impl WorkspaceError {
     }
 }
 
+/// A workspace that cannot be found or read is the user's to fix.
+impl From<WorkspaceError> for crate::error::Error {
+    fn from(e: WorkspaceError) -> Self {
+        let hint = e.hint();
+        crate::error::Error::user(e.to_string()).hint(hint)
+    }
+}
+
 /// Walk up from `start` to the first directory with a `WORKSPACE.toml`.
 pub fn find_root(start: &Path) -> Result<PathBuf, WorkspaceError> {
     let mut dir = Some(start);
