@@ -208,3 +208,24 @@ fn the_shipped_catalog_explains_floor_failures() {
         "{said:?}"
     );
 }
+
+/// README.md is a front page: short, and every document it sends the
+/// reader to is there.
+#[test]
+fn the_readme_is_a_front_page_whose_links_hold() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let n = readme.lines().count();
+    assert!(n <= 120, "README.md has {n} lines; move detail to docs/");
+    let named: Vec<&str> = readme
+        .split(|c: char| c.is_whitespace() || "|()`".contains(c))
+        .filter(|w| w.ends_with(".md") && (w.starts_with("docs/") || w.starts_with("ARCH")))
+        .collect();
+    assert!(named.len() >= 8, "{named:?}");
+    for f in named {
+        assert!(root.join(f).is_file(), "README.md names {f}, which is missing");
+    }
+    // The test command CI reads is still there.
+    assert!(readme.contains("\nbash .ci/test\n"), "the test command");
+    assert!(readme.contains("\nbash .ci/main\n"), "the main command");
+}
