@@ -10,6 +10,7 @@ pub mod import;
 pub mod index;
 pub mod key;
 pub mod ops;
+pub mod platform;
 pub mod remote;
 pub mod rules;
 pub mod runid;

@@ -857,7 +857,12 @@ fn a_full_store_disk_stops_the_run_like_a_host_failure() {
     ]);
     assert_eq!(r.code, 3, "{}", r.all());
     let failed = r.with("failed");
-    assert_eq!(failed.len(), 1, "one node met the full disk: {:?}", r.verdicts());
+    assert_eq!(
+        failed.len(),
+        1,
+        "one node met the full disk: {:?}",
+        r.verdicts()
+    );
     let built = r.with("built");
     assert!(built.is_empty(), "{:?}", r.verdicts());
     let event = r

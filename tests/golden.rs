@@ -7,7 +7,8 @@
 use refine::eval::{Action, Derivation, Inputs, RecipeFiles};
 use refine::exec::{Limits, Mount, SandboxSpec};
 use refine::key::sha256_bytes;
-use refine::rules::{Arch, Kind, Label, Platform};
+use refine::platform::{Arch, Platform};
+use refine::rules::{Kind, Label};
 use refine::sched::{RuntimeInfo, contract_env};
 use std::collections::BTreeMap;
 use std::io::Write;

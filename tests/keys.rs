@@ -562,7 +562,7 @@ fn a_hybrid_build_runs_the_hosts_frontend_an_emulated_one_the_targets() {
             .map(|l| l.to_string())
             .unwrap_or_default()
     };
-    let host = refine::rules::Arch::host();
+    let host = refine::platform::Arch::host();
     for label in ["//wheels:markupsafe", "//repairs:pyyaml"] {
         assert_eq!(
             frontend("s390x", "cross", label),
@@ -638,7 +638,7 @@ fn declare_glibc(ws: &Ws) {
 #[test]
 fn a_floor_below_the_images_glibc_keys_zig_and_its_target() {
     let ws = fake_workspace();
-    let host = refine::rules::Arch::host();
+    let host = refine::platform::Arch::host();
     ws.edit(
         "WORKSPACE.toml",
         "[defaults]\n",

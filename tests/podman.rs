@@ -66,7 +66,7 @@ fn markupsafe_and_six_build_then_hit_and_rebuild_exactly_what_changed() {
         .iter()
         .find(|f| f.name.starts_with("markupsafe/_speedups") && f.name.ends_with(".so"))
         .expect("compiled extension");
-    let machine = refine::rules::Arch::host().elf_machine();
+    let machine = refine::platform::Arch::host().elf_machine();
     assert_eq!(refine::wheel::elf_machine(&so.data), Some(machine));
     assert!(
         refine::wheel::check_record(&dist.join(&name))
@@ -656,7 +656,7 @@ fn a_workspace_of_ones_own_builds_a_c_extension_with_the_builtin_base() {
         "{name}"
     );
     let files = refine::wheel::read_wheel(&ws.join("dist").join(&name)).unwrap();
-    let host = refine::rules::Arch::host().elf_machine();
+    let host = refine::platform::Arch::host().elf_machine();
     assert!(
         files
             .iter()

@@ -223,7 +223,10 @@ fn the_readme_is_a_front_page_whose_links_hold() {
         .collect();
     assert!(named.len() >= 8, "{named:?}");
     for f in named {
-        assert!(root.join(f).is_file(), "README.md names {f}, which is missing");
+        assert!(
+            root.join(f).is_file(),
+            "README.md names {f}, which is missing"
+        );
     }
     // The test command CI reads is still there.
     assert!(readme.contains("\nbash .ci/test\n"), "the test command");

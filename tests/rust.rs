@@ -65,7 +65,7 @@ fn flagships(arch: &str) {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".whl"))
         .collect();
-    let machine = refine::rules::Arch::parse(arch).unwrap().elf_machine();
+    let machine = refine::platform::Arch::parse(arch).unwrap().elf_machine();
     for prefix in ["cryptography-", "rpds_py-"] {
         let w = names
             .iter()
@@ -180,7 +180,7 @@ fn rpds_offline(arch: &str) {
         .expect("a compiled extension");
     assert_eq!(
         refine::wheel::elf_machine(&so.data),
-        Some(refine::rules::Arch::parse(arch).unwrap().elf_machine())
+        Some(refine::platform::Arch::parse(arch).unwrap().elf_machine())
     );
     let mut c = ws.cmd_in(&store);
     c.args(["--arch", arch, "log", "//wheels:rpds-py"]);

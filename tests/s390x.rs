@@ -55,7 +55,7 @@ fn s390x_wheels_build_repair_and_work_in_a_clean_container() {
 
     let dist = ws.root().join("dist");
     let wheels = wheels_of(&first);
-    let s390x = refine::rules::Arch::S390x.elf_machine();
+    let s390x = refine::platform::Arch::S390x.elf_machine();
     for (label, name) in &wheels {
         let files = refine::wheel::read_wheel(&dist.join(name)).unwrap();
         if label == "//wheels:six" || label.starts_with("//sources:") {
@@ -447,7 +447,7 @@ fn an_imported_set_builds_for_s390x_and_passes_its_test_there() {
         .map(|w| w["wheel"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(names.len(), 8, "{names:?}");
-    let s390x = refine::rules::Arch::S390x.elf_machine();
+    let s390x = refine::platform::Arch::S390x.elf_machine();
     for n in &names {
         if n.ends_with("-none-any.whl") {
             continue;

@@ -1,7 +1,7 @@
 //! The salsa database and its inputs.
 
 use crate::key::Digest;
-use crate::rules::Arch;
+use crate::platform::Arch;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -32,7 +32,7 @@ pub struct Overrides {
     pub arch: Option<Arch>,
     pub policy: Option<String>,
     pub python: Option<String>,
-    pub toolchain: Option<crate::rules::config::Toolchain>,
+    pub toolchain: Option<crate::platform::Toolchain>,
 }
 
 #[salsa::input(debug)]

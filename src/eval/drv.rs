@@ -19,7 +19,8 @@
 //! never refetches and a dependent's key is known before anything is fetched.
 
 use crate::key::{Digest, KEY_VERSION, PValue, Preimage};
-use crate::rules::{Dist, Fetch, Kind, Label, Platform};
+use crate::platform::Platform;
+use crate::rules::{Dist, Fetch, Kind, Label};
 use std::collections::BTreeMap;
 
 /// A recipe script and its includes, each by workspace path and digest.

@@ -14,6 +14,7 @@
 use super::db::{Db, SourceFile, Workspace};
 use super::drv::{Action, CrossAction, Derivation, Inputs, RecipeFiles};
 use crate::diag::Diagnostic;
+use crate::platform::*;
 use crate::rules::config::{BaseMode, Config, parse_config, parse_config_in};
 use crate::rules::lower::LoweredFile;
 use crate::rules::model::WithoutLocs;
@@ -747,7 +748,7 @@ impl Resolver<'_> {
     /// give the same bytes. An image that declares no glibc, or a floor at
     /// or above it, builds with the image's own compilers.
     fn floor(&mut self, t: &Target, cfg: &Config, d: &mut Derivation) {
-        let Some(want) = crate::rules::config::policy_glibc(&d.platform.policy) else {
+        let Some(want) = crate::platform::policy_glibc(&d.platform.policy) else {
             return;
         };
         let have = d.inputs.image.as_ref().and_then(|l| {
@@ -758,7 +759,7 @@ impl Resolver<'_> {
                 }) => i
                     .glibc
                     .as_deref()
-                    .and_then(crate::rules::config::parse_glibc)
+                    .and_then(crate::platform::parse_glibc)
                     .map(|g| (g, l.clone())),
                 _ => None,
             }

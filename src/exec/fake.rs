@@ -15,7 +15,7 @@
 //! act while a build is provably in progress.
 
 use super::{ExecError, Executor, ImageRequest, Needs, RunStatus, SandboxSpec};
-use crate::rules::Arch;
+use crate::platform::Arch;
 use sha2::{Digest as _, Sha256};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;

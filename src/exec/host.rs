@@ -6,7 +6,7 @@
 //! The fixes are Debian commands, as root: refine's home is a Debian or
 //! Ubuntu machine (`bash .ci/setup` applies them all).
 
-use crate::rules::Arch;
+use crate::platform::Arch;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 

@@ -17,7 +17,7 @@ pub mod spec;
 
 pub use spec::{CrossRequest, ImageRequest, Isolation, Limits, Mount, SandboxSpec};
 
-use crate::rules::Arch;
+use crate::platform::Arch;
 use std::fs::File;
 use std::path::Path;
 use std::time::Duration;

@@ -9,7 +9,7 @@
 
 use super::host::{self, Status};
 use super::{ExecError, Executor, ImageRequest, Needs, RunStatus, SandboxSpec, interrupt};
-use crate::rules::Arch;
+use crate::platform::Arch;
 use crate::runid::RunId;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};

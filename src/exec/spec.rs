@@ -13,7 +13,7 @@
 //! only. (`/var/tmp` and `/run`, which podman makes writable tmpfs for a
 //! read-only root by default, stay read-only.)
 
-use crate::rules::Arch;
+use crate::platform::Arch;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

@@ -12,7 +12,7 @@
 //! not published on its own).
 
 use crate::fetch::IndexFile;
-use crate::rules::Platform;
+use crate::platform::Platform;
 
 /// Where a package's wheel comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,7 +107,7 @@ fn platform_fits(tag: &str, target: &Platform) -> bool {
     if rest == "linux" {
         return true;
     }
-    use crate::rules::config::policy_glibc;
+    use crate::platform::policy_glibc;
     let floor = policy_glibc(&target.policy).unwrap_or((2, 17));
     policy_glibc(rest).is_some_and(|g| g <= floor)
 }
@@ -249,8 +249,8 @@ pub fn fits_target(filename: &str, target: &Platform) -> Option<(WheelTags, bool
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::Arch;
-    use crate::rules::config::Toolchain;
+    use crate::platform::Arch;
+    use crate::platform::Toolchain;
 
     fn s390x() -> Platform {
         Platform {

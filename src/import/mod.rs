@@ -24,7 +24,8 @@ pub mod write;
 
 use crate::error::{Error, Result};
 use crate::fetch::IndexFile;
-use crate::rules::{Label, Platform, normalize_name};
+use crate::platform::Platform;
+use crate::rules::{Label, normalize_name};
 use index::Choice;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};

@@ -9,7 +9,7 @@
 
 use super::reqfile::Entry;
 use crate::error::{Error, Result};
-use crate::rules::Platform;
+use crate::platform::Platform;
 use pep508_rs::{MarkerEnvironment, MarkerEnvironmentBuilder, Requirement};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
@@ -290,7 +290,7 @@ pub fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::{Arch, Platform};
+    use crate::platform::{Arch, Platform};
 
     #[test]
     fn markers_are_evaluated_for_the_target() {

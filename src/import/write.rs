@@ -213,7 +213,7 @@ fn assign(known: &Known, import: &str, pkgs: &BTreeMap<(String, String), Pkg>) -
 /// Render the import's file into `out.text`, and say what was decided.
 pub(crate) fn render(
     known: &Known,
-    target: &crate::rules::Platform,
+    target: &crate::platform::Platform,
     req: &Request,
     command: &str,
     pkgs: &BTreeMap<(String, String), Pkg>,
@@ -406,7 +406,7 @@ pub(crate) fn render(
     Ok(())
 }
 
-pub fn meta_of(req: &Request, target: &crate::rules::Platform) -> ImportMeta {
+pub fn meta_of(req: &Request, target: &crate::platform::Platform) -> ImportMeta {
     let s = |p: &std::path::PathBuf| p.to_string_lossy().into_owned();
     ImportMeta {
         name: req.name.clone(),

@@ -10,7 +10,8 @@ use super::{GlobalOpts, Session};
 use crate::error::{Error, Result};
 use crate::eval::Action;
 use crate::exec::host::{self, Check};
-use crate::rules::{Arch, Fetch};
+use crate::platform::Arch;
+use crate::rules::Fetch;
 use crate::store::LocalStore;
 use std::path::PathBuf;
 
@@ -73,7 +74,7 @@ pub fn doctor(opts: &GlobalOpts, dev: bool) -> Result<Report> {
         Err(e) if e.message.contains("WORKSPACE.toml") => {
             let arch = match &opts.arch {
                 Some(a) => Arch::parse(a).ok_or_else(|| {
-                    let d = crate::rules::config::arch_error(a);
+                    let d = crate::platform::arch_error(a);
                     Error::user(format!("--arch: {}", d.message)).hint(d.hint.unwrap_or_default())
                 })?,
                 None => Arch::host(),

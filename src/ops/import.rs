@@ -56,7 +56,7 @@ pub struct Floor {
 /// Each package's floor: a reused wheel's oldest manylinux tag; a built
 /// one's policy (its rule's own, or the platform's).
 fn floors(outcome: &import::Outcome, session: &Session) -> Vec<Floor> {
-    use crate::rules::config::policy_glibc;
+    use crate::platform::policy_glibc;
     let g = session.all();
     outcome
         .decisions

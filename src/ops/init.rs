@@ -2,7 +2,7 @@
 //! built-in base written out, to vendor and edit).
 
 use crate::error::{Error, Result};
-use crate::rules::Arch;
+use crate::platform::Arch;
 use crate::workspace::base::Base;
 use std::path::{Path, PathBuf};
 
@@ -23,7 +23,7 @@ pub fn init(args: &InitArgs) -> Result<Initialized> {
     let arch = match &args.arch {
         None => Arch::S390x,
         Some(a) => Arch::parse(a).ok_or_else(|| {
-            let d = crate::rules::config::arch_error(a);
+            let d = crate::platform::arch_error(a);
             Error::user(format!("--arch: {}", d.message)).hint(d.hint.unwrap_or_default())
         })?,
     };
@@ -41,8 +41,8 @@ pub fn init(args: &InitArgs) -> Result<Initialized> {
     let policy = args
         .policy
         .clone()
-        .unwrap_or_else(|| crate::rules::config::DEFAULT_POLICY.into());
-    if let Err(d) = crate::rules::config::check_policy(&policy) {
+        .unwrap_or_else(|| crate::platform::DEFAULT_POLICY.into());
+    if let Err(d) = crate::platform::check_policy(&policy) {
         return Err(
             Error::user(format!("--policy: {}", d.message)).hint(d.hint.unwrap_or_default())
         );

@@ -29,8 +29,9 @@ use crate::eval::{
     Database, Graph, Overrides, SourceFile, Workspace, load_graph, resolve_in,
     workspace_diagnostics,
 };
+use crate::platform::{Arch, Platform};
 use crate::rules::config::{BaseMode, CONFIG_FILE, Config};
-use crate::rules::{Arch, Label, Pattern, Platform};
+use crate::rules::{Label, Pattern};
 use crate::store::LocalStore;
 use crate::workspace::Files;
 use std::path::{Path, PathBuf};
@@ -134,22 +135,21 @@ impl Session {
         let mut overrides = Overrides::default();
         if let Some(a) = &opts.arch {
             overrides.arch = Some(Arch::parse(a).ok_or_else(|| {
-                let d = crate::rules::config::arch_error(a);
+                let d = crate::platform::arch_error(a);
                 Error::user(format!("--arch: {}", d.message)).hint(d.hint.unwrap_or_default())
             })?);
         }
         if let Some(p) = &opts.policy {
-            crate::rules::config::check_policy(p).map_err(|d| {
+            crate::platform::check_policy(p).map_err(|d| {
                 Error::user(format!("--platform: {}", d.message)).hint(d.hint.unwrap_or_default())
             })?;
         }
         overrides.policy = opts.policy.clone();
         if let Some(t) = &opts.toolchain {
-            overrides.toolchain =
-                Some(crate::rules::config::Toolchain::parse(t).ok_or_else(|| {
-                    Error::user(format!("--toolchain: unknown toolchain `{t}`"))
-                        .hint("use cross (the host's compilers for the target) or emulated")
-                })?);
+            overrides.toolchain = Some(crate::platform::Toolchain::parse(t).ok_or_else(|| {
+                Error::user(format!("--toolchain: unknown toolchain `{t}`"))
+                    .hint("use cross (the host's compilers for the target) or emulated")
+            })?);
         }
         let config_text = crate::workspace::read(&root, CONFIG_FILE)?;
         // The built-in base stands behind the workspace's own files unless

@@ -189,7 +189,7 @@ pub fn across_toolchains(
     jobs: Option<usize>,
     sink: &dyn EventSink,
 ) -> Result<VerifyReport> {
-    use crate::rules::config::Toolchain;
+    use crate::platform::Toolchain;
     let mine = Session::load(opts)?;
     if !mine.platform.is_foreign() {
         return Err(Error::user(format!(

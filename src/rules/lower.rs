@@ -550,7 +550,7 @@ fn lower_cross(r: &mut Reader<'_, '_>) -> Option<Option<CrossSpec>> {
 
 fn lower_image(r: &mut Reader<'_, '_>) -> Option<ImageRule> {
     let glibc = r.str("glibc").and_then(|g| {
-        if crate::rules::config::parse_glibc(&g.value).is_some() {
+        if crate::platform::parse_glibc(&g.value).is_some() {
             Some(g.value)
         } else {
             r.diags.push(
@@ -638,7 +638,7 @@ fn lower_image(r: &mut Reader<'_, '_>) -> Option<ImageRule> {
 /// A rule's own `policy` (its floor), checked like [platform] policy.
 fn own_policy(r: &mut Reader<'_, '_>) -> Option<String> {
     let p = r.str("policy")?;
-    match crate::rules::config::check_policy(&p.value) {
+    match crate::platform::check_policy(&p.value) {
         Ok(()) => Some(p.value),
         Err(d) => {
             r.diags.push(d.at(p.loc));

@@ -13,6 +13,6 @@ pub mod model;
 pub mod toml;
 pub mod units;
 
-pub use config::{Arch, Config, Platform};
+pub use config::Config;
 pub use label::{Kind, Label, Pattern};
 pub use model::*;

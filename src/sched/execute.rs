@@ -201,11 +201,11 @@ fn run_action(cx: &NodeCx<'_>, deps: &[&NodeResult], log: &mut File) -> Result<T
                             ("REFINE_GCC", c.gcc.clone()),
                             (
                                 "REFINE_HOST_TRIPLET",
-                                crate::rules::Arch::host().triplet().to_string(),
+                                crate::platform::Arch::host().triplet().to_string(),
                             ),
                             (
                                 "REFINE_HOST_LOADER",
-                                crate::rules::Arch::host().loader().to_string(),
+                                crate::platform::Arch::host().loader().to_string(),
                             ),
                             ("REFINE_UNPACK", c.unpack.join(" ")),
                             ("REFINE_NATIVE", c.native.join(" ")),

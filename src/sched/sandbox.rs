@@ -577,7 +577,7 @@ pub fn makes_wheels(k: Kind) -> bool {
 mod tests {
     use super::*;
     use crate::eval::Inputs;
-    use crate::rules::{Arch, Platform};
+    use crate::platform::{Arch, Platform};
 
     fn drv(env: &[(&str, &str)]) -> Derivation {
         Derivation {

@@ -109,9 +109,9 @@ pub fn wheel_floor(file: &str) -> Option<(u32, u32)> {
             let (policy, _arch) = t.rsplit_once('_')?;
             // `manylinux_2_17_s390x` splits at the last `_`; an arch with
             // one (`x86_64`) needs one more.
-            crate::rules::config::policy_glibc(policy).or_else(|| {
+            crate::platform::policy_glibc(policy).or_else(|| {
                 let (policy, _) = policy.rsplit_once('_')?;
-                crate::rules::config::policy_glibc(policy)
+                crate::platform::policy_glibc(policy)
             })
         })
         .min()
