@@ -16,6 +16,7 @@
 mod check;
 mod cycles;
 mod db;
+mod derive;
 mod drv;
 mod graph;
 mod queries;
