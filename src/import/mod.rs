@@ -52,25 +52,9 @@ pub struct Request {
     pub fixes: Vec<Fix>,
 }
 
-/// A recorded change to one generated wheel rule.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Fix {
-    /// The wheel target: `//wheels:NAME`.
-    pub target: String,
-    /// Packs to mount.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub packs: Vec<String>,
-    /// Build requirements to add or narrow (PEP 508).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub build_requires: Vec<String>,
-    /// Build environment variables.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub env: BTreeMap<String, String>,
-    /// Why (the hint that suggested it).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub why: String,
-}
+/// A recorded change to one generated wheel rule: the schema is the rules'
+/// (`[[import.fixes]]`, [`crate::rules::ImportFix`]).
+pub use crate::rules::ImportFix as Fix;
 
 /// What the workspace already has, as far as the import cares.
 #[derive(Clone, Debug, Default)]

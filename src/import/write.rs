@@ -11,55 +11,42 @@ use crate::rules::{Kind, Label};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-/// The `[import]` table: the import's inputs and options, and its fixes.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImportMeta {
-    pub name: String,
-    /// The target it was resolved for: regenerations keep it.
-    #[serde(default)]
-    pub arch: Option<String>,
-    #[serde(default)]
-    pub python: Option<String>,
-    #[serde(default)]
-    pub requirements: Vec<String>,
-    #[serde(default)]
-    pub constraints: Vec<String>,
-    #[serde(default)]
-    pub specs: Vec<String>,
-    #[serde(default)]
-    pub wheels: Option<String>,
-    #[serde(default)]
-    pub strategy: Option<String>,
-    #[serde(default)]
-    pub fallback_latest: bool,
-    #[serde(default)]
-    pub max_deps: Option<usize>,
-    #[serde(default)]
-    pub no_deps: bool,
-    #[serde(default)]
-    pub build_pure: bool,
-    #[serde(default)]
-    pub fixes: Vec<Fix>,
-}
+/// The `[import]` table: its one schema is the rules' ([`crate::rules::ImportMeta`]).
+pub use crate::rules::ImportMeta;
 
 /// Read the `[import]` table of an existing import file.
-pub fn read_meta(text: &str) -> std::result::Result<ImportMeta, String> {
-    #[derive(serde::Deserialize)]
-    struct File {
-        import: Option<ImportMeta>,
+///
+/// Read by the rules' own lowering, so it is the same schema `refine
+/// build` checks; an error names `file:line:col`.
+pub fn read_meta(file: &str, text: &str) -> std::result::Result<ImportMeta, String> {
+    let at = |d: &crate::diag::Diagnostic| match &d.loc {
+        Some(l) => {
+            let (line, col) = crate::diag::line_col(text, l.span.start);
+            format!("{file}:{line}:{col}: {}", d.message)
+        }
+        None => format!("{file}: {}", d.message),
+    };
+    let (node, diags) = crate::rules::toml::parse(file, text);
+    let Some(node) = node else {
+        return Err(diags
+            .first()
+            .map(at)
+            .unwrap_or_else(|| format!("{file}: not TOML")));
+    };
+    let crate::rules::toml::Value::Table(t) = &node.value else {
+        return Err(format!("{file}: no [import] table"));
+    };
+    let Some(entry) = t.get("import") else {
+        return Err(format!("{file}: no [import] table"));
+    };
+    let mut diags = Vec::new();
+    match crate::rules::lower::lower_import(file, &entry.value, &mut diags) {
+        Some(m) => Ok(m),
+        None => Err(diags
+            .first()
+            .map(at)
+            .unwrap_or_else(|| format!("{file}: [import] is not valid"))),
     }
-    let doc: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| e.message().to_string())?;
-    let mut only = toml::Table::new();
-    if let Some(i) = doc.get("import") {
-        only.insert("import".into(), i.clone());
-    }
-    let f: File = only
-        .try_into()
-        .map_err(|e: toml::de::Error| format!("[import]: {}", e.message()))?;
-    f.import.ok_or_else(|| "no [import] table".to_string())
 }
 
 /// A TOML string.
@@ -489,11 +476,21 @@ mod tests {
 
     #[test]
     fn the_import_table_round_trips() {
+        // Every field set, so the writer and the rules' reader are held to
+        // the one schema.
         let m = ImportMeta {
             name: "web".into(),
+            arch: Some("s390x".into()),
+            python: Some("3.11".into()),
             requirements: vec!["requirements.txt".into()],
+            constraints: vec!["constraints.txt".into()],
             specs: vec!["six==1.16.0".into()],
+            wheels: Some("x86_64-wheels".into()),
+            strategy: Some("eager".into()),
+            fallback_latest: true,
             max_deps: Some(3),
+            no_deps: true,
+            build_pure: true,
             fixes: vec![Fix {
                 target: "//wheels:foo".into(),
                 packs: vec!["//packs:libyaml".into()],
@@ -501,11 +498,16 @@ mod tests {
                 env: [("A".to_string(), "1 2".to_string())].into(),
                 why: "yaml.h".into(),
             }],
-            ..Default::default()
         };
         let text = meta_text(&m);
-        assert_eq!(read_meta(&text).unwrap(), m, "{text}");
-        assert!(read_meta("[import]\nname = \"x\"\nbogus = 1\n").is_err());
+        assert_eq!(
+            read_meta("rules/imported/web.toml", &text).unwrap(),
+            m,
+            "{text}"
+        );
+        let e = read_meta("f.toml", "[import]\nname = \"x\"\nbogus = 1\n").unwrap_err();
+        assert!(e.starts_with("f.toml:3:1: "), "{e}");
+        assert!(read_meta("f.toml", "[import]\nname = \"x\"\nmax_deps = -1\n").is_err());
         assert_eq!(key("six-1.16.0"), "\"six-1.16.0\"");
         assert_eq!(key("six"), "six");
     }

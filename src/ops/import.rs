@@ -239,8 +239,8 @@ pub fn import(opts: &GlobalOpts, args: &ImportArgs) -> Result<ImportReport> {
     let old_text = std::fs::read_to_string(&own_path).ok();
     let old: Option<ImportMeta> = match &old_text {
         None => None,
-        Some(t) => Some(import::write::read_meta(t).map_err(|e| {
-            Error::user(format!("{own}: {e}")).hint(format!(
+        Some(t) => Some(import::write::read_meta(&own, t).map_err(|e| {
+            Error::user(e).hint(format!(
                 "the [import] table records how {own} was made; fix it, or delete the file and import again"
             ))
         })?),

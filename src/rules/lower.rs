@@ -27,6 +27,8 @@ pub struct LoweredFile {
     pub catalog_loc: Option<Loc>,
     pub hints: Vec<HintRule>,
     pub headers: Vec<HeaderEntry>,
+    /// `[import]`, in a file `refine import` wrote.
+    pub import: Option<ImportMeta>,
     pub diags: Vec<Diagnostic>,
 }
 
@@ -56,7 +58,7 @@ pub fn lower_file(file: &str, root: &Node) -> LoweredFile {
             continue;
         }
         if entry.key == "import" {
-            check_import(file, &entry.value, &mut diags);
+            out.import = lower_import(file, &entry.value, &mut diags);
             continue;
         }
         let Some(kind) = Kind::ALL.into_iter().find(|k| k.as_str() == entry.key) else {
@@ -1104,28 +1106,55 @@ fn lower_hints(file: &str, node: &Node, out: &mut Vec<HintRule>, diags: &mut Vec
 /// `[import]`: how `refine import` made this file, and the fixes it
 /// applies again (`[[import.fixes]]`). Nothing here enters a build; its
 /// keys are checked so that a hand edit with a typo is not silently lost.
-fn check_import(file: &str, node: &Node, diags: &mut Vec<Diagnostic>) {
+pub fn lower_import(file: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Option<ImportMeta> {
     let Value::Table(t) = &node.value else {
         diags.push(
             Diagnostic::error("`import` must be a table")
                 .at(Loc::new(file, node.span))
                 .hint("`refine import` writes it; regenerate the file"),
         );
-        return;
+        return None;
+    };
+    let before = diags.len();
+    let strings = |v: Option<Vec<Spanned<String>>>| -> Vec<String> {
+        v.unwrap_or_default().into_iter().map(|s| s.value).collect()
     };
     let mut r = Reader::new(file, t, node.span, "[import]", diags);
-    r.str("name");
-    r.str("arch");
-    r.str("python");
-    r.str_list("requirements");
-    r.str_list("constraints");
-    r.str_list("specs");
-    r.str("wheels");
-    r.str("strategy");
-    r.bool("fallback_latest");
-    r.int("max_deps");
-    r.bool("no_deps");
-    r.bool("build_pure");
+    let name = r.str("name").map(|s| s.value);
+    let mut meta = ImportMeta {
+        name: name.clone().unwrap_or_default(),
+        arch: r.str("arch").map(|s| s.value),
+        python: r.str("python").map(|s| s.value),
+        requirements: strings(r.str_list("requirements")),
+        constraints: strings(r.str_list("constraints")),
+        specs: strings(r.str_list("specs")),
+        wheels: r.str("wheels").map(|s| s.value),
+        strategy: r.str("strategy").map(|s| s.value),
+        fallback_latest: r.bool("fallback_latest").unwrap_or(false),
+        max_deps: None,
+        no_deps: r.bool("no_deps").unwrap_or(false),
+        build_pure: r.bool("build_pure").unwrap_or(false),
+        fixes: Vec::new(),
+    };
+    if let Some(n) = r.int("max_deps") {
+        match usize::try_from(n.value) {
+            Ok(v) => meta.max_deps = Some(v),
+            Err(_) => {
+                let span = n.loc.span;
+                r.error_at(
+                    span,
+                    "`max_deps` must not be negative",
+                    Some("write how many dependencies deep to resolve, e.g. `max_deps = 3`".into()),
+                );
+            }
+        }
+    }
+    if name.is_none() && !r.has("name") {
+        r.missing(
+            "name",
+            "`refine import` writes the import's name: regenerate the file",
+        );
+    }
     let fixes = r.entry("fixes");
     r.finish(&[
         "name",
@@ -1142,37 +1171,54 @@ fn check_import(file: &str, node: &Node, diags: &mut Vec<Diagnostic>) {
         "build_pure",
         "fixes",
     ]);
-    let Some(fixes) = fixes else { return };
-    let Value::Array(items) = &fixes.value.value else {
-        diags.push(
-            Diagnostic::error("`import.fixes` must be an array of tables")
-                .at(Loc::new(file, fixes.value.span))
-                .hint("write each fix as `[[import.fixes]]` with `target` and what to change"),
-        );
-        return;
-    };
-    for item in items {
-        let Value::Table(ft) = &item.value else {
+    if let Some(fixes) = fixes {
+        let Value::Array(items) = &fixes.value.value else {
             diags.push(
-                Diagnostic::error("a fix must be a table")
-                    .at(Loc::new(file, item.span))
-                    .hint("write `[[import.fixes]]` then `target = \"//wheels:NAME\"`"),
+                Diagnostic::error("`import.fixes` must be an array of tables")
+                    .at(Loc::new(file, fixes.value.span))
+                    .hint("write each fix as `[[import.fixes]]` with `target` and what to change"),
             );
-            continue;
+            return None;
         };
-        let mut r = Reader::new(file, ft, item.span, "a fix", diags);
-        if r.label("target").is_none() && !r.has("target") {
-            r.missing(
-                "target",
-                "name the wheel the fix changes: `target = \"//wheels:NAME\"`",
-            );
+        for item in items {
+            let Value::Table(ft) = &item.value else {
+                diags.push(
+                    Diagnostic::error("a fix must be a table")
+                        .at(Loc::new(file, item.span))
+                        .hint("write `[[import.fixes]]` then `target = \"//wheels:NAME\"`"),
+                );
+                continue;
+            };
+            let mut r = Reader::new(file, ft, item.span, "a fix", diags);
+            let target = r.label("target");
+            if target.is_none() && !r.has("target") {
+                r.missing(
+                    "target",
+                    "name the wheel the fix changes: `target = \"//wheels:NAME\"`",
+                );
+            }
+            let fix = ImportFix {
+                target: target.map(|l| l.value.to_string()).unwrap_or_default(),
+                packs: r
+                    .labels("packs")
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|l| l.value.to_string())
+                    .collect(),
+                build_requires: strings(r.str_list("build_requires")),
+                env: r
+                    .str_map("env")
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.value))
+                    .collect(),
+                why: r.str("why").map(|s| s.value).unwrap_or_default(),
+            };
+            r.finish(&["target", "packs", "build_requires", "env", "why"]);
+            meta.fixes.push(fix);
         }
-        r.labels("packs");
-        r.str_list("build_requires");
-        r.str_map("env");
-        r.str("why");
-        r.finish(&["target", "packs", "build_requires", "env", "why"]);
     }
+    (diags.len() == before).then_some(meta)
 }
 
 /// `[headers]`: "yaml.h" = "//packs:libyaml".

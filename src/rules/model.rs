@@ -455,3 +455,45 @@ mod tests {
         assert_eq!(normalize_name("zope..interface"), "zope-interface");
     }
 }
+
+/// `[import]`: how `refine import` made a file (its inputs and options) and
+/// the fixes it applies again at every regeneration (`[[import.fixes]]`).
+/// Nothing here enters a build. The one schema of that table: the rules'
+/// lowering reads it (with located errors), the import writes it
+/// (`import::write`), and a round-trip test holds the two together.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ImportMeta {
+    pub name: String,
+    /// The target it was resolved for: regenerations keep it.
+    pub arch: Option<String>,
+    pub python: Option<String>,
+    pub requirements: Vec<String>,
+    pub constraints: Vec<String>,
+    pub specs: Vec<String>,
+    pub wheels: Option<String>,
+    pub strategy: Option<String>,
+    pub fallback_latest: bool,
+    pub max_deps: Option<usize>,
+    pub no_deps: bool,
+    pub build_pure: bool,
+    pub fixes: Vec<ImportFix>,
+}
+
+/// A recorded change to one generated wheel rule (`[[import.fixes]]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct ImportFix {
+    /// The wheel target: `//wheels:NAME`.
+    pub target: String,
+    /// Packs to mount.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub packs: Vec<String>,
+    /// Build requirements to add or narrow (PEP 508).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub build_requires: Vec<String>,
+    /// Build environment variables.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Why (the hint that suggested it).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub why: String,
+}
