@@ -17,5 +17,7 @@ pub mod runid;
 pub mod sched;
 pub mod serve;
 pub mod store;
+#[cfg(feature = "fake-executor")]
+pub mod testing;
 pub mod wheel;
 pub mod workspace;

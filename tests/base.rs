@@ -137,7 +137,16 @@ fn a_target_of_the_workspace_replaces_the_builtin_one() {
     assert_eq!(pre["origin"], "rules/libyaml.toml:1", "{pre}");
     let store_dir = store(&d);
     let s = refine::store::LocalStore::open(&store_dir).unwrap();
-    let key = refine::key::Key::parse(&b.key_of("//packs:libyaml")).unwrap();
+    let key = refine::testing::key_of(
+        &refine::ops::GlobalOpts {
+            workspace: Some(ws.clone()),
+            store: Some(store_dir.clone()),
+            executor: refine::ops::ExecutorKind::Fake,
+            ..Default::default()
+        },
+        "//packs:libyaml",
+    )
+    .unwrap();
     let p = s.preimage(&key).unwrap().to_json();
     assert_eq!(p["version"], "9.9", "{p}");
     assert!(p["action"]["files"]["recipes/mine.sh"].is_string(), "{p}");

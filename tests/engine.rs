@@ -186,13 +186,7 @@ fn early_cutoff_when_a_dependency_rebuilds_to_identical_bytes() {
     ws.fake(ALL).ok();
     // Drop zlib's action-cache entry: it rebuilds, to the very same bytes,
     // so nothing above it needs to.
-    let plan = ws.fake(&["--json", "plan", "//packs:zlib"]);
-    let zlib = plan
-        .events()
-        .into_iter()
-        .find(|e| e["label"] == "//packs:zlib")
-        .unwrap();
-    let key = zlib["key"].as_str().unwrap().to_string();
+    let key = ws.key("//packs:zlib");
     std::fs::remove_file(
         ws.store
             .join("ac")
@@ -452,7 +446,7 @@ fn a_corrupt_store_entry_is_a_reported_miss() {
     );
 
     // A garbled action-cache entry is also a reported miss.
-    let key = r.key_of("//wheels:alpha");
+    let key = ws.key("//wheels:alpha");
     std::fs::write(
         ws.store
             .join("ac")

@@ -374,15 +374,7 @@ fn the_host_environment_enters_no_key() {
 fn key_version_is_in_every_preimage() {
     let ws = fake_workspace();
     ws.fake(&["build", "//wheels:alpha"]).ok();
-    let r = ws.fake(&["--json", "plan", "--all", "//wheels:alpha"]);
-    let key = r
-        .events()
-        .into_iter()
-        .find(|e| e["label"] == "//wheels:alpha")
-        .unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = ws.key("//wheels:alpha");
     let pre: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(
             ws.store
@@ -401,15 +393,17 @@ fn key_version_is_in_every_preimage() {
     assert_eq!(p.key().0, key);
 }
 
-/// `refine hash //images:bookworm` with these flags: the image's key.
+/// The key of `//images:bookworm` for these `--arch`/`--toolchain` flags.
 fn bookworm_key(ws: &Ws, args: &[&str]) -> String {
-    let r = ws.run(&[args, &["hash", "//images:bookworm"]].concat());
-    r.ok();
-    r.stdout
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("key="))
-        .unwrap()
-        .to_string()
+    ws.key_with("//images:bookworm", |o| {
+        for pair in args.chunks(2) {
+            match pair {
+                ["--arch", a] => o.arch = Some(a.to_string()),
+                ["--toolchain", t] => o.toolchain = Some(t.to_string()),
+                other => panic!("bookworm_key takes --arch and --toolchain: {other:?}"),
+            }
+        }
+    })
 }
 
 #[test]

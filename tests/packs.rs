@@ -121,7 +121,11 @@ fn packs_runtime_and_what_a_zlib_change_rebuilds() {
     assert!(out.contains("(3, 11) OpenSSL 3.0.20"), "{out}");
 
     // The wheel was built by that runtime, and its key says so.
-    let key = first.key_of("//wheels:markupsafe");
+    let key = ws.key_with("//wheels:markupsafe", |o| {
+        o.store = Some(store.clone());
+        o.arch = Some("host".into());
+        o.executor = refine::ops::ExecutorKind::Podman;
+    });
     let pre: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(
             store

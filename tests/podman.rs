@@ -312,14 +312,11 @@ fn a_build_that_runs_too_long_is_stopped() {
     host(&ws, shared_store(), &args).ok();
     // The slow build's own container name (kind, name, key): other tests
     // of this binary build six at the same time, in containers of their own.
-    let plan = host(&ws, shared_store(), &["--json", "plan", "//wheels:six"]);
-    let key = plan
-        .stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|e| e["label"] == "//wheels:six")
-        .and_then(|e| e["key"].as_str().map(str::to_string))
-        .unwrap_or_else(|| panic!("no key for six: {}", plan.all()));
+    let key = ws.key_with("//wheels:six", |o| {
+        o.store = Some(shared_store().to_path_buf());
+        o.arch = Some("host".into());
+        o.executor = refine::ops::ExecutorKind::Podman;
+    });
     let container = format!("refine-wheel-six-{}", &key[..12]);
     let start = std::time::Instant::now();
     let r = host(&ws, shared_store(), &["build", "//wheels:six"]);

@@ -77,6 +77,103 @@ fn pushed_through_a_proxy() -> (Registry, Proxy, Ws, Run) {
     (reg, proxy, ws, a)
 }
 
+/// A test's world: a registry on loopback (with basic auth if asked), a
+/// fake-executor workspace, and machines, each a store under the
+/// workspace (`a`, `b`…), that build, push and pull through the registry.
+struct Fixture {
+    reg: Registry,
+    ws: Ws,
+    url: String,
+    env: Vec<(String, String)>,
+}
+
+#[derive(Default)]
+struct FixtureBuilder {
+    auth: Option<(&'static str, &'static str)>,
+    prefix: Option<&'static str>,
+    env: Vec<(String, String)>,
+}
+
+impl FixtureBuilder {
+    /// The registry asks for this user and password.
+    fn auth(mut self, user: &'static str, password: &'static str) -> Self {
+        self.auth = Some((user, password));
+        self
+    }
+
+    /// Repositories under this prefix (default `refine`).
+    fn prefix(mut self, p: &'static str) -> Self {
+        self.prefix = Some(p);
+        self
+    }
+
+    /// An environment variable for every refine the machines run.
+    fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    fn start(self) -> Fixture {
+        let reg = Registry::start(self.auth);
+        let url = reg.url(self.prefix.unwrap_or("refine"));
+        Fixture {
+            reg,
+            ws: fake_workspace(),
+            url,
+            env: self.env,
+        }
+    }
+
+    /// Started, with machine `a` having built everything and pushed it
+    /// (both checked); returns machine a's build.
+    fn pushed(self) -> (Fixture, Run) {
+        let f = self.start();
+        let (a, push) = f.push_from("a");
+        a.ok();
+        push.ok();
+        (f, a)
+    }
+}
+
+impl Fixture {
+    fn builder() -> FixtureBuilder {
+        FixtureBuilder::default()
+    }
+
+    fn store(&self, machine: &str) -> std::path::PathBuf {
+        self.ws.root().join(machine)
+    }
+
+    fn env(&self) -> Vec<(&str, &str)> {
+        self.env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+
+    /// Machine `machine` builds ALL with the remote (and `flags`).
+    fn build(&self, machine: &str, flags: &[&str]) -> Run {
+        let flags = [&["--remote", self.url.as_str()][..], flags].concat();
+        build(&self.ws, &self.store(machine), &flags, &self.env())
+    }
+
+    /// Machine `machine` builds ALL and pushes it: (build, push).
+    fn push_from(&self, machine: &str) -> (Run, Run) {
+        build_and_push(
+            &self.ws,
+            &self.store(machine),
+            &["--remote", &self.url],
+            &self.env(),
+        )
+    }
+
+    /// The key `label` has in machine `machine`'s store.
+    fn key(&self, machine: &str, label: &str) -> String {
+        self.ws
+            .key_with(label, |o| o.store = Some(self.store(machine)))
+    }
+}
+
 /// Labels a `refine --json push|pull` moved with `result`.
 fn moved(r: &Run, result: &str) -> Vec<String> {
     r.stdout
@@ -116,10 +213,9 @@ fn tmp_is_empty(store: &Path) -> bool {
 
 #[test]
 fn two_stores_share_results_through_the_registry() {
-    let reg = Registry::start(None);
-    let ws = fake_workspace();
-    let url = reg.url("refine/ci");
-    let (a, push) = build_and_push(&ws, &ws.root().join("a"), &["--remote", &url], &[]);
+    let f = Fixture::builder().prefix("refine/ci").start();
+    let ws = &f.ws;
+    let (a, push) = f.push_from("a");
     a.ok();
     push.ok();
     assert!(a.with("hit:remote").is_empty());
@@ -129,7 +225,7 @@ fn two_stores_share_results_through_the_registry() {
     pushed.sort();
     assert_eq!(pushed, built, "everything built was pushed");
 
-    let b = build(&ws, &ws.root().join("b"), &["--remote", &url], &[]);
+    let b = f.build("b", &[]);
     b.ok();
     assert!(
         b.with("built").is_empty(),
@@ -156,29 +252,23 @@ fn two_stores_share_results_through_the_registry() {
     };
     assert_eq!(wheels(&ws.root().join("dist")).len(), 4);
     // What was pulled is kept: a third run is all local.
-    let c = build(&ws, &ws.root().join("b"), &["--remote", &url], &[]);
+    let c = f.build("b", &[]);
     assert_eq!(c.with("hit:local").len(), a.verdicts().len());
     // --offline does not look.
-    let d = build(
-        &ws,
-        &ws.root().join("d"),
-        &["--remote", &url, "--offline"],
-        &[],
-    );
+    let d = f.build("d", &["--offline"]);
     d.ok();
     assert!(d.with("hit:remote").is_empty());
 }
 
 #[test]
 fn basic_auth_from_the_environment_and_a_docker_auth_file() {
-    let reg = Registry::start(Some(("alice", "wonderland")));
-    let ws = fake_workspace();
-    let url = reg.url("refine");
-    let env = [
-        ("REFINE_REGISTRY_USERNAME", "alice"),
-        ("REFINE_REGISTRY_PASSWORD", "wonderland"),
-    ];
-    let (a, push) = build_and_push(&ws, &ws.root().join("a"), &["--remote", &url], &env);
+    let f = Fixture::builder()
+        .auth("alice", "wonderland")
+        .env("REFINE_REGISTRY_USERNAME", "alice")
+        .env("REFINE_REGISTRY_PASSWORD", "wonderland")
+        .start();
+    let (reg, ws, url) = (&f.reg, &f.ws, f.url.clone());
+    let (a, push) = f.push_from("a");
     a.ok();
     push.ok();
     assert!(moved(&push, "failed").is_empty(), "{}", push.stdout);
@@ -191,7 +281,7 @@ fn basic_auth_from_the_environment_and_a_docker_auth_file() {
     )
     .unwrap();
     let b = build(
-        &ws,
+        ws,
         &ws.root().join("b"),
         &["--remote", &url],
         &[("REGISTRY_AUTH_FILE", file.to_str().unwrap())],
@@ -204,7 +294,7 @@ fn basic_auth_from_the_environment_and_a_docker_auth_file() {
         ("REFINE_REGISTRY_PASSWORD", "nope"),
     ];
     ws.edit("rules/wheels.toml", "CFLAGS = \"-O2\"", "CFLAGS = \"-O1\"");
-    let (c, push) = build_and_push(&ws, &ws.root().join("a"), &["--remote", &url], &bad);
+    let (c, push) = build_and_push(ws, &ws.root().join("a"), &["--remote", &url], &bad);
     c.ok();
     assert_eq!(
         push.code,
@@ -398,13 +488,9 @@ fn broken_downloads_and_wrong_bytes_are_discarded_and_rebuilt() {
 
 #[test]
 fn a_missing_blob_behind_a_tag_is_a_miss() {
-    let reg = Registry::start(None);
-    let ws = fake_workspace();
-    let url = reg.url("refine");
-    let (_, push) = build_and_push(&ws, &ws.root().join("a"), &["--remote", &url], &[]);
-    push.ok();
+    let (f, _) = Fixture::builder().pushed();
     // Delete every blob the registry stores (manifests stay, by their links).
-    let blobs = reg.data().join("docker/registry/v2/blobs/sha256");
+    let blobs = f.reg.data().join("docker/registry/v2/blobs/sha256");
     for e in common::files_under(&blobs) {
         if e.file_name().is_some_and(|n| n == "data") {
             let bytes = std::fs::read(&e).unwrap();
@@ -414,7 +500,7 @@ fn a_missing_blob_behind_a_tag_is_a_miss() {
             }
         }
     }
-    let b = build(&ws, &ws.root().join("b"), &["--remote", &url], &[]);
+    let b = f.build("b", &[]);
     b.ok();
     assert!(b.with("hit:remote").is_empty(), "{:?}", b.verdicts());
     assert!(
@@ -503,7 +589,7 @@ fn what_refine_pushes_is_an_oci_artifact_skopeo_can_read() {
     let (a, push) = build_and_push(&ws, &ws.store, &["--remote", &url], &[]);
     a.ok();
     push.ok();
-    let key = a.key_of("//wheels:alpha");
+    let key = ws.key("//wheels:alpha");
     let out = std::process::Command::new("skopeo")
         .args(["inspect", "--tls-verify=false", "--raw"])
         .arg(format!("docker://{}/refine/wheels/alpha:{key}", reg.addr()))
@@ -755,15 +841,14 @@ fn two_machines_markupsafe_for_real() {
 
 #[test]
 fn credentials_from_a_helper_and_from_podmans_auth_file() {
-    let reg = Registry::start(Some(("alice", "wonderland")));
-    let ws = fake_workspace();
-    let url = reg.url("refine");
-    let env = [
-        ("REFINE_REGISTRY_USERNAME", "alice"),
-        ("REFINE_REGISTRY_PASSWORD", "wonderland"),
-    ];
-    let (_, push) = build_and_push(&ws, &ws.root().join("a"), &["--remote", &url], &env);
-    push.ok();
+    // Machine a pushes with credentials from the environment; the others
+    // find them elsewhere.
+    let (f, _) = Fixture::builder()
+        .auth("alice", "wonderland")
+        .env("REFINE_REGISTRY_USERNAME", "alice")
+        .env("REFINE_REGISTRY_PASSWORD", "wonderland")
+        .pushed();
+    let (reg, ws, url) = (&f.reg, &f.ws, f.url.clone());
     let home = ws.root().join("home");
     // A docker credential helper named in docker's config.json.
     let bin = ws.root().join("bin");
@@ -784,7 +869,7 @@ fn credentials_from_a_helper_and_from_podmans_auth_file() {
     .unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let b = build(
-        &ws,
+        ws,
         &ws.root().join("b"),
         &["--remote", &url],
         &[
@@ -813,7 +898,7 @@ fn credentials_from_a_helper_and_from_podmans_auth_file() {
     )
     .unwrap();
     let c = build(
-        &ws,
+        ws,
         &ws.root().join("c"),
         &["--remote", &url],
         &[
@@ -829,7 +914,7 @@ fn credentials_from_a_helper_and_from_podmans_auth_file() {
     );
     // And with neither, nothing is pulled.
     let d = build(
-        &ws,
+        ws,
         &ws.root().join("d"),
         &["--remote", &url],
         &[
@@ -843,11 +928,8 @@ fn credentials_from_a_helper_and_from_podmans_auth_file() {
 
 #[test]
 fn only_results_signed_by_a_trusted_key_are_used() {
-    let reg = Registry::start(None);
-    let ws = fake_workspace();
-    let url = reg.url("refine");
-    let (_, push) = build_and_push(&ws, &ws.root().join("a"), &["--remote", &url], &[]);
-    push.ok();
+    let (f, _) = Fixture::builder().pushed();
+    let (reg, ws, url) = (&f.reg, &f.ws, f.url.clone());
     let mallory = refine::key::sign::SigningKeyFile::generate(&ws.root().join("m.key"), "mallory")
         .unwrap()
         .public()
@@ -908,7 +990,7 @@ fn only_results_signed_by_a_trusted_key_are_used() {
         "[defaults]",
         &format!(
             "[store]\ntrusted_keys = [\"{}\"]\n\n[defaults]",
-            signer(&ws).1
+            signer(ws).1
         ),
     );
     let mut c = ws.cmd_in(&ws.root().join("d"));
@@ -926,17 +1008,14 @@ fn only_results_signed_by_a_trusted_key_are_used() {
     assert!(d.with("built").is_empty(), "{:?}", d.verdicts());
     assert!(!d.with("hit:remote").is_empty());
     // skopeo sees who signed it; verify --against remote says so.
-    let key = d.key_of("//wheels:alpha");
+    let key = f.key("d", "//wheels:alpha");
     let out = std::process::Command::new("skopeo")
         .args(["inspect", "--tls-verify=false", "--raw"])
         .arg(format!("docker://{}/refine/wheels/alpha:{key}", reg.addr()))
         .output()
         .unwrap();
     let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        m["annotations"]["dev.refine.signer"],
-        signer(&ws).1.as_str()
-    );
+    assert_eq!(m["annotations"]["dev.refine.signer"], signer(ws).1.as_str());
     assert!(
         m["annotations"]["dev.refine.signature"]
             .as_str()
@@ -1063,12 +1142,9 @@ fn zst(mut tar: Vec<u8>) -> Vec<u8> {
 #[test]
 fn crafted_trees_and_archives_are_refused_and_rebuilt() {
     use refine::key::sha256_bytes;
-    let reg = Registry::start(None);
-    let ws = fake_workspace();
-    let url = reg.url("refine");
-    let (a, push) = build_and_push(&ws, &ws.root().join("a"), &["--remote", &url], &[]);
-    push.ok();
-    let zlib_key = a.key_of("//packs:zlib");
+    let (f, a) = Fixture::builder().pushed();
+    let (reg, ws, url) = (&f.reg, &f.ws, f.url.clone());
+    let zlib_key = f.key("a", "//packs:zlib");
     let legit = output_of(&a, "//packs:zlib");
     let legit_tree = {
         let s = refine::store::LocalStore::open(&ws.root().join("a")).unwrap();
@@ -1204,18 +1280,18 @@ fn crafted_trees_and_archives_are_refused_and_rebuilt() {
 
     for (n, (what, tree_text, archive, says)) in cases.into_iter().enumerate() {
         craft(
-            &reg,
+            reg,
             "refine/packs/zlib",
             &zlib_key,
             &tree_text,
             &archive,
-            &signer(&ws).0,
+            &signer(ws).0,
         );
         let store = ws.root().join(format!("b{n}"));
         // A dependent of zlib: zlib is materialized for its build.
         let mut c = ws.cmd_in(&store);
         c.env("REFINE_EXECUTOR", "fake")
-            .env("REFINE_TRUSTED_KEYS", signer(&ws).1)
+            .env("REFINE_TRUSTED_KEYS", signer(ws).1)
             .args([
                 "build",
                 "--json",

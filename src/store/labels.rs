@@ -115,9 +115,9 @@ impl LocalStore {
         Some((output, tree))
     }
 
-    /// Keep only the label records (of every arch) that `keep` accepts.
-    pub fn retain_labels(&self, keep: impl Fn(&LabelRecord) -> bool) {
-        let arches: Vec<String> = fs::read_dir(self.root.join("labels"))
+    /// The architectures the label index has records for.
+    pub fn label_arches(&self) -> Vec<String> {
+        fs::read_dir(self.root.join("labels"))
             .into_iter()
             .flatten()
             .flatten()
@@ -127,8 +127,17 @@ impl LocalStore {
                     .strip_suffix(".jsonl")
                     .map(str::to_string)
             })
-            .collect();
-        for arch in arches {
+            .collect()
+    }
+
+    /// Every label record of `arch`, by label.
+    pub fn label_records(&self, arch: &str) -> Vec<LabelRecord> {
+        self.with_labels(arch, |i| i.records.values().cloned().collect())
+    }
+
+    /// Keep only the label records (of every arch) that `keep` accepts.
+    pub fn retain_labels(&self, keep: impl Fn(&LabelRecord) -> bool) {
+        for arch in self.label_arches() {
             self.with_labels(&arch, |i| {
                 let gone: Vec<String> = i
                     .records

@@ -113,6 +113,37 @@ impl Ws {
         c
     }
 
+    /// Options for a library call on this workspace and its store, as the
+    /// fake executor's builds see them.
+    pub fn opts(&self) -> refine::ops::GlobalOpts {
+        refine::ops::GlobalOpts {
+            workspace: Some(self.dir.path().to_path_buf()),
+            store: Some(self.store.clone()),
+            executor: refine::ops::ExecutorKind::Fake,
+            ..Default::default()
+        }
+    }
+
+    /// The key `label` has now for the fake executor's builds in this
+    /// workspace's store (the one way tests learn a key).
+    pub fn key(&self, label: &str) -> String {
+        self.key_with(label, |_| {})
+    }
+
+    /// The same with the options changed (another store, `arch`,
+    /// `toolchain`, the podman executor).
+    pub fn key_with(
+        &self,
+        label: &str,
+        change: impl FnOnce(&mut refine::ops::GlobalOpts),
+    ) -> String {
+        let mut o = self.opts();
+        change(&mut o);
+        refine::testing::key_of(&o, label)
+            .unwrap_or_else(|e| panic!("no key for {label}: {e}"))
+            .0
+    }
+
     pub fn run(&self, args: &[&str]) -> Run {
         Run::from(self.cmd().args(args).output().unwrap())
     }
@@ -200,17 +231,6 @@ impl Run {
             .collect()
     }
 
-    /// The key a `--json` build's `finished` event gives a label.
-    pub fn key_of(&self, label: &str) -> String {
-        self.events()
-            .iter()
-            .find(|e| e["event"] == "finished" && e["label"] == label)
-            .unwrap_or_else(|| panic!("no finished event for {label}:\n{}", self.stdout))["key"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-
     /// label → verdict, from a `--json` build.
     pub fn verdicts(&self) -> BTreeMap<String, String> {
         self.events()
@@ -251,19 +271,15 @@ impl Run {
 /// pushes a result of the fake executor, and never lets one answer a podman
 /// build; the remote tests, which test the transport rather than the
 /// builds, make machine A's store look sandbox-built with this. Only tests
-/// do this, by editing the store's files: refine has no switch for it.
+/// do this (a library call of the test-only feature): refine has no switch
+/// for it.
 pub fn adopt_as_sandbox_built(store: &Path) {
-    let mut files = files_under(&store.join("ac"));
-    files.extend(files_under(&store.join("labels")));
-    for f in files {
-        let text = std::fs::read_to_string(&f).unwrap();
-        let stamped = text
-            .replace("\"executor\": \"fake\"", "\"executor\": \"podman\"")
-            .replace("\"executor\":\"fake\"", "\"executor\":\"podman\"");
-        if stamped != text {
-            std::fs::write(&f, stamped).unwrap();
-        }
-    }
+    let n = refine::testing::adopt_as_sandbox_built(store).unwrap();
+    assert!(
+        n > 0,
+        "no result of the fake executor in {}",
+        store.display()
+    );
 }
 
 /// A workspace for the fake executor: path sources, an image, the system
