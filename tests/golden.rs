@@ -191,3 +191,81 @@ fn the_podman_argv_is_exactly_this() {
     };
     insta::assert_snapshot!(spec.podman_argv().join("\n"));
 }
+
+/// The sandbox of the shipped s390x repair of PyYAML and of its wheel, as
+/// a plan (a pure value: what is mounted where, from which digest, the
+/// image, the command, the environment, the limits), for made-up outputs
+/// of their dependencies. A change here changes what every build sees.
+/// (Made on an x86_64 host: a hybrid image runs the host's frontend.)
+#[test]
+fn the_sandbox_plan_is_exactly_this() {
+    use refine::sched::{DepView, PlanSettings, plan_sandbox};
+    use refine::store::{EntryKind, Tree, TreeEntry};
+    let store = tempfile::tempdir().unwrap();
+    let s = refine::ops::Session::load(&refine::ops::GlobalOpts {
+        workspace: Some(env!("CARGO_MANIFEST_DIR").into()),
+        store: Some(store.path().to_path_buf()),
+        arch: Some("s390x".into()),
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("{}", e.message));
+    let labels: Vec<Label> = vec!["//repairs:pyyaml".parse().unwrap()];
+    let g = s.graph(&labels).unwrap();
+    // Every node's output: a tree of one made-up file, named as its kind
+    // names outputs, whose digest is its label's.
+    let trees: BTreeMap<Label, Tree> = g
+        .nodes
+        .iter()
+        .map(|n| {
+            let l = n.label().clone();
+            let name = match l.kind {
+                Kind::Image => "rootfs.tar".to_string(),
+                Kind::Pack | Kind::Runtime => format!("lib/lib{}.so", l.name),
+                Kind::Source if n.derivation.is_wheel_source => {
+                    format!("{}-1.0-py3-none-any.whl", l.name)
+                }
+                Kind::Source => format!("{}.tar.gz", l.name),
+                _ => format!("{}-1.0-cp311-cp311-linux_s390x.whl", l.name),
+            };
+            let tree = Tree::new(vec![TreeEntry {
+                path: name,
+                kind: EntryKind::File {
+                    executable: false,
+                    size: 1,
+                    digest: sha256_bytes(l.to_string().as_bytes()),
+                },
+            }])
+            .unwrap();
+            (l, tree)
+        })
+        .collect();
+    let view: std::collections::HashMap<&Label, DepView<'_>> = g
+        .nodes
+        .iter()
+        .map(|n| {
+            (
+                n.label(),
+                DepView {
+                    derivation: &n.derivation,
+                    tree: &trees[n.label()],
+                },
+            )
+        })
+        .collect();
+    let settings = PlanSettings {
+        cpus: Some("2".into()),
+        memory: Some("4g".into()),
+        scratch: 4 << 30,
+        pids_limit: 4096,
+        jobs: 2,
+        key_short: "0123456789ab".into(),
+        pid: 1,
+    };
+    let mut text = String::new();
+    for l in ["//wheels:pyyaml", "//repairs:pyyaml"] {
+        let d = &g.get(&l.parse().unwrap()).unwrap().derivation;
+        let p = plan_sandbox(d, &view, &settings).unwrap();
+        text.push_str(&format!("{p:#?}\n"));
+    }
+    insta::assert_snapshot!(text);
+}

@@ -21,7 +21,10 @@ mod sandbox;
 
 pub use events::{Event, EventSink, NullSink};
 pub use result::{NodeResult, PushStatus, Verdict, dep_digest};
-pub use sandbox::{RuntimeInfo, contract_env, image_tag};
+pub use sandbox::{
+    DepView, ImagePlan, MountSource, PlanSettings, PlannedMount, RuntimeInfo, SandboxPlan,
+    contract_env, image_tag, plan as plan_sandbox,
+};
 
 use crate::eval::Graph;
 use crate::exec::Executor;

@@ -179,52 +179,131 @@ pub struct DepView<'a> {
     pub tree: &'a Tree,
 }
 
-/// Mount every file of `tree` ending in `.whl` under `dir`.
-fn mount_wheels(
-    cfg: &RunConfig<'_>,
-    dep: &DepView<'_>,
-    dir: &str,
-    mounts: &mut Vec<Mount>,
-) -> Result<(), Error> {
-    for (name, digest, _) in dep.tree.files() {
-        let base = name.rsplit('/').next().unwrap_or(name);
-        if base.ends_with(".whl") {
-            cfg.store.verify_blob(digest)?;
-            mounts.push(Mount {
-                host: cfg.store.blob_path(digest),
-                container: format!("{dir}/{base}"),
-                read_only: true,
-            });
-        }
-    }
-    Ok(())
+/// Where a mount's host side comes from: decided by the plan, made real
+/// by [`materialize`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MountSource {
+    /// A blob of the store, as itself (checked against its digest first).
+    Blob(Digest),
+    /// A tree of the store laid out as a directory (packs, runtimes).
+    Tree(Digest),
+    /// A wheel's files laid out once in the store (the frontend, Zig).
+    UnpackedWheel(Digest),
+    /// The recipe and its includes, copied into the scratch directory.
+    Recipes,
+    /// `/build`, the scratch, writable by the build's uid alone.
+    Build,
+    /// `/out`, the only output.
+    Out,
 }
 
-/// Materialize inputs and describe the container for node `i`.
-pub fn prepare(
-    graph: &Graph,
-    i: usize,
-    deps: &[&NodeResult],
-    cfg: &RunConfig<'_>,
-    scratch: &Path,
-    key_short: &str,
-) -> Result<SandboxSpec, Error> {
-    let d = &graph.nodes[i].derivation;
-    let mut view: HashMap<&Label, DepView<'_>> = HashMap::new();
-    for r in deps {
-        let (Some(node), Some(tree)) = (graph.get(&r.label), r.tree.as_ref()) else {
-            continue;
-        };
-        view.insert(
-            &r.label,
-            DepView {
-                derivation: &node.derivation,
-                tree,
-            },
-        );
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedMount {
+    pub source: MountSource,
+    pub container: String,
+    pub read_only: bool,
+}
+
+/// Which image the container runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImagePlan {
+    /// Pulled by its digest-pinned reference.
+    Oci { reference: String },
+    /// The image's root filesystem tarball, loaded under a tag that
+    /// carries its digest.
+    Tarball { tag: String, rootfs: Digest },
+}
+
+/// Everything about a build's container that can be decided without
+/// touching the host: a pure value of the derivation, its dependencies'
+/// outputs and the run's settings (golden-tested in tests/golden.rs).
+/// [`materialize`] then makes it real.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SandboxPlan {
+    /// Container name (kind, name, key, refine's pid).
+    pub name: String,
+    pub label: String,
+    pub image: ImagePlan,
+    pub arch: crate::platform::Arch,
+    pub foreign: bool,
+    pub mounts: Vec<PlannedMount>,
+    /// The workspace files copied to `/refine/ws`, with the digests the
+    /// key was computed from (checked again when they are copied).
+    pub recipe_files: Vec<(String, Digest)>,
+    pub env: BTreeMap<String, String>,
+    pub command: Vec<String>,
+    pub limits: Limits,
+    /// A seccomp profile refuses user namespaces of the build's own
+    /// (unless its rule says `nested_userns`).
+    pub refuse_nested_userns: bool,
+    pub pids_limit: u32,
+}
+
+/// The run's settings a plan depends on, resolved by the caller (the
+/// machine's defaults included), so that the plan stays a pure value.
+#[derive(Clone, Debug)]
+pub struct PlanSettings {
+    pub cpus: Option<String>,
+    pub memory: Option<String>,
+    /// Bytes of the private `/tmp`.
+    pub scratch: u64,
+    pub pids_limit: u32,
+    /// `REFINE_JOBS`.
+    pub jobs: usize,
+    /// The first characters of the node's key (in the container's name).
+    pub key_short: String,
+    /// refine's process id (in the container's name).
+    pub pid: u32,
+}
+
+impl PlanSettings {
+    /// The settings of this run, on this machine.
+    pub fn of_run(cfg: &RunConfig<'_>, key_short: &str) -> PlanSettings {
+        PlanSettings {
+            cpus: cfg.sandbox.cpus.clone().or_else(default_cpus),
+            memory: cfg
+                .sandbox
+                .memory
+                .clone()
+                .or_else(|| default_memory(cfg.jobs)),
+            scratch: cfg.sandbox.scratch,
+            pids_limit: cfg.sandbox.pids_limit,
+            jobs: cfg
+                .sandbox
+                .cpus
+                .as_ref()
+                .and_then(|c| c.parse::<f64>().ok())
+                .map(|c| c.ceil().max(1.0) as usize)
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            key_short: key_short.to_string(),
+            pid: std::process::id(),
+        }
     }
+}
+
+/// Mounts for every file of `tree` ending in `.whl`, under `dir`.
+fn wheel_mounts(tree: &Tree, dir: &str) -> Vec<PlannedMount> {
+    tree.files()
+        .filter_map(|(name, digest, _)| {
+            let base = name.rsplit('/').next().unwrap_or(name);
+            base.ends_with(".whl").then(|| PlannedMount {
+                source: MountSource::Blob(digest.clone()),
+                container: format!("{dir}/{base}"),
+                read_only: true,
+            })
+        })
+        .collect()
+}
+
+/// Plan the container for derivation `d`, whose dependencies' outputs
+/// `deps` holds (by label). Touches nothing.
+pub fn plan(
+    d: &Derivation,
+    deps: &HashMap<&Label, DepView<'_>>,
+    settings: &PlanSettings,
+) -> Result<SandboxPlan, Error> {
     let get = |l: &Label| {
-        view.get(l).ok_or_else(|| {
+        deps.get(l).ok_or_else(|| {
             fail(
                 ErrorClass::Internal,
                 format!("{l} has no output although {} needs it", d.label),
@@ -243,11 +322,10 @@ pub fn prepare(
         )
     })?;
     let image = get(image_label)?;
-    let image_ref = match &image.derivation.action {
-        Action::OciImage { reference, .. } => {
-            cfg.exec.pull_image(reference, d.platform.arch)?;
-            reference.clone()
-        }
+    let image_plan = match &image.derivation.action {
+        Action::OciImage { reference, .. } => ImagePlan::Oci {
+            reference: reference.clone(),
+        },
         _ => {
             let (_, digest, _) = image
                 .tree
@@ -260,11 +338,10 @@ pub fn prepare(
                         "run `refine store verify` (it drops damaged entries), then build again",
                     )
                 })?;
-            cfg.store.verify_blob(digest)?;
-            let tag = image_tag(image_label, &image.tree.digest());
-            cfg.exec
-                .load_image(&tag, &cfg.store.blob_path(digest), d.platform.arch)?;
-            tag
+            ImagePlan::Tarball {
+                tag: image_tag(image_label, &image.tree.digest()),
+                rootfs: digest.clone(),
+            }
         }
     };
 
@@ -285,9 +362,8 @@ pub fn prepare(
                     })
                 }
                 _ => {
-                    let dir = cfg.store.materialize(&rt.tree.digest())?;
-                    mounts.push(Mount {
-                        host: dir,
+                    mounts.push(PlannedMount {
+                        source: MountSource::Tree(rt.tree.digest()),
                         container: "/opt/runtime".into(),
                         read_only: true,
                     });
@@ -312,9 +388,8 @@ pub fn prepare(
     for l in &d.inputs.sources {
         let src = get(l)?;
         for (name, digest, _) in src.tree.files() {
-            cfg.store.verify_blob(digest)?;
-            mounts.push(Mount {
-                host: cfg.store.blob_path(digest),
+            mounts.push(PlannedMount {
+                source: MountSource::Blob(digest.clone()),
                 container: format!("/refine/src/{name}"),
                 read_only: true,
             });
@@ -324,26 +399,24 @@ pub fn prepare(
     let mut pack_names = Vec::new();
     for l in &d.inputs.packs {
         let p = get(l)?;
-        let dir = cfg.store.materialize(&p.tree.digest())?;
-        mounts.push(Mount {
-            host: dir,
+        mounts.push(PlannedMount {
+            source: MountSource::Tree(p.tree.digest()),
             container: format!("/opt/packs/{}", l.name),
             read_only: true,
         });
         pack_names.push(l.name.to_string());
     }
     for l in &d.inputs.wheels {
-        mount_wheels(cfg, get(l)?, "/refine/wheels", &mut mounts)?;
+        mounts.extend(wheel_mounts(get(l)?.tree, "/refine/wheels"));
     }
     for l in &d.inputs.tools {
-        mount_wheels(cfg, get(l)?, "/refine/tools", &mut mounts)?;
+        mounts.extend(wheel_mounts(get(l)?.tree, "/refine/tools"));
     }
     if let Some(l) = &d.inputs.wheel {
-        mount_wheels(cfg, get(l)?, "/refine/input", &mut mounts)?;
+        mounts.extend(wheel_mounts(get(l)?.tree, "/refine/input"));
     }
-    // The frontend: its wheel's files (the program among them), laid out
-    // once in the store.
-    // The same for Zig.
+    // The frontend and Zig: their wheel's files (the program among them),
+    // laid out once in the store.
     for (l, container, what) in [
         (&d.inputs.frontend, FRONTEND, "frontend"),
         (&d.inputs.zig, ZIG, "zig"),
@@ -364,54 +437,34 @@ pub fn prepare(
                 ),
             ));
         };
-        mounts.push(Mount {
-            host: cfg.store.unpacked_wheel(digest)?,
+        mounts.push(PlannedMount {
+            source: MountSource::UnpackedWheel(digest.clone()),
             container: container.into(),
             read_only: true,
         });
     }
 
-    // The recipe, copied from the workspace and checked against the digests
-    // the key was computed from.
-    let ws_dir = scratch.join("ws");
-    let command = match &d.action {
+    // The recipe, copied from the workspace when materialized.
+    let (command, recipe_files) = match &d.action {
         Action::Recipe { recipe, .. } => {
-            for (rel, digest) in &recipe.files {
-                // The workspace's file, or the built-in base's.
-                let bytes = cfg.sources.read(rel).ok_or_else(|| {
-                    fail(
-                        ErrorClass::User,
-                        format!("cannot read recipe {rel}"),
-                        "restore the file",
-                    )
-                })?;
-                if &crate::key::sha256_bytes(&bytes) != digest {
-                    return Err(fail(
-                        ErrorClass::User,
-                        format!("recipe {rel} changed while refine was running"),
-                        "run the build again",
-                    ));
-                }
-                let dest = ws_dir.join(rel);
-                if let Some(p) = dest.parent() {
-                    std::fs::create_dir_all(p)?;
-                }
-                std::fs::write(&dest, &bytes)?;
-            }
-            mounts.push(Mount {
-                host: ws_dir.clone(),
+            mounts.push(PlannedMount {
+                source: MountSource::Recipes,
                 container: "/refine/ws".into(),
                 read_only: true,
             });
-            vec![
-                "/bin/sh".to_string(),
-                "-eu".into(),
-                format!("/refine/ws/{}", recipe.script),
-            ]
+            (
+                vec![
+                    "/bin/sh".to_string(),
+                    "-eu".into(),
+                    format!("/refine/ws/{}", recipe.script),
+                ],
+                recipe.files.clone(),
+            )
         }
-        Action::SystemRuntime { python } => {
-            vec![python.clone(), "-c".into(), SYSTEM_RUNTIME_PROBE.into()]
-        }
+        Action::SystemRuntime { python } => (
+            vec![python.clone(), "-c".into(), SYSTEM_RUNTIME_PROBE.into()],
+            Vec::new(),
+        ),
         _ => {
             return Err(fail(
                 ErrorClass::Internal,
@@ -420,51 +473,18 @@ pub fn prepare(
             ));
         }
     };
-
-    let build = scratch.join("build");
-    let out = scratch.join("out");
-    std::fs::create_dir_all(build.join("home"))?;
-    std::fs::create_dir_all(&out)?;
-    let seccomp = if d.nested_userns {
-        None
-    } else {
-        let dir = cfg.store.root().join("sandbox");
-        Some(crate::exec::seccomp::profile_in(&dir).map_err(|e| {
-            fail(
-                ErrorClass::Environment,
-                format!("{}: cannot refuse nested user namespaces: {e}", d.label),
-                crate::exec::seccomp::FIX,
-            )
-        })?)
-    };
-    let isolation = crate::exec::Isolation {
-        userns: crate::exec::host::userns_available(),
-        pids_limit: cfg.sandbox.pids_limit,
-        seccomp,
-    };
-    // The scratch and output directories belong to the build's uid alone.
-    for dir in [&build, &build.join("home"), &out] {
-        give_to(dir, isolation.host_uid())?;
-    }
-    mounts.push(Mount {
-        host: build,
+    mounts.push(PlannedMount {
+        source: MountSource::Build,
         container: "/build".into(),
         read_only: false,
     });
-    mounts.push(Mount {
-        host: out.clone(),
+    mounts.push(PlannedMount {
+        source: MountSource::Out,
         container: "/out".into(),
         read_only: false,
     });
 
-    let jobs = cfg
-        .sandbox
-        .cpus
-        .as_ref()
-        .and_then(|c| c.parse::<f64>().ok())
-        .map(|c| c.ceil().max(1.0) as usize)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let env = contract_env(d, &pack_names, runtime.as_ref(), jobs);
+    let env = contract_env(d, &pack_names, runtime.as_ref(), settings.jobs);
     let name = format!(
         "refine-{}-{}-{}-{}",
         d.label.kind.singular(),
@@ -477,33 +497,161 @@ pub fn prepare(
                 '_'
             })
             .collect::<String>(),
-        key_short,
-        std::process::id()
+        settings.key_short,
+        settings.pid
     );
-    Ok(SandboxSpec {
+    Ok(SandboxPlan {
         name,
-        owner: crate::runid::RunId::current().tag(),
         label: d.label.to_string(),
-        image: image_ref,
+        image: image_plan,
         arch: d.platform.arch,
         foreign: d.platform.is_foreign(),
         mounts,
+        recipe_files,
         env,
         command,
-        workdir: "/build".into(),
         limits: Limits {
-            cpus: cfg.sandbox.cpus.clone().or_else(default_cpus),
-            memory: cfg
-                .sandbox
-                .memory
-                .clone()
-                .or_else(|| default_memory(cfg.jobs)),
+            cpus: settings.cpus.clone(),
+            memory: settings.memory.clone(),
             timeout: d.timeout,
-            scratch: Some(cfg.sandbox.scratch),
+            scratch: Some(settings.scratch),
         },
+        refuse_nested_userns: !d.nested_userns,
+        pids_limit: settings.pids_limit,
+    })
+}
+
+/// Make a plan real on this host: the image loaded or pulled, every blob
+/// checked against its digest, trees and wheels laid out in the store, the
+/// recipe files copied (and checked against the key's digests), the
+/// scratch and output directories made and given to the build's uid, the
+/// seccomp profile written.
+pub fn materialize(
+    plan: SandboxPlan,
+    cfg: &RunConfig<'_>,
+    scratch: &Path,
+) -> Result<SandboxSpec, Error> {
+    let image = match &plan.image {
+        ImagePlan::Oci { reference } => {
+            cfg.exec.pull_image(reference, plan.arch)?;
+            reference.clone()
+        }
+        ImagePlan::Tarball { tag, rootfs } => {
+            cfg.store.verify_blob(rootfs)?;
+            cfg.exec
+                .load_image(tag, &cfg.store.blob_path(rootfs), plan.arch)?;
+            tag.clone()
+        }
+    };
+    let ws_dir = scratch.join("ws");
+    for (rel, digest) in &plan.recipe_files {
+        // The workspace's file, or the built-in base's.
+        let bytes = cfg.sources.read(rel).ok_or_else(|| {
+            fail(
+                ErrorClass::User,
+                format!("cannot read recipe {rel}"),
+                "restore the file",
+            )
+        })?;
+        if &crate::key::sha256_bytes(&bytes) != digest {
+            return Err(fail(
+                ErrorClass::User,
+                format!("recipe {rel} changed while refine was running"),
+                "run the build again",
+            ));
+        }
+        let dest = ws_dir.join(rel);
+        if let Some(p) = dest.parent() {
+            std::fs::create_dir_all(p)?;
+        }
+        std::fs::write(&dest, &bytes)?;
+    }
+    let build = scratch.join("build");
+    let out = scratch.join("out");
+    std::fs::create_dir_all(build.join("home"))?;
+    std::fs::create_dir_all(&out)?;
+    let seccomp = if plan.refuse_nested_userns {
+        let dir = cfg.store.root().join("sandbox");
+        Some(crate::exec::seccomp::profile_in(&dir).map_err(|e| {
+            fail(
+                ErrorClass::Environment,
+                format!("{}: cannot refuse nested user namespaces: {e}", plan.label),
+                crate::exec::seccomp::FIX,
+            )
+        })?)
+    } else {
+        None
+    };
+    let isolation = crate::exec::Isolation {
+        userns: crate::exec::host::userns_available(),
+        pids_limit: plan.pids_limit,
+        seccomp,
+    };
+    // The scratch and output directories belong to the build's uid alone.
+    for dir in [&build, &build.join("home"), &out] {
+        give_to(dir, isolation.host_uid())?;
+    }
+    let mut mounts = Vec::with_capacity(plan.mounts.len());
+    for m in &plan.mounts {
+        let host = match &m.source {
+            MountSource::Blob(d) => {
+                cfg.store.verify_blob(d)?;
+                cfg.store.blob_path(d)
+            }
+            MountSource::Tree(d) => cfg.store.materialize(d)?,
+            MountSource::UnpackedWheel(d) => cfg.store.unpacked_wheel(d)?,
+            MountSource::Recipes => ws_dir.clone(),
+            MountSource::Build => build.clone(),
+            MountSource::Out => out.clone(),
+        };
+        mounts.push(Mount {
+            host,
+            container: m.container.clone(),
+            read_only: m.read_only,
+        });
+    }
+    Ok(SandboxSpec {
+        name: plan.name,
+        owner: crate::runid::RunId::current().tag(),
+        label: plan.label,
+        image,
+        arch: plan.arch,
+        foreign: plan.foreign,
+        mounts,
+        env: plan.env,
+        command: plan.command,
+        workdir: "/build".into(),
+        limits: plan.limits,
         isolation,
         out,
     })
+}
+
+/// Plan and materialize the container for node `i` of `graph`.
+pub fn prepare(
+    graph: &Graph,
+    i: usize,
+    deps: &[&NodeResult],
+    cfg: &RunConfig<'_>,
+    scratch: &Path,
+    key_short: &str,
+) -> Result<SandboxSpec, Error> {
+    let d = &graph.nodes[i].derivation;
+    let mut view: HashMap<&Label, DepView<'_>> = HashMap::new();
+    for r in deps {
+        let (Some(node), Some(tree)) = (graph.get(&r.label), r.tree.as_ref()) else {
+            continue;
+        };
+        view.insert(
+            &r.label,
+            DepView {
+                derivation: &node.derivation,
+                tree,
+            },
+        );
+    }
+    let p = plan(d, &view, &PlanSettings::of_run(cfg, key_short))?;
+    materialize(p, cfg, scratch)
 }
 
 /// A build's CPU limit when `[sandbox] cpus` says none: the machine's
