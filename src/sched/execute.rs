@@ -3,7 +3,7 @@
 //! its output stored as a tree. Every build writes a log, named in the
 //! node's result.
 
-use super::node::NodeCx;
+use super::cx::NodeCx;
 use super::result::NodeResult;
 use super::sandbox::{self, makes_wheels};
 use crate::error::{Error, ErrorClass};
@@ -14,24 +14,30 @@ use crate::rules::Kind;
 use crate::store::{EntryKind, Tree, TreeEntry};
 use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn failure(class: ErrorClass, message: impl Into<String>, hint: impl Into<String>) -> Error {
     Error::new(class, message).hint(hint)
 }
 
-/// Build the node into a tree in the store, writing its log (named in
-/// `res.log`). A failure of the host that every build would meet (podman
-/// or a binfmt handler missing, a full disk) is of [`Scope::Run`](crate::error::Scope).
+/// Build the node into a tree in the store, writing its log; returns the
+/// log's path (once it exists) and the tree or the failure. A failure of
+/// the host that every build would meet (podman or a binfmt handler
+/// missing, a full disk) is of [`Scope::Run`](crate::error::Scope).
 pub(super) fn build(
     cx: &NodeCx<'_>,
     deps: &[&NodeResult],
-    res: &mut NodeResult,
-) -> Result<Tree, Error> {
+) -> (Option<PathBuf>, Result<Tree, Error>) {
+    let log_path = cx
+        .cfg
+        .store
+        .new_log_path(cx.arch(), &cx.d.label.path(), &cx.key);
+    let r = logged(cx, deps, &log_path);
+    (Some(log_path), r)
+}
+
+fn logged(cx: &NodeCx<'_>, deps: &[&NodeResult], log_path: &Path) -> Result<Tree, Error> {
     let d = cx.d;
-    let store = cx.cfg.store;
-    let log_path = store.new_log_path(cx.arch(), &d.label.path(), &cx.key);
-    res.log = Some(log_path.clone());
     if let Some(dir) = log_path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -39,7 +45,7 @@ pub(super) fn build(
         .create(true)
         .append(true)
         .read(true)
-        .open(&log_path)?;
+        .open(log_path)?;
     writeln!(
         log,
         "refine {}: building {} for {}",
@@ -50,7 +56,7 @@ pub(super) fn build(
     writeln!(log, "key {}", cx.key)?;
     cx.cfg.sink.event(&super::Event::Building {
         label: &d.label,
-        log: &log_path,
+        log: log_path,
     });
     let r = run_action(cx, deps, &mut log);
     match r {

@@ -3,9 +3,7 @@
 //! passes; damage and faults are notes, never failures, but for a full disk
 //! under a pull, which stops the run as it would a build.
 
-use super::node::NodeCx;
-use super::record;
-use super::result::{NodeResult, Verdict};
+use super::cx::NodeCx;
 use crate::key::Digest;
 use crate::remote::RemoteError;
 use crate::store::{BlobCheck, Lookup, Tree};
@@ -24,7 +22,7 @@ pub(super) fn indexed(cx: &NodeCx<'_>, check: BlobCheck) -> Option<Hit> {
 
 /// The local store: the label index, then the action cache, with every
 /// blob of the output checked (hashed, for what is delivered: `check`).
-pub(super) fn local(cx: &NodeCx<'_>, res: &mut NodeResult, check: BlobCheck) -> Option<Hit> {
+pub(super) fn local(cx: &NodeCx<'_>, check: BlobCheck) -> Option<Hit> {
     if let Some(hit) = indexed(cx, check) {
         return Some(hit);
     }
@@ -45,31 +43,28 @@ pub(super) fn local(cx: &NodeCx<'_>, res: &mut NodeResult, check: BlobCheck) -> 
                 Ok(()) => Some((r.output, t)),
                 Err(e) => {
                     store.remove_action(&cx.key);
-                    cx.note(
-                        res,
-                        format!("{}: corrupt cache entry treated as a miss: {e}", cx.d.label),
-                    );
+                    cx.note(format!(
+                        "{}: corrupt cache entry treated as a miss: {e}",
+                        cx.d.label
+                    ));
                     None
                 }
             }
         }
         Lookup::Miss => None,
         Lookup::Corrupt(why) => {
-            cx.note(
-                res,
-                format!(
-                    "{}: corrupt cache entry treated as a miss: {why}",
-                    cx.d.label
-                ),
-            );
+            cx.note(format!(
+                "{}: corrupt cache entry treated as a miss: {why}",
+                cx.d.label
+            ));
             None
         }
     }
 }
 
-/// The remote: `Ok(Some)` a verified pull, `Ok(None)` a miss, `Err` a
-/// fault (already said once as a note).
-pub(super) fn remote(cx: &NodeCx<'_>, res: &mut NodeResult) -> Pulled {
+/// The remote: a verified pull, a miss, a fault (said once as a note), or
+/// this machine's store failing under the pull.
+pub(super) fn remote(cx: &NodeCx<'_>) -> Pulled {
     let Some(remote) = cx.cfg.remote else {
         return Pulled::Miss;
     };
@@ -80,7 +75,7 @@ pub(super) fn remote(cx: &NodeCx<'_>, res: &mut NodeResult) -> Pulled {
         }
         Ok(None) => Pulled::Miss,
         Err(RemoteError::Remote(e)) => {
-            cx.note(res, format!("remote {}: {e}", remote.describe()));
+            cx.note(format!("remote {}: {e}", remote.describe()));
             Pulled::Noted
         }
         // This machine's store failed under the pull: the store's failure,
@@ -92,7 +87,7 @@ pub(super) fn remote(cx: &NodeCx<'_>, res: &mut NodeResult) -> Pulled {
             if err.is_run_wide() {
                 return Pulled::Failed(err);
             }
-            cx.note(res, format!("{}: {}", err.message, err.causes.join(": ")));
+            cx.note(format!("{}: {}", err.message, err.causes.join(": ")));
             Pulled::Noted
         }
     }
@@ -106,33 +101,4 @@ pub(super) enum Pulled {
     Noted,
     /// A failure of this machine that ends the node (and the run).
     Failed(crate::error::Error),
-}
-
-/// Settle a node with a hit.
-pub(super) fn finish(
-    cx: &NodeCx<'_>,
-    (output, tree): Hit,
-    mut res: NodeResult,
-    verdict: Verdict,
-) -> NodeResult {
-    res.verdict = verdict;
-    res.output = Some(output);
-    res.tree = Some(tree);
-    res.duration = cx.start.elapsed();
-    // Only write when something changed: a no-op run writes nothing.
-    let (log, same) = cx
-        .cfg
-        .store
-        .label_check(cx.arch(), &cx.d.label.to_string(), |p| {
-            let same = res.key.as_ref().is_some_and(|k| p.key == k.0)
-                && p.verdict == "hit"
-                && p.output == res.output;
-            (p.log.clone(), same)
-        })
-        .unwrap_or((None, false));
-    res.log = log;
-    if !same {
-        record::label(cx, &res);
-    }
-    res
 }

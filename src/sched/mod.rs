@@ -11,6 +11,7 @@
 //! that need it; without `keep_going` nothing new starts after the first
 //! failure. Failures are never cached.
 
+mod cx;
 mod events;
 mod execute;
 mod lookup;

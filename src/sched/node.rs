@@ -8,150 +8,129 @@
 //!            └── hit ──────┴────── hit ─────────┘
 //! ```
 //!
-//! [`lookup`](super::lookup) holds the cache layers, [`execute`](super::execute)
-//! the build, [`record`](super::record) what is written after it.
+//! Each stage returns what it came to: [`lookup`](super::lookup) a hit or
+//! nothing, [`execute`](super::execute) a tree or a failure (and its log),
+//! [`record`](super::record) what could not be written. [`process`] folds
+//! them into one [`Outcome`], and the node's [`NodeResult`] is made from it
+//! once, in [`settle`].
 
+use super::cx::NodeCx;
 use super::lookup::{self, Hit, Pulled};
-use super::result::{NodeResult, Verdict, dep_digest};
-use super::{Event, RunConfig, execute, record};
-use crate::eval::{Derivation, Graph};
-use crate::key::{Digest, Key, Preimage};
-use crate::rules::Label;
+use super::result::{NodeResult, Verdict};
+use super::{RunConfig, execute, record};
+use crate::error::Error;
+use crate::eval::Graph;
 use crate::store::BlobCheck;
-use std::collections::HashMap;
-use std::time::Instant;
+use std::path::PathBuf;
 
-/// Everything the stages of one node share.
-pub(super) struct NodeCx<'a> {
-    pub graph: &'a Graph,
-    pub i: usize,
-    pub d: &'a Derivation,
-    pub cfg: &'a RunConfig<'a>,
-    pub pre: Preimage,
-    pub key: Key,
-    pub start: Instant,
-    /// Rebuilt even when cached (`refine verify`), and not recorded.
-    pub forced: bool,
-}
-
-impl<'a> NodeCx<'a> {
-    pub fn new(
-        graph: &'a Graph,
-        i: usize,
-        deps: &[&NodeResult],
-        cfg: &'a RunConfig<'a>,
-    ) -> NodeCx<'a> {
-        let start = Instant::now();
-        let d = &graph.nodes[i].derivation;
-        let digests = dep_digests(graph, deps);
-        let pre = d.preimage(&|l| digests.get(l).cloned());
-        let key = pre.key();
-        NodeCx {
-            graph,
-            i,
-            d,
-            cfg,
-            pre,
-            key,
-            start,
-            forced: cfg.force.contains(&i),
-        }
-    }
-
-    pub fn arch(&self) -> &'static str {
-        self.d.platform.arch.as_str()
-    }
-
-    /// Say something about this node that does not fail it.
-    pub fn note(&self, res: &mut NodeResult, msg: String) {
-        self.cfg.sink.event(&Event::Warning {
-            label: Some(&self.d.label),
-            message: msg.clone(),
-        });
-        res.notes.push(msg);
-    }
-
-    /// Whether a result made by `executor` may answer this node: a
-    /// sandbox build's always, another executor's only for a run of that
-    /// same executor (a test's fake results never answer a podman build);
-    /// a fixed-output node's whatever made it (its bytes are its pin).
-    pub fn trusts(&self, executor: &str) -> bool {
-        crate::exec::trusts(
-            self.cfg.exec.name(),
-            executor,
-            self.d.fixed_output().is_some(),
-        )
-    }
-}
-
-pub(super) fn dep_digests<'g>(
-    graph: &'g Graph,
-    deps: &[&NodeResult],
-) -> HashMap<&'g Label, Digest> {
-    let mut digests = HashMap::with_capacity(deps.len());
-    for r in deps {
-        if let Some(node) = graph.get(&r.label)
-            && let Some(dg) = dep_digest(&node.derivation, r)
-        {
-            digests.insert(node.label(), dg);
-        }
-    }
-    digests
+/// What a node's stages came to.
+pub(super) enum Outcome {
+    /// Answered by a cache (`hit:local` or `hit:remote`).
+    Hit(Verdict, Hit),
+    /// Built, its output stored.
+    Built { hit: Hit, log: PathBuf },
+    /// Failed, with its log when a build started.
+    Failed { error: Error, log: Option<PathBuf> },
 }
 
 pub fn process(graph: &Graph, i: usize, deps: &[&NodeResult], cfg: &RunConfig<'_>) -> NodeResult {
     let cx = NodeCx::new(graph, i, deps, cfg);
-    let mut res = NodeResult::new(&cx.d.label, Verdict::Failed, Some(cx.key.clone()));
-    // A remote fault is said once per node: a failed push after a failed
-    // pull shows in the verdict line only.
+    let (outcome, remote_noted) = run(&cx, deps);
+    settle(&cx, outcome, remote_noted)
+}
+
+/// The stages, up to what they came to. The second value says a remote
+/// fault was already noted (then a failed push says no more).
+fn run(cx: &NodeCx<'_>, deps: &[&NodeResult]) -> (Outcome, bool) {
+    let check = must_verify(cx.graph, cx.i, BlobCheck::Stat);
     let mut remote_noted = false;
-    let check = must_verify(graph, i, BlobCheck::Stat);
     if !cx.forced {
-        if let Some(hit) = lookup::local(&cx, &mut res, check) {
-            return lookup::finish(&cx, hit, res, Verdict::HitLocal);
+        if let Some(hit) = lookup::local(cx, check) {
+            return (Outcome::Hit(Verdict::HitLocal, hit), false);
         }
-        match lookup::remote(&cx, &mut res) {
-            Pulled::Hit(hit) => return lookup::finish(&cx, hit, res, Verdict::HitRemote),
+        match lookup::remote(cx) {
+            Pulled::Hit(hit) => return (Outcome::Hit(Verdict::HitRemote, hit), false),
             Pulled::Miss => {}
             Pulled::Noted => remote_noted = true,
-            Pulled::Failed(e) => {
-                res.failure = Some(e);
-                res.duration = cx.start.elapsed();
-                return res;
-            }
+            Pulled::Failed(error) => return (Outcome::Failed { error, log: None }, true),
         }
     }
     // Build, holding the key's lock so a concurrent refine waits for us and
     // then finds our result.
-    let _lock = match cfg.store.lock(&cx.key) {
+    let _lock = match cx.cfg.store.lock(&cx.key) {
         Ok(l) => l,
         Err(e) => {
-            res.failure = Some(e.into());
-            res.duration = cx.start.elapsed();
-            return res;
+            let outcome = Outcome::Failed {
+                error: e.into(),
+                log: None,
+            };
+            return (outcome, remote_noted);
         }
     };
     if !cx.forced
-        && let Some(hit) = lookup::local(&cx, &mut res, check)
+        && let Some(hit) = lookup::local(cx, check)
     {
-        return lookup::finish(&cx, hit, res, Verdict::HitLocal);
+        return (Outcome::Hit(Verdict::HitLocal, hit), remote_noted);
     }
-    let built = execute::build(&cx, deps, &mut res);
-    res.duration = cx.start.elapsed();
-    match built {
-        Err(f) => {
-            res.failure = Some(f);
-            if !cx.forced {
-                record::label(&cx, &res);
-            }
-        }
+    let (log, built) = execute::build(cx, deps);
+    let outcome = match built {
+        Err(error) => Outcome::Failed { error, log },
         Ok(tree) => {
-            record::built(&cx, &mut res, tree);
+            let hit = (tree.digest(), tree);
+            match record::action(cx, &hit.1, log.as_deref()) {
+                Ok(()) => Outcome::Built {
+                    hit,
+                    log: log.unwrap_or_default(),
+                },
+                Err(error) => Outcome::Failed { error, log },
+            }
+        }
+    };
+    (outcome, remote_noted)
+}
+
+/// Make the node's result from its outcome, and write what follows from
+/// it: its line in the label index, and (with `--push`) its push.
+fn settle(cx: &NodeCx<'_>, outcome: Outcome, remote_noted: bool) -> NodeResult {
+    let mut res = NodeResult::new(&cx.d.label, Verdict::Failed, Some(cx.key.clone()));
+    res.duration = cx.start.elapsed();
+    match outcome {
+        Outcome::Hit(verdict, (output, tree)) => {
+            res.verdict = verdict;
+            res.output = Some(output);
+            res.tree = Some(tree);
+            let (log, same) = record::hit_state(cx, &res);
+            res.log = log;
+            if !same {
+                record::label(cx, &res);
+            }
+        }
+        Outcome::Built {
+            hit: (output, tree),
+            log,
+        } => {
+            res.verdict = Verdict::Built;
+            res.preimage = Some(cx.pre.clone());
+            res.output = Some(output);
+            res.log = Some(log);
+            res.tree = Some(tree);
             if !cx.forced {
-                record::push(&cx, &mut res, remote_noted);
+                record::label(cx, &res);
+                res.push = res
+                    .tree
+                    .as_ref()
+                    .and_then(|t| record::push(cx, t, remote_noted));
+            }
+        }
+        Outcome::Failed { error, log } => {
+            res.failure = Some(error);
+            res.log = log;
+            if !cx.forced {
+                record::label(cx, &res);
             }
         }
     }
+    res.notes = cx.take_notes();
     res
 }
 
@@ -165,8 +144,7 @@ pub fn indexed_hit(
 ) -> Option<NodeResult> {
     let cx = NodeCx::new(graph, i, deps, cfg);
     let hit: Hit = lookup::indexed(&cx, must_verify(graph, i, BlobCheck::Exists))?;
-    let res = NodeResult::new(&cx.d.label, Verdict::HitLocal, Some(cx.key.clone()));
-    Some(lookup::finish(&cx, hit, res, Verdict::HitLocal))
+    Some(settle(&cx, Outcome::Hit(Verdict::HitLocal, hit), false))
 }
 
 /// How a hit's blobs are checked at lookup (so damage is a miss): the

@@ -2,9 +2,11 @@
 //! in the label index, and (with `--push`) its result on the remote.
 //! Failures are recorded in the label index only, never cached.
 
-use super::node::NodeCx;
+use super::cx::NodeCx;
 use super::result::{NodeResult, PushStatus, Verdict};
+use crate::error::Error;
 use crate::store::{ActionResult, LabelRecord, Tree, now_secs};
+use std::path::{Path, PathBuf};
 
 /// The label index line for this node's result.
 pub(super) fn label(cx: &NodeCx<'_>, res: &NodeResult) {
@@ -35,80 +37,80 @@ pub(super) fn label(cx: &NodeCx<'_>, res: &NodeResult) {
     store.set_label_record(cx.arch(), &rec);
 }
 
-/// A successful build: the result into the action cache (unless forced)
-/// and the label index.
-pub(super) fn built(cx: &NodeCx<'_>, res: &mut NodeResult, tree: Tree) {
-    let store = cx.cfg.store;
-    let log_digest = res
-        .log
-        .as_ref()
-        .and_then(|p| store.put_file(p).ok())
-        .map(|(dg, _)| dg);
-    let output = tree.digest();
-    res.verdict = Verdict::Built;
-    res.preimage = Some(cx.pre.clone());
-    res.output = Some(output.clone());
-    res.tree = Some(tree);
+/// For a hit: the log of the build that made it, and whether the label
+/// index already says exactly this (then nothing is written: a no-op run
+/// writes nothing).
+pub(super) fn hit_state(cx: &NodeCx<'_>, res: &NodeResult) -> (Option<PathBuf>, bool) {
+    cx.cfg
+        .store
+        .label_check(cx.arch(), &cx.d.label.to_string(), |p| {
+            let same = res.key.as_ref().is_some_and(|k| p.key == k.0)
+                && p.verdict == "hit"
+                && p.output == res.output;
+            (p.log.clone(), same)
+        })
+        .unwrap_or((None, false))
+}
+
+/// A successful build's result into the action cache (unless forced).
+/// A full disk is the host's, and every other node would meet it: the
+/// node fails and the run stops (its output stays unrecorded). Any other
+/// failure to record is a note; the next run builds it again.
+pub(super) fn action(cx: &NodeCx<'_>, tree: &Tree, log: Option<&Path>) -> Result<(), Error> {
     if cx.forced {
-        return;
+        return Ok(());
     }
+    let store = cx.cfg.store;
+    let log_digest = log.and_then(|p| store.put_file(p).ok()).map(|(dg, _)| dg);
     let result = ActionResult {
         key: cx.key.0.clone(),
         label: cx.d.label.to_string(),
-        output,
+        output: tree.digest(),
         log: log_digest,
-        duration_ms: res.duration.as_millis() as u64,
+        duration_ms: cx.start.elapsed().as_millis() as u64,
         created: now_secs(),
         refine_version: env!("CARGO_PKG_VERSION").to_string(),
         arch: cx.arch().to_string(),
         executor: cx.cfg.exec.name().to_string(),
     };
-    if let Err(e) = store.put_action(&cx.key, &result, &cx.pre) {
-        // A full disk is the host's, and every other node would meet it:
-        // the node fails and the run stops (its output stays unrecorded).
-        if e.is_disk_full() {
-            res.verdict = Verdict::Failed;
-            res.failure = Some(crate::error::Error::from(e).context(format!(
-                "could not record the result of {} in the action cache",
-                cx.d.label
-            )));
-            label(cx, res);
-            return;
+    match store.put_action(&cx.key, &result, &cx.pre) {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_disk_full() => Err(Error::from(e).context(format!(
+            "could not record the result of {} in the action cache",
+            cx.d.label
+        ))),
+        Err(e) => {
+            cx.note(format!(
+                "could not record the result in the action cache: {e}"
+            ));
+            Ok(())
         }
-        cx.note(
-            res,
-            format!("could not record the result in the action cache: {e}"),
-        );
     }
-    label(cx, res);
 }
 
 /// Push a built result, if this run pushes. Only what the sandbox built is
 /// ever pushed: a result of another executor stays on this machine.
-pub(super) fn push(cx: &NodeCx<'_>, res: &mut NodeResult, remote_noted: bool) {
-    let (true, Some(remote), Some(tree)) = (cx.cfg.push, cx.cfg.remote, res.tree.clone()) else {
-        return;
+pub(super) fn push(cx: &NodeCx<'_>, tree: &Tree, remote_noted: bool) -> Option<PushStatus> {
+    let (true, Some(remote)) = (cx.cfg.push, cx.cfg.remote) else {
+        return None;
     };
     if !crate::exec::pushable(cx.cfg.exec.name()) {
-        res.push = Some(PushStatus::Failed(format!(
+        return Some(PushStatus::Failed(format!(
             "not pushed: built by the {} executor, not in the sandbox",
             cx.cfg.exec.name()
         )));
-        return;
     }
     let store = cx.cfg.store;
-    let Some(result) = store.action(&cx.key) else {
-        return;
-    };
-    res.push = Some(
-        match remote.push(&cx.d.label, &cx.key, &result, &tree, &cx.pre, store) {
+    let result = store.action(&cx.key)?;
+    Some(
+        match remote.push(&cx.d.label, &cx.key, &result, tree, &cx.pre, store) {
             Ok(()) => PushStatus::Pushed,
             Err(e) => {
                 if !remote_noted {
-                    cx.note(res, format!("push to {} failed: {e}", remote.describe()));
+                    cx.note(format!("push to {} failed: {e}", remote.describe()));
                 }
                 PushStatus::Failed(e.to_string())
             }
         },
-    );
+    )
 }

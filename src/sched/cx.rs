@@ -1,0 +1,97 @@
+//! What the stages of one node share: the node, its key, the run's
+//! configuration, and the notes it gathers on the way (said as they
+//! happen, kept for its result).
+
+use super::result::NodeResult;
+use super::{Event, RunConfig};
+use crate::eval::{Derivation, Graph};
+use crate::key::{Digest, Key, Preimage};
+use crate::rules::Label;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::Instant;
+
+pub(super) struct NodeCx<'a> {
+    pub graph: &'a Graph,
+    pub i: usize,
+    pub d: &'a Derivation,
+    pub cfg: &'a RunConfig<'a>,
+    pub pre: Preimage,
+    pub key: Key,
+    pub start: Instant,
+    /// Rebuilt even when cached (`refine verify`), and not recorded.
+    pub forced: bool,
+    notes: RefCell<Vec<String>>,
+}
+
+impl<'a> NodeCx<'a> {
+    pub fn new(
+        graph: &'a Graph,
+        i: usize,
+        deps: &[&NodeResult],
+        cfg: &'a RunConfig<'a>,
+    ) -> NodeCx<'a> {
+        let start = Instant::now();
+        let d = &graph.nodes[i].derivation;
+        let digests = dep_digests(graph, deps);
+        let pre = d.preimage(&|l| digests.get(l).cloned());
+        let key = pre.key();
+        NodeCx {
+            graph,
+            i,
+            d,
+            cfg,
+            pre,
+            key,
+            start,
+            forced: cfg.force.contains(&i),
+            notes: RefCell::new(Vec::new()),
+        }
+    }
+
+    pub fn arch(&self) -> &'static str {
+        self.d.platform.arch.as_str()
+    }
+
+    /// Say something about this node that does not fail it; its result
+    /// keeps it.
+    pub fn note(&self, msg: String) {
+        self.cfg.sink.event(&Event::Warning {
+            label: Some(&self.d.label),
+            message: msg.clone(),
+        });
+        self.notes.borrow_mut().push(msg);
+    }
+
+    /// The notes said so far (for the node's result).
+    pub fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut self.notes.borrow_mut())
+    }
+
+    /// Whether a result made by `executor` may answer this node: a
+    /// sandbox build's always, another executor's only for a run of that
+    /// same executor (a test's fake results never answer a podman build);
+    /// a fixed-output node's whatever made it (its bytes are its pin).
+    pub fn trusts(&self, executor: &str) -> bool {
+        crate::exec::trusts(
+            self.cfg.exec.name(),
+            executor,
+            self.d.fixed_output().is_some(),
+        )
+    }
+}
+
+pub(super) fn dep_digests<'g>(
+    graph: &'g Graph,
+    deps: &[&NodeResult],
+) -> HashMap<&'g Label, Digest> {
+    let mut digests = HashMap::with_capacity(deps.len());
+    for r in deps {
+        if let Some(node) = graph.get(&r.label)
+            && let Some(dg) = super::result::dep_digest(&node.derivation, r)
+        {
+            digests.insert(node.label(), dg);
+        }
+    }
+    digests
+}
