@@ -26,7 +26,7 @@ pub fn run(c: &ServeCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
         Error::user(format!("--addr: `{}` is not an address: {e}", c.addr))
             .hint("write HOST:PORT, e.g. --addr 127.0.0.1:8472")
     })?;
-    crate::ops::serve::serve(
+    crate::serve::start(
         opts,
         addr,
         c.token_file.as_deref(),

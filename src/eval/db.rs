@@ -35,6 +35,26 @@ pub struct Overrides {
     pub toolchain: Option<crate::platform::Toolchain>,
 }
 
+impl Overrides {
+    /// The platform of a run: WORKSPACE.toml's, with the command line's
+    /// overrides (the one place they are applied).
+    pub fn apply(&self, mut p: crate::platform::Platform) -> crate::platform::Platform {
+        if let Some(a) = self.arch {
+            p.arch = a;
+        }
+        if let Some(pol) = &self.policy {
+            p.policy = pol.clone();
+        }
+        if let Some(py) = &self.python {
+            p.python = py.clone();
+        }
+        if let Some(t) = self.toolchain {
+            p.toolchain = t;
+        }
+        p
+    }
+}
+
 #[salsa::input(debug)]
 pub struct Workspace {
     pub config: SourceFile,

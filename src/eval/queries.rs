@@ -54,21 +54,7 @@ pub fn config(db: &dyn Db, ws: Workspace) -> Result<Config, Vec<Diagnostic>> {
 pub fn platform(db: &dyn Db, ws: Workspace) -> Option<Platform> {
     db.log_query("platform", &"workspace");
     let cfg = config(db, ws).as_ref().ok()?;
-    let o = ws.overrides(db);
-    let mut p = cfg.platform.clone();
-    if let Some(a) = o.arch {
-        p.arch = a;
-    }
-    if let Some(pol) = &o.policy {
-        p.policy = pol.clone();
-    }
-    if let Some(py) = &o.python {
-        p.python = py.clone();
-    }
-    if let Some(t) = o.toolchain {
-        p.toolchain = t;
-    }
-    Some(p)
+    Some(ws.overrides(db).apply(cfg.platform.clone()))
 }
 
 #[salsa::tracked(returns(ref))]

@@ -16,7 +16,6 @@ pub mod key;
 pub mod plan;
 pub mod query;
 pub mod remote;
-pub mod serve;
 pub mod share;
 pub mod snapshot;
 pub mod store;
@@ -179,16 +178,7 @@ impl Session {
             let store_path = store_path(opts.store.as_deref(), &config, &root)?;
             let snap_path = snapshot::path(&store_path, &root, &ovr);
             if let Some(snap) = snapshot::load(&snap_path, &fingerprint, &sources) {
-                let mut platform = config.platform.clone();
-                if let Some(a) = overrides.arch {
-                    platform.arch = a;
-                }
-                if let Some(p) = &overrides.policy {
-                    platform.policy = p.clone();
-                }
-                if let Some(t) = overrides.toolchain {
-                    platform.toolchain = t;
-                }
+                let platform = overrides.apply(config.platform.clone());
                 let (labels, full) = snap.into_parts();
                 t.mark("reuse evaluation");
                 return Ok(Session {

@@ -2,12 +2,12 @@
 //! actions (which need the token).
 
 use super::queue::Job;
-use super::{Shared, refuse, unauthorized};
+use super::{CanAct, CanRead, Shared, blocking, refuse};
 use crate::history::{Filter, ResultRow, RunRow};
 use crate::rules::{Kind, Label};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use std::path::PathBuf;
 
@@ -101,14 +101,10 @@ pub fn overview_data(app: &Shared) -> Overview {
     o
 }
 
-pub async fn overview(State(app): State<Shared>, headers: HeaderMap) -> Response {
-    if !app.may_read(&headers) {
-        return unauthorized(true);
-    }
-    let o = tokio::task::spawn_blocking(move || overview_data(&app)).await;
-    match o {
+pub async fn overview(State(app): State<Shared>, _: CanRead<true>) -> Response {
+    match blocking(true, move || overview_data(&app)).await {
         Ok(o) => Json(o).into_response(),
-        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), true),
+        Err(refused) => refused,
     }
 }
 
@@ -131,14 +127,7 @@ pub fn run_data(app: &Shared, id: i64) -> Option<RunView> {
     Some(RunView { run, results })
 }
 
-pub async fn run(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if !app.may_read(&headers) {
-        return unauthorized(true);
-    }
+pub async fn run(State(app): State<Shared>, _: CanRead<true>, Path(id): Path<String>) -> Response {
     let Ok(id) = id.parse::<i64>() else {
         return refuse(
             StatusCode::BAD_REQUEST,
@@ -146,7 +135,7 @@ pub async fn run(
             true,
         );
     };
-    match tokio::task::spawn_blocking(move || run_data(&app, id)).await {
+    match blocking(true, move || run_data(&app, id)).await {
         Ok(Some(v)) => Json(v).into_response(),
         _ => refuse(StatusCode::NOT_FOUND, "no such run", true),
     }
@@ -287,12 +276,9 @@ pub fn urlencode(s: &str) -> String {
 
 pub async fn target(
     State(app): State<Shared>,
-    headers: HeaderMap,
+    _: CanRead<true>,
     Path((kind, name)): Path<(String, String)>,
 ) -> Response {
-    if !app.may_read(&headers) {
-        return unauthorized(true);
-    }
     let Some(label) = path_label(&kind, &name) else {
         return refuse(
             StatusCode::BAD_REQUEST,
@@ -300,25 +286,14 @@ pub async fn target(
             true,
         );
     };
-    match tokio::task::spawn_blocking(move || target_data(&app, &label)).await {
+    match blocking(true, move || target_data(&app, &label)).await {
         Ok(v) => Json(v).into_response(),
-        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), true),
+        Err(refused) => refused,
     }
 }
 
-pub async fn queue(State(app): State<Shared>, headers: HeaderMap) -> Response {
-    if !app.may_read(&headers) {
-        return unauthorized(true);
-    }
+pub async fn queue(State(app): State<Shared>, _: CanRead<true>) -> Response {
     Json(app.queue.jobs()).into_response()
-}
-
-/// An action may be taken: the token, and (for the cookie) the header only
-/// the dashboard's own script sends, so another site cannot post a form.
-fn may_act(app: &Shared, headers: &HeaderMap) -> bool {
-    app.authorized(headers)
-        && (headers.contains_key(axum::http::header::AUTHORIZATION)
-            || headers.contains_key("x-refine-request"))
 }
 
 #[derive(serde::Deserialize)]
@@ -329,12 +304,9 @@ pub struct Submit {
 
 pub async fn submit(
     State(app): State<Shared>,
-    headers: HeaderMap,
+    _: CanAct,
     body: Result<Json<Submit>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    if !may_act(&app, &headers) {
-        return unauthorized(true);
-    }
     let Json(s) = match body {
         Ok(b) => b,
         Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -371,14 +343,7 @@ pub async fn submit(
     (StatusCode::ACCEPTED, Json(job)).into_response()
 }
 
-pub async fn retry(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if !may_act(&app, &headers) {
-        return unauthorized(true);
-    }
+pub async fn retry(State(app): State<Shared>, _: CanAct, Path(id): Path<String>) -> Response {
     let Ok(id) = id.parse::<i64>() else {
         return refuse(
             StatusCode::BAD_REQUEST,
@@ -387,7 +352,7 @@ pub async fn retry(
         );
     };
     let app2 = app.clone();
-    let Ok(Some(v)) = tokio::task::spawn_blocking(move || run_data(&app2, id)).await else {
+    let Ok(Some(v)) = blocking(true, move || run_data(&app2, id)).await else {
         return refuse(StatusCode::NOT_FOUND, "no such run", true);
     };
     let failed: Vec<String> = v

@@ -5,7 +5,7 @@
 //! place of its unrepaired one); `/files/` serves them and their
 //! `.metadata` from the store.
 
-use super::{Shared, refuse, unauthorized};
+use super::{CanRead, Shared, blocking, refuse};
 use crate::index::Entry;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -127,12 +127,9 @@ fn respond(json: bool, html: String, json_body: String) -> Response {
     }
 }
 
-pub async fn root(State(app): State<Shared>, headers: HeaderMap) -> Response {
-    if !app.may_read(&headers) {
-        return unauthorized(true);
-    }
+pub async fn root(State(app): State<Shared>, _: CanRead<true>, headers: HeaderMap) -> Response {
     let a = app.clone();
-    let all = tokio::task::spawn_blocking(move || current(&a))
+    let all = blocking(false, move || current(&a))
         .await
         .unwrap_or_default();
     let entries: Vec<Entry> = all.into_iter().map(|(e, _)| e).collect();
@@ -147,12 +144,10 @@ pub async fn root(State(app): State<Shared>, headers: HeaderMap) -> Response {
 
 pub async fn project(
     State(app): State<Shared>,
+    _: CanRead<true>,
     headers: HeaderMap,
     Path(project): Path<String>,
 ) -> Response {
-    if !app.may_read(&headers) {
-        return unauthorized(true);
-    }
     let want = crate::rules::normalize_name(&project);
     if want != project {
         // PEP 503: the normalized name is the page; redirect to it.
@@ -166,7 +161,7 @@ pub async fn project(
             .into_response();
     }
     let a = app.clone();
-    let all = tokio::task::spawn_blocking(move || current(&a))
+    let all = blocking(false, move || current(&a))
         .await
         .unwrap_or_default();
     let entries: Vec<Entry> = all.into_iter().map(|(e, _)| e).collect();
@@ -187,14 +182,11 @@ pub async fn project(
 
 pub async fn file(
     State(app): State<Shared>,
-    headers: HeaderMap,
+    _: CanRead<true>,
     Path(file): Path<String>,
 ) -> Response {
-    if !app.may_read(&headers) {
-        return unauthorized(true);
-    }
     let a = app.clone();
-    let all = tokio::task::spawn_blocking(move || current(&a))
+    let all = blocking(false, move || current(&a))
         .await
         .unwrap_or_default();
     let (name, metadata) = match file.strip_suffix(".metadata") {

@@ -1,8 +1,8 @@
 //! `/metrics`: Prometheus text exposition, every name `refine_*`.
 
-use super::{Shared, unauthorized};
+use super::{CanRead, Shared, blocking};
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use std::fmt::Write as _;
 
@@ -100,12 +100,7 @@ pub fn text(app: &Shared) -> String {
     t
 }
 
-pub async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> Response {
-    if !app.may_read(&headers) {
-        return unauthorized(true);
-    }
-    let body = tokio::task::spawn_blocking(move || text(&app))
-        .await
-        .unwrap_or_default();
+pub async fn metrics(State(app): State<Shared>, _: CanRead<true>) -> Response {
+    let body = blocking(true, move || text(&app)).await.unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

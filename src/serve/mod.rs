@@ -23,6 +23,9 @@ mod index;
 mod metrics;
 mod pages;
 mod queue;
+mod start;
+
+pub use start::start;
 
 use crate::error::{Error, Result};
 use crate::ops::GlobalOpts;
@@ -128,6 +131,60 @@ pub(crate) fn refuse(status: StatusCode, message: &str, json: bool) -> Response 
         )
             .into_response()
     }
+}
+
+/// A request that may read: the extractor every read handler takes, so
+/// none can forget the check. `JSON` says how a refusal is shaped (the
+/// API's JSON, or a page).
+pub(crate) struct CanRead<const JSON: bool>;
+
+impl<const JSON: bool> axum::extract::FromRequestParts<Shared> for CanRead<JSON> {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &Shared,
+    ) -> Result<Self, Self::Rejection> {
+        if app.may_read(&parts.headers) {
+            Ok(CanRead)
+        } else {
+            Err(unauthorized(JSON))
+        }
+    }
+}
+
+/// A request that may act (queue a build, retry): the token, and (for the
+/// cookie) the header only the dashboard's own script sends, so another
+/// site cannot post a form.
+pub(crate) struct CanAct;
+
+impl axum::extract::FromRequestParts<Shared> for CanAct {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &Shared,
+    ) -> Result<Self, Self::Rejection> {
+        let h = &parts.headers;
+        if app.authorized(h)
+            && (h.contains_key(header::AUTHORIZATION) || h.contains_key("x-refine-request"))
+        {
+            Ok(CanAct)
+        } else {
+            Err(unauthorized(true))
+        }
+    }
+}
+
+/// Run blocking work (SQLite, the store) off the async threads; a panic
+/// there is a 500, shaped for the API (`json`) or a page.
+pub(crate) async fn blocking<T: Send + 'static>(
+    json: bool,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Response> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), json))
 }
 
 pub(crate) fn unauthorized(json: bool) -> Response {

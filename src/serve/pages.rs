@@ -4,7 +4,7 @@
 //! and artifact downloads and the live log stream.
 
 use super::api::{self, overview_data, path_label, run_data, store_log, target_data};
-use super::{Shared, refuse, unauthorized};
+use super::{CanRead, Shared, blocking, refuse};
 use crate::history::ResultRow;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -132,12 +132,13 @@ fn page(app: &Shared, headers: &HeaderMap, title: &str, body: String) -> Respons
     Html(layout(title, app.authorized(headers), &body)).into_response()
 }
 
-pub async fn overview(State(app): State<Shared>, headers: HeaderMap) -> Response {
-    if !app.may_read(&headers) {
-        return unauthorized(false);
-    }
+pub async fn overview(
+    State(app): State<Shared>,
+    _: CanRead<false>,
+    headers: HeaderMap,
+) -> Response {
     let a = app.clone();
-    let Ok(o) = tokio::task::spawn_blocking(move || overview_data(&a)).await else {
+    let Ok(o) = blocking(false, move || overview_data(&a)).await else {
         return refuse(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the history could not be read",
@@ -316,12 +317,10 @@ fn results_table(b: &mut String, rows: &[ResultRow], with_label: bool) {
 
 pub async fn run(
     State(app): State<Shared>,
+    _: CanRead<false>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if !app.may_read(&headers) {
-        return unauthorized(false);
-    }
     let Ok(id) = id.parse::<i64>() else {
         return refuse(
             StatusCode::BAD_REQUEST,
@@ -330,7 +329,7 @@ pub async fn run(
         );
     };
     let a = app.clone();
-    let Ok(Some(v)) = tokio::task::spawn_blocking(move || run_data(&a, id)).await else {
+    let Ok(Some(v)) = blocking(false, move || run_data(&a, id)).await else {
         return refuse(StatusCode::NOT_FOUND, "no such run", false);
     };
     let r = &v.run;
@@ -363,12 +362,10 @@ pub async fn run(
 
 pub async fn target(
     State(app): State<Shared>,
+    _: CanRead<false>,
     headers: HeaderMap,
     Path((kind, name)): Path<(String, String)>,
 ) -> Response {
-    if !app.may_read(&headers) {
-        return unauthorized(false);
-    }
     let Some(label) = path_label(&kind, &name) else {
         return refuse(
             StatusCode::BAD_REQUEST,
@@ -378,7 +375,7 @@ pub async fn target(
     };
     let a = app.clone();
     let l = label.clone();
-    let Ok(v) = tokio::task::spawn_blocking(move || target_data(&a, &l)).await else {
+    let Ok(v) = blocking(false, move || target_data(&a, &l)).await else {
         return refuse(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the history could not be read",
@@ -445,7 +442,7 @@ async fn build_log(
     json: bool,
 ) -> std::result::Result<(ResultRow, std::path::PathBuf), Response> {
     let a = app.clone();
-    let Ok(Some(r)) = tokio::task::spawn_blocking(move || result(&a, &id)).await else {
+    let Ok(Some(r)) = blocking(json, move || result(&a, &id)).await else {
         return Err(refuse(StatusCode::NOT_FOUND, "no such build", json));
     };
     match r.log.as_deref().and_then(|l| store_log(app, l)) {
@@ -460,13 +457,11 @@ async fn build_log(
 
 pub async fn log(
     State(app): State<Shared>,
+    _: CanRead<false>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if !app.may_read(&headers) {
-        return unauthorized(false);
-    }
     let (r, path) = match build_log(&app, id, false).await {
         Ok(x) => x,
         Err(e) => return e,
@@ -527,12 +522,9 @@ pub async fn log(
 
 pub async fn log_raw(
     State(app): State<Shared>,
-    headers: HeaderMap,
+    _: CanRead<false>,
     Path(id): Path<String>,
 ) -> Response {
-    if !app.may_read(&headers) {
-        return unauthorized(false);
-    }
     let (r, path) = match build_log(&app, id, false).await {
         Ok(x) => x,
         Err(e) => return e,
@@ -564,12 +556,9 @@ pub async fn log_raw(
 /// with the verdict (SSE). Bounded: it ends after six hours.
 pub async fn log_events(
     State(app): State<Shared>,
-    headers: HeaderMap,
+    _: CanRead<true>,
     Path(id): Path<String>,
 ) -> Response {
-    if !app.may_read(&headers) {
-        return unauthorized(true);
-    }
     let path = match build_log(&app, id.clone(), true).await {
         Ok((_, p)) => p,
         Err(e) => return e,
@@ -671,12 +660,9 @@ async fn read_from(path: &std::path::Path, offset: u64) -> Option<Vec<u8>> {
 /// `GET /artifacts/N/FILE`: a file of build N's output, from the store.
 pub async fn artifact(
     State(app): State<Shared>,
-    headers: HeaderMap,
+    _: CanRead<false>,
     Path((id, file)): Path<(String, String)>,
 ) -> Response {
-    if !app.may_read(&headers) {
-        return unauthorized(false);
-    }
     let a = app.clone();
     let found = tokio::task::spawn_blocking(move || -> Option<(std::path::PathBuf, String)> {
         let r = result(&a, &id)?;

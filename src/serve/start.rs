@@ -1,9 +1,10 @@
 //! `refine serve`: the token and the read policy decided, then the server
-//! ([`crate::serve`]) until SIGINT or SIGTERM.
+//! ([`super::serve`]) until SIGINT or SIGTERM. A front end like the CLI:
+//! it sits above `ops` and calls down into it, never the other way.
 
-use super::GlobalOpts;
+use super::{Reads, ServeOpts};
 use crate::error::{Error, Result};
-use crate::serve::{Reads, ServeOpts};
+use crate::ops::GlobalOpts;
 use std::path::Path;
 
 /// The token: from the file, REFINE_SERVE_TOKEN, or one made and kept in
@@ -29,7 +30,7 @@ fn token(opts: &GlobalOpts, file: Option<&Path>) -> Result<(String, String)> {
     {
         return Ok((t.trim().to_string(), "in REFINE_SERVE_TOKEN".into()));
     }
-    let store = super::history_store(opts)?;
+    let store = crate::ops::history_store(opts)?;
     let path = store.join("serve.token");
     if let Ok(t) = std::fs::read_to_string(&path)
         && t.trim().len() >= 16
@@ -54,7 +55,7 @@ fn token(opts: &GlobalOpts, file: Option<&Path>) -> Result<(String, String)> {
     Ok((t, format!("made for this store, in {}", path.display())))
 }
 
-pub fn serve(
+pub fn start(
     opts: &GlobalOpts,
     addr: std::net::SocketAddr,
     token_file: Option<&Path>,
@@ -68,7 +69,7 @@ pub fn serve(
         None if addr.ip().is_loopback() => Reads::Open,
         None => Reads::Token,
     };
-    crate::serve::serve(
+    super::serve(
         ServeOpts {
             global: opts.clone(),
             addr,
