@@ -212,6 +212,39 @@ fn is_corrupt(path: &Path, busy: Duration) -> bool {
     }
 }
 
+/// Why the history cannot be used now. A run goes on unrecorded; a
+/// command that reads the history reports it as the environment's.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// Busy past the timeout, a full disk, permissions: left as it is.
+    #[error("the history database {} cannot be used now ({source}); it is left as it is", path.display())]
+    Unusable {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    /// Damaged (or of another schema), and it could not be set aside.
+    #[error("the history database {} is {why} ({source}) and cannot be moved aside ({io})", path.display())]
+    CannotSetAside {
+        path: PathBuf,
+        why: &'static str,
+        source: rusqlite::Error,
+        io: std::io::Error,
+    },
+    /// Set aside, and a new one could not be made.
+    #[error("the history database {} cannot be made: {source}", path.display())]
+    CannotMake {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+}
+
+impl From<HistoryError> for crate::error::Error {
+    fn from(e: HistoryError) -> Self {
+        crate::error::Error::env(e.to_string())
+            .hint("check that the store is writable and has free space (--store DIR)")
+    }
+}
+
 impl History {
     pub fn path_in(store: &Path) -> PathBuf {
         store.join("history.sqlite")
@@ -222,12 +255,15 @@ impl History {
     /// made anew; the message says so (for the caller to show). Any other
     /// failure (busy past the timeout, disk full, permissions) is an `Err`
     /// that leaves the file as it is: the run goes unrecorded.
-    pub fn open(store: &Path) -> Result<(History, Option<String>), String> {
+    pub fn open(store: &Path) -> Result<(History, Option<String>), HistoryError> {
         Self::open_waiting(store, BUSY)
     }
 
     /// [`History::open`], waiting at most `busy` for another's lock.
-    pub fn open_waiting(store: &Path, busy: Duration) -> Result<(History, Option<String>), String> {
+    pub fn open_waiting(
+        store: &Path,
+        busy: Duration,
+    ) -> Result<(History, Option<String>), HistoryError> {
         let path = Self::path_in(store);
         // SQLite deletes the WAL when the last connection closes, even of
         // a file it found damaged: a second name for it keeps its rows for
@@ -254,19 +290,16 @@ impl History {
         let why = match classify(&e) {
             OpenFailure::Damaged if damaged => "damaged",
             OpenFailure::OtherVersion => "of another schema version",
-            _ => {
-                return Err(format!(
-                    "the history database {} cannot be used now ({e}); it is left as it is",
-                    path.display()
-                ));
-            }
+            _ => return Err(HistoryError::Unusable { path, source: e }),
         };
         let aside = path.with_extension(format!("sqlite.{}-{}", why.replace(' ', "-"), now_ms()));
-        if let Err(re) = std::fs::rename(&path, &aside) {
-            return Err(format!(
-                "the history database {} is {why} ({e}) and cannot be moved aside ({re})",
-                path.display()
-            ));
+        if let Err(io) = std::fs::rename(&path, &aside) {
+            return Err(HistoryError::CannotSetAside {
+                path,
+                why,
+                source: e,
+                io,
+            });
         }
         // Committed rows may still be in the WAL: they go with it.
         for ext in ["wal", "shm"] {
@@ -275,11 +308,9 @@ impl History {
             to.push(format!("-{ext}"));
             let _ = std::fs::rename(&from, &to);
         }
-        let h = Self::try_open(&path, busy).map_err(|e2| {
-            format!(
-                "the history database {} cannot be made: {e2}",
-                path.display()
-            )
+        let h = Self::try_open(&path, busy).map_err(|source| HistoryError::CannotMake {
+            path: path.clone(),
+            source,
         })?;
         let msg = format!(
             "the history database was {why} ({e}): kept as {} and made anew",

@@ -176,9 +176,7 @@ pub enum Answer {
 }
 
 pub fn query(store: &Path, q: &Query) -> crate::error::Result<(Answer, Option<String>)> {
-    let (h, note) = History::open(store).map_err(|e| {
-        crate::error::Error::env(e).hint("check that the store is writable (--store DIR)")
-    })?;
+    let (h, note) = History::open(store)?;
     let err = |e: rusqlite::Error| {
         crate::error::Error::env(format!("history: {e}")).hint(
             "the history database may be damaged: run `refine history` again (it is made anew)",
