@@ -728,6 +728,8 @@ mod tests {
         let e = History::open_waiting(d.path(), Duration::from_millis(300))
             .err()
             .expect("busy");
+        assert!(matches!(e, HistoryError::Unusable { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(
             e.contains("cannot be used now") && e.contains("left as it is"),
             "{e}"
