@@ -126,7 +126,7 @@ pub(crate) fn refuse(status: StatusCode, message: &str, json: bool) -> Response 
             pages::layout(
                 status.canonical_reason().unwrap_or("refused"),
                 false,
-                &format!("<p class=\"refused\">{}</p>", pages::esc(message)),
+                maud::html! { p.refused { (message) } },
             ),
         )
             .into_response()

@@ -1,7 +1,9 @@
 //! The dashboard's pages: HTML made on the server from the same data as
 //! the API (no build step and no separate toolchain: the pages, their
 //! style and their few lines of script are in the binary), plus the log
-//! and artifact downloads and the live log stream.
+//! and artifact downloads and the live log stream. Pages are maud
+//! templates: every value spliced into them is escaped by the template
+//! engine, never by hand.
 
 use super::api::{self, overview_data, path_label, run_data, store_log, target_data};
 use super::{CanRead, Shared, blocking, refuse};
@@ -10,16 +12,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 use std::collections::HashMap;
-use std::fmt::Write as _;
-
-pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
 
 const STYLE: &str = r#"
 :root { --fg:#1d2430; --muted:#667085; --line:#e4e7ec; --bg:#f8f9fb; --ok:#12805c; --bad:#c0352b; --warn:#a15c07; --run:#2563eb; }
@@ -79,16 +73,40 @@ if (log && log.dataset.events) {
 }
 "#;
 
-pub fn layout(title: &str, logged_in: bool, body: &str) -> String {
-    let who = if logged_in {
-        "<form method=\"post\" action=\"/logout\"><span class=\"muted\">token given</span> <button type=\"submit\">log out</button></form>".to_string()
-    } else {
-        "<form method=\"post\" action=\"/login\"><input type=\"password\" name=\"token\" placeholder=\"token\" autocomplete=\"off\" aria-label=\"token\"><button type=\"submit\">log in</button></form>".to_string()
-    };
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} · refine</title><meta name=\"viewport\" content=\"width=device-width\"><style>{STYLE}</style></head>\n<body><header><a class=\"brand\" href=\"/\">refine</a><a href=\"/\">Overview</a><a href=\"/simple/\">Index</a><a href=\"/metrics\">Metrics</a>{who}</header>\n<main>{body}</main><script>{SCRIPT}</script></body></html>\n",
-        esc(title)
-    )
+pub fn layout(title: &str, logged_in: bool, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { (title) " · refine" }
+                meta name="viewport" content="width=device-width";
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    a.brand href="/" { "refine" }
+                    a href="/" { "Overview" }
+                    a href="/simple/" { "Index" }
+                    a href="/metrics" { "Metrics" }
+                    @if logged_in {
+                        form method="post" action="/logout" {
+                            span.muted { "token given" } " "
+                            button type="submit" { "log out" }
+                        }
+                    } @else {
+                        form method="post" action="/login" {
+                            input type="password" name="token" placeholder="token" autocomplete="off" aria-label="token";
+                            button type="submit" { "log in" }
+                        }
+                    }
+                }
+                main { (body) }
+                script { (PreEscaped(SCRIPT)) }
+            }
+        }
+    }
+    .into_string()
 }
 
 fn when(ms: i64) -> String {
@@ -124,12 +142,12 @@ fn target_href(label: &str) -> String {
     }
 }
 
-fn verdict(v: &str) -> String {
-    format!("<span class=\"v-{0}\">{0}</span>", esc(v))
+fn verdict(v: &str) -> Markup {
+    html! { span class=(format!("v-{v}")) { (v) } }
 }
 
-fn page(app: &Shared, headers: &HeaderMap, title: &str, body: String) -> Response {
-    Html(layout(title, app.authorized(headers), &body)).into_response()
+fn page(app: &Shared, headers: &HeaderMap, title: &str, body: Markup) -> Response {
+    Html(layout(title, app.authorized(headers), body)).into_response()
 }
 
 pub async fn overview(
@@ -145,174 +163,153 @@ pub async fn overview(
             false,
         );
     };
-    let mut b = String::from("<h1>Overview</h1><div class=\"cards\">");
     let last = o.runs.first();
-    let _ = write!(
-        b,
-        "<div class=\"card\"><span class=\"muted\">runs recorded</span><b>{}</b></div>\
-         <div class=\"card\"><span class=\"muted\">building now</span><b>{}</b></div>\
-         <div class=\"card\"><span class=\"muted\">cache hit ratio</span><b>{}</b></div>\
-         <div class=\"card\"><span class=\"muted\">queue</span><b>{}</b></div>\
-         <div class=\"card\"><span class=\"muted\">last run</span><b>{}</b></div></div>",
-        o.runs.len(),
-        o.running.len(),
-        o.hit_ratio
-            .map(|r| format!("{:.0}%", r * 100.0))
-            .unwrap_or_else(|| "–".into()),
-        app.queue.depth(),
-        last.map(|r| format!("#{}", r.id))
-            .unwrap_or_else(|| "–".into()),
-    );
-    if !o.running.is_empty() {
-        b.push_str(
-            "<h2>Building now</h2><table><tr><th>target</th><th>since</th><th>log</th></tr>",
-        );
-        for r in &o.running {
-            let _ = write!(
-                b,
-                "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td><a href=\"/logs/{}\">follow the log</a></td></tr>",
-                target_href(&r.label),
-                esc(&r.label),
-                when(r.started_ms),
-                r.id
-            );
-        }
-        b.push_str("</table>");
-    }
-    b.push_str("<h2>Recent runs</h2><table><tr><th>run</th><th>started</th><th>command</th><th>arch</th><th>built</th><th>hits</th><th>failed</th><th>blocked</th><th>took</th></tr>");
-    for r in &o.runs {
-        let took = match r.finished_ms {
-            _ if r.interrupted => verdict("interrupted"),
-            Some(f) => dur(Some(f - r.started_ms)),
-            None => verdict("running"),
-        };
-        let _ = write!(
-            b,
-            "<tr class=\"run\"><td><a href=\"/runs/{0}\">#{0}</a></td><td>{1}</td><td class=\"mono\">{2}</td><td>{3}</td><td>{4}</td><td>{5}</td><td class=\"{6}\">{7}</td><td>{8}</td><td>{9}</td></tr>",
-            r.id,
-            when(r.started_ms),
-            esc(&r.command),
-            esc(&r.arch),
-            r.built,
-            r.hits,
-            if r.failed > 0 { "v-failed" } else { "" },
-            r.failed,
-            r.blocked,
-            took
-        );
-    }
-    if o.runs.is_empty() {
-        b.push_str("<tr><td colspan=\"9\" class=\"muted\">no runs yet: `refine build` records every run here</td></tr>");
-    }
-    b.push_str("</table>");
-    if !o.failures.is_empty() {
-        b.push_str("<h2>Recent failures</h2><table><tr><th>target</th><th>when</th><th>what happened</th></tr>");
-        for f in &o.failures {
-            let r = &f.result;
-            let _ = write!(
-                b,
-                "<tr><td><a href=\"{}\">{}</a><br><a class=\"muted\" href=\"/logs/{}\">log</a></td><td>{}</td><td>{}",
-                target_href(&r.label),
-                esc(&r.label),
-                r.id,
-                when(r.started_ms),
-                esc(r.error.as_deref().unwrap_or("failed"))
-            );
-            for h in &r.hints {
-                let _ = write!(b, "<div class=\"hint\">hint: {}</div>", esc(h));
+    let ratio = o
+        .hit_ratio
+        .map(|r| format!("{:.0}%", r * 100.0))
+        .unwrap_or_else(|| "–".into());
+    let b = html! {
+        h1 { "Overview" }
+        div.cards {
+            div.card { span.muted { "runs recorded" } b { (o.runs.len()) } }
+            div.card { span.muted { "building now" } b { (o.running.len()) } }
+            div.card { span.muted { "cache hit ratio" } b { (ratio) } }
+            div.card { span.muted { "queue" } b { (app.queue.depth()) } }
+            div.card {
+                span.muted { "last run" }
+                b { @if let Some(r) = last { "#" (r.id) } @else { "–" } }
             }
-            if !f.tail.is_empty() {
-                let _ = write!(b, "<pre>{}</pre>", esc(&f.tail.join("\n")));
-            }
-            b.push_str("</td></tr>");
         }
-        b.push_str("</table>");
-    }
-    b.push_str("<h2>Slowest builds</h2><table><tr><th>target</th><th>arch</th><th>toolchain</th><th>took</th><th>run</th></tr>");
-    for r in &o.slowest {
-        let _ = write!(
-            b,
-            "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"/runs/{}\">#{}</a></td></tr>",
-            target_href(&r.label),
-            esc(&r.label),
-            esc(&r.arch),
-            esc(&r.toolchain),
-            dur(r.duration_ms),
-            r.run,
-            r.run
-        );
-    }
-    b.push_str("</table>");
-    queue_table(&mut b, &o.queue);
+        @if !o.running.is_empty() {
+            h2 { "Building now" }
+            table {
+                tr { th { "target" } th { "since" } th { "log" } }
+                @for r in &o.running {
+                    tr {
+                        td { a href=(target_href(&r.label)) { (r.label) } }
+                        td { (when(r.started_ms)) }
+                        td { a href={ "/logs/" (r.id) } { "follow the log" } }
+                    }
+                }
+            }
+        }
+        h2 { "Recent runs" }
+        table {
+            tr {
+                th { "run" } th { "started" } th { "command" } th { "arch" } th { "built" }
+                th { "hits" } th { "failed" } th { "blocked" } th { "took" }
+            }
+            @for r in &o.runs {
+                tr.run {
+                    td { a href={ "/runs/" (r.id) } { "#" (r.id) } }
+                    td { (when(r.started_ms)) }
+                    td.mono { (r.command) }
+                    td { (r.arch) }
+                    td { (r.built) }
+                    td { (r.hits) }
+                    td class=(if r.failed > 0 { "v-failed" } else { "" }) { (r.failed) }
+                    td { (r.blocked) }
+                    td {
+                        @match r.finished_ms {
+                            _ if r.interrupted => (verdict("interrupted")),
+                            Some(f) => (dur(Some(f - r.started_ms))),
+                            None => (verdict("running")),
+                        }
+                    }
+                }
+            }
+            @if o.runs.is_empty() {
+                tr { td colspan="9" class="muted" { "no runs yet: `refine build` records every run here" } }
+            }
+        }
+        @if !o.failures.is_empty() {
+            h2 { "Recent failures" }
+            table {
+                tr { th { "target" } th { "when" } th { "what happened" } }
+                @for f in &o.failures {
+                    @let r = &f.result;
+                    tr {
+                        td {
+                            a href=(target_href(&r.label)) { (r.label) }
+                            br;
+                            a.muted href={ "/logs/" (r.id) } { "log" }
+                        }
+                        td { (when(r.started_ms)) }
+                        td {
+                            (r.error.as_deref().unwrap_or("failed"))
+                            @for h in &r.hints { div.hint { "hint: " (h) } }
+                            @if !f.tail.is_empty() { pre { (f.tail.join("\n")) } }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Slowest builds" }
+        table {
+            tr { th { "target" } th { "arch" } th { "toolchain" } th { "took" } th { "run" } }
+            @for r in &o.slowest {
+                tr {
+                    td { a href=(target_href(&r.label)) { (r.label) } }
+                    td { (r.arch) }
+                    td { (r.toolchain) }
+                    td { (dur(r.duration_ms)) }
+                    td { a href={ "/runs/" (r.run) } { "#" (r.run) } }
+                }
+            }
+        }
+        (queue_table(&o.queue))
+    };
     page(&app, &headers, "Overview", b)
 }
 
-fn queue_table(b: &mut String, q: &[super::queue::Job]) {
-    if q.is_empty() {
-        return;
+fn queue_table(q: &[super::queue::Job]) -> Markup {
+    html! {
+        @if !q.is_empty() {
+            h2 { "Queue" }
+            table {
+                tr { th { "job" } th { "targets" } th { "why" } th { "state" } th { "run" } }
+                @for j in q {
+                    @let state = serde_json::to_value(&j.state)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    tr.job {
+                        td { (j.id) }
+                        td.mono { (j.targets.join(" ")) }
+                        td { (j.reason) }
+                        td {
+                            (verdict(&state))
+                            @if let Some(m) = &j.message { " " span.muted { (m) } }
+                        }
+                        td { @if let Some(r) = j.run { a href={ "/runs/" (r) } { "#" (r) } } }
+                    }
+                }
+            }
+        }
     }
-    b.push_str("<h2>Queue</h2><table><tr><th>job</th><th>targets</th><th>why</th><th>state</th><th>run</th></tr>");
-    for j in q {
-        let state = serde_json::to_value(&j.state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        let _ = write!(
-            b,
-            "<tr class=\"job\"><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}{}</td><td>{}</td></tr>",
-            j.id,
-            esc(&j.targets.join(" ")),
-            esc(&j.reason),
-            verdict(&state),
-            j.message
-                .as_deref()
-                .map(|m| format!(" <span class=\"muted\">{}</span>", esc(m)))
-                .unwrap_or_default(),
-            j.run
-                .map(|r| format!("<a href=\"/runs/{r}\">#{r}</a>"))
-                .unwrap_or_default()
-        );
-    }
-    b.push_str("</table>");
 }
 
-fn results_table(b: &mut String, rows: &[ResultRow], with_label: bool) {
-    let _ = write!(
-        b,
-        "<table><tr>{}<th>run</th><th>when</th><th>verdict</th><th>took</th><th>toolchain</th><th>key</th><th>log</th></tr>",
-        if with_label { "<th>target</th>" } else { "" }
-    );
-    for r in rows {
-        let _ = write!(b, "<tr class=\"build\">");
-        if with_label {
-            let _ = write!(
-                b,
-                "<td><a href=\"{}\">{}</a></td>",
-                target_href(&r.label),
-                esc(&r.label)
-            );
-        }
-        let _ = write!(
-            b,
-            "<td><a href=\"/runs/{0}\">#{0}</a></td><td>{1}</td><td>{2}</td><td>{3}</td><td>{4}</td><td class=\"mono\">{5}</td><td>{6}</td></tr>",
-            r.run,
-            when(r.started_ms),
-            verdict(&r.verdict),
-            dur(r.duration_ms),
-            esc(&r.toolchain),
-            esc(r
-                .key
-                .as_deref()
-                .map(|k| &k[..k.len().min(12)])
-                .unwrap_or("")),
-            if r.log.is_some() {
-                format!("<a href=\"/logs/{}\">log</a>", r.id)
-            } else {
-                String::new()
+fn results_table(rows: &[ResultRow], with_label: bool) -> Markup {
+    html! {
+        table {
+            tr {
+                @if with_label { th { "target" } }
+                th { "run" } th { "when" } th { "verdict" } th { "took" } th { "toolchain" } th { "key" } th { "log" }
             }
-        );
+            @for r in rows {
+                tr.build {
+                    @if with_label { td { a href=(target_href(&r.label)) { (r.label) } } }
+                    td { a href={ "/runs/" (r.run) } { "#" (r.run) } }
+                    td { (when(r.started_ms)) }
+                    td { (verdict(&r.verdict)) }
+                    td { (dur(r.duration_ms)) }
+                    td { (r.toolchain) }
+                    td.mono { (r.key.as_deref().map(|k| &k[..k.len().min(12)]).unwrap_or("")) }
+                    td { @if r.log.is_some() { a href={ "/logs/" (r.id) } { "log" } } }
+                }
+            }
+        }
     }
-    b.push_str("</table>");
 }
 
 pub async fn run(
@@ -333,30 +330,23 @@ pub async fn run(
         return refuse(StatusCode::NOT_FOUND, "no such run", false);
     };
     let r = &v.run;
-    let mut b = format!(
-        "<h1>Run #{} <span class=\"muted mono\">{}</span></h1><p>{} · {} · {} built, {} hits, {} failed, {} blocked{}</p>",
-        r.id,
-        esc(&r.command),
-        when(r.started_ms),
-        esc(&r.arch),
-        r.built,
-        r.hits,
-        r.failed,
-        r.blocked,
-        r.finished_ms
-            .map(|f| format!(" · took {}", dur(Some(f - r.started_ms))))
-            .unwrap_or_default()
-    );
-    if r.failed > 0 {
-        let _ = write!(
-            b,
-            "<p><button data-action=\"/api/runs/{}/retry\">Retry the failures</button><span id=\"action-status\"></span></p>",
-            r.id
-        );
-    }
     let mut rows = v.results.clone();
     rows.sort_by(|a, b| a.label.cmp(&b.label));
-    results_table(&mut b, &rows, true);
+    let b = html! {
+        h1 { "Run #" (r.id) " " span.muted.mono { (r.command) } }
+        p {
+            (when(r.started_ms)) " · " (r.arch) " · " (r.built) " built, " (r.hits) " hits, "
+            (r.failed) " failed, " (r.blocked) " blocked"
+            @if let Some(f) = r.finished_ms { " · took " (dur(Some(f - r.started_ms))) }
+        }
+        @if r.failed > 0 {
+            p {
+                button data-action={ "/api/runs/" (r.id) "/retry" } { "Retry the failures" }
+                span #action-status {}
+            }
+        }
+        (results_table(&rows, true))
+    };
     page(&app, &headers, &format!("Run #{id}"), b)
 }
 
@@ -383,49 +373,43 @@ pub async fn target(
         );
     };
     let body = serde_json::json!({"targets": [label.to_string()]}).to_string();
-    let mut b = format!(
-        "<h1>{}</h1><p class=\"muted\">rule: <span class=\"mono\">{}</span></p><p><button data-action=\"/api/builds\" data-body=\"{}\">Rebuild</button><span id=\"action-status\"></span></p>",
-        esc(&v.label),
-        esc(v.origin.as_deref().unwrap_or("not in the workspace now")),
-        esc(&body)
-    );
-    if let Some(r) = &v.running {
-        let _ = write!(
-            b,
-            "<h2>Building now <span class=\"muted\" id=\"live-state\">running</span> · <span id=\"live-lines\">0</span> lines</h2><pre id=\"live-log\" data-events=\"/logs/{}/events\"></pre>",
-            r.id
-        );
-    }
-    b.push_str("<h2>Builds</h2>");
-    results_table(&mut b, &v.builds, false);
-    if !v.explain.is_empty() {
-        b.push_str("<h2>Why the last build rebuilt</h2><ul>");
-        for e in &v.explain {
-            let _ = write!(b, "<li class=\"mono\">{}</li>", esc(e));
+    let b = html! {
+        h1 { (v.label) }
+        p.muted { "rule: " span.mono { (v.origin.as_deref().unwrap_or("not in the workspace now")) } }
+        p {
+            button data-action="/api/builds" data-body=(body) { "Rebuild" }
+            span #action-status {}
         }
-        b.push_str("</ul>");
-    }
-    if !v.artifacts.is_empty() {
-        b.push_str("<h2>Artifacts</h2><table><tr><th>file</th><th>size</th><th>sha256</th></tr>");
-        for a in &v.artifacts {
-            let _ = write!(
-                b,
-                "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td class=\"mono\">{}</td></tr>",
-                a.url,
-                esc(&a.file),
-                bytesize::ByteSize(a.size),
-                esc(&a.sha256)
-            );
+        @if let Some(r) = &v.running {
+            h2 {
+                "Building now " span.muted #live-state { "running" } " · " span #live-lines { "0" } " lines"
+            }
+            pre #live-log data-events={ "/logs/" (r.id) "/events" } {}
         }
-        b.push_str("</table>");
-    }
-    if let Some(p) = &v.provenance {
-        let _ = write!(
-            b,
-            "<h2>Provenance <span class=\"muted\">(what its key is the hash of)</span></h2><pre>{}</pre>",
-            esc(&serde_json::to_string_pretty(p).unwrap_or_default())
-        );
-    }
+        h2 { "Builds" }
+        (results_table(&v.builds, false))
+        @if !v.explain.is_empty() {
+            h2 { "Why the last build rebuilt" }
+            ul { @for e in &v.explain { li.mono { (e) } } }
+        }
+        @if !v.artifacts.is_empty() {
+            h2 { "Artifacts" }
+            table {
+                tr { th { "file" } th { "size" } th { "sha256" } }
+                @for a in &v.artifacts {
+                    tr {
+                        td { a href=(a.url) { (a.file) } }
+                        td { (bytesize::ByteSize(a.size).to_string()) }
+                        td.mono { (a.sha256) }
+                    }
+                }
+            }
+        }
+        @if let Some(p) = &v.provenance {
+            h2 { "Provenance " span.muted { "(what its key is the hash of)" } }
+            pre { (serde_json::to_string_pretty(p).unwrap_or_default()) }
+        }
+    };
     page(&app, &headers, &v.label, b)
 }
 
@@ -466,27 +450,27 @@ pub async fn log(
         Ok(x) => x,
         Err(e) => return e,
     };
-    let mut b = format!(
-        "<h1>Log of <a href=\"{}\">{}</a> <span class=\"muted\">run #{}</span></h1><p>{} · <a href=\"/logs/{}/raw\" download>download</a></p>\
-         <form method=\"get\"><input name=\"q\" value=\"{}\" placeholder=\"search the log\"> <button type=\"submit\">search</button></form>",
-        target_href(&r.label),
-        esc(&r.label),
-        r.run,
-        verdict(&r.verdict),
-        r.id,
-        esc(q.get("q").map(String::as_str).unwrap_or(""))
-    );
+    let search = q.get("q").map(String::as_str).unwrap_or("");
+    let head = html! {
+        h1 { "Log of " a href=(target_href(&r.label)) { (r.label) } " " span.muted { "run #" (r.run) } }
+        p { (verdict(&r.verdict)) " · " a href={ "/logs/" (r.id) "/raw" } download { "download" } }
+        form method="get" {
+            input name="q" value=(search) placeholder="search the log";
+            " "
+            button type="submit" { "search" }
+        }
+    };
     if r.verdict == "running" {
-        let _ = write!(
-            b,
-            "<h2><span id=\"live-state\">running</span> · <span id=\"live-lines\">0</span> lines</h2><pre id=\"live-log\" data-events=\"/logs/{}/events\"></pre>",
-            r.id
-        );
+        let b = html! {
+            (head)
+            h2 { span #live-state { "running" } " · " span #live-lines { "0" } " lines" }
+            pre #live-log data-events={ "/logs/" (r.id) "/events" } {}
+        };
         return page(&app, &headers, "Log", b);
     }
     let text = std::fs::read(&path).unwrap_or_default();
     let text = String::from_utf8_lossy(&text);
-    match q.get("q").filter(|s| !s.is_empty()) {
+    let b = match q.get("q").filter(|s| !s.is_empty()) {
         Some(needle) => {
             let n = needle.to_lowercase();
             let hits: Vec<String> = text
@@ -496,27 +480,24 @@ pub async fn log(
                 .take(2000)
                 .map(|(i, l)| format!("{:>6}  {l}", i + 1))
                 .collect();
-            let _ = write!(
-                b,
-                "<h2>{} lines with “{}”</h2><pre>{}</pre>",
-                hits.len(),
-                esc(needle),
-                esc(&hits.join("\n"))
-            );
+            html! {
+                (head)
+                h2 { (hits.len()) " lines with “" (needle) "”" }
+                pre { (hits.join("\n")) }
+            }
         }
         None => {
             let lines: Vec<&str> = text.lines().collect();
             let from = lines.len().saturating_sub(5000);
-            if from > 0 {
-                let _ = write!(
-                    b,
-                    "<p class=\"muted\">the last 5000 of {} lines; download it for all</p>",
-                    lines.len()
-                );
+            html! {
+                (head)
+                @if from > 0 {
+                    p.muted { "the last 5000 of " (lines.len()) " lines; download it for all" }
+                }
+                pre { (lines[from..].join("\n")) }
             }
-            let _ = write!(b, "<pre>{}</pre>", esc(&lines[from..].join("\n")));
         }
-    }
+    };
     page(&app, &headers, "Log", b)
 }
 
@@ -715,4 +696,25 @@ pub async fn artifact(
         resp.headers_mut().insert(header::CONTENT_LENGTH, v);
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a page splices in is escaped by the template engine: a label,
+    /// a command or a log line is text, never markup.
+    #[test]
+    fn spliced_values_are_escaped() {
+        let evil = "<script>alert('x')</script>\"&";
+        let page = layout(evil, false, html! { p { (evil) } (verdict(evil)) });
+        assert!(!page.contains("<script>alert"), "{page}");
+        assert!(
+            page.contains("&lt;script&gt;alert('x')&lt;/script&gt;&quot;&amp;"),
+            "{page}"
+        );
+        // The page's own script and style are there, unescaped.
+        assert!(page.contains("document.querySelectorAll('button[data-action]')"));
+        assert!(page.contains("<style>"));
+    }
 }
