@@ -58,10 +58,10 @@ pub fn adopt_as_sandbox_built(store: &std::path::Path) -> Result<usize, String> 
         n += 1;
     }
     for arch in s.label_arches() {
-        for mut rec in s.label_records(&arch) {
+        for mut rec in s.label_records(arch) {
             if rec.executor == "fake" {
                 rec.executor = "podman".into();
-                s.set_label_record(&arch, &rec);
+                s.set_label_record(arch, &rec);
                 n += 1;
             }
         }

@@ -239,7 +239,7 @@ pub fn explain(s: &Session, target: &str, against: Against) -> Result<Explanatio
     let (old_key, old_pre) = match &against {
         Against::Last => {
             let k = store
-                .label_record(arch, &label.to_string())
+                .label_record(s.platform.arch, label)
                 .and_then(|r| Key::parse(&r.key))
                 .ok_or_else(|| {
                     Error::user(format!(

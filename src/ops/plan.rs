@@ -76,7 +76,7 @@ pub fn plan_graph(graph: &Graph, store: &LocalStore, executor: &str) -> Vec<Plan
                 }
             }
         }
-        let record = store.label_record(d.platform.arch.as_str(), &label.to_string());
+        let record = store.label_record(d.platform.arch, label);
         let previous = record.as_ref().and_then(|r| Key::parse(&r.key));
         if !waiting.is_empty() {
             entries.push(PlanEntry {
@@ -97,8 +97,8 @@ pub fn plan_graph(graph: &Graph, store: &LocalStore, executor: &str) -> Vec<Plan
         let trusts = |e: &str| crate::exec::trusts(executor, e, d.fixed_output().is_some());
         let cached = store
             .indexed_hit(
-                d.platform.arch.as_str(),
-                &label.to_string(),
+                d.platform.arch,
+                label,
                 &key,
                 crate::store::BlobCheck::Exists,
                 &trusts,
@@ -217,7 +217,7 @@ pub fn log_path(s: &Session, label: &str) -> Result<std::path::PathBuf> {
         )));
     };
     let store = s.open_store()?;
-    let rec = store.label_record(s.platform.arch.as_str(), &label.to_string());
+    let rec = store.label_record(s.platform.arch, label);
     let from_record = rec.and_then(|r| r.log).filter(|p| p.is_file());
     let path = from_record.or_else(|| {
         let dir = store

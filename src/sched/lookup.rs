@@ -15,7 +15,7 @@ pub(super) type Hit = (Digest, Tree);
 pub(super) fn indexed(cx: &NodeCx<'_>, check: BlobCheck) -> Option<Hit> {
     cx.cfg
         .store
-        .indexed_hit(cx.arch(), &cx.d.label.to_string(), &cx.key, check, &|e| {
+        .indexed_hit(cx.d.platform.arch, &cx.d.label, &cx.key, check, &|e| {
             cx.trusts(e)
         })
 }

@@ -5,21 +5,23 @@
 use super::cx::NodeCx;
 use super::result::{NodeResult, PushStatus, Verdict};
 use crate::error::Error;
-use crate::store::{ActionResult, LabelRecord, Tree, now_secs};
+use crate::store::{ActionResult, LabelRecord, Recorded, Tree, now_secs};
 use std::path::{Path, PathBuf};
 
 /// The label index line for this node's result.
 pub(super) fn label(cx: &NodeCx<'_>, res: &NodeResult) {
     let verdict = match res.verdict {
-        Verdict::HitLocal | Verdict::HitRemote => "hit",
-        v => v.as_str(),
+        Verdict::HitLocal | Verdict::HitRemote => Recorded::Hit,
+        Verdict::Built => Recorded::Built,
+        Verdict::Failed | Verdict::Blocked | Verdict::Skipped => Recorded::Failed,
     };
     let store = cx.cfg.store;
-    let prev = store.label_record(cx.arch(), &cx.d.label.to_string());
+    let arch = cx.d.platform.arch;
+    let prev = store.label_record(arch, &cx.d.label);
     let rec = LabelRecord {
-        label: cx.d.label.to_string(),
+        label: cx.d.label.clone(),
         key: res.key.as_ref().map(|k| k.0.clone()).unwrap_or_default(),
-        verdict: verdict.to_string(),
+        verdict,
         output: res.output.clone(),
         log: res
             .log
@@ -34,7 +36,7 @@ pub(super) fn label(cx: &NodeCx<'_>, res: &NodeResult) {
         tree: res.tree.as_ref().map(Tree::encode),
         executor: cx.cfg.exec.name().to_string(),
     };
-    store.set_label_record(cx.arch(), &rec);
+    store.set_label_record(arch, &rec);
 }
 
 /// For a hit: the log of the build that made it, and whether the label
@@ -43,9 +45,9 @@ pub(super) fn label(cx: &NodeCx<'_>, res: &NodeResult) {
 pub(super) fn hit_state(cx: &NodeCx<'_>, res: &NodeResult) -> (Option<PathBuf>, bool) {
     cx.cfg
         .store
-        .label_check(cx.arch(), &cx.d.label.to_string(), |p| {
+        .label_check(cx.d.platform.arch, &cx.d.label, |p| {
             let same = res.key.as_ref().is_some_and(|k| p.key == k.0)
-                && p.verdict == "hit"
+                && p.verdict == Recorded::Hit
                 && p.output == res.output;
             (p.log.clone(), same)
         })

@@ -7,17 +7,46 @@ use super::cas::BlobCheck;
 use super::local::{LocalStore, write_atomic};
 use super::tree::Tree;
 use crate::key::{Digest, Key};
+use crate::platform::Arch;
+use crate::rules::Label;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs;
 use std::path::PathBuf;
 
+/// What a label's last result was, as the index records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Recorded {
+    /// Answered by a cache.
+    Hit,
+    Built,
+    /// Failed: never a hit, whatever its key.
+    Failed,
+}
+
+/// A label in the index's lines, as its text.
+mod label_text {
+    use crate::rules::Label;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(l: &Label, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(l)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Label, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// The last result recorded for a label (for `refine log` and `explain`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabelRecord {
-    pub label: String,
+    #[serde(with = "label_text")]
+    pub label: Label,
     pub key: String,
-    pub verdict: String,
+    pub verdict: Recorded,
     #[serde(default)]
     pub output: Option<Digest>,
     #[serde(default)]
@@ -36,17 +65,17 @@ pub struct LabelRecord {
 
 #[derive(Default)]
 pub(super) struct LabelIndex {
-    records: HashMap<String, LabelRecord>,
-    dirty: std::collections::HashSet<String>,
-    removed: std::collections::HashSet<String>,
+    records: HashMap<Label, LabelRecord>,
+    dirty: std::collections::HashSet<Label>,
+    removed: std::collections::HashSet<Label>,
 }
 
 impl LocalStore {
-    fn label_index_path(&self, arch: &str) -> PathBuf {
+    fn label_index_path(&self, arch: Arch) -> PathBuf {
         self.root.join("labels").join(format!("{arch}.jsonl"))
     }
 
-    fn read_label_index(&self, arch: &str) -> HashMap<String, LabelRecord> {
+    fn read_label_index(&self, arch: Arch) -> HashMap<Label, LabelRecord> {
         let Ok(text) = fs::read_to_string(self.label_index_path(arch)) else {
             return HashMap::new();
         };
@@ -59,9 +88,9 @@ impl LocalStore {
             .collect()
     }
 
-    fn with_labels<T>(&self, arch: &str, f: impl FnOnce(&mut LabelIndex) -> T) -> T {
+    fn with_labels<T>(&self, arch: Arch, f: impl FnOnce(&mut LabelIndex) -> T) -> T {
         let mut all = self.labels.lock().unwrap_or_else(|e| e.into_inner());
-        let idx = all.entry(arch.to_string()).or_insert_with(|| LabelIndex {
+        let idx = all.entry(arch).or_insert_with(|| LabelIndex {
             records: self.read_label_index(arch),
             ..LabelIndex::default()
         });
@@ -69,12 +98,12 @@ impl LocalStore {
     }
 
     /// The last result recorded for a label on `arch`.
-    pub fn label_record(&self, arch: &str, label: &str) -> Option<LabelRecord> {
+    pub fn label_record(&self, arch: Arch, label: &Label) -> Option<LabelRecord> {
         self.with_labels(arch, |i| i.records.get(label).cloned())
     }
 
     /// Record a label's result; written out by [`LocalStore::flush`].
-    pub fn set_label_record(&self, arch: &str, rec: &LabelRecord) {
+    pub fn set_label_record(&self, arch: Arch, rec: &LabelRecord) {
         self.with_labels(arch, |i| {
             i.dirty.insert(rec.label.clone());
             i.records.insert(rec.label.clone(), rec.clone());
@@ -93,15 +122,15 @@ impl LocalStore {
     /// Only a result whose executor `trusts` accepts is a hit.
     pub fn indexed_hit(
         &self,
-        arch: &str,
-        label: &str,
+        arch: Arch,
+        label: &Label,
         key: &Key,
         check: BlobCheck,
         trusts: &dyn Fn(&str) -> bool,
     ) -> Option<(Digest, Tree)> {
         let (output, tree) = self.with_labels(arch, |i| {
             let rec = i.records.get(label)?;
-            if rec.key != key.0 || rec.verdict == "failed" || !trusts(&rec.executor) {
+            if rec.key != key.0 || rec.verdict == Recorded::Failed || !trusts(&rec.executor) {
                 return None;
             }
             Some((
@@ -116,30 +145,25 @@ impl LocalStore {
     }
 
     /// The architectures the label index has records for.
-    pub fn label_arches(&self) -> Vec<String> {
+    pub fn label_arches(&self) -> Vec<Arch> {
         fs::read_dir(self.root.join("labels"))
             .into_iter()
             .flatten()
             .flatten()
-            .filter_map(|e| {
-                e.file_name()
-                    .to_str()?
-                    .strip_suffix(".jsonl")
-                    .map(str::to_string)
-            })
+            .filter_map(|e| Arch::parse(e.file_name().to_str()?.strip_suffix(".jsonl")?))
             .collect()
     }
 
     /// Every label record of `arch`, by label.
-    pub fn label_records(&self, arch: &str) -> Vec<LabelRecord> {
+    pub fn label_records(&self, arch: Arch) -> Vec<LabelRecord> {
         self.with_labels(arch, |i| i.records.values().cloned().collect())
     }
 
     /// Keep only the label records (of every arch) that `keep` accepts.
     pub fn retain_labels(&self, keep: impl Fn(&LabelRecord) -> bool) {
         for arch in self.label_arches() {
-            self.with_labels(&arch, |i| {
-                let gone: Vec<String> = i
+            self.with_labels(arch, |i| {
+                let gone: Vec<Label> = i
                     .records
                     .iter()
                     .filter(|(_, r)| !keep(r))
@@ -157,8 +181,8 @@ impl LocalStore {
     /// Look at a label's record in place.
     pub fn label_check<T>(
         &self,
-        arch: &str,
-        label: &str,
+        arch: Arch,
+        label: &Label,
         f: impl FnOnce(&LabelRecord) -> T,
     ) -> Option<T> {
         self.with_labels(arch, |i| i.records.get(label).map(f))
@@ -166,7 +190,7 @@ impl LocalStore {
 
     pub(super) fn flush_labels(&self) {
         let mut all = self.labels.lock().unwrap_or_else(|e| e.into_inner());
-        for (arch, idx) in all.iter_mut() {
+        for (&arch, idx) in all.iter_mut() {
             if idx.dirty.is_empty() && idx.removed.is_empty() {
                 continue;
             }

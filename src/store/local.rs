@@ -93,7 +93,7 @@ impl<T> IoCtx<T> for io::Result<T> {
 pub struct LocalStore {
     pub(super) root: PathBuf,
     /// Per arch: label → last result, loaded once, written once.
-    pub(super) labels: Mutex<HashMap<String, LabelIndex>>,
+    pub(super) labels: Mutex<HashMap<crate::platform::Arch, LabelIndex>>,
     /// (path of a blob) → (inode, size, mtime ns) when its bytes were last
     /// verified; lets unchanged large blobs skip rehashing.
     pub(super) stat_cache: Mutex<Option<StatCache>>,

@@ -21,7 +21,7 @@ pub mod tree;
 
 pub use action::{ActionResult, Lookup, Verification};
 pub use cas::BlobCheck;
-pub use labels::LabelRecord;
+pub use labels::{LabelRecord, Recorded};
 pub use local::{LocalStore, StoreError, now_secs};
 pub use tree::{EntryKind, Tree, TreeEntry};
 
