@@ -223,3 +223,32 @@ impl LocalStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The index's lines keep their text form: a line an earlier refine
+    /// wrote reads as typed values, and a record written now reads back
+    /// the same, with the same text.
+    #[test]
+    fn lines_on_disk_read_as_typed_records() {
+        let (_d, s) = crate::store::temp_store();
+        let line = r#"{"label":"//wheels:six","key":"abc","verdict":"hit","output":null,"log":null,"time":1,"duration_ms":5,"tree":null,"executor":"podman"}"#;
+        let dir = s.root().join("labels");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("s390x.jsonl"), format!("{line}\n")).unwrap();
+        let six: Label = "//wheels:six".parse().unwrap();
+        let r = s.label_record(Arch::S390x, &six).unwrap();
+        assert_eq!((r.verdict, r.key.as_str()), (Recorded::Hit, "abc"));
+        assert_eq!(s.label_arches(), [Arch::S390x]);
+        assert!(s.label_record(Arch::X86_64, &six).is_none());
+        let again = serde_json::to_string(&r).unwrap();
+        assert!(again.contains(r#""label":"//wheels:six""#), "{again}");
+        assert!(again.contains(r#""verdict":"hit""#), "{again}");
+        // A line whose verdict refine does not know is left out, not an error.
+        fs::write(dir.join("s390x.jsonl"), line.replace("\"hit\"", "\"odd\"")).unwrap();
+        let s2 = crate::store::LocalStore::open(s.root()).unwrap();
+        assert!(s2.label_record(Arch::S390x, &six).is_none());
+    }
+}
