@@ -2,8 +2,9 @@
 //! configuration, and the notes it gathers on the way (said as they
 //! happen, kept for its result).
 
+use super::config::RunConfig;
+use super::events::Event;
 use super::result::NodeResult;
-use super::{Event, RunConfig};
 use crate::eval::{Derivation, Graph};
 use crate::key::{Digest, Key, Preimage};
 use crate::rules::Label;

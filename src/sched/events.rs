@@ -1,6 +1,6 @@
 //! Events of a run, for the printer (`--json` streams them as JSON lines).
 
-use super::NodeResult;
+use super::result::NodeResult;
 use crate::rules::Label;
 
 pub enum Event<'a> {

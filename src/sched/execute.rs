@@ -54,7 +54,7 @@ fn logged(cx: &NodeCx<'_>, deps: &[&NodeResult], log_path: &Path) -> Result<Tree
         cx.arch()
     )?;
     writeln!(log, "key {}", cx.key)?;
-    cx.cfg.sink.event(&super::Event::Building {
+    cx.cfg.sink.event(&super::events::Event::Building {
         label: &d.label,
         log: log_path,
     });
@@ -79,7 +79,7 @@ fn preflight(cx: &NodeCx<'_>, needs: crate::exec::Needs) -> Result<(), Error> {
         .preflight(&needs)
         .map_err(|e| Error::from(e).run_wide())?;
     for message in notices {
-        cx.cfg.sink.event(&crate::sched::Event::Warning {
+        cx.cfg.sink.event(&super::events::Event::Warning {
             label: None,
             message,
         });

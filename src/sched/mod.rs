@@ -11,6 +11,7 @@
 //! that need it; without `keep_going` nothing new starts after the first
 //! failure. Failures are never cached.
 
+mod config;
 mod cx;
 mod events;
 mod execute;
@@ -20,6 +21,7 @@ mod record;
 mod result;
 mod sandbox;
 
+pub use config::RunConfig;
 pub use events::{Event, EventSink, NullSink};
 pub use result::{NodeResult, PushStatus, Verdict, dep_digest};
 pub use sandbox::{
@@ -28,34 +30,9 @@ pub use sandbox::{
 };
 
 use crate::eval::Graph;
-use crate::exec::Executor;
-use crate::remote::Remote;
-use crate::rules::config::SandboxConfig;
-use crate::store::LocalStore;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::BinaryHeap;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
-
-/// What a run uses and how it behaves.
-pub struct RunConfig<'a> {
-    /// The workspace's files and the built-in base behind them.
-    pub sources: &'a crate::workspace::Files,
-    pub store: &'a LocalStore,
-    pub exec: &'a dyn Executor,
-    pub remote: Option<&'a dyn Remote>,
-    /// Push what was built (or pulled is not pushed back).
-    pub push: bool,
-    pub sandbox: &'a SandboxConfig,
-    pub jobs: usize,
-    pub keep_going: bool,
-    /// Rebuild these nodes even when the cache has them (`refine verify`),
-    /// without recording the result in the action cache.
-    pub force: HashSet<usize>,
-    pub sink: &'a dyn EventSink,
-    /// Recorded build durations (ms) by (arch, label), from the history:
-    /// the scheduler's estimates, before the store's last build.
-    pub durations: std::collections::HashMap<(String, String), u64>,
-}
 
 struct State {
     remaining: Vec<usize>,

@@ -14,10 +14,11 @@
 //! them into one [`Outcome`], and the node's [`NodeResult`] is made from it
 //! once, in [`settle`].
 
+use super::config::RunConfig;
 use super::cx::NodeCx;
 use super::lookup::{self, Hit, Pulled};
 use super::result::{NodeResult, Verdict};
-use super::{RunConfig, execute, record};
+use super::{execute, record};
 use crate::error::Error;
 use crate::eval::Graph;
 use crate::store::BlobCheck;

@@ -18,7 +18,7 @@
 //! The environment is exactly [`contract_env`] plus the rule's `env`;
 //! nothing comes from the host.
 
-use super::RunConfig;
+use super::config::RunConfig;
 use super::result::NodeResult;
 use crate::error::{Error, ErrorClass};
 use crate::eval::{Action, Derivation, Graph};

@@ -1,0 +1,31 @@
+//! What a run uses and how it behaves: the one value every stage of a
+//! node reads (a file of its own, so that the stages need nothing from
+//! the scheduler that runs them).
+
+use super::events::EventSink;
+use crate::exec::Executor;
+use crate::remote::Remote;
+use crate::rules::config::SandboxConfig;
+use crate::store::LocalStore;
+use std::collections::HashSet;
+
+/// What a run uses and how it behaves.
+pub struct RunConfig<'a> {
+    /// The workspace's files and the built-in base behind them.
+    pub sources: &'a crate::workspace::Files,
+    pub store: &'a LocalStore,
+    pub exec: &'a dyn Executor,
+    pub remote: Option<&'a dyn Remote>,
+    /// Push what was built (or pulled is not pushed back).
+    pub push: bool,
+    pub sandbox: &'a SandboxConfig,
+    pub jobs: usize,
+    pub keep_going: bool,
+    /// Rebuild these nodes even when the cache has them (`refine verify`),
+    /// without recording the result in the action cache.
+    pub force: HashSet<usize>,
+    pub sink: &'a dyn EventSink,
+    /// Recorded build durations (ms) by (arch, label), from the history:
+    /// the scheduler's estimates, before the store's last build.
+    pub durations: std::collections::HashMap<(String, String), u64>,
+}
