@@ -9,17 +9,37 @@ use crate::store::LocalStore;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-#[derive(Clone, Debug, Default)]
+/// What a build is asked to do: the one options layer both front ends
+/// fill, the command line (`refine build` flattens it into its flags) and
+/// the dashboard's queue (which builds it in code).
+#[derive(Clone, Debug, Default, clap::Args)]
 pub struct BuildArgs {
+    /// Labels or patterns: //wheels:markupsafe, //packs:..., //...
+    #[arg(value_name = "TARGETS")]
     pub patterns: Vec<String>,
+    /// Builds to run at once (default: [sandbox] jobs, or the number of CPUs).
+    #[arg(long, short)]
     pub jobs: Option<usize>,
+    /// Build everything that does not depend on a failure.
+    #[arg(long, short)]
     pub keep_going: bool,
+    /// Where to copy the wheels (default: <workspace>/dist).
+    #[arg(long = "out", value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
+    /// A remote store, overriding [store] remote: oci://HOST[:PORT]/PREFIX.
+    #[arg(long, value_name = "URL")]
     pub remote: Option<String>,
+    /// Push what this run builds to the remote.
+    #[arg(long)]
     pub push: bool,
+    /// Use the local store only.
+    #[arg(long)]
     pub offline: bool,
+    /// Talk plain HTTP to the remote (loopback registries).
+    #[arg(long)]
     pub insecure: bool,
     /// The verb the history records the run under (default "build").
+    #[arg(skip)]
     pub verb: Option<&'static str>,
 }
 
