@@ -24,7 +24,7 @@ pub fn run(c: &BuildCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     let mut round = 0;
     loop {
         let s = Session::load(opts)?;
-        let report = build(&s, &args, p)?;
+        let report = build(&s, args, p)?;
         let sugg = report.suggestions.clone();
         s.leak();
         p.summary(&report);
