@@ -57,11 +57,11 @@ pub fn adopt_as_sandbox_built(store: &std::path::Path) -> Result<usize, String> 
         s.put_action(&key, &r, &pre).map_err(|e| e.to_string())?;
         n += 1;
     }
-    for arch in s.label_arches() {
-        for mut rec in s.label_records(arch) {
+    for arch in s.labels.arches() {
+        for mut rec in s.labels.all(arch) {
             if rec.executor == "fake" {
                 rec.executor = "podman".into();
-                s.set_label_record(arch, &rec);
+                s.labels.set(arch, &rec);
                 n += 1;
             }
         }

@@ -239,7 +239,8 @@ pub fn explain(s: &Session, target: &str, against: Against) -> Result<Explanatio
     let (old_key, old_pre) = match &against {
         Against::Last => {
             let k = store
-                .label_record(s.platform.arch, label)
+                .labels
+                .get(s.platform.arch, label)
                 .and_then(|r| Key::parse(&r.key))
                 .ok_or_else(|| {
                     Error::user(format!(

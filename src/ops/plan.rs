@@ -76,7 +76,7 @@ pub fn plan_graph(graph: &Graph, store: &LocalStore, executor: &str) -> Vec<Plan
                 }
             }
         }
-        let record = store.label_record(d.platform.arch, label);
+        let record = store.labels.get(d.platform.arch, label);
         let previous = record.as_ref().and_then(|r| Key::parse(&r.key));
         if !waiting.is_empty() {
             entries.push(PlanEntry {
@@ -217,7 +217,7 @@ pub fn log_path(s: &Session, label: &str) -> Result<std::path::PathBuf> {
         )));
     };
     let store = s.open_store()?;
-    let rec = store.label_record(s.platform.arch, label);
+    let rec = store.labels.get(s.platform.arch, label);
     let from_record = rec.and_then(|r| r.log).filter(|p| p.is_file());
     let path = from_record.or_else(|| {
         let dir = store

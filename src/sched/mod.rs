@@ -52,7 +52,7 @@ fn estimate(cfg: &RunConfig<'_>, graph: &Graph, i: usize) -> u64 {
     {
         return ms / 1000 + 1;
     }
-    if let Some(rec) = store.label_record(d.platform.arch, &d.label)
+    if let Some(rec) = store.labels.get(d.platform.arch, &d.label)
         && let Some(ms) = rec.duration_ms
     {
         return ms / 1000 + 1;

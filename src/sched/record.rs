@@ -17,7 +17,7 @@ pub(super) fn label(cx: &NodeCx<'_>, res: &NodeResult) {
     };
     let store = cx.cfg.store;
     let arch = cx.d.platform.arch;
-    let prev = store.label_record(arch, &cx.d.label);
+    let prev = store.labels.get(arch, &cx.d.label);
     let rec = LabelRecord {
         label: cx.d.label.clone(),
         key: res.key.as_ref().map(|k| k.0.clone()).unwrap_or_default(),
@@ -36,7 +36,7 @@ pub(super) fn label(cx: &NodeCx<'_>, res: &NodeResult) {
         tree: res.tree.as_ref().map(Tree::encode),
         executor: cx.cfg.exec.name().to_string(),
     };
-    store.set_label_record(arch, &rec);
+    store.labels.set(arch, &rec);
 }
 
 /// For a hit: the log of the build that made it, and whether the label
@@ -45,7 +45,8 @@ pub(super) fn label(cx: &NodeCx<'_>, res: &NodeResult) {
 pub(super) fn hit_state(cx: &NodeCx<'_>, res: &NodeResult) -> (Option<PathBuf>, bool) {
     cx.cfg
         .store
-        .label_check(cx.d.platform.arch, &cx.d.label, |p| {
+        .labels
+        .check(cx.d.platform.arch, &cx.d.label, |p| {
             let same = res.key.as_ref().is_some_and(|k| p.key == k.0)
                 && p.verdict == Recorded::Hit
                 && p.output == res.output;

@@ -5,7 +5,8 @@
 //! output tree and every blob of it are present; anything else is a miss
 //! (a damaged entry is removed and reported as `Corrupt`).
 
-use super::local::{LocalStore, StoreError, write_atomic};
+use super::error::{StoreError, write_atomic};
+use super::local::LocalStore;
 use super::tree::Tree;
 use crate::key::{Digest, Key, Preimage};
 use serde::{Deserialize, Serialize};

@@ -3,7 +3,8 @@
 //! The same tree gives the same bytes on every machine with this build of
 //! refine; unpacking checks every file against the tree it claims to be.
 
-use super::local::{IoCtx, LocalStore, StoreError};
+use super::error::{IoCtx, StoreError};
+use super::local::LocalStore;
 use super::tree::{EntryKind, Tree};
 use crate::key::Digest;
 use std::io::{self, Read, Write};

@@ -5,7 +5,8 @@
 //! stat cache ((inode, size, mtime) of each blob at its last check) lets
 //! unchanged large blobs skip rehashing; any other change rehashes.
 
-use super::local::{IoCtx, LocalStore, StoreError, write_atomic};
+use super::error::{IoCtx, StoreError, write_atomic};
+use super::local::LocalStore;
 use crate::key::{Digest, Sha256Writer, sha256_bytes};
 use std::collections::HashMap;
 use std::fs::{self, File};

@@ -4,7 +4,8 @@
 //! frontend) is laid out the same way, once per wheel (`unpacked_wheel`).
 
 use super::confined::ConfinedDir;
-use super::local::{IoCtx, LocalStore, StoreError};
+use super::error::{IoCtx, StoreError};
+use super::local::LocalStore;
 use super::tree::{EntryKind, Tree, TreeEntry};
 use crate::key::Digest;
 use std::fs;

@@ -2,17 +2,19 @@
 //! verdict, output tree and log), loaded once per process and written once
 //! at the end, merged with what other processes wrote meanwhile. The no-op
 //! path answers hits from it without opening an action-cache entry.
+//!
+//! A concept of its own ([`Labels`]): it knows its directory and how to
+//! write a file atomically, nothing else of the store.
 
-use super::cas::BlobCheck;
-use super::local::{LocalStore, write_atomic};
-use super::tree::Tree;
-use crate::key::{Digest, Key};
+use super::error::write_atomic;
+use crate::key::Digest;
 use crate::platform::Arch;
 use crate::rules::Label;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// What a label's last result was, as the index records it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -64,13 +66,27 @@ pub struct LabelRecord {
 }
 
 #[derive(Default)]
-pub(super) struct LabelIndex {
+struct LabelIndex {
     records: HashMap<Label, LabelRecord>,
     dirty: std::collections::HashSet<Label>,
     removed: std::collections::HashSet<Label>,
 }
 
-impl LocalStore {
+/// The store's label index (`<root>/labels/<arch>.jsonl`).
+pub struct Labels {
+    root: PathBuf,
+    /// Per arch: label → last result, loaded once, written once.
+    indexes: Mutex<HashMap<Arch, LabelIndex>>,
+}
+
+impl Labels {
+    pub fn new(store_root: &Path) -> Labels {
+        Labels {
+            root: store_root.to_path_buf(),
+            indexes: Mutex::new(HashMap::new()),
+        }
+    }
+
     fn label_index_path(&self, arch: Arch) -> PathBuf {
         self.root.join("labels").join(format!("{arch}.jsonl"))
     }
@@ -89,7 +105,7 @@ impl LocalStore {
     }
 
     fn with_labels<T>(&self, arch: Arch, f: impl FnOnce(&mut LabelIndex) -> T) -> T {
-        let mut all = self.labels.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
         let idx = all.entry(arch).or_insert_with(|| LabelIndex {
             records: self.read_label_index(arch),
             ..LabelIndex::default()
@@ -98,54 +114,42 @@ impl LocalStore {
     }
 
     /// The last result recorded for a label on `arch`.
-    pub fn label_record(&self, arch: Arch, label: &Label) -> Option<LabelRecord> {
+    pub fn get(&self, arch: Arch, label: &Label) -> Option<LabelRecord> {
         self.with_labels(arch, |i| i.records.get(label).cloned())
     }
 
-    /// Record a label's result; written out by [`LocalStore::flush`].
-    pub fn set_label_record(&self, arch: Arch, rec: &LabelRecord) {
+    /// Record a label's result; written out by [`Labels::flush`].
+    pub fn set(&self, arch: Arch, rec: &LabelRecord) {
         self.with_labels(arch, |i| {
             i.dirty.insert(rec.label.clone());
             i.records.insert(rec.label.clone(), rec.clone());
         });
     }
 
-    /// A hit from the label index alone: the label's last result has this
-    /// key and its output is present and intact. The no-op path runs on
-    /// this, without opening an action-cache entry per node.
-    ///
-    /// `check` says how much of the output's blobs is checked (see
-    /// [`BlobCheck`]): what a later read checks anyway (mounts, copies)
-    /// need only exist, which saves a stat per node on a no-op run of a
-    /// large graph.
-    ///
-    /// Only a result whose executor `trusts` accepts is a hit.
-    pub fn indexed_hit(
+    /// The output and tree the label's last result gives for `key`, if it
+    /// was not a failure and `trusts` accepts its executor (the store then
+    /// checks the blobs: [`super::LocalStore::indexed_hit`]).
+    pub fn hit(
         &self,
         arch: Arch,
         label: &Label,
-        key: &Key,
-        check: BlobCheck,
+        key: &crate::key::Key,
         trusts: &dyn Fn(&str) -> bool,
-    ) -> Option<(Digest, Tree)> {
-        let (output, tree) = self.with_labels(arch, |i| {
+    ) -> Option<(Digest, super::tree::Tree)> {
+        self.with_labels(arch, |i| {
             let rec = i.records.get(label)?;
             if rec.key != key.0 || rec.verdict == Recorded::Failed || !trusts(&rec.executor) {
                 return None;
             }
             Some((
                 rec.output.clone()?,
-                Tree::decode(rec.tree.as_deref()?).ok()?,
+                super::tree::Tree::decode(rec.tree.as_deref()?).ok()?,
             ))
-        })?;
-        for (_, d, _) in tree.files() {
-            self.check_blob(d, check).ok()?;
-        }
-        Some((output, tree))
+        })
     }
 
     /// The architectures the label index has records for.
-    pub fn label_arches(&self) -> Vec<Arch> {
+    pub fn arches(&self) -> Vec<Arch> {
         fs::read_dir(self.root.join("labels"))
             .into_iter()
             .flatten()
@@ -155,13 +159,13 @@ impl LocalStore {
     }
 
     /// Every label record of `arch`, by label.
-    pub fn label_records(&self, arch: Arch) -> Vec<LabelRecord> {
+    pub fn all(&self, arch: Arch) -> Vec<LabelRecord> {
         self.with_labels(arch, |i| i.records.values().cloned().collect())
     }
 
     /// Keep only the label records (of every arch) that `keep` accepts.
-    pub fn retain_labels(&self, keep: impl Fn(&LabelRecord) -> bool) {
-        for arch in self.label_arches() {
+    pub fn retain(&self, keep: impl Fn(&LabelRecord) -> bool) {
+        for arch in self.arches() {
             self.with_labels(arch, |i| {
                 let gone: Vec<Label> = i
                     .records
@@ -179,7 +183,7 @@ impl LocalStore {
     }
 
     /// Look at a label's record in place.
-    pub fn label_check<T>(
+    pub fn check<T>(
         &self,
         arch: Arch,
         label: &Label,
@@ -188,8 +192,9 @@ impl LocalStore {
         self.with_labels(arch, |i| i.records.get(label).map(f))
     }
 
-    pub(super) fn flush_labels(&self) {
-        let mut all = self.labels.lock().unwrap_or_else(|e| e.into_inner());
+    /// Write what changed, merged with what other processes wrote.
+    pub fn flush(&self) {
+        let mut all = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
         for (&arch, idx) in all.iter_mut() {
             if idx.dirty.is_empty() && idx.removed.is_empty() {
                 continue;
@@ -239,16 +244,16 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join("s390x.jsonl"), format!("{line}\n")).unwrap();
         let six: Label = "//wheels:six".parse().unwrap();
-        let r = s.label_record(Arch::S390x, &six).unwrap();
+        let r = s.labels.get(Arch::S390x, &six).unwrap();
         assert_eq!((r.verdict, r.key.as_str()), (Recorded::Hit, "abc"));
-        assert_eq!(s.label_arches(), [Arch::S390x]);
-        assert!(s.label_record(Arch::X86_64, &six).is_none());
+        assert_eq!(s.labels.arches(), [Arch::S390x]);
+        assert!(s.labels.get(Arch::X86_64, &six).is_none());
         let again = serde_json::to_string(&r).unwrap();
         assert!(again.contains(r#""label":"//wheels:six""#), "{again}");
         assert!(again.contains(r#""verdict":"hit""#), "{again}");
         // A line whose verdict refine does not know is left out, not an error.
         fs::write(dir.join("s390x.jsonl"), line.replace("\"hit\"", "\"odd\"")).unwrap();
         let s2 = crate::store::LocalStore::open(s.root()).unwrap();
-        assert!(s2.label_record(Arch::S390x, &six).is_none());
+        assert!(s2.labels.get(Arch::S390x, &six).is_none());
     }
 }

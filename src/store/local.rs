@@ -20,80 +20,20 @@
 //! successful builds enter the action cache.
 
 use super::cas::StatCache;
-use super::labels::LabelIndex;
-use crate::key::Digest;
-use std::collections::HashMap;
+pub(crate) use super::error::IoCtx;
+pub use super::error::{StoreError, write_atomic};
+use super::labels::Labels;
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 pub const STORE_VERSION: &str = "refine-store 1";
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("store I/O on {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
-    #[error("corrupt store entry {path}: {reason}")]
-    Corrupt { path: PathBuf, reason: String },
-    #[error("blob {0} is not in the store")]
-    Missing(Digest),
-    #[error("{path} is a refine store of another version ({found:?})")]
-    Version { path: PathBuf, found: String },
-}
-
-impl StoreError {
-    pub fn is_corrupt(&self) -> bool {
-        matches!(self, StoreError::Corrupt { .. } | StoreError::Missing(_))
-    }
-
-    pub fn is_disk_full(&self) -> bool {
-        matches!(self, StoreError::Io { source, .. } if crate::error::is_disk_full(source))
-    }
-}
-
-/// A store failure is the host's (environment); a full disk stops the run,
-/// as it does when the executor meets it: every other build would need
-/// the same disk.
-impl From<StoreError> for crate::error::Error {
-    fn from(e: StoreError) -> Self {
-        use crate::error::Error;
-        match &e {
-            StoreError::Version { .. } => {
-                Error::env(e.to_string()).hint("use another store (--store DIR) or remove this one")
-            }
-            StoreError::Corrupt { .. } | StoreError::Missing(_) => {
-                Error::env(format!("an entry in the store is damaged: {e}"))
-                    .hint("the damaged entry was removed; run the build again to rebuild it")
-            }
-            _ if e.is_disk_full() => Error::env(e.to_string())
-                .hint(crate::error::DISK_FULL_HINT)
-                .run_wide(),
-            StoreError::Io { .. } => Error::env(e.to_string()).hint(
-                "check free space and permissions of the store directory (--store, REFINE_STORE)",
-            ),
-        }
-    }
-}
-
-pub(crate) trait IoCtx<T> {
-    fn ctx(self, path: &Path) -> Result<T, StoreError>;
-}
-
-impl<T> IoCtx<T> for io::Result<T> {
-    fn ctx(self, path: &Path) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
-    }
-}
-
 pub struct LocalStore {
     pub(super) root: PathBuf,
-    /// Per arch: label → last result, loaded once, written once.
-    pub(super) labels: Mutex<HashMap<crate::platform::Arch, LabelIndex>>,
+    /// The label index: per arch, every label's last result.
+    pub labels: Labels,
     /// (path of a blob) → (inode, size, mtime ns) when its bytes were last
     /// verified; lets unchanged large blobs skip rehashing.
     pub(super) stat_cache: Mutex<Option<StatCache>>,
@@ -139,7 +79,7 @@ impl LocalStore {
         }
         let store = LocalStore {
             root: root.to_path_buf(),
-            labels: Mutex::new(HashMap::new()),
+            labels: Labels::new(root),
             stat_cache: Mutex::new(None),
             stat_dirty: Mutex::new(false),
         };
@@ -201,10 +141,35 @@ impl LocalStore {
         }
     }
 
+    /// A hit from the label index alone: the label's last result has this
+    /// key and its output is present and intact. The no-op path runs on
+    /// this, without opening an action-cache entry per node.
+    ///
+    /// `check` says how much of the output's blobs is checked (see
+    /// [`BlobCheck`](super::BlobCheck)): what a later read checks anyway
+    /// (mounts, copies) need only exist, which saves a stat per node on a
+    /// no-op run of a large graph.
+    ///
+    /// Only a result whose executor `trusts` accepts is a hit.
+    pub fn indexed_hit(
+        &self,
+        arch: crate::platform::Arch,
+        label: &crate::rules::Label,
+        key: &crate::key::Key,
+        check: super::BlobCheck,
+        trusts: &dyn Fn(&str) -> bool,
+    ) -> Option<(crate::key::Digest, super::Tree)> {
+        let (output, tree) = self.labels.hit(arch, label, key, trusts)?;
+        for (_, d, _) in tree.files() {
+            self.check_blob(d, check).ok()?;
+        }
+        Some((output, tree))
+    }
+
     /// Write what is only kept in memory: the label index and the stat
     /// cache (best effort: both are caches of what the files say).
     pub fn flush(&self) {
-        self.flush_labels();
+        self.labels.flush();
         self.flush_stat_cache();
     }
 }
@@ -218,21 +183,4 @@ impl Drop for LocalStore {
     fn drop(&mut self) {
         self.flush();
     }
-}
-
-/// Write `bytes` to `dest` through a temp file in the store's `tmp/`.
-pub fn write_atomic(root: &Path, dest: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let dir = dest.parent().unwrap_or(root);
-    fs::create_dir_all(dir).ctx(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).ctx(dir)?;
-    tmp.write_all(bytes).ctx(dest)?;
-    tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(0o644))
-        .ctx(dest)?;
-    tmp.as_file().sync_all().ctx(dest)?;
-    tmp.persist(dest).map_err(|e| StoreError::Io {
-        path: dest.to_path_buf(),
-        source: e.error,
-    })?;
-    Ok(())
 }

@@ -2,7 +2,8 @@
 //! finds its result), and one for the whole store (shared by builds,
 //! exclusive for `refine gc` and `refine store verify`).
 
-use super::local::{IoCtx, LocalStore, StoreError};
+use super::error::{IoCtx, StoreError};
+use super::local::LocalStore;
 use crate::key::Key;
 use std::fs::{self, File};
 

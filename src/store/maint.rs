@@ -8,7 +8,8 @@
 //! shared) and they wait for it.
 
 use super::action::ActionResult;
-use super::local::{LocalStore, StoreError};
+use super::error::StoreError;
+use super::local::LocalStore;
 use super::tree::Tree;
 use crate::key::{Digest, Key};
 use std::collections::HashSet;
@@ -256,7 +257,7 @@ impl LocalStore {
 
     /// Label records whose output is no longer in the store.
     pub fn drop_stale_labels(&self) {
-        self.retain_labels(|r| {
+        self.labels.retain(|r| {
             r.output.as_ref().is_none_or(|o| {
                 self.has_blob(o)
                     && self

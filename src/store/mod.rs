@@ -10,6 +10,7 @@ pub mod archive;
 pub mod cas;
 pub mod checkout;
 pub mod confined;
+pub mod error;
 pub mod labels;
 pub mod limits;
 pub mod local;
@@ -21,7 +22,7 @@ pub mod tree;
 
 pub use action::{ActionResult, Lookup, Verification};
 pub use cas::BlobCheck;
-pub use labels::{LabelRecord, Recorded};
+pub use labels::{LabelRecord, Labels, Recorded};
 pub use local::{LocalStore, StoreError, now_secs};
 pub use tree::{EntryKind, Tree, TreeEntry};
 
