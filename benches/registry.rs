@@ -99,7 +99,7 @@ fn main() {
     let artifact = dir.path().join("artifact.bin");
     random_file(&artifact, mb);
     let store_a = LocalStore::open(&dir.path().join("a")).unwrap();
-    let (digest, size) = store_a.put_file(&artifact).unwrap();
+    let (digest, size) = store_a.cas.put_file(&artifact).unwrap();
     let tree = Tree::new(vec![TreeEntry {
         path: "artifact.bin".into(),
         kind: EntryKind::File {
@@ -109,7 +109,7 @@ fn main() {
         },
     }])
     .unwrap();
-    store_a.put_bytes(tree.encode().as_bytes()).unwrap();
+    store_a.cas.put_bytes(tree.encode().as_bytes()).unwrap();
     let mut pre = Preimage::new();
     pre.set("bench", format!("{mb} MB"));
     let key = pre.key();

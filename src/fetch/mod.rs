@@ -185,7 +185,7 @@ pub fn fetch(
         });
     }
     let f = File::open(&path)?;
-    store.put_reader(f, Some(pin))?;
+    store.cas.put_reader(f, Some(pin))?;
     store.set_source_name(pin, &name)?;
     writeln!(log, "fetch: stored {name} as {pin}")?;
     Ok(Fetched {

@@ -291,7 +291,7 @@ pub fn deliver(
             let reports = policy_reports(store, tree);
             for (name, digest, size) in tree.files().filter(|(n, _, _)| n.ends_with(".whl")) {
                 let dest = out_dir.join(name);
-                let changed = store.deliver_blob(digest, &dest)?;
+                let changed = store.cas.deliver_blob(digest, &dest)?;
                 let report = reports.get(name);
                 let prov = provenance_path(&dest);
                 if changed || !prov.exists() {
@@ -335,7 +335,7 @@ pub fn policy_reports(
     tree.files()
         .filter_map(|(name, d, _)| {
             let wheel = name.strip_suffix(REPORT_SUFFIX)?;
-            let bytes = store.read_blob(d).ok()?;
+            let bytes = store.cas.read_blob(d).ok()?;
             Some((wheel.to_string(), parse(&bytes, wheel).ok()?))
         })
         .collect()

@@ -110,7 +110,7 @@ pub fn test(
             (Some(tree), true) => tree
                 .files()
                 .find(|(n, _, _)| *n == "report.json")
-                .and_then(|(_, d, _)| store.read_blob(d).ok())
+                .and_then(|(_, d, _)| store.cas.read_blob(d).ok())
                 .and_then(|b| serde_json::from_slice(&b).ok()),
             _ => r
                 .log

@@ -302,8 +302,8 @@ fn describe(k: &EntryKind) -> String {
 /// The files inside two wheels that differ.
 fn diff_wheels(store: &LocalStore, a: &Digest, b: &Digest) -> Vec<String> {
     let (Ok(wa), Ok(wb)) = (
-        crate::wheel::read_wheel(&store.blob_path(a)),
-        crate::wheel::read_wheel(&store.blob_path(b)),
+        crate::wheel::read_wheel(&store.cas.blob_path(a)),
+        crate::wheel::read_wheel(&store.cas.blob_path(b)),
     ) else {
         return vec!["    (cannot read the wheels)".into()];
     };
@@ -336,8 +336,8 @@ fn diff_wheels(store: &LocalStore, a: &Digest, b: &Digest) -> Vec<String> {
 
 fn diff_text(store: &LocalStore, path: &str, a: &Digest, b: &Digest) -> Vec<String> {
     match (
-        std::fs::read(store.blob_path(a)),
-        std::fs::read(store.blob_path(b)),
+        std::fs::read(store.cas.blob_path(a)),
+        std::fs::read(store.cas.blob_path(b)),
     ) {
         (Ok(x), Ok(y)) => unified(path, &x, &y),
         _ => Vec::new(),
@@ -379,7 +379,7 @@ fn diffoscope(store: &LocalStore, path: &str, a: &Digest, b: &Digest) -> Vec<Str
         tmp.path().join("rebuilt").join(name),
     );
     for (d, p) in [(a, &pa), (b, &pb)] {
-        if store.copy_blob_to(d, p, false).is_err() {
+        if store.cas.copy_blob_to(d, p, false).is_err() {
             return Vec::new();
         }
     }

@@ -380,7 +380,7 @@ impl Remote for OciRemote {
                         },
                         _ => return Err(bad("refused: a file layer for a tree of many entries")),
                     };
-                    if !local.has_blob(&d) {
+                    if !local.cas.has_blob(&d) {
                         self.fetch_into_store(&repo, &d, local, key, size)?;
                     }
                 }
@@ -403,7 +403,7 @@ impl Remote for OciRemote {
                 }
                 // The log is provenance, not output: a missing one is no miss.
                 LOG_TYPE => {
-                    if local.has_blob(&d)
+                    if local.cas.has_blob(&d)
                         || self
                             .fetch_into_store(&repo, &d, local, key, MAX_LOG)
                             .is_ok()
@@ -417,10 +417,12 @@ impl Remote for OciRemote {
         // Every file of the tree must now be here, and right.
         for (_, d, _) in tree.files() {
             local
+                .cas
                 .verify_blob(d)
                 .map_err(|e| bad(&format!("output blob {d} after the pull: {e}")))?;
         }
         local
+            .cas
             .put_bytes(tree.encode().as_bytes())
             .map_err(RemoteError::Store)?;
         let result = ActionResult {
@@ -467,7 +469,7 @@ impl Remote for OciRemote {
         let local_err = RemoteError::Store;
         // Never push bytes that are not what they claim to be.
         for (_, d, _) in tree.files() {
-            local.verify_blob(d).map_err(local_err)?;
+            local.cas.verify_blob(d).map_err(local_err)?;
         }
         let mut layers = Vec::new();
         let single = match tree.entries.as_slice() {
@@ -483,7 +485,7 @@ impl Remote for OciRemote {
         };
         let _tmp;
         if let Some((name, d, size, exec)) = single {
-            self.reg.upload_file(&repo, &d, &local.blob_path(&d))?;
+            self.reg.upload_file(&repo, &d, &local.cas.blob_path(&d))?;
             let mut ann = serde_json::json!({ "org.opencontainers.image.title": name });
             if exec {
                 ann["dev.refine.executable"] = "true".into();
@@ -503,10 +505,11 @@ impl Remote for OciRemote {
             _tmp = tmp;
         }
         if let Some(logd) = &result.log
-            && local.verify_blob(logd).is_ok()
+            && local.cas.verify_blob(logd).is_ok()
         {
-            self.reg.upload_file(&repo, logd, &local.blob_path(logd))?;
-            let size = std::fs::metadata(local.blob_path(logd))
+            self.reg
+                .upload_file(&repo, logd, &local.cas.blob_path(logd))?;
+            let size = std::fs::metadata(local.cas.blob_path(logd))
                 .map(|m| m.len())
                 .unwrap_or(0);
             layers.push(serde_json::json!({
@@ -578,7 +581,7 @@ impl OciRemote {
         key: &Key,
         max: u64,
     ) -> Result<(), RemoteError> {
-        let mut tmp = local.new_temp().map_err(RemoteError::Store)?;
+        let mut tmp = local.cas.new_temp().map_err(RemoteError::Store)?;
         let tmp_path = tmp.path().to_path_buf();
         let ok = {
             let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
@@ -594,7 +597,10 @@ impl OciRemote {
         }
         // get_blob checked the digest while streaming; the temp file holds
         // exactly those bytes.
-        local.commit_verified(tmp, d).map_err(RemoteError::Store)
+        local
+            .cas
+            .commit_verified(tmp, d)
+            .map_err(RemoteError::Store)
     }
 }
 

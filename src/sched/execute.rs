@@ -116,7 +116,7 @@ fn run_action(cx: &NodeCx<'_>, deps: &[&NodeResult], log: &mut File) -> Result<T
                     .and_then(|t| {
                         t.files()
                             .next()
-                            .map(|(n, d, _)| (cfg.store.blob_path(d), n.to_string()))
+                            .map(|(n, d, _)| (cfg.store.cas.blob_path(d), n.to_string()))
                     }),
                 _ => None,
             };
@@ -137,7 +137,7 @@ fn run_action(cx: &NodeCx<'_>, deps: &[&NodeResult], log: &mut File) -> Result<T
                 };
                 failure(class, format!("{}: {e}", d.label), e.hint())
             })?;
-            let size = cfg.store.verify_blob(&f.digest)?;
+            let size = cfg.store.cas.verify_blob(&f.digest)?;
             single_file_tree(cx, &f.name, &f.digest, size)
         }
         Action::OciImage { reference, .. } => {
@@ -237,7 +237,7 @@ fn run_action(cx: &NodeCx<'_>, deps: &[&NodeResult], log: &mut File) -> Result<T
             let tar = tmp.path().join("rootfs.tar");
             let status = cfg.exec.build_image(&req, &tar, log).map_err(Error::from)?;
             check_status(status, d, log)?;
-            let (digest, size) = cfg.store.put_file(&tar)?;
+            let (digest, size) = cfg.store.cas.put_file(&tar)?;
             single_file_tree(cx, "rootfs.tar", &digest, size)
         }
         Action::SystemRuntime { .. } | Action::Recipe { .. } => {
@@ -322,7 +322,7 @@ fn single_file_tree(
         },
     }])
     .map_err(|e| failure(ErrorClass::User, e.to_string(), "rename the file"))?;
-    cx.cfg.store.put_bytes(tree.encode().as_bytes())?;
+    cx.cfg.store.cas.put_bytes(tree.encode().as_bytes())?;
     Ok(tree)
 }
 

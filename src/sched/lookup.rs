@@ -38,7 +38,7 @@ pub(super) fn local(cx: &NodeCx<'_>, check: BlobCheck) -> Option<Hit> {
             // remembers their inode, size and mtime).
             let checked = t
                 .files()
-                .try_for_each(|(_, dg, _)| store.check_blob(dg, check));
+                .try_for_each(|(_, dg, _)| store.cas.check_blob(dg, check));
             match checked {
                 Ok(()) => Some((r.output, t)),
                 Err(e) => {

@@ -64,7 +64,9 @@ pub(super) fn action(cx: &NodeCx<'_>, tree: &Tree, log: Option<&Path>) -> Result
         return Ok(());
     }
     let store = cx.cfg.store;
-    let log_digest = log.and_then(|p| store.put_file(p).ok()).map(|(dg, _)| dg);
+    let log_digest = log
+        .and_then(|p| store.cas.put_file(p).ok())
+        .map(|(dg, _)| dg);
     let result = ActionResult {
         key: cx.key.0.clone(),
         label: cx.d.label.to_string(),

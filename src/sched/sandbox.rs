@@ -537,9 +537,9 @@ pub fn materialize(
             reference.clone()
         }
         ImagePlan::Tarball { tag, rootfs } => {
-            cfg.store.verify_blob(rootfs)?;
+            cfg.store.cas.verify_blob(rootfs)?;
             cfg.exec
-                .load_image(tag, &cfg.store.blob_path(rootfs), plan.arch)?;
+                .load_image(tag, &cfg.store.cas.blob_path(rootfs), plan.arch)?;
             tag.clone()
         }
     };
@@ -595,8 +595,8 @@ pub fn materialize(
     for m in &plan.mounts {
         let host = match &m.source {
             MountSource::Blob(d) => {
-                cfg.store.verify_blob(d)?;
-                cfg.store.blob_path(d)
+                cfg.store.cas.verify_blob(d)?;
+                cfg.store.cas.blob_path(d)
             }
             MountSource::Tree(d) => cfg.store.materialize(d)?,
             MountSource::UnpackedWheel(d) => cfg.store.unpacked_wheel(d)?,

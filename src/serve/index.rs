@@ -88,7 +88,7 @@ fn current(app: &Shared) -> Vec<(Entry, PathBuf)> {
             if !base.ends_with(".whl") || out.contains_key(base) {
                 continue;
             }
-            let path = store.blob_path(d);
+            let path = store.cas.blob_path(d);
             let cached = app
                 .index_cache
                 .entries
@@ -99,7 +99,7 @@ fn current(app: &Shared) -> Vec<(Entry, PathBuf)> {
             let entry = match cached {
                 Some(e) => e,
                 None => {
-                    let Ok(bytes) = store.read_blob(d) else {
+                    let Ok(bytes) = store.cas.read_blob(d) else {
                         continue;
                     };
                     let Ok(e) = crate::index::entry_from(base, &bytes) else {

@@ -653,9 +653,9 @@ pub async fn artifact(
             .ok()?;
         // Only a name the output has: nothing of the request becomes a path.
         let (_, d, _) = tree.files().find(|(n, _, _)| *n == file)?;
-        store.verify_blob(d).ok()?;
+        store.cas.verify_blob(d).ok()?;
         let base = file.rsplit('/').next().unwrap_or(&file).to_string();
-        Some((store.blob_path(d), base))
+        Some((store.cas.blob_path(d), base))
     })
     .await;
     let Ok(Some((path, name))) = found else {

@@ -249,7 +249,7 @@ mod tests {
         assert!(matches!(s.lookup(&key), Lookup::Hit(..)));
         assert_eq!(s.preimage(&key).unwrap(), pre);
         // Lose the output blob: the entry is corrupt, reported, removed.
-        s.discard_blob(&sha256_bytes(b"wheel"));
+        s.cas.discard_blob(&sha256_bytes(b"wheel"));
         assert!(matches!(s.lookup(&key), Lookup::Corrupt(_)));
         assert!(matches!(s.lookup(&key), Lookup::Miss));
     }

@@ -43,7 +43,7 @@ pub fn write_tree_archive(
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_mode(if *executable { 0o755 } else { 0o644 });
                 h.set_size(*size);
-                let p = store.blob_path(digest);
+                let p = store.cas.blob_path(digest);
                 let f = std::fs::File::open(&p).ctx(&p)?;
                 tar.append_data(&mut h, &e.path, f).ctx(&p)?;
             }
@@ -121,6 +121,7 @@ pub fn unpack_tree_archive(
                     )));
                 }
                 store
+                    .cas
                     .put_reader((&mut entry).take(*size), Some(digest))
                     .map_err(|e| bad(format!("{path:?}: {e}")))?;
             }
@@ -134,7 +135,7 @@ pub fn unpack_tree_archive(
     if let Some(w) = want.next() {
         return Err(bad(format!("the archive ends before {:?}", w.path)));
     }
-    store.put_bytes(expected.encode().as_bytes())?;
+    store.cas.put_bytes(expected.encode().as_bytes())?;
     Ok(())
 }
 

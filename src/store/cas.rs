@@ -6,13 +6,13 @@
 //! unchanged large blobs skip rehashing; any other change rehashes.
 
 use super::error::{IoCtx, StoreError, write_atomic};
-use super::local::LocalStore;
 use crate::key::{Digest, Sha256Writer, sha256_bytes};
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// How closely a cache hit's blobs are checked before the hit is taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,7 +28,17 @@ pub enum BlobCheck {
 }
 
 /// Blob hex → (inode, size, mtime ns) at its last successful check.
-pub(super) type StatCache = HashMap<String, (u64, u64, i64)>;
+type StatCache = HashMap<String, (u64, u64, i64)>;
+
+/// The store's blobs (`<root>/cas/sha256/`), and what it remembers of
+/// their last checks.
+pub struct Cas {
+    root: PathBuf,
+    /// (blob) → (inode, size, mtime ns) when its bytes were last verified;
+    /// lets unchanged large blobs skip rehashing.
+    stat_cache: Mutex<Option<StatCache>>,
+    stat_dirty: Mutex<bool>,
+}
 
 /// What identifies a file's bytes without reading them.
 fn stamp(meta: &fs::Metadata) -> (u64, u64, i64) {
@@ -51,7 +61,15 @@ fn blob_io(e: io::Error, d: &Digest, p: &Path) -> StoreError {
     }
 }
 
-impl LocalStore {
+impl Cas {
+    pub fn new(store_root: &Path) -> Cas {
+        Cas {
+            root: store_root.to_path_buf(),
+            stat_cache: Mutex::new(None),
+            stat_dirty: Mutex::new(false),
+        }
+    }
+
     pub fn blob_path(&self, d: &Digest) -> PathBuf {
         let h = d.hex();
         self.root.join("cas/sha256").join(&h[..2]).join(h)
@@ -106,7 +124,7 @@ impl LocalStore {
     pub fn new_temp(&self) -> Result<tempfile::NamedTempFile, StoreError> {
         let tmp_root = self.root.join("tmp");
         tempfile::Builder::new()
-            .prefix(&super::local::staging_prefix())
+            .prefix(&super::error::staging_prefix())
             .tempfile_in(&tmp_root)
             .ctx(&tmp_root)
     }
@@ -230,7 +248,8 @@ impl LocalStore {
     }
 
     /// Persist the stat cache (best effort: it is only a cache).
-    pub(super) fn flush_stat_cache(&self) {
+    /// Write the stat cache out (best effort: it is a cache).
+    pub fn flush(&self) {
         let dirty = std::mem::take(&mut *self.stat_dirty.lock().unwrap_or_else(|e| e.into_inner()));
         if !dirty {
             return;
@@ -333,14 +352,14 @@ mod tests {
     #[test]
     fn blobs_round_trip_and_corruption_is_detected() {
         let (_d, s) = store();
-        let dg = s.put_bytes(b"hello").unwrap();
-        assert_eq!(s.read_blob(&dg).unwrap(), b"hello");
-        assert_eq!(s.verify_blob(&dg).unwrap(), 5);
+        let dg = s.cas.put_bytes(b"hello").unwrap();
+        assert_eq!(s.cas.read_blob(&dg).unwrap(), b"hello");
+        assert_eq!(s.cas.verify_blob(&dg).unwrap(), 5);
         // Corrupt it behind the store's back.
-        let p = s.blob_path(&dg);
+        let p = s.cas.blob_path(&dg);
         fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
         fs::write(&p, b"hellO").unwrap();
-        let err = s.verify_blob(&dg).unwrap_err();
+        let err = s.cas.verify_blob(&dg).unwrap_err();
         assert!(err.is_corrupt(), "{err}");
         assert!(!p.exists(), "a corrupt blob is discarded");
     }
@@ -351,24 +370,27 @@ mod tests {
     #[test]
     fn delivery_checks_the_bytes_and_shares_none() {
         let (d, s) = store();
-        let dg = s.put_bytes(b"the wheel's bytes").unwrap();
-        assert_eq!(s.verify_blob(&dg).unwrap(), 17);
+        let dg = s.cas.put_bytes(b"the wheel's bytes").unwrap();
+        assert_eq!(s.cas.verify_blob(&dg).unwrap(), 17);
         let out = d.path().join("dist/w.whl");
-        assert!(s.deliver_blob(&dg, &out).unwrap());
-        assert!(!s.deliver_blob(&dg, &out).unwrap(), "unchanged: left alone");
+        assert!(s.cas.deliver_blob(&dg, &out).unwrap());
+        assert!(
+            !s.cas.deliver_blob(&dg, &out).unwrap(),
+            "unchanged: left alone"
+        );
         let (a, b) = (
             fs::metadata(&out).unwrap(),
-            fs::metadata(s.blob_path(&dg)).unwrap(),
+            fs::metadata(s.cas.blob_path(&dg)).unwrap(),
         );
         assert_ne!(a.ino(), b.ino(), "a copy, not a link to the store");
         // The user writes to the delivered file: the store keeps its bytes.
         fs::write(&out, b"THE WHEEL'S BYTES").unwrap();
-        assert_eq!(s.read_blob(&dg).unwrap(), b"the wheel's bytes");
+        assert_eq!(s.cas.read_blob(&dg).unwrap(), b"the wheel's bytes");
         // Same size, so only a hash tells: delivered again, the right bytes.
-        assert!(s.deliver_blob(&dg, &out).unwrap());
+        assert!(s.cas.deliver_blob(&dg, &out).unwrap());
         assert_eq!(fs::read(&out).unwrap(), b"the wheel's bytes");
 
-        let p = s.blob_path(&dg);
+        let p = s.cas.blob_path(&dg);
         let mtime = fs::metadata(&p).unwrap().modified().unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
         fs::write(&p, b"the wheel's bytez").unwrap();
@@ -379,7 +401,7 @@ mod tests {
             .set_modified(mtime)
             .unwrap();
         fs::remove_file(&out).unwrap();
-        let e = s.deliver_blob(&dg, &out).unwrap_err();
+        let e = s.cas.deliver_blob(&dg, &out).unwrap_err();
         assert!(e.is_corrupt(), "{e}");
         assert!(!out.exists(), "nothing damaged is delivered");
         assert!(!p.exists(), "the damaged blob is discarded");
@@ -389,8 +411,8 @@ mod tests {
     fn expected_digest_mismatch_stores_nothing() {
         let (_d, s) = store();
         let wrong = sha256_bytes(b"other");
-        assert!(s.put_reader(&b"data"[..], Some(&wrong)).is_err());
-        assert!(!s.has_blob(&sha256_bytes(b"data")));
+        assert!(s.cas.put_reader(&b"data"[..], Some(&wrong)).is_err());
+        assert!(!s.cas.has_blob(&sha256_bytes(b"data")));
         assert_eq!(fs::read_dir(s.root().join("tmp")).unwrap().count(), 0);
     }
 }

@@ -41,7 +41,7 @@ impl LocalStore {
                     path: p.to_path_buf(),
                     source: e.into(),
                 })?;
-                let (digest, size) = self.put_file(p)?;
+                let (digest, size) = self.cas.put_file(p)?;
                 EntryKind::File {
                     executable: meta.permissions().mode() & 0o111 != 0,
                     size,
@@ -59,19 +59,19 @@ impl LocalStore {
             path: dir.to_path_buf(),
             reason: e.to_string(),
         })?;
-        self.put_bytes(tree.encode().as_bytes())?;
+        self.cas.put_bytes(tree.encode().as_bytes())?;
         Ok(tree)
     }
 
     /// Read a tree manifest by digest.
     pub fn tree(&self, d: &Digest) -> Result<Tree, StoreError> {
-        let bytes = self.read_blob(d)?;
+        let bytes = self.cas.read_blob(d)?;
         let text = String::from_utf8(bytes).map_err(|_| StoreError::Corrupt {
-            path: self.blob_path(d),
+            path: self.cas.blob_path(d),
             reason: "tree manifest is not UTF-8".into(),
         })?;
         Tree::decode(&text).map_err(|e| StoreError::Corrupt {
-            path: self.blob_path(d),
+            path: self.cas.blob_path(d),
             reason: e.to_string(),
         })
     }
@@ -79,7 +79,7 @@ impl LocalStore {
     /// Check that every blob of a tree is present.
     pub fn tree_complete(&self, tree: &Tree) -> Result<(), StoreError> {
         for (_, d, _) in tree.files() {
-            if !self.has_blob(d) {
+            if !self.cas.has_blob(d) {
                 return Err(StoreError::Missing(d.clone()));
             }
         }
@@ -99,7 +99,7 @@ impl LocalStore {
                     executable, digest, ..
                 } => {
                     let f = dir.create_file(&e.path, *executable).ctx(&p)?;
-                    self.copy_blob_into(digest, f, &p)?;
+                    self.cas.copy_blob_into(digest, f, &p)?;
                 }
                 EntryKind::Symlink { target } => dir.symlink(&e.path, target).ctx(&p)?,
             }
@@ -161,8 +161,8 @@ impl LocalStore {
             }
             remove_damaged(&dest).ctx(&dest)?;
         }
-        self.verify_blob(d)?;
-        let src = self.blob_path(d);
+        self.cas.verify_blob(d)?;
+        let src = self.cas.blob_path(d);
         let corrupt = |reason: String| StoreError::Corrupt {
             path: src.clone(),
             reason,
@@ -396,7 +396,7 @@ mod tests {
             z.write_all(bytes).unwrap();
         }
         let bytes = z.finish().unwrap().into_inner();
-        s.put_bytes(&bytes).unwrap()
+        s.cas.put_bytes(&bytes).unwrap()
     }
 
     #[test]
@@ -498,7 +498,7 @@ mod tests {
         assert!(e.to_string().contains("not a plain path"), "{e}");
         assert!(!s.root().join("unpacked").join(w.hex()).exists());
         assert!(!s.root().join("escape").exists());
-        let not_zip = s.put_bytes(b"not a zip").unwrap();
+        let not_zip = s.cas.put_bytes(b"not a zip").unwrap();
         let e = s.unpacked_wheel(&not_zip).unwrap_err();
         assert!(e.to_string().contains("not a wheel"), "{e}");
     }

@@ -1,5 +1,6 @@
-//! The store's failures and its one way of writing a file (atomically):
-//! the leaf every part of the store builds on.
+//! The store's failures, its one way of writing a file (atomically) and
+//! the names of its staging entries: the leaf every part of the store
+//! builds on.
 
 use crate::key::Digest;
 use std::fs;
@@ -82,4 +83,9 @@ pub fn write_atomic(root: &Path, dest: &Path, bytes: &[u8]) -> Result<(), StoreE
         source: e.error,
     })?;
     Ok(())
+}
+
+/// `t<pid>-<start>.`: staging entries name the process that made them.
+pub(crate) fn staging_prefix() -> String {
+    format!("t{}.", crate::runid::RunId::current().tag())
 }

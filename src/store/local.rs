@@ -19,14 +19,14 @@
 //! and is reported as corruption, which callers treat as a miss); only
 //! successful builds enter the action cache.
 
-use super::cas::StatCache;
+use super::cas::Cas;
 pub(crate) use super::error::IoCtx;
+pub(crate) use super::error::staging_prefix;
 pub use super::error::{StoreError, write_atomic};
 use super::labels::Labels;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 pub const STORE_VERSION: &str = "refine-store 1";
 
@@ -34,10 +34,8 @@ pub struct LocalStore {
     pub(super) root: PathBuf,
     /// The label index: per arch, every label's last result.
     pub labels: Labels,
-    /// (path of a blob) → (inode, size, mtime ns) when its bytes were last
-    /// verified; lets unchanged large blobs skip rehashing.
-    pub(super) stat_cache: Mutex<Option<StatCache>>,
-    pub(super) stat_dirty: Mutex<bool>,
+    /// The blobs, named by their sha256.
+    pub cas: Cas,
 }
 
 pub fn now_secs() -> u64 {
@@ -80,8 +78,7 @@ impl LocalStore {
         let store = LocalStore {
             root: root.to_path_buf(),
             labels: Labels::new(root),
-            stat_cache: Mutex::new(None),
-            stat_dirty: Mutex::new(false),
+            cas: Cas::new(root),
         };
         store.sweep_staging();
         Ok(store)
@@ -161,7 +158,7 @@ impl LocalStore {
     ) -> Option<(crate::key::Digest, super::Tree)> {
         let (output, tree) = self.labels.hit(arch, label, key, trusts)?;
         for (_, d, _) in tree.files() {
-            self.check_blob(d, check).ok()?;
+            self.cas.check_blob(d, check).ok()?;
         }
         Some((output, tree))
     }
@@ -170,13 +167,8 @@ impl LocalStore {
     /// cache (best effort: both are caches of what the files say).
     pub fn flush(&self) {
         self.labels.flush();
-        self.flush_stat_cache();
+        self.cas.flush();
     }
-}
-
-/// `t<pid>-<start>.`: staging entries name the process that made them.
-pub(super) fn staging_prefix() -> String {
-    format!("t{}.", crate::runid::RunId::current().tag())
 }
 
 impl Drop for LocalStore {

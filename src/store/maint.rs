@@ -67,11 +67,11 @@ pub fn verify(store: &LocalStore) -> Result<VerifyReport, StoreError> {
     let mut r = VerifyReport::default();
     for d in store.blob_digests() {
         r.blobs += 1;
-        let p = store.blob_path(&d);
+        let p = store.cas.blob_path(&d);
         match crate::key::sha256_file(&p) {
             Ok((got, _)) if got == d => {}
             Ok((got, _)) => {
-                store.discard_blob(&d);
+                store.cas.discard_blob(&d);
                 r.bad_blobs
                     .push((d, format!("content hashes to {got}; removed")));
             }
@@ -130,7 +130,7 @@ pub fn gc(
         for e in entries {
             let mut add = |d: &Digest| {
                 if live.insert(d.clone()) {
-                    bytes += std::fs::metadata(store.blob_path(d))
+                    bytes += std::fs::metadata(store.cas.blob_path(d))
                         .map(|m| m.len())
                         .unwrap_or(0);
                 }
@@ -163,7 +163,7 @@ pub fn gc(
         .into_iter()
         .filter(|d| !live.contains(d))
         .map(|d| {
-            let size = std::fs::metadata(store.blob_path(&d))
+            let size = std::fs::metadata(store.cas.blob_path(&d))
                 .map(|m| m.len())
                 .unwrap_or(0);
             (d, size)
@@ -178,7 +178,7 @@ pub fn gc(
         store.remove_action(&e.key);
     }
     for (d, _) in &dead {
-        store.discard_blob(d);
+        store.cas.discard_blob(d);
     }
     // Materialized trees and unpacked wheels that are no longer live, and
     // stale label records.
@@ -259,7 +259,7 @@ impl LocalStore {
     pub fn drop_stale_labels(&self) {
         self.labels.retain(|r| {
             r.output.as_ref().is_none_or(|o| {
-                self.has_blob(o)
+                self.cas.has_blob(o)
                     && self
                         .tree(o)
                         .is_ok_and(|t: Tree| self.tree_complete(&t).is_ok())
@@ -303,13 +303,13 @@ mod tests {
         let kept_dir = s.unpacked_wheel(&kept).unwrap();
         // A wheel no result holds (its entry is gone): its blob and its
         // unpacked files are swept.
-        let orphan = s.put_bytes(b"PK").unwrap();
+        let orphan = s.cas.put_bytes(b"PK").unwrap();
         let orphan_dir = s.root().join("unpacked").join(orphan.hex());
         std::fs::create_dir_all(&orphan_dir).unwrap();
         assert_eq!(s.unpacked_wheels().len(), 2);
         gc(&s, None, None, false).unwrap();
         assert!(kept_dir.join("uv.data/scripts/uv").is_file());
         assert!(!orphan_dir.exists());
-        assert!(!s.has_blob(&orphan));
+        assert!(!s.cas.has_blob(&orphan));
     }
 }
