@@ -125,7 +125,7 @@ fn main() {
         // Pushed as if the sandbox had built it: this measures transfers.
         executor: "podman".into(),
     };
-    store_a.put_action(&key, &result, &pre).unwrap();
+    store_a.actions.put(&key, &result, &pre).unwrap();
     let label = Label::new(Kind::Image, "bench");
     let keyfile = dir.path().join("signing.key");
     let signer = SigningKeyFile::generate(&keyfile, "bench").unwrap();
@@ -233,7 +233,7 @@ fn many_small(remote: &OciRemote, trust: &Trust, keyfile: &Path, dir: &Path) {
             arch: "x86_64".into(),
             executor: "podman".into(),
         };
-        store.put_action(&key, &result, &pre).unwrap();
+        store.actions.put(&key, &result, &pre).unwrap();
         let label = Label::new(Kind::Pack, format!("small{i}"));
         remote
             .push(&label, &key, &result, &tree, &pre, &store)

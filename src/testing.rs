@@ -43,18 +43,19 @@ pub fn key_of(opts: &GlobalOpts, label: &str) -> Result<Key, String> {
 pub fn adopt_as_sandbox_built(store: &std::path::Path) -> Result<usize, String> {
     let s = crate::store::LocalStore::open(store).map_err(|e| e.to_string())?;
     let mut n = 0;
-    for key in s.keys() {
-        let Some(mut r) = s.action(&key) else {
+    for key in s.actions.keys() {
+        let Some(mut r) = s.actions.get(&key) else {
             continue;
         };
         if r.executor != "fake" {
             continue;
         }
         let pre = s
+            .actions
             .preimage(&key)
             .ok_or_else(|| format!("the preimage of {} is missing", key.short()))?;
         r.executor = "podman".into();
-        s.put_action(&key, &r, &pre).map_err(|e| e.to_string())?;
+        s.actions.put(&key, &r, &pre).map_err(|e| e.to_string())?;
         n += 1;
     }
     for arch in s.labels.arches() {

@@ -147,7 +147,7 @@ fn a_target_of_the_workspace_replaces_the_builtin_one() {
         "//packs:libyaml",
     )
     .unwrap();
-    let p = s.preimage(&key).unwrap().to_json();
+    let p = s.actions.preimage(&key).unwrap().to_json();
     assert_eq!(p["version"], "9.9", "{p}");
     assert!(p["action"]["files"]["recipes/mine.sh"].is_string(), "{p}");
 }

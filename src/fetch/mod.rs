@@ -186,7 +186,7 @@ pub fn fetch(
     }
     let f = File::open(&path)?;
     store.cas.put_reader(f, Some(pin))?;
-    store.set_source_name(pin, &name)?;
+    store.actions.set_source_name(pin, &name)?;
     writeln!(log, "fetch: stored {name} as {pin}")?;
     Ok(Fetched {
         name,

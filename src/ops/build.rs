@@ -366,7 +366,7 @@ fn write_provenance(
     let Some(key) = &r.key else { return Ok(()) };
     let pre = match &r.preimage {
         Some(p) => p.clone(),
-        None => match store.preimage(key) {
+        None => match store.actions.preimage(key) {
             Some(p) => p,
             None => return Ok(()),
         },

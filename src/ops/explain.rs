@@ -202,9 +202,10 @@ fn remote_latest(s: &Session, label: &Label) -> Result<Option<(Key, Preimage)>> 
 /// The key of the build of `label` whose output was `output`.
 fn key_for_output(store: &LocalStore, label: &Label, output: &str) -> Option<Key> {
     let want = label.to_string();
-    store.keys().into_iter().find(|k| {
+    store.actions.keys().into_iter().find(|k| {
         store
-            .action(k)
+            .actions
+            .get(k)
             .is_some_and(|r| r.label == want && r.output.as_str() == output)
     })
 }
@@ -248,13 +249,13 @@ pub fn explain(s: &Session, target: &str, against: Against) -> Result<Explanatio
                     ))
                     .hint("build it once, or compare with --against remote or --against KEY")
                 })?;
-            let p = store.preimage(&k).ok_or_else(|| {
+            let p = store.actions.preimage(&k).ok_or_else(|| {
                 Error::env(format!("the preimage of {} is not in the store", k.short()))
             })?;
             (k, p)
         }
         Against::Key(k) => {
-            let p = store.preimage(k).ok_or_else(|| {
+            let p = store.actions.preimage(k).ok_or_else(|| {
                 Error::user(format!(
                     "no preimage for key {} in the local store",
                     k.short()
@@ -342,7 +343,8 @@ pub fn explain(s: &Session, target: &str, against: Against) -> Result<Explanatio
                     (p.key(), p)
                 })
             } else {
-                key_for_output(&store, dl, before).and_then(|k| store.preimage(&k).map(|p| (k, p)))
+                key_for_output(&store, dl, before)
+                    .and_then(|k| store.actions.preimage(&k).map(|p| (k, p)))
             };
             let mut c = chain.clone();
             c.push(dl.clone());

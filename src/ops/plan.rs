@@ -117,6 +117,7 @@ pub fn plan_graph(graph: &Graph, store: &LocalStore, executor: &str) -> Vec<Plan
         }
         let changes = match (&status, &previous) {
             (PlanStatus::Build, Some(prev)) if *prev != key => store
+                .actions
                 .preimage(prev)
                 .map(|old| diff(&old, &pre))
                 .unwrap_or_default(),
@@ -241,5 +242,8 @@ pub fn log_path(s: &Session, label: &str) -> Result<std::path::PathBuf> {
 
 /// How many times `refine verify` reproduced this key's output.
 pub fn verified_count(store: &LocalStore, key: &Key) -> usize {
-    store.verification(key).map_or(0, |v| v.agreeing_rounds)
+    store
+        .actions
+        .verification(key)
+        .map_or(0, |v| v.agreeing_rounds)
 }

@@ -99,7 +99,7 @@ fn push_one(
         Lookup::Hit(r, t) => (r, t),
         _ => return Ok(Moved::Missing),
     };
-    let pre = store.preimage(key).ok_or_else(|| {
+    let pre = store.actions.preimage(key).ok_or_else(|| {
         format!(
             "the preimage of {} is missing from the local store",
             key.short()

@@ -152,11 +152,14 @@ pub fn verify(
         }
         let agree = differences.is_empty();
         if let Some(k) = &key {
-            let mut v = store.verification(k).unwrap_or_else(|| Verification {
-                key: k.0.clone(),
-                label: graph.nodes[i].label().to_string(),
-                ..Verification::default()
-            });
+            let mut v = store
+                .actions
+                .verification(k)
+                .unwrap_or_else(|| Verification {
+                    key: k.0.clone(),
+                    label: graph.nodes[i].label().to_string(),
+                    ..Verification::default()
+                });
             let same = round_outputs
                 .iter()
                 .filter(|o| o.is_some() && o.as_ref() == reference.as_ref())
@@ -164,7 +167,7 @@ pub fn verify(
             v.agreeing_rounds += same;
             v.disagreeing_rounds += round_outputs.len() - same;
             v.last = crate::store::now_secs();
-            let _ = store.set_verification(k, &v);
+            let _ = store.actions.set_verification(k, &v);
         }
         checked.push(Checked {
             label: graph.nodes[i].label().to_string(),

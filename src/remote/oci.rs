@@ -437,7 +437,8 @@ impl Remote for OciRemote {
             executor: cfg.executor,
         };
         local
-            .put_action(key, &result, &pre)
+            .actions
+            .put(key, &result, &pre)
             .map_err(RemoteError::Store)?;
         Ok(Some((result, tree)))
     }

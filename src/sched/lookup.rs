@@ -42,7 +42,7 @@ pub(super) fn local(cx: &NodeCx<'_>, check: BlobCheck) -> Option<Hit> {
             match checked {
                 Ok(()) => Some((r.output, t)),
                 Err(e) => {
-                    store.remove_action(&cx.key);
+                    store.actions.remove(&cx.key);
                     cx.note(format!(
                         "{}: corrupt cache entry treated as a miss: {e}",
                         cx.d.label
@@ -70,7 +70,7 @@ pub(super) fn remote(cx: &NodeCx<'_>) -> Pulled {
     };
     match remote.pull(&cx.d.label, &cx.key, cx.cfg.store) {
         Ok(Some((result, tree))) => {
-            let _ = cx.cfg.store.put_preimage(&cx.key, &cx.pre);
+            let _ = cx.cfg.store.actions.put_preimage(&cx.key, &cx.pre);
             Pulled::Hit((result.output, tree))
         }
         Ok(None) => Pulled::Miss,

@@ -78,7 +78,7 @@ pub(super) fn action(cx: &NodeCx<'_>, tree: &Tree, log: Option<&Path>) -> Result
         arch: cx.arch().to_string(),
         executor: cx.cfg.exec.name().to_string(),
     };
-    match store.put_action(&cx.key, &result, &cx.pre) {
+    match store.actions.put(&cx.key, &result, &cx.pre) {
         Ok(()) => Ok(()),
         Err(e) if e.is_disk_full() => Err(Error::from(e).context(format!(
             "could not record the result of {} in the action cache",
@@ -106,7 +106,7 @@ pub(super) fn push(cx: &NodeCx<'_>, tree: &Tree, remote_noted: bool) -> Option<P
         )));
     }
     let store = cx.cfg.store;
-    let result = store.action(&cx.key)?;
+    let result = store.actions.get(&cx.key)?;
     Some(
         match remote.push(&cx.d.label, &cx.key, &result, tree, &cx.pre, store) {
             Ok(()) => PushStatus::Pushed,

@@ -221,7 +221,7 @@ pub fn target_data(app: &Shared, label: &Label) -> TargetView {
             .key
             .as_deref()
             .and_then(crate::key::Key::parse)
-            .and_then(|k| store.preimage(&k))
+            .and_then(|k| store.actions.preimage(&k))
             .map(|p| p.to_json());
     }
     if let Ok(s) = crate::ops::Session::load(&app.global) {

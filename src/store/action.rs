@@ -11,6 +11,7 @@ use super::tree::Tree;
 use crate::key::{Digest, Key, Preimage};
 use serde::{Deserialize, Serialize};
 use std::fs;
+use std::path::Path;
 use std::path::PathBuf;
 
 /// What the action cache remembers of a successful build.
@@ -58,7 +59,28 @@ pub struct Verification {
     pub last: u64,
 }
 
-impl LocalStore {
+/// The action cache (`<root>/ac/`), the preimages, `refine verify`'s
+/// records and the names of fetched sources: files under the store's
+/// root, nothing else of the store.
+pub struct ActionCache {
+    root: PathBuf,
+}
+
+/// An action-cache entry as read, before its output is checked.
+pub enum Entry {
+    Missing,
+    Found(ActionResult),
+    /// Unreadable or for another key: removed, and why.
+    Damaged(String),
+}
+
+impl ActionCache {
+    pub fn new(store_root: &Path) -> ActionCache {
+        ActionCache {
+            root: store_root.to_path_buf(),
+        }
+    }
+
     fn ac_path(&self, key: &Key) -> PathBuf {
         self.root
             .join("ac")
@@ -73,46 +95,38 @@ impl LocalStore {
             .join(format!("{}.json", key.0))
     }
 
-    /// Look a key up: a hit has its output tree present and intact.
-    pub fn lookup(&self, key: &Key) -> Lookup {
+    /// The entry for a key, checked to be for that key (a damaged one is
+    /// removed).
+    pub fn entry(&self, key: &Key) -> Entry {
         let p = self.ac_path(key);
         let bytes = match fs::read(&p) {
             Ok(b) => b,
-            Err(_) => return Lookup::Miss,
+            Err(_) => return Entry::Missing,
         };
         let result: ActionResult = match serde_json::from_slice(&bytes) {
             Ok(r) => r,
             Err(e) => {
                 let _ = fs::remove_file(&p);
-                return Lookup::Corrupt(format!("action cache entry {}: {e}", p.display()));
+                return Entry::Damaged(format!("action cache entry {}: {e}", p.display()));
             }
         };
         if result.key != key.0 {
             let _ = fs::remove_file(&p);
-            return Lookup::Corrupt(format!(
+            return Entry::Damaged(format!(
                 "action cache entry {} is for another key",
                 p.display()
             ));
         }
-        match self
-            .tree(&result.output)
-            .and_then(|t| self.tree_complete(&t).map(|()| t))
-        {
-            Ok(tree) => Lookup::Hit(result, tree),
-            Err(e) => {
-                let _ = fs::remove_file(&p);
-                Lookup::Corrupt(format!("output of {}: {e}", result.label))
-            }
-        }
+        Entry::Found(result)
     }
 
     /// The action result for a key, without checking its output.
-    pub fn action(&self, key: &Key) -> Option<ActionResult> {
+    pub fn get(&self, key: &Key) -> Option<ActionResult> {
         let bytes = fs::read(self.ac_path(key)).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 
-    pub fn put_action(
+    pub fn put(
         &self,
         key: &Key,
         result: &ActionResult,
@@ -166,12 +180,17 @@ impl LocalStore {
         out
     }
 
-    pub fn remove_action(&self, key: &Key) {
+    /// Remove the entry alone (its output is damaged).
+    fn remove_entry(&self, key: &Key) {
+        let _ = fs::remove_file(self.ac_path(key));
+    }
+
+    pub fn remove(&self, key: &Key) {
         let _ = fs::remove_file(self.ac_path(key));
         let _ = fs::remove_file(self.preimage_path(key));
     }
 
-    pub fn ac_entry_path(&self, key: &Key) -> PathBuf {
+    pub fn entry_path(&self, key: &Key) -> PathBuf {
         self.ac_path(key)
     }
 
@@ -205,6 +224,28 @@ impl LocalStore {
             &self.root.join("names").join(d.hex()),
             name.as_bytes(),
         )
+    }
+}
+
+impl LocalStore {
+    /// Look a key up: a hit has its output tree present and intact (the
+    /// action cache's entry, then the CAS's tree and blobs).
+    pub fn lookup(&self, key: &Key) -> Lookup {
+        let result = match self.actions.entry(key) {
+            Entry::Missing => return Lookup::Miss,
+            Entry::Damaged(why) => return Lookup::Corrupt(why),
+            Entry::Found(r) => r,
+        };
+        match self
+            .tree(&result.output)
+            .and_then(|t| self.tree_complete(&t).map(|()| t))
+        {
+            Ok(tree) => Lookup::Hit(result, tree),
+            Err(e) => {
+                self.actions.remove_entry(key);
+                Lookup::Corrupt(format!("output of {}: {e}", result.label))
+            }
+        }
     }
 }
 
@@ -245,9 +286,9 @@ mod tests {
         let key = pre.key();
         assert!(matches!(s.lookup(&key), Lookup::Miss));
         let r = ActionResult::podman_for_tests(&key, "//wheels:x", tree.digest());
-        s.put_action(&key, &r, &pre).unwrap();
+        s.actions.put(&key, &r, &pre).unwrap();
         assert!(matches!(s.lookup(&key), Lookup::Hit(..)));
-        assert_eq!(s.preimage(&key).unwrap(), pre);
+        assert_eq!(s.actions.preimage(&key).unwrap(), pre);
         // Lose the output blob: the entry is corrupt, reported, removed.
         s.cas.discard_blob(&sha256_bytes(b"wheel"));
         assert!(matches!(s.lookup(&key), Lookup::Corrupt(_)));

@@ -19,6 +19,7 @@
 //! and is reported as corruption, which callers treat as a miss); only
 //! successful builds enter the action cache.
 
+use super::action::ActionCache;
 use super::cas::Cas;
 pub(crate) use super::error::IoCtx;
 pub(crate) use super::error::staging_prefix;
@@ -36,6 +37,8 @@ pub struct LocalStore {
     pub labels: Labels,
     /// The blobs, named by their sha256.
     pub cas: Cas,
+    /// Key → result, the preimages, verification records, source names.
+    pub actions: ActionCache,
 }
 
 pub fn now_secs() -> u64 {
@@ -79,6 +82,7 @@ impl LocalStore {
             root: root.to_path_buf(),
             labels: Labels::new(root),
             cas: Cas::new(root),
+            actions: ActionCache::new(root),
         };
         store.sweep_staging();
         Ok(store)

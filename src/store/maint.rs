@@ -28,10 +28,11 @@ pub struct Entry {
 pub fn entries(store: &LocalStore) -> Vec<Entry> {
     let now = super::now_secs();
     let mut out: Vec<Entry> = store
+        .actions
         .keys()
         .into_iter()
         .filter_map(|k| {
-            let result = store.action(&k)?;
+            let result = store.actions.get(&k)?;
             let size = store
                 .tree(&result.output)
                 .map(|t| t.total_size())
@@ -78,7 +79,7 @@ pub fn verify(store: &LocalStore) -> Result<VerifyReport, StoreError> {
             Err(e) => r.bad_blobs.push((d, e.to_string())),
         }
     }
-    for k in store.keys() {
+    for k in store.actions.keys() {
         r.entries += 1;
         match store.lookup(&k) {
             super::Lookup::Hit(..) => {}
@@ -175,7 +176,7 @@ pub fn gc(
         return Ok(report);
     }
     for e in &report.removed_entries {
-        store.remove_action(&e.key);
+        store.actions.remove(&e.key);
     }
     for (d, _) in &dead {
         store.cas.discard_blob(d);
@@ -292,7 +293,7 @@ mod tests {
         pre.set("name", name);
         let key = pre.key();
         let r = ActionResult::podman_for_tests(&key, &format!("//sources:{name}"), tree.digest());
-        s.put_action(&key, &r, &pre).unwrap();
+        s.actions.put(&key, &r, &pre).unwrap();
         crate::key::sha256_bytes(&bytes)
     }
 

@@ -20,7 +20,7 @@ pub mod maint;
 pub mod mounts;
 pub mod tree;
 
-pub use action::{ActionResult, Lookup, Verification};
+pub use action::{ActionCache, ActionResult, Lookup, Verification};
 pub use cas::BlobCheck;
 pub use labels::{LabelRecord, Labels, Recorded};
 pub use local::{LocalStore, StoreError, now_secs};
