@@ -115,13 +115,13 @@ fn main() {
     let key = pre.key();
     let result = ActionResult {
         key: key.0.clone(),
-        label: "//images:bench".into(),
+        label: "//images:bench".parse().unwrap(),
         output: tree.digest(),
         log: None,
         duration_ms: 0,
         created: 0,
         refine_version: "bench".into(),
-        arch: "x86_64".into(),
+        arch: refine::platform::Arch::X86_64,
         // Pushed as if the sandbox had built it: this measures transfers.
         executor: "podman".into(),
     };
@@ -218,19 +218,19 @@ fn many_small(remote: &OciRemote, trust: &Trust, keyfile: &Path, dir: &Path) {
         std::fs::create_dir_all(src.join("lib")).unwrap();
         random_file_kb(&src.join("lib/data.bin"), 64, i as u64);
         std::fs::write(src.join("lib/name.txt"), format!("result {i}\n")).unwrap();
-        let tree = store.put_tree(&src).unwrap();
+        let tree = store.cas.put_tree(&src).unwrap();
         let mut pre = Preimage::new();
         pre.set("bench", format!("small {i}"));
         let key = pre.key();
         let result = ActionResult {
             key: key.0.clone(),
-            label: format!("//packs:small{i}"),
+            label: format!("//packs:small{i}").parse().unwrap(),
             output: tree.digest(),
             log: None,
             duration_ms: 0,
             created: 0,
             refine_version: "bench".into(),
-            arch: "x86_64".into(),
+            arch: refine::platform::Arch::X86_64,
             executor: "podman".into(),
         };
         store.actions.put(&key, &result, &pre).unwrap();

@@ -101,6 +101,22 @@ impl Arch {
     }
 }
 
+/// An arch as its name on the wire (`s390x`): the form in action results
+/// and OCI manifests, read back through [`Arch::parse`].
+pub mod arch_name {
+    use super::Arch;
+
+    pub fn serialize<S: serde::Serializer>(a: &Arch, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(a.as_str())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Arch, D::Error> {
+        let name = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+        Arch::parse(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown architecture `{name}`")))
+    }
+}
+
 impl std::fmt::Display for Arch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

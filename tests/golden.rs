@@ -76,7 +76,7 @@ fn a_tree_archive_has_these_bytes() {
         b"prefix=${pcfiledir}/../..\nName: zlib\n",
     )
     .unwrap();
-    let tree = store.put_tree(&src).unwrap();
+    let tree = store.cas.put_tree(&src).unwrap();
     assert_eq!(
         tree.digest().hex(),
         "d721a2607b4880aa0d5f4488d005bedb1ffa5d6fe6a739793c44fdd5d5b88107",

@@ -59,6 +59,7 @@ fn with(plan: &BTreeMap<String, String>, status: &str) -> Vec<String> {
 fn tree_of(store: &Path, output: &str) -> PathBuf {
     let store = refine::store::LocalStore::open(store).unwrap();
     store
+        .checkouts
         .materialize(&refine::key::Digest::parse(output).unwrap())
         .unwrap()
 }

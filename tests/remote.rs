@@ -1148,7 +1148,8 @@ fn crafted_trees_and_archives_are_refused_and_rebuilt() {
     let legit = output_of(&a, "//packs:zlib");
     let legit_tree = {
         let s = refine::store::LocalStore::open(&ws.root().join("a")).unwrap();
-        s.tree(&refine::key::Digest::parse(&legit).unwrap())
+        s.cas
+            .tree(&refine::key::Digest::parse(&legit).unwrap())
             .unwrap()
     };
     // A directory outside every store: nothing may ever appear in it.

@@ -110,6 +110,7 @@ pub fn run_hash(c: &HashCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
         let node = graph.get(&e.label);
         let wheels: Vec<(String, String)> = match (&e.output, node) {
             (Some(o), Some(_)) => store
+                .cas
                 .tree(o)
                 .map(|t| {
                     t.files()

@@ -128,6 +128,38 @@ pub struct Want {
     pub for_build: bool,
 }
 
+/// Why no file of a pinned version can be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NoFile {
+    #[error("the index has no file of version {version}")]
+    NoVersion { version: String },
+    #[error("the index has no file of version {version} with the given --hash")]
+    NoHashMatch { version: String },
+    #[error("the index has no sdist of version {version} and no wheel for {target}: {}", listed.join(", "))]
+    NoFit {
+        version: String,
+        target: String,
+        listed: Vec<String>,
+    },
+}
+
+impl NoFile {
+    /// What the user can do about it.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            NoFile::NoVersion { .. } => {
+                "check the pin: the version may be mistyped, or its files removed from the index"
+            }
+            NoFile::NoHashMatch { .. } => {
+                "the index's files differ from the lock: check the --hash lines of the requirements file, or regenerate the lock"
+            }
+            NoFile::NoFit { .. } => {
+                "refine builds from sdists: write a rule by hand for a source it can build, or leave the package out"
+            }
+        }
+    }
+}
+
 /// Choose the file for `name==version` among the index's `files`.
 /// `hashes`, if any, are the only acceptable sha256s (a `--hash` lock).
 pub fn choose(
@@ -136,7 +168,7 @@ pub fn choose(
     hashes: &[String],
     target: &Platform,
     want: Want,
-) -> Result<Choice, String> {
+) -> Result<Choice, NoFile> {
     let of_version: Vec<&IndexFile> = files
         .iter()
         .filter(|f| {
@@ -208,19 +240,18 @@ pub fn choose(
     if let Some(f) = wheel(&|t| !t.is_pure()) {
         return Ok(Choice::Target(f));
     }
-    let listed: Vec<&str> = of_version.iter().map(|f| f.filename.as_str()).collect();
-    Err(if listed.is_empty() {
-        if hashes.is_empty() {
-            format!("the index has no file of version {version}")
-        } else {
-            format!("the index has no file of version {version} with the given --hash")
+    let listed: Vec<String> = of_version.iter().map(|f| f.filename.clone()).collect();
+    let version = version.to_string();
+    Err(if !listed.is_empty() {
+        NoFile::NoFit {
+            version,
+            target: target_name(target),
+            listed,
         }
+    } else if hashes.is_empty() {
+        NoFile::NoVersion { version }
     } else {
-        format!(
-            "the index has no sdist of version {version} and no wheel for {}: {}",
-            target_name(target),
-            listed.join(", ")
-        )
+        NoFile::NoHashMatch { version }
     })
 }
 
@@ -407,6 +438,8 @@ mod tests {
         );
         // Nothing that fits: said, with what there is.
         let e = choose("1.11.1.1", &files[..1], &[], &t, Want::default()).unwrap_err();
+        assert!(matches!(e, NoFile::NoFit { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("no sdist") && e.contains("s390x"), "{e}");
         // A --hash lock narrows the files.
         let files = [f("six-1.16.0.tar.gz"), f("six-1.16.0-py2.py3-none-any.whl")];
@@ -415,7 +448,18 @@ mod tests {
             choose("1.16.0", &files, &[h], &t, Want::default()).unwrap(),
             Choice::Sdist(files[0].clone())
         );
-        assert!(choose("1.16.0", &files, &["0".repeat(64)], &t, Want::default()).is_err());
+        assert_eq!(
+            choose("1.16.0", &files, &["0".repeat(64)], &t, Want::default()),
+            Err(NoFile::NoHashMatch {
+                version: "1.16.0".into()
+            })
+        );
+        assert_eq!(
+            choose("9.9", &files, &[], &t, Want::default()),
+            Err(NoFile::NoVersion {
+                version: "9.9".into()
+            })
+        );
         // 1.0 is 1.0.0.
         assert!(same_version("1.0", "1.0.0") && !same_version("1.0", "1.0.1"));
     }

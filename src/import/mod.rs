@@ -496,8 +496,8 @@ impl<'a> Importer<'a> {
                     out.unbuildable.push(Unbuildable {
                         name: key.0.clone(),
                         version: version.clone(),
-                        why,
-                        hint: "refine builds from sdists: write a rule by hand for a source it can build, or leave the package out".into(),
+                        hint: why.hint().into(),
+                        why: why.to_string(),
                     });
                 }
                 Ok(Choice::Pure(f)) => {

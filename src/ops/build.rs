@@ -110,7 +110,7 @@ pub fn run_graph(
     let mut t = super::Timings::start();
     let store = s.open_store()?;
     // Shared: many builds at once; `refine gc` waits for them.
-    let _store_lock = store.store_lock(false)?;
+    let _store_lock = store.locks.store(false)?;
     let exec = super::executor(s.executor);
     let remote = super::remote::open(s, args.remote.as_deref(), args.offline, args.insecure)?;
     // One wave of existence checks for every key already known, before the

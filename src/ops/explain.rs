@@ -201,12 +201,11 @@ fn remote_latest(s: &Session, label: &Label) -> Result<Option<(Key, Preimage)>> 
 
 /// The key of the build of `label` whose output was `output`.
 fn key_for_output(store: &LocalStore, label: &Label, output: &str) -> Option<Key> {
-    let want = label.to_string();
     store.actions.keys().into_iter().find(|k| {
         store
             .actions
             .get(k)
-            .is_some_and(|r| r.label == want && r.output.as_str() == output)
+            .is_some_and(|r| r.label == *label && r.output.as_str() == output)
     })
 }
 

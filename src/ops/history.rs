@@ -203,7 +203,7 @@ pub fn query(store: &Path, q: &Query) -> crate::error::Result<(Answer, Option<St
             };
             crate::key::Digest::parse(out)
                 .ok()
-                .and_then(|d| store.tree(&d).ok())
+                .and_then(|d| store.cas.tree(&d).ok())
                 .map(|t| {
                     super::build::policy_reports(store, &t)
                         .into_values()

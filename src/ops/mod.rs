@@ -127,29 +127,23 @@ fn evaluate(
     Evaluated { db, ws }
 }
 
-impl Session {
-    pub fn load(opts: &GlobalOpts) -> Result<Session> {
-        let mut t = Timings::start();
+/// What a session is evaluated from: the workspace's files as read, and
+/// the flags that change what they mean.
+struct Inputs {
+    root: PathBuf,
+    sources: Files,
+    config_text: String,
+    files: Vec<(String, String)>,
+    overrides: Overrides,
+    /// The overrides as the evaluation cache names them.
+    ovr: String,
+    fingerprint: String,
+}
+
+impl Inputs {
+    fn read(opts: &GlobalOpts) -> Result<Inputs> {
         let root = crate::workspace::locate(opts.workspace.as_deref())?;
-        let mut overrides = Overrides::default();
-        if let Some(a) = &opts.arch {
-            overrides.arch = Some(Arch::parse(a).ok_or_else(|| {
-                let d = crate::platform::arch_error(a);
-                Error::user(format!("--arch: {}", d.message)).hint(d.hint.unwrap_or_default())
-            })?);
-        }
-        if let Some(p) = &opts.policy {
-            crate::platform::check_policy(p).map_err(|d| {
-                Error::user(format!("--platform: {}", d.message)).hint(d.hint.unwrap_or_default())
-            })?;
-        }
-        overrides.policy = opts.policy.clone();
-        if let Some(t) = &opts.toolchain {
-            overrides.toolchain = Some(crate::platform::Toolchain::parse(t).ok_or_else(|| {
-                Error::user(format!("--toolchain: unknown toolchain `{t}`"))
-                    .hint("use cross (the host's compilers for the target) or emulated")
-            })?);
-        }
+        let overrides = overrides(opts)?;
         let config_text = crate::workspace::read(&root, CONFIG_FILE)?;
         // The built-in base stands behind the workspace's own files unless
         // it says `base = "none"` (a config that does not parse keeps it:
@@ -168,40 +162,84 @@ impl Session {
         if builtin {
             files.extend(crate::workspace::base::Base::get().rule_files());
         }
-        t.mark("read rule files");
         let ovr = format!("{overrides:?}");
         let fingerprint = snapshot::fingerprint(&config_text, &files, &ovr);
+        Ok(Inputs {
+            root,
+            sources,
+            config_text,
+            files,
+            overrides,
+            ovr,
+            fingerprint,
+        })
+    }
+}
 
-        // The evaluation cache: reuse the last clean evaluation of exactly
-        // these inputs.
-        if let Ok(config) = crate::rules::config::parse_config(&config_text) {
-            let store_path = store_path(opts.store.as_deref(), &config, &root)?;
-            let snap_path = snapshot::path(&store_path, &root, &ovr);
-            if let Some(snap) = snapshot::load(&snap_path, &fingerprint, &sources) {
-                let platform = overrides.apply(config.platform.clone());
-                let (labels, full) = snap.into_parts();
-                t.mark("reuse evaluation");
-                return Ok(Session {
-                    root,
-                    sources,
-                    executor: opts.executor,
-                    trusted_keys: opts.trusted_keys.clone(),
-                    signing_key: opts.signing_key.clone(),
-                    config,
-                    platform,
-                    store_path,
-                    config_text,
-                    files,
-                    overrides,
-                    eval: std::sync::OnceLock::new(),
-                    labels,
-                    full,
-                    from_snapshot: true,
-                });
-            }
-        }
+/// The flags that override `[platform]`, checked.
+fn overrides(opts: &GlobalOpts) -> Result<Overrides> {
+    let mut overrides = Overrides::default();
+    if let Some(a) = &opts.arch {
+        overrides.arch = Some(Arch::parse(a).ok_or_else(|| {
+            let d = crate::platform::arch_error(a);
+            Error::user(format!("--arch: {}", d.message)).hint(d.hint.unwrap_or_default())
+        })?);
+    }
+    if let Some(p) = &opts.policy {
+        crate::platform::check_policy(p).map_err(|d| {
+            Error::user(format!("--platform: {}", d.message)).hint(d.hint.unwrap_or_default())
+        })?;
+    }
+    overrides.policy = opts.policy.clone();
+    if let Some(t) = &opts.toolchain {
+        overrides.toolchain = Some(crate::platform::Toolchain::parse(t).ok_or_else(|| {
+            Error::user(format!("--toolchain: unknown toolchain `{t}`"))
+                .hint("use cross (the host's compilers for the target) or emulated")
+        })?);
+    }
+    Ok(overrides)
+}
 
-        let ev = evaluate(&config_text, &files, &overrides, &sources);
+/// What an evaluation made of the inputs: reused from the evaluation
+/// cache, or computed by salsa (which then stays at hand).
+struct Loaded {
+    config: Config,
+    platform: Platform,
+    store_path: PathBuf,
+    labels: Vec<Label>,
+    full: Graph,
+    eval: std::sync::OnceLock<Evaluated>,
+    from_snapshot: bool,
+}
+
+impl Loaded {
+    /// The last clean evaluation of exactly these inputs, if the cache
+    /// holds it.
+    fn reuse(i: &Inputs, opts: &GlobalOpts) -> Result<Option<Loaded>> {
+        let Ok(config) = crate::rules::config::parse_config(&i.config_text) else {
+            return Ok(None);
+        };
+        let store_path = store_path(opts.store.as_deref(), &config, &i.root)?;
+        let snap_path = snapshot::path(&store_path, &i.root, &i.ovr);
+        let Some(snap) = snapshot::load(&snap_path, &i.fingerprint, &i.sources) else {
+            return Ok(None);
+        };
+        let platform = i.overrides.apply(config.platform.clone());
+        let (labels, full) = snap.into_parts();
+        Ok(Some(Loaded {
+            config,
+            platform,
+            store_path,
+            labels,
+            full,
+            eval: std::sync::OnceLock::new(),
+            from_snapshot: true,
+        }))
+    }
+
+    /// Evaluate with salsa; a clean evaluation is saved for the next run.
+    fn fresh(i: &Inputs, opts: &GlobalOpts, t: &mut Timings) -> Result<Loaded> {
+        let ev = evaluate(&i.config_text, &i.files, &i.overrides, &i.sources);
         warm_up(&ev.db, ev.ws);
         t.mark("evaluate (parallel)");
         let diags: Vec<Diagnostic> = workspace_diagnostics(&ev.db, ev.ws)
@@ -211,18 +249,18 @@ impl Session {
             .collect();
         t.mark("check workspace");
         if !diags.is_empty() {
-            return Err(rule_errors(&sources, &diags));
+            return Err(rule_errors(&i.sources, &diags));
         }
         let config = match crate::eval::config(&ev.db, ev.ws) {
             Ok(c) => c.clone(),
-            Err(d) => return Err(rule_errors(&sources, d)),
+            Err(d) => return Err(rule_errors(&i.sources, d)),
         };
         let platform = crate::eval::platform(&ev.db, ev.ws)
             .clone()
             .ok_or_else(|| Error::internal("no platform after a clean evaluation"))?;
-        let store_path = store_path(opts.store.as_deref(), &config, &root)?;
+        let store_path = store_path(opts.store.as_deref(), &config, &i.root)?;
         let labels = crate::eval::index(&ev.db, ev.ws).labels.clone();
-        let full = load_graph(&ev.db, ev.ws, &labels).map_err(|d| rule_errors(&sources, &d))?;
+        let full = load_graph(&ev.db, ev.ws, &labels).map_err(|d| rule_errors(&i.sources, &d))?;
         t.mark("load graph");
         let aux = ev
             .db
@@ -230,28 +268,52 @@ impl Session {
             .into_iter()
             .map(|f| (f.path(&ev.db).clone(), f.digest(&ev.db).clone()))
             .collect();
-        let snap = snapshot::Snapshot::new(fingerprint, aux, labels, &full);
-        snapshot::save(&snapshot::path(&store_path, &root, &ovr), &snap);
+        let snap = snapshot::Snapshot::new(i.fingerprint.clone(), aux, labels, &full);
+        snapshot::save(&snapshot::path(&store_path, &i.root, &i.ovr), &snap);
         let (labels, full) = snap.into_parts();
         t.mark("save evaluation");
-        let cell = std::sync::OnceLock::new();
-        let _ = cell.set(ev);
-        Ok(Session {
-            root,
-            sources,
-            executor: opts.executor,
-            trusted_keys: opts.trusted_keys.clone(),
-            signing_key: opts.signing_key.clone(),
+        let eval = std::sync::OnceLock::new();
+        let _ = eval.set(ev);
+        Ok(Loaded {
             config,
             platform,
             store_path,
-            config_text,
-            files,
-            overrides,
-            eval: cell,
             labels,
             full,
+            eval,
             from_snapshot: false,
+        })
+    }
+}
+
+impl Session {
+    pub fn load(opts: &GlobalOpts) -> Result<Session> {
+        let mut t = Timings::start();
+        let i = Inputs::read(opts)?;
+        t.mark("read rule files");
+        let l = match Loaded::reuse(&i, opts)? {
+            Some(l) => {
+                t.mark("reuse evaluation");
+                l
+            }
+            None => Loaded::fresh(&i, opts, &mut t)?,
+        };
+        Ok(Session {
+            root: i.root,
+            sources: i.sources,
+            executor: opts.executor,
+            trusted_keys: opts.trusted_keys.clone(),
+            signing_key: opts.signing_key.clone(),
+            config: l.config,
+            platform: l.platform,
+            store_path: l.store_path,
+            config_text: i.config_text,
+            files: i.files,
+            overrides: i.overrides,
+            eval: l.eval,
+            labels: l.labels,
+            full: l.full,
+            from_snapshot: l.from_snapshot,
         })
     }
 

@@ -65,7 +65,7 @@ pub fn verify(
     let labels = s.resolve(&args.patterns)?;
     let graph = s.graph(&labels)?;
     let store = s.open_store()?;
-    let _lock = store.store_lock(false)?;
+    let _lock = store.locks.store(false)?;
     let exec = super::executor(s.executor);
     let remote = match against {
         Against::Remote => Some(
@@ -258,7 +258,7 @@ pub fn across_toolchains(
 
 /// Human-readable differences between two output trees in the store.
 pub fn diff_outputs(store: &LocalStore, a: &Digest, b: &Digest) -> Vec<String> {
-    let (Ok(ta), Ok(tb)) = (store.tree(a), store.tree(b)) else {
+    let (Ok(ta), Ok(tb)) = (store.cas.tree(a), store.cas.tree(b)) else {
         return vec!["(one of the outputs is no longer in the store)".into()];
     };
     let mut out = Vec::new();

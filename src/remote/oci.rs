@@ -148,10 +148,11 @@ pub fn rfc3339(secs: u64) -> String {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct ResultConfig {
     refine_version: String,
-    label: String,
+    label: Label,
     key: String,
     output: Digest,
-    arch: String,
+    #[serde(with = "crate::platform::arch_name")]
+    arch: crate::platform::Arch,
     created: u64,
     duration_ms: u64,
     log: Option<Digest>,
@@ -339,7 +340,7 @@ impl Remote for OciRemote {
         if !crate::exec::pushable(&cfg.executor) {
             return Err(bad("it was not built in the sandbox"));
         }
-        if cfg.output.to_string() != signed_output || cfg.label != label.to_string() {
+        if cfg.output.to_string() != signed_output || cfg.label != *label {
             return Err(bad("its config is not the result its signature covers"));
         }
         // Confinement: `Tree::decode` refuses paths under symlinks, links
@@ -427,7 +428,7 @@ impl Remote for OciRemote {
             .map_err(RemoteError::Store)?;
         let result = ActionResult {
             key: key.0.clone(),
-            label: label.to_string(),
+            label: label.clone(),
             output: cfg.output.clone(),
             log,
             duration_ms: cfg.duration_ms,
@@ -520,10 +521,10 @@ impl Remote for OciRemote {
         }
         let cfg = ResultConfig {
             refine_version: env!("CARGO_PKG_VERSION").to_string(),
-            label: label.to_string(),
+            label: label.clone(),
             key: key.0.clone(),
             output: result.output.clone(),
-            arch: result.arch.clone(),
+            arch: result.arch,
             created: result.created,
             duration_ms: result.duration_ms,
             log: result.log.clone(),

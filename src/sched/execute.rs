@@ -31,7 +31,8 @@ pub(super) fn build(
     let log_path = cx
         .cfg
         .store
-        .new_log_path(cx.arch(), &cx.d.label.path(), &cx.key);
+        .logs
+        .new_path(cx.d.platform.arch, &cx.d.label, &cx.key);
     let r = logged(cx, deps, &log_path);
     (Some(log_path), r)
 }
@@ -101,7 +102,7 @@ fn run_action(cx: &NodeCx<'_>, deps: &[&NodeResult], log: &mut File) -> Result<T
             }
             let tmp = cfg.store.tmp_dir()?;
             std::fs::write(tmp.path().join("members"), text)?;
-            Ok(cfg.store.put_tree(tmp.path())?)
+            Ok(cfg.store.cas.put_tree(tmp.path())?)
         }
         Action::Fetch { fetch, sha256 } => {
             let pin = Digest::parse(sha256)
@@ -153,7 +154,7 @@ fn run_action(cx: &NodeCx<'_>, deps: &[&NodeResult], log: &mut File) -> Result<T
                 .map_err(Error::from)?;
             let tmp = cfg.store.tmp_dir()?;
             std::fs::write(tmp.path().join("reference"), format!("{reference}\n"))?;
-            Ok(cfg.store.put_tree(tmp.path())?)
+            Ok(cfg.store.cas.put_tree(tmp.path())?)
         }
         Action::Mmdebstrap {
             suite,
@@ -425,7 +426,7 @@ fn collect_outputs(cx: &NodeCx<'_>, out: &Path, log: &mut File) -> Result<Tree, 
             "a runtime recipe installs Python under $REFINE_OUT (bin/python3)",
         ));
     }
-    Ok(cx.cfg.store.put_tree(out)?)
+    Ok(cx.cfg.store.cas.put_tree(out)?)
 }
 
 /// Each `<wheel>.policy.json` a repair wrote names a wheel of the output

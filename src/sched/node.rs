@@ -58,7 +58,7 @@ fn run(cx: &NodeCx<'_>, deps: &[&NodeResult]) -> (Outcome, bool) {
     }
     // Build, holding the key's lock so a concurrent refine waits for us and
     // then finds our result.
-    let _lock = match cx.cfg.store.lock(&cx.key) {
+    let _lock = match cx.cfg.store.locks.key(&cx.key) {
         Ok(l) => l,
         Err(e) => {
             let outcome = Outcome::Failed {

@@ -69,13 +69,13 @@ pub(super) fn action(cx: &NodeCx<'_>, tree: &Tree, log: Option<&Path>) -> Result
         .map(|(dg, _)| dg);
     let result = ActionResult {
         key: cx.key.0.clone(),
-        label: cx.d.label.to_string(),
+        label: cx.d.label.clone(),
         output: tree.digest(),
         log: log_digest,
         duration_ms: cx.start.elapsed().as_millis() as u64,
         created: now_secs(),
         refine_version: env!("CARGO_PKG_VERSION").to_string(),
-        arch: cx.arch().to_string(),
+        arch: cx.d.platform.arch,
         executor: cx.cfg.exec.name().to_string(),
     };
     match store.actions.put(&cx.key, &result, &cx.pre) {

@@ -598,8 +598,8 @@ pub fn materialize(
                 cfg.store.cas.verify_blob(d)?;
                 cfg.store.cas.blob_path(d)
             }
-            MountSource::Tree(d) => cfg.store.materialize(d)?,
-            MountSource::UnpackedWheel(d) => cfg.store.unpacked_wheel(d)?,
+            MountSource::Tree(d) => cfg.store.checkouts.materialize(d)?,
+            MountSource::UnpackedWheel(d) => cfg.store.checkouts.unpacked_wheel(d)?,
             MountSource::Recipes => ws_dir.clone(),
             MountSource::Build => build.clone(),
             MountSource::Out => out.clone(),

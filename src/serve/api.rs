@@ -204,7 +204,7 @@ pub fn target_data(app: &Shared, label: &Label) -> TargetView {
             .output
             .as_deref()
             .and_then(|o| crate::key::Digest::parse(o).ok())
-            .and_then(|d| store.tree(&d).ok())
+            .and_then(|d| store.cas.tree(&d).ok())
         {
             v.artifacts_of = Some(b.id);
             v.artifacts = tree

@@ -79,7 +79,7 @@ fn current(app: &Shared) -> Vec<(Entry, PathBuf)> {
             .output
             .as_deref()
             .and_then(|o| crate::key::Digest::parse(o).ok())
-            .and_then(|d| store.tree(&d).ok())
+            .and_then(|d| store.cas.tree(&d).ok())
         else {
             continue;
         };

@@ -649,6 +649,7 @@ pub async fn artifact(
         let r = result(&a, &id)?;
         let store = crate::store::LocalStore::open(&a.store).ok()?;
         let tree = store
+            .cas
             .tree(&crate::key::Digest::parse(r.output.as_deref()?).ok()?)
             .ok()?;
         // Only a name the output has: nothing of the request becomes a path.

@@ -6,9 +6,10 @@
 //! (a damaged entry is removed and reported as `Corrupt`).
 
 use super::error::{StoreError, write_atomic};
-use super::local::LocalStore;
 use super::tree::Tree;
 use crate::key::{Digest, Key, Preimage};
+use crate::platform::Arch;
+use crate::rules::Label;
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::Path;
@@ -18,7 +19,7 @@ use std::path::PathBuf;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionResult {
     pub key: String,
-    pub label: String,
+    pub label: Label,
     /// Digest of the output tree.
     pub output: Digest,
     /// Digest of the build log, kept in the CAS.
@@ -28,7 +29,8 @@ pub struct ActionResult {
     /// Seconds since the epoch.
     pub created: u64,
     pub refine_version: String,
-    pub arch: String,
+    #[serde(with = "crate::platform::arch_name")]
+    pub arch: Arch,
     /// What produced the output: `podman` for a sandboxed build (or a
     /// verified fetch). A result is only ever a hit for a run of the same
     /// executor, and only podman's are pushed; entries written before this
@@ -180,8 +182,9 @@ impl ActionCache {
         out
     }
 
-    /// Remove the entry alone (its output is damaged).
-    fn remove_entry(&self, key: &Key) {
+    /// Remove the entry alone (its output is damaged; its preimage still
+    /// explains the key).
+    pub fn remove_entry(&self, key: &Key) {
         let _ = fs::remove_file(self.ac_path(key));
     }
 
@@ -227,28 +230,6 @@ impl ActionCache {
     }
 }
 
-impl LocalStore {
-    /// Look a key up: a hit has its output tree present and intact (the
-    /// action cache's entry, then the CAS's tree and blobs).
-    pub fn lookup(&self, key: &Key) -> Lookup {
-        let result = match self.actions.entry(key) {
-            Entry::Missing => return Lookup::Miss,
-            Entry::Damaged(why) => return Lookup::Corrupt(why),
-            Entry::Found(r) => r,
-        };
-        match self
-            .tree(&result.output)
-            .and_then(|t| self.tree_complete(&t).map(|()| t))
-        {
-            Ok(tree) => Lookup::Hit(result, tree),
-            Err(e) => {
-                self.actions.remove_entry(key);
-                Lookup::Corrupt(format!("output of {}: {e}", result.label))
-            }
-        }
-    }
-}
-
 /// A podman build's result of `label` with output `output`, for the
 /// store's tests.
 #[cfg(test)]
@@ -256,13 +237,13 @@ impl ActionResult {
     pub(crate) fn podman_for_tests(key: &Key, label: &str, output: Digest) -> ActionResult {
         ActionResult {
             key: key.0.clone(),
-            label: label.into(),
+            label: label.parse().expect("a label"),
             output,
             log: None,
             duration_ms: 1,
             created: 0,
             refine_version: "t".into(),
-            arch: "x86_64".into(),
+            arch: Arch::X86_64,
             executor: "podman".into(),
         }
     }
@@ -280,7 +261,7 @@ mod tests {
         let src = d.path().join("o");
         fs::create_dir_all(&src).unwrap();
         fs::write(src.join("a.whl"), b"wheel").unwrap();
-        let tree = s.put_tree(&src).unwrap();
+        let tree = s.cas.put_tree(&src).unwrap();
         let mut pre = Preimage::new();
         pre.set("name", "x");
         let key = pre.key();
@@ -293,5 +274,34 @@ mod tests {
         s.cas.discard_blob(&sha256_bytes(b"wheel"));
         assert!(matches!(s.lookup(&key), Lookup::Corrupt(_)));
         assert!(matches!(s.lookup(&key), Lookup::Miss));
+    }
+
+    /// The label and arch are typed in memory and written as they always
+    /// were (`"label": "//wheels:x"`, `"arch": "x86_64"`): entries and
+    /// pushed results of earlier versions still read. An entry naming an
+    /// arch refine does not know is damaged, not a hit.
+    #[test]
+    fn a_result_reads_and_writes_its_label_and_arch_as_text() {
+        let (d, s) = store();
+        let mut pre = Preimage::new();
+        pre.set("name", "y");
+        let key = pre.key();
+        let r = ActionResult::podman_for_tests(&key, "//wheels:x", sha256_bytes(b""));
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["label"], "//wheels:x");
+        assert_eq!(v["arch"], "x86_64");
+        assert_eq!(
+            serde_json::from_value::<ActionResult>(v.clone()).unwrap(),
+            r
+        );
+
+        s.actions.put(&key, &r, &pre).unwrap();
+        assert!(matches!(s.actions.entry(&key), Entry::Found(_)));
+        let path = s.actions.entry_path(&key);
+        let mut bad = v;
+        bad["arch"] = "sparc".into();
+        fs::write(&path, serde_json::to_vec(&bad).unwrap()).unwrap();
+        assert!(matches!(s.actions.entry(&key), Entry::Damaged(_)));
+        drop(d);
     }
 }

@@ -166,7 +166,7 @@ mod tests {
         std::fs::create_dir_all(src.join("lib")).unwrap();
         std::fs::write(src.join("lib/a"), b"aaa").unwrap();
         std::os::unix::fs::symlink("a", src.join("lib/b")).unwrap();
-        let tree = s.put_tree(&src).unwrap();
+        let tree = s.cas.put_tree(&src).unwrap();
         let mut one = Vec::new();
         write_tree_archive(&s, &tree, &mut one).unwrap();
         let mut two = Vec::new();
@@ -175,7 +175,7 @@ mod tests {
 
         let s2 = LocalStore::open(&d.path().join("s2")).unwrap();
         unpack_tree_archive(&s2, &one[..], &tree).unwrap();
-        assert_eq!(s2.tree(&tree.digest()).unwrap(), tree);
+        assert_eq!(s2.cas.tree(&tree.digest()).unwrap(), tree);
         // An archive that is not the tree it claims to be is refused.
         let other = Tree::new(vec![TreeEntry {
             path: "lib".into(),

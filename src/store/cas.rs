@@ -1,4 +1,6 @@
-//! The CAS: blobs named by their sha256, read-only, checked when read.
+//! The CAS: blobs named by their sha256, read-only, checked when read,
+//! and the trees whose manifests are blobs of their own (`put_tree`,
+//! `tree`).
 //!
 //! A blob enters through a temp file in `tmp/` that is hashed while it is
 //! written and renamed into place only if it is what it claims to be. A
@@ -6,6 +8,7 @@
 //! unchanged large blobs skip rehashing; any other change rehashes.
 
 use super::error::{IoCtx, StoreError, write_atomic};
+use super::tree::{EntryKind, Tree, TreeEntry};
 use crate::key::{Digest, Sha256Writer, sha256_bytes};
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -62,6 +65,90 @@ fn blob_io(e: io::Error, d: &Digest, p: &Path) -> StoreError {
 }
 
 impl Cas {
+    /// Store a directory as a tree: every file into the CAS, then the
+    /// manifest. Returns the tree (its digest is `tree.digest()`).
+    pub fn put_tree(&self, dir: &Path) -> Result<Tree, StoreError> {
+        let mut entries = Vec::new();
+        for entry in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name() {
+            let entry = entry.map_err(|e| StoreError::Io {
+                path: dir.to_path_buf(),
+                source: e.into(),
+            })?;
+            let p = entry.path();
+            let rel = p
+                .strip_prefix(dir)
+                .unwrap_or(p)
+                .to_string_lossy()
+                .into_owned();
+            let ft = entry.file_type();
+            let kind = if ft.is_symlink() {
+                let target = fs::read_link(p).ctx(p)?;
+                EntryKind::Symlink {
+                    target: target.to_string_lossy().into_owned(),
+                }
+            } else if ft.is_dir() {
+                EntryKind::Dir
+            } else if ft.is_file() {
+                let meta = entry.metadata().map_err(|e| StoreError::Io {
+                    path: p.to_path_buf(),
+                    source: e.into(),
+                })?;
+                let (digest, size) = self.put_file(p)?;
+                EntryKind::File {
+                    executable: meta.permissions().mode() & 0o111 != 0,
+                    size,
+                    digest,
+                }
+            } else {
+                return Err(StoreError::Corrupt {
+                    path: p.to_path_buf(),
+                    reason: "outputs may hold files, directories and symlinks only".into(),
+                });
+            };
+            entries.push(TreeEntry { path: rel, kind });
+        }
+        let tree = Tree::new(entries).map_err(|e| StoreError::Corrupt {
+            path: dir.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        self.put_bytes(tree.encode().as_bytes())?;
+        Ok(tree)
+    }
+
+    /// Every blob digest in the CAS.
+    pub fn digests(&self) -> Vec<Digest> {
+        walkdir::WalkDir::new(self.root.join("cas/sha256"))
+            .min_depth(2)
+            .max_depth(2)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| Digest::from_hex(e.file_name().to_str()?).ok())
+            .collect()
+    }
+
+    /// Read a tree manifest by digest.
+    pub fn tree(&self, d: &Digest) -> Result<Tree, StoreError> {
+        let bytes = self.read_blob(d)?;
+        let text = String::from_utf8(bytes).map_err(|_| StoreError::Corrupt {
+            path: self.blob_path(d),
+            reason: "tree manifest is not UTF-8".into(),
+        })?;
+        Tree::decode(&text).map_err(|e| StoreError::Corrupt {
+            path: self.blob_path(d),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Check that every blob of a tree is present.
+    pub fn tree_complete(&self, tree: &Tree) -> Result<(), StoreError> {
+        for (_, d, _) in tree.files() {
+            if !self.has_blob(d) {
+                return Err(StoreError::Missing(d.clone()));
+            }
+        }
+        Ok(())
+    }
+
     pub fn new(store_root: &Path) -> Cas {
         Cas {
             root: store_root.to_path_buf(),

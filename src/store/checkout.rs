@@ -3,87 +3,31 @@
 //! tree, for mounts). A wheel that holds a program (uv, the builds'
 //! frontend) is laid out the same way, once per wheel (`unpacked_wheel`).
 
+use super::cas::Cas;
 use super::confined::ConfinedDir;
 use super::error::{IoCtx, StoreError};
-use super::local::LocalStore;
 use super::tree::{EntryKind, Tree, TreeEntry};
 use crate::key::Digest;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-impl LocalStore {
-    /// Store a directory as a tree: every file into the CAS, then the
-    /// manifest. Returns the tree (its digest is `tree.digest()`).
-    pub fn put_tree(&self, dir: &Path) -> Result<Tree, StoreError> {
-        let mut entries = Vec::new();
-        for entry in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name() {
-            let entry = entry.map_err(|e| StoreError::Io {
-                path: dir.to_path_buf(),
-                source: e.into(),
-            })?;
-            let p = entry.path();
-            let rel = p
-                .strip_prefix(dir)
-                .unwrap_or(p)
-                .to_string_lossy()
-                .into_owned();
-            let ft = entry.file_type();
-            let kind = if ft.is_symlink() {
-                let target = fs::read_link(p).ctx(p)?;
-                EntryKind::Symlink {
-                    target: target.to_string_lossy().into_owned(),
-                }
-            } else if ft.is_dir() {
-                EntryKind::Dir
-            } else if ft.is_file() {
-                let meta = entry.metadata().map_err(|e| StoreError::Io {
-                    path: p.to_path_buf(),
-                    source: e.into(),
-                })?;
-                let (digest, size) = self.cas.put_file(p)?;
-                EntryKind::File {
-                    executable: meta.permissions().mode() & 0o111 != 0,
-                    size,
-                    digest,
-                }
-            } else {
-                return Err(StoreError::Corrupt {
-                    path: p.to_path_buf(),
-                    reason: "outputs may hold files, directories and symlinks only".into(),
-                });
-            };
-            entries.push(TreeEntry { path: rel, kind });
+/// The checkouts the store keeps for mounts: `trees/<hex>` (a tree's
+/// files, read-only) and `unpacked/<hex>` (a wheel's files). Each is a
+/// function of the digest it is named by, made once from verified blobs,
+/// checked by stat at every use and by hash in `refine store verify`.
+pub struct Checkouts {
+    root: PathBuf,
+    cas: Arc<Cas>,
+}
+
+impl Checkouts {
+    pub fn new(store_root: &Path, cas: Arc<Cas>) -> Checkouts {
+        Checkouts {
+            root: store_root.to_path_buf(),
+            cas,
         }
-        let tree = Tree::new(entries).map_err(|e| StoreError::Corrupt {
-            path: dir.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        self.cas.put_bytes(tree.encode().as_bytes())?;
-        Ok(tree)
-    }
-
-    /// Read a tree manifest by digest.
-    pub fn tree(&self, d: &Digest) -> Result<Tree, StoreError> {
-        let bytes = self.cas.read_blob(d)?;
-        let text = String::from_utf8(bytes).map_err(|_| StoreError::Corrupt {
-            path: self.cas.blob_path(d),
-            reason: "tree manifest is not UTF-8".into(),
-        })?;
-        Tree::decode(&text).map_err(|e| StoreError::Corrupt {
-            path: self.cas.blob_path(d),
-            reason: e.to_string(),
-        })
-    }
-
-    /// Check that every blob of a tree is present.
-    pub fn tree_complete(&self, tree: &Tree) -> Result<(), StoreError> {
-        for (_, d, _) in tree.files() {
-            if !self.cas.has_blob(d) {
-                return Err(StoreError::Missing(d.clone()));
-            }
-        }
-        Ok(())
     }
 
     /// Write a tree's files under `dest` (which must not exist yet; its
@@ -114,14 +58,14 @@ impl LocalStore {
     /// every file.
     pub fn materialize(&self, d: &Digest) -> Result<PathBuf, StoreError> {
         let dest = self.root.join("trees").join(d.hex());
-        let tree = self.tree(d)?;
+        let tree = self.cas.tree(d)?;
         if dest.is_dir() {
             if check_checkout(&dest, &tree, false).is_ok() {
                 return Ok(dest);
             }
             remove_damaged(&dest).ctx(&dest)?;
         }
-        let tmp = self.tmp_dir()?;
+        let tmp = super::error::staging_dir(&self.root)?;
         let stage = tmp.path().join("t");
         self.checkout(&tree, &stage)?;
         match fs::rename(&stage, &dest) {
@@ -169,7 +113,7 @@ impl LocalStore {
         };
         let f = fs::File::open(&src).ctx(&src)?;
         let mut zip = zip::ZipArchive::new(f).map_err(|e| corrupt(format!("not a wheel: {e}")))?;
-        let tmp = self.tmp_dir()?;
+        let tmp = super::error::staging_dir(&self.root)?;
         let stage = tmp.path().join("w");
         let dir = ConfinedDir::create(&stage).ctx(&stage)?;
         for i in 0..zip.len() {
@@ -198,7 +142,7 @@ impl LocalStore {
             fs::create_dir_all(parent).ctx(parent)?;
         }
         let described = describe(&stage).map_err(|e| corrupt(e.to_string()))?;
-        super::local::write_atomic(&self.root, &listing, described.encode().as_bytes())?;
+        super::error::write_atomic(&self.root, &listing, described.encode().as_bytes())?;
         match fs::rename(&stage, &dest) {
             Ok(()) => {}
             // Another process unpacked it meanwhile: theirs is as good.
@@ -208,11 +152,34 @@ impl LocalStore {
         Ok(dest)
     }
 
+    /// The tree checkouts (`trees/<hex>`).
+    pub fn trees(&self) -> Vec<PathBuf> {
+        self.dirs_in("trees")
+    }
+
+    /// Wheels laid out for mounts (`unpacked/<wheel hex>`; each with its
+    /// listing `unpacked/<wheel hex>.tree` beside it).
+    pub fn unpacked_wheels(&self) -> Vec<PathBuf> {
+        self.dirs_in("unpacked")
+            .into_iter()
+            .filter(|p| p.extension().is_none())
+            .collect()
+    }
+
+    fn dirs_in(&self, name: &str) -> Vec<PathBuf> {
+        fs::read_dir(self.root.join(name))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect()
+    }
+
     /// Check every checkout the store keeps for mounts (`trees/`,
     /// `unpacked/`) against what it must hold, hashing every file; remove
     /// what is damaged (the next use lays it out again from verified
     /// blobs). Returns how many were checked and the damaged ones.
-    pub fn verify_checkouts(&self) -> (usize, Vec<(PathBuf, String)>) {
+    pub fn verify(&self) -> (usize, Vec<(PathBuf, String)>) {
         let mut checked = 0;
         let mut bad = Vec::new();
         let mut judge = |dir: PathBuf, tree: Result<Tree, String>, extra: Option<PathBuf>| {
@@ -226,13 +193,13 @@ impl LocalStore {
                 bad.push((dir, format!("{why}; removed")));
             }
         };
-        for dir in self.materialized_trees() {
+        for dir in self.trees() {
             let tree = dir
                 .file_name()
                 .and_then(|n| n.to_str())
                 .and_then(|h| Digest::from_hex(h).ok())
                 .ok_or_else(|| "not named by a tree digest".to_string())
-                .and_then(|d| self.tree(&d).map_err(|e| e.to_string()));
+                .and_then(|d| self.cas.tree(&d).map_err(|e| e.to_string()));
             judge(dir, tree, None);
         }
         for dir in self.unpacked_wheels() {
@@ -370,8 +337,8 @@ mod tests {
         std::os::unix::fs::symlink("libz.so.1", src.join("lib/libz.so")).unwrap();
         fs::write(src.join("run"), b"#!/bin/sh").unwrap();
         fs::set_permissions(src.join("run"), fs::Permissions::from_mode(0o700)).unwrap();
-        let t = s.put_tree(&src).unwrap();
-        let out = s.materialize(&t.digest()).unwrap();
+        let t = s.cas.put_tree(&src).unwrap();
+        let out = s.checkouts.materialize(&t.digest()).unwrap();
         assert_eq!(
             fs::read_link(out.join("lib/libz.so")).unwrap(),
             Path::new("libz.so.1")
@@ -382,12 +349,12 @@ mod tests {
         );
         assert!(out.join("empty").is_dir());
         // The same content elsewhere gives the same digest.
-        let again = s.put_tree(&out).unwrap();
+        let again = s.cas.put_tree(&out).unwrap();
         assert_eq!(again.digest(), t.digest());
     }
 
     /// A wheel written with `files` (name, Unix mode, bytes), as a blob.
-    fn wheel_blob(s: &LocalStore, files: &[(&str, u32, &[u8])]) -> Digest {
+    fn wheel_blob(s: &crate::store::LocalStore, files: &[(&str, u32, &[u8])]) -> Digest {
         use std::io::Write;
         let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         for (name, mode, bytes) in files {
@@ -409,7 +376,7 @@ mod tests {
                 ("uv/__init__.py", 0o644, b"pass\n"),
             ],
         );
-        let dir = s.unpacked_wheel(&w).unwrap();
+        let dir = s.checkouts.unpacked_wheel(&w).unwrap();
         assert_eq!(dir, s.root().join("unpacked").join(w.hex()));
         let uv = dir.join("uv-1.0.data/scripts/uv");
         assert_eq!(fs::read(&uv).unwrap(), b"\x7fELF");
@@ -425,7 +392,7 @@ mod tests {
         // Made once: a second call finds it (the same file, not a new one).
         use std::os::unix::fs::MetadataExt;
         let ino = fs::metadata(&uv).unwrap().ino();
-        assert_eq!(s.unpacked_wheel(&w).unwrap(), dir);
+        assert_eq!(s.checkouts.unpacked_wheel(&w).unwrap(), dir);
         assert_eq!(fs::metadata(&uv).unwrap().ino(), ino);
     }
 
@@ -436,7 +403,7 @@ mod tests {
     fn damaged_checkouts_are_found_and_laid_out_again() {
         let (d, s) = store();
         let w = wheel_blob(&s, &[("uv-1.0.data/scripts/uv", 0o755, b"\x7fELF program")]);
-        let dir = s.unpacked_wheel(&w).unwrap();
+        let dir = s.checkouts.unpacked_wheel(&w).unwrap();
         let uv = dir.join("uv-1.0.data/scripts/uv");
         // Truncated: a stat at the next use sees it, and it is laid out again.
         fs::File::options()
@@ -445,20 +412,20 @@ mod tests {
             .unwrap()
             .set_len(4)
             .unwrap();
-        assert_eq!(s.unpacked_wheel(&w).unwrap(), dir);
+        assert_eq!(s.checkouts.unpacked_wheel(&w).unwrap(), dir);
         assert_eq!(fs::read(&uv).unwrap(), b"\x7fELF program");
 
         let src = d.path().join("src");
         fs::create_dir_all(src.join("lib")).unwrap();
         fs::write(src.join("lib/libz.so.1"), b"elf bytes").unwrap();
-        let t = s.put_tree(&src).unwrap();
-        let out = s.materialize(&t.digest()).unwrap();
-        assert_eq!(s.verify_checkouts(), (2, vec![]));
+        let t = s.cas.put_tree(&src).unwrap();
+        let out = s.checkouts.materialize(&t.digest()).unwrap();
+        assert_eq!(s.checkouts.verify(), (2, vec![]));
 
         // A byte changed, same size: only a hash sees it.
         fs::write(dir.join("uv-1.0.data/scripts/uv"), b"\x7fELF PROGRAM").unwrap();
         fs::write(out.join("lib/libz.so.1"), b"elf BYTES").unwrap();
-        let (checked, bad) = s.verify_checkouts();
+        let (checked, bad) = s.checkouts.verify();
         assert_eq!(checked, 2);
         assert_eq!(bad.len(), 2, "{bad:?}");
         assert!(
@@ -471,18 +438,35 @@ mod tests {
         );
         // And the next use lays them out again, whole.
         assert_eq!(
-            fs::read(s.unpacked_wheel(&w).unwrap().join("uv-1.0.data/scripts/uv")).unwrap(),
+            fs::read(
+                s.checkouts
+                    .unpacked_wheel(&w)
+                    .unwrap()
+                    .join("uv-1.0.data/scripts/uv")
+            )
+            .unwrap(),
             b"\x7fELF program"
         );
         assert_eq!(
-            fs::read(s.materialize(&t.digest()).unwrap().join("lib/libz.so.1")).unwrap(),
+            fs::read(
+                s.checkouts
+                    .materialize(&t.digest())
+                    .unwrap()
+                    .join("lib/libz.so.1")
+            )
+            .unwrap(),
             b"elf bytes"
         );
 
         // Something added to a checkout is damage too.
-        fs::write(s.materialize(&t.digest()).unwrap().join("extra"), b"").unwrap();
+        fs::write(
+            s.checkouts.materialize(&t.digest()).unwrap().join("extra"),
+            b"",
+        )
+        .unwrap();
         assert!(
-            s.materialize(&t.digest())
+            s.checkouts
+                .materialize(&t.digest())
                 .unwrap()
                 .join("lib/libz.so.1")
                 .exists()
@@ -494,12 +478,12 @@ mod tests {
     fn wheels_that_climb_out_or_are_not_wheels_are_refused() {
         let (_d, s) = store();
         let w = wheel_blob(&s, &[("../escape", 0o644, b"x")]);
-        let e = s.unpacked_wheel(&w).unwrap_err();
+        let e = s.checkouts.unpacked_wheel(&w).unwrap_err();
         assert!(e.to_string().contains("not a plain path"), "{e}");
         assert!(!s.root().join("unpacked").join(w.hex()).exists());
         assert!(!s.root().join("escape").exists());
         let not_zip = s.cas.put_bytes(b"not a zip").unwrap();
-        let e = s.unpacked_wheel(&not_zip).unwrap_err();
+        let e = s.checkouts.unpacked_wheel(&not_zip).unwrap_err();
         assert!(e.to_string().contains("not a wheel"), "{e}");
     }
 }

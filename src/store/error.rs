@@ -89,3 +89,14 @@ pub fn write_atomic(root: &Path, dest: &Path, bytes: &[u8]) -> Result<(), StoreE
 pub(crate) fn staging_prefix() -> String {
     format!("t{}.", crate::runid::RunId::current().tag())
 }
+
+/// A fresh staging directory in `<root>/tmp`, named for this process (see
+/// [`staging_prefix`]); on the store's filesystem, so what is made there
+/// is renamed into place.
+pub(crate) fn staging_dir(root: &Path) -> Result<tempfile::TempDir, StoreError> {
+    let p = root.join("tmp");
+    tempfile::Builder::new()
+        .prefix(&staging_prefix())
+        .tempdir_in(&p)
+        .ctx(&p)
+}

@@ -8,6 +8,7 @@
 //! <root>/names/<sha256>             file name of a fetched source            (action.rs)
 //! <root>/labels/<arch>.jsonl        last result per label                   (labels.rs)
 //! <root>/trees/<hex>/               materialized trees (for mounts)          (checkout.rs)
+//! <root>/unpacked/<hex>/            wheels laid out (for mounts)             (checkout.rs)
 //! <root>/logs/<arch>/<kind>/<name>/ build logs                               (logs.rs)
 //! <root>/locks/<key>.lock           one builder per key across processes    (locks.rs)
 //! <root>/tmp/                       staging; same filesystem as the rest
@@ -18,16 +19,27 @@
 //! match its name, checked whenever it is read (a mismatch deletes the blob
 //! and is reported as corruption, which callers treat as a miss); only
 //! successful builds enter the action cache.
+//!
+//! `LocalStore` is the composition: each concept is a type of its own
+//! (`cas`, `actions`, `labels`, `checkouts`, `logs`, `locks`) that knows
+//! nothing of the others but the CAS; `lookup` and `indexed_hit` are the
+//! questions that need several of them; maintenance (`maint.rs`) walks
+//! them all.
 
-use super::action::ActionCache;
+use super::Lookup;
+use super::action::{ActionCache, Entry};
 use super::cas::Cas;
+use super::checkout::Checkouts;
 pub(crate) use super::error::IoCtx;
-pub(crate) use super::error::staging_prefix;
 pub use super::error::{StoreError, write_atomic};
 use super::labels::Labels;
+use super::locks::Locks;
+use super::logs::Logs;
+use crate::key::Key;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub const STORE_VERSION: &str = "refine-store 1";
 
@@ -35,10 +47,16 @@ pub struct LocalStore {
     pub(super) root: PathBuf,
     /// The label index: per arch, every label's last result.
     pub labels: Labels,
-    /// The blobs, named by their sha256.
-    pub cas: Cas,
+    /// The blobs, named by their sha256, and the trees made of them.
+    pub cas: Arc<Cas>,
     /// Key → result, the preimages, verification records, source names.
     pub actions: ActionCache,
+    /// The read-only checkouts of trees and wheels kept for mounts.
+    pub checkouts: Checkouts,
+    /// The build logs.
+    pub logs: Logs,
+    /// One lock per key, one for the whole store.
+    pub locks: Locks,
 }
 
 pub fn now_secs() -> u64 {
@@ -78,11 +96,15 @@ impl LocalStore {
             }
             Err(e) => return Err(e).ctx(&vpath),
         }
+        let cas = Arc::new(Cas::new(root));
         let store = LocalStore {
             root: root.to_path_buf(),
             labels: Labels::new(root),
-            cas: Cas::new(root),
+            checkouts: Checkouts::new(root, cas.clone()),
+            cas,
             actions: ActionCache::new(root),
+            logs: Logs::new(root),
+            locks: Locks::new(root),
         };
         store.sweep_staging();
         Ok(store)
@@ -93,11 +115,7 @@ impl LocalStore {
     }
 
     pub fn tmp_dir(&self) -> Result<tempfile::TempDir, StoreError> {
-        let p = self.root.join("tmp");
-        tempfile::Builder::new()
-            .prefix(&staging_prefix())
-            .tempdir_in(&p)
-            .ctx(&p)
+        super::error::staging_dir(&self.root)
     }
 
     /// Bytes free for the store (0 if unknown).
@@ -108,7 +126,7 @@ impl LocalStore {
     }
 
     /// Remove what refine processes that are gone (killed, crashed) left in
-    /// `tmp/`: their names carry their owner (see [`staging_prefix`]).
+    /// `tmp/`: their names carry their owner (see [`staging_prefix`](super::error::staging_prefix)).
     /// Entries of live processes are theirs; older unnamed ones go after a
     /// day.
     fn sweep_staging(&self) {
@@ -138,6 +156,27 @@ impl LocalStore {
                 } else {
                     let _ = fs::remove_file(&p);
                 }
+            }
+        }
+    }
+
+    /// Look a key up: a hit has its output tree present and intact (the
+    /// action cache's entry, then the CAS's tree and blobs).
+    pub fn lookup(&self, key: &Key) -> Lookup {
+        let result = match self.actions.entry(key) {
+            Entry::Missing => return Lookup::Miss,
+            Entry::Damaged(why) => return Lookup::Corrupt(why),
+            Entry::Found(r) => r,
+        };
+        match self
+            .cas
+            .tree(&result.output)
+            .and_then(|t| self.cas.tree_complete(&t).map(|()| t))
+        {
+            Ok(tree) => Lookup::Hit(result, tree),
+            Err(e) => {
+                self.actions.remove_entry(key);
+                Lookup::Corrupt(format!("output of {}: {e}", result.label))
             }
         }
     }

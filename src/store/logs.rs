@@ -1,20 +1,37 @@
 //! Build logs: one file per build, under `logs/<arch>/<kind>/<name>/`.
 
-use super::local::LocalStore;
 use crate::key::Key;
+use crate::platform::Arch;
+use crate::rules::Label;
 use std::path::{Path, PathBuf};
 
-impl LocalStore {
-    /// A fresh log file path for a build of `label_path` with `key`.
-    pub fn new_log_path(&self, arch: &str, label_path: &str, key: &Key) -> PathBuf {
+/// The build logs (`<root>/logs/`).
+pub struct Logs {
+    root: PathBuf,
+}
+
+impl Logs {
+    pub fn new(store_root: &Path) -> Logs {
+        Logs {
+            root: store_root.to_path_buf(),
+        }
+    }
+
+    /// A fresh log file path for a build of `label` with `key`.
+    pub fn new_path(&self, arch: Arch, label: &Label, key: &Key) -> PathBuf {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
         self.root
             .join("logs")
-            .join(arch)
-            .join(label_path)
+            .join(arch.as_str())
+            .join(label.path())
             .join(format!("{t}-{}.log", key.short()))
+    }
+
+    /// A recorded log path, found in this store (see [`rebase_log`]).
+    pub fn rebase(&self, p: PathBuf) -> PathBuf {
+        rebase_log(&self.root, p)
     }
 }
 

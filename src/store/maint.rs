@@ -34,6 +34,7 @@ pub fn entries(store: &LocalStore) -> Vec<Entry> {
         .filter_map(|k| {
             let result = store.actions.get(&k)?;
             let size = store
+                .cas
                 .tree(&result.output)
                 .map(|t| t.total_size())
                 .unwrap_or(0);
@@ -64,9 +65,9 @@ pub struct VerifyReport {
 /// Rehash every blob (ignoring the stat cache) and check every action
 /// entry's output; remove what is damaged.
 pub fn verify(store: &LocalStore) -> Result<VerifyReport, StoreError> {
-    let _lock = store.store_lock(true)?;
+    let _lock = store.locks.store(true)?;
     let mut r = VerifyReport::default();
-    for d in store.blob_digests() {
+    for d in store.cas.digests() {
         r.blobs += 1;
         let p = store.cas.blob_path(&d);
         match crate::key::sha256_file(&p) {
@@ -87,8 +88,8 @@ pub fn verify(store: &LocalStore) -> Result<VerifyReport, StoreError> {
             super::Lookup::Miss => r.bad_entries.push((k, "unreadable; removed".into())),
         }
     }
-    (r.checkouts, r.bad_checkouts) = store.verify_checkouts();
-    store.drop_stale_labels();
+    (r.checkouts, r.bad_checkouts) = store.checkouts.verify();
+    drop_stale_labels(store);
     Ok(r)
 }
 
@@ -110,7 +111,7 @@ pub fn gc(
     max_age: Option<u64>,
     dry_run: bool,
 ) -> Result<GcReport, StoreError> {
-    let _lock = store.store_lock(true)?;
+    let _lock = store.locks.store(true)?;
     let all = entries(store);
     let mut keep: Vec<Entry> = Vec::new();
     let mut report = GcReport {
@@ -140,7 +141,7 @@ pub fn gc(
             if let Some(l) = &e.result.log {
                 add(l);
             }
-            if let Ok(t) = store.tree(&e.result.output) {
+            if let Ok(t) = store.cas.tree(&e.result.output) {
                 for (_, d, _) in t.files() {
                     add(d);
                 }
@@ -160,7 +161,8 @@ pub fn gc(
     report.kept_entries = keep.len();
     report.kept_bytes = bytes;
     let dead: Vec<(Digest, u64)> = store
-        .blob_digests()
+        .cas
+        .digests()
         .into_iter()
         .filter(|d| !live.contains(d))
         .map(|d| {
@@ -184,9 +186,10 @@ pub fn gc(
     // Materialized trees and unpacked wheels that are no longer live, and
     // stale label records.
     for dir in store
-        .materialized_trees()
+        .checkouts
+        .trees()
         .into_iter()
-        .chain(store.unpacked_wheels())
+        .chain(store.checkouts.unpacked_wheels())
     {
         let live_tree = dir
             .file_name()
@@ -198,7 +201,7 @@ pub fn gc(
             let _ = std::fs::remove_file(dir.with_extension("tree"));
         }
     }
-    store.drop_stale_labels();
+    drop_stale_labels(store);
     // Build logs older than the age limit (the action cache keeps the logs
     // of what remains as blobs).
     if let Some(age) = max_age {
@@ -222,51 +225,17 @@ pub fn gc(
     Ok(report)
 }
 
-impl LocalStore {
-    /// Every blob digest in the CAS.
-    pub fn blob_digests(&self) -> Vec<Digest> {
-        walkdir::WalkDir::new(self.root().join("cas/sha256"))
-            .min_depth(2)
-            .max_depth(2)
-            .into_iter()
-            .flatten()
-            .filter_map(|e| Digest::from_hex(e.file_name().to_str()?).ok())
-            .collect()
-    }
-
-    pub fn materialized_trees(&self) -> Vec<PathBuf> {
-        self.dirs_in("trees")
-    }
-
-    /// Wheels laid out for mounts (`unpacked/<wheel hex>`; each with its
-    /// listing `unpacked/<wheel hex>.tree` beside it).
-    pub fn unpacked_wheels(&self) -> Vec<PathBuf> {
-        self.dirs_in("unpacked")
-            .into_iter()
-            .filter(|p| p.extension().is_none())
-            .collect()
-    }
-
-    fn dirs_in(&self, name: &str) -> Vec<PathBuf> {
-        std::fs::read_dir(self.root().join(name))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .collect()
-    }
-
-    /// Label records whose output is no longer in the store.
-    pub fn drop_stale_labels(&self) {
-        self.labels.retain(|r| {
-            r.output.as_ref().is_none_or(|o| {
-                self.cas.has_blob(o)
-                    && self
-                        .tree(o)
-                        .is_ok_and(|t: Tree| self.tree_complete(&t).is_ok())
-            })
-        });
-    }
+/// Drop label records whose output is no longer in the store.
+fn drop_stale_labels(store: &LocalStore) {
+    store.labels.retain(|r| {
+        r.output.as_ref().is_none_or(|o| {
+            store.cas.has_blob(o)
+                && store
+                    .cas
+                    .tree(o)
+                    .is_ok_and(|t: Tree| store.cas.tree_complete(&t).is_ok())
+        })
+    });
 }
 
 #[cfg(test)]
@@ -288,7 +257,7 @@ mod tests {
         let out = dir.join(name);
         std::fs::create_dir_all(&out).unwrap();
         std::fs::write(out.join(format!("{name}-1-py3-none-any.whl")), &bytes).unwrap();
-        let tree = s.put_tree(&out).unwrap();
+        let tree = s.cas.put_tree(&out).unwrap();
         let mut pre = Preimage::new();
         pre.set("name", name);
         let key = pre.key();
@@ -301,13 +270,13 @@ mod tests {
     fn gc_keeps_the_unpacked_wheels_of_live_results_only() {
         let (d, s) = store();
         let kept = stored_wheel(&s, d.path(), "uv");
-        let kept_dir = s.unpacked_wheel(&kept).unwrap();
+        let kept_dir = s.checkouts.unpacked_wheel(&kept).unwrap();
         // A wheel no result holds (its entry is gone): its blob and its
         // unpacked files are swept.
         let orphan = s.cas.put_bytes(b"PK").unwrap();
         let orphan_dir = s.root().join("unpacked").join(orphan.hex());
         std::fs::create_dir_all(&orphan_dir).unwrap();
-        assert_eq!(s.unpacked_wheels().len(), 2);
+        assert_eq!(s.checkouts.unpacked_wheels().len(), 2);
         gc(&s, None, None, false).unwrap();
         assert!(kept_dir.join("uv.data/scripts/uv").is_file());
         assert!(!orphan_dir.exists());
