@@ -5,7 +5,10 @@
 # $REFINE_WHEELS (the rule's build_requires); uv makes an isolated
 # environment from them, exactly as the project's pyproject.toml asks
 # (setuptools' legacy backend for a project without one), and fails if one
-# is missing. The backend's hooks run in the target's Python ($PYTHON):
+# is missing. The requirements the rule names itself
+# ($REFINE_BUILD_REQUIRES, one project a line) are added to what the
+# project declares, so that they are installed, not only offered: a build
+# script that imports a module its sdist forgot to declare gets it. The backend's hooks run in the target's Python ($PYTHON):
 # the wheel is the target interpreter's. uv itself is the one that runs
 # natively in this image (in a hybrid image, the host's): resolving,
 # unpacking and installing the build requirements cost no emulation.
@@ -45,6 +48,39 @@ directory = "/build/crates/vendor"
 offline = true
 CARGO
     log "rust: $(rustc --version 2>/dev/null || echo 'no rustc'), $(cargo --version 2>/dev/null || echo 'no cargo'), crates vendored from $(basename "$crates")"
+fi
+
+# Add the rule's requirements to `[build-system] requires` of the source
+# tree (as fromager does): uv's own extra-build-dependencies apply only to
+# a project whose name it can read statically, which the old setup.py-only
+# sdists that forget a requirement are not. A project without a
+# pyproject.toml, or without [build-system], gets the table PEP 517 reads
+# for it (setuptools' legacy backend, as uv does); a declared `requires`
+# array gets the names at its start. Anything else is an error, never a
+# build that quietly lacks them.
+add_build_requires() {
+    names=$1
+    quoted=
+    for n in $names; do quoted="$quoted\"$n\", "; done
+    if [ ! -f pyproject.toml ] || ! grep -q '^[[:space:]]*\[build-system\]' pyproject.toml; then
+        printf '\n[build-system]\nrequires = [%s"setuptools>=40.8.0"]\nbuild-backend = "setuptools.build_meta:__legacy__"\n' \
+            "$quoted" >> pyproject.toml
+    else
+        awk -v add="$quoted" '
+            /^[[:space:]]*\[/ { section = $0; gsub(/[[:space:]]/, "", section) }
+            !done && section == "[build-system]" && /^[[:space:]]*requires[[:space:]]*=[[:space:]]*\[/ {
+                sub(/\[/, "[" add); done = 1
+            }
+            { print }
+            END { if (!done) exit 3 }
+        ' pyproject.toml > /build/pyproject.toml.new ||
+            die "pyproject.toml has [build-system] but no \`requires = [\` line refine can add $names to"
+        mv /build/pyproject.toml.new pyproject.toml
+    fi
+    log "build requirements the rule names, added to the project's: $(echo $names)"
+}
+if [ -n "${REFINE_BUILD_REQUIRES:-}" ]; then
+    (cd "$src" && add_build_requires "$REFINE_BUILD_REQUIRES")
 fi
 
 set --

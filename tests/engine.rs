@@ -256,6 +256,85 @@ fn failures_block_dependents_keep_going_builds_the_rest_and_nothing_failed_is_ca
     assert!(r.with("hit:local").contains(&"//wheels:alpha".to_string()));
 }
 
+/// `--skip-known-failures`: what failed at the same key is not built
+/// again (it fails at once, with the failure's log, and the summary counts
+/// it); a changed key, or a run without the flag, builds it.
+#[test]
+fn known_failures_are_skipped_at_the_same_key_only() {
+    let ws = fake_workspace();
+    let targets = ["build", "--json", "--keep-going", "//packs:curl"];
+    let first = ws.fake_env(&targets, &[("REFINE_FAKE_FAIL", "//packs:openssl")]);
+    assert_eq!(first.code, 1, "{}", first.all());
+    assert_eq!(first.with("failed"), ["//packs:openssl"]);
+    let first_log = first
+        .events()
+        .into_iter()
+        .find(|e| e["verdict"] == "failed")
+        .unwrap()["log"]
+        .clone();
+
+    // The fault is gone, so a build would pass: with the flag it is not
+    // tried.
+    let mut with_flag = targets.to_vec();
+    with_flag.push("--skip-known-failures");
+    let r = ws.fake(&with_flag);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert_eq!(r.with("failed"), ["//packs:openssl"]);
+    assert_eq!(r.with("blocked"), ["//packs:curl"]);
+    let failed = r
+        .events()
+        .into_iter()
+        .find(|e| e["verdict"] == "failed")
+        .unwrap();
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("failed at this key ("),
+        "{failed}"
+    );
+    assert_eq!(failed["log"], first_log, "the failure's own log");
+    let summary = r
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "summary")
+        .unwrap();
+    assert_eq!(summary["known_failures"], 1, "{summary}");
+    let human = ws.fake(&[
+        "build",
+        "--keep-going",
+        "--skip-known-failures",
+        "//packs:curl",
+    ]);
+    assert!(
+        human
+            .stderr
+            .contains("1 of the failed not built again (known failures, --skip-known-failures)"),
+        "{}",
+        human.stderr
+    );
+
+    // Another key: built (and it passes now).
+    ws.edit(
+        "packs/openssl.toml",
+        "version = \"3.0\"",
+        "version = \"3.0.1\"",
+    );
+    let r = ws.fake(&with_flag);
+    r.ok();
+    assert!(r.with("built").contains(&"//packs:openssl".to_string()));
+
+    // Back at the failed key, without the flag: built.
+    ws.edit(
+        "packs/openssl.toml",
+        "version = \"3.0.1\"",
+        "version = \"3.0\"",
+    );
+    let r = ws.fake(&targets);
+    r.ok();
+    assert!(r.with("built").contains(&"//packs:openssl".to_string()));
+}
+
 #[test]
 fn without_keep_going_the_run_stops_after_the_first_failure() {
     let ws = fake_workspace();

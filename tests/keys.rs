@@ -115,6 +115,13 @@ const INCLUDED: &[(&str, &str, &str, &str, &[&str])] = &[
         &["//wheels:alpha"],
     ),
     (
+        "naming a default build requirement in the rule (installed, not only offered)",
+        "rules/wheels.toml",
+        "env = { CFLAGS = \"-O2\" }",
+        "env = { CFLAGS = \"-O2\" }\nbuild_requires = [\"//sources:setuptools\"]",
+        &["//wheels:alpha"],
+    ),
+    (
         "dropping the default build requirements",
         "rules/wheels.toml",
         "env = { CFLAGS = \"-O2\" }",
@@ -292,6 +299,25 @@ fn included_fields_change_exactly_the_keys_they_should() {
             "changing {what} should change exactly these keys"
         );
     }
+}
+
+/// The build sees the requirements a rule names sorted by project name,
+/// so their order in the rule is not in the key.
+#[test]
+fn the_order_of_a_rules_build_requirements_is_not_keyed() {
+    let ws = fake_workspace();
+    ws.edit(
+        "rules/wheels.toml",
+        "env = { CFLAGS = \"-O2\" }",
+        "env = { CFLAGS = \"-O2\" }\nbuild_requires = [\"//sources:setuptools\", \"//sources:wheel\"]",
+    );
+    let before = keys(&ws);
+    ws.edit(
+        "rules/wheels.toml",
+        "[\"//sources:setuptools\", \"//sources:wheel\"]",
+        "[\"//sources:wheel\", \"//sources:setuptools\"]",
+    );
+    assert_eq!(changed(&before, &keys(&ws)), Vec::<String>::new());
 }
 
 #[test]

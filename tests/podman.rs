@@ -246,6 +246,88 @@ fn undeclared_build_requirements_are_not_there() {
     );
 }
 
+/// An sdist of the old kind (a setup.py, no pyproject.toml) whose build
+/// script imports a module it does not declare. Offered as a wheel in
+/// the rule's `build_requires`, the module is now installed: the build
+/// fails without it (and the hint catalog names it) and passes with it.
+#[test]
+fn a_build_requirement_the_rule_names_is_installed_though_the_sdist_does_not_declare_it() {
+    let ws = shipped();
+    // needs_six-1.0.tar.gz, made here: setup.py imports six.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    {
+        let mut t = tar::Builder::new(&mut gz);
+        let files: [(&str, &str); 3] = [
+            (
+                "needs_six-1.0/setup.py",
+                "import six\nfrom setuptools import setup\nsetup(name='needs_six', version='1.0', py_modules=['needs_six'], description=six.__name__)\n",
+            ),
+            ("needs_six-1.0/needs_six.py", "ANSWER = 42\n"),
+            (
+                "needs_six-1.0/PKG-INFO",
+                "Metadata-Version: 2.1\nName: needs_six\nVersion: 1.0\n",
+            ),
+        ];
+        for (path, text) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(text.len() as u64);
+            h.set_mode(0o644);
+            h.set_mtime(1);
+            h.set_cksum();
+            t.append_data(&mut h, path, text.as_bytes()).unwrap();
+        }
+        t.finish().unwrap();
+    }
+    let sdist = gz.finish().unwrap();
+    std::fs::create_dir_all(ws.root().join("vendor")).unwrap();
+    std::fs::write(ws.root().join("vendor/needs_six-1.0.tar.gz"), &sdist).unwrap();
+    let rule = |build_requires: &str| {
+        format!(
+            "[sources.needs-six]\npath = \"vendor/needs_six-1.0.tar.gz\"\nsha256 = \"{}\"\n\n\
+             [wheels.needs-six]\npackage = \"needs_six\"\nsource = \"//sources:needs-six\"\n{build_requires}",
+            sha256_hex(&sdist)
+        )
+    };
+    ws.write("rules/needs.toml", &rule(""));
+    let r = host(&ws, shared_store(), &["build", "//wheels:needs-six"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    let log = std::fs::read_to_string(r.log_path()).unwrap();
+    assert!(
+        log.contains("ModuleNotFoundError: No module named 'six'"),
+        "{log}"
+    );
+    assert!(
+        r.stderr
+            .contains("the build imported six, and none of its build requirements installs it"),
+        "{}",
+        r.stderr
+    );
+
+    ws.write(
+        "rules/needs.toml",
+        &rule("build_requires = [\"//wheels:six\"]\n"),
+    );
+    let r = host(
+        &ws,
+        shared_store(),
+        &["build", "--json", "//wheels:needs-six"],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.verdicts()["//wheels:needs-six"], "built", "{}", r.stdout);
+    let (name, _) = wheel_sha(&r, "//wheels:needs-six");
+    assert_eq!(name, "needs_six-1.0-py3-none-any.whl");
+    let l = host(
+        &ws,
+        shared_store(),
+        &["log", "--path", "//wheels:needs-six"],
+    );
+    let log = std::fs::read_to_string(l.stdout.trim()).unwrap();
+    assert!(
+        log.contains("build requirements the rule names, added to the project's: six"),
+        "{log}"
+    );
+}
+
 #[test]
 fn missing_tools_are_environment_errors_with_hints() {
     let ws = shipped();

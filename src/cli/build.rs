@@ -22,6 +22,7 @@ pub fn run(c: &BuildCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     crate::exec::interrupt::install();
     let args = &c.args;
     let mut round = 0;
+    let mut rounds = crate::ops::hints::Rounds::default();
     loop {
         let s = Session::load(opts)?;
         let report = build(&s, args, p)?;
@@ -38,9 +39,17 @@ pub fn run(c: &BuildCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
         if round >= max || crate::exec::interrupt::requested() {
             return Ok(Exit::Failed(e.class));
         }
-        let applied = crate::ops::hints::apply(opts, &sugg)?;
+        let (to_apply, futile) = rounds.next(round + 1, &sugg);
+        for f in &futile {
+            p.info(&format!("auto-apply: {f}"));
+        }
+        let applied = crate::ops::hints::apply(opts, &to_apply)?;
         if applied.is_empty() {
-            p.info("auto-apply: the hint catalog has no fix to apply for these failures");
+            if futile.is_empty() {
+                p.info("auto-apply: the hint catalog has no fix to apply for these failures");
+            } else {
+                p.info("auto-apply: no other fix to apply; stopping");
+            }
             return Ok(Exit::Failed(e.class));
         }
         round += 1;

@@ -271,6 +271,7 @@ impl Printer {
                 &serde_json::json!({
                     "event": "summary",
                     "counts": counts,
+                    "known_failures": report.results.iter().filter(|r| r.known_failure).count(),
                     "duration_ms": self.start.elapsed().as_millis() as u64,
                     "out_dir": report.out_dir,
                     "manifest": report.manifest,
@@ -300,6 +301,12 @@ impl Printer {
             .count();
         if pushed > 0 {
             parts.push(format!("{pushed} pushed"));
+        }
+        let known = report.results.iter().filter(|r| r.known_failure).count();
+        if known > 0 {
+            parts.push(format!(
+                "{known} of the failed not built again (known failures, --skip-known-failures)"
+            ));
         }
         let mut s = format!(
             "{} targets: {} in {}",

@@ -10,6 +10,7 @@
 //! | `action` | the fetch pin / mmdebstrap spec / recipe files by digest | mirrors, `upstream` (same bytes) |
 //! | `sources` | each source's pinned sha256 | where it is fetched from |
 //! | `image`, `runtime`, `packs`, `wheels`, `tools`, `wheel` | the *output digest* of each dependency (early cutoff) | the dependency's own key |
+//! | `install` | wheels: which of `wheels` the rule names itself (installed in the build environment, not only offered), by label | their order |
 //! | `frontend` | the pin of the uv wheel the recipe runs (wheels, repairs, tests: the one for the machine whose programs run natively in the image) | the uv wheels of other architectures |
 //! | `zig`, `cc_target` | wheels and packs whose floor (policy) is older than their image's glibc: the pin of the host's Zig wheel and the target it compiles for (`s390x-linux-gnu.2.17`); absent otherwise | the image's glibc as declared (the image's own digest stands for it) |
 //! | `env`, `config_settings` | the rule's explicit variables | the host environment, entirely |
@@ -98,6 +99,11 @@ pub struct Inputs {
     pub packs: Vec<Label>,
     /// Build-requirement wheels: wheel sources and wheel targets.
     pub wheels: Vec<Label>,
+    /// Wheels: those of `wheels` the rule names itself (not `[defaults]`):
+    /// installed in the build's environment as well as offered, whether
+    /// the project declares them or not.
+    #[serde(default)]
+    pub install: Vec<Label>,
     /// Repairs: the tool wheels (auditwheel and what it needs).
     pub tools: Vec<Label>,
     /// Repairs: the wheel to repair.
@@ -262,6 +268,16 @@ impl Derivation {
         }
         if !i.wheels.is_empty() {
             p.set("wheels", map_of(&i.wheels));
+        }
+        // Which of them are installed (their outputs are keyed above), in
+        // no order: the build sees their names sorted.
+        if !i.install.is_empty() {
+            let mut names: Vec<String> = i.install.iter().map(|l| l.to_string()).collect();
+            names.sort();
+            p.set(
+                "install",
+                PValue::List(names.into_iter().map(PValue::from).collect()),
+            );
         }
         if !i.tools.is_empty() {
             p.set("tools", map_of(&i.tools));

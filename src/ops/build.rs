@@ -23,6 +23,10 @@ pub struct BuildArgs {
     /// Build everything that does not depend on a failure.
     #[arg(long, short)]
     pub keep_going: bool,
+    /// Do not build again what failed at the same key last time (its key
+    /// unchanged: the same inputs would fail the same way); say how many.
+    #[arg(long)]
+    pub skip_known_failures: bool,
     /// Where to copy the wheels (default: <workspace>/dist).
     #[arg(long = "out", value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
@@ -186,6 +190,7 @@ pub fn run_graph(
         sandbox: &s.config.sandbox,
         jobs,
         keep_going: args.keep_going,
+        skip_known_failures: args.skip_known_failures,
         force: HashSet::new(),
         sink: match &recorder {
             Some(r) => r,

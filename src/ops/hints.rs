@@ -265,6 +265,112 @@ pub fn for_report(s: &Session, report: &super::build::BuildReport) -> Vec<Sugges
     out
 }
 
+/// What `--auto-apply` remembers from round to round: the fixes it
+/// applied, by target, and the targets it gave up on. A fix the catalog
+/// suggests again after it was applied means the rebuild failed the same
+/// way (same hint, same missing thing): the fix did not help, and
+/// applying it again would change nothing, so that target stops there.
+/// Other targets, with other causes, go on.
+#[derive(Debug, Default)]
+pub struct Rounds {
+    applied: BTreeMap<String, Vec<(u32, Fix)>>,
+    given_up: std::collections::BTreeSet<String>,
+}
+
+/// A fix that was applied and did not help.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Futile {
+    pub target: String,
+    /// The round it was applied in.
+    pub round: u32,
+    pub fix: Fix,
+    /// What the rebuild's log showed, in the catalog's words.
+    pub evidence: String,
+}
+
+impl std::fmt::Display for Futile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: the fix did not help: {} (applied in round {}), and the build failed the same way: {}",
+            self.target,
+            describe_fix(&self.fix),
+            self.round,
+            self.evidence
+        )
+    }
+}
+
+/// A fix as the edit it makes.
+pub fn describe_fix(fix: &Fix) -> String {
+    let mut parts = Vec::new();
+    if !fix.packs.is_empty() {
+        parts.push(format!("packs += {}", fix.packs.join(", ")));
+    }
+    if !fix.build_requires.is_empty() {
+        parts.push(format!(
+            "build_requires += {}",
+            fix.build_requires.join(", ")
+        ));
+    }
+    for (k, v) in &fix.env {
+        parts.push(format!("env {k}={v}"));
+    }
+    parts.join("; ")
+}
+
+/// Two fixes make the same edit (why they were suggested aside).
+fn same_edit(a: &Fix, b: &Fix) -> bool {
+    a.target == b.target
+        && a.packs == b.packs
+        && a.build_requires == b.build_requires
+        && a.env == b.env
+}
+
+impl Rounds {
+    /// Sort this round's suggestions: the fixes to apply in `round`, and
+    /// those that were applied before and did not help (their targets are
+    /// given up: none of their fixes is applied any more).
+    pub fn next(
+        &mut self,
+        round: u32,
+        suggestions: &[Suggestion],
+    ) -> (Vec<Suggestion>, Vec<Futile>) {
+        let mut futile = Vec::new();
+        for s in suggestions {
+            let Some((_, fix)) = &s.fix else { continue };
+            let before = self
+                .applied
+                .get(&fix.target)
+                .and_then(|v| v.iter().find(|(_, f)| same_edit(f, fix)));
+            if let Some((r, f)) = before {
+                futile.push(Futile {
+                    target: fix.target.clone(),
+                    round: *r,
+                    fix: f.clone(),
+                    evidence: s.message.clone(),
+                });
+            }
+        }
+        for f in &futile {
+            self.given_up.insert(f.target.clone());
+        }
+        let mut apply = Vec::new();
+        for s in suggestions {
+            let Some((_, fix)) = &s.fix else { continue };
+            if self.given_up.contains(&fix.target) {
+                continue;
+            }
+            let list = self.applied.entry(fix.target.clone()).or_default();
+            if !list.iter().any(|(_, f)| same_edit(f, fix)) {
+                list.push((round, fix.clone()));
+                apply.push(s.clone());
+            }
+        }
+        (apply, futile)
+    }
+}
+
 /// Record the fixes of `suggestions` in their imports and regenerate them;
 /// what was applied, in words.
 pub fn apply(
@@ -289,4 +395,52 @@ pub fn apply(
         super::import::import(opts, &args)?;
     }
     Ok(said)
+}
+
+#[cfg(test)]
+mod rounds_tests {
+    use super::*;
+
+    fn sugg(target: &str, message: &str, reqs: &[&str]) -> Suggestion {
+        Suggestion {
+            label: target.parse().unwrap(),
+            message: message.into(),
+            edit: None,
+            fix: Some((
+                "rules/imported/r.toml".into(),
+                Fix {
+                    target: target.into(),
+                    build_requires: reqs.iter().map(|r| r.to_string()).collect(),
+                    why: message.into(),
+                    ..Default::default()
+                },
+            )),
+        }
+    }
+
+    #[test]
+    fn a_fix_that_did_not_help_stops_its_target_and_only_its_target() {
+        let mut r = Rounds::default();
+        let a1 = sugg("//wheels:a", "the build imported six", &["six"]);
+        let b1 = sugg("//wheels:b", "the build did not find ffi.h", &[]);
+        let (apply, futile) = r.next(1, &[a1.clone(), b1.clone()]);
+        assert_eq!(apply, [a1.clone(), b1.clone()]);
+        assert!(futile.is_empty());
+        // Round 2: a fails the same way (the same fix suggested again); b
+        // has moved on to another cause.
+        let b2 = sugg("//wheels:b", "the build imported numpy", &["numpy"]);
+        let (apply, futile) = r.next(2, &[a1.clone(), b2.clone()]);
+        assert_eq!(apply, std::slice::from_ref(&b2));
+        assert_eq!(futile.len(), 1);
+        assert_eq!(futile[0].target, "//wheels:a");
+        assert_eq!(futile[0].round, 1);
+        assert_eq!(
+            futile[0].to_string(),
+            "//wheels:a: the fix did not help: build_requires += six (applied in round 1), and the build failed the same way: the build imported six"
+        );
+        // a is given up: a new cause of it is not applied either.
+        let a3 = sugg("//wheels:a", "the build imported cython", &["cython"]);
+        let (apply, futile) = r.next(3, &[a3]);
+        assert!(apply.is_empty() && futile.is_empty());
+    }
 }

@@ -90,6 +90,7 @@ pub fn verify(
         sandbox: &s.config.sandbox,
         jobs,
         keep_going: true,
+        skip_known_failures: false,
         force: HashSet::new(),
         sink,
         durations: Default::default(),

@@ -21,6 +21,9 @@ pub struct RunConfig<'a> {
     pub sandbox: &'a SandboxConfig,
     pub jobs: usize,
     pub keep_going: bool,
+    /// `--skip-known-failures`: a node whose last build at the same key
+    /// failed is not built again; it fails at once with that failure's log.
+    pub skip_known_failures: bool,
     /// Rebuild these nodes even when the cache has them (`refine verify`),
     /// without recording the result in the action cache.
     pub force: HashSet<usize>,

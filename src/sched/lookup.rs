@@ -8,6 +8,26 @@ use crate::key::Digest;
 use crate::remote::RemoteError;
 use crate::store::{BlobCheck, Lookup, Tree};
 
+/// `--skip-known-failures`: the label index says this label's last build
+/// had this very key and failed. Failures are never cached, so this is
+/// only a record of one: the node fails at once, pointing at that log.
+pub(super) fn known_failure(cx: &NodeCx<'_>) -> Option<super::node::Outcome> {
+    let rec = cx.cfg.store.labels.get(cx.d.platform.arch, &cx.d.label)?;
+    if rec.verdict != crate::store::Recorded::Failed || rec.key != cx.key.0 {
+        return None;
+    }
+    let log = rec.log.map(|p| cx.cfg.store.logs.rebase(p));
+    let when = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(rec.time),
+    );
+    let error = crate::error::Error::build(format!(
+        "{} failed at this key ({when}); not built again (--skip-known-failures)",
+        cx.d.label
+    ))
+    .hint("its inputs are what they were when it failed: change the rule (or what it depends on), or build without --skip-known-failures to try again");
+    Some(super::node::Outcome::KnownFailure { error, log })
+}
+
 /// An output found in a cache: its digest and tree.
 pub(super) type Hit = (Digest, Tree);
 

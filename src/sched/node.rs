@@ -32,6 +32,8 @@ pub(super) enum Outcome {
     Built { hit: Hit, log: PathBuf },
     /// Failed, with its log when a build started.
     Failed { error: Error, log: Option<PathBuf> },
+    /// Not built: its last build at this key failed, with this log.
+    KnownFailure { error: Error, log: Option<PathBuf> },
 }
 
 pub fn process(graph: &Graph, i: usize, deps: &[&NodeResult], cfg: &RunConfig<'_>) -> NodeResult {
@@ -55,6 +57,12 @@ fn run(cx: &NodeCx<'_>, deps: &[&NodeResult]) -> (Outcome, bool) {
             Pulled::Noted => remote_noted = true,
             Pulled::Failed(error) => return (Outcome::Failed { error, log: None }, true),
         }
+    }
+    if cx.cfg.skip_known_failures
+        && !cx.forced
+        && let Some(known) = lookup::known_failure(cx)
+    {
+        return (known, remote_noted);
     }
     // Build, holding the key's lock so a concurrent refine waits for us and
     // then finds our result.
@@ -129,6 +137,12 @@ fn settle(cx: &NodeCx<'_>, outcome: Outcome, remote_noted: bool) -> NodeResult {
             if !cx.forced {
                 record::label(cx, &res);
             }
+        }
+        // The label index already says it (with the failure's own time).
+        Outcome::KnownFailure { error, log } => {
+            res.failure = Some(error);
+            res.log = log;
+            res.known_failure = true;
         }
     }
     res.notes = cx.take_notes();

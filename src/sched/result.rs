@@ -64,6 +64,9 @@ pub struct NodeResult {
     /// Things worth saying that did not fail the node (a corrupt cache
     /// entry, an unreachable remote).
     pub notes: Vec<String>,
+    /// Failed without a build: its key failed before
+    /// (`--skip-known-failures`).
+    pub known_failure: bool,
 }
 
 impl NodeResult {
@@ -82,6 +85,7 @@ impl NodeResult {
             failure: None,
             push: None,
             notes: Vec::new(),
+            known_failure: false,
         }
     }
 

@@ -3,7 +3,9 @@
 //! ```text
 //! /refine/ws/…        the recipe script and its includes (read-only)
 //! /refine/src/<file>  the sources (read-only)
-//! /refine/wheels/…    build-requirement wheels (read-only)
+//! /refine/wheels/…    build-requirement wheels (read-only); those the rule
+//!                     names are also listed by project name in
+//!                     `REFINE_BUILD_REQUIRES` (one a line): installed
 //! /refine/tools/…     repair tools, as wheels (read-only)
 //! /refine/input/…     the wheel being repaired (read-only)
 //! /refine/frontend    the frontend's wheel (uv), unpacked (read-only)
@@ -484,7 +486,24 @@ pub fn plan(
         read_only: false,
     });
 
-    let env = contract_env(d, &pack_names, runtime.as_ref(), settings.jobs);
+    let mut env = contract_env(d, &pack_names, runtime.as_ref(), settings.jobs);
+    // The build requirements the rule names, by project name (from their
+    // wheels' file names: a function of their outputs), sorted: the recipe
+    // adds them to what the project declares.
+    let mut install = Vec::new();
+    for l in &d.inputs.install {
+        for (n, _, _) in get(l)?.tree.files() {
+            let base = n.rsplit('/').next().unwrap_or(n);
+            if let Some((name, ..)) = crate::wheel::parse_filename(base) {
+                install.push(crate::rules::model::normalize_name(&name));
+            }
+        }
+    }
+    install.sort();
+    install.dedup();
+    if !install.is_empty() {
+        env.insert("REFINE_BUILD_REQUIRES".into(), install.join("\n"));
+    }
     let name = format!(
         "refine-{}-{}-{}-{}",
         d.label.kind.singular(),
