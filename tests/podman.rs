@@ -246,21 +246,20 @@ fn undeclared_build_requirements_are_not_there() {
     );
 }
 
-/// An sdist of the old kind (a setup.py, no pyproject.toml) whose build
-/// script imports a module it does not declare. Offered as a wheel in
-/// the rule's `build_requires`, the module is now installed: the build
-/// fails without it (and the hint catalog names it) and passes with it.
-#[test]
-fn a_build_requirement_the_rule_names_is_installed_though_the_sdist_does_not_declare_it() {
-    let ws = shipped();
-    // needs_six-1.0.tar.gz, made here: setup.py imports six.
+/// needs_six-1.0.tar.gz, an sdist of the old kind (a setup.py, no
+/// pyproject.toml) whose build imports six and declares it nowhere; its
+/// metadata is read without it (as often: the import is in a build
+/// command).
+fn needs_six_sdist() -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     {
         let mut t = tar::Builder::new(&mut gz);
         let files: [(&str, &str); 3] = [
             (
                 "needs_six-1.0/setup.py",
-                "import six\nfrom setuptools import setup\nsetup(name='needs_six', version='1.0', py_modules=['needs_six'], description=six.__name__)\n",
+                "from setuptools import setup\nfrom setuptools.command.build_py import build_py\n\n\n\
+                 class Build(build_py):\n    def run(self):\n        import six  # declared nowhere\n\n        super().run()\n\n\n\
+                 setup(name='needs_six', version='1.0', py_modules=['needs_six'], cmdclass={'build_py': Build})\n",
             ),
             ("needs_six-1.0/needs_six.py", "ANSWER = 42\n"),
             (
@@ -278,7 +277,74 @@ fn a_build_requirement_the_rule_names_is_installed_though_the_sdist_does_not_dec
         }
         t.finish().unwrap();
     }
-    let sdist = gz.finish().unwrap();
+    gz.finish().unwrap()
+}
+
+/// The same sdist, imported from a requirements file (pip finds it in a
+/// find-links directory, everything else on its index): the build fails
+/// on the undeclared import, `--auto-apply` records six as a build
+/// requirement of the import, and the rebuild passes in one round.
+#[test]
+fn auto_apply_installs_an_undeclared_build_requirement_in_one_round() {
+    let d = tempfile::tempdir().unwrap();
+    let links = d.path().join("links");
+    std::fs::create_dir_all(&links).unwrap();
+    std::fs::write(links.join("needs_six-1.0.tar.gz"), needs_six_sdist()).unwrap();
+    let run = |dir: &Path, args: &[&str]| -> Run {
+        std::process::Command::new(env!("CARGO_BIN_EXE_refine"))
+            .current_dir(dir)
+            .arg("--store")
+            .arg(shared_store())
+            .env_remove("REFINE_EXECUTOR")
+            .env_remove("REFINE_BUILTIN_BASE")
+            .env("PIP_FIND_LINKS", &links)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+            .into()
+    };
+    run(d.path(), &["init", "ws"]).ok();
+    let ws = d.path().join("ws");
+    std::fs::write(ws.join("requirements.txt"), "needs-six==1.0\n").unwrap();
+    run(&ws, &["import", "requirements.txt"]).ok();
+    let r = run(
+        &ws,
+        &[
+            "--arch",
+            "host",
+            "build",
+            "--auto-apply",
+            "//sets:requirements",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("auto-apply: //wheels:needs-six: the build asked for six"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("building again (round 1 of at most 3)") && !r.stderr.contains("round 2"),
+        "one round: {}",
+        r.stderr
+    );
+    let text = std::fs::read_to_string(ws.join("rules/imported/requirements.toml")).unwrap();
+    assert!(
+        text.contains("[[import.fixes]]") && text.contains("build_requires = [\"six\"]"),
+        "{text}"
+    );
+}
+
+/// An sdist of the old kind (a setup.py, no pyproject.toml) whose build
+/// script imports a module it does not declare. Offered as a wheel in
+/// the rule's `build_requires`, the module is now installed: the build
+/// fails without it (and the hint catalog names it) and passes with it.
+#[test]
+fn a_build_requirement_the_rule_names_is_installed_though_the_sdist_does_not_declare_it() {
+    let ws = shipped();
+    let sdist = needs_six_sdist();
     std::fs::create_dir_all(ws.root().join("vendor")).unwrap();
     std::fs::write(ws.root().join("vendor/needs_six-1.0.tar.gz"), &sdist).unwrap();
     let rule = |build_requires: &str| {
