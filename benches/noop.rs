@@ -106,8 +106,12 @@ pub fn generate(root: &Path, wheels: usize, packs: usize) {
 }
 
 fn refine(root: &Path, store: &Path, args: &[&str]) -> Duration {
+    refine_with(Path::new(env!("CARGO_BIN_EXE_refine")), root, store, args)
+}
+
+fn refine_with(bin: &Path, root: &Path, store: &Path, args: &[&str]) -> Duration {
     let start = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_refine"))
+    let out = Command::new(bin)
         .arg("--workspace")
         .arg(root)
         .arg("--store")
@@ -198,12 +202,37 @@ fn main() {
 
     let first = refine(&root, &store, &["build", "//..."]);
     println!("first build, fake executor: {first:.2?}");
+    // REFINE_BENCH_BASELINE=/path/to/an/older/refine: its no-op on a copy
+    // of the same store, interleaved with this one's (side by side, in
+    // one run: these machines are noisy).
+    let baseline = std::env::var_os("REFINE_BENCH_BASELINE").map(std::path::PathBuf::from);
+    let base_store = base.join("store-baseline");
+    if let Some(bin) = &baseline {
+        let ok = Command::new("cp")
+            .arg("-a")
+            .arg(&store)
+            .arg(&base_store)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        refine_with(bin, &root, &base_store, &["build", "//..."]);
+    }
     let mut noops = Vec::new();
+    let mut base_noops = Vec::new();
     for _ in 0..5 {
         noops.push(refine(&root, &store, &["build", "//..."]));
+        if let Some(bin) = &baseline {
+            base_noops.push(refine_with(bin, &root, &base_store, &["build", "//..."]));
+        }
     }
     let m = median(noops.clone());
     println!("no-op build //... (CLI process): median {m:.3?} of {noops:.3?}");
+    if !base_noops.is_empty() {
+        println!(
+            "no-op build //... with the baseline binary: median {:.3?} of {base_noops:.3?}",
+            median(base_noops.clone())
+        );
+    }
     let mut plans = Vec::new();
     for _ in 0..3 {
         plans.push(refine(&root, &store, &["plan", "//..."]));

@@ -1064,6 +1064,34 @@ fn recorded_durations_decide_what_starts_first() {
     );
 }
 
+/// A no-op run's hits are written in a batch, not a transaction each:
+/// every one of them is still in the history, with its key and output,
+/// and the run's counts agree.
+#[test]
+fn a_no_op_run_records_every_hit() {
+    let ws = fake_workspace();
+    let first = ws.fake(ALL);
+    first.ok();
+    let n = first.verdicts().len();
+    ws.fake(ALL).ok();
+    let (h, _) = refine::history::History::open(&ws.store).unwrap();
+    let runs = h.runs(1).unwrap();
+    let rows = h
+        .results(&refine::history::Filter {
+            run: Some(runs[0].id),
+            limit: 1000,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(rows.len(), n, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r.verdict == "hit:local" && r.key.is_some() && r.output.is_some()),
+        "{rows:?}"
+    );
+    assert_eq!(runs[0].hits, n as i64, "{:?}", runs[0]);
+}
+
 #[test]
 fn a_moved_store_reports_its_own_log_paths() {
     let ws = fake_workspace();

@@ -335,6 +335,14 @@ fn auto_apply_installs_an_undeclared_build_requirement_in_one_round() {
         text.contains("[[import.fixes]]") && text.contains("build_requires = [\"six\"]"),
         "{text}"
     );
+    // The history keeps the fix and what came of it (the dashboard's
+    // target page shows the same rows).
+    let (h, _) = refine::history::History::open(shared_store()).unwrap();
+    let fixes = h.fixes("//wheels:needs-six", 10).unwrap();
+    assert_eq!(fixes.len(), 1, "{fixes:?}");
+    assert_eq!(fixes[0].edit, "build_requires += six");
+    assert_eq!(fixes[0].outcome, "helped");
+    assert!(fixes[0].outcome_run > Some(fixes[0].run), "{fixes:?}");
 }
 
 /// An sdist of the old kind (a setup.py, no pyproject.toml) whose build

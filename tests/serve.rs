@@ -263,6 +263,43 @@ fn the_dashboard_in_a_real_browser_and_its_http_surface() {
     let job: serde_json::Value = r.json().unwrap();
     assert_eq!(job["state"], "queued");
 
+    // A fix `--auto-apply` applied (recorded as the build command does),
+    // on the target's page and in its API, with its outcome.
+    {
+        let (h, _) = refine::history::History::open(&ws.store).unwrap();
+        let run = h.runs(1).unwrap()[0].id;
+        let id = h
+            .record_fix(&refine::history::NewFix {
+                run,
+                label: "//wheels:slow",
+                round: 1,
+                import: "rules/imported/web.toml",
+                edit: "build_requires += six",
+                why: "the build imported six",
+            })
+            .unwrap();
+        h.settle_fix(id, "did not help", Some(run)).unwrap();
+    }
+    let page = http
+        .get(format!("{url}/targets/wheels/slow"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        page.contains("Fixes applied by --auto-apply")
+            && page.contains("build_requires += six")
+            && page.contains("did not help"),
+        "{page}"
+    );
+    let api: serde_json::Value = http
+        .get(format!("{url}/api/targets/wheels/slow"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(api["fixes"][0]["outcome"], "did not help", "{api}");
+
     // Nothing of a request becomes a path.
     let get = |path: &str| {
         http.get(format!("{url}{path}"))

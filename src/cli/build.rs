@@ -23,25 +23,33 @@ pub fn run(c: &BuildCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     let args = &c.args;
     let mut round = 0;
     let mut rounds = crate::ops::hints::Rounds::default();
+    // The fixes of the last round, in the history: settled by the next.
+    let mut pending: Vec<(i64, String)> = Vec::new();
     loop {
         let s = Session::load(opts)?;
+        let store = s.store_path.clone();
         let report = build(&s, args, p)?;
         let sugg = report.suggestions.clone();
         s.leak();
         p.summary(&report);
         p.suggestions(&sugg);
+        let next = match (report.error(), c.auto_apply) {
+            (Some(_), Some(_)) => rounds.next(round + 1, &sugg),
+            _ => (Vec::new(), Vec::new()),
+        };
+        let (to_apply, futile) = next;
+        crate::ops::hints::settle_fixes(&store, &pending, &report, &futile);
         let Some(e) = report.error() else {
             return Ok(Exit::Success);
         };
         let Some(max) = c.auto_apply else {
             return Ok(Exit::Failed(e.class));
         };
-        if round >= max || crate::exec::interrupt::requested() {
-            return Ok(Exit::Failed(e.class));
-        }
-        let (to_apply, futile) = rounds.next(round + 1, &sugg);
         for f in &futile {
             p.info(&format!("auto-apply: {f}"));
+        }
+        if round >= max || crate::exec::interrupt::requested() {
+            return Ok(Exit::Failed(e.class));
         }
         let applied = crate::ops::hints::apply(opts, &to_apply)?;
         if applied.is_empty() {
@@ -53,6 +61,7 @@ pub fn run(c: &BuildCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
             return Ok(Exit::Failed(e.class));
         }
         round += 1;
+        pending = crate::ops::hints::record_fixes(&store, report.run, round, &to_apply);
         for a in &applied {
             p.info(&format!("auto-apply: {a}"));
         }

@@ -60,12 +60,24 @@ CREATE TABLE IF NOT EXISTS results (
 );
 CREATE INDEX IF NOT EXISTS results_by_label ON results (label, arch, id);
 CREATE INDEX IF NOT EXISTS results_by_verdict ON results (verdict, id);
+CREATE TABLE IF NOT EXISTS fixes (
+    id INTEGER PRIMARY KEY,
+    run INTEGER NOT NULL REFERENCES runs(id),
+    label TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    import TEXT NOT NULL,
+    edit TEXT NOT NULL,
+    why TEXT NOT NULL,
+    outcome TEXT NOT NULL DEFAULT 'applied',
+    outcome_run INTEGER
+);
+CREATE INDEX IF NOT EXISTS fixes_by_label ON fixes (label, id);
 ";
 
-/// The schema's version (`PRAGMA user_version`). Version 2 is migrated
-/// (runs gained `interrupted`); a database of any other version is moved
-/// aside and made anew.
-const VERSION: i64 = 3;
+/// The schema's version (`PRAGMA user_version`). Versions 2 (before runs
+/// had `interrupted`) and 3 (before `fixes`) are migrated; a database of
+/// any other version is moved aside and made anew.
+const VERSION: i64 = 4;
 
 /// How long a write waits for another process's lock.
 const BUSY: Duration = Duration::from_secs(10);
@@ -101,6 +113,56 @@ pub struct RunRow {
     pub skipped: i64,
     /// Its process ended before it did (killed, or the machine went down).
     pub interrupted: bool,
+}
+
+const FINISHED_SQL: &str = "INSERT INTO results (run, label, arch, toolchain, key, output, verdict, started_ms, duration_ms, log, error, requested)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+     ON CONFLICT (run, label) DO UPDATE SET key = excluded.key, output = excluded.output,
+         verdict = excluded.verdict, duration_ms = excluded.duration_ms,
+         log = coalesce(excluded.log, results.log), error = excluded.error, requested = excluded.requested";
+
+/// A finished node, for [`History::finished_batch`].
+#[derive(Clone, Debug)]
+pub struct Finished {
+    pub label: String,
+    pub arch: String,
+    pub toolchain: String,
+    pub key: Option<String>,
+    pub output: Option<String>,
+    pub verdict: &'static str,
+    pub duration_ms: i64,
+    pub log: Option<String>,
+    pub error: Option<String>,
+    pub requested: bool,
+}
+
+/// A fix to record (see [`History::record_fix`]).
+pub struct NewFix<'a> {
+    /// The run whose failure suggested it.
+    pub run: i64,
+    pub label: &'a str,
+    pub round: u32,
+    pub import: &'a str,
+    /// The edit, in words (`build_requires += six`).
+    pub edit: &'a str,
+    pub why: &'a str,
+}
+
+/// A fix `--auto-apply` applied, and what came of it: `applied` (not
+/// rebuilt yet), `helped`, `did not help` (the same failure again),
+/// `failed another way`, `not rebuilt` (a dependency failed first).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FixRow {
+    pub id: i64,
+    pub run: i64,
+    pub label: String,
+    pub round: u32,
+    pub import: String,
+    pub edit: String,
+    pub why: String,
+    pub outcome: String,
+    /// The run that rebuilt it.
+    pub outcome_run: Option<i64>,
 }
 
 /// One recorded node result.
@@ -342,6 +404,7 @@ impl History {
             [],
             |r| r.get(0),
         )?;
+        let mut version = version;
         if tables > 0 && version == 2 {
             conn.execute_batch(
                 "BEGIN IMMEDIATE;
@@ -349,7 +412,15 @@ impl History {
                  PRAGMA user_version = 3;
                  COMMIT;",
             )?;
-        } else if tables > 0 && version != VERSION {
+            version = 3;
+        }
+        if tables > 0 && version == 3 {
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = 4; COMMIT;"
+            ))?;
+            version = 4;
+        }
+        if tables > 0 && version != VERSION {
             return Err(rusqlite::Error::SqliteFailure(
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_SCHEMA),
                 Some(format!("schema version {version}, refine writes {VERSION}")),
@@ -440,6 +511,34 @@ impl History {
 
     /// [`History::finished`], saying whether the run named it.
     #[allow(clippy::too_many_arguments)]
+    /// Record many finished nodes in one transaction, with one prepared
+    /// statement: what a run's hits cost (a row each in a batch, not a
+    /// transaction each).
+    pub fn finished_batch(&self, run: i64, rows: &[Finished]) -> rusqlite::Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        {
+            let mut st = tx.prepare_cached(FINISHED_SQL)?;
+            let now = now_ms();
+            for r in rows {
+                st.execute(params![
+                    run,
+                    r.label,
+                    r.arch,
+                    r.toolchain,
+                    r.key,
+                    r.output,
+                    r.verdict,
+                    now - r.duration_ms,
+                    r.duration_ms,
+                    r.log,
+                    r.error,
+                    r.requested as i64
+                ])?;
+            }
+        }
+        tx.commit()
+    }
+
     pub fn finished_as(
         &self,
         run: i64,
@@ -455,28 +554,62 @@ impl History {
         requested: bool,
     ) -> rusqlite::Result<()> {
         let started = now_ms() - duration_ms;
+        self.conn.prepare_cached(FINISHED_SQL)?.execute(params![
+            run,
+            label.to_string(),
+            arch,
+            toolchain,
+            key,
+            output,
+            verdict,
+            started,
+            duration_ms,
+            log.map(|p| p.display().to_string()),
+            error,
+            requested as i64
+        ])?;
+        Ok(())
+    }
+
+    /// A fix `--auto-apply` recorded for `label` after run `run` failed;
+    /// its outcome is `applied` until the next round says.
+    pub fn record_fix(&self, f: &NewFix<'_>) -> rusqlite::Result<i64> {
         self.conn.execute(
-            "INSERT INTO results (run, label, arch, toolchain, key, output, verdict, started_ms, duration_ms, log, error, requested)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-             ON CONFLICT (run, label) DO UPDATE SET key = excluded.key, output = excluded.output,
-                 verdict = excluded.verdict, duration_ms = excluded.duration_ms,
-                 log = coalesce(excluded.log, results.log), error = excluded.error, requested = excluded.requested",
-            params![
-                run,
-                label.to_string(),
-                arch,
-                toolchain,
-                key,
-                output,
-                verdict,
-                started,
-                duration_ms,
-                log.map(|p| p.display().to_string()),
-                error,
-                requested as i64
-            ],
+            "INSERT INTO fixes (run, label, round, import, edit, why) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![f.run, f.label, f.round, f.import, f.edit, f.why],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// What the rebuild (run `run`) made of fix `id`.
+    pub fn settle_fix(&self, id: i64, outcome: &str, run: Option<i64>) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE fixes SET outcome = ?2, outcome_run = ?3 WHERE id = ?1",
+            params![id, outcome, run],
         )?;
         Ok(())
+    }
+
+    /// The fixes recorded for `label`, newest first.
+    pub fn fixes(&self, label: &str, limit: usize) -> rusqlite::Result<Vec<FixRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, run, label, round, import, edit, why, outcome, outcome_run
+             FROM fixes WHERE label = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        st.query_map(params![label, limit as i64], |r| {
+            Ok(FixRow {
+                id: r.get(0)?,
+                run: r.get(1)?,
+                label: r.get(2)?,
+                round: r.get(3)?,
+                import: r.get(4)?,
+                edit: r.get(5)?,
+                why: r.get(6)?,
+                outcome: r.get(7)?,
+                outcome_run: r.get(8)?,
+            })
+        })?
+        .collect()
     }
 
     pub fn set_hints(&self, run: i64, label: &Label, hints: &[String]) -> rusqlite::Result<()> {
@@ -777,6 +910,50 @@ mod tests {
             .find(|n| n.contains("damaged") && n.ends_with("-wal"))
             .unwrap_or_else(|| panic!("{names:?}"));
         assert_eq!(std::fs::read(d.path().join(wal)).unwrap(), b"wal bytes");
+    }
+
+    /// A fix is recorded as applied, then settled by the rebuild; a
+    /// version-3 database (before `fixes`) gains the table in place.
+    #[test]
+    fn fixes_are_recorded_settled_and_migrated_in() {
+        let d = tempfile::tempdir().unwrap();
+        let p = History::path_in(d.path());
+        {
+            let c = Connection::open(&p).unwrap();
+            let v3 = &SCHEMA[..SCHEMA.find("CREATE TABLE IF NOT EXISTS fixes").unwrap()];
+            c.execute_batch(v3).unwrap();
+            c.execute_batch("PRAGMA user_version = 3;").unwrap();
+        }
+        let (h, note) = History::open(d.path()).unwrap();
+        assert_eq!(note, None);
+        let run = h
+            .begin_run("build", Path::new("/ws"), "s390x", "cross")
+            .unwrap();
+        let id = h
+            .record_fix(&NewFix {
+                run,
+                label: "//wheels:a",
+                round: 1,
+                import: "rules/imported/r.toml",
+                edit: "build_requires += six",
+                why: "the build imported six",
+            })
+            .unwrap();
+        let rows = h.fixes("//wheels:a", 10).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].outcome.as_str(), rows[0].outcome_run),
+            ("applied", None)
+        );
+        let again = h
+            .begin_run("build", Path::new("/ws"), "s390x", "cross")
+            .unwrap();
+        h.settle_fix(id, "helped", Some(again)).unwrap();
+        let rows = h.fixes("//wheels:a", 10).unwrap();
+        assert_eq!(rows[0].outcome, "helped");
+        assert_eq!(rows[0].outcome_run, Some(again));
+        assert_eq!(rows[0].edit, "build_requires += six");
+        assert!(h.fixes("//wheels:b", 10).unwrap().is_empty());
     }
 
     /// A version-2 database (before `interrupted`) is migrated in place.

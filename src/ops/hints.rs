@@ -371,6 +371,70 @@ impl Rounds {
     }
 }
 
+/// Write the fixes of round `round` in the store's history, as suggested
+/// by the failures of run `run`; their ids and targets, to settle after
+/// the rebuild. The history is a record: a store without one records
+/// nothing, and the build goes on.
+pub fn record_fixes(
+    store: &std::path::Path,
+    run: Option<i64>,
+    round: u32,
+    applied: &[Suggestion],
+) -> Vec<(i64, String)> {
+    let (Some(run), Ok((h, _))) = (run, crate::history::History::open(store)) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for s in applied {
+        let Some((import, fix)) = &s.fix else {
+            continue;
+        };
+        let edit = describe_fix(fix);
+        let rec = crate::history::NewFix {
+            run,
+            label: &fix.target,
+            round,
+            import,
+            edit: &edit,
+            why: &fix.why,
+        };
+        if let Ok(id) = h.record_fix(&rec) {
+            out.push((id, fix.target.clone()));
+        }
+    }
+    out
+}
+
+/// What the rebuild made of the fixes of the round before: `helped` (its
+/// target built), `did not help` (the same failure again), `failed
+/// another way`, or `not rebuilt` (a dependency failed first).
+pub fn settle_fixes(
+    store: &std::path::Path,
+    pending: &[(i64, String)],
+    report: &super::build::BuildReport,
+    futile: &[Futile],
+) {
+    if pending.is_empty() {
+        return;
+    }
+    let Ok((h, _)) = crate::history::History::open(store) else {
+        return;
+    };
+    for (id, target) in pending {
+        let result = report
+            .results
+            .iter()
+            .find(|r| r.label.to_string() == *target);
+        let outcome = match result {
+            Some(r) if r.verdict.is_ok() => "helped",
+            _ if futile.iter().any(|f| f.target == *target) => "did not help",
+            Some(r) if r.verdict == crate::sched::Verdict::Failed => "failed another way",
+            _ => "not rebuilt",
+        };
+        let _ = h.settle_fix(*id, outcome, report.run);
+    }
+}
+
 /// Record the fixes of `suggestions` in their imports and regenerate them;
 /// what was applied, in words.
 pub fn apply(

@@ -2,9 +2,14 @@
 //! that writes each node's start (with its log) and end as the run goes,
 //! beside the sink that prints; and `refine history`'s queries.
 //!
+//! Hits are written in batches (a transaction per [`HIT_BATCH`] hits, and
+//! at the end): a no-op run of a large graph is almost all hits, and a
+//! transaction each cost it more than the run itself. What built or
+//! failed is written as it happens, for whoever watches.
+//!
 //! Recording never fails a build: errors are said once, as a warning.
 
-use crate::history::{Filter, History, ResultRow, RunRow};
+use crate::history::{Filter, Finished, History, ResultRow, RunRow};
 use crate::rules::Label;
 use crate::sched::{Event, EventSink, NodeResult};
 use std::path::Path;
@@ -20,7 +25,12 @@ pub struct Recorder<'a> {
     /// run named it.
     toolchain: &'a (dyn Fn(&Label) -> (String, String, bool) + Sync),
     warned: AtomicBool,
+    /// Hits not written yet.
+    hits: Mutex<Vec<Finished>>,
 }
+
+/// Hits written per transaction.
+pub const HIT_BATCH: usize = 4096;
 
 impl<'a> Recorder<'a> {
     /// Open the history and begin a run; None (after a warning) if the
@@ -64,6 +74,7 @@ impl<'a> Recorder<'a> {
                 run,
                 toolchain,
                 warned: AtomicBool::new(false),
+                hits: Mutex::new(Vec::new()),
             }),
             Err(e) => {
                 warn(format!("history: {e}; this run is not recorded"));
@@ -90,6 +101,31 @@ impl<'a> Recorder<'a> {
 
     fn finished(&self, r: &NodeResult) {
         let (arch, tc, requested) = (self.toolchain)(&r.label);
+        if matches!(
+            r.verdict,
+            crate::sched::Verdict::HitLocal | crate::sched::Verdict::HitRemote
+        ) {
+            let full = {
+                let mut hits = self.hits.lock().unwrap_or_else(|e| e.into_inner());
+                hits.push(Finished {
+                    label: r.label.to_string(),
+                    arch,
+                    toolchain: tc,
+                    key: r.key.as_ref().map(|k| k.0.clone()),
+                    output: r.output.as_ref().map(|o| o.to_string()),
+                    verdict: r.verdict.as_str(),
+                    duration_ms: r.duration.as_millis() as i64,
+                    log: r.log.as_ref().map(|p| p.display().to_string()),
+                    error: None,
+                    requested,
+                });
+                hits.len() >= HIT_BATCH
+            };
+            if full {
+                self.flush_hits();
+            }
+            return;
+        }
         let res = self.with(|db| {
             db.finished_as(
                 self.run,
@@ -108,8 +144,19 @@ impl<'a> Recorder<'a> {
         self.say(res);
     }
 
+    /// Write the hits held back.
+    fn flush_hits(&self) {
+        let batch = std::mem::take(&mut *self.hits.lock().unwrap_or_else(|e| e.into_inner()));
+        if batch.is_empty() {
+            return;
+        }
+        let res = self.with(|db| db.finished_batch(self.run, &batch));
+        self.say(res);
+    }
+
     /// End the run with its counts and each failure's hints.
     pub fn end(&self, results: &[NodeResult], hints: &[(Label, String)]) {
+        self.flush_hits();
         use crate::sched::Verdict;
         let count = |v: Verdict| results.iter().filter(|r| r.verdict == v).count() as i64;
         let counts = [
@@ -130,6 +177,14 @@ impl<'a> Recorder<'a> {
             db.end_run(self.run, counts)
         });
         self.say(res);
+    }
+}
+
+/// A run that ends without [`Recorder::end`] (an error above it) still
+/// records its hits.
+impl Drop for Recorder<'_> {
+    fn drop(&mut self) {
+        self.flush_hits();
     }
 }
 

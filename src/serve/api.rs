@@ -169,6 +169,8 @@ pub struct TargetView {
     pub provenance: Option<serde_json::Value>,
     /// Why its newest build rebuilt, against the build before it.
     pub explain: Vec<String>,
+    /// The fixes `--auto-apply` applied to it, and what came of each.
+    pub fixes: Vec<crate::history::FixRow>,
 }
 
 pub fn target_data(app: &Shared, label: &Label) -> TargetView {
@@ -181,9 +183,11 @@ pub fn target_data(app: &Shared, label: &Label) -> TargetView {
         artifacts_of: None,
         provenance: None,
         explain: Vec::new(),
+        fixes: Vec::new(),
     };
     if let Some(h) = app.history() {
         let _ = h.settle_dead_runs();
+        v.fixes = h.fixes(&label.to_string(), 50).unwrap_or_default();
         v.builds = h
             .results(&Filter {
                 label: Some(label.to_string()),

@@ -388,6 +388,22 @@ pub async fn target(
         }
         h2 { "Builds" }
         (results_table(&v.builds, false))
+        @if !v.fixes.is_empty() {
+            h2 { "Fixes applied by --auto-apply" }
+            table #fixes {
+                tr { th { "after run" } th { "round" } th { "edit" } th { "why" } th { "outcome" } th { "rebuilt in" } }
+                @for f in &v.fixes {
+                    tr {
+                        td { a href={ "/runs/" (f.run) } { "#" (f.run) } }
+                        td { (f.round) }
+                        td.mono { (f.edit) " " span.muted { "(" (f.import) ")" } }
+                        td { (f.why) }
+                        td { span class=(format!("v-{}", f.outcome.replace(' ', "-"))) { (f.outcome) } }
+                        td { @if let Some(r) = f.outcome_run { a href={ "/runs/" (r) } { "#" (r) } } @else { "–" } }
+                    }
+                }
+            }
+        }
         @if !v.explain.is_empty() {
             h2 { "Why the last build rebuilt" }
             ul { @for e in &v.explain { li.mono { (e) } } }
