@@ -167,6 +167,7 @@ pub fn run_graph(
         let (a, t, r) = platforms.get(l).copied().unwrap_or(default_platform);
         (a.to_string(), t.to_string(), r)
     };
+    t.mark("open store");
     let recorder = super::history::Recorder::begin(
         store.root(),
         format!(
@@ -198,7 +199,7 @@ pub fn run_graph(
         },
         durations: super::history::durations(store.root()),
     };
-    t.mark("open store");
+    t.mark("begin the run's history");
     let results = sched::run(&graph, &cfg);
     t.mark("run graph");
     let mut report = BuildReport {
