@@ -268,4 +268,25 @@ fn the_sandbox_plan_is_exactly_this() {
         text.push_str(&format!("{p:#?}\n"));
     }
     insta::assert_snapshot!(text);
+
+    // A build requirement's output whose wheel name is not a project name
+    // never reaches the recipe (it would be written into pyproject.toml).
+    let wheel = &g
+        .get(&"//wheels:pyyaml".parse().unwrap())
+        .unwrap()
+        .derivation;
+    let named = &wheel.inputs.install[0];
+    let bad = Tree::new(vec![TreeEntry {
+        path: "cy\"thon-1.0-py3-none-any.whl".into(),
+        kind: EntryKind::File {
+            executable: false,
+            size: 1,
+            digest: sha256_bytes(b"x"),
+        },
+    }])
+    .unwrap();
+    let mut view = view;
+    view.get_mut(named).unwrap().tree = &bad;
+    let e = plan_sandbox(wheel, &view, &settings).unwrap_err();
+    assert!(e.message.contains("not a project name"), "{}", e.message);
 }

@@ -495,7 +495,24 @@ pub fn plan(
         for (n, _, _) in get(l)?.tree.files() {
             let base = n.rsplit('/').next().unwrap_or(n);
             if let Some((name, ..)) = crate::wheel::parse_filename(base) {
-                install.push(crate::rules::model::normalize_name(&name));
+                // A name from a build's output is a claim: it goes into
+                // the project's pyproject.toml only if it is one.
+                let name = crate::rules::model::normalize_name(&name);
+                let valid = !name.is_empty()
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && !name.starts_with('-')
+                    && !name.ends_with('-');
+                if !valid {
+                    return Err(fail(
+                        ErrorClass::Build,
+                        format!("{l} holds a wheel whose name is not a project name: {base:?}"),
+                        format!(
+                            "rebuild {l}, or leave it out of the build_requires of {}",
+                            d.label
+                        ),
+                    ));
+                }
+                install.push(name);
             }
         }
     }
