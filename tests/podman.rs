@@ -352,6 +352,13 @@ fn auto_apply_installs_an_undeclared_build_requirement_in_one_round() {
 #[test]
 fn a_build_requirement_the_rule_names_is_installed_though_the_sdist_does_not_declare_it() {
     let ws = shipped();
+    // Its own six (an env of its own, so a key of its own): other tests
+    // of the shared store expect to build the shipped six themselves.
+    ws.edit(
+        "rules/wheels.toml",
+        "[wheels.six]\n",
+        "[wheels.six]\nenv = { NEEDS_SIX_TEST = \"1\" }\n",
+    );
     let sdist = needs_six_sdist();
     std::fs::create_dir_all(ws.root().join("vendor")).unwrap();
     std::fs::write(ws.root().join("vendor/needs_six-1.0.tar.gz"), &sdist).unwrap();
