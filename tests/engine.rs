@@ -1067,29 +1067,67 @@ fn recorded_durations_decide_what_starts_first() {
 /// A no-op run's hits are written in a batch, not a transaction each:
 /// every one of them is still in the history, with its key and output,
 /// and the run's counts agree.
+/// A no-op counts its hits and writes no row for them: the history holds
+/// what runs did. A hit that says something new (a target named for the
+/// first time, built before only as another's dependency) gets its row
+/// and becomes what the package index serves for it.
 #[test]
-fn a_no_op_run_records_every_hit() {
+fn a_no_op_run_counts_its_hits_and_records_only_what_is_new() {
     let ws = fake_workspace();
     let first = ws.fake(ALL);
     first.ok();
     let n = first.verdicts().len();
     ws.fake(ALL).ok();
-    let (h, _) = refine::history::History::open(&ws.store).unwrap();
-    let runs = h.runs(1).unwrap();
-    let rows = h
-        .results(&refine::history::Filter {
-            run: Some(runs[0].id),
+    let rows_of = |run: i64| {
+        let (h, _) = refine::history::History::open(&ws.store).unwrap();
+        h.results(&refine::history::Filter {
+            run: Some(run),
             limit: 1000,
             ..Default::default()
         })
-        .unwrap();
-    assert_eq!(rows.len(), n, "{rows:?}");
-    assert!(
-        rows.iter()
-            .all(|r| r.verdict == "hit:local" && r.key.is_some() && r.output.is_some()),
-        "{rows:?}"
+        .unwrap()
+    };
+    let last_run = || {
+        let (h, _) = refine::history::History::open(&ws.store).unwrap();
+        h.runs(1).unwrap().remove(0)
+    };
+    let noop = last_run();
+    assert_eq!(noop.hits, n as i64, "{noop:?}");
+    assert_eq!(noop.built, 0, "{noop:?}");
+    let rows = rows_of(noop.id);
+    assert!(rows.is_empty(), "a no-op wrote rows: {rows:?}");
+
+    // //packs:openssl was built as a dependency, never named: named now,
+    // its hit is news.
+    let (h, _) = refine::history::History::open(&ws.store).unwrap();
+    let key = |d: &std::collections::HashMap<(String, String), (String, i64)>| {
+        d.keys().any(|(_, l)| l == "//packs:openssl")
+    };
+    assert!(!key(&h.deliverables().unwrap()));
+    drop(h);
+    let named = ws.fake(&["build", "--json", "//packs:openssl"]);
+    named.ok();
+    assert_eq!(named.verdicts()["//packs:openssl"], "hit:local");
+    let run = last_run();
+    let rows = rows_of(run.id);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (
+            rows[0].label.as_str(),
+            rows[0].verdict.as_str(),
+            rows[0].requested
+        ),
+        ("//packs:openssl", "hit:local", true)
     );
-    assert_eq!(runs[0].hits, n as i64, "{:?}", runs[0]);
+    assert!(rows[0].output.is_some() && rows[0].key.is_some());
+    let (h, _) = refine::history::History::open(&ws.store).unwrap();
+    assert!(key(&h.deliverables().unwrap()));
+    drop(h);
+    // Named again: nothing new.
+    ws.fake(&["build", "--json", "//packs:openssl"]).ok();
+    let again = last_run();
+    assert_eq!(again.hits, run.hits);
+    assert!(rows_of(again.id).is_empty());
 }
 
 #[test]

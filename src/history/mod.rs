@@ -72,12 +72,30 @@ CREATE TABLE IF NOT EXISTS fixes (
     outcome_run INTEGER
 );
 CREATE INDEX IF NOT EXISTS fixes_by_label ON fixes (label, id);
+CREATE TABLE IF NOT EXISTS deliverables (
+    arch TEXT NOT NULL,
+    label TEXT NOT NULL,
+    output TEXT NOT NULL,
+    run INTEGER NOT NULL,
+    PRIMARY KEY (arch, label)
+) WITHOUT ROWID;
+";
+
+/// Version 4 to 5: the newest good output of each target a run named,
+/// from the results recorded so far.
+const FILL_DELIVERABLES: &str = "
+INSERT OR REPLACE INTO deliverables (arch, label, output, run)
+SELECT arch, label, output, run FROM results WHERE id IN (
+    SELECT max(id) FROM results
+    WHERE requested = 1 AND output IS NOT NULL AND verdict IN ('built', 'hit:local', 'hit:remote')
+    GROUP BY arch, label);
 ";
 
 /// The schema's version (`PRAGMA user_version`). Versions 2 (before runs
-/// had `interrupted`) and 3 (before `fixes`) are migrated; a database of
-/// any other version is moved aside and made anew.
-const VERSION: i64 = 4;
+/// had `interrupted`), 3 (before `fixes`) and 4 (before `deliverables`)
+/// are migrated; a database of any other version is moved aside and made
+/// anew.
+const VERSION: i64 = 5;
 
 /// How long a write waits for another process's lock.
 const BUSY: Duration = Duration::from_secs(10);
@@ -92,6 +110,89 @@ pub fn now_ms() -> i64 {
 pub struct History {
     conn: Connection,
     path: PathBuf,
+    /// When SQLite last checked every page of it (seconds since the
+    /// epoch), carried in the clean mark.
+    checked_at: u64,
+    /// Whether this open checked its pages.
+    checked_now: bool,
+    /// A statement met damage: the next open checks every page.
+    suspect: std::cell::Cell<bool>,
+}
+
+/// How often every page is checked even when no one else touched the
+/// file (damage of the disk itself changes no time stamp).
+const CHECK_EVERY: u64 = 24 * 3600;
+
+/// The clean mark (`history.sqlite.clean`): written when a connection
+/// closes, it holds the database's and its WAL's inode, size, mtime and
+/// ctime then, and when its pages were last checked. An open whose files
+/// still have those stamps (nothing wrote them since a refine process
+/// left them whole; ctime cannot be set back without the clock) within
+/// [`CHECK_EVERY`] skips `PRAGMA quick_check`, which reads every page
+/// (most of a no-op's time on a large history). Anything else (a crash,
+/// another writer, an edit from outside, no mark) checks.
+fn clean_mark(path: &Path) -> PathBuf {
+    path.with_extension("sqlite.clean")
+}
+
+/// The files' stamps, as the clean mark records them.
+fn stamps(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    [path.to_path_buf(), path.with_extension("sqlite-wal")]
+        .iter()
+        .map(|p| match std::fs::metadata(p) {
+            Ok(m) => format!(
+                "{}:{}:{}.{}:{}.{}",
+                m.ino(),
+                m.size(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime(),
+                m.ctime_nsec()
+            ),
+            Err(_) => "-".to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// When the pages were last checked, if the mark says the files are as
+/// a refine process left them.
+fn clean_since(path: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(clean_mark(path)).ok()?;
+    let (at, stamp) = text.trim_end().split_once(' ')?;
+    (stamp == stamps(path)).then(|| at.parse().ok())?
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Drop for History {
+    /// Close, then mark the files clean (or, after damage was met, not).
+    fn drop(&mut self) {
+        let mark = clean_mark(&self.path);
+        let _ = std::fs::remove_file(&mark);
+        if self.suspect.get() {
+            return;
+        }
+        let Ok(mem) = Connection::open_in_memory() else {
+            return;
+        };
+        let conn = std::mem::replace(&mut self.conn, mem);
+        if conn.close().is_err() {
+            return;
+        }
+        let tmp = mark.with_extension(format!("clean.{}", std::process::id()));
+        let text = format!("{} {}\n", self.checked_at, stamps(&self.path));
+        if std::fs::write(&tmp, text).is_ok() {
+            let _ = std::fs::rename(&tmp, &mark);
+        } else {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
 }
 
 /// One recorded run.
@@ -385,16 +486,20 @@ impl History {
         if let Some(p) = path.parent() {
             let _ = std::fs::create_dir_all(p);
         }
+        // Stamped before the open touches anything.
+        let clean = clean_since(path).filter(|at| now_secs().saturating_sub(*at) < CHECK_EVERY);
         let conn = Connection::open(path)?;
         conn.busy_timeout(busy)?;
         // Damage shows here: a file that is not a database, or one whose
-        // pages do not check.
-        let ok: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
-        if ok != "ok" {
-            return Err(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
-                Some(ok),
-            ));
+        // pages do not check (checked unless the clean mark vouches).
+        if clean.is_none() {
+            let ok: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+            if ok != "ok" {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                    Some(ok),
+                ));
+            }
         }
         let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
@@ -420,6 +525,12 @@ impl History {
             ))?;
             version = 4;
         }
+        if tables > 0 && version == 4 {
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {SCHEMA} {FILL_DELIVERABLES} PRAGMA user_version = 5; COMMIT;"
+            ))?;
+            version = 5;
+        }
         if tables > 0 && version != VERSION {
             return Err(rusqlite::Error::SqliteFailure(
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_SCHEMA),
@@ -433,7 +544,23 @@ impl History {
         Ok(History {
             conn,
             path: path.to_path_buf(),
+            checked_at: clean.unwrap_or_else(now_secs),
+            checked_now: clean.is_none(),
+            suspect: std::cell::Cell::new(false),
         })
+    }
+
+    /// Whether this open checked every page (no clean mark vouched).
+    pub fn checked_now(&self) -> bool {
+        self.checked_now
+    }
+
+    /// Say that a statement met damage (`SQLITE_CORRUPT`, `SQLITE_NOTADB`):
+    /// the next open checks every page, and sets it aside if so.
+    pub fn note_error(&self, e: &rusqlite::Error) {
+        if classify(e) == OpenFailure::Damaged {
+            self.suspect.set(true);
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -569,6 +696,41 @@ impl History {
             requested as i64
         ])?;
         Ok(())
+    }
+
+    /// Every target's newest good output of those a run named, as
+    /// `(arch, label) -> (output, run)`: what the package index serves,
+    /// and what tells the recorder whether a hit says anything new.
+    pub fn deliverables(
+        &self,
+    ) -> rusqlite::Result<std::collections::HashMap<(String, String), (String, i64)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT arch, label, output, run FROM deliverables")?;
+        let rows = st.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?))))?;
+        rows.collect()
+    }
+
+    /// Record the newest good outputs of targets run `run` named
+    /// (`(arch, label, output)`), in one transaction.
+    pub fn set_deliverables(
+        &self,
+        run: i64,
+        rows: &[(String, String, String)],
+    ) -> rusqlite::Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.unchecked_transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO deliverables (arch, label, output, run) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (a, l, o) in rows {
+                st.execute(params![a, l, o, run])?;
+            }
+        }
+        tx.commit()
     }
 
     /// A fix `--auto-apply` recorded for `label` after run `run` failed;
@@ -713,11 +875,14 @@ impl History {
             .collect())
     }
 
-    /// Counts of results by verdict (for metrics).
+    /// Counts of results by verdict (for metrics). Hits are counted per
+    /// run (most have no row of their own), as `hit`.
     pub fn verdict_counts(&self) -> rusqlite::Result<Vec<(String, i64)>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT verdict, count(*) FROM results GROUP BY verdict ORDER BY verdict")?;
+        let mut st = self.conn.prepare(
+            "SELECT verdict, count(*) FROM results WHERE verdict NOT LIKE 'hit:%' GROUP BY verdict
+             UNION ALL SELECT 'hit', coalesce(sum(hits), 0) FROM runs
+             ORDER BY 1",
+        )?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect()
     }
@@ -957,6 +1122,106 @@ mod tests {
         assert_eq!(rows[0].outcome_run, Some(again));
         assert_eq!(rows[0].edit, "build_requires += six");
         assert!(h.fixes("//wheels:b", 10).unwrap().is_empty());
+    }
+
+    /// A version-4 database (before `deliverables`) gains the table, filled
+    /// with each named target's newest good output.
+    #[test]
+    fn deliverables_are_migrated_from_the_results() {
+        let d = tempfile::tempdir().unwrap();
+        let p = History::path_in(d.path());
+        {
+            let c = Connection::open(&p).unwrap();
+            let v4 = &SCHEMA[..SCHEMA
+                .find("CREATE TABLE IF NOT EXISTS deliverables")
+                .unwrap()];
+            c.execute_batch(v4).unwrap();
+            c.execute_batch("PRAGMA user_version = 4;").unwrap();
+        }
+        {
+            // Rows written by a version-4 refine (the table is not there
+            // yet for the recorder: written by hand).
+            let c = Connection::open(&p).unwrap();
+            c.execute_batch(
+                "INSERT INTO runs (id, started_ms, command, workspace, arch, toolchain, owner) VALUES (1, 0, 'build', '/ws', 's390x', 'cross', 'x'), (2, 0, 'build', '/ws', 's390x', 'cross', 'x');
+                 INSERT INTO results (run, label, arch, toolchain, key, output, verdict, started_ms, requested) VALUES
+                   (1, '//wheels:a', 's390x', 'cross', 'k1', 'sha256:old', 'built', 0, 1),
+                   (2, '//wheels:a', 's390x', 'cross', 'k2', 'sha256:new', 'hit:local', 0, 1),
+                   (2, '//wheels:b', 's390x', 'cross', 'k3', 'sha256:b', 'built', 0, 0),
+                   (2, '//wheels:c', 's390x', 'cross', 'k4', NULL, 'failed', 0, 1);",
+            )
+            .unwrap();
+        }
+        let (h, note) = History::open(d.path()).unwrap();
+        assert_eq!(note, None);
+        let got = h.deliverables().unwrap();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(
+            got[&("s390x".to_string(), "//wheels:a".to_string())],
+            ("sha256:new".to_string(), 2)
+        );
+    }
+
+    /// A history closed clean and untouched is not read page by page on
+    /// the next open; one written behind its back (a byte changed, its
+    /// mtime put back) is, and its damage sets it aside.
+    #[test]
+    fn the_clean_mark_vouches_only_for_files_left_as_they_were() {
+        let d = tempfile::tempdir().unwrap();
+        {
+            let (h, _) = History::open(d.path()).unwrap();
+            assert!(h.checked_now(), "no mark yet: checked");
+            let run = h
+                .begin_run("build", Path::new("/ws"), "s390x", "cross")
+                .unwrap();
+            for i in 0..3000 {
+                h.finished(
+                    run,
+                    &l(&format!("//wheels:w{i}")),
+                    "s390x",
+                    "cross",
+                    Some("k"),
+                    Some("sha256:o"),
+                    "built",
+                    1,
+                    None,
+                    Some("a long error text to fill the pages of the table"),
+                )
+                .unwrap();
+            }
+        }
+        let p = History::path_in(d.path());
+        assert!(clean_mark(&p).exists());
+        {
+            let (h, _) = History::open(d.path()).unwrap();
+            assert!(!h.checked_now(), "left clean: not checked again");
+        }
+        // Damage a page of the results in the middle of the file, with
+        // size and mtime kept.
+        let mtime = std::fs::metadata(&p).unwrap().modified().unwrap();
+        let mut bytes = std::fs::read(&p).unwrap();
+        let at = bytes.len() / 2;
+        for b in &mut bytes[at..at + 4096] {
+            *b = 0x5a;
+        }
+        std::fs::write(&p, &bytes).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        let (h, note) = History::open(d.path()).unwrap();
+        assert!(h.checked_now());
+        let note = note.expect("the damage is found and said");
+        assert!(note.contains("damaged"), "{note}");
+        assert!(h.runs(5).unwrap().is_empty(), "made anew");
+        let aside = std::fs::read_dir(d.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("damaged"))
+            .count();
+        assert_eq!(aside, 1, "kept aside, not thrown away");
     }
 
     /// A version-2 database (before `interrupted`) is migrated in place.

@@ -182,6 +182,7 @@ pub fn run_graph(
         sink,
         &platform_of,
     );
+    let durations = || recorder.as_ref().map(|r| r.durations()).unwrap_or_default();
     let cfg = RunConfig {
         sources: &s.sources,
         store: &store,
@@ -197,7 +198,7 @@ pub fn run_graph(
             Some(r) => r,
             None => sink,
         },
-        durations: super::history::durations(store.root()),
+        durations: &durations,
     };
     t.mark("begin the run's history");
     let results = sched::run(&graph, &cfg);

@@ -2,10 +2,18 @@
 //! that writes each node's start (with its log) and end as the run goes,
 //! beside the sink that prints; and `refine history`'s queries.
 //!
-//! Hits are written in batches (a transaction per [`HIT_BATCH`] hits, and
-//! at the end): a no-op run of a large graph is almost all hits, and a
-//! transaction each cost it more than the run itself. What built or
-//! failed is written as it happens, for whoever watches.
+//! A run records what it did, and counts the rest: what built, failed,
+//! was pulled or was not run gets a row as it happens (for whoever
+//! watches); a hit from the local store gets a row only when it says
+//! something the history does not already hold, i.e. a target the run
+//! named whose output is not the newest recorded for it (named for the
+//! first time, or an older output back). Every other hit is counted in
+//! the run's `hits`. A no-op of a large graph then writes one row, not
+//! one per node (it was 20,000 a no-op, and the history grew by that
+//! much every time). Rows are written in batches ([`HIT_BATCH`]).
+//!
+//! The newest good output of each named target (`deliverables`) is what
+//! the package index of `refine serve` reads; a run updates it at its end.
 //!
 //! Recording never fails a build: errors are said once, as a warning.
 
@@ -27,6 +35,11 @@ pub struct Recorder<'a> {
     warned: AtomicBool,
     /// Hits not written yet.
     hits: Mutex<Vec<Finished>>,
+    /// The newest good output of each named target, as recorded before
+    /// this run: `(arch, label) -> output`.
+    delivered: std::collections::HashMap<(String, String), String>,
+    /// What this run changes of it.
+    delivering: Mutex<Vec<(String, String, String)>>,
 }
 
 /// Hits written per transaction.
@@ -67,6 +80,12 @@ impl<'a> Recorder<'a> {
                 "history: {n} build(s) of refine processes that are gone are recorded as interrupted"
             ));
         }
+        let delivered = db
+            .deliverables()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, (output, _))| (k, output))
+            .collect();
         match db.begin_run(command, workspace, arch, toolchain_name) {
             Ok(run) => Some(Recorder {
                 inner,
@@ -75,6 +94,8 @@ impl<'a> Recorder<'a> {
                 toolchain,
                 warned: AtomicBool::new(false),
                 hits: Mutex::new(Vec::new()),
+                delivered,
+                delivering: Mutex::new(Vec::new()),
             }),
             Err(e) => {
                 warn(format!("history: {e}; this run is not recorded"));
@@ -84,6 +105,12 @@ impl<'a> Recorder<'a> {
     }
 
     fn say(&self, what: rusqlite::Result<()>) {
+        if let Err(e) = &what {
+            let _ = self.with(|db| {
+                db.note_error(e);
+                Ok(())
+            });
+        }
         if let Err(e) = what
             && !self.warned.swap(true, Ordering::SeqCst)
         {
@@ -100,11 +127,28 @@ impl<'a> Recorder<'a> {
     }
 
     fn finished(&self, r: &NodeResult) {
+        use crate::sched::Verdict;
         let (arch, tc, requested) = (self.toolchain)(&r.label);
-        if matches!(
-            r.verdict,
-            crate::sched::Verdict::HitLocal | crate::sched::Verdict::HitRemote
-        ) {
+        // A named target's good output that is not the newest recorded
+        // for it: the package index's to know, and a hit's row to write.
+        let news = match (&r.output, requested, r.verdict.is_ok()) {
+            (Some(o), true, true) => {
+                let o = o.to_string();
+                let key = (arch.clone(), r.label.to_string());
+                (self.delivered.get(&key) != Some(&o)).then(|| {
+                    self.delivering
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((key.0, key.1, o));
+                })
+            }
+            _ => None,
+        };
+        if r.verdict == Verdict::HitLocal && news.is_none() {
+            // Counted in the run's hits; nothing new to say of it.
+            return;
+        }
+        if matches!(r.verdict, Verdict::HitLocal | Verdict::HitRemote) {
             let full = {
                 let mut hits = self.hits.lock().unwrap_or_else(|e| e.into_inner());
                 hits.push(Finished {
@@ -144,6 +188,20 @@ impl<'a> Recorder<'a> {
         self.say(res);
     }
 
+    /// The recorded durations, for the scheduler's estimates (empty if
+    /// the history cannot say).
+    pub fn durations(&self) -> crate::sched::Durations {
+        self.with(|db| db.durations()).unwrap_or_default()
+    }
+
+    /// Record the named targets' new outputs.
+    fn flush_delivering(&self) {
+        let delivering =
+            std::mem::take(&mut *self.delivering.lock().unwrap_or_else(|e| e.into_inner()));
+        let res = self.with(|db| db.set_deliverables(self.run, &delivering));
+        self.say(res);
+    }
+
     /// Write the hits held back.
     fn flush_hits(&self) {
         let batch = std::mem::take(&mut *self.hits.lock().unwrap_or_else(|e| e.into_inner()));
@@ -157,6 +215,7 @@ impl<'a> Recorder<'a> {
     /// End the run with its counts and each failure's hints.
     pub fn end(&self, results: &[NodeResult], hints: &[(Label, String)]) {
         self.flush_hits();
+        self.flush_delivering();
         use crate::sched::Verdict;
         let count = |v: Verdict| results.iter().filter(|r| r.verdict == v).count() as i64;
         let counts = [
@@ -185,6 +244,7 @@ impl<'a> Recorder<'a> {
 impl Drop for Recorder<'_> {
     fn drop(&mut self) {
         self.flush_hits();
+        self.flush_delivering();
     }
 }
 
@@ -201,17 +261,6 @@ impl EventSink for Recorder<'_> {
         }
         self.inner.event(e);
     }
-}
-
-/// The recorded durations, for the scheduler (empty without a history).
-pub fn durations(store: &Path) -> std::collections::HashMap<(String, String), u64> {
-    if !History::path_in(store).exists() {
-        return Default::default();
-    }
-    History::open(store)
-        .ok()
-        .and_then(|(h, _)| h.durations().ok())
-        .unwrap_or_default()
 }
 
 /// What `refine history` asks.

@@ -29,6 +29,16 @@ pub struct RunConfig<'a> {
     pub force: HashSet<usize>,
     pub sink: &'a dyn EventSink,
     /// Recorded build durations (ms) by (arch, label), from the history:
-    /// the scheduler's estimates, before the store's last build.
-    pub durations: std::collections::HashMap<(String, String), u64>,
+    /// the scheduler's estimates, before the store's last build. Asked
+    /// for only when something is left to build (a no-op never reads
+    /// them).
+    pub durations: &'a (dyn Fn() -> Durations + Sync),
+}
+
+/// Build durations (ms) by (arch, label).
+pub type Durations = std::collections::HashMap<(String, String), u64>;
+
+/// No recorded durations.
+pub fn no_durations() -> Durations {
+    Durations::new()
 }

@@ -21,7 +21,7 @@ mod record;
 mod result;
 mod sandbox;
 
-pub use config::RunConfig;
+pub use config::{Durations, RunConfig, no_durations};
 pub use events::{Event, EventSink, NullSink};
 pub use result::{NodeResult, PushStatus, Verdict, dep_digest};
 pub use sandbox::{
@@ -43,13 +43,10 @@ struct State {
 }
 
 /// Estimated seconds of a node, for ordering only.
-fn estimate(cfg: &RunConfig<'_>, graph: &Graph, i: usize) -> u64 {
+fn estimate(cfg: &RunConfig<'_>, durations: &Durations, graph: &Graph, i: usize) -> u64 {
     let d = &graph.nodes[i].derivation;
     let store = cfg.store;
-    if let Some(ms) = cfg
-        .durations
-        .get(&(d.platform.arch.as_str().to_string(), d.label.to_string()))
-    {
+    if let Some(ms) = durations.get(&(d.platform.arch.as_str().to_string(), d.label.to_string())) {
         return ms / 1000 + 1;
     }
     if let Some(rec) = store.labels.get(d.platform.arch, &d.label)
@@ -71,10 +68,11 @@ fn estimate(cfg: &RunConfig<'_>, graph: &Graph, i: usize) -> u64 {
 
 /// Priority of each node: its cost plus the costliest path above it.
 fn priorities(cfg: &RunConfig<'_>, graph: &Graph, dependents: &[Vec<usize>]) -> Vec<u64> {
+    let durations = (cfg.durations)();
     let mut prio = vec![0u64; graph.nodes.len()];
     for i in (0..graph.nodes.len()).rev() {
         let above = dependents[i].iter().map(|&d| prio[d]).max().unwrap_or(0);
-        prio[i] = estimate(cfg, graph, i) + above;
+        prio[i] = estimate(cfg, &durations, graph, i) + above;
     }
     prio
 }
@@ -82,11 +80,22 @@ fn priorities(cfg: &RunConfig<'_>, graph: &Graph, dependents: &[Vec<usize>]) -> 
 /// Run the graph; results are indexed like `graph.nodes`.
 pub fn run(graph: &Graph, cfg: &RunConfig<'_>) -> Vec<NodeResult> {
     let n = graph.nodes.len();
-    let dependents = graph.dependents();
-    let prio = priorities(cfg, graph, &dependents);
     cfg.sink.event(&Event::Planned { total: n });
     let done = std::sync::atomic::AtomicUsize::new(0);
     let results = fast_hits(graph, cfg, &done);
+    if results.iter().all(Option::is_some) {
+        // All answered by the label index (a no-op): nothing to schedule.
+        let mut out = Vec::with_capacity(n);
+        out.extend(
+            results
+                .into_iter()
+                .flatten()
+                .map(|r| std::sync::Arc::try_unwrap(r).unwrap_or_else(|r| (*r).clone())),
+        );
+        return out;
+    }
+    let dependents = graph.dependents();
+    let prio = priorities(cfg, graph, &dependents);
     // What the fast pass left goes through the scheduler.
     let mut ready = BinaryHeap::new();
     let remaining: Vec<usize> = graph

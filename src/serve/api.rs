@@ -54,7 +54,7 @@ pub struct Overview {
     pub running: Vec<ResultRow>,
     pub failures: Vec<Failure>,
     pub slowest: Vec<ResultRow>,
-    /// Hits over hits and builds, in the recent results.
+    /// Hits over hits and builds, in the recent runs.
     pub hit_ratio: Option<f64>,
     pub queue: Vec<Job>,
 }
@@ -89,12 +89,11 @@ pub fn overview_data(app: &Shared) -> Overview {
         })
         .collect();
     o.slowest = q(None, true, 10);
-    let recent = q(None, false, 500);
-    let hits = recent
+    // Over the recent runs (hits are counted per run, most have no row).
+    let (hits, built) = o
+        .runs
         .iter()
-        .filter(|r| r.verdict.starts_with("hit:"))
-        .count();
-    let built = recent.iter().filter(|r| r.verdict == "built").count();
+        .fold((0, 0), |(h, b), r| (h + r.hits, b + r.built));
     if hits + built > 0 {
         o.hit_ratio = Some(hits as f64 / (hits + built) as f64);
     }

@@ -43,21 +43,14 @@ fn current(app: &Shared) -> Vec<(Entry, PathBuf)> {
     let Ok(store) = crate::store::LocalStore::open(&app.store) else {
         return Vec::new();
     };
-    let rows = h
-        .results(&crate::history::Filter {
-            limit: 20_000,
-            ..Default::default()
-        })
-        .unwrap_or_default();
-    // The newest good result of each (arch, label).
-    let mut newest: BTreeMap<(String, String), &crate::history::ResultRow> = BTreeMap::new();
-    for r in &rows {
-        let good = matches!(r.verdict.as_str(), "built" | "hit:local" | "hit:remote");
-        // What a run asked for: deliverables, not the tools built with.
-        if good && r.requested && r.output.is_some() {
-            newest.entry((r.arch.clone(), r.label.clone())).or_insert(r);
-        }
-    }
+    // The newest good output of each (arch, label) a run asked for:
+    // deliverables, not the tools built with.
+    let newest: BTreeMap<(String, String), String> = h
+        .deliverables()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, (output, _))| (k, output))
+        .collect();
     let repaired: std::collections::HashSet<(String, String)> = newest
         .keys()
         .filter_map(|(a, l)| {
@@ -75,10 +68,8 @@ fn current(app: &Shared) -> Vec<(Entry, PathBuf)> {
         if !keep {
             continue;
         }
-        let Some(tree) = r
-            .output
-            .as_deref()
-            .and_then(|o| crate::key::Digest::parse(o).ok())
+        let Some(tree) = crate::key::Digest::parse(r)
+            .ok()
             .and_then(|d| store.cas.tree(&d).ok())
         else {
             continue;
