@@ -33,13 +33,15 @@ pub fn run(c: &BuildCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
         s.leak();
         p.summary(&report);
         p.suggestions(&sugg);
-        let next = match (report.error(), c.auto_apply) {
+        // Once: an interrupt between two reads would make them differ.
+        let error = report.error();
+        let next = match (&error, c.auto_apply) {
             (Some(_), Some(_)) => rounds.next(round + 1, &sugg),
             _ => (Vec::new(), Vec::new()),
         };
         let (to_apply, futile) = next;
         crate::ops::hints::settle_fixes(&store, &pending, &report, &futile);
-        let Some(e) = report.error() else {
+        let Some(e) = error else {
             return Ok(Exit::Success);
         };
         let Some(max) = c.auto_apply else {

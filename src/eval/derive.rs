@@ -187,17 +187,13 @@ pub fn derive(rules: &dyn Rules, t: &Target, cfg: &Config) -> Result<Derivation,
             }
             reqs.extend(&w.build_requires);
             d.inputs.wheels = r.wheels(&reqs);
-            d.inputs.install = w
-                .build_requires
-                .iter()
-                .map(|s| &s.value)
-                .filter(|l| d.inputs.wheels.contains(l))
-                .fold(Vec::new(), |mut v, l| {
-                    if !v.contains(l) {
-                        v.push(l.clone());
-                    }
-                    v
-                });
+            // The rule's own requirements (not the defaults'), once each.
+            d.inputs.install = Vec::new();
+            for l in w.build_requires.iter().map(|s| &s.value) {
+                if d.inputs.wheels.contains(l) && !d.inputs.install.contains(l) {
+                    d.inputs.install.push(l.clone());
+                }
+            }
             d.inputs.frontend = r.frontend(t, cfg, &d.platform, d.inputs.image.as_ref());
             let mut packs: Vec<Spanned<Label>> = Vec::new();
             if let Some(cat) = rules.catalog().get(&normalize_name(&w.package)) {

@@ -238,6 +238,7 @@ pub fn run_graph(
     t.mark("deliver wheels");
     store.flush();
     t.mark("flush store");
+    t.peak_memory();
     Ok(BuildReport {
         graph,
         results,

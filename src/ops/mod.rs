@@ -59,6 +59,23 @@ impl Timings {
         }
         self.last = std::time::Instant::now();
     }
+
+    /// Say the process's peak resident memory so far (`VmHWM`).
+    pub fn peak_memory(&self) {
+        if !self.on {
+            return;
+        }
+        let peak = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:").map(|v| v.trim().to_string()))
+            });
+        eprintln!(
+            "timing: peak memory {}",
+            peak.as_deref().unwrap_or("unknown")
+        );
+    }
 }
 
 /// Options every verb shares.
