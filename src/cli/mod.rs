@@ -10,6 +10,7 @@ mod index;
 mod init;
 mod inspect;
 mod key;
+mod pack;
 mod plan;
 pub mod printer;
 mod serve;
@@ -139,6 +140,9 @@ pub enum Command {
     Base(init::BaseCmd),
     /// Check that this machine has what the workspace's builds need, and say how to fix what is missing.
     Doctor(doctor::DoctorCmd),
+    /// Packs of your own: `refine pack new NAME --debian SRC` writes a pack rule and its recipe.
+    #[command(subcommand)]
+    Pack(pack::PackCmd),
     /// Show what a build would do and why, without building.
     Plan(plan::PlanCmd),
     /// What was built, when, how long it took and how it ended (the store's history).
@@ -189,6 +193,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Serve(c) => serve::run(c, &opts, &p),
         Command::Init(c) => init::run_init(c, opts.arch.as_deref(), &p),
         Command::Base(c) => init::run_base(c, &p),
+        Command::Pack(c) => pack::run(c, &opts, &p),
         Command::Plan(c) => plan::run_plan(c, &opts, &p),
         Command::Hash(c) => plan::run_hash(c, &opts, &p),
         Command::History(c) => history::run(c, &opts, &p),

@@ -132,15 +132,8 @@ pub fn check_sources(store: &LocalStore) -> Result<usize, FetchError> {
     Ok(n)
 }
 
-pub fn fetch(
-    package: &str,
-    version: &str,
-    file: &str,
-    store: &LocalStore,
-    tmp: &Path,
-    log: &mut File,
-) -> Result<(PathBuf, String), FetchError> {
-    let _guard = APT.lock().unwrap_or_else(|e| e.into_inner());
+/// Lock refine's apt directory under the store and write its deb-src lists.
+fn open_apt(store: &LocalStore) -> Result<(PathBuf, File), FetchError> {
     let dir = store.root().join("apt");
     fs::create_dir_all(dir.join("lists/partial"))?;
     let lock = File::create(dir.join("lock"))?;
@@ -152,9 +145,13 @@ pub fn fetch(
             hint: "configure apt (/etc/apt/sources.list.d), or use a `url` source".into(),
         });
     }
-    let dl = tmp.join("apt");
-    fs::create_dir_all(&dl)?;
-    let spec = format!("{package}={version}");
+    Ok((dir, lock))
+}
+
+/// `apt-get source --download-only SPEC` into `dl`, refreshing the lists
+/// first when there are none, and once more when apt does not find it.
+/// Whether apt succeeded.
+fn download_source(dir: &Path, spec: &str, dl: &Path, log: &mut File) -> Result<bool, FetchError> {
     let has_lists = fs::read_dir(dir.join("lists"))
         .map(|rd| {
             rd.flatten()
@@ -165,7 +162,7 @@ pub fn fetch(
         if attempt == 1 || !has_lists {
             writeln!(log, "fetch: apt-get update (deb-src)")?;
             let st = Command::new("apt-get")
-                .args(apt_opts(&dir))
+                .args(apt_opts(dir))
                 .arg("update")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
@@ -181,31 +178,50 @@ pub fn fetch(
         }
         writeln!(log, "fetch: apt-get source --download-only {spec}")?;
         let out = Command::new("apt-get")
-            .args(apt_opts(&dir))
-            .args(["source", "--download-only", &spec])
-            .current_dir(&dl)
+            .args(apt_opts(dir))
+            .args(["source", "--download-only", spec])
+            .current_dir(dl)
             .stdin(Stdio::null())
             .output()
             .map_err(apt_tool_error)?;
         log.write_all(&out.stdout)?;
         log.write_all(&out.stderr)?;
+        if out.status.success() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+pub fn fetch(
+    package: &str,
+    version: &str,
+    file: &str,
+    store: &LocalStore,
+    tmp: &Path,
+    log: &mut File,
+) -> Result<(PathBuf, String), FetchError> {
+    let _guard = APT.lock().unwrap_or_else(|e| e.into_inner());
+    let (dir, _lock) = open_apt(store)?;
+    let dl = tmp.join("apt");
+    fs::create_dir_all(&dl)?;
+    let spec = format!("{package}={version}");
+    if download_source(&dir, &spec, &dl, log)? {
         let found = dl.join(file);
-        if out.status.success() && found.is_file() {
+        if found.is_file() {
             return Ok((found, file.to_string()));
         }
-        if out.status.success() {
-            let got: Vec<String> = fs::read_dir(&dl)?
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
-            return Err(FetchError::NotFound {
-                message: format!(
-                    "source package {spec} has no file `{file}`; it has {}",
-                    got.join(", ")
-                ),
-                hint: "set `file` to one of the package's files (usually the .orig.tar.*)".into(),
-            });
-        }
+        let got: Vec<String> = fs::read_dir(&dl)?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        return Err(FetchError::NotFound {
+            message: format!(
+                "source package {spec} has no file `{file}`; it has {}",
+                got.join(", ")
+            ),
+            hint: "set `file` to one of the package's files (usually the .orig.tar.*)".into(),
+        });
     }
     Err(FetchError::NotFound {
         message: format!("apt cannot find source package {spec} (see the log)"),
@@ -213,4 +229,145 @@ pub fn fetch(
             "check the version: `apt-cache showsrc {package}` lists what the mirrors have"
         ),
     })
+}
+
+/// A Debian source package as apt downloaded it: its version, and the
+/// files its `.dsc` lists with their sha256 (the `.dsc` itself is checked
+/// by apt against the signed lists; each file here is checked against it).
+#[derive(Debug)]
+pub struct SourcePackage {
+    pub package: String,
+    pub version: String,
+    /// (file name, lowercase hex sha256), as the `.dsc` lists them.
+    pub files: Vec<(String, String)>,
+    /// Where they are.
+    pub dir: PathBuf,
+}
+
+impl SourcePackage {
+    /// The upstream tarball: `*.orig.tar.*`, or a native package's `*.tar.*`.
+    pub fn tarball(&self) -> Option<&(String, String)> {
+        let tar = |f: &&(String, String)| f.0.contains(".tar.");
+        self.files
+            .iter()
+            .filter(tar)
+            .find(|f| f.0.contains(".orig.tar.") && !f.0.contains(".orig-"))
+            .or_else(|| {
+                self.files
+                    .iter()
+                    .filter(tar)
+                    .find(|f| !f.0.contains(".debian.tar.") && !f.0.contains(".orig-"))
+            })
+    }
+}
+
+/// Download `package` (at `version`, or the version apt would pick) into
+/// `dest`, and read its `.dsc`.
+pub fn download_package(
+    package: &str,
+    version: Option<&str>,
+    store: &LocalStore,
+    dest: &Path,
+    log: &mut File,
+) -> Result<SourcePackage, FetchError> {
+    let _guard = APT.lock().unwrap_or_else(|e| e.into_inner());
+    let (dir, _lock) = open_apt(store)?;
+    fs::create_dir_all(dest)?;
+    let spec = match version {
+        Some(v) => format!("{package}={v}"),
+        None => package.to_string(),
+    };
+    if !download_source(&dir, &spec, dest, log)? {
+        return Err(FetchError::NotFound {
+            message: format!("apt finds no source package {spec} (see the log)"),
+            hint: format!(
+                "`apt-cache showsrc {package}` lists what the mirrors have; the hint of a failed build names the source package of the header it missed"
+            ),
+        });
+    }
+    let dsc = fs::read_dir(dest)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "dsc"))
+        .ok_or_else(|| FetchError::NotFound {
+            message: format!("apt downloaded {spec} without its .dsc"),
+            hint: "check the machine's apt sources (deb-src)".into(),
+        })?;
+    let text = fs::read_to_string(&dsc)?;
+    let mut sp = parse_dsc(&text).ok_or_else(|| FetchError::NotFound {
+        message: format!("{}: no Source, Version or Checksums-Sha256", dsc.display()),
+        hint: "check the machine's apt sources (deb-src)".into(),
+    })?;
+    sp.dir = dest.to_path_buf();
+    for (name, sha) in &sp.files {
+        let (got, _) = crate::key::sha256_file(&dest.join(name))?;
+        if got.hex() != *sha {
+            return Err(FetchError::NotFound {
+                message: format!("{name} does not match the sha256 its .dsc gives ({sha})"),
+                hint: "a mirror served a damaged file: try again".into(),
+            });
+        }
+    }
+    Ok(sp)
+}
+
+/// The fields of a `.dsc` that matter here (deb822; a signed `.dsc`
+/// carries its fields inside the clear-signed message).
+fn parse_dsc(text: &str) -> Option<SourcePackage> {
+    let mut package = None;
+    let mut version = None;
+    let mut files = Vec::new();
+    let mut in_sums = false;
+    for line in text.lines() {
+        if line.starts_with("-----BEGIN PGP SIGNATURE") {
+            break;
+        }
+        if let Some(rest) = line.strip_prefix(' ') {
+            if in_sums {
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                if let [sha, _size, name] = f.as_slice()
+                    && sha.len() == 64
+                    && !name.contains('/')
+                {
+                    files.push((name.to_string(), sha.to_ascii_lowercase()));
+                }
+            }
+            continue;
+        }
+        in_sums = false;
+        if let Some(v) = line.strip_prefix("Source:") {
+            package = Some(v.trim().to_string());
+        } else if let Some(v) = line.strip_prefix("Version:") {
+            version = Some(v.trim().to_string());
+        } else if line.starts_with("Checksums-Sha256:") {
+            in_sums = true;
+        }
+    }
+    (!files.is_empty()).then_some(())?;
+    Some(SourcePackage {
+        package: package?,
+        version: version?,
+        files,
+        dir: PathBuf::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dsc_names_its_version_and_files() {
+        let dsc = "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\nFormat: 3.0 (quilt)\nSource: lz4\nBinary: liblz4-1, liblz4-dev\nVersion: 1.9.4-1\nChecksums-Sha1:\n 0123456789012345678901234567890123456789 10 lz4_1.9.4.orig.tar.gz\nChecksums-Sha256:\n 0b0e3aa07c8c063ddf40b082bdf7e37a1562bda40a0ff5272957f3e987e0e54b 357878 lz4_1.9.4.orig.tar.gz\n 0b0e3aa07c8c063ddf40b082bdf7e37a1562bda40a0ff5272957f3e987e0e54c 9000 lz4_1.9.4-1.debian.tar.xz\n ab 1 ../evil\nFiles:\n 00 1 lz4_1.9.4.orig.tar.gz\n\n-----BEGIN PGP SIGNATURE-----\n Checksums-Sha256:\n";
+        let sp = parse_dsc(dsc).unwrap();
+        assert_eq!(sp.package, "lz4");
+        assert_eq!(sp.version, "1.9.4-1");
+        assert_eq!(sp.files.len(), 2);
+        assert_eq!(sp.tarball().unwrap().0, "lz4_1.9.4.orig.tar.gz");
+        let native = SourcePackage {
+            files: vec![("x_1.0.tar.xz".into(), "00".into())],
+            ..sp
+        };
+        assert_eq!(native.tarball().unwrap().0, "x_1.0.tar.xz");
+    }
 }

@@ -25,6 +25,7 @@ mod pypi;
 pub mod unpack;
 
 pub use debian::check_sources as check_debian_sources;
+pub use debian::{SourcePackage, download_package as download_debian_package};
 pub use http::client;
 pub use pypi::check_index as check_pip_index;
 pub use pypi::{IndexFile, download_file, index_flags, list_project};
@@ -98,6 +99,18 @@ pub fn fetch(
     input: Option<(&Path, &str)>,
     log: &mut File,
 ) -> Result<Fetched, FetchError> {
+    // A Debian file already in the store under its pin (`refine pack new`
+    // put it there) is not downloaded again; the caller verifies the blob.
+    if let Fetch::Debian { file, .. } = fetch
+        && store.cas.has_blob(pin)
+    {
+        store.actions.set_source_name(pin, file)?;
+        writeln!(log, "fetch: {file} is in the store as {pin}")?;
+        return Ok(Fetched {
+            name: file.clone(),
+            digest: pin.clone(),
+        });
+    }
     let tmp = store.tmp_dir()?;
     let (path, name) = match fetch {
         Fetch::Cargo { of, lock } => {

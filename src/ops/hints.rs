@@ -31,8 +31,8 @@ pub struct Suggestion {
 pub struct Catalog {
     hints: Vec<(HintRule, regex::Regex)>,
     headers: BTreeMap<String, Label>,
-    /// C header → the Debian package that has it.
-    debian: BTreeMap<String, String>,
+    /// C header → the Debian package that has it, and its source package.
+    debian: BTreeMap<String, (String, Option<String>)>,
 }
 
 impl Catalog {
@@ -60,7 +60,11 @@ impl Catalog {
                 if let (Some(h), Some(apt)) = (cols.first(), cols.get(2))
                     && *apt != "-"
                 {
-                    debian.insert(h.to_string(), apt.to_string());
+                    let src = cols
+                        .get(5)
+                        .filter(|s| **s != "-" && !s.is_empty())
+                        .map(|s| s.to_string());
+                    debian.insert(h.to_string(), (apt.to_string(), src));
                 }
             }
         }
@@ -131,22 +135,44 @@ impl Catalog {
                             }),
                         },
                         None => match self.debian.get(&header) {
-                            Some(pkg) => Suggestion {
-                                label: n.label().clone(),
-                                message: format!(
-                                    "the build did not find `{header}`: Debian's {pkg} has it, and no pack of refine's does"
-                                ),
-                                edit: Some(format!(
-                                    "add \"{pkg}\" to `packages` of the builder image ({}), or write a pack for it",
-                                    n.derivation
-                                        .inputs
-                                        .image
-                                        .as_ref()
-                                        .map(|l| l.to_string())
-                                        .unwrap_or_default()
-                                )),
-                                fix: None,
-                            },
+                            Some((pkg, src)) => {
+                                let image = n
+                                    .derivation
+                                    .inputs
+                                    .image
+                                    .as_ref()
+                                    .map(|l| l.to_string())
+                                    .unwrap_or_default();
+                                let (message, edit) = match src {
+                                    Some(src) => {
+                                        let name = super::pack::pack_name_for(src);
+                                        (
+                                            format!(
+                                                "the build did not find `{header}`: Debian's {pkg} (source package {src}) has it, and no pack of the workspace's does"
+                                            ),
+                                            format!(
+                                                "make a pack of it: `refine pack new {name} --debian {src} --header {header}`, `refine build //packs:{name}`, then add `packs = [\"//packs:{name}\"]` to [{}.{}] ({origin}); or add \"{pkg}\" to `packages` of the builder image ({image}), which the wheel's repair then cannot graft",
+                                                wheel.kind.as_str(),
+                                                wheel.name
+                                            ),
+                                        )
+                                    }
+                                    None => (
+                                        format!(
+                                            "the build did not find `{header}`: Debian's {pkg} has it, and no pack of the workspace's does"
+                                        ),
+                                        format!(
+                                            "add \"{pkg}\" to `packages` of the builder image ({image}), or write a pack for it"
+                                        ),
+                                    ),
+                                };
+                                Suggestion {
+                                    label: n.label().clone(),
+                                    message,
+                                    edit: Some(edit),
+                                    fix: None,
+                                }
+                            }
                             None => Suggestion {
                                 label: n.label().clone(),
                                 message: format!(

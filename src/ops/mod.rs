@@ -13,6 +13,7 @@ pub mod import;
 pub mod index;
 pub mod init;
 pub mod key;
+pub mod pack;
 pub mod plan;
 pub mod query;
 pub mod remote;

@@ -1,0 +1,25 @@
+# Pack helpers for the build shapes `refine pack new` writes recipes in,
+# beside pack_autoconf (recipes/lib/pack.sh, sourced first). Kept in a file
+# of their own so that the shipped packs' keys do not depend on them.
+
+# A plain Makefile that takes PREFIX (or prefix) and DESTDIR, as lz4's and
+# zstd's do; extra arguments go to both make runs (`-C lib` for a source
+# whose library has a Makefile of its own).
+pack_make() {
+    make -j"$REFINE_JOBS" PREFIX="$PREFIX" prefix="$PREFIX" "$@"
+    make install PREFIX="$PREFIX" prefix="$PREFIX" DESTDIR="$DESTDIR" "$@"
+    pack_collect
+}
+
+# CMake with ninja, shared libraries in lib/, no rpath; extra arguments go
+# to the configure step. Needs an image with cmake (//images:bookworm-sci).
+pack_cmake() {
+    command -v cmake >/dev/null || die "cmake is not in this image: build the pack in //images:bookworm-sci (image = \"//images:bookworm-sci\")"
+    cmake -S . -B /build/cmake -G Ninja \
+        -DCMAKE_INSTALL_PREFIX="$PREFIX" -DCMAKE_INSTALL_LIBDIR=lib \
+        -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DCMAKE_SKIP_RPATH=ON \
+        -DBUILD_TESTING=OFF "$@"
+    cmake --build /build/cmake -j "$REFINE_JOBS"
+    DESTDIR="$DESTDIR" cmake --install /build/cmake
+    pack_collect
+}
