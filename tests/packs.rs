@@ -17,6 +17,12 @@ const PACKS: &[&str] = &[
     "//packs:openssl",
     "//packs:libxml2",
     "//packs:libxslt",
+    // Written by `refine pack new` (libpq's recipe then cut down by hand).
+    "//packs:lz4",
+    "//packs:zstd",
+    "//packs:libpng",
+    "//packs:freetype",
+    "//packs:libpq",
 ];
 
 fn targets() -> Vec<&'static str> {
@@ -100,6 +106,26 @@ fn packs_runtime_and_what_a_zlib_change_rebuilds() {
             );
         }
         assert!(dir.join("lib").is_dir(), "{l} has lib/");
+    }
+    // The generated packs hold their library and the headers their rules
+    // name for the hint catalog.
+    for (l, files) in [
+        ("//packs:lz4", &["include/lz4.h", "lib/liblz4.so"][..]),
+        ("//packs:zstd", &["include/zstd.h", "lib/libzstd.so"]),
+        ("//packs:libpng", &["include/png.h", "lib/libpng16.so"]),
+        (
+            "//packs:freetype",
+            &["include/freetype2/ft2build.h", "lib/libfreetype.so"],
+        ),
+        (
+            "//packs:libpq",
+            &["include/libpq-fe.h", "lib/libpq.so", "bin/pg_config"],
+        ),
+    ] {
+        let dir = tree_of(&store, &output_of(&first, l));
+        for f in files {
+            assert!(dir.join(f).exists(), "{l} has {f}");
+        }
     }
     let yaml_pc =
         tree_of(&store, &output_of(&first, "//packs:libyaml")).join("lib/pkgconfig/yaml-0.1.pc");
@@ -191,6 +217,8 @@ fn packs_runtime_and_what_a_zlib_change_rebuilds() {
     let mut pending = with(&p, "pending");
     pending.sort();
     let mut above = vec![
+        "//packs:libpng",
+        "//packs:freetype",
         "//packs:libxml2",
         "//packs:libxslt",
         "//packs:openssl",
@@ -209,12 +237,17 @@ fn packs_runtime_and_what_a_zlib_change_rebuilds() {
     let p = plan(&ws, &store);
     let mut b = with(&p, "build");
     b.sort();
-    assert_eq!(b, ["//packs:libxml2", "//packs:openssl"], "{p:?}");
+    assert_eq!(
+        b,
+        ["//packs:libpng", "//packs:libxml2", "//packs:openssl"],
+        "{p:?}"
+    );
     let mut pending = with(&p, "pending");
     pending.sort();
     assert_eq!(
         pending,
         [
+            "//packs:freetype",
             "//packs:libxslt",
             "//runtimes:cpython-3.11",
             "//wheels:markupsafe"
@@ -227,6 +260,9 @@ fn packs_runtime_and_what_a_zlib_change_rebuilds() {
         "//packs:xz",
         "//packs:sqlite",
         "//packs:libyaml",
+        "//packs:lz4",
+        "//packs:zstd",
+        "//packs:libpq",
         "//wheels:six",
     ] {
         assert_eq!(p[l], "hit", "{l} does not need zlib");

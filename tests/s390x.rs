@@ -638,3 +638,88 @@ fn the_early_native_programs_change_no_byte_of_the_images() {
         eprintln!("{image}: the same bytes either way ({})", digests[0]);
     }
 }
+
+/// The packs `refine pack new` wrote for the corpus (issue 31), for s390x:
+/// each holds an s390x shared library; and two corpus packages the
+/// catalog gives them to (Pillow against libjpeg-turbo, zlib and freetype;
+/// psycopg2 against libpq) import from a requirements file, build, repair
+/// (the libraries grafted) and pass their test in a clean s390x container.
+#[test]
+#[ignore = "long emulated builds (see docs/BENCHMARKS.md): run with `cargo test --test s390x -- --ignored corpus_packs`"]
+fn the_corpus_packs_build_for_s390x_and_the_wheels_that_need_them_work() {
+    let ws = shipped();
+    let store = shared_store();
+    let packs = [
+        ("//packs:lz4", "lib/liblz4.so"),
+        ("//packs:zstd", "lib/libzstd.so"),
+        ("//packs:libpng", "lib/libpng16.so"),
+        ("//packs:freetype", "lib/libfreetype.so"),
+        ("//packs:libjpeg-turbo", "lib/libjpeg.so"),
+        ("//packs:libpq", "lib/libpq.so"),
+    ];
+    let mut c = ws.cmd_in(store);
+    c.args(["build", "--json"]).args(packs.map(|(l, _)| l));
+    let r: Run = c.output().unwrap().into();
+    r.ok();
+    let s390x = refine::platform::Arch::S390x.elf_machine();
+    for (l, lib) in packs {
+        let dir = refine::store::LocalStore::open(store)
+            .unwrap()
+            .checkouts
+            .materialize(&refine::key::Digest::parse(&common::output_of(&r, l)).unwrap())
+            .unwrap();
+        let bytes = std::fs::read(dir.join(lib)).unwrap_or_else(|e| panic!("{l}: {lib}: {e}"));
+        assert_eq!(refine::wheel::elf_machine(&bytes), Some(s390x), "{l}");
+    }
+
+    let d = tempfile::tempdir().unwrap();
+    let run = |dir: &Path, args: &[&str]| -> Run { common::refine_in(dir, store, args) };
+    run(d.path(), &["init", "corpus"]).ok();
+    let cws = d.path().join("corpus");
+    std::fs::write(
+        cws.join("requirements.txt"),
+        "pillow==11.0.0\npsycopg2==2.9.10\n",
+    )
+    .unwrap();
+    run(&cws, &["import", "requirements.txt"]).ok();
+    let b = run(
+        &cws,
+        &["--json", "build", "--keep-going", "//sets:requirements"],
+    );
+    b.ok();
+    let dist = cws.join("dist");
+    let grafted = |prefix: &str, lib: &str| {
+        let name = std::fs::read_dir(&dist)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|n| n.starts_with(prefix) && n.ends_with("_s390x.whl"))
+            .unwrap_or_else(|| panic!("no {prefix} wheel in {}", dist.display()));
+        let files = refine::wheel::read_wheel(&dist.join(&name)).unwrap();
+        assert!(
+            files
+                .iter()
+                .any(|f| f.name.contains(".libs/") && f.name.contains(lib)),
+            "{name} carries {lib}"
+        );
+    };
+    grafted("pillow-", "libjpeg");
+    grafted("pillow-", "libfreetype");
+    grafted("psycopg2-", "libpq");
+    let t = run(&cws, &["test", "//sets:requirements"]);
+    assert_eq!(t.code, 0, "{}", t.all());
+    assert!(
+        t.stdout
+            .lines()
+            .any(|l| l.starts_with("PASS //repairs:pillow ")),
+        "{}",
+        t.stdout
+    );
+    assert!(
+        t.stdout
+            .lines()
+            .any(|l| l.starts_with("PASS //repairs:psycopg2 ")),
+        "{}",
+        t.stdout
+    );
+}

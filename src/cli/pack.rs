@@ -53,7 +53,7 @@ pub fn run(c: &PackCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
         p.data(&format!("wrote {}", rel.display()));
     }
     p.info(&format!(
-        "pack new: {} {} from Debian's {}={} ({}, a {} build, stored); next: `refine build {}`, then `packs = [\"{}\"]` on the wheels that need it",
+        "pack new: {} {} from Debian's {}={} ({}, built with {}, stored); next: `refine build {}`, then `packs = [\"{}\"]` on the wheels that need it",
         w.label,
         w.upstream_version,
         w.source.package,

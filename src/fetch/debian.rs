@@ -277,7 +277,21 @@ pub fn download_package(
         Some(v) => format!("{package}={v}"),
         None => package.to_string(),
     };
-    if !download_source(&dir, &spec, dest, log)? {
+    let mut ok = download_source(&dir, &spec, dest, log)?;
+    if !ok && version.is_none() {
+        // The candidate's mirror may not serve sources (a security mirror
+        // often does not): the other versions apt knows, newest first.
+        for v in other_versions(&dir, package)? {
+            let _ = fs::remove_dir_all(dest);
+            fs::create_dir_all(dest)?;
+            writeln!(log, "fetch: trying {package}={v}")?;
+            if download_source(&dir, &format!("{package}={v}"), dest, log)? {
+                ok = true;
+                break;
+            }
+        }
+    }
+    if !ok {
         return Err(FetchError::NotFound {
             message: format!("apt finds no source package {spec} (see the log)"),
             hint: format!(
@@ -309,6 +323,47 @@ pub fn download_package(
         }
     }
     Ok(sp)
+}
+
+/// The versions of a source package in refine's deb-src lists, newest
+/// first (dpkg orders them), the candidate included.
+fn other_versions(dir: &Path, package: &str) -> Result<Vec<String>, FetchError> {
+    let out = Command::new("apt-cache")
+        .args(apt_opts(dir))
+        .args(["showsrc", "--only-source", package])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(apt_tool_error)?;
+    let mut versions: Vec<String> = Vec::new();
+    let mut name_ok = false;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some(p) = line.strip_prefix("Package:") {
+            name_ok = p.trim() == package;
+        } else if let Some(v) = line.strip_prefix("Version:")
+            && name_ok
+        {
+            let v = v.trim().to_string();
+            if !versions.contains(&v) {
+                versions.push(v);
+            }
+        }
+    }
+    // Insertion sort with dpkg as the comparison: a handful of versions.
+    let newer = |a: &str, b: &str| {
+        Command::new("dpkg")
+            .args(["--compare-versions", a, "gt", b])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let mut sorted: Vec<String> = Vec::new();
+    for v in versions {
+        let at = sorted
+            .iter()
+            .position(|s| newer(&v, s))
+            .unwrap_or(sorted.len());
+        sorted.insert(at, v);
+    }
+    Ok(sorted)
 }
 
 /// The fields of a `.dsc` that matter here (deb822; a signed `.dsc`

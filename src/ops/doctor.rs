@@ -202,12 +202,23 @@ fn seccomp(store: &std::path::Path) -> Check {
 
 fn deb_src(store: &std::path::Path) -> Check {
     const NAME: &str = "deb-src";
-    if host::which("apt-get").is_none() {
-        return Check::fail(
-            NAME,
-            "apt-get is not installed; debian sources are downloaded with it",
-            "use a Debian or Ubuntu machine, or `url` sources",
-        );
+    // apt-get downloads, apt-cache and dpkg list and order the versions
+    // (`refine pack new`), tar reads what a new pack's tarball holds.
+    for (tool, package) in [
+        ("apt-get", "apt"),
+        ("apt-cache", "apt"),
+        ("dpkg", "dpkg"),
+        ("tar", "tar"),
+    ] {
+        if host::which(tool).is_none() {
+            return Check::fail(
+                NAME,
+                format!("{tool} is not installed; debian sources are downloaded and read with it"),
+                format!(
+                    "apt-get install -y {package} (a Debian or Ubuntu machine), or use `url` sources"
+                ),
+            );
+        }
     }
     let store = match LocalStore::open(store) {
         Ok(s) => s,

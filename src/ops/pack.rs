@@ -289,7 +289,7 @@ fn recipe_text(a: &NewPack, sp: &SourcePackage, tarball: &str, shape: Shape, arg
         format!("{}_*.tar.*", sp.package)
     };
     format!(
-        "#!/bin/sh\n# {name}: from Debian's source package {src} (written by `refine pack\n# new`): a {shape} build with the helper of recipes/lib/shapes.sh or\n# pack.sh; arguments after it go to {what}.\nset -eu\n. \"$REFINE_WS/recipes/lib/pack.sh\"\n. \"$REFINE_WS/recipes/lib/shapes.sh\"\ncd \"$(unpack \"$(source_file '{pattern}')\")\"\n{helper}{args}\n",
+        "#!/bin/sh\n# {name}: from Debian's source package {src} (written by `refine pack\n# new`): built with {shape} by the helper of recipes/lib/pack.sh or\n# shapes.sh; arguments after it go to {what}.\nset -eu\n. \"$REFINE_WS/recipes/lib/pack.sh\"\n. \"$REFINE_WS/recipes/lib/shapes.sh\"\ncd \"$(unpack \"$(source_file '{pattern}')\")\"\n{helper}{args}\n",
         name = a.name,
         src = sp.package,
         shape = shape.as_str(),

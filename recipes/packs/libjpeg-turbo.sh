@@ -1,0 +1,9 @@
+#!/bin/sh
+# libjpeg-turbo: from Debian's source package libjpeg-turbo (written by `refine pack
+# new`): a cmake build with the helper of recipes/lib/shapes.sh or
+# pack.sh; arguments after it go to cmake's configure step.
+set -eu
+. "$REFINE_WS/recipes/lib/pack.sh"
+. "$REFINE_WS/recipes/lib/shapes.sh"
+cd "$(unpack "$(source_file 'libjpeg-turbo_*.orig.tar.*')")"
+pack_cmake
