@@ -29,6 +29,16 @@ done
 [ -n "$sdist" ] || die "no source in $REFINE_SRC"
 src=$(unpack "$sdist")
 log "building $REFINE_LABEL from $(basename "$src") with $("$PYTHON" --version)"
+# The programs the packs install (pg_config, xml2-config…) are on PATH, as
+# their headers and libraries are on the compiler's: build scripts ask
+# them where the library is (psycopg2 runs pg_config).
+old_ifs=$IFS
+IFS=:
+for p in $DEPS_PREFIXES; do
+    if [ -d "$p/bin" ]; then PATH="$p/bin:$PATH"; fi
+done
+IFS=$old_ifs
+export PATH
 floor_toolchain
 log_toolchain
 if [ -n "$crates" ]; then

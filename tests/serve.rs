@@ -2,7 +2,9 @@
 //! podman build runs, driven by Debian's Chromium (playwright-core,
 //! tests/browser/dashboard.mjs): the overview shows the run, the target's
 //! page follows its live log as it grows, a rebuild is refused without the
-//! token and queued with it. Then the HTTP surface: the token's rules,
+//! token and queued with it; a requirements file uploaded at the front door
+//! (tests/browser/imports.mjs) ends as built, tested wheels in the index.
+//! Then the HTTP surface: the token's rules,
 //! refusals of traversal, malformed and oversized requests, the package
 //! index pip installs from, and the metrics.
 
@@ -14,6 +16,9 @@ use std::time::{Duration, Instant};
 
 fn serve(ws: &common::Ws, token_file: &Path, extra: &[&str]) -> Server {
     let mut c = ws.cmd();
+    // pip and uv also look here: the front door's test imports an sdist
+    // that only this directory has.
+    c.env("PIP_FIND_LINKS", links_dir());
     c.args([
         "--arch",
         "host",
@@ -25,6 +30,65 @@ fn serve(ws: &common::Ws, token_file: &Path, extra: &[&str]) -> Server {
     .arg(token_file)
     .args(extra);
     Server::start(c)
+}
+
+/// A find-links directory with front_door-1.0.tar.gz, an sdist of the old
+/// kind (a setup.py) that no index has.
+fn links_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = tempfile::tempdir().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        {
+            let mut t = tar::Builder::new(&mut gz);
+            for (path, text) in [
+                (
+                    "front_door-1.0/setup.py",
+                    "from setuptools import setup\nsetup(name='front_door', version='1.0', py_modules=['front_door'])\n",
+                ),
+                ("front_door-1.0/front_door.py", "WELCOME = 'in'\n"),
+                (
+                    "front_door-1.0/PKG-INFO",
+                    "Metadata-Version: 2.1\nName: front_door\nVersion: 1.0\n",
+                ),
+            ] {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(text.len() as u64);
+                h.set_mode(0o644);
+                h.set_mtime(1);
+                h.set_cksum();
+                t.append_data(&mut h, path, text.as_bytes()).unwrap();
+            }
+            t.finish().unwrap();
+        }
+        std::fs::write(
+            d.path().join("front_door-1.0.tar.gz"),
+            gz.finish().unwrap(),
+        )
+        .unwrap();
+        d
+    })
+    .path()
+}
+
+/// A multipart/form-data body by hand (the test's HTTP client has no
+/// multipart feature): (field, file name, content).
+fn multipart(parts: &[(&str, Option<&str>, &str)]) -> (String, Vec<u8>) {
+    let boundary = "refine-test-boundary-7f3a";
+    let mut b = Vec::new();
+    for (field, file, content) in parts {
+        b.extend(format!("--{boundary}\r\n").bytes());
+        match file {
+            Some(f) => b.extend(
+                format!("Content-Disposition: form-data; name=\"{field}\"; filename=\"{f}\"\r\nContent-Type: text/plain\r\n\r\n").bytes(),
+            ),
+            None => b.extend(format!("Content-Disposition: form-data; name=\"{field}\"\r\n\r\n").bytes()),
+        }
+        b.extend(content.bytes());
+        b.extend(b"\r\n");
+    }
+    b.extend(format!("--{boundary}--\r\n").bytes());
+    (format!("multipart/form-data; boundary={boundary}"), b)
 }
 
 /// A wheel that takes its time and says so, line by line.
@@ -365,6 +429,106 @@ fn the_dashboard_in_a_real_browser_and_its_http_surface() {
     ] {
         assert!(m.contains(name), "{name}: {m}");
     }
+
+    // The front door: a requirements file uploaded becomes an import, its
+    // plan, and (queued from the page) built, tested wheels in the index.
+    let up = |parts: &[(&str, Option<&str>, &str)], with_token: bool| {
+        let (ct, body) = multipart(parts);
+        let r = client()
+            .post(format!("{url}/api/imports"))
+            .header("Content-Type", ct)
+            .body(body);
+        let r = if with_token {
+            r.header("Authorization", &bearer)
+        } else {
+            r
+        };
+        let r = r.send().unwrap();
+        let code = r.status().as_u16();
+        (code, r.json::<serde_json::Value>().unwrap_or_default())
+    };
+    let good = "six==1.16.0\nfront-door==1.0\n";
+    assert_eq!(up(&[("requirements", Some("web.txt"), good)], false).0, 401);
+    let (code, j) = up(&[("name", None, "web")], true);
+    assert_eq!(code, 400, "{j}");
+    assert!(
+        j["error"]
+            .as_str()
+            .unwrap()
+            .contains("no `requirements` file"),
+        "{j}"
+    );
+    let huge = "six\n".repeat(300_000);
+    assert_eq!(up(&[("requirements", Some("big.txt"), &huge)], true).0, 413);
+    let (code, j) = up(
+        &[("requirements", Some("../../x.txt"), "six==[bad\n")],
+        true,
+    );
+    assert_eq!(code, 400, "{j}");
+    assert!(
+        j["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("x.txt:1: not a requirement"),
+        "a file name is only a name: {j}"
+    );
+    let files = tempfile::tempdir().unwrap();
+    let bad = files.path().join("bad.txt");
+    std::fs::write(&bad, "six==1.16.0\nfront-door==[1.0\n").unwrap();
+    let good_file = files.path().join("requirements.txt");
+    std::fs::write(&good_file, good).unwrap();
+    let out = Command::new("node")
+        .arg(browser.join("imports.mjs"))
+        .current_dir(&browser)
+        .env("REFINE_URL", &url)
+        .env("REFINE_TOKEN", token)
+        .env("REFINE_BAD", &bad)
+        .env("REFINE_GOOD", &good_file)
+        .env("REFINE_SHOTS", &shots)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "the front door's browser test failed:\n{said}"
+    );
+    for shot in ["import-error.png", "import-plan.png", "import-built.png"] {
+        assert!(
+            std::fs::metadata(shots.join(shot)).is_ok_and(|m| m.len() > 10_000),
+            "{shot}"
+        );
+    }
+    // What was written: the good upload and its import; of the refused
+    // ones, nothing.
+    let root = ws.root();
+    assert_eq!(
+        std::fs::read_to_string(root.join("uploads/front.txt")).unwrap(),
+        good
+    );
+    assert!(root.join("rules/imported/front.toml").is_file());
+    for never in [
+        "uploads/bad.txt",
+        "rules/imported/bad.toml",
+        "uploads/x.txt",
+        "rules/imported/x.toml",
+    ] {
+        assert!(!root.join(never).exists(), "{never} was written");
+    }
+    // The wheel built from the sdist is in the index.
+    let simple = http
+        .get(format!("{url}/simple/front-door/"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        simple.contains("front_door-1.0-py3-none-any.whl"),
+        "{simple}"
+    );
 
     let said = server.stop();
     assert!(!said.contains(token), "the token is never logged: {said}");

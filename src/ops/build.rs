@@ -45,6 +45,36 @@ pub struct BuildArgs {
     /// The verb the history records the run under (default "build").
     #[arg(skip)]
     pub verb: Option<&'static str>,
+    /// Told the history's run id as soon as the run begins.
+    #[arg(skip)]
+    pub on_run: OnRun,
+}
+
+/// A callback given the history's id of a run when it begins: the
+/// dashboard's queue follows its job by it while it runs.
+#[derive(Clone, Default)]
+pub struct OnRun(Option<std::sync::Arc<dyn Fn(i64) + Send + Sync>>);
+
+impl OnRun {
+    pub fn new(f: impl Fn(i64) + Send + Sync + 'static) -> OnRun {
+        OnRun(Some(std::sync::Arc::new(f)))
+    }
+
+    fn call(&self, run: i64) {
+        if let Some(f) = &self.0 {
+            f(run);
+        }
+    }
+}
+
+impl std::fmt::Debug for OnRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "OnRun(set)"
+        } else {
+            "OnRun(none)"
+        })
+    }
 }
 
 pub struct BuildReport {
@@ -182,6 +212,9 @@ pub fn run_graph(
         sink,
         &platform_of,
     );
+    if let Some(r) = &recorder {
+        args.on_run.call(r.run);
+    }
     let durations = || recorder.as_ref().map(|r| r.durations()).unwrap_or_default();
     let cfg = RunConfig {
         sources: &s.sources,

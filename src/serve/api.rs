@@ -303,6 +303,9 @@ pub async fn queue(State(app): State<Shared>, _: CanRead<true>) -> Response {
 #[serde(deny_unknown_fields)]
 pub struct Submit {
     pub targets: Vec<String>,
+    /// Build and test: the targets' sets are tested too (`refine test`).
+    #[serde(default)]
+    pub test: bool,
 }
 
 pub async fn submit(
@@ -342,7 +345,24 @@ pub async fn submit(
             return refuse(StatusCode::BAD_REQUEST, &e.to_string(), true);
         }
     }
-    let job = app.queue.submit(s.targets, "rebuild".into());
+    if s.test {
+        for t in &s.targets {
+            if !matches!(t.parse::<crate::rules::Pattern>(), Ok(crate::rules::Pattern::Exact(l)) if l.kind == Kind::Set)
+            {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    &format!("{t} is not a set: with \"test\": true, name sets (//sets:NAME)"),
+                    true,
+                );
+            }
+        }
+    }
+    let (reason, test) = if s.test {
+        ("build and test".to_string(), true)
+    } else {
+        ("rebuild".to_string(), false)
+    };
+    let job = app.queue.submit_job(s.targets, reason, test);
     (StatusCode::ACCEPTED, Json(job)).into_response()
 }
 
@@ -373,7 +393,7 @@ pub async fn retry(State(app): State<Shared>, _: CanAct, Path(id): Path<String>)
     }
     let job = app
         .queue
-        .submit(failed, format!("retry of the failures of run {id}"));
+        .submit_job(failed, format!("retry of the failures of run {id}"), false);
     (StatusCode::ACCEPTED, Json(job)).into_response()
 }
 

@@ -3,6 +3,7 @@
 //! ```text
 //! browser / pip / curl ──HTTP──► router ─┬─ pages (HTML, from the history and the store)
 //!                                        ├─ /api/… (JSON behind every page; POST queues builds)
+//!                                        ├─ /imports, /api/imports (a requirements file → an import → its plan)
 //!                                        ├─ /logs/N/events (SSE: a running node's log as it grows)
 //!                                        ├─ /simple/ (PEP 503 HTML or PEP 691 JSON, by Accept)
 //!                                        └─ /metrics (Prometheus, refine_*)
@@ -16,9 +17,11 @@
 //! constant time. Reads are open on loopback and need the token on any
 //! other address (`--reads open|token` decides). Logs and artifacts are
 //! reached by the history's ids and the store's digests, never by paths
-//! from the request; bodies over 64 KiB are refused.
+//! from the request; bodies over 64 KiB are refused (an uploaded
+//! requirements file may take 1 MiB).
 
 mod api;
+mod imports;
 mod index;
 mod metrics;
 mod pages;
@@ -244,6 +247,11 @@ fn router(app: Shared) -> Router {
         .route("/api/targets/{kind}/{name}", get(api::target))
         .route("/api/queue", get(api::queue))
         .route("/api/builds", post(api::submit))
+        .route("/imports", get(imports::page))
+        .route(
+            "/api/imports",
+            post(imports::create).layer(DefaultBodyLimit::max(imports::MAX_UPLOAD)),
+        )
         .route("/simple/", get(index::root))
         .route("/simple/{project}/", get(index::project))
         .route("/files/{file}", get(index::file))

@@ -87,6 +87,7 @@ pub fn layout(title: &str, logged_in: bool, body: Markup) -> String {
                 header {
                     a.brand href="/" { "refine" }
                     a href="/" { "Overview" }
+                    a href="/imports" { "Import" }
                     a href="/simple/" { "Index" }
                     a href="/metrics" { "Metrics" }
                     @if logged_in {
@@ -146,7 +147,7 @@ fn verdict(v: &str) -> Markup {
     html! { span class=(format!("v-{v}")) { (v) } }
 }
 
-fn page(app: &Shared, headers: &HeaderMap, title: &str, body: Markup) -> Response {
+pub(crate) fn page(app: &Shared, headers: &HeaderMap, title: &str, body: Markup) -> Response {
     Html(layout(title, app.authorized(headers), body)).into_response()
 }
 
