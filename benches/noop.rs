@@ -132,15 +132,20 @@ fn refine_with(bin: &Path, root: &Path, store: &Path, args: &[&str]) -> Duration
     t
 }
 
-/// The peak memory of one no-op, as refine says it (`REFINE_TIMINGS`).
-fn peak_memory(root: &Path, store: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_refine"))
-        .arg("--workspace")
+/// The arguments and environment of one no-op `build //...` of the bench's
+/// workspace (fake executor), after the program.
+fn noop_args<'a>(c: &'a mut Command, root: &Path, store: &Path) -> &'a mut Command {
+    c.arg("--workspace")
         .arg(root)
         .arg("--store")
         .arg(store)
         .args(["--quiet", "build", "//..."])
         .env("REFINE_EXECUTOR", "fake")
+}
+
+/// The peak memory of one no-op, as refine says it (`REFINE_TIMINGS`).
+fn peak_memory(root: &Path, store: &Path) -> String {
+    let out = noop_args(&mut Command::new(env!("CARGO_BIN_EXE_refine")), root, store)
         .env("REFINE_TIMINGS", "1")
         .output()
         .unwrap();
@@ -153,18 +158,11 @@ fn peak_memory(root: &Path, store: &Path) -> String {
 /// The system calls of one no-op, by `strace -c -f` (None without strace).
 fn syscalls(root: &Path, store: &Path) -> Option<String> {
     let out = std::env::temp_dir().join(format!("refine-noop-strace-{}", std::process::id()));
-    let st = Command::new("strace")
-        .args(["-f", "-c", "-o"])
+    let mut c = Command::new("strace");
+    c.args(["-f", "-c", "-o"])
         .arg(&out)
-        .arg(env!("CARGO_BIN_EXE_refine"))
-        .arg("--workspace")
-        .arg(root)
-        .arg("--store")
-        .arg(store)
-        .args(["--quiet", "build", "//..."])
-        .env("REFINE_EXECUTOR", "fake")
-        .status()
-        .ok()?;
+        .arg(env!("CARGO_BIN_EXE_refine"));
+    let st = noop_args(&mut c, root, store).status().ok()?;
     let text = std::fs::read_to_string(&out).ok()?;
     let _ = std::fs::remove_file(&out);
     if !st.success() {

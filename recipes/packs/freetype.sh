@@ -1,9 +1,15 @@
 #!/bin/sh
 # freetype: from Debian's source package freetype (written by `refine pack
-# new`): a autotools build with the helper of recipes/lib/shapes.sh or
-# pack.sh; arguments after it go to ./configure.
+# new`, then given its options): with zlib and libpng, without bzip2,
+# brotli or harfbuzz (what Pillow's ImageFont needs).
 set -eu
 . "$REFINE_WS/recipes/lib/pack.sh"
 . "$REFINE_WS/recipes/lib/shapes.sh"
 cd "$(unpack "$(source_file 'freetype_*.orig.tar.*')")"
-pack_autoconf
+pack_autoconf --with-zlib=yes --with-png=yes --with-bzip2=no --with-brotli=no --with-harfbuzz=no
+# freetype's makefiles compile by absolute path, which the symbol table's
+# file entries keep (-ffile-prefix-map does not reach them): drop the
+# symbol table (the dynamic one stays), as Debian's packages do.
+for lib in "$REFINE_OUT"/lib/libfreetype.so.*; do
+    [ -L "$lib" ] || strip --strip-unneeded "$lib"
+done

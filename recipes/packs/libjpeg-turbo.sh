@@ -1,7 +1,7 @@
 #!/bin/sh
 # libjpeg-turbo: from Debian's source package libjpeg-turbo (written by `refine pack
-# new`): a cmake build with the helper of recipes/lib/shapes.sh or
-# pack.sh; arguments after it go to cmake's configure step.
+# new`): built with cmake by the helper of recipes/lib/pack.sh or
+# shapes.sh; arguments after it go to cmake's configure step.
 set -eu
 . "$REFINE_WS/recipes/lib/pack.sh"
 . "$REFINE_WS/recipes/lib/shapes.sh"

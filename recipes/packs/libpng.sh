@@ -1,7 +1,7 @@
 #!/bin/sh
 # libpng: from Debian's source package libpng1.6 (written by `refine pack
-# new`): a autotools build with the helper of recipes/lib/shapes.sh or
-# pack.sh; arguments after it go to ./configure.
+# new`): built with autotools by the helper of recipes/lib/pack.sh or
+# shapes.sh; arguments after it go to ./configure.
 set -eu
 . "$REFINE_WS/recipes/lib/pack.sh"
 . "$REFINE_WS/recipes/lib/shapes.sh"

@@ -1,7 +1,7 @@
 #!/bin/sh
 # zstd: from Debian's source package libzstd (written by `refine pack
-# new`): a make build with the helper of recipes/lib/shapes.sh or
-# pack.sh; arguments after it go to both make runs.
+# new`): built with make by the helper of recipes/lib/pack.sh or
+# shapes.sh; arguments after it go to both make runs.
 set -eu
 . "$REFINE_WS/recipes/lib/pack.sh"
 . "$REFINE_WS/recipes/lib/shapes.sh"

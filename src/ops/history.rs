@@ -135,16 +135,18 @@ impl<'a> Recorder<'a> {
             (Some(o), true, true) => {
                 let o = o.to_string();
                 let key = (arch.clone(), r.label.to_string());
-                (self.delivered.get(&key) != Some(&o)).then(|| {
+                let new = self.delivered.get(&key) != Some(&o);
+                if new {
                     self.delivering
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .push((key.0, key.1, o));
-                })
+                }
+                new
             }
-            _ => None,
+            _ => false,
         };
-        if r.verdict == Verdict::HitLocal && news.is_none() {
+        if r.verdict == Verdict::HitLocal && !news {
             // Counted in the run's hits; nothing new to say of it.
             return;
         }

@@ -41,16 +41,26 @@ struct Upload {
 
 /// Read the multipart fields: `requirements` (a file), `constraints` (a
 /// file, optional), `name` (optional).
-async fn read_upload(mut m: Multipart) -> Result<Upload, String> {
+async fn read_upload(mut m: Multipart) -> Result<Upload, (StatusCode, String)> {
+    let bad = |m: String| (StatusCode::BAD_REQUEST, m);
+    // An upload over the limit is 413, whichever field meets it.
+    let broken = |e: axum::extract::multipart::MultipartError| {
+        let status = e.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            (status, "the upload is larger than 1 MiB".to_string())
+        } else {
+            (status, e.body_text())
+        }
+    };
     let mut u = Upload::default();
-    while let Some(field) = m.next_field().await.map_err(|e| e.body_text())? {
+    while let Some(field) = m.next_field().await.map_err(broken)? {
         let field_name = field.name().unwrap_or_default().to_string();
         let file_name = field
             .file_name()
             .map(|f| f.rsplit(['/', '\\']).next().unwrap_or(f).to_string());
-        let bytes = field.bytes().await.map_err(|e| e.body_text())?;
+        let bytes = field.bytes().await.map_err(broken)?;
         let text = String::from_utf8(bytes.to_vec())
-            .map_err(|_| format!("`{field_name}` is not UTF-8 text"))?;
+            .map_err(|_| bad(format!("`{field_name}` is not UTF-8 text")))?;
         match field_name.as_str() {
             "name" => u.name = Some(text.trim().to_string()).filter(|n| !n.is_empty()),
             "requirements" | "constraints" => {
@@ -59,7 +69,7 @@ async fn read_upload(mut m: Multipart) -> Result<Upload, String> {
                     if field_name == "constraints" {
                         continue;
                     }
-                    return Err(format!("{f} is empty: nothing to import"));
+                    return Err(bad(format!("{f} is empty: nothing to import")));
                 }
                 let slot = if field_name == "requirements" {
                     &mut u.requirements
@@ -69,9 +79,9 @@ async fn read_upload(mut m: Multipart) -> Result<Upload, String> {
                 *slot = Some((f, text));
             }
             other => {
-                return Err(format!(
+                return Err(bad(format!(
                     "unknown field `{other}`: send `requirements` (a file), and optionally `constraints` (a file) and `name`"
-                ));
+                )));
             }
         }
     }
@@ -276,14 +286,7 @@ pub async fn create(
     };
     let u = match read_upload(m).await {
         Ok(u) => u,
-        Err(e) if e.contains("length limit") => {
-            return refuse(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "the upload is larger than 1 MiB",
-                true,
-            );
-        }
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, &e, true),
+        Err((status, e)) => return refuse(status, &e, true),
     };
     let Some((req_name, req_text)) = u.requirements.clone() else {
         return refuse(
