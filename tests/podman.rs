@@ -409,31 +409,31 @@ fn a_build_requirement_the_rule_names_is_installed_though_the_sdist_does_not_dec
     );
 }
 
-/// uses_lz4-1.0.tar.gz: a C extension that includes lz4.h and links
-/// liblz4, which no pack of refine's provides.
-fn uses_lz4_sdist() -> Vec<u8> {
+/// uses_libev-1.0.tar.gz: a C extension that includes ev.h and links
+/// libev, which no pack of refine's provides.
+fn uses_libev_sdist() -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     {
         let mut t = tar::Builder::new(&mut gz);
         let files: [(&str, &str); 3] = [
             (
-                "uses_lz4-1.0/setup.py",
+                "uses_libev-1.0/setup.py",
                 "from setuptools import Extension, setup\n\n\
-                 setup(name='uses_lz4', version='1.0',\n      \
-                 ext_modules=[Extension('uses_lz4', ['uses_lz4.c'], libraries=['lz4'])])\n",
+                 setup(name='uses_libev', version='1.0',\n      \
+                 ext_modules=[Extension('uses_libev', ['uses_libev.c'], libraries=['ev'])])\n",
             ),
             (
-                "uses_lz4-1.0/uses_lz4.c",
-                "#include <Python.h>\n#include <lz4.h>\n\n\
+                "uses_libev-1.0/uses_libev.c",
+                "#include <Python.h>\n#include <ev.h>\n\n\
                  static PyObject *version(PyObject *self, PyObject *args) {\n    \
-                 return PyLong_FromLong(LZ4_versionNumber());\n}\n\n\
+                 return Py_BuildValue(\"(ii)\", ev_version_major(), ev_version_minor());\n}\n\n\
                  static PyMethodDef methods[] = {{\"version\", version, METH_NOARGS, NULL}, {NULL}};\n\
-                 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, \"uses_lz4\", NULL, -1, methods};\n\
-                 PyMODINIT_FUNC PyInit_uses_lz4(void) { return PyModule_Create(&module); }\n",
+                 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, \"uses_libev\", NULL, -1, methods};\n\
+                 PyMODINIT_FUNC PyInit_uses_libev(void) { return PyModule_Create(&module); }\n",
             ),
             (
-                "uses_lz4-1.0/PKG-INFO",
-                "Metadata-Version: 2.1\nName: uses_lz4\nVersion: 1.0\n",
+                "uses_libev-1.0/PKG-INFO",
+                "Metadata-Version: 2.1\nName: uses_libev\nVersion: 1.0\n",
             ),
         ];
         for (path, text) in files {
@@ -449,41 +449,41 @@ fn uses_lz4_sdist() -> Vec<u8> {
     gz.finish().unwrap()
 }
 
-/// Packs on demand: a wheel that needs a C library the catalog lacks fails
-/// with a hint naming Debian's source package and the exact `refine pack
-/// new` command; that command writes a pack rule and recipe of the usual
-/// shape from Debian's source (apt picks the version), which builds; the
-/// hint catalog then knows the header, and with the pack the wheel builds
-/// and its repair grafts the library.
+/// Packs on demand: a wheel that needs a C library the catalog lacks
+/// (libev) fails with a hint naming Debian's source package and the exact
+/// `refine pack new` command; that command writes a pack rule and recipe
+/// of the usual shape from Debian's source (apt picks the version), which
+/// builds; the hint catalog then knows the header, and with the pack the
+/// wheel builds and its repair grafts the library.
 #[test]
 fn a_missing_c_library_becomes_a_pack_of_ones_own() {
     let d = tempfile::tempdir().unwrap();
     let run = |dir: &Path, args: &[&str]| -> Run { common::refine_in(dir, shared_store(), args) };
     run(d.path(), &["init", "ws"]).ok();
     let ws = d.path().join("ws");
-    let sdist = uses_lz4_sdist();
+    let sdist = uses_libev_sdist();
     std::fs::create_dir_all(ws.join("vendor")).unwrap();
-    std::fs::write(ws.join("vendor/uses_lz4-1.0.tar.gz"), &sdist).unwrap();
+    std::fs::write(ws.join("vendor/uses_libev-1.0.tar.gz"), &sdist).unwrap();
     let rule = |packs: &str| {
         format!(
-            "[sources.uses-lz4]\npath = \"vendor/uses_lz4-1.0.tar.gz\"\nsha256 = \"{}\"\n\n\
-             [wheels.uses-lz4]\npackage = \"uses_lz4\"\nsource = \"//sources:uses-lz4\"\nrepair = true\n{packs}",
+            "[sources.uses-libev]\npath = \"vendor/uses_libev-1.0.tar.gz\"\nsha256 = \"{}\"\n\n\
+             [wheels.uses-libev]\npackage = \"uses_libev\"\nsource = \"//sources:uses-libev\"\nrepair = true\n{packs}",
             sha256_hex(&sdist)
         )
     };
-    std::fs::write(ws.join("rules/lz4.toml"), rule("")).unwrap();
-    let r = run(&ws, &["--arch", "host", "build", "//wheels:uses-lz4"]);
+    std::fs::write(ws.join("rules/libev.toml"), rule("")).unwrap();
+    let r = run(&ws, &["--arch", "host", "build", "//wheels:uses-libev"]);
     assert_eq!(r.code, 1, "{}", r.all());
     assert!(
         r.stderr.contains(
-            "the build did not find `lz4.h`: Debian's liblz4-dev (source package lz4) has it"
+            "the build did not find `ev.h`: Debian's libev-dev (source package libev) has it"
         ),
         "{}",
         r.stderr
     );
     assert!(
         r.stderr
-            .contains("`refine pack new lz4 --debian lz4 --header lz4.h`"),
+            .contains("`refine pack new libev --debian libev --header ev.h`"),
         "{}",
         r.stderr
     );
@@ -491,29 +491,30 @@ fn a_missing_c_library_becomes_a_pack_of_ones_own() {
     // The command the hint gives.
     let p = run(
         &ws,
-        &["pack", "new", "lz4", "--debian", "lz4", "--header", "lz4.h"],
+        &["pack", "new", "libev", "--debian", "libev", "--header", "ev.h"],
     );
     p.ok();
-    assert!(p.stderr.contains("a make build"), "{}", p.stderr);
-    let toml = std::fs::read_to_string(ws.join("packs/lz4.toml")).unwrap();
+    assert!(p.stderr.contains("built with autotools"), "{}", p.stderr);
+    let toml = std::fs::read_to_string(ws.join("packs/libev.toml")).unwrap();
     assert!(
-        toml.contains("source = { debian = \"lz4=") && toml.contains("\"lz4.h\" = \"//packs:lz4\""),
+        toml.contains("source = { debian = \"libev=")
+            && toml.contains("\"ev.h\" = \"//packs:libev\""),
         "{toml}"
     );
-    let recipe = std::fs::read_to_string(ws.join("recipes/packs/lz4.sh")).unwrap();
-    assert!(recipe.contains("pack_make -C lib"), "{recipe}");
+    let recipe = std::fs::read_to_string(ws.join("recipes/packs/libev.sh")).unwrap();
+    assert!(recipe.contains("\npack_autoconf\n"), "{recipe}");
     // Never over what is there.
-    let again = run(&ws, &["pack", "new", "lz4", "--debian", "lz4"]);
+    let again = run(&ws, &["pack", "new", "libev", "--debian", "libev"]);
     assert_eq!(again.code, 2, "{}", again.all());
     assert!(
         again
             .stderr
-            .contains("//packs:lz4 is already declared (packs/lz4.toml:"),
+            .contains("//packs:libev is already declared (packs/libev.toml:"),
         "{}",
         again.stderr
     );
     assert_eq!(
-        std::fs::read_to_string(ws.join("packs/lz4.toml")).unwrap(),
+        std::fs::read_to_string(ws.join("packs/libev.toml")).unwrap(),
         toml
     );
     let zlib = run(&ws, &["pack", "new", "zlib", "--debian", "zlib"]);
@@ -525,32 +526,32 @@ fn a_missing_c_library_becomes_a_pack_of_ones_own() {
     assert!(!ws.join("packs/zlib.toml").exists());
 
     // The catalog now knows the header: the hint names the pack.
-    let r = run(&ws, &["--arch", "host", "build", "//wheels:uses-lz4"]);
+    let r = run(&ws, &["--arch", "host", "build", "//wheels:uses-libev"]);
     assert_eq!(r.code, 1, "{}", r.all());
     assert!(
         r.stderr
-            .contains("the build did not find `lz4.h`: //packs:lz4 provides it"),
+            .contains("the build did not find `ev.h`: //packs:libev provides it"),
         "{}",
         r.stderr
     );
 
     std::fs::write(
-        ws.join("rules/lz4.toml"),
-        rule("packs = [\"//packs:lz4\"]\n"),
+        ws.join("rules/libev.toml"),
+        rule("packs = [\"//packs:libev\"]\n"),
     )
     .unwrap();
     let r = run(
         &ws,
-        &["--arch", "host", "build", "--json", "//repairs:uses-lz4"],
+        &["--arch", "host", "build", "--json", "//repairs:uses-libev"],
     );
     assert_eq!(r.code, 0, "{}", r.all());
-    assert_eq!(r.verdicts()["//packs:lz4"], "built", "{}", r.stdout);
-    let (name, _) = wheel_sha(&r, "//repairs:uses-lz4");
+    assert_eq!(r.verdicts()["//packs:libev"], "built", "{}", r.stdout);
+    let (name, _) = wheel_sha(&r, "//repairs:uses-libev");
     let files = refine::wheel::read_wheel(&ws.join("dist").join(&name)).unwrap();
     assert!(
         files
             .iter()
-            .any(|f| f.name.starts_with("uses_lz4.libs/liblz4")),
+            .any(|f| f.name.starts_with("uses_libev.libs/libev")),
         "the repair grafts the pack's library: {:?}",
         files.iter().map(|f| &f.name).collect::<Vec<_>>()
     );
