@@ -251,33 +251,19 @@ fn undeclared_build_requirements_are_not_there() {
 /// metadata is read without it (as often: the import is in a build
 /// command).
 fn needs_six_sdist() -> Vec<u8> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    {
-        let mut t = tar::Builder::new(&mut gz);
-        let files: [(&str, &str); 3] = [
-            (
-                "needs_six-1.0/setup.py",
-                "from setuptools import setup\nfrom setuptools.command.build_py import build_py\n\n\n\
-                 class Build(build_py):\n    def run(self):\n        import six  # declared nowhere\n\n        super().run()\n\n\n\
-                 setup(name='needs_six', version='1.0', py_modules=['needs_six'], cmdclass={'build_py': Build})\n",
-            ),
-            ("needs_six-1.0/needs_six.py", "ANSWER = 42\n"),
-            (
-                "needs_six-1.0/PKG-INFO",
-                "Metadata-Version: 2.1\nName: needs_six\nVersion: 1.0\n",
-            ),
-        ];
-        for (path, text) in files {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(text.len() as u64);
-            h.set_mode(0o644);
-            h.set_mtime(1);
-            h.set_cksum();
-            t.append_data(&mut h, path, text.as_bytes()).unwrap();
-        }
-        t.finish().unwrap();
-    }
-    gz.finish().unwrap()
+    common::sdist(&[
+        (
+            "needs_six-1.0/setup.py",
+            "from setuptools import setup\nfrom setuptools.command.build_py import build_py\n\n\n\
+             class Build(build_py):\n    def run(self):\n        import six  # declared nowhere\n\n        super().run()\n\n\n\
+             setup(name='needs_six', version='1.0', py_modules=['needs_six'], cmdclass={'build_py': Build})\n",
+        ),
+        ("needs_six-1.0/needs_six.py", "ANSWER = 42\n"),
+        (
+            "needs_six-1.0/PKG-INFO",
+            "Metadata-Version: 2.1\nName: needs_six\nVersion: 1.0\n",
+        ),
+    ])
 }
 
 /// The same sdist, imported from a requirements file (pip finds it in a
@@ -412,41 +398,27 @@ fn a_build_requirement_the_rule_names_is_installed_though_the_sdist_does_not_dec
 /// uses_libev-1.0.tar.gz: a C extension that includes ev.h and links
 /// libev, which no pack of refine's provides.
 fn uses_libev_sdist() -> Vec<u8> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    {
-        let mut t = tar::Builder::new(&mut gz);
-        let files: [(&str, &str); 3] = [
-            (
-                "uses_libev-1.0/setup.py",
-                "from setuptools import Extension, setup\n\n\
-                 setup(name='uses_libev', version='1.0',\n      \
-                 ext_modules=[Extension('uses_libev', ['uses_libev.c'], libraries=['ev'])])\n",
-            ),
-            (
-                "uses_libev-1.0/uses_libev.c",
-                "#include <Python.h>\n#include <ev.h>\n\n\
-                 static PyObject *version(PyObject *self, PyObject *args) {\n    \
-                 return Py_BuildValue(\"(ii)\", ev_version_major(), ev_version_minor());\n}\n\n\
-                 static PyMethodDef methods[] = {{\"version\", version, METH_NOARGS, NULL}, {NULL}};\n\
-                 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, \"uses_libev\", NULL, -1, methods};\n\
-                 PyMODINIT_FUNC PyInit_uses_libev(void) { return PyModule_Create(&module); }\n",
-            ),
-            (
-                "uses_libev-1.0/PKG-INFO",
-                "Metadata-Version: 2.1\nName: uses_libev\nVersion: 1.0\n",
-            ),
-        ];
-        for (path, text) in files {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(text.len() as u64);
-            h.set_mode(0o644);
-            h.set_mtime(1);
-            h.set_cksum();
-            t.append_data(&mut h, path, text.as_bytes()).unwrap();
-        }
-        t.finish().unwrap();
-    }
-    gz.finish().unwrap()
+    common::sdist(&[
+        (
+            "uses_libev-1.0/setup.py",
+            "from setuptools import Extension, setup\n\n\
+             setup(name='uses_libev', version='1.0',\n      \
+             ext_modules=[Extension('uses_libev', ['uses_libev.c'], libraries=['ev'])])\n",
+        ),
+        (
+            "uses_libev-1.0/uses_libev.c",
+            "#include <Python.h>\n#include <ev.h>\n\n\
+             static PyObject *version(PyObject *self, PyObject *args) {\n    \
+             return Py_BuildValue(\"(ii)\", ev_version_major(), ev_version_minor());\n}\n\n\
+             static PyMethodDef methods[] = {{\"version\", version, METH_NOARGS, NULL}, {NULL}};\n\
+             static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, \"uses_libev\", NULL, -1, methods};\n\
+             PyMODINIT_FUNC PyInit_uses_libev(void) { return PyModule_Create(&module); }\n",
+        ),
+        (
+            "uses_libev-1.0/PKG-INFO",
+            "Metadata-Version: 2.1\nName: uses_libev\nVersion: 1.0\n",
+        ),
+    ])
 }
 
 /// Packs on demand: a wheel that needs a C library the catalog lacks
@@ -491,7 +463,9 @@ fn a_missing_c_library_becomes_a_pack_of_ones_own() {
     // The command the hint gives.
     let p = run(
         &ws,
-        &["pack", "new", "libev", "--debian", "libev", "--header", "ev.h"],
+        &[
+            "pack", "new", "libev", "--debian", "libev", "--header", "ev.h",
+        ],
     );
     p.ok();
     assert!(p.stderr.contains("built with autotools"), "{}", p.stderr);

@@ -38,33 +38,18 @@ fn links_dir() -> &'static Path {
     static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
         let d = tempfile::tempdir().unwrap();
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        {
-            let mut t = tar::Builder::new(&mut gz);
-            for (path, text) in [
-                (
-                    "front_door-1.0/setup.py",
-                    "from setuptools import setup\nsetup(name='front_door', version='1.0', py_modules=['front_door'])\n",
-                ),
-                ("front_door-1.0/front_door.py", "WELCOME = 'in'\n"),
-                (
-                    "front_door-1.0/PKG-INFO",
-                    "Metadata-Version: 2.1\nName: front_door\nVersion: 1.0\n",
-                ),
-            ] {
-                let mut h = tar::Header::new_gnu();
-                h.set_size(text.len() as u64);
-                h.set_mode(0o644);
-                h.set_mtime(1);
-                h.set_cksum();
-                t.append_data(&mut h, path, text.as_bytes()).unwrap();
-            }
-            t.finish().unwrap();
-        }
-        std::fs::write(
-            d.path().join("front_door-1.0.tar.gz"),
-            gz.finish().unwrap(),
-        )
+        let sdist = common::sdist(&[
+            (
+                "front_door-1.0/setup.py",
+                "from setuptools import setup\nsetup(name='front_door', version='1.0', py_modules=['front_door'])\n",
+            ),
+            ("front_door-1.0/front_door.py", "WELCOME = 'in'\n"),
+            (
+                "front_door-1.0/PKG-INFO",
+                "Metadata-Version: 2.1\nName: front_door\nVersion: 1.0\n",
+            ),
+        ]);
+        std::fs::write(d.path().join("front_door-1.0.tar.gz"), sdist)
         .unwrap();
         d
     })

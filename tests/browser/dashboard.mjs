@@ -7,7 +7,7 @@
 //   REFINE_SHOTS=DIR node tests/browser/dashboard.mjs
 //
 // Exits non-zero (with the reason) when the dashboard does not do it.
-import { chromium } from 'playwright-core';
+import { check, launch } from './lib.mjs';
 
 const url = process.env.REFINE_URL;
 const token = process.env.REFINE_TOKEN;
@@ -15,19 +15,7 @@ const target = process.env.REFINE_TARGET;
 const shots = process.env.REFINE_SHOTS;
 const [, kind, name] = target.match(/^\/\/([a-z]+):(.+)$/);
 
-function check(cond, what) {
-  if (!cond) {
-    console.error('FAILED: ' + what);
-    process.exit(1);
-  }
-  console.log('ok: ' + what);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   page.setDefaultTimeout(60000);

@@ -9,6 +9,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
+/// A `.tar.gz` sdist of `files` (path in the archive, text), every entry
+/// a regular file of mode 0644 and mtime 1.
+pub fn sdist(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    {
+        let mut t = tar::Builder::new(&mut gz);
+        for (path, text) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(text.len() as u64);
+            h.set_mode(0o644);
+            h.set_mtime(1);
+            h.set_cksum();
+            t.append_data(&mut h, path, text.as_bytes()).unwrap();
+        }
+        t.finish().unwrap();
+    }
+    gz.finish().unwrap()
+}
+
 /// Every regular file under `p` (symbolic links are not followed).
 pub fn files_under(p: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
