@@ -103,17 +103,24 @@ pub fn file_of(name: &str) -> String {
     format!("{IMPORTED_DIR}/{name}.toml")
 }
 
-fn check_name(name: &str) -> Result<String> {
+/// An import's name, normalized, if it can be one: letters, digits and
+/// `-`, starting with a letter or digit.
+pub fn import_name(name: &str) -> Option<String> {
     let n = normalize_name(name);
     let ok = !n.is_empty()
+        && n.len() <= 64
         && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    if !ok {
+    ok.then_some(n)
+}
+
+fn check_name(name: &str) -> Result<String> {
+    let Some(n) = import_name(name) else {
         return Err(
             Error::user(format!("--name: `{name}` cannot name an import"))
                 .hint("use letters, digits and `-`, e.g. `--name web`"),
         );
-    }
+    };
     Ok(n)
 }
 

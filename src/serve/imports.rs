@@ -98,18 +98,11 @@ fn import_name(u: &Upload) -> Result<String, String> {
             .to_string(),
         (None, None) => String::new(),
     };
-    let n = crate::rules::normalize_name(&raw);
-    let ok = !n.is_empty()
-        && n.len() <= 64
-        && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    if ok {
-        Ok(n)
-    } else {
-        Err(format!(
+    crate::ops::import::import_name(&raw).ok_or_else(|| {
+        format!(
             "`{raw}` cannot name an import: use letters, digits and `-` (the name field, or the file's name)"
-        ))
-    }
+        )
+    })
 }
 
 /// Files written for an import, with what they held before.
