@@ -104,6 +104,13 @@ fn packs_runtime_and_what_a_zlib_change_rebuilds() {
                 "{l}: {} names the build directory",
                 e.display()
             );
+            // Optimized builds: no undefined-behaviour sanitizer (what Zig's
+            // clang adds at a floor when nothing says -O).
+            assert!(
+                !text.contains("__ubsan_handle"),
+                "{l}: {} is a sanitizer build",
+                e.display()
+            );
         }
         assert!(dir.join("lib").is_dir(), "{l} has lib/");
     }

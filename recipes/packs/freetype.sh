@@ -8,8 +8,8 @@ set -eu
 cd "$(unpack "$(source_file 'freetype_*.orig.tar.*')")"
 pack_autoconf --with-zlib=yes --with-png=yes --with-bzip2=no --with-brotli=no --with-harfbuzz=no
 # freetype's makefiles compile by absolute path, which the symbol table's
-# file entries keep (-ffile-prefix-map does not reach them): drop the
-# symbol table (the dynamic one stays), as Debian's packages do.
+# file entries keep: the table goes (the dynamic one stays), as Debian's
+# packages are stripped.
 for lib in "$REFINE_OUT"/lib/libfreetype.so.*; do
     [ -L "$lib" ] || strip --strip-unneeded "$lib"
 done

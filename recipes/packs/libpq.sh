@@ -9,11 +9,6 @@ set -eu
 cd "$(unpack "$(source_file 'postgresql-15_*.orig.tar.*')")"
 ./configure --prefix="$PREFIX" --without-readline --without-zlib --without-icu \
     --without-openssl --without-gssapi --without-ldap
-# libpq's own check that it calls no exit() (`nm -u | grep exit`) trips on
-# the `_exit` that a library compiled by Zig at the floor references (its
-# glibc 2.17 stubs); the library is built first, the check marked done.
-make -C src/interfaces/libpq -j"$REFINE_JOBS" all-lib
-touch src/interfaces/libpq/libpq-refs-stamp
 for dir in src/interfaces/libpq src/bin/pg_config; do
     make -C "$dir" -j"$REFINE_JOBS"
     make -C "$dir" install DESTDIR="$DESTDIR"

@@ -27,8 +27,11 @@ use std::fmt;
 ///
 /// History: 1, the first; 2, builds run as an unprivileged uid in a user
 /// namespace with no capabilities (their outputs were checked to be the
-/// same bytes, but what a build can do changed).
-pub const KEY_VERSION: u32 = 2;
+/// same bytes, but what a build can do changed); 3, the recipe contract's
+/// CFLAGS (and CXXFLAGS, FFLAGS, FCFLAGS) start with `-O2` (autotools packs
+/// had been compiled unoptimized, and at a floor by Zig in its debug mode
+/// with the undefined-behaviour sanitizer).
+pub const KEY_VERSION: u32 = 3;
 
 /// A preimage value.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -36,11 +36,17 @@ pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:
 pub const FRONTEND: &str = "/refine/frontend";
 /// Where the Zig wheel is mounted, unpacked; `REFINE_ZIG` is its program.
 pub const ZIG: &str = "/refine/zig";
-/// Compilers map the scratch directory away so it never appears in
-/// outputs, and write no `.comment` of their own version: the host's cross
-/// compiler and the target's own are the same GCC in different Debian
-/// revisions, and with this their outputs are the same bytes.
-pub const PREFIX_MAP: &str = "-ffile-prefix-map=/build=. -fno-ident";
+/// The compiler flags every build starts from. Optimized as Debian builds
+/// (`-O2`): a configure script that is given CFLAGS adds no `-O` of its
+/// own, and without one GCC compiles unoptimized and Zig's clang (the
+/// compiler at a floor) in its debug mode, with the undefined-behaviour
+/// sanitizer and its runtime linked in (which is what libpq's "calls
+/// exit" check found). Compilers map the scratch directory away so it
+/// never appears in outputs, and write no `.comment` of their own version:
+/// the host's cross compiler and the target's own are the same GCC in
+/// different Debian revisions, and with this their outputs are the same
+/// bytes. A recipe's or rule's own `-O` comes after and wins.
+pub const PREFIX_MAP: &str = "-O2 -ffile-prefix-map=/build=. -fno-ident";
 
 /// How the build finds its Python.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -796,7 +802,7 @@ mod tests {
             python: "/usr/bin/python3".into(),
         };
         let e = contract_env(
-            &drv(&[("CFLAGS", "-O2"), ("FOO", "1")]),
+            &drv(&[("CFLAGS", "-O3"), ("FOO", "1")]),
             &["zlib".into(), "openssl".into()],
             Some(&rt),
             2,
@@ -811,7 +817,7 @@ mod tests {
             "/opt/packs/zlib/lib:/opt/packs/openssl/lib"
         );
         assert!(e["PKG_CONFIG_PATH"].starts_with("/opt/packs/zlib/lib/pkgconfig:"));
-        assert_eq!(e["CFLAGS"], "-ffile-prefix-map=/build=. -fno-ident -O2");
+        assert_eq!(e["CFLAGS"], "-O2 -ffile-prefix-map=/build=. -fno-ident -O3");
         assert_eq!(e["FOO"], "1");
         assert_eq!(e["SOURCE_DATE_EPOCH"], "1700000000");
         assert_eq!(e["PYTHON"], "/usr/bin/python3");
