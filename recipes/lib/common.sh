@@ -41,6 +41,9 @@ floor_toolchain() {
     cat > "$fb/cc" <<CC
 #!/bin/sh
 # refine's floor: zig cc for $REFINE_CC_TARGET (recipes/lib/common.sh).
+# -dumpmachine answers as GCC does (zig's clang names the floor's glibc in
+# the triplet, and complains of it).
+if [ "\$*" = -dumpmachine ]; then echo $triplet; exit 0; fi
 for a in "\$@"; do
     shift
     case "\$a" in

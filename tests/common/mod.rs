@@ -553,6 +553,26 @@ impl Server {
     }
 }
 
+/// A test that fails before it stops its server still stops it (by its
+/// pid; its builds see the same signal the server does).
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            for _ in 0..100 {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// The refine binary run in `dir` (the workspace is found from there, as a
 /// user's shell finds it) with `store`.
 pub fn refine_in(dir: &Path, store: &Path, args: &[&str]) -> Run {
