@@ -39,6 +39,7 @@ pub fn run(c: &PackCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     let s = Session::load(opts)?;
     let w = new_pack(
         &s,
+        opts,
         &NewPack {
             name: c.name.clone(),
             debian: c.debian.clone(),

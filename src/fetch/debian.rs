@@ -293,7 +293,7 @@ pub fn download_package(
     }
     if !ok {
         return Err(FetchError::NotFound {
-            message: format!("apt finds no source package {spec} (see the log)"),
+            message: format!("apt finds no source package {spec}"),
             hint: format!(
                 "`apt-cache showsrc {package}` lists what the mirrors have; the hint of a failed build names the source package of the header it missed"
             ),

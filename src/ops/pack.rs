@@ -302,7 +302,8 @@ fn recipe_text(a: &NewPack, sp: &SourcePackage, tarball: &str, shape: Shape, arg
     )
 }
 
-/// Write `name` into `dir` whole, or not at all (never over a file).
+/// Write `text` to `rel` under `root` whole, or not at all (never over a
+/// file).
 fn write_new(root: &Path, rel: &str, text: &str) -> Result<PathBuf> {
     let path = root.join(rel);
     let dir = path.parent().unwrap_or(root);
@@ -314,7 +315,7 @@ fn write_new(root: &Path, rel: &str, text: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-pub fn new_pack(s: &Session, a: &NewPack) -> Result<Written> {
+pub fn new_pack(s: &Session, opts: &super::GlobalOpts, a: &NewPack) -> Result<Written> {
     let label = check_new(s, a)?;
     let store = s.open_store()?;
     let tmp = store.tmp_dir()?;
@@ -329,8 +330,19 @@ pub fn new_pack(s: &Session, a: &NewPack) -> Result<Written> {
         &mut log,
     )
     .map_err(|e| {
-        let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
-        let tail: Vec<&str> = tail.lines().rev().take(5).collect();
+        // What apt said: its errors and warnings, else the log's end.
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let mut said: Vec<&str> = Vec::new();
+        for l in text.lines() {
+            if (l.starts_with("E: ") || l.starts_with("W: ")) && !said.contains(&l) {
+                said.push(l);
+            }
+        }
+        let tail: Vec<&str> = if said.is_empty() {
+            text.lines().rev().take(3).collect()
+        } else {
+            said.into_iter().rev().take(5).collect()
+        };
         let class = if e.is_user_error() {
             crate::error::ErrorClass::User
         } else {
@@ -379,15 +391,28 @@ pub fn new_pack(s: &Session, a: &NewPack) -> Result<Written> {
         .put_reader(std::fs::File::open(&path)?, Some(&pin))?;
     store.actions.set_source_name(&pin, &tarball.0)?;
     let (toml, sh) = rel_paths(&a.name);
-    let files = vec![write_new(&s.root, &sh, &recipe)?, {
-        match write_new(&s.root, &toml, &rule) {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = std::fs::remove_file(s.root.join(&sh));
-                return Err(e);
-            }
+    let recipe_path = write_new(&s.root, &sh, &recipe)?;
+    let rule_path = match write_new(&s.root, &toml, &rule) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = std::fs::remove_file(&recipe_path);
+            return Err(e);
         }
-    }];
+    };
+    // The workspace must evaluate with them; if not, nothing is kept.
+    if let Err(e) = Session::load(opts) {
+        let _ = std::fs::remove_file(&rule_path);
+        let _ = std::fs::remove_file(&recipe_path);
+        let mut err = Error::internal(format!(
+            "the pack rule refine wrote for {label} does not evaluate: {}",
+            e.message
+        ))
+        .hint("nothing was kept; please report this with the command line");
+        err.rendered = e.rendered;
+        err.locations = e.locations;
+        return Err(err);
+    }
+    let files = vec![recipe_path, rule_path];
     Ok(Written {
         label,
         files,
