@@ -217,7 +217,7 @@ fn packs_runtime_and_what_a_zlib_change_rebuilds() {
     ws.edit(
         "recipes/packs/zlib.sh",
         "./configure",
-        "export CFLAGS=\"$CFLAGS -O1\"\n./configure",
+        "export CFLAGS=\"$CFLAGS -Os\"\n./configure",
     );
     let p = plan(&ws, &store);
     assert_eq!(with(&p, "build"), ["//packs:zlib"], "{p:?}");
