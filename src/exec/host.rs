@@ -451,32 +451,59 @@ pub fn store_space(store: &Path) -> Check {
             format!("cannot read the free space of {}: {e}", p.display()),
             "choose another store: --store DIR or REFINE_STORE",
         ),
-        Ok(v) => {
-            let free = v.f_bavail.saturating_mul(v.f_frsize);
-            let gib = free as f64 / (1u64 << 30) as f64;
-            let where_ = format!("{:.1} GiB free for the store at {}", gib, store.display());
-            let fix = format!(
-                "refine gc --max-size 20G  (or a store on a larger disk: --store DIR); free space on {}",
-                p.display()
-            );
-            if free < 2 << 30 {
-                Check::fail(NAME, format!("only {where_}; builds need several GiB"), fix)
-            } else if free < 10 << 30 {
-                Check::warn(
-                    NAME,
-                    format!("{where_}; numpy's build needs about 10 GiB"),
-                    fix,
-                )
-            } else {
-                Check::ok(NAME, where_)
-            }
-        }
+        Ok(v) => space_check(v.f_bavail.saturating_mul(v.f_frsize), store, p),
+    }
+}
+
+/// The verdict on `free` bytes for the store at `store` (on the disk of
+/// `p`, its nearest existing ancestor): below 2 GiB nothing builds, below
+/// 10 GiB numpy does not.
+fn space_check(free: u64, store: &Path, p: &Path) -> Check {
+    const NAME: &str = "store-space";
+    let gib = free as f64 / (1u64 << 30) as f64;
+    let where_ = format!("{:.1} GiB free for the store at {}", gib, store.display());
+    let fix = format!(
+        "refine gc --max-size 20G  (or a store on a larger disk: --store DIR); free space on {}",
+        p.display()
+    );
+    if free < 2 << 30 {
+        Check::fail(NAME, format!("only {where_}; builds need several GiB"), fix)
+    } else if free < 10 << 30 {
+        Check::warn(
+            NAME,
+            format!("{where_}; numpy's build needs about 10 GiB"),
+            fix,
+        )
+    } else {
+        Check::ok(NAME, where_)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_space_below_two_gib_fails_below_ten_warns() {
+        let (store, disk) = (Path::new("/s/.store"), Path::new("/s"));
+        let gib = 1u64 << 30;
+        let status = |free| format!("{:?}", space_check(free, store, disk).status);
+        assert_eq!(status(gib), "Fail");
+        assert_eq!(status(2 * gib), "Warn");
+        assert_eq!(status(10 * gib - 1), "Warn");
+        assert_eq!(status(10 * gib), "Ok");
+        let c = space_check(3 * gib, store, disk);
+        assert!(
+            c.detail.contains("3.0 GiB free for the store at /s/.store"),
+            "{}",
+            c.detail
+        );
+        assert!(
+            c.fix
+                .as_deref()
+                .is_some_and(|f| f.contains("free space on /s"))
+        );
+    }
 
     #[test]
     fn podman_failures_name_the_host_problem_and_its_fix() {
