@@ -500,3 +500,60 @@ fn a_folder_of_wheels_is_sorted_by_what_fits_the_target() {
     let q = ws.run(&["plan", "//sets:folder"]);
     assert_eq!(q.code, 0, "{}", q.all());
 }
+
+/// A fix may carry the wheel's test command (a corpus keeps a one-line
+/// smoke test beside each package): it is kept across regenerations and
+/// written into the wheel's rule, which `refine test` runs.
+#[test]
+fn a_fixs_test_command_is_written_into_the_wheel_rule_and_kept() {
+    let ws = Own::new();
+    ws.write("requirements.txt", "markupsafe==3.0.2\n");
+    let r = ws.run(&["import", "requirements.txt", "--name", "corpus"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let file = "rules/imported/corpus.toml";
+    let text = ws.read(file);
+    let wheel = text
+        .lines()
+        .find(|l| l.starts_with("[wheels.") && l.contains("markupsafe"))
+        .unwrap_or_else(|| panic!("no wheel rule: {text}"))
+        .trim_start_matches("[wheels.")
+        .trim_end_matches(']')
+        .trim_matches('"')
+        .to_string();
+    assert!(!text.contains("\ntest = "), "{text}");
+    let smoke = r#"python -c "import markupsafe; assert markupsafe.escape('<') == '&lt;'""#;
+    ws.write(
+        file,
+        &format!(
+            "{text}\n[[import.fixes]]\ntarget = \"//wheels:{wheel}\"\ntest = {}\n",
+            toml_str(smoke)
+        ),
+    );
+    let r = ws.run(&["import", "requirements.txt", "--name", "corpus"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let text = ws.read(file);
+    let doc: toml::Table = text.parse().unwrap();
+    assert_eq!(
+        doc["wheels"][wheel.as_str()]["test"].as_str(),
+        Some(smoke),
+        "the rule runs the smoke test: {text}"
+    );
+    assert_eq!(
+        doc["import"]["fixes"][0]["test"].as_str(),
+        Some(smoke),
+        "the fix is kept for the next regeneration: {text}"
+    );
+    // A misspelt field of a fix is a located error, and nothing changes.
+    ws.write(file, &text.replace("\ntest = ", "\ntests = "));
+    let r = ws.run(&["import", "requirements.txt", "--name", "corpus"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains(&format!("{file}:")) && r.stderr.contains("tests"),
+        "{}",
+        r.stderr
+    );
+}
+
+fn toml_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}

@@ -335,6 +335,9 @@ pub(crate) fn render(
                     if !f.env.is_empty() {
                         let _ = writeln!(b, "env = {}", map(&f.env));
                     }
+                    if let Some(t) = &f.test {
+                        let _ = writeln!(b, "test = {}", q(t));
+                    }
                 }
                 let _ = writeln!(b, "repair = true");
                 blocks.insert(wl, b);
@@ -466,6 +469,9 @@ fn meta_text(m: &ImportMeta) -> String {
         if !f.env.is_empty() {
             let _ = writeln!(t, "env = {}", map(&f.env));
         }
+        if let Some(test) = &f.test {
+            let _ = writeln!(t, "test = {}", q(test));
+        }
     }
     t
 }
@@ -496,6 +502,7 @@ mod tests {
                 packs: vec!["//packs:libyaml".into()],
                 build_requires: vec!["setuptools>=78.1.1".into()],
                 env: [("A".to_string(), "1 2".to_string())].into(),
+                test: Some("python -c 'import foo; assert foo.f(\"x\") == 1'".into()),
                 why: "yaml.h".into(),
             }],
         };

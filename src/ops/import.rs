@@ -305,6 +305,9 @@ pub fn import(opts: &GlobalOpts, args: &ImportArgs) -> Result<ImportReport> {
                     }
                 }
                 x.env.extend(f.env.clone());
+                if f.test.is_some() {
+                    x.test = f.test.clone();
+                }
                 if !x.why.contains(&f.why) {
                     x.why = if x.why.is_empty() {
                         f.why.clone()

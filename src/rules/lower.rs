@@ -1212,9 +1212,10 @@ pub fn lower_import(file: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Opt
                     .into_iter()
                     .map(|(k, v)| (k, v.value))
                     .collect(),
+                test: r.str("test").map(|s| s.value),
                 why: r.str("why").map(|s| s.value).unwrap_or_default(),
             };
-            r.finish(&["target", "packs", "build_requires", "env", "why"]);
+            r.finish(&["target", "packs", "build_requires", "env", "test", "why"]);
             meta.fixes.push(fix);
         }
     }

@@ -493,6 +493,10 @@ pub struct ImportFix {
     /// Build environment variables.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// The wheel's test command (the rule's `test`), e.g. a one-line
+    /// smoke test a corpus keeps beside its requirements.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test: Option<String>,
     /// Why (the hint that suggested it).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub why: String,
