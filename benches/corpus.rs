@@ -1,0 +1,519 @@
+//! Benchmark (opt-in, hours): the real-package corpus of
+//! benches/corpus.toml, each package imported on its own (`refine import
+//! --name c-NAME`: the set is the package and its dependencies), its
+//! smoke line written as the wheel rule's test (`[[import.fixes]] test`),
+//! built for s390x with `--keep-going --auto-apply`, tested in a clean
+//! s390x container (`refine test`: install, `pip check`, import, smoke),
+//! and the verdicts written to docs/COVERAGE.md.
+//!
+//! `cargo bench --bench corpus`; `REFINE_CORPUS_SLICE=K/N` runs the K-th of
+//! N slices (1-based), `REFINE_CORPUS_ONLY=a,b` names packages. The
+//! workspace, the store and each package's result stay in
+//! `REFINE_CORPUS_DIR` (default target/corpus), so slices accumulate:
+//! docs/COVERAGE.md is written from every result there, and says how many
+//! of the corpus's packages have been measured.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+#[derive(serde::Deserialize)]
+struct Corpus {
+    package: Vec<Package>,
+}
+
+#[derive(serde::Deserialize, Clone)]
+struct Package {
+    name: String,
+    version: String,
+    kinds: String,
+    smoke: String,
+}
+
+/// One package's measured outcome.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct Outcome {
+    name: String,
+    version: String,
+    passed: bool,
+    /// import, build, test, or passed.
+    stage: String,
+    /// Seconds of the package's own nodes (build, repair, test).
+    secs: f64,
+    fixes: Vec<String>,
+    /// The oldest glibc its repaired wheel installs on (its manylinux tag).
+    glibc: Option<String>,
+    /// The failure class, and the evidence.
+    class: Option<String>,
+    evidence: Option<String>,
+}
+
+fn main() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let corpus: Corpus =
+        toml::from_str(&std::fs::read_to_string(repo.join("benches/corpus.toml")).unwrap())
+            .unwrap();
+    let dir = std::env::var_os("REFINE_CORPUS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo.join("target/corpus"));
+    let chosen = choose(&corpus.package);
+    let ws = dir.join("ws");
+    let store = dir.join("store");
+    let results = dir.join("results");
+    std::fs::create_dir_all(&results).unwrap();
+    if !ws.join("WORKSPACE.toml").exists() {
+        let r = refine(&dir, &store, &["init", "ws"]);
+        assert!(r.0, "refine init: {}", r.2);
+    }
+    std::fs::create_dir_all(ws.join("corpus")).unwrap();
+    let t = Instant::now();
+    let mut sets = Vec::new();
+    let mut out: BTreeMap<String, Outcome> = BTreeMap::new();
+    for p in &chosen {
+        eprintln!("corpus: importing {}=={}", p.name, p.version);
+        match import(&ws, &store, p) {
+            Ok(set) => sets.push((p.name.clone(), set)),
+            Err(e) => {
+                let o = Outcome {
+                    name: p.name.clone(),
+                    version: p.version.clone(),
+                    stage: "import".into(),
+                    class: Some(classify(&e)),
+                    evidence: Some(first_lines(&e)),
+                    ..Outcome::default()
+                };
+                out.insert(p.name.clone(), o);
+            }
+        }
+    }
+    let labels: Vec<String> = sets.iter().map(|(_, s)| s.clone()).collect();
+    let wheels = dir.join("wheels");
+    if !labels.is_empty() {
+        eprintln!("corpus: building {} sets", labels.len());
+        let mut args = vec!["--json", "build", "--keep-going", "--auto-apply", "--out"];
+        let w = wheels.to_string_lossy().into_owned();
+        args.push(&w);
+        args.extend(labels.iter().map(String::as_str));
+        let build = refine(&ws, &store, &args);
+        let mut targs = vec!["--json", "test", "--keep-going"];
+        targs.extend(labels.iter().map(String::as_str));
+        eprintln!("corpus: testing");
+        let test = refine(&ws, &store, &targs);
+        let (finished, errors) = finished(&build.1);
+        let tests = test_events(&test.1);
+        for (name, set) in &sets {
+            let p = chosen.iter().find(|p| &p.name == name).unwrap();
+            out.insert(
+                name.clone(),
+                outcome(&ws, p, set, &finished, &errors, &tests, &wheels),
+            );
+        }
+    }
+    for o in out.values() {
+        let f = results.join(format!("{}.json", o.name));
+        std::fs::write(&f, serde_json::to_string_pretty(o).unwrap()).unwrap();
+        eprintln!(
+            "corpus: {} {}: {}{}",
+            o.name,
+            o.version,
+            if o.passed { "passed" } else { "FAILED at " },
+            if o.passed { "" } else { &o.stage }
+        );
+    }
+    eprintln!(
+        "corpus: {} packages in {:.0}s",
+        chosen.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let report = repo.join("docs/COVERAGE.md");
+    std::fs::write(&report, render(&corpus.package, &results)).unwrap();
+    eprintln!("corpus: wrote {}", report.display());
+}
+
+fn choose(all: &[Package]) -> Vec<Package> {
+    if let Ok(only) = std::env::var("REFINE_CORPUS_ONLY") {
+        let names: Vec<&str> = only.split(',').collect();
+        return all
+            .iter()
+            .filter(|p| names.contains(&p.name.as_str()))
+            .cloned()
+            .collect();
+    }
+    if let Ok(s) = std::env::var("REFINE_CORPUS_SLICE") {
+        let (k, n) = s
+            .split_once('/')
+            .and_then(|(k, n)| Some((k.parse::<usize>().ok()?, n.parse::<usize>().ok()?)))
+            .filter(|(k, n)| *k >= 1 && k <= n)
+            .expect("REFINE_CORPUS_SLICE=K/N, 1 <= K <= N");
+        let size = all.len().div_ceil(n);
+        return all
+            .iter()
+            .skip((k - 1) * size)
+            .take(size)
+            .cloned()
+            .collect();
+    }
+    all.to_vec()
+}
+
+/// Run refine; (success, stdout, stderr).
+fn refine(cwd: &Path, store: &Path, args: &[&str]) -> (bool, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_refine"))
+        .current_dir(cwd)
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .env_remove("REFINE_EXECUTOR")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn events(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Import one package as `c-NAME`, with its smoke line as its wheel's
+/// test; the set's label, or why the import failed.
+fn import(ws: &Path, store: &Path, p: &Package) -> Result<String, String> {
+    let name = format!("c-{}", p.name);
+    let req = format!("corpus/{}.txt", p.name);
+    std::fs::write(ws.join(&req), format!("{}=={}\n", p.name, p.version)).unwrap();
+    let run = |ws: &Path| {
+        let r = refine(ws, store, &["--json", "import", &req, "--name", &name]);
+        let ev = events(&r.1);
+        if let Some(u) = ev.iter().find(|e| e["event"] == "unbuildable") {
+            return Err(format!(
+                "{} {}",
+                u["why"].as_str().unwrap_or_default(),
+                u["hint"]
+            ));
+        }
+        if !r.0 {
+            let e = ev.iter().find(|e| e["event"] == "error");
+            return Err(e
+                .map(|e| format!("{} {}", e["message"], e["hint"]))
+                .unwrap_or(r.2));
+        }
+        Ok(ev)
+    };
+    let ev = run(ws)?;
+    let decision = ev
+        .iter()
+        .find(|e| {
+            e["event"] == "decision"
+                && e["runtime"] == true
+                && e["name"].as_str().is_some_and(|n| same(n, &p.name))
+        })
+        .ok_or("the import made no decision for the package")?;
+    let file = ws.join(format!("rules/imported/{name}.toml"));
+    let text = std::fs::read_to_string(&file).map_err(|e| e.to_string())?;
+    let built = decision["what"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("built from");
+    if built && !text.contains("\n[[import.fixes]]") {
+        let label = decision["label"].as_str().unwrap_or_default();
+        let wheel = label.rsplit(':').next().unwrap_or_default();
+        let fix = format!(
+            "\n[[import.fixes]]\ntarget = \"//wheels:{wheel}\"\ntest = {}\n",
+            serde_json::to_string(&format!("python -c {}", shell_quote(&p.smoke))).unwrap()
+        );
+        std::fs::write(&file, format!("{text}{fix}")).unwrap();
+        run(ws)?;
+    }
+    Ok(format!("//sets:{name}"))
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn same(a: &str, b: &str) -> bool {
+    let n = |s: &str| s.to_ascii_lowercase().replace(['_', '.'], "-");
+    n(a) == n(b)
+}
+
+/// The last `finished` event per label, and the failed ones' errors.
+#[allow(clippy::type_complexity)]
+fn finished(stdout: &str) -> (BTreeMap<String, Value>, BTreeMap<String, String>) {
+    let mut fin = BTreeMap::new();
+    let mut err = BTreeMap::new();
+    for e in events(stdout) {
+        let label = e["label"].as_str().unwrap_or_default().to_string();
+        if e["event"] == "finished" {
+            fin.insert(label, e);
+        } else if e["event"] == "suggestion" {
+            err.insert(label, e["message"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    (fin, err)
+}
+
+fn test_events(stdout: &str) -> BTreeMap<String, Value> {
+    events(stdout)
+        .into_iter()
+        .filter(|e| e["event"] == "test")
+        .map(|e| (e["label"].as_str().unwrap_or_default().to_string(), e))
+        .collect()
+}
+
+fn outcome(
+    ws: &Path,
+    p: &Package,
+    set: &str,
+    fin: &BTreeMap<String, Value>,
+    sugg: &BTreeMap<String, String>,
+    tests: &BTreeMap<String, Value>,
+    wheels: &Path,
+) -> Outcome {
+    let name = set.trim_start_matches("//sets:");
+    let mut o = Outcome {
+        name: p.name.clone(),
+        version: p.version.clone(),
+        ..Outcome::default()
+    };
+    // The package's own nodes: labels named after it and its version.
+    let norm = p.name.to_ascii_lowercase().replace(['_', '.'], "-");
+    let own: Vec<(&String, &Value)> = fin
+        .iter()
+        .filter(|(l, _)| {
+            let n = l.rsplit(':').next().unwrap_or_default();
+            (l.starts_with("//wheels:") || l.starts_with("//repairs:"))
+                && (n == norm || n.starts_with(&format!("{norm}-{}", p.version)))
+        })
+        .collect();
+    o.secs = own
+        .iter()
+        .map(|(_, e)| e["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0)
+        .sum();
+    if let Ok(text) = std::fs::read_to_string(ws.join(format!("rules/imported/{name}.toml")))
+        && let Ok(doc) = text.parse::<toml::Table>()
+        && let Some(fixes) = doc
+            .get("import")
+            .and_then(|i| i.get("fixes"))
+            .and_then(|f| f.as_array())
+    {
+        for f in fixes {
+            let mut parts = Vec::new();
+            for k in ["packs", "build_requires", "env"] {
+                if let Some(v) = f.get(k) {
+                    parts.push(format!("{k} = {v}"));
+                }
+            }
+            if !parts.is_empty() {
+                o.fixes.push(parts.join(", "));
+            }
+        }
+    }
+    // Any failed node the set needed: the build failed.
+    if let Some((label, e)) = fin
+        .iter()
+        .find(|(_, e)| e["verdict"] == "failed" && own_or_dep(e, &own))
+    {
+        let msg = sugg.get(label).cloned().unwrap_or_else(|| {
+            e["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        });
+        o.stage = "build".into();
+        o.class = Some(classify(&msg));
+        o.evidence = Some(format!("{label}: {}", first_lines(&msg)));
+        return o;
+    }
+    let test = tests.get(&format!("//tests:{name}"));
+    let failed_check = test.and_then(|t| {
+        t["checks"]
+            .as_array()?
+            .iter()
+            .find(|c| c["ok"] == false)
+            .cloned()
+    });
+    let ok = test.is_some_and(|t| {
+        matches!(
+            t["verdict"].as_str(),
+            Some("built" | "hit-local" | "hit-remote")
+        )
+    }) && failed_check.is_none();
+    if !ok {
+        o.stage = "test".into();
+        let what = failed_check
+            .as_ref()
+            .map(|c| {
+                format!(
+                    "{}: {}",
+                    c["what"].as_str().unwrap_or_default(),
+                    c["output"].as_str().unwrap_or_default()
+                )
+            })
+            .unwrap_or_else(|| format!("the test node: {:?}", test.map(|t| &t["verdict"])));
+        o.class = Some(classify(&what));
+        o.evidence = Some(first_lines(&what));
+        return o;
+    }
+    o.passed = true;
+    o.stage = "passed".into();
+    o.glibc = glibc(wheels, &norm, &p.version);
+    o
+}
+
+/// Whether a failed node is the package's own (a dependency's failure
+/// shows as the package's own nodes not being built).
+fn own_or_dep(e: &Value, own: &[(&String, &Value)]) -> bool {
+    own.iter()
+        .any(|(l, _)| e["label"].as_str() == Some(l.as_str()))
+        || own
+            .iter()
+            .any(|(_, o)| o["verdict"] != "built" && o["verdict"] != "hit-local")
+}
+
+/// The manylinux floor of the package's repaired wheel in `--out`.
+fn glibc(wheels: &Path, norm: &str, version: &str) -> Option<String> {
+    let prefix = format!("{}-{version}-", norm.replace('-', "_"));
+    std::fs::read_dir(wheels).ok()?.flatten().find_map(|e| {
+        let f = e.file_name().to_string_lossy().to_ascii_lowercase();
+        if !f.starts_with(&prefix) {
+            return None;
+        }
+        let tags = f.trim_end_matches(".whl").rsplit('-').next()?.to_string();
+        let mut floors: Vec<(u32, u32)> = tags
+            .split('.')
+            .filter_map(|t| {
+                if t == "manylinux2014_s390x" {
+                    return Some((2, 17));
+                }
+                let rest = t.strip_prefix("manylinux_")?;
+                let mut it = rest.split('_');
+                Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+            })
+            .collect();
+        floors.sort();
+        floors.first().map(|(a, b)| format!("glibc {a}.{b}"))
+    })
+}
+
+/// A failure's class: what kind of thing went wrong, for the totals.
+fn classify(text: &str) -> String {
+    let t = text.to_ascii_lowercase();
+    let rules: &[(&[&str], &str)] = &[
+        (
+            &["did not find `", "no such file or directory\n#include"],
+            "a C header is missing",
+        ),
+        (
+            &["cargo vendor", "cargo.lock"],
+            "Rust crates cannot be vendored",
+        ),
+        (
+            &["no solution found", "unsatisfiable"],
+            "build requirements do not resolve",
+        ),
+        (
+            &["failed to say its build requirements"],
+            "the backend fails before building",
+        ),
+        (
+            &["pkg-config", "-config", "executable not found"],
+            "a library's config tool is needed",
+        ),
+        (
+            &["modulenotfounderror", "no module named"],
+            "a Python module is missing",
+        ),
+        (&["cmake"], "CMake"),
+        (&["meson"], "meson"),
+        (&["timed out", "timeout"], "time limit"),
+        (&["import "], "the import or smoke test fails on s390x"),
+    ];
+    for (needles, class) in rules {
+        if needles.iter().any(|n| t.contains(n)) {
+            return class.to_string();
+        }
+    }
+    "other".into()
+}
+
+fn first_lines(s: &str) -> String {
+    let one: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    one.chars().take(240).collect()
+}
+
+fn render(corpus: &[Package], results: &Path) -> String {
+    let mut rows = Vec::new();
+    for p in corpus {
+        let f = results.join(format!("{}.json", p.name));
+        if let Ok(t) = std::fs::read_to_string(&f)
+            && let Ok(o) = serde_json::from_str::<Outcome>(&t)
+            && o.version == p.version
+        {
+            rows.push((p, o));
+        }
+    }
+    let passed = rows.iter().filter(|(_, o)| o.passed).count();
+    let mut s = String::from("# Coverage of the real-package corpus for s390x\n\n");
+    s.push_str(&format!("coverage: {passed} of {} passed\n\n", rows.len()));
+    s.push_str(&format!(
+        "Measured: {} of the {} packages of benches/corpus.toml (`cargo bench --bench corpus`, \
+         in slices; the rest not run yet). Each package is imported on its own, built for s390x \
+         with `--keep-going --auto-apply`, and tested in a clean s390x container (install, \
+         `pip check`, import, its smoke line).\n\n",
+        rows.len(),
+        corpus.len()
+    ));
+    s.push_str(
+        "| package | kinds | verdict | time | fix applied | installs on | failure class |\n",
+    );
+    s.push_str("|---|---|---|---|---|---|---|\n");
+    let mut classes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (p, o) in &rows {
+        let verdict = if o.passed {
+            "passed".to_string()
+        } else {
+            format!("failed ({})", o.stage)
+        };
+        if let Some(c) = &o.class {
+            classes.entry(c.clone()).or_default().push(p.name.clone());
+        }
+        s.push_str(&format!(
+            "| {} {} | {} | {} | {:.0} s | {} | {} | {} |\n",
+            p.name,
+            p.version,
+            p.kinds,
+            verdict,
+            o.secs,
+            if o.fixes.is_empty() {
+                "—".into()
+            } else {
+                o.fixes.join("; ").replace('|', "/")
+            },
+            o.glibc.as_deref().unwrap_or("—"),
+            o.class
+                .as_ref()
+                .map(|c| format!("{c}: {}", o.evidence.as_deref().unwrap_or_default()))
+                .unwrap_or_else(|| "—".into())
+                .replace('|', "/"),
+        ));
+    }
+    s.push_str(&format!(
+        "\n## Totals\n\n{passed} passed, {} failed, of {} measured.\n\n## Top failure causes\n\n",
+        rows.len() - passed,
+        rows.len()
+    ));
+    let mut by: Vec<(String, Vec<String>)> = classes.into_iter().collect();
+    by.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
+    for (c, names) in by {
+        s.push_str(&format!("- {c}: {} ({})\n", names.len(), names.join(", ")));
+    }
+    s
+}
