@@ -316,17 +316,18 @@ fn outcome(
             }
         }
     }
-    // Any failed node the set needed: the build failed.
-    if let Some((label, e)) = fin
-        .iter()
-        .find(|(_, e)| e["verdict"] == "failed" && own_or_dep(e, &own))
-    {
-        let msg = sugg.get(label).cloned().unwrap_or_else(|| {
-            e["error"]["message"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        });
+    // The package's own failed node, or its own nodes blocked by a
+    // dependency that failed.
+    let own_failed = own.iter().find(|(_, e)| e["verdict"] == "failed");
+    let blocked = own.iter().find(|(_, e)| !ok_verdict(e));
+    if let Some((label, e)) = own_failed.or(blocked) {
+        let msg =
+            sugg.get(*label)
+                .cloned()
+                .unwrap_or_else(|| match e["error"]["message"].as_str() {
+                    Some(m) => m.to_string(),
+                    None => format!("a dependency of {label} failed ({})", e["verdict"]),
+                });
         o.stage = "build".into();
         o.class = Some(classify(&msg));
         o.evidence = Some(format!("{label}: {}", first_lines(&msg)));
@@ -368,14 +369,11 @@ fn outcome(
     o
 }
 
-/// Whether a failed node is the package's own (a dependency's failure
-/// shows as the package's own nodes not being built).
-fn own_or_dep(e: &Value, own: &[(&String, &Value)]) -> bool {
-    own.iter()
-        .any(|(l, _)| e["label"].as_str() == Some(l.as_str()))
-        || own
-            .iter()
-            .any(|(_, o)| o["verdict"] != "built" && o["verdict"] != "hit-local")
+fn ok_verdict(e: &Value) -> bool {
+    matches!(
+        e["verdict"].as_str(),
+        Some("built" | "hit:local" | "hit:remote")
+    )
 }
 
 /// The manylinux floor of the package's repaired wheel in `--out`.
@@ -434,6 +432,7 @@ fn classify(text: &str) -> String {
         (&["cmake"], "CMake"),
         (&["meson"], "meson"),
         (&["timed out", "timeout"], "time limit"),
+        (&["a dependency of"], "a dependency failed"),
         (&["import "], "the import or smoke test fails on s390x"),
     ];
     for (needles, class) in rules {
