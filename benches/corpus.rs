@@ -341,12 +341,7 @@ fn outcome(
             .find(|c| c["ok"] == false)
             .cloned()
     });
-    let ok = test.is_some_and(|t| {
-        matches!(
-            t["verdict"].as_str(),
-            Some("built" | "hit-local" | "hit-remote")
-        )
-    }) && failed_check.is_none();
+    let ok = test.is_some_and(ok_verdict) && failed_check.is_none();
     if !ok {
         o.stage = "test".into();
         let what = failed_check
