@@ -11,7 +11,9 @@
 //! workspace, the store and each package's result stay in
 //! `REFINE_CORPUS_DIR` (default target/corpus), so slices accumulate:
 //! docs/COVERAGE.md is written from every result there, and says how many
-//! of the corpus's packages have been measured.
+//! of the corpus's packages have been measured. `REFINE_CORPUS_REPORT=1`
+//! only writes the report again from the results there (failures are
+//! classified again from their errors and logs).
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -48,6 +50,13 @@ struct Outcome {
     /// The failure class, and the evidence.
     class: Option<String>,
     evidence: Option<String>,
+    /// The failed node's log in the store, read again when the report is
+    /// written (so a better classifier reclassifies old runs).
+    #[serde(default)]
+    log: Option<String>,
+    /// The failed node's error: its message and hint.
+    #[serde(default)]
+    error: Option<String>,
 }
 
 fn main() {
@@ -58,6 +67,13 @@ fn main() {
     let dir = std::env::var_os("REFINE_CORPUS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo.join("target/corpus"));
+    let report = repo.join("docs/COVERAGE.md");
+    if std::env::var_os("REFINE_CORPUS_REPORT").is_some() {
+        // Only the report, from the results (and logs) already there.
+        std::fs::write(&report, render(&corpus.package, &dir.join("results"))).unwrap();
+        eprintln!("corpus: wrote {}", report.display());
+        return;
+    }
     let chosen = choose(&corpus.package);
     let ws = dir.join("ws");
     let store = dir.join("store");
@@ -127,7 +143,6 @@ fn main() {
         chosen.len(),
         t.elapsed().as_secs_f64()
     );
-    let report = repo.join("docs/COVERAGE.md");
     std::fs::write(&report, render(&corpus.package, &results)).unwrap();
     eprintln!("corpus: wrote {}", report.display());
 }
@@ -329,8 +344,12 @@ fn outcome(
                     None => format!("a dependency of {label} failed ({})", e["verdict"]),
                 });
         o.stage = "build".into();
-        o.class = Some(classify(&msg));
+        let hint = e["error"]["hint"].as_str().unwrap_or_default();
+        let error = format!("{msg}\n{hint}");
+        o.log = e["log"].as_str().map(str::to_string);
+        o.class = Some(classify(&failure_text(&error, o.log.as_deref())));
         o.evidence = Some(format!("{label}: {}", first_lines(&msg)));
+        o.error = Some(error);
         return o;
     }
     let test = tests.get(&format!("//tests:{name}"));
@@ -396,6 +415,20 @@ fn glibc(wheels: &Path, norm: &str, version: &str) -> Option<String> {
     })
 }
 
+/// What a failure is classified by: its error and hint, then the last
+/// lines of its log (where the compiler or the backend says what broke).
+fn failure_text(error: &str, log: Option<&str>) -> String {
+    let tail = log
+        .and_then(|l| std::fs::read(l).ok())
+        .map(|b| {
+            let text = String::from_utf8_lossy(&b).into_owned();
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(80)..].join("\n")
+        })
+        .unwrap_or_default();
+    format!("{error}\n{tail}")
+}
+
 /// A failure's class: what kind of thing went wrong, for the totals.
 fn classify(text: &str) -> String {
     let t = text.to_ascii_lowercase();
@@ -448,9 +481,12 @@ fn render(corpus: &[Package], results: &Path) -> String {
     for p in corpus {
         let f = results.join(format!("{}.json", p.name));
         if let Ok(t) = std::fs::read_to_string(&f)
-            && let Ok(o) = serde_json::from_str::<Outcome>(&t)
+            && let Ok(mut o) = serde_json::from_str::<Outcome>(&t)
             && o.version == p.version
         {
+            if let Some(e) = &o.error {
+                o.class = Some(classify(&failure_text(e, o.log.as_deref())));
+            }
             rows.push((p, o));
         }
     }

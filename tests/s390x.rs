@@ -384,9 +384,11 @@ fn an_architecture_without_binfmt_is_an_environment_error_with_a_hint() {
 /// tested there with no rule written by hand: pure packages reused (six,
 /// idna, pycparser), C extensions built from their sdists (markupsafe,
 /// msgpack, simplejson, cffi against the libffi pack, brotlicffi with the
-/// brotli sources it carries), and one build requirement that only the
-/// backend's hook reveals (brotlicffi's setup.py asks for cffi through
-/// setup_requires; it has no pyproject.toml).
+/// brotli sources it carries), one C++ extension (editdistance: Cython and
+/// C++, compiled at the manylinux2014 floor by zig c++ with a static
+/// libc++), and one build requirement that only the backend's hook reveals
+/// (brotlicffi's setup.py asks for cffi through setup_requires; it has no
+/// pyproject.toml).
 #[test]
 fn an_imported_set_builds_for_s390x_and_passes_its_test_there() {
     let d = tempfile::tempdir().unwrap();
@@ -395,7 +397,7 @@ fn an_imported_set_builds_for_s390x_and_passes_its_test_there() {
     let ws = d.path().join("ws");
     std::fs::write(
         ws.join("requirements.txt"),
-        "brotlicffi==1.2.1.0\nmarkupsafe==3.0.2\nmsgpack==1.1.0\nidna==3.10\nsimplejson==3.19.3\nsix==1.17.0\n",
+        "brotlicffi==1.2.1.0\neditdistance==0.8.1\nmarkupsafe==3.0.2\nmsgpack==1.1.0\nidna==3.10\nsimplejson==3.19.3\nsix==1.17.0\n",
     )
     .unwrap();
     let imp = run(
@@ -417,7 +419,7 @@ fn an_imported_set_builds_for_s390x_and_passes_its_test_there() {
             .unwrap()
             .to_string()
     };
-    assert_eq!(decided.len(), 8, "{}", imp.stdout);
+    assert_eq!(decided.len(), 9, "{}", imp.stdout);
     for pure in ["six", "idna", "pycparser"] {
         assert!(
             what(pure).starts_with("pure wheel"),
@@ -425,7 +427,14 @@ fn an_imported_set_builds_for_s390x_and_passes_its_test_there() {
             what(pure)
         );
     }
-    for c in ["markupsafe", "msgpack", "simplejson", "cffi", "brotlicffi"] {
+    for c in [
+        "markupsafe",
+        "msgpack",
+        "simplejson",
+        "cffi",
+        "brotlicffi",
+        "editdistance",
+    ] {
         assert!(what(c).starts_with("built from"), "{c}: {}", what(c));
     }
     assert!(
@@ -446,7 +455,7 @@ fn an_imported_set_builds_for_s390x_and_passes_its_test_there() {
         .iter()
         .map(|w| w["wheel"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(names.len(), 8, "{names:?}");
+    assert_eq!(names.len(), 9, "{names:?}");
     let s390x = refine::platform::Arch::S390x.elf_machine();
     for n in &names {
         if n.ends_with("-none-any.whl") {
@@ -473,6 +482,22 @@ fn an_imported_set_builds_for_s390x_and_passes_its_test_there() {
         "{cffi}"
     );
 
+    // The C++ extension meets the floor: its C++ runtime is libc++, linked
+    // in statically, not the image's libstdc++ (GLIBCXX_3.4.30).
+    let ed = names
+        .iter()
+        .find(|n| n.starts_with("editdistance-"))
+        .unwrap();
+    assert!(ed.contains("manylinux2014_s390x"), "{ed}");
+    let files = refine::wheel::read_wheel(&dist.join(ed)).unwrap();
+    let so: Vec<_> = files.iter().filter(|f| f.name.ends_with(".so")).collect();
+    assert!(!so.is_empty(), "{ed}");
+    for f in so {
+        let has = |s: &[u8]| f.data.windows(s.len()).any(|w| w == s);
+        assert!(!has(b"libstdc++"), "{}: links libstdc++", f.name);
+        assert!(has(b"_ZNSt3__1"), "{}: no libc++ in it", f.name);
+    }
+
     // Installed together in a clean s390x container: pip check, and every
     // wheel imports there.
     let t = run(&ws, &["test", "//sets:svc"]);
@@ -487,7 +512,7 @@ fn an_imported_set_builds_for_s390x_and_passes_its_test_there() {
         .lines()
         .filter(|l| l.starts_with("PASS //") && l.contains(": import "))
         .count();
-    assert_eq!(passes, 8, "{}", t.stdout);
+    assert_eq!(passes, 9, "{}", t.stdout);
     assert!(
         t.stdout
             .lines()

@@ -28,9 +28,18 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 # library does not define, GNU ld does not: --undefined-version. A caller's
 # own --target (cc-rs passes Rust's triplet) is dropped: the target is the
 # floor's. For Rust, the target's linker and CC go through it too
-# (cargo-zigbuild's way); build scripts keep the host's compiler. C++ keeps
-# the image's g++ and libstdc++: the repair then says which symbols keep
-# it above the floor.
+# (cargo-zigbuild's way); build scripts keep the host's compiler.
+# C++ goes through `zig c++` (c++, g++, the target's <triplet>-g++, clang++,
+# and cc given a C++ source or `-x c++`): LLVM's libc++ and libc++abi,
+# built by Zig for the floor, are linked statically (Zig builds them with
+# hidden symbols: the extension exports none of them), so a C++ extension needs
+# nothing newer than the floor's glibc (the image's libstdc++ is GCC 12's,
+# GLIBCXX_3.4.30, far above manylinux2014's 3.4.19; manylinux's own images
+# get there with devtoolset's static libstdc++ parts, which Debian has
+# not). A link by cc of objects that reference the C++ runtime (a package
+# that compiles C++ with CXX and links with LDSHARED) links as C++ too.
+# Zig builds libc++ for the target on the first C++ use in a build (about a
+# minute, native). Rust's cc-rs C++ keeps the image's g++.
 floor_toolchain() {
     [ -n "${REFINE_CC_TARGET:-}" ] || return 0
     [ -x "${REFINE_ZIG:-}" ] || die "REFINE_CC_TARGET is $REFINE_CC_TARGET but there is no Zig at '${REFINE_ZIG:-}'"
@@ -38,28 +47,51 @@ floor_toolchain() {
     mkdir -p "$fb"
     export ZIG_GLOBAL_CACHE_DIR=/build/floor/cache ZIG_LOCAL_CACHE_DIR=/build/floor/cache
     triplet=${REFINE_CC_TARGET%.*.*}
-    cat > "$fb/cc" <<CC
+    for lang in cc c++; do
+        cat > "$fb/$lang" <<CC
 #!/bin/sh
-# refine's floor: zig cc for $REFINE_CC_TARGET (recipes/lib/common.sh).
+# refine's floor: zig $lang for $REFINE_CC_TARGET (recipes/lib/common.sh).
 # -dumpmachine answers as GCC does (zig's clang names the floor's glibc in
 # the triplet, and complains of it).
 if [ "\$*" = -dumpmachine ]; then echo $triplet; exit 0; fi
+lang=$lang
+link=yes
 for a in "\$@"; do
     shift
     case "\$a" in
-        --target=*|-target=*) ;;
-        *) set -- "\$@" "\$a" ;;
+        --target=*|-target=*) continue ;;
+        -c|-E|-S|-M|-MM) link=no ;;
+        *.cpp|*.cc|*.cxx|*.C|*.c++|*.CPP) lang=c++ ;;
     esac
+    [ "\$prev" = -x ] && [ "\$a" = c++ ] && lang=c++
+    [ "\$a" = -xc++ ] && lang=c++
+    prev=\$a
+    set -- "\$@" "\$a"
 done
-exec "$REFINE_ZIG" cc -target $REFINE_CC_TARGET \\
+# Objects (or archives) that need the C++ runtime, linked by cc.
+if [ \$lang = cc ] && [ \$link = yes ]; then
+    for a in "\$@"; do
+        case "\$a" in
+            *.o|*.a)
+                if [ -f "\$a" ] && grep -aqE '_ZNSt3__1|__gxx_personality_v0|__cxa_begin_catch|_Znwm|_ZdlPv' "\$a"; then
+                    lang=c++
+                fi ;;
+        esac
+    done
+fi
+exec "$REFINE_ZIG" \$lang -target $REFINE_CC_TARGET \\
     -Wno-error=implicit-function-declaration -Wno-error=implicit-int \\
     -Wno-error=int-conversion -Wno-error=incompatible-function-pointer-types \\
     -Wno-unused-command-line-argument -Wl,--undefined-version \\
     "\$@" -idirafter /usr/include -idirafter /usr/include/$triplet
 CC
-    chmod 755 "$fb/cc"
+        chmod 755 "$fb/$lang"
+    done
     for name in gcc clang "$triplet-gcc" "$triplet-gcc-12"; do
         ln -sf cc "$fb/$name"
+    done
+    for name in g++ clang++ "$triplet-g++" "$triplet-g++-12"; do
+        ln -sf c++ "$fb/$name"
     done
     # Zig builds its crt objects and glibc stubs for the target on first
     # use: here, from /, so that nothing it makes names the build's
@@ -67,13 +99,14 @@ CC
     printf 'int main(void) { return 0; }\n' > /build/floor/probe.c
     (cd / && "$fb/cc" -o /build/floor/probe /build/floor/probe.c) \
         || die "zig cc cannot link for $REFINE_CC_TARGET"
-    export PATH="$fb:$PATH" CC="$fb/cc" LDSHARED="$fb/cc -shared"
+    export PATH="$fb:$PATH" CC="$fb/cc" CXX="$fb/c++" LDSHARED="$fb/cc -shared" \
+        LDCXXSHARED="$fb/c++ -shared"
     # Rust: rustc's target triplet (s390x-unknown-linux-gnu).
     rt="${triplet%%-*}-unknown-${triplet#*-}"
     rv=$(echo "$rt" | tr 'a-z-' 'A-Z_')
     rl=$(echo "$rt" | tr '-' '_')
     export "CARGO_TARGET_${rv}_LINKER=$fb/cc" "CC_${rl}=$fb/cc"
-    log "floor: $REFINE_CC_TARGET, C compiled and linked by zig cc ($("$REFINE_ZIG" version))"
+    log "floor: $REFINE_CC_TARGET, C compiled and linked by zig cc ($("$REFINE_ZIG" version)), C++ by zig c++ (libc++, static)"
 }
 
 # Say which compiler this build runs (REFINE_TOOLCHAIN: native, cross or
