@@ -557,3 +557,42 @@ fn a_fixs_test_command_is_written_into_the_wheel_rule_and_kept() {
 fn toml_str(s: &str) -> String {
     serde_json::to_string(s).unwrap()
 }
+
+/// A backend that asks the host for a library's config tool at requirement
+/// time (gssapi's setup.py runs `krb5-config`) does not stop the import:
+/// the package is still built from its sdist with its declared build
+/// requirements, and the decision says why and what to give the build.
+#[test]
+fn a_backend_hook_that_fails_on_the_host_falls_back_to_the_declared_requirements() {
+    assert!(
+        !Path::new("/usr/bin/krb5-config").exists(),
+        "this test needs a host without krb5-config (libkrb5-dev): gssapi's hook must fail here"
+    );
+    let ws = Own::new();
+    ws.write("requirements.txt", "gssapi==1.12.0\n");
+    let r = ws.run(&["--json", "import", "requirements.txt", "--name", "krb"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let d = decisions(&r);
+    let g = decision(&d, "gssapi");
+    let what = g["what"].as_str().unwrap();
+    assert!(what.starts_with("built from gssapi-1.12.0"), "{what}");
+    assert!(
+        what.contains("get_requires_for_build_wheel failed on this host")
+            && what.contains("krb5-config"),
+        "{what}"
+    );
+    let text = ws.read("rules/imported/krb.toml");
+    let doc: toml::Table = text.parse().unwrap();
+    let wheels = doc["wheels"].as_table().unwrap();
+    let rule = wheels
+        .iter()
+        .find(|(k, _)| k.starts_with("gssapi"))
+        .unwrap_or_else(|| panic!("no wheel rule for gssapi: {text}"))
+        .1;
+    // Its declared build requirements (Cython, setuptools) are the rule's.
+    let reqs = rule["build_requires"].to_string().to_ascii_lowercase();
+    assert!(
+        reqs.contains("cython") && reqs.contains("setuptools"),
+        "{text}"
+    );
+}

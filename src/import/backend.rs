@@ -59,6 +59,10 @@ pub struct HookAnswer {
     pub requires: Vec<String>,
     /// Whether the network was closed to it.
     pub offline: bool,
+    /// The hook failed on this host (its last line): the answer is the
+    /// declared requirements alone. Never cached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 fn cache_path(store: &Path, sdist_sha256: &str, bs: &BuildSystem) -> PathBuf {
@@ -198,17 +202,37 @@ pub fn requires_for_build_wheel(
         Ok(o) => (o, true),
     };
     if !out.status.success() {
-        return Err(Error::build(format!(
-            "the build backend {} failed to say its build requirements: {}",
-            bs.backend,
-            last_lines(&out.stderr, 12)
-        ))
-        .hint("the sdist may need a newer build requirement or a system package; try --build-pure or write its rule by hand"));
+        // A backend that asks the host for a library's config tool
+        // (krb5-config, mysql_config, pkg-config, proj) fails here, where
+        // the library is not, though the build would find it in its
+        // sandbox through the rule's packs. pip and uv would stop; an
+        // import goes on with the declared requirements, says so, and the
+        // build asks the hook again (a requirement it then misses is a
+        // located build failure with a hint, not a silent difference).
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("no message")
+            .chars()
+            .take(240)
+            .collect::<String>();
+        return Ok(HookAnswer {
+            requires: Vec::new(),
+            offline,
+            failed: Some(last),
+        });
     }
     let text = std::fs::read_to_string(&answer)?;
     let requires: Vec<String> = serde_json::from_str(&text)
         .map_err(|e| Error::build(format!("the build backend answered `{text}`: {e}")))?;
-    let a = HookAnswer { requires, offline };
+    let a = HookAnswer {
+        requires,
+        offline,
+        failed: None,
+    };
     if let Some(parent) = cached.parent() {
         std::fs::create_dir_all(parent)?;
         let tmp = tempfile::NamedTempFile::new_in(parent)?;

@@ -331,6 +331,17 @@ impl<'a> Importer<'a> {
         if !answer.offline {
             origin.push_str(" (its hook ran with the network: no network namespace here)");
         }
+        if let Some(why) = &answer.failed {
+            self.say(&format!(
+                "{}: the backend's get_requires_for_build_wheel failed on this host ({why}); \
+                 going on with the declared build requirements",
+                file.filename
+            ));
+            origin.push_str(&format!(
+                "; its get_requires_for_build_wheel failed on this host ({why}): the declared \
+                 requirements only, the build asks it again (give the rule the packs it needs)"
+            ));
+        }
         // A Rust extension: its crates vendored and pinned now, as the
         // build will vendor them (cargo vendor --locked on this host).
         let rusty = reqs.iter().any(|r| {

@@ -35,6 +35,17 @@ pub struct Catalog {
     debian: BTreeMap<String, (String, Option<String>)>,
 }
 
+/// A hint's `say` with its named groups filled in from a match; a group
+/// its alternative did not take says nothing.
+fn fill(text: &str, re: &regex::Regex, caps: &regex::Captures) -> String {
+    let mut t = text.to_string();
+    for name in re.capture_names().flatten() {
+        let v = caps.name(name).map(|m| m.as_str()).unwrap_or_default();
+        t = t.replace(&format!("{{{name}}}"), v);
+    }
+    t
+}
+
 impl Catalog {
     pub fn load(s: &Session) -> Catalog {
         let ev = s.evaluated();
@@ -88,15 +99,7 @@ impl Catalog {
                 continue;
             };
             let group = |name: &str| caps.name(name).map(|m| m.as_str().to_string());
-            let say = |text: &str| {
-                let mut t = text.to_string();
-                for name in re.capture_names().flatten() {
-                    if let Some(v) = group(name) {
-                        t = t.replace(&format!("{{{name}}}"), &v);
-                    }
-                }
-                t
-            };
+            let say = |text: &str| fill(text, re, &caps);
             let mut sug = match h.fix {
                 HintFix::Say => Suggestion {
                     label: n.label().clone(),
@@ -505,6 +508,80 @@ mod rounds_tests {
                     ..Default::default()
                 },
             )),
+        }
+    }
+
+    /// The shipped catalog's `say` hints for what real builds print: the
+    /// first hint (from the end of the log, as `suggest` reads it) that
+    /// matches each line, filled in.
+    #[test]
+    fn the_catalog_names_missing_config_tools_and_pkg_config_packages() {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/hints.toml"),
+        )
+        .unwrap();
+        let doc: toml::Table = text.parse().unwrap();
+        let hints: Vec<(regex::Regex, String)> = doc["hints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["fix"].as_str() == Some("say"))
+            .map(|h| {
+                (
+                    regex::Regex::new(h["match"].as_str().unwrap()).unwrap(),
+                    h["say"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let said = |line: &str| -> String {
+            hints
+                .iter()
+                .find_map(|(re, say)| re.captures(line).map(|c| fill(say, re, &c)))
+                .unwrap_or_else(|| panic!("no hint for {line:?}"))
+        };
+        // gssapi, krb5 (through the shell), a direct call, sh's own words.
+        for (line, tool) in [
+            (
+                "subprocess.CalledProcessError: Command 'krb5-config --libs gssapi' returned non-zero exit status 127.",
+                "krb5-config",
+            ),
+            (
+                "subprocess.CalledProcessError: Command '('krb5-config --cflags krb5',)' returned non-zero exit status 127.)",
+                "krb5-config",
+            ),
+            (
+                "FileNotFoundError: [Errno 2] No such file or directory: 'mysql_config'",
+                "mysql_config",
+            ),
+            ("/bin/sh: 1: xslt-config: not found", "xslt-config"),
+        ] {
+            let s = said(line);
+            assert!(
+                s.starts_with(&format!("the build ran `{tool}`, the config tool")),
+                "{line} -> {s}"
+            );
+            assert!(!s.contains('{'), "an unfilled group: {s}");
+        }
+        // mysqlclient's and av's pkg-config.
+        for (line, pkg) in [
+            (
+                "Command 'pkg-config --exists libmariadb' returned non-zero exit status 1.",
+                "libmariadb",
+            ),
+            (
+                "Package 'libavdevice', required by 'virtual:world', not found",
+                "libavdevice",
+            ),
+            (
+                "Package libpq was not found in the pkg-config search path.",
+                "libpq",
+            ),
+        ] {
+            let s = said(line);
+            assert!(
+                s.starts_with(&format!("pkg-config found no `{pkg}`")),
+                "{line} -> {s}"
+            );
         }
     }
 
