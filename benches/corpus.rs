@@ -348,7 +348,11 @@ fn outcome(
         let error = format!("{msg}\n{hint}");
         o.log = e["log"].as_str().map(str::to_string);
         o.class = Some(classify(&failure_text(&error, o.log.as_deref())));
-        o.evidence = Some(format!("{label}: {}", first_lines(&msg)));
+        o.evidence = Some(
+            evidence_line(o.log.as_deref())
+                .map(|l| format!("{label}: {l}"))
+                .unwrap_or_else(|| format!("{label}: {}", first_lines(&msg))),
+        );
         o.error = Some(error);
         return o;
     }
@@ -429,29 +433,94 @@ fn failure_text(error: &str, log: Option<&str>) -> String {
     format!("{error}\n{tail}")
 }
 
+/// The log's line that says what broke: the last one that speaks of an
+/// error and is not the frontend's or refine's summary of it.
+fn evidence_line(log: Option<&str>) -> Option<String> {
+    let text = String::from_utf8_lossy(&std::fs::read(log?).ok()?).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    let summary = [
+        "Failed to build",
+        "cause:",
+        "hint:",
+        "refine:",
+        "backend returned an error",
+        "failed with code",
+        "process didn't exit successfully",
+        "returned non-zero exit status 1.",
+        "For more information about this error",
+        "previous error",
+        "errors generated",
+        "error generated",
+        "Traceback",
+    ];
+    lines[lines.len().saturating_sub(200)..]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .filter(|l| !l.starts_with("podman run") && !summary.iter().any(|s| l.contains(s)))
+        .find(|l| {
+            let t = l.to_ascii_lowercase();
+            t.contains("error") || t.contains("not found") || t.contains("exception")
+        })
+        .map(first_lines)
+}
+
 /// A failure's class: what kind of thing went wrong, for the totals.
 fn classify(text: &str) -> String {
     let t = text.to_ascii_lowercase();
     let rules: &[(&[&str], &str)] = &[
         (
-            &["did not find `", "no such file or directory\n#include"],
-            "a C header is missing",
+            &["does not meet manylinux", "does not meet musllinux"],
+            "the wheel needs more than its floor allows",
+        ),
+        (
+            &[
+                "undeclared identifier '_py",
+                "implicit declaration of function '_py",
+                "has no member named 'ob_",
+                "undeclared identifier 'py_",
+            ],
+            "the C code predates CPython 3.11",
+        ),
+        (
+            &[
+                "e0658",
+                "edition2024",
+                "requires rustc",
+                "is not supported by the current rustc",
+                "package requires rust",
+            ],
+            "the crates need a newer Rust than the image's",
+        ),
+        (
+            &[
+                "did not find `",
+                "no such file or directory\n#include",
+                "' file not found",
+            ],
+            "a C header is missing (no pack)",
+        ),
+        (
+            &[
+                "pkg-config found no",
+                "the config tool of a c library",
+                "not found (tried pkg-config",
+                "was not found in the pkg-config search path",
+                "could not find the package",
+            ],
+            "a C library is missing (no pack)",
         ),
         (
             &["cargo vendor", "cargo.lock"],
             "Rust crates cannot be vendored",
         ),
         (
-            &["no solution found", "unsatisfiable"],
+            &["no solution found", "unsatisfiable", "not on the index"],
             "build requirements do not resolve",
         ),
         (
             &["failed to say its build requirements"],
             "the backend fails before building",
-        ),
-        (
-            &["pkg-config", "-config", "executable not found"],
-            "a library's config tool is needed",
         ),
         (
             &["modulenotfounderror", "no module named"],
@@ -486,6 +555,10 @@ fn render(corpus: &[Package], results: &Path) -> String {
         {
             if let Some(e) = &o.error {
                 o.class = Some(classify(&failure_text(e, o.log.as_deref())));
+                if let (Some(l), Some(ev)) = (evidence_line(o.log.as_deref()), &o.evidence) {
+                    let label = ev.split(": ").next().unwrap_or_default();
+                    o.evidence = Some(format!("{label}: {l}"));
+                }
             }
             rows.push((p, o));
         }

@@ -104,13 +104,30 @@ pub fn vendor(
                 "cargo vendor failed: {}",
                 tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
             ),
-            hint: "the crates are fetched with this host's cargo and its registry configuration; check that cargo can reach the registry (`cargo search serde`)".into(),
+            hint: vendor_hint(&err),
         });
     }
     let name = archive_name(sdist_name);
     let archive = dest_dir.join(&name);
     pack(&out, &archive)?;
     Ok((archive, name))
+}
+
+/// What to do when `cargo vendor --locked` fails: a locked crate the
+/// registry does not have (a mirror behind the package) is answered with
+/// an older release of the package; anything else is the registry's reach.
+fn vendor_hint(stderr: &str) -> String {
+    let locked = regex::Regex::new(
+        r"failed to select a version for the requirement `(?P<crate>[A-Za-z0-9_-]+) = [^`]*` \(locked to (?P<v>[^)]+)\)",
+    )
+    .expect("a valid pattern");
+    match locked.captures(stderr) {
+        Some(c) => format!(
+            "the registry this host's cargo reaches has no {} {} (the package's Cargo.lock asks for it): it is behind the package; pin an older release of the package, whose crates it has, or point cargo at a registry that has it",
+            &c["crate"], &c["v"]
+        ),
+        None => "the crates are fetched with this host's cargo and its registry configuration; check that cargo can reach the registry (`cargo search serde`)".into(),
+    }
 }
 
 /// A deterministic tar of `dir`'s files (their paths relative to `dir`).
@@ -150,6 +167,17 @@ pub fn pack(dir: &Path, dest: &Path) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_locked_crate_the_registry_lacks_asks_for_an_older_pin() {
+        let err = "error: failed to select a version for the requirement `asn1 = \"^0.25.0\"` (locked to 0.25.1)\ncandidate versions found which didn't match: 0.24.1, 0.24.0";
+        let h = super::vendor_hint(err);
+        assert!(
+            h.starts_with("the registry this host's cargo reaches has no asn1 0.25.1"),
+            "{h}"
+        );
+        assert!(h.contains("pin an older release of the package"), "{h}");
+        assert!(super::vendor_hint("error: network unreachable").contains("cargo search serde"));
+    }
     use super::*;
 
     #[test]

@@ -148,7 +148,7 @@ pub fn requires_for_build_wheel(
                 bs.requires.join(", "),
                 last_lines(&out.stderr, 8)
             ))
-            .hint("the project's pyproject.toml asks for them; check the index (refine doctor)"));
+            .hint(requires_hint(&String::from_utf8_lossy(&out.stderr))));
         }
     }
     let answer = scratch.join("requires.json");
@@ -242,6 +242,25 @@ pub fn requires_for_build_wheel(
     Ok(a)
 }
 
+/// What to do when the declared build requirements do not install: one
+/// the index has no version of (uv: "only cython<=3.3.1 is available and
+/// you require cython>=3.3.2") means the index is behind the package.
+fn requires_hint(stderr: &str) -> String {
+    let behind = regex::Regex::new(
+        r"only (?P<have>[A-Za-z0-9_.-]+(?:[<>=!~]=?)[^\s,]+) is available and you require (?P<want>[A-Za-z0-9_.-]+[^\s,]*)",
+    )
+    .expect("a valid pattern");
+    match behind.captures(stderr) {
+        Some(c) => format!(
+            "the index has {} and the sdist asks for {}: the index is behind the package; pin an older release of the package, or point pip at an index that has it",
+            &c["have"], &c["want"]
+        ),
+        None => {
+            "the project's pyproject.toml asks for them; check the index (refine doctor)".into()
+        }
+    }
+}
+
 fn is_unshare_failure(stderr: &[u8]) -> bool {
     let s = String::from_utf8_lossy(stderr);
     s.starts_with("unshare:") || s.contains("unshare failed")
@@ -294,4 +313,19 @@ fn wait_with_timeout(
         stdout: t_out.join().unwrap_or_default(),
         stderr: t_err.join().unwrap_or_default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_build_requirement_newer_than_the_index_asks_for_an_older_pin() {
+        let uv = "  × No solution found when resolving dependencies:\n  ╰─▶ Because only cython<=3.3.1 is available and you require cython>=3.3.2, we can conclude that your requirements are unsatisfiable.";
+        let h = super::requires_hint(uv);
+        assert!(
+            h.starts_with("the index has cython<=3.3.1 and the sdist asks for cython>=3.3.2"),
+            "{h}"
+        );
+        assert!(h.contains("pin an older release of the package"), "{h}");
+        assert!(super::requires_hint("network down").contains("refine doctor"));
+    }
 }

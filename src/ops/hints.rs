@@ -562,6 +562,17 @@ mod rounds_tests {
             );
             assert!(!s.contains('{'), "an unfilled group: {s}");
         }
+        // cbor2 6.3 (let chains, Rust 1.88) and a crate's rust-version.
+        for line in [
+            "error[E0658]: `let` expressions in this position are unstable",
+            "error: package `pyo3 v0.99.0` cannot be built because it requires rustc 1.88 or newer, while the currently active rustc version is 1.85.0",
+        ] {
+            let s = said(line);
+            assert!(
+                s.starts_with("the package's Rust needs a newer compiler than the image's"),
+                "{line} -> {s}"
+            );
+        }
         // mysqlclient's and av's pkg-config.
         for (line, pkg) in [
             (
