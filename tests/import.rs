@@ -596,3 +596,29 @@ fn a_backend_hook_that_fails_on_the_host_falls_back_to_the_declared_requirements
         "{text}"
     );
 }
+
+/// A Rust extension whose sdist ships no Cargo.lock (tiktoken 0.14.0): its
+/// crates are resolved from the registry at import, and the lock is packed
+/// with them, so the archive's pin pins the versions.
+#[test]
+fn an_sdist_without_a_cargo_lock_gets_one_resolved_and_pinned() {
+    let ws = Own::new();
+    ws.write("requirements.txt", "tiktoken==0.14.0\n");
+    let r = ws.run(&["--json", "import", "requirements.txt", "--name", "tk"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let d = decisions(&r);
+    let what = decision(&d, "tiktoken")["what"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(what.starts_with("built from tiktoken-0.14.0"), "{what}");
+    assert!(
+        what.contains("the sdist has no Cargo.lock: one resolved from the registry now"),
+        "{what}"
+    );
+    let text = ws.read("rules/imported/tk.toml");
+    assert!(
+        text.contains("cargo = ") && text.contains("tiktoken"),
+        "the crates are a pinned source of the rule: {text}"
+    );
+}

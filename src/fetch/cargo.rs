@@ -5,7 +5,10 @@
 //! crate against the checksum in `Cargo.lock`), then packed into one
 //! deterministic tar (entries sorted, times and owners zeroed, modes 0644
 //! or 0755), whose sha256 is the source's pin like any other file's. The
-//! wheel's recipe unpacks it and points cargo at it, offline.
+//! wheel's recipe unpacks it and points cargo at it, offline. An sdist
+//! without a Cargo.lock gets one from `cargo generate-lockfile` (the
+//! registry as it is when the import pins it), packed with the crates;
+//! offline, cargo resolves the same versions from the vendored ones.
 
 use super::FetchError;
 use std::fs::File;
@@ -57,7 +60,7 @@ pub fn vendor(
     lock: Option<&str>,
     dest_dir: &Path,
     log: &mut File,
-) -> Result<(PathBuf, String), FetchError> {
+) -> Result<Vendored, FetchError> {
     let cargo = crate::exec::host::which("cargo").ok_or_else(|| FetchError::Tool {
         message:
             "cargo is not installed on this host; refine vendors a Rust extension's crates with it"
@@ -74,7 +77,16 @@ pub fn vendor(
         message: e,
         hint: "check the sdist".into(),
     })?;
-    let lock = find_lock(&top, lock)?;
+    let (lock, generated) = match find_lock(&top, lock) {
+        Ok(l) => (l, false),
+        // No Cargo.lock in the sdist (tiktoken's): one resolved now from
+        // the registry, as `cargo build` would on a user's machine, and
+        // packed with the crates, so the archive's pin pins the versions.
+        Err(FetchError::NotFound { .. }) if lock.is_none() => {
+            (generate_lock(&cargo, &top, &work, log)?, true)
+        }
+        Err(e) => return Err(e),
+    };
     let manifest = lock.with_file_name("Cargo.toml");
     let out = work.join("out");
     writeln!(
@@ -107,10 +119,77 @@ pub fn vendor(
             hint: vendor_hint(&err),
         });
     }
+    if generated {
+        std::fs::copy(&lock, out.join("Cargo.lock"))?;
+    }
     let name = archive_name(sdist_name);
     let archive = dest_dir.join(&name);
     pack(&out, &archive)?;
-    Ok((archive, name))
+    Ok(Vendored {
+        archive,
+        name,
+        generated_lock: generated,
+    })
+}
+
+/// What `vendor` made.
+pub struct Vendored {
+    pub archive: PathBuf,
+    pub name: String,
+    /// The sdist had no Cargo.lock: the one in the archive was resolved
+    /// from the registry when it was vendored.
+    pub generated_lock: bool,
+}
+
+/// A Cargo.lock for a project that ships none: the shallowest Cargo.toml's,
+/// resolved by `cargo generate-lockfile` against the registry.
+fn generate_lock(
+    cargo: &Path,
+    top: &Path,
+    work: &Path,
+    log: &mut File,
+) -> Result<PathBuf, FetchError> {
+    let mut manifests: Vec<PathBuf> = walkdir::WalkDir::new(top)
+        .sort_by_file_name()
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file() && e.file_name() == "Cargo.toml")
+        .map(|e| e.into_path())
+        .collect();
+    manifests.sort_by_key(|p| p.components().count());
+    let Some(manifest) = manifests.into_iter().next() else {
+        return Err(FetchError::NotFound {
+            message:
+                "the sdist has neither Cargo.lock nor Cargo.toml: there are no crates to vendor"
+                    .into(),
+            hint: "check that the package compiles Rust; give its rule `cargo` only if it does"
+                .into(),
+        });
+    };
+    writeln!(
+        log,
+        "fetch: the sdist has no Cargo.lock: cargo generate-lockfile for {}",
+        manifest.strip_prefix(top).unwrap_or(&manifest).display()
+    )?;
+    let o = Command::new(cargo)
+        .args(["generate-lockfile", "--quiet", "--manifest-path"])
+        .arg(&manifest)
+        .current_dir(work)
+        .stdin(Stdio::null())
+        .output()?;
+    log.write_all(&o.stderr)?;
+    if !o.status.success() {
+        let err = String::from_utf8_lossy(&o.stderr);
+        let tail: Vec<&str> = err.lines().rev().take(6).collect();
+        return Err(FetchError::Tool {
+            message: format!(
+                "the sdist has no Cargo.lock, and cargo generate-lockfile failed: {}",
+                tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+            ),
+            hint: vendor_hint(&err),
+        });
+    }
+    Ok(manifest.with_file_name("Cargo.lock"))
 }
 
 /// What to do when `cargo vendor --locked` fails: a locked crate the

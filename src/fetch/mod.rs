@@ -120,7 +120,8 @@ pub fn fetch(
                     hint: "`cargo = …` names the sdist source whose Cargo.lock to vendor".into(),
                 });
             };
-            cargo::vendor(sdist, name, lock.as_deref(), tmp.path(), log)?
+            let v = cargo::vendor(sdist, name, lock.as_deref(), tmp.path(), log)?;
+            (v.archive, v.name)
         }
         Fetch::Path { path } => {
             let src = match crate::workspace::confined(ws_root, path) {

@@ -352,14 +352,18 @@ impl<'a> Importer<'a> {
             self.say(&format!("vendoring the crates of {}", file.filename));
             let work = tempfile::tempdir_in(&self.scratch)?;
             let mut log = tempfile::tempfile_in(&self.scratch)?;
-            let (archive, _) =
-                crate::fetch::cargo::vendor(&path, &file.filename, None, work.path(), &mut log)
-                    .map_err(|e| {
-                        let hint = e.hint();
-                        Error::build(format!("{}: its Rust crates: {e}", file.filename)).hint(hint)
-                    })?;
-            let (d, _) = crate::key::sha256_file(&archive)?;
-            origin.push_str("; Rust, with its crates vendored");
+            let v = crate::fetch::cargo::vendor(&path, &file.filename, None, work.path(), &mut log)
+                .map_err(|e| {
+                    let hint = e.hint();
+                    Error::build(format!("{}: its Rust crates: {e}", file.filename)).hint(hint)
+                })?;
+            let (d, _) = crate::key::sha256_file(&v.archive)?;
+            origin.push_str(if v.generated_lock {
+                "; Rust, with its crates vendored (the sdist has no Cargo.lock: one resolved \
+                 from the registry now, pinned with them)"
+            } else {
+                "; Rust, with its crates vendored"
+            });
             Some(d.hex().to_string())
         } else {
             None
