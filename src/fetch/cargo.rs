@@ -109,15 +109,7 @@ pub fn vendor(
         .output()?;
     log.write_all(&o.stderr)?;
     if !o.status.success() {
-        let err = String::from_utf8_lossy(&o.stderr);
-        let tail: Vec<&str> = err.lines().rev().take(6).collect();
-        return Err(FetchError::Tool {
-            message: format!(
-                "cargo vendor failed: {}",
-                tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
-            ),
-            hint: vendor_hint(&err),
-        });
+        return Err(cargo_failed("cargo vendor failed", &o.stderr));
     }
     if generated {
         std::fs::copy(&lock, out.join("Cargo.lock"))?;
@@ -179,17 +171,25 @@ fn generate_lock(
         .output()?;
     log.write_all(&o.stderr)?;
     if !o.status.success() {
-        let err = String::from_utf8_lossy(&o.stderr);
-        let tail: Vec<&str> = err.lines().rev().take(6).collect();
-        return Err(FetchError::Tool {
-            message: format!(
-                "the sdist has no Cargo.lock, and cargo generate-lockfile failed: {}",
-                tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
-            ),
-            hint: vendor_hint(&err),
-        });
+        return Err(cargo_failed(
+            "the sdist has no Cargo.lock, and cargo generate-lockfile failed",
+            &o.stderr,
+        ));
     }
     Ok(manifest.with_file_name("Cargo.lock"))
+}
+
+/// A cargo command that failed: `what`, its last lines, and the hint.
+fn cargo_failed(what: &str, stderr: &[u8]) -> FetchError {
+    let err = String::from_utf8_lossy(stderr);
+    let tail: Vec<&str> = err.lines().rev().take(6).collect();
+    FetchError::Tool {
+        message: format!(
+            "{what}: {}",
+            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+        ),
+        hint: vendor_hint(&err),
+    }
 }
 
 /// What to do when `cargo vendor --locked` fails: a locked crate the
