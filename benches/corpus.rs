@@ -426,7 +426,12 @@ fn failure_text(error: &str, log: Option<&str>) -> String {
         .and_then(|l| std::fs::read(l).ok())
         .map(|b| {
             let text = String::from_utf8_lossy(&b).into_owned();
-            let lines: Vec<&str> = text.lines().collect();
+            // The sandbox's command line (its --timeout, its mounts) is
+            // not what broke.
+            let lines: Vec<&str> = text
+                .lines()
+                .filter(|l| !l.starts_with("podman run"))
+                .collect();
             lines[lines.len().saturating_sub(80)..].join("\n")
         })
         .unwrap_or_default();
@@ -470,7 +475,11 @@ fn classify(text: &str) -> String {
     let t = text.to_ascii_lowercase();
     let rules: &[(&[&str], &str)] = &[
         (
-            &["does not meet manylinux", "does not meet musllinux"],
+            &[
+                "does not meet manylinux",
+                "does not meet musllinux",
+                "too-recent versioned symbols",
+            ],
             "the wheel needs more than its floor allows",
         ),
         (
@@ -528,7 +537,7 @@ fn classify(text: &str) -> String {
         ),
         (&["cmake"], "CMake"),
         (&["meson"], "meson"),
-        (&["timed out", "timeout"], "time limit"),
+        (&["timed out", "time limit"], "time limit"),
         (&["a dependency of"], "a dependency failed"),
         (&["import "], "the import or smoke test fails on s390x"),
     ];
