@@ -25,6 +25,19 @@ pub fn archive_name(sdist: &str) -> String {
     format!("{stem}.crates.tar")
 }
 
+/// The file called `name` nearest the top of `top` (by depth, then name).
+fn shallowest(top: &Path, name: &str) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = walkdir::WalkDir::new(top)
+        .sort_by_file_name()
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file() && e.file_name() == name)
+        .map(|e| e.into_path())
+        .collect();
+    found.sort_by_key(|p| p.components().count());
+    found.into_iter().next()
+}
+
 /// The `Cargo.lock` of a project tree: `lock` if given, else the shallowest.
 fn find_lock(top: &Path, lock: Option<&str>) -> Result<PathBuf, FetchError> {
     if let Some(l) = lock {
@@ -38,17 +51,11 @@ fn find_lock(top: &Path, lock: Option<&str>) -> Result<PathBuf, FetchError> {
             })
         };
     }
-    let mut found: Vec<PathBuf> = walkdir::WalkDir::new(top)
-        .sort_by_file_name()
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file() && e.file_name() == "Cargo.lock")
-        .map(|e| e.into_path())
-        .collect();
-    found.sort_by_key(|p| p.components().count());
-    found.into_iter().next().ok_or_else(|| FetchError::NotFound {
+    shallowest(top, "Cargo.lock").ok_or_else(|| FetchError::NotFound {
         message: "the sdist has no Cargo.lock: its crates cannot be pinned".into(),
-        hint: "a Rust extension must ship its Cargo.lock in the sdist; or vendor its crates by hand".into(),
+        hint:
+            "a Rust extension must ship its Cargo.lock in the sdist; or vendor its crates by hand"
+                .into(),
     })
 }
 
@@ -141,15 +148,7 @@ fn generate_lock(
     work: &Path,
     log: &mut File,
 ) -> Result<PathBuf, FetchError> {
-    let mut manifests: Vec<PathBuf> = walkdir::WalkDir::new(top)
-        .sort_by_file_name()
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file() && e.file_name() == "Cargo.toml")
-        .map(|e| e.into_path())
-        .collect();
-    manifests.sort_by_key(|p| p.components().count());
-    let Some(manifest) = manifests.into_iter().next() else {
+    let Some(manifest) = shallowest(top, "Cargo.toml") else {
         return Err(FetchError::NotFound {
             message:
                 "the sdist has neither Cargo.lock nor Cargo.toml: there are no crates to vendor"
