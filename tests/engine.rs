@@ -3,6 +3,7 @@
 
 mod common;
 use common::{Ws, fake_workspace, output_of};
+use std::collections::BTreeMap;
 
 const ALL: &[&str] = &["build", "--json", "//wheels:...", "//repairs:..."];
 
@@ -254,6 +255,69 @@ fn failures_block_dependents_keep_going_builds_the_rest_and_nothing_failed_is_ca
     r.ok();
     assert!(r.with("built").contains(&"//packs:openssl".to_string()));
     assert!(r.with("hit:local").contains(&"//wheels:alpha".to_string()));
+}
+
+/// `refine test --keep-going` over several sets, one of them partial: the
+/// partial set is tested again with the members that built, and the sets
+/// that built whole keep their results (they were dropped from the report
+/// when the partial set was retested).
+#[test]
+fn test_keep_going_reports_every_set_when_one_of_them_is_partial() {
+    let ws = fake_workspace();
+    ws.write(
+        "WORKSPACE.toml",
+        &ws.read("WORKSPACE.toml").replace(
+            "[defaults]\n",
+            "[defaults]\ntest_recipe = \"recipes/test.sh\"\n",
+        ),
+    );
+    ws.write(
+        "recipes/test.sh",
+        "#!/bin/sh\npip install /refine/wheels/*\n",
+    );
+    ws.write(
+        "rules/sets.toml",
+        "[sets.whole]\ntargets = [\"//wheels:alpha\"]\n\n[sets.partial]\ntargets = [\"//wheels:alpha\", \"//wheels:gamma\"]\n",
+    );
+    let r = ws.fake_env(
+        &[
+            "--json",
+            "test",
+            "--keep-going",
+            "//sets:whole",
+            "//sets:partial",
+        ],
+        &[("REFINE_FAKE_FAIL", "//wheels:gamma")],
+    );
+    assert_eq!(r.code, 1, "a member left out fails the run: {}", r.all());
+    let tests: BTreeMap<String, serde_json::Value> = r
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "test")
+        .map(|e| (e["label"].as_str().unwrap().to_string(), e))
+        .collect();
+    assert_eq!(
+        tests.keys().collect::<Vec<_>>(),
+        ["//tests:partial", "//tests:whole"],
+        "{}",
+        r.all()
+    );
+    let whole = &tests["//tests:whole"];
+    assert_eq!(whole["verdict"], "built", "{whole}");
+    assert_eq!(whole["left_out"], serde_json::json!([]));
+    let partial = &tests["//tests:partial"];
+    assert_eq!(partial["verdict"], "built", "{partial}");
+    assert_eq!(partial["left_out"], serde_json::json!(["//wheels:gamma"]));
+    for t in [whole, partial] {
+        let checks = t["checks"].as_array().unwrap();
+        let alpha: Vec<_> = checks
+            .iter()
+            .filter(|c| c["label"] == "//wheels:alpha")
+            .collect();
+        assert_eq!(alpha.len(), 1, "alpha's wheel is checked once: {t}");
+        assert_eq!(alpha[0]["ok"], true);
+        assert!(checks.iter().all(|c| c["label"] != "//wheels:gamma"), "{t}");
+    }
 }
 
 /// `--skip-known-failures`: what failed at the same key is not built

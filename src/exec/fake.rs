@@ -224,6 +224,23 @@ impl Executor for Fake {
                     }
                 }
             }
+            Some("test") => {
+                // What the test recipe reports: every wheel it was given
+                // installed and imported.
+                let wheels: Vec<serde_json::Value> = spec
+                    .mounts
+                    .iter()
+                    .filter(|m| m.container.starts_with("/refine/wheels/"))
+                    .filter_map(|m| m.container.rsplit('/').next())
+                    .filter(|n| n.ends_with(".whl"))
+                    .map(|n| serde_json::json!({ "wheel": n, "modules": [], "ok": true }))
+                    .collect();
+                let report = serde_json::json!({
+                    "install": { "ok": true },
+                    "wheels": wheels,
+                });
+                fs::write(out.join("report.json"), report.to_string())?;
+            }
             Some("pack") => {
                 fs::create_dir_all(out.join("lib/pkgconfig"))?;
                 fs::create_dir_all(out.join("include"))?;

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::eval::Graph;
 use crate::rules::{Kind, Label, Pattern};
 use crate::sched::{EventSink, Verdict};
+use crate::store::LocalStore;
 
 /// One check of a test run.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -101,6 +102,28 @@ pub fn test(
         ));
     }
     let store = s.open_store()?;
+    let mut tests = tests_of(&store, first.as_ref().unwrap_or(&report));
+    if first.is_some() {
+        // The retested nodes' results replace their blocked ones; the
+        // sets that were whole keep the results of the first run.
+        for t in tests_of(&store, &report) {
+            match tests.iter_mut().find(|(l, _, _)| *l == t.0) {
+                Some(slot) => *slot = t,
+                None => tests.push(t),
+            }
+        }
+    }
+    Ok(TestReport {
+        build: report,
+        tests,
+        left_out,
+        first,
+    })
+}
+
+/// The requested test nodes of `report`: label, verdict and checks (read
+/// from the node's report.json, or from its log when it failed).
+fn tests_of(store: &LocalStore, report: &BuildReport) -> Vec<(Label, Verdict, Vec<Check>)> {
     let mut tests = Vec::new();
     for (node, r) in report.graph.nodes.iter().zip(&report.results) {
         if node.label().kind != Kind::Test || !node.requested {
@@ -135,12 +158,7 @@ pub fn test(
         let checks = raw.map(|v| checks_of(&v, &owner)).unwrap_or_default();
         tests.push((node.label().clone(), r.verdict, checks));
     }
-    Ok(TestReport {
-        build: report,
-        tests,
-        left_out,
-        first,
-    })
+    tests
 }
 
 /// The blocked test nodes of `report` made over the members that built:
