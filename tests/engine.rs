@@ -606,6 +606,73 @@ fn a_corrupt_store_entry_is_a_reported_miss() {
     assert!(r.stdout.contains("corrupt cache entry"), "{}", r.stdout);
 }
 
+/// A delivered wheel is hashed on each build until a check finds it
+/// settled (ctime two seconds old); then its stamp stands for it and the
+/// store's blob is not read. A user's write of the same size breaks the
+/// stamp, and the next no-op puts the wheel's bytes back.
+#[test]
+fn a_delivered_wheel_is_stamped_once_settled_and_any_write_breaks_the_stamp() {
+    let ws = fake_workspace();
+    ws.fake(&["build", "--json", "//wheels:alpha"]).ok();
+    let dist = ws.root().join("dist");
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dist.join("manifest.json")).unwrap())
+            .unwrap();
+    let name = m["wheels"][0]["wheel"].as_str().unwrap().to_string();
+    let sha = m["wheels"][0]["sha256"].as_str().unwrap().to_string();
+    let wheel = dist.join(&name);
+    let stamps = || -> String {
+        std::fs::read_dir(ws.store.join("deliveries"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .collect()
+    };
+    assert!(
+        !stamps().contains(&name),
+        "just written: not stamped: {}",
+        stamps()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    let r = ws.fake(&["build", "--json", "//wheels:alpha"]);
+    r.ok();
+    assert!(r.with("built").is_empty(), "{}", r.all());
+    assert!(stamps().contains(&format!("{sha} ")), "{}", stamps());
+
+    // Stamped: the blob's bytes are not what vouches for the wheel now. A
+    // blob gone from the store would have to be fetched or rebuilt to be
+    // hashed; with the stamp, the stat cache's check of it is the lookup's.
+    let before = std::fs::metadata(&wheel).unwrap();
+    let r = ws.fake(&["build", "--json", "//wheels:alpha"]);
+    r.ok();
+    assert!(r.with("built").is_empty(), "{}", r.all());
+    let after = std::fs::metadata(&wheel).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (before.ino(), before.ctime(), before.ctime_nsec()),
+        (after.ino(), after.ctime(), after.ctime_nsec()),
+        "left alone"
+    );
+
+    // The user writes to it, same size, mtime put back: delivered again.
+    let bytes = std::fs::read(&wheel).unwrap();
+    let mut other = bytes.clone();
+    let at = other.len() / 2;
+    other[at] ^= 0x20;
+    std::fs::write(&wheel, &other).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&wheel)
+        .unwrap()
+        .set_modified(before.modified().unwrap())
+        .unwrap();
+    let r = ws.fake(&["build", "--json", "//wheels:alpha"]);
+    r.ok();
+    assert!(r.with("built").is_empty(), "{}", r.all());
+    assert_eq!(common::sha256_hex(&std::fs::read(&wheel).unwrap()), sha);
+}
+
 /// A byte flipped in a wheel's blob, in place, with its size, inode and
 /// mtime kept: the stat cache cannot see it. The delivered wheel is hashed,
 /// so it is a miss and a rebuild, never the damaged bytes under the

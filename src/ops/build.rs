@@ -216,6 +216,8 @@ pub fn run_graph(
         args.on_run.call(r.run);
     }
     let durations = || recorder.as_ref().map(|r| r.durations()).unwrap_or_default();
+    let out_dir = args.out_dir.clone().unwrap_or_else(|| s.root.join("dist"));
+    let delivered = crate::store::delivered::Delivered::open(store.root(), &out_dir);
     let cfg = RunConfig {
         sources: &s.sources,
         store: &store,
@@ -232,6 +234,7 @@ pub fn run_graph(
             None => sink,
         },
         durations: &durations,
+        delivered: Some(&delivered),
     };
     t.mark("begin the run's history");
     let results = sched::run(&graph, &cfg);
@@ -266,8 +269,7 @@ pub fn run_graph(
         run,
         ..
     } = report;
-    let out_dir = args.out_dir.clone().unwrap_or_else(|| s.root.join("dist"));
-    let manifest = deliver(&store, &graph, &results, &out_dir)?;
+    let manifest = deliver(&store, &graph, &results, &delivered)?;
     t.mark("deliver wheels");
     store.flush();
     t.mark("flush store");
@@ -282,15 +284,18 @@ pub fn run_graph(
     })
 }
 
-/// Copy the wheels of requested wheel and repair targets to `out_dir`
-/// (verifying each blob) and write `manifest.json` for this run.
+/// Copy the wheels of requested wheel and repair targets to the out
+/// directory (verifying each blob; a wheel already there whose stamp says
+/// it is as it was last checked is left alone) and write `manifest.json`
+/// for this run.
 pub fn deliver(
     store: &LocalStore,
     graph: &Graph,
     results: &[NodeResult],
-    out_dir: &Path,
+    stamps: &crate::store::delivered::Delivered,
 ) -> Result<Option<PathBuf>> {
     use rayon::prelude::*;
+    let out_dir = stamps.dir();
     let delivered: Vec<&NodeResult> = graph
         .nodes
         .iter()
@@ -332,7 +337,13 @@ pub fn deliver(
             let reports = policy_reports(store, tree);
             for (name, digest, size) in tree.files().filter(|(n, _, _)| n.ends_with(".whl")) {
                 let dest = out_dir.join(name);
-                let changed = store.cas.deliver_blob(digest, &dest)?;
+                let changed = if stamps.holds(name, digest) {
+                    false
+                } else {
+                    let changed = store.cas.deliver_blob(digest, &dest)?;
+                    stamps.checked(name, digest);
+                    changed
+                };
                 let report = reports.get(name);
                 let prov = provenance_path(&dest);
                 if changed || !prov.exists() {
@@ -362,6 +373,7 @@ pub fn deliver(
         &manifest,
         &serde_json::to_vec_pretty(&doc).unwrap_or_default(),
     )?;
+    stamps.save();
     Ok(Some(manifest))
 }
 

@@ -101,6 +101,7 @@ pub fn plan_graph(graph: &Graph, store: &LocalStore, executor: &str) -> Vec<Plan
                 label,
                 &key,
                 crate::store::BlobCheck::Exists,
+                None,
                 &trusts,
             )
             .map(|(o, _)| o)

@@ -94,6 +94,7 @@ pub fn verify(
         force: HashSet::new(),
         sink,
         durations: &crate::sched::no_durations,
+        delivered: None,
     };
     // Everything built (or found) once, as a build would.
     let base = sched::run(&graph, &cfg);

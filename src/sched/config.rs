@@ -33,6 +33,10 @@ pub struct RunConfig<'a> {
     /// for only when something is left to build (a no-op never reads
     /// them).
     pub durations: &'a (dyn Fn() -> Durations + Sync),
+    /// The out directory's stamps: a wheel found there as it was last
+    /// checked is not hashed again at lookup (it is not copied from the
+    /// store either).
+    pub delivered: Option<&'a crate::store::delivered::Delivered>,
 }
 
 /// Build durations (ms) by (arch, label).

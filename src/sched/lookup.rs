@@ -6,7 +6,7 @@
 use super::cx::NodeCx;
 use crate::key::Digest;
 use crate::remote::RemoteError;
-use crate::store::{BlobCheck, Lookup, Tree};
+use crate::store::{BlobCheck, Lookup, Tree, delivered};
 
 /// `--skip-known-failures`: the label index says this label's last build
 /// had this very key and failed. Failures are never cached, so this is
@@ -33,11 +33,14 @@ pub(super) type Hit = (Digest, Tree);
 
 /// The label index alone (the no-op path): no file opened per node.
 pub(super) fn indexed(cx: &NodeCx<'_>, check: BlobCheck) -> Option<Hit> {
-    cx.cfg
-        .store
-        .indexed_hit(cx.d.platform.arch, &cx.d.label, &cx.key, check, &|e| {
-            cx.trusts(e)
-        })
+    cx.cfg.store.indexed_hit(
+        cx.d.platform.arch,
+        &cx.d.label,
+        &cx.key,
+        check,
+        cx.cfg.delivered,
+        &|e| cx.trusts(e),
+    )
 }
 
 /// The local store: the label index, then the action cache, with every
@@ -56,9 +59,10 @@ pub(super) fn local(cx: &NodeCx<'_>, check: BlobCheck) -> Option<Hit> {
             }
             // Check the bytes too (cheap for blobs checked before: the store
             // remembers their inode, size and mtime).
-            let checked = t
-                .files()
-                .try_for_each(|(_, dg, _)| store.cas.check_blob(dg, check));
+            let checked = t.files().try_for_each(|(name, dg, _)| {
+                let check = delivered::check_for(check, cx.cfg.delivered, name, dg);
+                store.cas.check_blob(dg, check)
+            });
             match checked {
                 Ok(()) => Some((r.output, t)),
                 Err(e) => {

@@ -197,11 +197,14 @@ impl LocalStore {
         label: &crate::rules::Label,
         key: &crate::key::Key,
         check: super::BlobCheck,
+        delivered: Option<&super::delivered::Delivered>,
         trusts: &dyn Fn(&str) -> bool,
     ) -> Option<(crate::key::Digest, super::Tree)> {
         let (output, tree) = self.labels.hit(arch, label, key, trusts)?;
-        for (_, d, _) in tree.files() {
-            self.cas.check_blob(d, check).ok()?;
+        for (name, d, _) in tree.files() {
+            self.cas
+                .check_blob(d, super::delivered::check_for(check, delivered, name, d))
+                .ok()?;
         }
         Some((output, tree))
     }

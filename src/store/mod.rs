@@ -10,6 +10,7 @@ pub mod archive;
 pub mod cas;
 pub mod checkout;
 pub mod confined;
+pub mod delivered;
 pub mod error;
 pub mod labels;
 pub mod limits;

@@ -1,0 +1,259 @@
+//! What refine delivered into an out directory, and how each wheel there
+//! looked on disk when its bytes were last checked.
+//!
+//! A delivered wheel is the user's file: before it is left as it is, its
+//! bytes must be the output's. Hashing every wheel of a large set on every
+//! no-op costs more than the rest of the run, so, as git's index does for a
+//! work tree, each check leaves a stamp (device, inode, size, mtime and
+//! ctime, with the digest it matched); a file whose stamp still matches is
+//! the same file, untouched. Nothing a user does to a file keeps its ctime
+//! (only the kernel sets it), and a rename onto it changes the inode.
+//!
+//! "Racy clean", as git calls it: a write in the same timestamp tick as the
+//! check would keep the stamp. So a stamp is taken only of a file whose
+//! ctime was already [`SETTLED`] old when it was checked; a file written by
+//! this run is hashed once more by the next, then stamped.
+//!
+//! The stamps live in the store (`deliveries/<hash of the out dir>`), not in
+//! the user's directory; they are a cache: a stamp file that cannot be read
+//! is no stamps, and one that cannot be written costs the next run a hash.
+
+use super::BlobCheck;
+use super::error::write_atomic;
+use crate::key::Digest;
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How old a file's ctime must be at a check for the check to be stamped.
+pub const SETTLED: Duration = Duration::from_secs(2);
+
+/// What identifies a file's state without reading it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl Stamp {
+    fn of(m: &fs::Metadata) -> Stamp {
+        Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+        }
+    }
+}
+
+/// The stamps of one out directory.
+pub struct Delivered {
+    file: PathBuf,
+    dir: PathBuf,
+    /// Wheel file name → (digest hex, stamp): read at open, then updated.
+    stamps: Mutex<HashMap<String, (String, Stamp)>>,
+    dirty: Mutex<bool>,
+}
+
+impl Delivered {
+    /// The stamps of `out_dir`, kept under `store_root`.
+    pub fn open(store_root: &Path, out_dir: &Path) -> Delivered {
+        let dir = std::path::absolute(out_dir).unwrap_or_else(|_| out_dir.to_path_buf());
+        let name = crate::key::sha256_bytes(dir.as_os_str().as_encoded_bytes());
+        let file = store_root.join("deliveries").join(&name.hex()[..32]);
+        let stamps = fs::read_to_string(&file)
+            .map(|t| parse(&t))
+            .unwrap_or_default();
+        Delivered {
+            file,
+            dir,
+            stamps: Mutex::new(stamps),
+            dirty: Mutex::new(false),
+        }
+    }
+
+    /// The out directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `name` in the out directory holds `digest`'s bytes, by its stamp
+    /// (a file as it was when it was last found to hold them).
+    pub fn holds(&self, name: &str, digest: &Digest) -> bool {
+        let Some(path) = self.path_of(name) else {
+            return false;
+        };
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            return false;
+        };
+        meta.is_file() && self.matches(name, digest, &meta)
+    }
+
+    fn matches(&self, name: &str, digest: &Digest, meta: &fs::Metadata) -> bool {
+        let stamps = self.stamps.lock().unwrap_or_else(|e| e.into_inner());
+        stamps
+            .get(name)
+            .is_some_and(|(hex, st)| hex == digest.hex() && *st == Stamp::of(meta))
+    }
+
+    /// `name` was just found (hashed, or written through a hashing copy)
+    /// to hold `digest`'s bytes: stamp it, unless its ctime is too recent
+    /// for a stamp to tell a later write apart.
+    pub fn checked(&self, name: &str, digest: &Digest) {
+        let Some(path) = self.path_of(name) else {
+            return;
+        };
+        let mut stamps = self.stamps.lock().unwrap_or_else(|e| e.into_inner());
+        let settled = fs::symlink_metadata(&path)
+            .ok()
+            .filter(|m| m.is_file())
+            .filter(|m| {
+                let ctime = UNIX_EPOCH
+                    + Duration::new(m.ctime().max(0) as u64, m.ctime_nsec().max(0) as u32);
+                SystemTime::now()
+                    .duration_since(ctime)
+                    .is_ok_and(|age| age >= SETTLED)
+            });
+        let changed = match settled {
+            Some(m) => {
+                let new = (digest.hex().to_string(), Stamp::of(&m));
+                stamps.insert(name.to_string(), new.clone()) != Some(new)
+            }
+            None => stamps.remove(name).is_some(),
+        };
+        if changed {
+            *self.dirty.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        }
+    }
+
+    /// Write the stamps out (best effort: they are a cache), keeping only
+    /// the files still there.
+    pub fn save(&self) {
+        if !std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|e| e.into_inner())) {
+            return;
+        }
+        let stamps = self.stamps.lock().unwrap_or_else(|e| e.into_inner());
+        let mut lines: Vec<String> = stamps
+            .iter()
+            .filter(|(name, _)| self.dir.join(name).exists())
+            .map(|(name, (hex, s))| {
+                format!(
+                    "{hex} {} {} {} {} {} {name}",
+                    s.dev, s.ino, s.size, s.mtime_ns, s.ctime_ns
+                )
+            })
+            .collect();
+        lines.sort();
+        let mut text = lines.join("\n");
+        text.push('\n');
+        if let Some(parent) = self.file.parent()
+            && fs::create_dir_all(parent).is_ok()
+        {
+            let _ = write_atomic(parent, &self.file, text.as_bytes());
+        }
+    }
+
+    /// A wheel's path in the out directory; None for a name that is not a
+    /// plain file name (a tree's names are checked when it is read; this
+    /// keeps a stamp from ever naming anything outside the directory).
+    fn path_of(&self, name: &str) -> Option<PathBuf> {
+        let plain = !name.is_empty()
+            && !name.contains('/')
+            && name != "."
+            && name != ".."
+            && !name.contains('\0');
+        plain.then(|| self.dir.join(name))
+    }
+}
+
+/// How a hit's blob is checked: a wheel to be delivered is hashed
+/// ([`BlobCheck::Hash`]) unless the out directory already holds its bytes,
+/// by its stamp; then nothing is copied from the blob, and the stat cache's
+/// check is enough.
+pub fn check_for(
+    check: BlobCheck,
+    delivered: Option<&Delivered>,
+    name: &str,
+    digest: &Digest,
+) -> BlobCheck {
+    match delivered {
+        Some(dv) if check == BlobCheck::Hash && dv.holds(name, digest) => BlobCheck::Stat,
+        _ => check,
+    }
+}
+
+fn parse(text: &str) -> HashMap<String, (String, Stamp)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(7, ' ');
+            let hex = it.next()?.to_string();
+            let stamp = Stamp {
+                dev: it.next()?.parse().ok()?,
+                ino: it.next()?.parse().ok()?,
+                size: it.next()?.parse().ok()?,
+                mtime_ns: it.next()?.parse().ok()?,
+                ctime_ns: it.next()?.parse().ok()?,
+            };
+            Some((it.next()?.to_string(), (hex, stamp)))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(b: &[u8]) -> Digest {
+        crate::key::sha256_bytes(b)
+    }
+
+    /// A file checked long after it was written is stamped; the stamp
+    /// holds across opens; any write (same size, mtime put back) breaks it.
+    #[test]
+    fn a_stamp_vouches_only_for_the_file_as_it_was() {
+        let store = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let w = out.path().join("w-1.0-py3-none-any.whl");
+        fs::write(&w, b"the wheel").unwrap();
+        let d = digest(b"the wheel");
+        // Written just now: too recent to stamp.
+        let dv = Delivered::open(store.path(), out.path());
+        dv.checked("w-1.0-py3-none-any.whl", &d);
+        assert!(!dv.holds("w-1.0-py3-none-any.whl", &d));
+        std::thread::sleep(SETTLED + Duration::from_millis(100));
+        dv.checked("w-1.0-py3-none-any.whl", &d);
+        assert!(dv.holds("w-1.0-py3-none-any.whl", &d));
+        assert!(!dv.holds("w-1.0-py3-none-any.whl", &digest(b"other")));
+        dv.save();
+        let again = Delivered::open(store.path(), out.path());
+        assert!(
+            again.holds("w-1.0-py3-none-any.whl", &d),
+            "kept in the store"
+        );
+        assert!(
+            !Delivered::open(store.path(), store.path()).holds("w-1.0-py3-none-any.whl", &d),
+            "another out dir has stamps of its own"
+        );
+        // Same size, mtime restored: the ctime moved.
+        let mtime = fs::metadata(&w).unwrap().modified().unwrap();
+        fs::write(&w, b"the whelk").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&w)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        assert!(!again.holds("w-1.0-py3-none-any.whl", &d));
+        // Gone: nothing holds.
+        fs::remove_file(&w).unwrap();
+        assert!(!again.holds("w-1.0-py3-none-any.whl", &d));
+        assert!(!again.holds("../escape.whl", &d));
+    }
+}
