@@ -136,16 +136,15 @@ impl Labels {
         key: &crate::key::Key,
         trusts: &dyn Fn(&str) -> bool,
     ) -> Option<(Digest, super::tree::Tree)> {
-        self.with_labels(arch, |i| {
+        let (output, tree) = self.with_labels(arch, |i| {
             let rec = i.records.get(label)?;
             if rec.key != key.0 || rec.verdict == Recorded::Failed || !trusts(&rec.executor) {
                 return None;
             }
-            Some((
-                rec.output.clone()?,
-                super::tree::Tree::decode(rec.tree.as_deref()?).ok()?,
-            ))
-        })
+            Some((rec.output.clone()?, rec.tree.clone()?))
+        })?;
+        // Decoded outside the lock: every core answers hits at once.
+        Some((output, super::tree::Tree::decode(&tree).ok()?))
     }
 
     /// The architectures the label index has records for.
