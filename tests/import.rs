@@ -622,3 +622,60 @@ fn an_sdist_without_a_cargo_lock_gets_one_resolved_and_pinned() {
         "the crates are a pinned source of the rule: {text}"
     );
 }
+
+/// `[catalog]`'s long form gives a package's imported wheel rules a floor
+/// (numpy's packs need gfortran's runtime: manylinux_2_36, as the built-in
+/// numpy rule says); the rule is evaluated with it, and a bad floor in the
+/// catalog is a located error.
+#[test]
+fn a_catalog_floor_is_written_into_the_imported_wheel_rule() {
+    let ws = Own::new();
+    ws.write(
+        "rules/catalog.toml",
+        "[catalog]\nmarkupsafe = { packs = [], policy = \"manylinux_2_28\" }\n",
+    );
+    ws.write("requirements.txt", "markupsafe==3.0.2\n");
+    let r = ws.run(&["import", "requirements.txt", "--name", "floor"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let text = ws.read("rules/imported/floor.toml");
+    let doc: toml::Table = text.parse().unwrap();
+    let wheels = doc["wheels"].as_table().unwrap();
+    let (name, rule) = wheels
+        .iter()
+        .find(|(n, _)| n.starts_with("markupsafe"))
+        .unwrap_or_else(|| panic!("no wheel rule: {text}"));
+    assert_eq!(rule["policy"].as_str(), Some("manylinux_2_28"), "{text}");
+    // The repair checks that floor and tags the wheel with it.
+    let store = tempfile::tempdir().unwrap();
+    let s = refine::ops::Session::load(&refine::ops::GlobalOpts {
+        workspace: Some(ws.root()),
+        store: Some(store.path().to_path_buf()),
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("{}", e.message));
+    let repair = format!("//repairs:{name}");
+    let g = s
+        .graph(&s.resolve(std::slice::from_ref(&repair)).unwrap())
+        .unwrap();
+    let node = g
+        .nodes
+        .iter()
+        .find(|n| n.derivation.label.to_string() == repair)
+        .unwrap();
+    assert_eq!(
+        node.derivation.platform.platform_tag(),
+        "manylinux_2_28_s390x"
+    );
+
+    ws.write(
+        "rules/catalog.toml",
+        "[catalog]\nmarkupsafe = { packs = [], policy = \"manylinux_9\" }\n",
+    );
+    let r = ws.run(&["plan", "//sets:floor"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("rules/catalog.toml:2:"),
+        "located: {}",
+        r.stderr
+    );
+}

@@ -156,6 +156,25 @@ pub fn catalog(db: &dyn Db, ws: Workspace) -> BTreeMap<String, Vec<Label>> {
     out
 }
 
+/// `[catalog]`'s floors: normalized package name → the `policy` its
+/// imported wheel rules get (the import writes it into the rule; the
+/// evaluation of a rule never reads it from here).
+pub fn catalog_policies(db: &dyn Db, ws: Workspace) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let (base, own): (Vec<SourceFile>, Vec<SourceFile>) =
+        ws.files(db).iter().partition(|f| is_builtin(f.path(db)));
+    for file in base.into_iter().chain(own) {
+        for e in &lower_file(db, file).catalog {
+            // The workspace's entry replaces the base's, policy and all.
+            match &e.policy {
+                Some(p) => out.insert(e.package.clone(), p.clone()),
+                None => out.remove(&e.package),
+            };
+        }
+    }
+    out
+}
+
 #[salsa::tracked(returns(ref))]
 pub fn target<'db>(db: &'db dyn Db, ws: Workspace, id: LabelId<'db>) -> Option<Target> {
     let label = id.label(db);

@@ -72,6 +72,8 @@ pub struct Known {
     pub labels: BTreeSet<Label>,
     /// `[catalog]`: normalized package name → packs.
     pub catalog: BTreeMap<String, Vec<Label>>,
+    /// `[catalog]`'s floors: normalized package name → `policy`.
+    pub catalog_policies: BTreeMap<String, String>,
 }
 
 /// How one package was decided.

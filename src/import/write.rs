@@ -340,6 +340,13 @@ pub(crate) fn render(
                     }
                 }
                 let _ = writeln!(b, "repair = true");
+                if let Some(policy) = known.catalog_policies.get(&p.name) {
+                    let _ = writeln!(
+                        b,
+                        "policy = {}  # from [catalog]: its packs need this floor",
+                        q(policy)
+                    );
+                }
                 blocks.insert(wl, b);
                 if let Some(sha) = crates {
                     let cl = Label::new(Kind::Source, format!("{n}-crates").as_str());

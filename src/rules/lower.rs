@@ -16,7 +16,7 @@
 use crate::diag::{Diagnostic, Loc, Span};
 use crate::rules::label::{Kind, Label, valid_name};
 use crate::rules::model::*;
-use crate::rules::toml::{Node, Reader, Spanned, Table, Value};
+use crate::rules::toml::{Entry, Node, Reader, Spanned, Table, Value};
 use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -1260,24 +1260,54 @@ fn lower_catalog(
     let keys: Vec<String> = t.entries.iter().map(|e| e.key.clone()).collect();
     for key in keys {
         let loc = r.key_loc(&key).unwrap_or_else(|| r.table_loc());
-        if let Some(packs) = r.labels(&key) {
-            for p in &packs {
-                if p.value.kind != Kind::Pack {
-                    r.diags.push(
-                        Diagnostic::error(format!("{} is not a pack", p.value))
-                            .at(p.loc.clone())
-                            .hint("the catalog maps Python packages to `//packs:<name>` labels"),
-                    );
-                }
-            }
+        // The long form: `name = { packs = [...], policy = "..." }`.
+        if let Some(Entry {
+            value:
+                Node {
+                    value: Value::Table(inner),
+                    span,
+                },
+            ..
+        }) = t.get(&key)
+        {
+            r.entry(&key);
+            let what = format!("[catalog] {key}");
+            let mut e = Reader::new(file, inner, *span, what, r.diags);
+            let packs = e.labels("packs").unwrap_or_default();
+            let policy = own_policy(&mut e);
+            e.finish(&["packs", "policy"]);
+            check_catalog_packs(r.diags, &packs);
             out.push(CatalogEntry {
                 package: normalize_name(&key),
                 packs,
+                policy,
+                loc,
+            });
+            continue;
+        }
+        if let Some(packs) = r.labels(&key) {
+            check_catalog_packs(r.diags, &packs);
+            out.push(CatalogEntry {
+                package: normalize_name(&key),
+                packs,
+                policy: None,
                 loc,
             });
         }
     }
     r.finish(&[]);
+}
+
+fn check_catalog_packs(diags: &mut Vec<Diagnostic>, packs: &[Spanned<Label>]) {
+    for p in packs {
+        if p.value.kind != Kind::Pack {
+            diags.push(
+                Diagnostic::error(format!("{} is not a pack", p.value))
+                    .at(p.loc.clone())
+                    .hint("the catalog maps Python packages to `//packs:<name>` labels"),
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1339,5 +1369,33 @@ mod tests {
         let f = lower("[catalog]\nPyYAML = [\"//packs:libyaml\"]\n");
         assert_eq!(f.catalog[0].package, "pyyaml");
         assert_eq!(&*f.catalog[0].packs[0].value.name, "libyaml");
+        assert_eq!(f.catalog[0].policy, None);
+    }
+
+    #[test]
+    fn the_catalogs_long_form_carries_a_floor_and_is_checked() {
+        let f = lower(
+            "[catalog]\nNumPy = { packs = [\"//packs:openblas\"], policy = \"manylinux_2_36\" }\n",
+        );
+        assert!(f.diags.is_empty(), "{:?}", f.diags);
+        assert_eq!(f.catalog[0].package, "numpy");
+        assert_eq!(&*f.catalog[0].packs[0].value.name, "openblas");
+        assert_eq!(f.catalog[0].policy.as_deref(), Some("manylinux_2_36"));
+        let f = lower(
+            "[catalog]\nnumpy = { packs = [\"//wheels:x\"], policy = \"manylinux_9\", floor = 1 }\n",
+        );
+        let msgs: Vec<String> = f.diags.iter().map(|d| d.message.clone()).collect();
+        assert_eq!(f.diags.len(), 3, "{msgs:?}");
+        assert!(
+            msgs.iter().any(|m| m.contains("//wheels:x is not a pack")),
+            "{msgs:?}"
+        );
+        assert!(msgs.iter().any(|m| m.contains("floor")), "{msgs:?}");
+        assert!(
+            f.diags
+                .iter()
+                .all(|d| d.loc.as_ref().is_some_and(|l| &*l.file == "rules/t.toml")),
+            "{msgs:?}"
+        );
     }
 }

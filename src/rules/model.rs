@@ -302,6 +302,10 @@ pub struct CatalogEntry {
     /// Normalized (PEP 503) package name.
     pub package: String,
     pub packs: Vec<Spanned<Label>>,
+    /// The floor its imported wheel rules get (`policy`), when the packs
+    /// cannot meet the workspace's: `numpy = { packs = [...], policy =
+    /// "manylinux_2_36" }`.
+    pub policy: Option<String>,
     pub loc: Loc,
 }
 
