@@ -32,6 +32,11 @@ struct Package {
     version: String,
     kinds: String,
     smoke: String,
+    /// Requirements installed beside it for its smoke test (pinned), when
+    /// the package needs one it does not declare (ruamel.yaml.clib is
+    /// imported through ruamel.yaml, which depends on it, not the reverse).
+    #[serde(default)]
+    with: Vec<String>,
 }
 
 /// One package's measured outcome.
@@ -203,7 +208,12 @@ fn events(stdout: &str) -> Vec<Value> {
 fn import(ws: &Path, store: &Path, p: &Package) -> Result<String, String> {
     let name = format!("c-{}", p.name);
     let req = format!("corpus/{}.txt", p.name);
-    std::fs::write(ws.join(&req), format!("{}=={}\n", p.name, p.version)).unwrap();
+    let mut lines = format!("{}=={}\n", p.name, p.version);
+    for w in &p.with {
+        lines.push_str(w);
+        lines.push('\n');
+    }
+    std::fs::write(ws.join(&req), lines).unwrap();
     let run = |ws: &Path| {
         let r = refine(ws, store, &["--json", "import", &req, "--name", &name]);
         let ev = events(&r.1);
