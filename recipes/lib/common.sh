@@ -60,6 +60,9 @@ for a in "\$@"; do
     shift
     case "\$a" in
         --target=*|-target=*) continue ;;
+        # No LTO: with it zig builds libc++ as bitcode, whose s390x code
+        # then links as non-PIC into a shared object (R_390_PC32DBL).
+        -flto|-flto=*|-ffat-lto-objects|-fno-fat-lto-objects) continue ;;
         -c|-E|-S|-M|-MM) link=no ;;
         *.cpp|*.cc|*.cxx|*.C|*.c++|*.CPP) lang=c++ ;;
     esac
