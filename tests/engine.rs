@@ -1429,3 +1429,70 @@ fn sweeping_a_dead_runs_staging_never_removes_through_a_mount() {
         b"keep me"
     );
 }
+
+/// Key memos (issue 32 item 4): a node's key is remembered in the label
+/// index against a hash of its derivation, the refine binary and its
+/// dependencies' digests, and a no-op reads it instead of building the
+/// preimage. Debug builds (this test's) compute the preimage anyway and
+/// stop on any difference: a recorded key that is not the preimage's is
+/// caught. An edit of the rule, or of a dependency, moves the memo.
+#[test]
+fn a_key_is_remembered_by_its_memo_and_what_determines_it_moves_the_memo() {
+    let ws = fake_workspace();
+    let index = ws.store.join("labels/x86_64.jsonl");
+    let rec = |label: &str| -> serde_json::Value {
+        std::fs::read_to_string(&index)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|r| r["label"] == label)
+            .unwrap_or_else(|| panic!("{label} in the label index"))
+    };
+    ws.fake(&["build", "--json", "//wheels:alpha", "//wheels:beta"])
+        .ok();
+    let first = rec("//wheels:beta");
+    let memo = first["memo"]
+        .as_str()
+        .expect("a memo beside the key")
+        .to_string();
+    let key = first["key"].as_str().unwrap().to_string();
+
+    // No-ops: hits at the same key, answered by the memo.
+    for _ in 0..2 {
+        let r = ws.fake(&["build", "--json", "//wheels:alpha", "//wheels:beta"]);
+        r.ok();
+        assert!(r.with("built").is_empty(), "{}", r.all());
+        assert_eq!(rec("//wheels:beta")["key"], key.as_str());
+        assert_eq!(rec("//wheels:beta")["memo"], memo.as_str());
+    }
+
+    // A dependency two steps away changes: beta's memo and key move.
+    let zlib = std::fs::read_to_string(ws.root().join("packs/zlib.toml")).unwrap();
+    ws.write("packs/zlib.toml", &format!("{zlib}env = {{ X = \"1\" }}\n"));
+    let r = ws.fake(&["build", "--json", "//wheels:beta"]);
+    r.ok();
+    assert!(
+        r.with("built").contains(&"//wheels:beta".to_string()),
+        "{}",
+        r.all()
+    );
+    let moved = rec("//wheels:beta");
+    assert_ne!(moved["memo"], memo.as_str());
+    assert_ne!(moved["key"], key.as_str());
+
+    // The recorded key replaced, its memo kept: the preimage disagrees,
+    // and the debug build says so instead of answering with that key.
+    let text = std::fs::read_to_string(&index).unwrap();
+    let alpha = rec("//wheels:alpha");
+    let forged = text.replace(alpha["key"].as_str().unwrap(), &"0".repeat(64));
+    assert_ne!(forged, text);
+    std::fs::write(&index, forged).unwrap();
+    let r = ws.fake(&["build", "--json", "//wheels:alpha"]);
+    assert_ne!(r.code, 0, "{}", r.all());
+    assert!(
+        r.all()
+            .contains("the key remembered by its memo is not its preimage's"),
+        "{}",
+        r.all()
+    );
+}

@@ -23,6 +23,11 @@ pub struct GraphNode {
     /// `key = value` locations of the rule's fields, for `explain`.
     pub fields: Vec<(String, Loc)>,
     pub owner: Option<Label>,
+    /// The derivation's identity for key memos ([`crate::sched::memo`]):
+    /// a hash of its serialized bytes and of the refine binary, set when
+    /// the evaluation is saved (None: the key is computed from the
+    /// preimage).
+    pub drv_id: Option<[u8; 32]>,
 }
 
 impl GraphNode {
@@ -219,6 +224,7 @@ pub fn load_graph(db: &dyn Db, ws: Workspace, roots: &[Label]) -> Result<Graph, 
                 decl,
                 fields,
                 owner,
+                drv_id: None,
             });
         }
     }

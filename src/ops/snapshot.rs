@@ -20,7 +20,7 @@ use crate::key::Digest;
 use crate::rules::Label;
 use std::path::{Path, PathBuf};
 
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
@@ -46,7 +46,15 @@ impl Snapshot {
             fingerprint,
             aux,
             labels,
-            nodes: graph.nodes.clone(),
+            nodes: graph
+                .nodes
+                .iter()
+                .map(|n| {
+                    let mut n = n.clone();
+                    n.drv_id = crate::sched::memo::drv_id(&n.derivation, exe_identity());
+                    n
+                })
+                .collect(),
         }
     }
 
@@ -61,8 +69,13 @@ impl Snapshot {
     }
 }
 
-/// What identifies this build of refine.
-fn exe_identity() -> String {
+/// What identifies this build of refine (computed once per process).
+pub fn exe_identity() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(exe_identity_now)
+}
+
+fn exe_identity_now() -> String {
     use std::os::unix::fs::MetadataExt;
     let meta = std::env::current_exe().and_then(std::fs::metadata);
     match meta {

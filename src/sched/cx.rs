@@ -8,7 +8,7 @@ use super::result::NodeResult;
 use crate::eval::{Derivation, Graph};
 use crate::key::{Digest, Key, Preimage};
 use crate::rules::Label;
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -17,8 +17,14 @@ pub(super) struct NodeCx<'a> {
     pub i: usize,
     pub d: &'a Derivation,
     pub cfg: &'a RunConfig<'a>,
-    pub pre: Preimage,
+    /// The preimage, computed when needed: a key found by its memo
+    /// needs none ([`super::memo`]).
+    pre: OnceCell<Preimage>,
+    digests: HashMap<&'a Label, Digest>,
     pub key: Key,
+    /// What determined the key ([`super::memo`]), when the graph says the
+    /// derivation's identity.
+    pub memo: Option<String>,
     pub start: Instant,
     /// Rebuilt even when cached (`refine verify`), and not recorded.
     pub forced: bool,
@@ -35,19 +41,52 @@ impl<'a> NodeCx<'a> {
         let start = Instant::now();
         let d = &graph.nodes[i].derivation;
         let digests = dep_digests(graph, deps);
-        let pre = d.preimage(&|l| digests.get(l).cloned());
-        let key = pre.key();
+        let memo = graph.nodes[i]
+            .drv_id
+            .as_ref()
+            .map(|id| super::memo::memo(id, &digests));
+        let remembered = memo
+            .as_deref()
+            .and_then(|m| cfg.store.labels.memo_key(d.platform.arch, &d.label, m));
+        let pre = OnceCell::new();
+        let key = match remembered {
+            Some(k) => {
+                if cfg!(debug_assertions) {
+                    let computed = d.preimage(&|l| digests.get(l).cloned()).key();
+                    assert_eq!(
+                        computed, k,
+                        "{}: the key remembered by its memo is not its preimage's",
+                        d.label
+                    );
+                }
+                k
+            }
+            None => {
+                let p = d.preimage(&|l| digests.get(l).cloned());
+                let k = p.key();
+                let _ = pre.set(p);
+                k
+            }
+        };
         NodeCx {
             graph,
             i,
             d,
             cfg,
             pre,
+            digests,
             key,
+            memo,
             start,
             forced: cfg.force.contains(&i),
             notes: RefCell::new(Vec::new()),
         }
+    }
+
+    /// The node's preimage (computed now if its key came from its memo).
+    pub fn pre(&self) -> &Preimage {
+        self.pre
+            .get_or_init(|| self.d.preimage(&|l| self.digests.get(l).cloned()))
     }
 
     pub fn arch(&self) -> &'static str {

@@ -94,7 +94,7 @@ pub(super) fn remote(cx: &NodeCx<'_>) -> Pulled {
     };
     match remote.pull(&cx.d.label, &cx.key, cx.cfg.store) {
         Ok(Some((result, tree))) => {
-            let _ = cx.cfg.store.actions.put_preimage(&cx.key, &cx.pre);
+            let _ = cx.cfg.store.actions.put_preimage(&cx.key, cx.pre());
             Pulled::Hit((result.output, tree))
         }
         Ok(None) => Pulled::Miss,

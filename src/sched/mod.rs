@@ -16,6 +16,7 @@ mod cx;
 mod events;
 mod execute;
 mod lookup;
+pub mod memo;
 mod node;
 mod record;
 mod result;

@@ -119,7 +119,7 @@ fn settle(cx: &NodeCx<'_>, outcome: Outcome, remote_noted: bool) -> NodeResult {
             log,
         } => {
             res.verdict = Verdict::Built;
-            res.preimage = Some(cx.pre.clone());
+            res.preimage = Some(cx.pre().clone());
             res.output = Some(output);
             res.log = Some(log);
             res.tree = Some(tree);

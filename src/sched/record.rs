@@ -35,6 +35,11 @@ pub(super) fn label(cx: &NodeCx<'_>, res: &NodeResult) {
         },
         tree: res.tree.as_ref().map(Tree::encode),
         executor: cx.cfg.exec.name().to_string(),
+        // Only a key computed for this very node is remembered.
+        memo: cx
+            .memo
+            .clone()
+            .filter(|_| res.key.as_ref() == Some(&cx.key)),
     };
     store.labels.set(arch, &rec);
 }
@@ -49,7 +54,8 @@ pub(super) fn hit_state(cx: &NodeCx<'_>, res: &NodeResult) -> (Option<PathBuf>, 
         .check(cx.d.platform.arch, &cx.d.label, |p| {
             let same = res.key.as_ref().is_some_and(|k| p.key == k.0)
                 && p.verdict == Recorded::Hit
-                && p.output == res.output;
+                && p.output == res.output
+                && (cx.memo.is_none() || p.memo == cx.memo);
             (p.log.clone(), same)
         })
         .unwrap_or((None, false))
@@ -78,7 +84,7 @@ pub(super) fn action(cx: &NodeCx<'_>, tree: &Tree, log: Option<&Path>) -> Result
         arch: cx.d.platform.arch,
         executor: cx.cfg.exec.name().to_string(),
     };
-    match store.actions.put(&cx.key, &result, &cx.pre) {
+    match store.actions.put(&cx.key, &result, cx.pre()) {
         Ok(()) => Ok(()),
         Err(e) if e.is_disk_full() => Err(Error::from(e).context(format!(
             "could not record the result of {} in the action cache",
@@ -108,7 +114,7 @@ pub(super) fn push(cx: &NodeCx<'_>, tree: &Tree, remote_noted: bool) -> Option<P
     let store = cx.cfg.store;
     let result = store.actions.get(&cx.key)?;
     Some(
-        match remote.push(&cx.d.label, &cx.key, &result, tree, &cx.pre, store) {
+        match remote.push(&cx.d.label, &cx.key, &result, tree, cx.pre(), store) {
             Ok(()) => PushStatus::Pushed,
             Err(e) => {
                 if !remote_noted {

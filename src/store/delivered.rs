@@ -51,6 +51,21 @@ impl Stamp {
             ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
         }
     }
+
+    /// The same, from a `stat` made through the out directory's handle.
+    // `stat`'s field types differ by architecture (s390x among them).
+    #[allow(clippy::unnecessary_cast)]
+    fn of_stat(st: &rustix::fs::Stat) -> Stamp {
+        Stamp {
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            size: st.st_size as u64,
+            mtime_ns: i128::from(st.st_mtime as i64) * 1_000_000_000
+                + i128::from(st.st_mtime_nsec as i64),
+            ctime_ns: i128::from(st.st_ctime as i64) * 1_000_000_000
+                + i128::from(st.st_ctime_nsec as i64),
+        }
+    }
 }
 
 /// The stamps of one out directory.
@@ -60,6 +75,9 @@ pub struct Delivered {
     /// Wheel file name → (digest hex, stamp): read at open, then updated.
     stamps: Mutex<HashMap<String, (String, Stamp)>>,
     dirty: Mutex<bool>,
+    /// The out directory, opened once (`O_PATH`) for [`Delivered::holds`]:
+    /// a stat of one name instead of a walk of the whole path per wheel.
+    handle: std::sync::OnceLock<std::os::fd::OwnedFd>,
 }
 
 impl Delivered {
@@ -76,6 +94,7 @@ impl Delivered {
             dir,
             stamps: Mutex::new(stamps),
             dirty: Mutex::new(false),
+            handle: std::sync::OnceLock::new(),
         }
     }
 
@@ -87,20 +106,33 @@ impl Delivered {
     /// `name` in the out directory holds `digest`'s bytes, by its stamp
     /// (a file as it was when it was last found to hold them).
     pub fn holds(&self, name: &str, digest: &Digest) -> bool {
-        let Some(path) = self.path_of(name) else {
+        use rustix::fs::{AtFlags, Mode, OFlags};
+        if self.path_of(name).is_none() {
+            return false;
+        }
+        let dir = match self.handle.get() {
+            Some(fd) => fd,
+            None => match rustix::fs::open(
+                &self.dir,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(fd) => self.handle.get_or_init(|| fd),
+                Err(_) => return false,
+            },
+        };
+        let Ok(st) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
             return false;
         };
-        let Ok(meta) = fs::symlink_metadata(&path) else {
-            return false;
-        };
-        meta.is_file() && self.matches(name, digest, &meta)
+        (st.st_mode & libc::S_IFMT) == libc::S_IFREG
+            && self.matches(name, digest, &Stamp::of_stat(&st))
     }
 
-    fn matches(&self, name: &str, digest: &Digest, meta: &fs::Metadata) -> bool {
+    fn matches(&self, name: &str, digest: &Digest, stamp: &Stamp) -> bool {
         let stamps = self.stamps.lock().unwrap_or_else(|e| e.into_inner());
         stamps
             .get(name)
-            .is_some_and(|(hex, st)| hex == digest.hex() && *st == Stamp::of(meta))
+            .is_some_and(|(hex, st)| hex == digest.hex() && st == stamp)
     }
 
     /// `name` was just found (hashed, or written through a hashing copy)

@@ -63,6 +63,9 @@ pub struct LabelRecord {
     /// The executor that produced the output (see `ActionResult::executor`).
     #[serde(default)]
     pub executor: String,
+    /// The key's memo ([`crate::sched::memo`]): what determined `key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memo: Option<String>,
 }
 
 #[derive(Default)]
@@ -145,6 +148,18 @@ impl Labels {
         })?;
         // Decoded outside the lock: every core answers hits at once.
         Some((output, super::tree::Tree::decode(&tree).ok()?))
+    }
+
+    /// The key recorded for `label` if it was computed from what `memo`
+    /// stands for ([`crate::sched::memo`]).
+    pub fn memo_key(&self, arch: Arch, label: &Label, memo: &str) -> Option<crate::key::Key> {
+        self.with_labels(arch, |i| {
+            let rec = i.records.get(label)?;
+            if rec.memo.as_deref() != Some(memo) {
+                return None;
+            }
+            crate::key::Key::parse(&rec.key)
+        })
     }
 
     /// The architectures the label index has records for.
