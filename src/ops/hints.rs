@@ -107,6 +107,44 @@ impl Catalog {
                     edit: None,
                     fix: None,
                 },
+                HintFix::Env => {
+                    // Already set as the hint says: nothing more to offer.
+                    if h.env
+                        .iter()
+                        .all(|(k, v)| n.derivation.env.get(k) == Some(v))
+                    {
+                        continue;
+                    }
+                    let pairs: Vec<String> = h
+                        .env
+                        .iter()
+                        .map(|(k, v)| format!("{k} = {}", toml::Value::String(v.clone())))
+                        .collect();
+                    Suggestion {
+                        label: n.label().clone(),
+                        message: say(h
+                            .say
+                            .as_deref()
+                            .unwrap_or("the build needs its environment set")),
+                        edit: Some(format!(
+                            "set `env = {{ {} }}` in [{}.{}] ({origin})",
+                            pairs.join(", "),
+                            wheel.kind.as_str(),
+                            wheel.name
+                        )),
+                        fix: import.clone().map(|i| {
+                            (
+                                i,
+                                Fix {
+                                    target: wheel.to_string(),
+                                    env: h.env.clone(),
+                                    why: say(h.say.as_deref().unwrap_or("a hint")),
+                                    ..Default::default()
+                                },
+                            )
+                        }),
+                    }
+                }
                 HintFix::Header => {
                     let Some(header) = group("header") else {
                         continue;
@@ -514,6 +552,37 @@ mod rounds_tests {
     /// The shipped catalog's `say` hints for what real builds print: the
     /// first hint (from the end of the log, as `suggest` reads it) that
     /// matches each line, filled in.
+    #[test]
+    fn the_catalog_sets_cmakes_policy_floor_when_cmake_4_refuses_an_old_minimum() {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/hints.toml"),
+        )
+        .unwrap();
+        let doc: toml::Table = text.parse().unwrap();
+        // uamqp 1.6.11's bundled azure-macro-utils-c, under CMake 4.
+        let line = "  Compatibility with CMake < 3.5 has been removed from CMake.";
+        let envs: Vec<&toml::Value> = doc["hints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| {
+                regex::Regex::new(h["match"].as_str().unwrap())
+                    .unwrap()
+                    .is_match(line)
+            })
+            .collect();
+        assert_eq!(envs.len(), 1, "{envs:?}");
+        assert_eq!(envs[0]["fix"].as_str(), Some("env"));
+        assert_eq!(
+            envs[0]["env"]["CMAKE_POLICY_VERSION_MINIMUM"].as_str(),
+            Some("3.5")
+        );
+        // CMake 3's deprecation warning about 3.10 is not it.
+        let warning = "  Compatibility with CMake < 3.10 will be removed from a future version of";
+        let re = regex::Regex::new(envs[0]["match"].as_str().unwrap()).unwrap();
+        assert!(!re.is_match(warning));
+    }
+
     #[test]
     fn the_catalog_names_missing_config_tools_and_pkg_config_packages() {
         let text = std::fs::read_to_string(

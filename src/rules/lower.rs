@@ -1063,13 +1063,14 @@ fn lower_hints(file: &str, node: &Node, out: &mut Vec<HintRule>, diags: &mut Vec
         let pattern = r.str("match");
         let fix = r.str("fix");
         let say = r.str("say").map(|s| s.value);
+        let env = env(&mut r);
         let loc = r.table_loc();
-        r.finish(&["match", "fix", "say"]);
+        r.finish(&["match", "fix", "say", "env"]);
         let (Some(pattern), Some(fix)) = (pattern, fix) else {
             diags.push(
                 Diagnostic::error("a hint needs `match` and `fix`")
                     .at(loc)
-                    .hint("`match` is a regular expression over log lines; `fix` is \"header\", \"build-requirement\" or \"say\""),
+                    .hint("`match` is a regular expression over log lines; `fix` is \"header\", \"build-requirement\", \"env\" or \"say\""),
             );
             continue;
         };
@@ -1085,11 +1086,20 @@ fn lower_hints(file: &str, node: &Node, out: &mut Vec<HintRule>, diags: &mut Vec
             "header" => HintFix::Header,
             "build-requirement" => HintFix::BuildRequirement,
             "say" => HintFix::Say,
+            "env" if env.is_empty() => {
+                diags.push(
+                    Diagnostic::error("`fix = \"env\"` needs an `env` table")
+                        .at(fix.loc)
+                        .hint("name the variables to set, e.g. env = { CMAKE_POLICY_VERSION_MINIMUM = \"3.5\" }"),
+                );
+                continue;
+            }
+            "env" => HintFix::Env,
             other => {
                 diags.push(
                     Diagnostic::error(format!("unknown fix `{other}`"))
                         .at(fix.loc)
-                        .hint("fix is \"header\", \"build-requirement\" or \"say\""),
+                        .hint("fix is \"header\", \"build-requirement\", \"env\" or \"say\""),
                 );
                 continue;
             }
@@ -1098,6 +1108,7 @@ fn lower_hints(file: &str, node: &Node, out: &mut Vec<HintRule>, diags: &mut Vec
             pattern,
             fix,
             say,
+            env,
             loc,
         });
     }
@@ -1344,6 +1355,31 @@ mod tests {
         assert_eq!(w.version.as_deref(), Some("2.1.5"));
         assert_eq!(w.env["CFLAGS"], "-O2");
         assert_eq!(&*w.sources[0].value.name, "wheel-markupsafe");
+    }
+
+    #[test]
+    fn an_env_hint_names_its_variables_and_needs_some() {
+        let f = lower(
+            "[[hints]]\nmatch = 'CMake < 3.5'\nfix = \"env\"\nenv = { CMAKE_POLICY_VERSION_MINIMUM = \"3.5\" }\n",
+        );
+        assert!(f.diags.is_empty(), "{:?}", f.diags);
+        assert_eq!(f.hints[0].fix, HintFix::Env);
+        assert_eq!(f.hints[0].env["CMAKE_POLICY_VERSION_MINIMUM"], "3.5");
+        let f = lower("[[hints]]\nmatch = 'x'\nfix = \"env\"\n");
+        assert!(f.hints.is_empty());
+        assert!(
+            f.diags[0].message.contains("needs an `env` table"),
+            "{:?}",
+            f.diags
+        );
+        let f =
+            lower("[[hints]]\nmatch = 'x'\nfix = \"env\"\nenv = { SOURCE_DATE_EPOCH = \"1\" }\n");
+        assert!(f.hints.is_empty(), "a reserved variable is refused");
+        assert!(
+            f.diags[0].message.contains("set by refine"),
+            "{:?}",
+            f.diags
+        );
     }
 
     #[test]

@@ -274,6 +274,8 @@ pub struct HintRule {
     pub fix: HintFix,
     /// What to tell the user; `{group}` is replaced by the match.
     pub say: Option<String>,
+    /// For `fix = "env"`: the build environment variables to set.
+    pub env: BTreeMap<String, String>,
     pub loc: Loc,
 }
 
@@ -287,6 +289,8 @@ pub enum HintFix {
     BuildRequirement,
     /// Say `say`, nothing to apply.
     Say,
+    /// Set the hint's `env` in the wheel rule's build environment.
+    Env,
 }
 
 /// `[headers]`: a C header → the pack that provides it.
