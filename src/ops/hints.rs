@@ -549,16 +549,19 @@ mod rounds_tests {
         }
     }
 
-    /// The shipped catalog's `say` hints for what real builds print: the
-    /// first hint (from the end of the log, as `suggest` reads it) that
-    /// matches each line, filled in.
-    #[test]
-    fn the_catalog_sets_cmakes_policy_floor_when_cmake_4_refuses_an_old_minimum() {
-        let text = std::fs::read_to_string(
+    /// The repository's rules/hints.toml, as a TOML table.
+    fn shipped_hints() -> toml::Table {
+        std::fs::read_to_string(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/hints.toml"),
         )
-        .unwrap();
-        let doc: toml::Table = text.parse().unwrap();
+        .unwrap()
+        .parse()
+        .unwrap()
+    }
+
+    #[test]
+    fn the_catalog_sets_cmakes_policy_floor_when_cmake_4_refuses_an_old_minimum() {
+        let doc = shipped_hints();
         // uamqp 1.6.11's bundled azure-macro-utils-c, under CMake 4.
         let line = "  Compatibility with CMake < 3.5 has been removed from CMake.";
         let envs: Vec<&toml::Value> = doc["hints"]
@@ -583,13 +586,12 @@ mod rounds_tests {
         assert!(!re.is_match(warning));
     }
 
+    /// The shipped catalog's `say` hints for what real builds print: the
+    /// first hint (from the end of the log, as `suggest` reads it) that
+    /// matches each line, filled in.
     #[test]
     fn the_catalog_names_missing_config_tools_and_pkg_config_packages() {
-        let text = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/hints.toml"),
-        )
-        .unwrap();
-        let doc: toml::Table = text.parse().unwrap();
+        let doc = shipped_hints();
         let hints: Vec<(regex::Regex, String)> = doc["hints"]
             .as_array()
             .unwrap()

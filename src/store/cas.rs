@@ -41,10 +41,8 @@ pub struct Cas {
     /// lets unchanged large blobs skip rehashing.
     stat_cache: Mutex<Option<StatCache>>,
     stat_dirty: Mutex<bool>,
-    /// `cas/sha256`, opened once (`O_PATH`): a blob's stat is then a walk
-    /// of two names, not of the store's whole path (a no-op stats every
-    /// blob of every hit: the path walk was a tenth of its time).
-    blobs_dir: std::sync::OnceLock<std::os::fd::OwnedFd>,
+    /// `cas/sha256`, opened once: a blob's stat walks two names.
+    blobs_dir: super::dirhandle::DirHandle,
 }
 
 /// What identifies a file's bytes without reading them.
@@ -158,7 +156,7 @@ impl Cas {
             root: store_root.to_path_buf(),
             stat_cache: Mutex::new(None),
             stat_dirty: Mutex::new(false),
-            blobs_dir: std::sync::OnceLock::new(),
+            blobs_dir: super::dirhandle::DirHandle::new(store_root.join("cas/sha256")),
         }
     }
 
@@ -169,31 +167,15 @@ impl Cas {
     // `stat`'s field types differ by architecture (s390x among them).
     #[allow(clippy::unnecessary_cast)]
     fn blob_stat(&self, d: &Digest) -> io::Result<(u64, u64, i64)> {
-        use rustix::fs::{AtFlags, Mode, OFlags};
-        let dir = match self.blobs_dir.get() {
-            Some(fd) => Some(fd),
-            None => rustix::fs::open(
-                self.root.join("cas/sha256"),
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .ok()
-            .map(|fd| self.blobs_dir.get_or_init(|| fd)),
-        };
-        if let Some(dir) = dir {
-            let h = d.hex();
-            let rel = format!("{}/{h}", &h[..2]);
-            match rustix::fs::statat(dir, rel.as_str(), AtFlags::empty()) {
-                Ok(st) if (st.st_mode & libc::S_IFMT) == libc::S_IFREG => {
-                    let mtime = (st.st_mtime as i64) * 1_000_000_000 + st.st_mtime_nsec as i64;
-                    return Ok((st.st_ino as u64, st.st_size as u64, mtime));
-                }
-                Ok(_) => {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "not a file"));
-                }
-                Err(e) if e != rustix::io::Errno::NOENT => return Err(e.into()),
-                Err(_) => {}
+        let h = d.hex();
+        match self.blobs_dir.stat(&format!("{}/{h}", &h[..2]), true) {
+            Some(Ok(st)) if super::dirhandle::is_file(&st) => {
+                let mtime = (st.st_mtime as i64) * 1_000_000_000 + st.st_mtime_nsec as i64;
+                return Ok((st.st_ino as u64, st.st_size as u64, mtime));
             }
+            Some(Ok(_)) => return Err(io::Error::new(io::ErrorKind::InvalidData, "not a file")),
+            Some(Err(e)) if e != rustix::io::Errno::NOENT => return Err(e.into()),
+            Some(Err(_)) | None => {}
         }
         let meta = fs::metadata(self.blob_path(d))?;
         if !meta.is_file() {

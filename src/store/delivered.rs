@@ -75,9 +75,9 @@ pub struct Delivered {
     /// Wheel file name → (digest hex, stamp): read at open, then updated.
     stamps: Mutex<HashMap<String, (String, Stamp)>>,
     dirty: Mutex<bool>,
-    /// The out directory, opened once (`O_PATH`) for [`Delivered::holds`]:
-    /// a stat of one name instead of a walk of the whole path per wheel.
-    handle: std::sync::OnceLock<std::os::fd::OwnedFd>,
+    /// The out directory, opened once for [`Delivered::holds`]: a stat of
+    /// one name instead of a walk of the whole path per wheel.
+    handle: super::dirhandle::DirHandle,
 }
 
 impl Delivered {
@@ -91,10 +91,10 @@ impl Delivered {
             .unwrap_or_default();
         Delivered {
             file,
+            handle: super::dirhandle::DirHandle::new(dir.clone()),
             dir,
             stamps: Mutex::new(stamps),
             dirty: Mutex::new(false),
-            handle: std::sync::OnceLock::new(),
         }
     }
 
@@ -106,26 +106,13 @@ impl Delivered {
     /// `name` in the out directory holds `digest`'s bytes, by its stamp
     /// (a file as it was when it was last found to hold them).
     pub fn holds(&self, name: &str, digest: &Digest) -> bool {
-        use rustix::fs::{AtFlags, Mode, OFlags};
         if self.path_of(name).is_none() {
             return false;
         }
-        let dir = match self.handle.get() {
-            Some(fd) => fd,
-            None => match rustix::fs::open(
-                &self.dir,
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            ) {
-                Ok(fd) => self.handle.get_or_init(|| fd),
-                Err(_) => return false,
-            },
-        };
-        let Ok(st) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
+        let Some(Ok(st)) = self.handle.stat(name, false) else {
             return false;
         };
-        (st.st_mode & libc::S_IFMT) == libc::S_IFREG
-            && self.matches(name, digest, &Stamp::of_stat(&st))
+        super::dirhandle::is_file(&st) && self.matches(name, digest, &Stamp::of_stat(&st))
     }
 
     fn matches(&self, name: &str, digest: &Digest, stamp: &Stamp) -> bool {

@@ -11,6 +11,7 @@ pub mod cas;
 pub mod checkout;
 pub mod confined;
 pub mod delivered;
+pub mod dirhandle;
 pub mod error;
 pub mod labels;
 pub mod limits;
