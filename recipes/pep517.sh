@@ -8,10 +8,27 @@
 # is missing. The requirements the rule names itself
 # ($REFINE_BUILD_REQUIRES, one project a line) are added to what the
 # project declares, so that they are installed, not only offered: a build
-# script that imports a module its sdist forgot to declare gets it. The backend's hooks run in the target's Python ($PYTHON):
-# the wheel is the target interpreter's. uv itself is the one that runs
-# natively in this image (in a hybrid image, the host's): resolving,
-# unpacking and installing the build requirements cost no emulation.
+# script that imports a module its sdist forgot to declare gets it. uv
+# itself is the one that runs natively in this image (in a hybrid image,
+# the host's): resolving, unpacking and installing the build requirements
+# cost no emulation.
+#
+# The backend's hooks run in the target's Python ($PYTHON), or, where
+# refine gives $REFINE_HOST_PYTHON (a hybrid image that keeps the host's
+# interpreter of the same Debian build and version), in the host's, set up
+# for the target the way CPython's own cross builds are: the target's
+# sysconfig (_PYTHON_SYSCONFIGDATA_NAME: its EXT_SUFFIX, SOABI, compiler
+# and flags) and platform (_PYTHON_HOST_PLATFORM: the wheel's tag). Not
+# crossenv: it wraps the same two variables in a virtual environment and
+# patches platform.machine() and os.uname(), which a build that asks them
+# is then told wrongly; here such a build fails or differs, and
+# `refine verify --against frontend` compares the bytes. The extensions
+# are compiled by the same cross compiler against the same headers either
+# way. A build that needs the target's interpreter (one that imports what
+# it just compiled, or build requirements with compiled code, which the
+# host's cannot load) gets it: the host's is not used when a requirement
+# wheel is not pure, and a build that fails with it is built again from a
+# fresh tree with the target's, said in the log.
 set -eu
 . "$REFINE_WS/recipes/lib/common.sh"
 . "$REFINE_WS/recipes/lib/frontend.sh"
@@ -28,7 +45,7 @@ for f in "$REFINE_SRC"/*; do
 done
 [ -n "$sdist" ] || die "no source in $REFINE_SRC"
 src=$(unpack "$sdist")
-log "building $REFINE_LABEL from $(basename "$src") with $("$PYTHON" --version)"
+log "building $REFINE_LABEL from $(basename "$src")"
 # The programs the packs install (pg_config, xml2-config…) are on PATH, as
 # their headers and libraries are on the compiler's: build scripts ask
 # them where the library is (psycopg2 runs pg_config).
@@ -89,9 +106,12 @@ add_build_requires() {
     fi
     log "build requirements the rule names, added to the project's: $(echo $names)"
 }
-if [ -n "${REFINE_BUILD_REQUIRES:-}" ]; then
-    (cd "$src" && add_build_requires "$REFINE_BUILD_REQUIRES")
-fi
+prepare() {
+    if [ -n "${REFINE_BUILD_REQUIRES:-}" ]; then
+        (cd "$src" && add_build_requires "$REFINE_BUILD_REQUIRES")
+    fi
+}
+prepare
 
 set --
 if [ -n "${REFINE_CONFIG_SETTINGS:-}" ]; then
@@ -116,9 +136,45 @@ fi
 # directory.
 wheels=$REFINE_WHEELS
 [ -d "$wheels" ] || { wheels=/build/no-wheels; mkdir -p "$wheels"; }
-cd "$src"
-env -u PYTHONDONTWRITEBYTECODE "$uv" build --wheel --offline --no-index \
-    --no-config --no-sources --force-pep517 --find-links "$wheels" \
-    --python "$PYTHON" --out-dir /build/dist "$@" .
+# The build, in the interpreter $hooks_py, with the variables $hooks_env
+# (words without spaces); its arguments are the config settings.
+build_with() {
+    # shellcheck disable=SC2086
+    (cd "$src" && env -u PYTHONDONTWRITEBYTECODE $hooks_env "$uv" build --wheel --offline --no-index \
+        --no-config --no-sources --force-pep517 --find-links "$wheels" \
+        --python "$hooks_py" --out-dir /build/dist "$@" .)
+}
+
+hooks=target
+if [ -n "${REFINE_HOST_PYTHON:-}" ]; then
+    impure=
+    for w in "$wheels"/*.whl; do
+        [ -e "$w" ] || continue
+        case "${w##*/}" in *-none-any.whl) ;; *) impure="$impure ${w##*/}" ;; esac
+    done
+    if [ -n "$impure" ]; then
+        log "frontend python: the target's: the host's cannot load the build requirements with compiled code:$impure"
+    else
+        hooks=host
+    fi
+fi
+if [ "$hooks" = host ]; then
+    log "frontend python: the host's, set up for $REFINE_HOST_PYTHON_PLATFORM ($("$REFINE_HOST_PYTHON" --version), $REFINE_HOST_PYTHON_SYSCONFIG)"
+    hooks_py=$REFINE_HOST_PYTHON
+    hooks_env="_PYTHON_SYSCONFIGDATA_NAME=$REFINE_HOST_PYTHON_SYSCONFIG _PYTHON_HOST_PLATFORM=$REFINE_HOST_PYTHON_PLATFORM"
+    if ! build_with "$@"; then
+        log "frontend python: the build failed in the host's Python (above); building again from a fresh tree in the target's"
+        hooks=target
+        rm -rf /build/dist
+        src=$(unpack "$sdist")
+        prepare
+    fi
+fi
+if [ "$hooks" = target ]; then
+    log "frontend python: the target's ($("$PYTHON" --version))"
+    hooks_py=$PYTHON
+    hooks_env=
+    build_with "$@"
+fi
 mv /build/dist/*.whl "$REFINE_OUT"/
 ls -l "$REFINE_OUT"

@@ -153,6 +153,35 @@ impl Toolchain {
     }
 }
 
+/// Which interpreter runs a wheel's PEP 517 hooks for a foreign target:
+/// the host's CPython of the target's version set up for the target
+/// (native speed; the extensions still compiled by the target's cross
+/// compiler against its headers), or the target's own, emulated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum FrontendPython {
+    Host,
+    Target,
+}
+
+impl FrontendPython {
+    pub const HINT: &'static str = "frontend_python is \"host\" (the host's Python set up for the target, where the image has one) or \"target\" (the target's own)";
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "host" => Some(Self::Host),
+            "target" => Some(Self::Target),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Host => "host",
+            Self::Target => "target",
+        }
+    }
+}
+
 /// The platform a run builds for, after command-line overrides.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Platform {
@@ -164,6 +193,9 @@ pub struct Platform {
     pub policy: String,
     /// How a foreign target's code is compiled (no meaning for the host's).
     pub toolchain: Toolchain,
+    /// Which Python runs wheels' PEP 517 hooks (None: the host's wherever
+    /// the image has it, else the target's; a rule may say otherwise).
+    pub frontend_python: Option<FrontendPython>,
 }
 
 impl Platform {

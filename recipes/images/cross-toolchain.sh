@@ -25,6 +25,11 @@
 #                     natively. Their libraries are the image's `:{host}`
 #                     packages; their own files below /usr/lib/<host
 #                     triplet> (perl-base's modules) come along.
+#   REFINE_KEEP_HOST  host programs the image keeps beside the target's,
+#                     as PACKAGE:/PATH, in /usr/lib/refine/host/bin under
+#                     their own names (the host's python3.11, which runs
+#                     wheels' PEP 517 hooks set up for the target): see
+#                     keep_host below.
 #   REFINE_STAND_IN   host programs that stand in for the target's only
 #                     while the image is made, as PACKAGE:/PATH (dpkg's
 #                     /usr/bin/dpkg-deb, which dpkg runs to take every
@@ -225,6 +230,58 @@ stand_ins_end() {
     rm -rf "$state"
 }
 
+# The host's programs of REFINE_KEEP_HOST, kept in /usr/lib/refine/host/bin
+# (after installed_packages). Each is the same version of the same source
+# as the target's own package (checked), and runs with the image's
+# `:{host}` libraries: python3.11 of python3.11-minimal reads the stdlib
+# the image shares between both architectures (libpython3.11-minimal and
+# -stdlib are Multi-Arch: same; their C modules carry the architecture in
+# their names) and finds it from its own path (/usr/lib/python3.11 above
+# /usr/lib/refine/host/bin).
+keep_host() {
+    [ -n "${REFINE_KEEP_HOST:-}" ] || return 0
+    kdir=/usr/lib/refine/host/bin
+    stage=$root/tmp/refine-keep-host
+    rm -rf "$stage"
+    mkdir -p "$stage/debs" "$stage/files" "$root$kdir"
+    pkgs=
+    for s in $REFINE_KEEP_HOST; do pkgs="$pkgs ${s%%:*}:$REFINE_HOST_ARCH"; done
+    # shellcheck disable=SC2086
+    download "$stage/debs" $pkgs
+    for d in "$stage"/debs/*.deb; do
+        p=$(dpkg-deb -f "$d" Package)
+        hv=$(dpkg-deb -f "$d" Version)
+        tv=$(target_version "$p")
+        if [ "$hv" != "$tv" ]; then
+            echo "cross-toolchain.sh: the host's $p is $hv but the image's is ${tv:-not installed}: the mirror must carry one version for both architectures" >&2
+            exit 1
+        fi
+        dpkg-deb -x "$d" "$stage/files"
+    done
+    for s in $REFINE_KEEP_HOST; do
+        path=${s#*:}
+        [ -f "$stage/files$path" ] || { echo "cross-toolchain.sh: the host's ${s%%:*} has no $path" >&2; exit 1; }
+        dest=$kdir/${path##*/}
+        cat "$stage/files$path" > "$root$dest"
+        chmod 755 "$root$dest"
+        if chroot "$root" "$loader" --list "$dest" 2>&1 | grep -q 'not found'; then
+            chroot "$root" "$loader" --list "$dest" >&2 || true
+            echo "cross-toolchain.sh: the host's $path needs a library the image lacks: add its :{host} package to cross.packages" >&2
+            exit 1
+        fi
+        case "${path##*/}" in
+            python3*)
+                # It starts, with its own C modules (the host's
+                # libpython3.X-stdlib), from the shared stdlib.
+                chroot "$root" "$dest" -S -c 'import sys, zlib, hashlib, _ctypes, _json, sysconfig; assert sys.prefix == "/usr", sys.prefix' ||
+                    { echo "cross-toolchain.sh: the host's $path does not start in the image: add libpython3.X-stdlib:{host} to cross.packages" >&2; exit 1; }
+                ;;
+        esac
+        echo "cross-toolchain.sh: the host's $path kept as $dest"
+    done
+    rm -rf "$stage"
+}
+
 # Copy the files below DIR (relative) of the extracted tree FROM into the
 # image where it has none, through the image's own directories (its /lib
 # is /usr/lib): an existing file, link or package file is never touched.
@@ -376,6 +433,7 @@ fi
 early_dpkg_deb_end
 stand_ins_end
 installed_packages
+keep_host
 
 # The compilers' own files, unpacked from the packages of the image's
 # mirror (downloaded with the image's apt configuration: exactly its

@@ -27,6 +27,9 @@ pub enum VerifyAgainst {
     /// Build with the other toolchain of a foreign target (cross or
     /// emulated) and compare.
     Toolchain,
+    /// Build a foreign target's wheels with their PEP 517 hooks in the
+    /// host's Python and in the target's, and compare.
+    Frontend,
 }
 
 #[derive(Args, Debug)]
@@ -36,8 +39,9 @@ pub struct VerifyCmd {
     /// How many times to rebuild each target.
     #[arg(long, default_value_t = 1)]
     pub rounds: usize,
-    /// Compare with the local store's output, the remote's, or the other
-    /// toolchain's build (cross against emulated).
+    /// Compare with the local store's output, the remote's, the other
+    /// toolchain's build (cross against emulated), or the wheels' hooks run
+    /// in the target's Python against the host's (frontend).
     #[arg(long, value_enum, default_value = "local")]
     pub against: VerifyAgainst,
     /// Instead: check a wheel against the provenance file beside it.
@@ -180,6 +184,10 @@ pub fn run_verify(c: &VerifyCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit>
         let r = verify::across_toolchains(opts, &c.targets, c.jobs, p)?;
         return report_verify(&r, p, "the same bytes with both toolchains");
     }
+    if matches!(c.against, VerifyAgainst::Frontend) {
+        let r = verify::across_frontends(opts, &c.targets, c.jobs, p)?;
+        return report_verify(&r, p, "the same bytes from the host's and the target's Python");
+    }
     let s = Session::load(opts)?;
     let args = BuildArgs {
         patterns: c.targets.clone(),
@@ -191,7 +199,7 @@ pub fn run_verify(c: &VerifyCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit>
     let against = match c.against {
         VerifyAgainst::Local => verify::Against::Local,
         VerifyAgainst::Remote => verify::Against::Remote,
-        VerifyAgainst::Toolchain => unreachable!("handled above"),
+        VerifyAgainst::Toolchain | VerifyAgainst::Frontend => unreachable!("handled above"),
     };
     let r = verify::verify(&s, &args, c.rounds, against, p)?;
     report_verify(&r, p, "")

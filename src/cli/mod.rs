@@ -58,6 +58,11 @@ pub struct Global {
     /// ("cross", the default) or the target's own, emulated ("emulated").
     #[arg(long, global = true, value_name = "TOOLCHAIN")]
     pub toolchain: Option<String>,
+    /// For a foreign target: run wheels' PEP 517 hooks in the host's Python
+    /// set up for the target ("host", the default where the image has it)
+    /// or the target's own, emulated ("target"); a rule's own wins.
+    #[arg(long, global = true, value_name = "PYTHON")]
+    pub frontend_python: Option<String>,
     /// Stream events and results as JSON lines on stdout.
     #[arg(long, global = true)]
     pub json: bool,
@@ -98,6 +103,7 @@ impl Global {
             arch: self.arch.clone(),
             policy: self.platform.clone(),
             toolchain: self.toolchain.clone(),
+            frontend_python: self.frontend_python.clone(),
             executor: self.executor()?,
             trusted_keys: self.trusted_keys.clone(),
             signing_key: self.signing_key.clone(),

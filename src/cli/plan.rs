@@ -43,7 +43,18 @@ pub struct LogCmd {
 pub fn run_plan(c: &PlanCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     let s = Session::load(opts)?;
     let remote = crate::ops::remote::open(&s, c.remote.as_deref(), c.offline, c.insecure)?;
-    let (_, entries) = crate::ops::plan::plan_with_remote(&s, &c.targets, remote.as_ref())?;
+    let (graph, entries) = crate::ops::plan::plan_with_remote(&s, &c.targets, remote.as_ref())?;
+    // A foreign target's wheel: which Python its PEP 517 hooks run in.
+    let hooks = |l: &crate::rules::Label| -> Option<&'static str> {
+        let d = &graph.get(l)?.derivation;
+        (l.kind == crate::rules::Kind::Wheel && d.platform.is_foreign()).then_some(
+            if d.host_python.is_some() {
+                "host"
+            } else {
+                "target"
+            },
+        )
+    };
     let (mut build, mut pending, mut cached) = (0, 0, 0);
     let width = entries
         .iter()
@@ -71,6 +82,7 @@ pub fn run_plan(c: &PlanCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
                     "changes": e.changes.iter().map(crate::ops::plan::describe_change).collect::<Vec<_>>(),
                     "reason": reason(e),
                     "origin": s.origin(&e.label),
+                    "frontend_python": hooks(&e.label),
                 })
                 .to_string(),
             );
@@ -86,9 +98,15 @@ pub fn run_plan(c: &PlanCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
             .filter(|o| o.starts_with(crate::workspace::base::PREFIX))
             .map(|o| format!("  [{o}]"))
             .unwrap_or_default();
+        let py = match (hooks(&e.label), &e.status) {
+            (Some(h), PlanStatus::Build | PlanStatus::Pending { .. }) => {
+                format!("  (hooks in the {h}'s Python)")
+            }
+            _ => String::new(),
+        };
         p.data(
             format!(
-                "{:<8} {label:<width$}  {}{from}",
+                "{:<8} {label:<width$}  {}{py}{from}",
                 e.status.as_str(),
                 reason(e)
             )

@@ -33,6 +33,7 @@ pub struct Overrides {
     pub policy: Option<String>,
     pub python: Option<String>,
     pub toolchain: Option<crate::platform::Toolchain>,
+    pub frontend_python: Option<crate::platform::FrontendPython>,
 }
 
 impl Overrides {
@@ -50,6 +51,9 @@ impl Overrides {
         }
         if let Some(t) = self.toolchain {
             p.toolchain = t;
+        }
+        if let Some(f) = self.frontend_python {
+            p.frontend_python = Some(f);
         }
         p
     }

@@ -56,6 +56,7 @@ pub fn derive(rules: &dyn Rules, t: &Target, cfg: &Config) -> Result<Derivation,
         nested_userns: t.nested_userns.unwrap_or(cfg.sandbox.nested_userns),
         is_wheel_source: false,
         cc_target: None,
+        host_python: None,
     };
     match &t.body {
         Body::Source(s) => {
@@ -122,6 +123,7 @@ pub fn derive(rules: &dyn Rules, t: &Target, cfg: &Config) -> Result<Derivation,
                                     unpack: c.unpack.iter().map(subst).collect(),
                                     native: c.native.clone(),
                                     stand_in: c.stand_in.clone(),
+                                    keep_host: c.host.clone(),
                                     hook,
                                 }),
                             }
@@ -220,6 +222,7 @@ pub fn derive(rules: &dyn Rules, t: &Target, cfg: &Config) -> Result<Derivation,
                 d.action = r.recipe_action(rc, w.config_settings.clone(), None);
             }
             r.floor(t, cfg, &mut d);
+            d.host_python = r.host_python(t, &d, w.frontend_python.as_ref());
         }
         Body::Set(st) => {
             d.action = Action::Set;
@@ -482,6 +485,67 @@ impl Resolver<'_> {
         self.wheels(&[r]).into_iter().next()
     }
 
+    /// The host's Python that runs a wheel's PEP 517 hooks, set up for the
+    /// target: when its image is hybrid and keeps the host's interpreter of
+    /// the target's version (`cross.host`), and the wheel builds with the
+    /// image's own interpreter (a system runtime: the host's is the same
+    /// Debian build of the same version). The rule's `frontend_python`,
+    /// else [platform]'s, else "host" wherever it can be; a rule that asks
+    /// for "host" where its hybrid image cannot give it is an error.
+    fn host_python(
+        &mut self,
+        t: &Target,
+        d: &Derivation,
+        own: Option<&Spanned<FrontendPython>>,
+    ) -> Option<String> {
+        let want = own.map(|s| s.value).or(d.platform.frontend_python);
+        if want == Some(FrontendPython::Target) || !d.platform.uses_cross() {
+            return None;
+        }
+        let name = format!("python{}", d.platform.python);
+        let kept = d
+            .inputs
+            .image
+            .as_ref()
+            .and_then(|l| self.rules.derivation(l))
+            .and_then(|img| match &img.action {
+                Action::Mmdebstrap { cross: Some(c), .. } => c.keep_host.iter().find_map(|e| {
+                    let path = e.split_once(':')?.1;
+                    (path.rsplit('/').next()? == name).then(|| format!("{}/{name}", super::drv::HOST_BIN))
+                }),
+                _ => None,
+            });
+        let system = d
+            .inputs
+            .runtime
+            .as_ref()
+            .and_then(|l| self.rules.derivation(l))
+            .is_some_and(|rt| matches!(rt.action, Action::SystemRuntime { .. }));
+        match kept {
+            Some(p) if system => Some(p),
+            _ => {
+                if let Some(o) = own
+                    && o.value == FrontendPython::Host
+                {
+                    let why = if kept.is_none() {
+                        format!("its image keeps no host {name} (`cross.host` of the image rule)")
+                    } else {
+                        "its runtime is not the image's own interpreter".to_string()
+                    };
+                    self.diags.push(
+                        Diagnostic::error(format!(
+                            "{} asks for frontend_python = \"host\", but {why}",
+                            t.label
+                        ))
+                        .at(o.loc.clone())
+                        .hint("build it in an image whose `cross.host` keeps the host's Python of the target's version, with that image's system runtime, or write frontend_python = \"target\""),
+                    );
+                }
+                None
+            }
+        }
+    }
+
     /// A wheel's or pack's floor: when its policy stands for an older glibc
     /// than its image declares, it compiles with Zig for the target at the
     /// floor's glibc (`REFINE_CC_TARGET`, e.g. `s390x-linux-gnu.2.17`).
@@ -699,6 +763,7 @@ glibc = "2.36"
 packages = ["gcc", "make"]
 cross.replace = ["gcc"]
 cross.packages = ["gcc-12-{triplet}:{host}"]
+cross.host = ["python3.11-minimal:/usr/bin/python3.11"]
 cross.gcc = "12"
 cross.hook = "recipes/hook.sh"
 
@@ -750,6 +815,11 @@ repair = true
 version = "1.0"
 source = "//sources:yaml-src"
 policy = "manylinux_2_36"
+
+[wheels.own-hooks]
+version = "1.0"
+source = "//sources:yaml-src"
+frontend_python = "target"
 "#;
 
     fn world(arch: &str) -> (World, Config) {
@@ -859,6 +929,64 @@ policy = "manylinux_2_36"
     }
 
     #[test]
+    fn a_foreign_wheels_hooks_run_in_the_hosts_python_its_hybrid_image_keeps() {
+        let (w, cfg) = world("s390x");
+        let d = &w.derivations[&label("//wheels:pyyaml")];
+        assert_eq!(
+            d.host_python.as_deref(),
+            Some("/usr/lib/refine/host/bin/python3.11")
+        );
+        // The rule's own choice wins, and the key covers the choice.
+        let own = &w.derivations[&label("//wheels:own-hooks")];
+        assert_eq!(own.host_python, None);
+        let key = |d: &Derivation| {
+            d.preimage(&|l: &Label| Some(crate::key::sha256_bytes(l.to_string().as_bytes())))
+                .key()
+        };
+        let mut as_target = d.clone();
+        as_target.host_python = None;
+        assert_ne!(key(d), key(&as_target));
+        // [platform] frontend_python = "target" for every rule.
+        let mut w2 = World {
+            platform: w.platform.clone(),
+            catalog: w.catalog.clone(),
+            labels: w.labels.clone(),
+            targets: w.targets.clone(),
+            derivations: w.derivations.clone(),
+            files: w.files.clone(),
+        };
+        w2.platform.frontend_python = Some(FrontendPython::Target);
+        let t = w2.targets[&label("//wheels:pyyaml")].clone();
+        assert_eq!(derive(&w2, &t, &cfg).unwrap().host_python, None);
+        // An image that keeps no host Python: the target's, and a rule that
+        // asks for the host's is told why not.
+        let img = label("//images:img");
+        if let Some(Derivation {
+            action: Action::Mmdebstrap { cross: Some(c), .. },
+            ..
+        }) = w2.derivations.get_mut(&img)
+        {
+            c.keep_host.clear();
+        }
+        w2.platform.frontend_python = None;
+        assert_eq!(derive(&w2, &t, &cfg).unwrap().host_python, None);
+        let mut asks = t.clone();
+        if let Body::Wheel(wh) = &mut asks.body {
+            wh.frontend_python = Some(Spanned {
+                value: FrontendPython::Host,
+                loc: asks.decl.clone(),
+            });
+        }
+        let errs = derive(&w2, &asks, &cfg).unwrap_err();
+        assert!(
+            errs.iter()
+                .any(|e| e.message.contains("frontend_python = \"host\"")
+                    && e.message.contains("keeps no host python3.11")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
     fn the_hosts_own_arch_builds_in_a_plain_image_with_its_own_frontend() {
         let host = Arch::host();
         let (w, _) = world(host.as_str());
@@ -873,6 +1001,8 @@ policy = "manylinux_2_36"
             d.inputs.frontend,
             Some(label(&format!("//sources:uv-{}", host.as_str())))
         );
+        // The host's own Python is the target's: nothing to set up.
+        assert_eq!(d.host_python, None);
     }
 
     #[test]

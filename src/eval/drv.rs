@@ -83,6 +83,10 @@ pub struct CrossAction {
     /// made (`PACKAGE:/PATH`); the image ends with the target's own.
     #[serde(default)]
     pub stand_in: Vec<String>,
+    /// Host programs the image keeps in `/usr/lib/refine/host/bin`
+    /// (`PACKAGE:/PATH`): the host's Python for `frontend_python = "host"`.
+    #[serde(default)]
+    pub keep_host: Vec<String>,
     /// The mmdebstrap hook (setup, extract, essential and customize), by
     /// digest.
     pub hook: RecipeFiles,
@@ -167,7 +171,16 @@ pub struct Derivation {
     /// glibc; `REFINE_CC_TARGET` in the build.
     #[serde(default)]
     pub cc_target: Option<String>,
+    /// Wheels of a foreign target: the host's Python (of the target's
+    /// version, kept in the hybrid image) that runs the PEP 517 hooks,
+    /// set up for the target; `REFINE_HOST_PYTHON` in the build. None:
+    /// the target's own interpreter runs them.
+    #[serde(default)]
+    pub host_python: Option<String>,
 }
+
+/// Where a hybrid image keeps the host's programs of `cross.host`.
+pub const HOST_BIN: &str = "/usr/lib/refine/host/bin";
 
 impl Derivation {
     pub fn kind(&self) -> Kind {
@@ -299,6 +312,9 @@ impl Derivation {
         if let Some(t) = &self.cc_target {
             p.set("cc_target", t.as_str());
         }
+        if let Some(py) = &self.host_python {
+            p.set("host_python", py.as_str());
+        }
         p.set("env", &self.env);
         p
     }
@@ -341,6 +357,9 @@ fn action_value(a: &Action) -> PValue {
                 x.insert("unpack".into(), c.unpack.clone().into());
                 if !c.native.is_empty() {
                     x.insert("native".into(), c.native.clone().into());
+                }
+                if !c.keep_host.is_empty() {
+                    x.insert("host".into(), c.keep_host.clone().into());
                 }
                 if !c.stand_in.is_empty() {
                     x.insert("stand_in".into(), c.stand_in.clone().into());

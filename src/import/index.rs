@@ -289,6 +289,7 @@ mod tests {
             python: "3.11".into(),
             policy: "manylinux_2_36".into(),
             toolchain: Toolchain::Cross,
+            frontend_python: None,
         }
     }
 

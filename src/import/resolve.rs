@@ -299,6 +299,7 @@ mod tests {
             python: "3.11".into(),
             policy: "manylinux_2_36".into(),
             toolchain: Default::default(),
+            frontend_python: None,
         };
         let env = target_env(&p);
         for (req, applies) in [

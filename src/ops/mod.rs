@@ -89,6 +89,9 @@ pub struct GlobalOpts {
     pub executor: ExecutorKind,
     /// `--toolchain`: cross or emulated, overriding [platform] toolchain.
     pub toolchain: Option<String>,
+    /// `--frontend-python`: host or target, overriding [platform]
+    /// frontend_python.
+    pub frontend_python: Option<String>,
     /// Public keys whose pulled results are used, beside `[store] trusted_keys`.
     pub trusted_keys: Vec<String>,
     /// The key pushes are signed with (default: `<store>/keys/signing.key`).
@@ -214,6 +217,14 @@ fn overrides(opts: &GlobalOpts) -> Result<Overrides> {
             Error::user(format!("--toolchain: unknown toolchain `{t}`"))
                 .hint("use cross (the host's compilers for the target) or emulated")
         })?);
+    }
+    if let Some(f) = &opts.frontend_python {
+        overrides.frontend_python = Some(crate::platform::FrontendPython::parse(f).ok_or_else(
+            || {
+                Error::user(format!("--frontend-python: unknown value `{f}`"))
+                    .hint("use host (the host's Python set up for the target) or target")
+            },
+        )?);
     }
     Ok(overrides)
 }

@@ -20,7 +20,7 @@ use crate::key::Digest;
 use crate::rules::Label;
 use std::path::{Path, PathBuf};
 
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {

@@ -211,6 +211,51 @@ pub fn across_toolchains(
         toolchain: Some(other_tc.as_str().to_string()),
         ..opts.clone()
     })?;
+    compare_builds(
+        (&mine, mine.platform.toolchain.as_str()),
+        (&theirs, other_tc.as_str()),
+        patterns,
+        jobs,
+        sink,
+    )
+}
+
+/// Build the wheels of a foreign target with their PEP 517 hooks in the
+/// host's Python set up for the target and in the target's own, and
+/// compare: the host's must give the target interpreter's bytes.
+pub fn across_frontends(
+    opts: &super::GlobalOpts,
+    patterns: &[String],
+    jobs: Option<usize>,
+    sink: &dyn EventSink,
+) -> Result<VerifyReport> {
+    let session = |f: &str| {
+        Session::load(&super::GlobalOpts {
+            frontend_python: Some(f.to_string()),
+            ..opts.clone()
+        })
+    };
+    let host = session("host")?;
+    if !host.platform.uses_cross() {
+        return Err(Error::user(format!(
+            "{} builds with its own Python: only a foreign target's hybrid images set up the host's",
+            host.platform.arch
+        ))
+        .hint("compare the frontends for a foreign target with the cross toolchain, e.g. --arch s390x"));
+    }
+    let target = session("target")?;
+    compare_builds((&host, "host"), (&target, "target"), patterns, jobs, sink)
+}
+
+/// Build the same targets in two sessions and compare the requested ones'
+/// outputs; the second session's output is the reference.
+fn compare_builds(
+    (mine, my_name): (&Session, &str),
+    (theirs, their_name): (&Session, &str),
+    patterns: &[String],
+    jobs: Option<usize>,
+    sink: &dyn EventSink,
+) -> Result<VerifyReport> {
     // The wheels are compared in the store, not delivered.
     let out = tempfile::tempdir().map_err(Error::from)?;
     let args = BuildArgs {
@@ -221,8 +266,8 @@ pub fn across_toolchains(
         out_dir: Some(out.path().to_path_buf()),
         ..BuildArgs::default()
     };
-    let a = super::build::build(&mine, &args, sink)?;
-    let b = super::build::build(&theirs, &args, sink)?;
+    let a = super::build::build(mine, &args, sink)?;
+    let b = super::build::build(theirs, &args, sink)?;
     let store = mine.open_store()?;
     let mut checked = Vec::new();
     for (na, ra) in a.graph.nodes.iter().zip(&a.results) {
@@ -235,11 +280,7 @@ pub fn across_toolchains(
         let mut differences = Vec::new();
         match (&ra.output, &rb.output) {
             (Some(x), Some(y)) if x != y => {
-                differences.push(format!(
-                    "{}: {x}, {}: {y}",
-                    mine.platform.toolchain.as_str(),
-                    other_tc.as_str()
-                ));
+                differences.push(format!("{my_name}: {x}, {their_name}: {y}"));
                 differences.extend(diff_outputs(&store, y, x));
             }
             (Some(_), Some(_)) => {}

@@ -221,7 +221,18 @@ pub fn parse_config_in(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>
             Toolchain::default()
         }),
     };
-    r.finish(&["arch", "python", "policy", "toolchain"]);
+    let frontend_python = r.str("frontend_python").and_then(|s| {
+        let v = crate::platform::FrontendPython::parse(&s.value);
+        if v.is_none() {
+            r.diags.push(
+                Diagnostic::error(format!("unknown frontend_python `{}`", s.value))
+                    .at(s.loc)
+                    .hint(crate::platform::FrontendPython::HINT),
+            );
+        }
+        v
+    });
+    r.finish(&["arch", "python", "policy", "toolchain", "frontend_python"]);
     if !python
         .split('.')
         .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
@@ -438,6 +449,7 @@ pub fn parse_config_in(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>
             python,
             policy,
             toolchain,
+            frontend_python,
         },
         store: StoreConfig {
             path,

@@ -454,10 +454,38 @@ const IMAGE_KEYS: &[&str] = &[
 ];
 
 const CROSS_KEYS: &[&str] = &[
-    "replace", "packages", "unpack", "native", "stand_in", "gcc", "hook",
+    "replace", "packages", "unpack", "native", "stand_in", "host", "gcc", "hook",
 ];
 
-/// `cross = { replace, packages, unpack, native, stand_in, gcc, hook }` of an image.
+/// A list of `PACKAGE:/ABSOLUTE/PATH` (`stand_in`, `host`): a host
+/// package and one of its programs.
+fn package_paths(cr: &mut Reader<'_, '_>, key: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for n in cr.str_list(key).unwrap_or_default() {
+        let ok = n.value.split_once(':').is_some_and(|(pkg, path)| {
+            !pkg.is_empty()
+                && pkg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                && path.starts_with('/')
+                && !path.ends_with('/')
+                && !path.split('/').any(|c| c == ".." || c == ".")
+                && !path.contains(char::is_whitespace)
+        });
+        if ok {
+            out.push(n.value);
+        } else {
+            cr.diags.push(
+                Diagnostic::error(format!("`{}` in `{key}` is not PACKAGE:/PATH", n.value))
+                    .at(n.loc)
+                    .hint("name the host package and the program's absolute path in the image, e.g. \"python3.11-minimal:/usr/bin/python3.11\""),
+            );
+        }
+    }
+    out
+}
+
+/// `cross = { replace, packages, unpack, native, stand_in, host, gcc, hook }` of an image.
 fn lower_cross(r: &mut Reader<'_, '_>) -> Option<Option<CrossSpec>> {
     let Some(e) = r.entry("cross") else {
         return Some(None);
@@ -495,31 +523,8 @@ fn lower_cross(r: &mut Reader<'_, '_>) -> Option<Option<CrossSpec>> {
             native.push(n.value);
         }
     }
-    let mut stand_in = Vec::new();
-    for n in cr.str_list("stand_in").unwrap_or_default() {
-        let ok = n.value.split_once(':').is_some_and(|(pkg, path)| {
-            !pkg.is_empty()
-                && pkg
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-                && path.starts_with('/')
-                && !path.ends_with('/')
-                && !path.split('/').any(|c| c == ".." || c == ".")
-                && !path.contains(char::is_whitespace)
-        });
-        if ok {
-            stand_in.push(n.value);
-        } else {
-            cr.diags.push(
-                Diagnostic::error(format!(
-                    "`{}` in `stand_in` is not PACKAGE:/PATH",
-                    n.value
-                ))
-                .at(n.loc)
-                .hint("name the host package and the program's absolute path in the image, e.g. \"dpkg:/usr/bin/dpkg-deb\""),
-            );
-        }
-    }
+    let stand_in = package_paths(&mut cr, "stand_in");
+    let host = package_paths(&mut cr, "host");
     let gcc = cr.str("gcc");
     let hook = cr.str("hook");
     if gcc.is_none() {
@@ -542,6 +547,7 @@ fn lower_cross(r: &mut Reader<'_, '_>) -> Option<Option<CrossSpec>> {
         unpack,
         native,
         stand_in,
+        host,
         gcc: gcc?.value,
         hook: Recipe {
             script: hook?,
@@ -930,6 +936,7 @@ const WHEEL_KEYS: &[&str] = &[
     "test",
     "crates",
     "policy",
+    "frontend_python",
 ];
 
 fn lower_wheel(ctx: &mut Ctx<'_>, label: &Label, r: &mut Reader<'_, '_>) -> Option<WheelRule> {
@@ -949,6 +956,22 @@ fn lower_wheel(ctx: &mut Ctx<'_>, label: &Label, r: &mut Reader<'_, '_>) -> Opti
     let repair = r.bool("repair").unwrap_or(false);
     let test = r.str("test").map(|s| s.value);
     let policy = own_policy(r);
+    let frontend_python = r.str("frontend_python").and_then(|s| {
+        match crate::platform::FrontendPython::parse(&s.value) {
+            Some(v) => Some(Spanned {
+                value: v,
+                loc: s.loc,
+            }),
+            None => {
+                r.diags.push(
+                    Diagnostic::error(format!("unknown frontend_python `{}`", s.value))
+                        .at(s.loc)
+                        .hint(crate::platform::FrontendPython::HINT),
+                );
+                None
+            }
+        }
+    });
     if sources.is_empty() && !r.has("source") && !r.has("sources") {
         r.missing(
             "source",
@@ -981,6 +1004,7 @@ fn lower_wheel(ctx: &mut Ctx<'_>, label: &Label, r: &mut Reader<'_, '_>) -> Opti
         repair,
         test,
         policy,
+        frontend_python,
     })
 }
 

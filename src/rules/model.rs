@@ -177,6 +177,11 @@ pub struct CrossSpec {
     /// decompresses every package, and the Python that byte-compiles in
     /// maintainer scripts); the image ends with the target's own.
     pub stand_in: Vec<String>,
+    /// Host programs the image keeps beside the target's
+    /// (`PACKAGE:/ABSOLUTE/PATH`), in `/usr/lib/refine/host/bin` under
+    /// their own names: the host's Python of the target's version, in
+    /// which wheels' PEP 517 hooks run (`frontend_python = "host"`).
+    pub host: Vec<String>,
     /// The GCC major version the cross compilers are.
     pub gcc: String,
     /// The mmdebstrap hook (setup, extract, essential and customize) that
@@ -252,6 +257,9 @@ pub struct WheelRule {
     /// Its own floor (a policy name), instead of [platform] policy: what
     /// it is compiled for and what its repair checks.
     pub policy: Option<String>,
+    /// Which interpreter runs its PEP 517 hooks, instead of [platform]
+    /// frontend_python.
+    pub frontend_python: Option<Spanned<crate::platform::FrontendPython>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -424,6 +432,7 @@ impl WithoutLocs for Target {
                 repair: w.repair,
                 test: w.test.clone(),
                 policy: w.policy.clone(),
+                frontend_python: w.frontend_python.without_locs(),
             }),
             Body::Set(s) => Body::Set(SetRule {
                 targets: s.targets.without_locs(),

@@ -217,6 +217,7 @@ fn run_action(cx: &NodeCx<'_>, deps: &[&NodeResult], log: &mut File) -> Result<T
                             ("REFINE_UNPACK", c.unpack.join(" ")),
                             ("REFINE_NATIVE", c.native.join(" ")),
                             ("REFINE_STAND_IN", c.stand_in.join(" ")),
+                            ("REFINE_KEEP_HOST", c.keep_host.join(" ")),
                         ]
                         .into_iter()
                         .map(|(k, v)| (k.to_string(), v))

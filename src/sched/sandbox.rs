@@ -134,6 +134,19 @@ pub fn contract_env(
     set("FFLAGS", PREFIX_MAP.into());
     set("FCFLAGS", PREFIX_MAP.into());
     set("REFINE_TOOLCHAIN", d.platform.toolchain_name().into());
+    if let Some(py) = &d.host_python {
+        // The host's Python runs the hooks with the target's sysconfig
+        // (its EXT_SUFFIX, SOABI, compiler and flags) and platform.
+        set("REFINE_HOST_PYTHON", py.clone());
+        set(
+            "REFINE_HOST_PYTHON_SYSCONFIG",
+            format!("_sysconfigdata__linux_{}", d.platform.arch.triplet()),
+        );
+        set(
+            "REFINE_HOST_PYTHON_PLATFORM",
+            format!("linux-{}", d.platform.arch.as_str()),
+        );
+    }
     set("SOURCE_DATE_EPOCH", d.source_date_epoch.to_string());
     set("LC_ALL", "C".into());
     set("LANG", "C".into());
@@ -778,6 +791,7 @@ mod tests {
                 python: "3.11".into(),
                 policy: "manylinux_2_36".into(),
                 toolchain: Default::default(),
+            frontend_python: None,
             },
             source_date_epoch: 1_700_000_000,
             action: Action::SystemRuntime {
@@ -792,6 +806,7 @@ mod tests {
             nested_userns: false,
             is_wheel_source: false,
             cc_target: None,
+            host_python: None,
         }
     }
 
