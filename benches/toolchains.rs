@@ -1,6 +1,8 @@
-//! Benchmark: the same targets built three ways, side by side in one run,
+//! Benchmark: the same targets built four ways, side by side in one run,
 //! each from an empty store: natively for x86_64, for s390x with the hybrid
-//! (cross) toolchain, and for s390x fully emulated.
+//! (cross) toolchain and the wheels' PEP 517 hooks in the host's Python
+//! (the default), the same with the hooks in the target's Python
+//! (`--frontend-python target`), and for s390x fully emulated.
 //!
 //! `cargo bench --bench toolchains` (podman, mmdebstrap, arch-test and the
 //! qemu-s390x handler, as `bash .ci/setup` sets them up; hours: the
@@ -9,7 +11,7 @@
 //! `_HYBRID` and `_EMULATED` narrow one mode's (the emulated CPython runtime
 //! alone is hours, with every pack under it). Each mode builds with `-j 1`, so every
 //! node's time is its own. `REFINE_BENCH_MODES` (comma-separated: native,
-//! hybrid, emulated) runs only some of them: a change to the hybrid images
+//! hybrid, hybrid-target, emulated) runs only some of them: a change to the hybrid images
 //! changes no emulated key, so the emulated column of an earlier run still
 //! describes the same derivations. Prints a table for docs/BENCHMARKS.md.
 
@@ -44,6 +46,17 @@ fn main() {
         (
             "hybrid s390x",
             vec!["--arch", "s390x", "--toolchain", "cross"],
+        ),
+        (
+            "hybrid-target s390x",
+            vec![
+                "--arch",
+                "s390x",
+                "--toolchain",
+                "cross",
+                "--frontend-python",
+                "target",
+            ],
         ),
         (
             "emulated s390x",
@@ -99,9 +112,9 @@ fn main() {
         }
     }
     println!(
-        "| target | native x86_64 | hybrid s390x | emulated s390x | hybrid / native | emulated / hybrid |"
+        "| target | native x86_64 | hybrid s390x (host's Python) | hybrid s390x (target's Python) | emulated s390x | hybrid / native | hybrid, target's Python / native | emulated / hybrid |"
     );
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     let f = |v: Option<f64>| v.map_or("-".to_string(), |s| format!("{s:.1} s"));
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
@@ -109,20 +122,24 @@ fn main() {
     };
     for (label, row) in &table {
         println!(
-            "| `{label}` | {} | {} | {} | {} | {} |",
+            "| `{label}` | {} | {} | {} | {} | {} | {} | {} |",
             f(row[0]),
             f(row[1]),
             f(row[2]),
+            f(row[3]),
             ratio(row[1], row[0]),
-            ratio(row[2], row[1])
+            ratio(row[2], row[0]),
+            ratio(row[3], row[1])
         );
     }
     println!(
-        "| all, from an empty store | {:.0} s | {:.0} s | {:.0} s | {:.2}× | {:.2}× |",
+        "| all, from an empty store | {:.0} s | {:.0} s | {:.0} s | {:.0} s | {:.2}× | {:.2}× | {:.2}× |",
         totals[0],
         totals[1],
         totals[2],
+        totals[3],
         totals[1] / totals[0],
-        totals[2] / totals[1]
+        totals[2] / totals[0],
+        totals[3] / totals[1]
     );
 }

@@ -100,6 +100,7 @@ fn derivation() -> Derivation {
             python: "3.11".into(),
             policy: "manylinux_2_36".into(),
             toolchain: Default::default(),
+            frontend_python: None,
         },
         source_date_epoch: 1_700_000_000,
         action: Action::Recipe {
@@ -122,6 +123,7 @@ fn derivation() -> Derivation {
         nested_userns: false,
         is_wheel_source: false,
         cc_target: None,
+        host_python: None,
     }
 }
 

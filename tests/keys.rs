@@ -520,11 +520,116 @@ fn the_native_programs_of_a_hybrid_image_are_in_its_key() {
 #[test]
 fn the_stand_ins_of_a_hybrid_image_are_in_its_key() {
     hybrid_only_field(
-        "\"dpkg:/usr/bin/dpkg-deb\", \"python3.11-minimal:/usr/bin/python3.11\"]\ncross.gcc = \"12\"\ncross.hook = \"recipes/images/cross-toolchain.sh\"\n\n# The image's own interpreter",
-        "\"dpkg:/usr/bin/dpkg-deb\"]\ncross.gcc = \"12\"\ncross.hook = \"recipes/images/cross-toolchain.sh\"\n\n# The image's own interpreter",
+        "\"dpkg:/usr/bin/dpkg-deb\", \"python3.11-minimal:/usr/bin/python3.11\"]\n# The host's programs the image keeps",
+        "\"dpkg:/usr/bin/dpkg-deb\"]\n# The host's programs the image keeps",
         "cross.stand_in = [\"dpkg:/usr/bin/dpkg-deb\"]",
         "cross.stand_in = [\"dpkg:usr/bin/dpkg-deb\"]",
         "`dpkg:usr/bin/dpkg-deb` in `stand_in` is not PACKAGE:/PATH",
+    );
+}
+
+/// The host's programs a hybrid image keeps (its Python, for the wheels'
+/// hooks) are in its key; a malformed one is refused.
+#[test]
+fn the_host_programs_a_hybrid_image_keeps_are_in_its_key() {
+    hybrid_only_field(
+        "cross.host = [\"python3.11-minimal:/usr/bin/python3.11\"]",
+        "cross.host = []",
+        "cross.host = []",
+        "cross.host = [\"python3.11\"]",
+        "`python3.11` in `host` is not PACKAGE:/PATH",
+    );
+}
+
+/// Which Python runs a foreign wheel's hooks is in the wheel's key (the
+/// flag, [platform] and the rule's own say the same), and in nothing else:
+/// not the packs', not the image's, not the host's own wheels'.
+#[test]
+fn the_python_a_foreign_wheels_hooks_run_in_is_in_its_key() {
+    let ws = common::shipped();
+    // Keys over the derivations, each dependency's output standing in as
+    // the digest of its label (nothing needs building).
+    let key = |label: &str, arch: &str, py: Option<&str>| {
+        let s = Session::load(&GlobalOpts {
+            workspace: Some(ws.root().to_path_buf()),
+            store: Some(ws.store.clone()),
+            arch: Some(arch.into()),
+            frontend_python: py.map(String::from),
+            ..GlobalOpts::default()
+        })
+        .unwrap_or_else(|e| panic!("{}\n{}", e.message, e.rendered.unwrap_or_default()));
+        let l: Label = label.parse().unwrap();
+        let g = s
+            .graph(std::slice::from_ref(&l))
+            .unwrap_or_else(|e| panic!("{}\n{}", e.message, e.rendered.unwrap_or_default()));
+        let d = &g.get(&l).unwrap().derivation;
+        d.preimage(&|dep: &Label| Some(refine::key::sha256_bytes(dep.to_string().as_bytes())))
+            .key()
+            .0
+    };
+    let wheel = "//wheels:markupsafe";
+    let host = key(wheel, "s390x", None);
+    assert_eq!(
+        host,
+        key(wheel, "s390x", Some("host")),
+        "host is the default"
+    );
+    let target = key(wheel, "s390x", Some("target"));
+    assert_ne!(host, target);
+    for other in ["//packs:libyaml", "//images:bookworm", "//runtimes:system"] {
+        assert_eq!(
+            key(other, "s390x", None),
+            key(other, "s390x", Some("target")),
+            "{other}"
+        );
+    }
+    assert_eq!(
+        key(wheel, "x86_64", None),
+        key(wheel, "x86_64", Some("target")),
+        "the host's own wheels have one Python"
+    );
+    // The rule's own choice, and [platform]'s.
+    ws.edit(
+        "rules/wheels.toml",
+        "package = \"MarkupSafe\"\n",
+        "package = \"MarkupSafe\"\nfrontend_python = \"target\"\n",
+    );
+    assert_eq!(key(wheel, "s390x", None), target);
+    ws.edit(
+        "rules/wheels.toml",
+        "frontend_python = \"target\"\n",
+        "frontend_python = \"emulated\"\n",
+    );
+    let bad = ws.run(&["--arch", "s390x", "hash", wheel]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("unknown frontend_python `emulated`")
+            && bad.stderr.contains("rules/wheels.toml:"),
+        "{}",
+        bad.stderr
+    );
+    ws.edit("rules/wheels.toml", "frontend_python = \"emulated\"\n", "");
+    ws.edit(
+        "WORKSPACE.toml",
+        "[platform]\n",
+        "[platform]\nfrontend_python = \"target\"\n",
+    );
+    assert_eq!(key(wheel, "s390x", None), target);
+    assert_eq!(key(wheel, "s390x", Some("host")), host, "the flag wins");
+    let bad = ws.run(&[
+        "--arch",
+        "s390x",
+        "--frontend-python",
+        "fast",
+        "hash",
+        wheel,
+    ]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(
+        bad.stderr
+            .contains("--frontend-python: unknown value `fast`"),
+        "{}",
+        bad.stderr
     );
 }
 

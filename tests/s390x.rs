@@ -250,7 +250,7 @@ fn s390x_wheels_build_repair_and_work_in_a_clean_container() {
         &image,
         "s390x",
         &[],
-        "file -L /usr/bin/python3.11 /usr/bin/dpkg-deb; dpkg-divert --list; \
+        "file -L /usr/bin/python3.11 /usr/bin/dpkg-deb /usr/lib/refine/host/bin/python3.11; dpkg-divert --list; \
          ls /usr/bin/*.refine-target /tmp 2>&1; python3 -c 'import platform; print(platform.machine())'",
     );
     assert!(ok, "{out}\n{err}");
@@ -261,6 +261,12 @@ fn s390x_wheels_build_repair_and_work_in_a_clean_container() {
             "{exe} is not the target's: {out}"
         );
     }
+    // The host's Python the wheels' hooks run in, kept beside them.
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("/usr/lib/refine/host/bin/python3.11:") && l.contains("x86-64")),
+        "{out}"
+    );
     let diversions: Vec<&str> = out
         .lines()
         .filter(|l| l.starts_with("diversion of"))
@@ -283,6 +289,32 @@ fn s390x_wheels_build_repair_and_work_in_a_clean_container() {
     // pack and the repairs included, is compared by the opt-in test
     // below.)
     same_with_both_toolchains(&ws, &store, &["//packs:libyaml", "//wheels:markupsafe"]);
+
+    // The wheels' PEP 517 hooks ran in the host's Python, set up for the
+    // target (the image keeps it beside the target's), and their wheels
+    // are the bytes the target's own interpreter builds.
+    for label in ["//wheels:markupsafe", "//wheels:pyyaml", "//wheels:cffi"] {
+        let mut c = ws.cmd_in(&store);
+        c.args(["log", label]);
+        let log: Run = c.output().unwrap().into();
+        assert_eq!(
+            log.line_with("frontend python: "),
+            "==> frontend python: the host's, set up for linux-s390x (Python 3.11.2, _sysconfigdata__linux_s390x-linux-gnu)",
+            "{label}: {}",
+            log.stdout
+        );
+    }
+    assert!(
+        log.line_with("the host's /usr/bin/python3.11 kept as")
+            .ends_with("kept as /usr/lib/refine/host/bin/python3.11"),
+        "{}",
+        log.stdout
+    );
+    same_with_both_frontends(
+        &ws,
+        &store,
+        &["//wheels:markupsafe", "//wheels:pyyaml", "//wheels:cffi"],
+    );
 
     // All hits the second time.
     let mut c = ws.cmd_in(&store);
@@ -542,6 +574,25 @@ fn same_with_both_toolchains(ws: &common::Ws, store: &Path, labels: &[&str]) {
         assert!(
             v.stdout
                 .contains(&format!("the same bytes with both toolchains: {l}")),
+            "{l}: {}",
+            v.stdout
+        );
+    }
+}
+
+/// `refine verify --against frontend` over `labels`: their PEP 517 hooks
+/// run in the host's Python set up for the target and in the target's own,
+/// the same bytes.
+fn same_with_both_frontends(ws: &common::Ws, store: &Path, labels: &[&str]) {
+    let mut c = ws.cmd_in(store);
+    c.args(["verify", "--against", "frontend"]).args(labels);
+    let v: Run = c.output().unwrap().into();
+    assert_eq!(v.code, 0, "{}", v.all());
+    for l in labels {
+        assert!(
+            v.stdout.contains(&format!(
+                "the same bytes from the host's and the target's Python: {l}"
+            )),
             "{l}: {}",
             v.stdout
         );

@@ -186,7 +186,11 @@ pub fn run_verify(c: &VerifyCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit>
     }
     if matches!(c.against, VerifyAgainst::Frontend) {
         let r = verify::across_frontends(opts, &c.targets, c.jobs, p)?;
-        return report_verify(&r, p, "the same bytes from the host's and the target's Python");
+        return report_verify(
+            &r,
+            p,
+            "the same bytes from the host's and the target's Python",
+        );
     }
     let s = Session::load(opts)?;
     let args = BuildArgs {

@@ -511,7 +511,8 @@ impl Resolver<'_> {
             .and_then(|img| match &img.action {
                 Action::Mmdebstrap { cross: Some(c), .. } => c.keep_host.iter().find_map(|e| {
                     let path = e.split_once(':')?.1;
-                    (path.rsplit('/').next()? == name).then(|| format!("{}/{name}", super::drv::HOST_BIN))
+                    (path.rsplit('/').next()? == name)
+                        .then(|| format!("{}/{name}", super::drv::HOST_BIN))
                 }),
                 _ => None,
             });

@@ -219,12 +219,11 @@ fn overrides(opts: &GlobalOpts) -> Result<Overrides> {
         })?);
     }
     if let Some(f) = &opts.frontend_python {
-        overrides.frontend_python = Some(crate::platform::FrontendPython::parse(f).ok_or_else(
-            || {
+        overrides.frontend_python =
+            Some(crate::platform::FrontendPython::parse(f).ok_or_else(|| {
                 Error::user(format!("--frontend-python: unknown value `{f}`"))
                     .hint("use host (the host's Python set up for the target) or target")
-            },
-        )?);
+            })?);
     }
     Ok(overrides)
 }

@@ -791,7 +791,7 @@ mod tests {
                 python: "3.11".into(),
                 policy: "manylinux_2_36".into(),
                 toolchain: Default::default(),
-            frontend_python: None,
+                frontend_python: None,
             },
             source_date_epoch: 1_700_000_000,
             action: Action::SystemRuntime {
