@@ -22,9 +22,28 @@ set -eu
 . "$REFINE_WS/recipes/lib/frontend.sh"
 uv=$(frontend)
 
-"$uv" venv --offline --no-config --python "$PYTHON" /build/venv
+#
+# Where refine gives $REFINE_HOST_PYTHON (a hybrid image keeps the host's
+# interpreter of the target's Debian build and version), that venv is the
+# host's: auditwheel only reads and rewrites files (ELF headers, symbol
+# versions, zip archives), and asks the machine it runs on only through
+# platform.machine() (the architecture whose policies apply, and $PLATFORM
+# in rpaths), which a .pth line of the venv answers with the target's. The
+# repaired wheels are the same bytes (`refine verify --against frontend`).
+py=$PYTHON
+[ -z "${REFINE_HOST_PYTHON:-}" ] || py=$REFINE_HOST_PYTHON
+"$uv" venv --offline --no-config --python "$py" /build/venv
 "$uv" pip install --offline --no-config --python /build/venv/bin/python \
     --no-index --find-links "$REFINE_TOOLS" auditwheel
+if [ -n "${REFINE_HOST_PYTHON:-}" ]; then
+    site=$(/build/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    printf 'import platform; platform.machine = lambda: "%s"\n' "$REFINE_ARCH" > "$site/refine-target-machine.pth"
+    [ "$(/build/venv/bin/python -c 'import platform; print(platform.machine())')" = "$REFINE_ARCH" ] ||
+        die "the host's venv does not answer $REFINE_ARCH for platform.machine()"
+    log "auditwheel in the host's Python ($("$py" --version)), for $REFINE_ARCH"
+else
+    log "auditwheel in the target's Python ($("$py" --version))"
+fi
 
 # When a wheel does not meet its floor: which file of it, or of the packs
 # it links (found as the loader would, through LD_LIBRARY_PATH), needs

@@ -284,12 +284,6 @@ fn s390x_wheels_build_repair_and_work_in_a_clean_container() {
         "a stand-in left behind: {out}"
     );
     assert!(out.trim_end().ends_with("s390x"), "{out}");
-    // And their output is the emulated build's, byte for byte: a pack and
-    // a C extension, built both ways. (Every target of this set, libffi's
-    // pack and the repairs included, is compared by the opt-in test
-    // below.)
-    same_with_both_toolchains(&ws, &store, &["//packs:libyaml", "//wheels:markupsafe"]);
-
     // The wheels' PEP 517 hooks ran in the host's Python, set up for the
     // target (the image keeps it beside the target's), and their wheels
     // are the bytes the target's own interpreter builds.
@@ -310,10 +304,33 @@ fn s390x_wheels_build_repair_and_work_in_a_clean_container() {
         "{}",
         log.stdout
     );
+    // auditwheel too, told the target's machine.
+    let mut c = ws.cmd_in(&store);
+    c.args(["log", "//repairs:pyyaml"]);
+    let repair: Run = c.output().unwrap().into();
+    assert_eq!(
+        repair.line_with("auditwheel in "),
+        "==> auditwheel in the host's Python (Python 3.11.2), for s390x",
+        "{}",
+        repair.stdout
+    );
+
+    // And their output is the emulated build's, byte for byte: a pack and
+    // a C extension, built both ways. (Every target of this set, libffi's
+    // pack and the repairs included, is compared by the opt-in test
+    // below.)
+    same_with_both_toolchains(&ws, &store, &["//packs:libyaml", "//wheels:markupsafe"]);
     same_with_both_frontends(
         &ws,
         &store,
-        &["//wheels:markupsafe", "//wheels:pyyaml", "//wheels:cffi"],
+        &[
+            "//wheels:markupsafe",
+            "//wheels:pyyaml",
+            "//wheels:cffi",
+            "//repairs:markupsafe",
+            "//repairs:pyyaml",
+            "//repairs:cffi",
+        ],
     );
 
     // All hits the second time.

@@ -312,6 +312,10 @@ pub fn derive(rules: &dyn Rules, t: &Target, cfg: &Config) -> Result<Derivation,
                 d.version = wd.version.clone();
                 d.platform.policy = wd.platform.policy.clone();
             }
+            // auditwheel in the host's Python too, where the image keeps
+            // it (recipes/repair.sh answers platform.machine() with the
+            // target's): [platform] frontend_python decides.
+            d.host_python = r.host_python(t, &d, None);
             let policy = rp
                 .policy
                 .clone()
@@ -936,6 +940,11 @@ frontend_python = "target"
         assert_eq!(
             d.host_python.as_deref(),
             Some("/usr/lib/refine/host/bin/python3.11")
+        );
+        // Its repair's auditwheel too.
+        assert_eq!(
+            w.derivations[&label("//repairs:pyyaml")].host_python,
+            d.host_python
         );
         // The rule's own choice wins, and the key covers the choice.
         let own = &w.derivations[&label("//wheels:own-hooks")];
