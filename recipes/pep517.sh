@@ -18,11 +18,15 @@
 # interpreter of the same Debian build and version), in the host's, set up
 # for the target the way CPython's own cross builds are: the target's
 # sysconfig (_PYTHON_SYSCONFIGDATA_NAME: its EXT_SUFFIX, SOABI, compiler
-# and flags) and platform (_PYTHON_HOST_PLATFORM: the wheel's tag). Not
-# crossenv: it wraps the same two variables in a virtual environment and
-# patches platform.machine() and os.uname(), which a build that asks them
-# is then told wrongly; here such a build fails or differs, and
-# `refine verify --against frontend` compares the bytes. The extensions
+# and flags) and platform (_PYTHON_HOST_PLATFORM: the wheel's tag), and
+# os.uname() (so platform.machine()) answers the target's machine, as
+# crossenv's does: a setup.py that picks flags or sources by machine picks
+# the target's (a sitecustomize on PYTHONPATH, which the isolated build
+# environment keeps). Written here rather than taken from crossenv: its
+# environment is made with the target's interpreter at hand, and these are
+# the three variables and one function it sets that matter to a build;
+# sys.byteorder stays the host's (the interpreter's own work depends on
+# it), and `refine verify --against frontend` compares the bytes. The extensions
 # are compiled by the same cross compiler against the same headers either
 # way. A build that needs the target's interpreter (one that imports what
 # it just compiled, or build requirements with compiled code, which the
@@ -160,8 +164,28 @@ if [ -n "${REFINE_HOST_PYTHON:-}" ]; then
 fi
 if [ "$hooks" = host ]; then
     log "frontend python: the host's, set up for $REFINE_HOST_PYTHON_PLATFORM ($("$REFINE_HOST_PYTHON" --version), $REFINE_HOST_PYTHON_SYSCONFIG)"
+    mkdir -p /build/host-python
+    cat > /build/host-python/sitecustomize.py <<'PY'
+# refine (recipes/pep517.sh): the host's Python, set up for the target.
+import os as _os
+
+_machine = _os.environ.get("REFINE_TARGET_MACHINE")
+if _machine:
+    _uname = _os.uname
+
+    def _target_uname():
+        u = _uname()
+        return _os.uname_result((u.sysname, u.nodename, u.release, u.version, _machine))
+
+    _os.uname = _target_uname
+PY
     hooks_py=$REFINE_HOST_PYTHON
-    hooks_env="_PYTHON_SYSCONFIGDATA_NAME=$REFINE_HOST_PYTHON_SYSCONFIG _PYTHON_HOST_PLATFORM=$REFINE_HOST_PYTHON_PLATFORM"
+    hooks_env="_PYTHON_SYSCONFIGDATA_NAME=$REFINE_HOST_PYTHON_SYSCONFIG _PYTHON_HOST_PLATFORM=$REFINE_HOST_PYTHON_PLATFORM PYTHONPATH=/build/host-python REFINE_TARGET_MACHINE=$REFINE_ARCH"
+    if [ "$(env $hooks_env "$hooks_py" -c 'import platform, sysconfig; print(platform.machine(), sysconfig.get_platform(), sysconfig.get_config_var("EXT_SUFFIX"))')" != \
+        "$REFINE_ARCH $REFINE_HOST_PYTHON_PLATFORM .cpython-${REFINE_PYTHON_TAG#cp}-${REFINE_HOST_PYTHON_SYSCONFIG#_sysconfigdata__linux_}.so" ]; then
+        env $hooks_env "$hooks_py" -c 'import platform, sysconfig; print(platform.machine(), sysconfig.get_platform(), sysconfig.get_config_var("EXT_SUFFIX"))' >&2 || true
+        die "the host's Python does not answer as the target's ($REFINE_ARCH, $REFINE_HOST_PYTHON_PLATFORM)"
+    fi
     if ! build_with "$@"; then
         log "frontend python: the build failed in the host's Python (above); building again from a fresh tree in the target's"
         hooks=target

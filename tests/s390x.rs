@@ -816,3 +816,125 @@ fn the_corpus_packs_build_for_s390x_and_the_wheels_that_need_them_work() {
         t.stdout
     );
 }
+
+/// A tiny C extension module `NAME._c` whose `answer()` is 42.
+const ANSWER_C: &str = r#"#include <Python.h>
+static PyObject *answer(PyObject *self, PyObject *args) { return PyLong_FromLong(42); }
+static PyMethodDef methods[] = {{"answer", answer, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "_c", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__c(void) { return PyModule_Create(&def); }
+"#;
+
+/// A foreign wheel's hooks in the host's Python: a setup.py that asks the
+/// machine and the platform is told the target's, and its extension is the
+/// target's; a build that imports the extension it just compiled (which
+/// the host's Python cannot load) fails there and is built again in the
+/// target's, which the log says. At the image's glibc (no Zig), no repair.
+#[test]
+fn a_build_that_asks_the_machine_or_runs_what_it_built_gets_the_targets_answer() {
+    let ws = shipped();
+    let store = shared_store().to_path_buf();
+    let asks = common::sdist(&[
+        (
+            "asks-1.0/setup.py",
+            "import os, platform, sysconfig\nfrom setuptools import Extension, setup\n\n\
+             os.makedirs('asks', exist_ok=True)\n\
+             with open('asks/machine.txt', 'w') as f:\n    f.write(platform.machine() + ' ' + sysconfig.get_platform() + '\\n')\n\
+             setup(name='asks', version='1.0', packages=['asks'], package_data={'asks': ['machine.txt']},\n      \
+             ext_modules=[Extension('asks._c', ['c.c'])])\n",
+        ),
+        ("asks-1.0/asks/__init__.py", ""),
+        ("asks-1.0/c.c", ANSWER_C),
+    ]);
+    let runs = common::sdist(&[
+        (
+            "runs-1.0/setup.py",
+            "import glob, importlib.util, os\nfrom setuptools import Extension, setup\n\
+             from setuptools.command.build_ext import build_ext\n\n\n\
+             class Build(build_ext):\n    def run(self):\n        super().run()\n        \
+             path = glob.glob(os.path.join(self.build_lib, 'runs', '_c*.so'))[0]\n        \
+             spec = importlib.util.spec_from_file_location('runs._c', path)\n        \
+             m = importlib.util.module_from_spec(spec)\n        spec.loader.exec_module(m)\n        \
+             assert m.answer() == 42\n\n\n\
+             setup(name='runs', version='1.0', packages=['runs'], ext_modules=[Extension('runs._c', ['c.c'])],\n      \
+             cmdclass={'build_ext': Build})\n",
+        ),
+        ("runs-1.0/runs/__init__.py", ""),
+        ("runs-1.0/c.c", ANSWER_C),
+    ]);
+    std::fs::create_dir_all(ws.root().join("vendor")).unwrap();
+    let mut rules = String::new();
+    for (name, bytes) in [("asks", &asks), ("runs", &runs)] {
+        std::fs::write(ws.root().join(format!("vendor/{name}-1.0.tar.gz")), bytes).unwrap();
+        rules += &format!(
+            "[sources.{name}-src]\npath = \"vendor/{name}-1.0.tar.gz\"\nsha256 = \"{}\"\n\n\
+             [wheels.{name}]\nsource = \"//sources:{name}-src\"\nversion = \"1.0\"\npolicy = \"manylinux_2_36\"\n\n",
+            common::sha256_hex(bytes)
+        );
+    }
+    ws.write("rules/machine.toml", &rules);
+
+    // The plan says where the hooks will run.
+    let mut c = ws.cmd_in(&store);
+    c.args(["plan", "//wheels:asks"]);
+    let plan: Run = c.output().unwrap().into();
+    plan.ok();
+    assert!(
+        plan.line_with("//wheels:asks")
+            .ends_with("(hooks in the host's Python)"),
+        "{}",
+        plan.stdout
+    );
+
+    let mut c = ws.cmd_in(&store);
+    c.args(["build", "--json", "//wheels:asks", "//wheels:runs"]);
+    let b: Run = c.output().unwrap().into();
+    b.ok();
+    let dist = ws.root().join("dist");
+    let asks_whl = dist.join("asks-1.0-cp311-cp311-linux_s390x.whl");
+    let files = refine::wheel::read_wheel(&asks_whl)
+        .unwrap_or_else(|e| panic!("{e}: {}", b.all()));
+    let text = |n: &str| {
+        String::from_utf8(files.iter().find(|f| f.name == n).unwrap().data.clone()).unwrap()
+    };
+    assert_eq!(text("asks/machine.txt"), "s390x linux-s390x\n");
+    let so = files
+        .iter()
+        .find(|f| f.name == "asks/_c.cpython-311-s390x-linux-gnu.so")
+        .unwrap_or_else(|| panic!("{:?}", files.iter().map(|f| &f.name).collect::<Vec<_>>()));
+    assert_eq!(
+        refine::wheel::elf_machine(&so.data),
+        Some(refine::platform::Arch::S390x.elf_machine())
+    );
+    let log = |label: &str| -> String {
+        let mut c = ws.cmd_in(&store);
+        c.args(["log", label]);
+        let r: Run = c.output().unwrap().into();
+        r.ok();
+        r.stdout
+    };
+    let asks_log = log("//wheels:asks");
+    assert!(
+        asks_log.contains("==> frontend python: the host's, set up for linux-s390x")
+            && !asks_log.contains("failed in the host's Python"),
+        "{asks_log}"
+    );
+    // runs: the host's Python cannot load the s390x extension it built;
+    // built again in the target's, where it loads and answers.
+    let runs_log = log("//wheels:runs");
+    let host_at = runs_log
+        .find("==> frontend python: the host's")
+        .unwrap_or_else(|| panic!("{runs_log}"));
+    let fell_back = runs_log
+        .find("==> frontend python: the build failed in the host's Python (above); building again from a fresh tree in the target's")
+        .unwrap_or_else(|| panic!("{runs_log}"));
+    let target_at = runs_log
+        .find("==> frontend python: the target's (Python 3.11.2)")
+        .unwrap_or_else(|| panic!("{runs_log}"));
+    assert!(host_at < fell_back && fell_back < target_at, "{runs_log}");
+    assert!(
+        dist.join("runs-1.0-cp311-cp311-linux_s390x.whl").is_file(),
+        "{}",
+        b.all()
+    );
+}
