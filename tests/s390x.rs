@@ -892,8 +892,7 @@ fn a_build_that_asks_the_machine_or_runs_what_it_built_gets_the_targets_answer()
     b.ok();
     let dist = ws.root().join("dist");
     let asks_whl = dist.join("asks-1.0-cp311-cp311-linux_s390x.whl");
-    let files = refine::wheel::read_wheel(&asks_whl)
-        .unwrap_or_else(|e| panic!("{e}: {}", b.all()));
+    let files = refine::wheel::read_wheel(&asks_whl).unwrap_or_else(|e| panic!("{e}: {}", b.all()));
     let text = |n: &str| {
         String::from_utf8(files.iter().find(|f| f.name == n).unwrap().data.clone()).unwrap()
     };
