@@ -550,22 +550,13 @@ fn the_python_a_foreign_wheels_hooks_run_in_is_in_its_key() {
     // Keys over the derivations, each dependency's output standing in as
     // the digest of its label (nothing needs building).
     let key = |label: &str, arch: &str, py: Option<&str>| {
-        let s = Session::load(&GlobalOpts {
-            workspace: Some(ws.root().to_path_buf()),
-            store: Some(ws.store.clone()),
-            arch: Some(arch.into()),
-            frontend_python: py.map(String::from),
-            ..GlobalOpts::default()
+        derivation_with(&ws, label, |o| {
+            o.arch = Some(arch.into());
+            o.frontend_python = py.map(String::from);
         })
-        .unwrap_or_else(|e| panic!("{}\n{}", e.message, e.rendered.unwrap_or_default()));
-        let l: Label = label.parse().unwrap();
-        let g = s
-            .graph(std::slice::from_ref(&l))
-            .unwrap_or_else(|e| panic!("{}\n{}", e.message, e.rendered.unwrap_or_default()));
-        let d = &g.get(&l).unwrap().derivation;
-        d.preimage(&|dep: &Label| Some(refine::key::sha256_bytes(dep.to_string().as_bytes())))
-            .key()
-            .0
+        .preimage(&|dep: &Label| Some(refine::key::sha256_bytes(dep.to_string().as_bytes())))
+        .key()
+        .0
     };
     let wheel = "//wheels:markupsafe";
     let host = key(wheel, "s390x", None);
@@ -726,12 +717,23 @@ fn a_hybrid_build_runs_the_hosts_frontend_an_emulated_one_the_targets() {
 
 /// The derivation of `label` in `ws`, or the rendered errors.
 fn derivation_of(ws: &Ws, label: &str) -> refine::eval::Derivation {
-    let s = Session::load(&GlobalOpts {
+    derivation_with(ws, label, |_| {})
+}
+
+/// The same, with the flags `change` sets.
+fn derivation_with(
+    ws: &Ws,
+    label: &str,
+    change: impl FnOnce(&mut GlobalOpts),
+) -> refine::eval::Derivation {
+    let mut o = GlobalOpts {
         workspace: Some(ws.root().to_path_buf()),
         store: Some(ws.store.clone()),
         ..GlobalOpts::default()
-    })
-    .unwrap_or_else(|e| panic!("{}\n{}", e.message, e.rendered.unwrap_or_default()));
+    };
+    change(&mut o);
+    let s = Session::load(&o)
+        .unwrap_or_else(|e| panic!("{}\n{}", e.message, e.rendered.unwrap_or_default()));
     let l: Label = label.parse().unwrap();
     let g = s
         .graph(std::slice::from_ref(&l))
