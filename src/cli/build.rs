@@ -26,9 +26,14 @@ pub fn run(c: &BuildCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     // The fixes of the last round, in the history: settled by the next.
     let mut pending: Vec<(i64, String)> = Vec::new();
     loop {
-        let s = Session::load(opts)?;
+        let s = Session::load(&GlobalOpts {
+            read_ahead: true,
+            ..opts.clone()
+        })?;
         let store = s.store_path.clone();
-        let report = build(&s, args, p)?;
+        // Not freed: the process exits next (or after a few rounds of
+        // --auto-apply), and freeing every node's result costs time.
+        let report = std::mem::ManuallyDrop::new(build(&s, args, p)?);
         let sugg = report.suggestions.clone();
         s.leak();
         p.summary(&report);

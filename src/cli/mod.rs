@@ -108,6 +108,7 @@ impl Global {
             trusted_keys: self.trusted_keys.clone(),
             signing_key: self.signing_key.clone(),
             without: None,
+            read_ahead: false,
         })
     }
 

@@ -41,7 +41,10 @@ pub struct LogCmd {
 }
 
 pub fn run_plan(c: &PlanCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
-    let s = Session::load(opts)?;
+    let s = Session::load(&GlobalOpts {
+        read_ahead: true,
+        ..opts.clone()
+    })?;
     let remote = crate::ops::remote::open(&s, c.remote.as_deref(), c.offline, c.insecure)?;
     let (graph, entries) = crate::ops::plan::plan_with_remote(&s, &c.targets, remote.as_ref())?;
     // A foreign target's wheel: which Python its PEP 517 hooks run in.

@@ -40,7 +40,7 @@ impl GraphNode {
 pub struct Graph {
     /// Topological order: dependencies first.
     pub nodes: Vec<GraphNode>,
-    pub by_label: HashMap<Label, usize>,
+    pub by_label: rustc_hash::FxHashMap<Label, usize>,
 }
 
 impl Graph {
@@ -91,7 +91,7 @@ pub fn resolve_in(
     wild: &dyn Fn(&Label) -> bool,
 ) -> Result<Vec<Label>, Vec<Diagnostic>> {
     let mut out: Vec<Label> = Vec::new();
-    let mut seen: std::collections::HashSet<&Label> = std::collections::HashSet::new();
+    let mut seen: rustc_hash::FxHashSet<&Label> = Default::default();
     let mut errors = Vec::new();
     for p in patterns {
         match p {
@@ -143,9 +143,17 @@ impl Graph {
                 work.extend(self.nodes[i].deps.iter().copied());
             }
         }
-        let requested: std::collections::HashSet<&Label> = roots.iter().collect();
+        let mut requested = vec![false; self.nodes.len()];
+        for l in roots {
+            if let Some(&i) = self.by_label.get(l) {
+                requested[i] = true;
+            }
+        }
+        let kept = keep.iter().filter(|&&k| k).count();
         let mut map = vec![usize::MAX; self.nodes.len()];
         let mut g = Graph::default();
+        g.nodes.reserve(kept);
+        g.by_label.reserve(kept);
         for (i, n) in self.nodes.iter().enumerate() {
             if !keep[i] {
                 continue;
@@ -153,7 +161,7 @@ impl Graph {
             map[i] = g.nodes.len();
             let mut node = n.clone();
             node.deps = n.deps.iter().map(|&d| map[d]).collect();
-            node.requested = requested.contains(n.label());
+            node.requested = requested[i];
             g.by_label.insert(n.label().clone(), g.nodes.len());
             g.nodes.push(node);
         }

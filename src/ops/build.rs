@@ -272,6 +272,13 @@ pub fn run_graph(
     let manifest = deliver(&store, &graph, &results, &delivered)?;
     t.mark("deliver wheels");
     store.flush();
+    // What borrows the store goes first, in the order the end of this
+    // function would drop it.
+    drop(cfg);
+    drop(delivered);
+    drop(recorder);
+    drop(_store_lock);
+    crate::drop_in_background(store);
     t.mark("flush store");
     t.peak_memory();
     Ok(BuildReport {
@@ -346,7 +353,11 @@ pub fn deliver(
                 };
                 let report = reports.get(name);
                 let prov = provenance_path(&dest);
-                if changed || !prov.exists() {
+                let prov_name = prov
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
+                if changed || !stamps.has(prov_name) {
                     write_provenance(store, r, tree, name, digest, report, &prov)?;
                 }
                 out.push(ManifestEntry {
@@ -368,11 +379,7 @@ pub fn deliver(
         created: crate::store::now_secs(),
         wheels: entries.into_iter().flatten().collect(),
     };
-    crate::store::local::write_atomic(
-        out_dir,
-        &manifest,
-        &serde_json::to_vec_pretty(&doc).unwrap_or_default(),
-    )?;
+    crate::store::local::write_atomic(out_dir, &manifest, &manifest_bytes(&doc))?;
     stamps.save();
     Ok(Some(manifest))
 }
@@ -455,6 +462,50 @@ fn write_provenance(
     Ok(())
 }
 
+/// `manifest.json`'s bytes: what `serde_json::to_vec_pretty` writes, its
+/// entries serialized on every core (a 10,000-wheel manifest is 5 MB of
+/// JSON, the largest single step of a no-op's delivery). Each entry is
+/// pretty-printed alone and indented to its depth (two levels, four
+/// spaces): JSON strings escape their newlines, so every newline in an
+/// entry's text is the formatter's.
+fn manifest_bytes(doc: &Manifest<'_>) -> Vec<u8> {
+    use rayon::prelude::*;
+    if doc.wheels.is_empty() {
+        return serde_json::to_vec_pretty(doc).unwrap_or_default();
+    }
+    let entries: Vec<Vec<u8>> = doc
+        .wheels
+        .par_iter()
+        .with_min_len(256)
+        .map(|e| {
+            let text = serde_json::to_vec_pretty(e).unwrap_or_default();
+            let mut out = Vec::with_capacity(text.len() + text.len() / 8);
+            out.extend_from_slice(b"    ");
+            for &b in &text {
+                out.push(b);
+                if b == b'\n' {
+                    out.extend_from_slice(b"    ");
+                }
+            }
+            out
+        })
+        .collect();
+    let mut out = Vec::with_capacity(entries.iter().map(|e| e.len() + 2).sum::<usize>() + 128);
+    out.extend_from_slice(b"{\n  \"refine\": ");
+    out.extend_from_slice(&serde_json::to_vec(doc.refine).unwrap_or_default());
+    out.extend_from_slice(
+        format!(",\n  \"created\": {},\n  \"wheels\": [\n", doc.created).as_bytes(),
+    );
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b",\n");
+        }
+        out.extend_from_slice(e);
+    }
+    out.extend_from_slice(b"\n  ]\n}");
+    out
+}
+
 #[derive(serde::Serialize)]
 struct Manifest<'a> {
     refine: &'static str,
@@ -483,4 +534,42 @@ struct ManifestEntry<'a> {
     policy: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     limited_by: Option<Vec<String>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_manifest_written_on_every_core_is_what_serde_json_pretty_prints() {
+        let d = crate::key::Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap();
+        let log = Path::new("/store/logs/x86_64/wheels/a/1-2.log");
+        let entry = |i: usize| ManifestEntry {
+            label: format!("//wheels:w{i}"),
+            key: Some("k\"ey with a quote\nand a newline"),
+            output: Some(&d),
+            wheel: i.is_multiple_of(2).then_some("w-1.0-py3-none-any.whl"),
+            sha256: Some(d.hex()),
+            size: Some(i as u64),
+            verdict: "hit:local",
+            duration_ms: 3,
+            log: i.is_multiple_of(3).then_some(log),
+            policy: i.is_multiple_of(5).then(|| "manylinux_2_17".to_string()),
+            limited_by: i
+                .is_multiple_of(5)
+                .then(|| vec!["libc.so.6: GLIBC_2.17".to_string(), "x".into()]),
+        };
+        for n in [0, 1, 2, 700] {
+            let doc = Manifest {
+                refine: "0.1.0",
+                created: 1_796_592_492,
+                wheels: (0..n).map(entry).collect(),
+            };
+            assert_eq!(
+                String::from_utf8(manifest_bytes(&doc)).unwrap(),
+                serde_json::to_string_pretty(&doc).unwrap(),
+                "{n} entries"
+            );
+        }
+    }
 }

@@ -53,8 +53,13 @@ impl Timings {
 
     pub fn mark(&mut self, phase: &str) {
         if self.on {
+            // Beside the time, the resident memory after the phase.
+            let rss_mb = std::fs::read_to_string("/proc/self/statm")
+                .ok()
+                .and_then(|t| t.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .map_or(0, |pages| pages * 4096 / 1_000_000);
             eprintln!(
-                "timing: {phase:<24} {:>8.1} ms",
+                "timing: {phase:<24} {:>8.1} ms  {rss_mb:>5} MB resident",
                 self.last.elapsed().as_secs_f64() * 1000.0
             );
         }
@@ -99,6 +104,9 @@ pub struct GlobalOpts {
     /// A rule file to leave out (`refine import` regenerating its own file,
     /// which may not evaluate any more).
     pub without: Option<String>,
+    /// The verb will run the graph (build, plan): read the store's
+    /// indexes ahead, while the evaluation loads ([`crate::store::readahead`]).
+    pub read_ahead: bool,
 }
 
 pub struct Session {
@@ -248,6 +256,9 @@ impl Loaded {
             return Ok(None);
         };
         let store_path = store_path(opts.store.as_deref(), &config, &i.root)?;
+        if opts.read_ahead {
+            crate::store::readahead::store(&store_path);
+        }
         let snap_path = snapshot::path(&store_path, &i.root, &i.ovr);
         let Some(snap) = snapshot::load(&snap_path, &i.fingerprint, &i.sources) else {
             return Ok(None);
@@ -425,8 +436,9 @@ impl Session {
 
     /// A set stands for its members (sets of sets too), in order.
     pub fn expand_sets(&self, labels: Vec<Label>) -> Vec<Label> {
-        let mut out: Vec<Label> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        let mut out: Vec<Label> = Vec::with_capacity(labels.len());
+        let mut seen: rustc_hash::FxHashSet<Label> = Default::default();
+        seen.reserve(labels.len());
         let mut work: Vec<Label> = labels.into_iter().rev().collect();
         while let Some(l) = work.pop() {
             if !seen.insert(l.clone()) {

@@ -61,6 +61,7 @@ impl Snapshot {
     /// The labels and the graph of every label.
     pub fn into_parts(self) -> (Vec<Label>, Graph) {
         let mut g = Graph::default();
+        g.by_label.reserve(self.nodes.len());
         for (i, n) in self.nodes.iter().enumerate() {
             g.by_label.insert(n.label().clone(), i);
         }
@@ -121,7 +122,7 @@ pub fn path(store: &Path, root: &Path, overrides: &str) -> PathBuf {
 /// The snapshot at `path`, if it was made from exactly these inputs.
 pub fn load(path: &Path, fingerprint: &str, sources: &crate::workspace::Files) -> Option<Snapshot> {
     let bytes = std::fs::read(path).ok()?;
-    let s: Snapshot = postcard::from_bytes(&bytes).ok()?;
+    let s: Snapshot = crate::rules::label::interning(|| postcard::from_bytes(&bytes)).ok()?;
     if s.format != FORMAT || s.fingerprint != fingerprint {
         return None;
     }

@@ -80,10 +80,8 @@ impl fmt::Display for Kind {
 
 /// A target's name. Shared, not copied: labels are cloned into every map
 /// and list of a large graph. Serialized as its `//kind:name` text.
-#[derive(
-    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(into = "String", try_from = "String")]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(into = "String")]
 pub struct Label {
     pub kind: Kind,
     pub name: std::sync::Arc<str>,
@@ -114,6 +112,61 @@ impl TryFrom<String> for Label {
     fn try_from(s: String) -> Result<Self, Self::Error> {
         s.parse()
     }
+}
+
+/// Read from its text, borrowed where the format allows (no copy of the
+/// text before it is checked), and shared within [`interning`].
+impl<'de> serde::Deserialize<'de> for Label {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Label, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Label;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a label like `//wheels:markupsafe`")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Label, E> {
+                parse_shared(s).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Text)
+    }
+}
+
+thread_local! {
+    /// The labels read so far by [`interning`] on this thread, by text.
+    static SHARED: std::cell::RefCell<Option<rustc_hash::FxHashMap<Box<str>, Label>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Run `f` with every label it deserializes on this thread shared: the
+/// same text gives clones of one label (one name allocated, not one per
+/// mention). The evaluation snapshot names each label in every derivation
+/// that depends on it: tens of thousands of mentions for a large workspace.
+pub fn interning<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            SHARED.with(|c| *c.borrow_mut() = None);
+        }
+    }
+    SHARED.with(|c| *c.borrow_mut() = Some(Default::default()));
+    let _reset = Reset;
+    f()
+}
+
+fn parse_shared(s: &str) -> Result<Label, LabelError> {
+    SHARED.with(|c| {
+        let mut c = c.borrow_mut();
+        let Some(seen) = c.as_mut() else {
+            return s.parse();
+        };
+        if let Some(l) = seen.get(s) {
+            return Ok(l.clone());
+        }
+        let l: Label = s.parse()?;
+        seen.insert(s.into(), l.clone());
+        Ok(l)
+    })
 }
 
 impl fmt::Display for Label {

@@ -20,7 +20,10 @@ pub(super) struct NodeCx<'a> {
     /// The preimage, computed when needed: a key found by its memo
     /// needs none ([`super::memo`]).
     pre: OnceCell<Preimage>,
-    digests: HashMap<&'a Label, Digest>,
+    /// The dependencies' digests, as they come (few, but for sets).
+    deps: Vec<(&'a Label, Digest)>,
+    /// The same by label, made when the preimage is.
+    digests: OnceCell<HashMap<&'a Label, Digest>>,
     pub key: Key,
     /// What determined the key ([`super::memo`]), when the graph says the
     /// derivation's identity.
@@ -40,11 +43,15 @@ impl<'a> NodeCx<'a> {
     ) -> NodeCx<'a> {
         let start = Instant::now();
         let d = &graph.nodes[i].derivation;
-        let digests = dep_digests(graph, deps);
+        let dep_list = dep_digests(graph, i, deps);
         let memo = graph.nodes[i]
             .drv_id
             .as_ref()
-            .map(|id| super::memo::memo(id, &digests));
+            .map(|id| super::memo::memo(id, &dep_list));
+        let digests = OnceCell::new();
+        let by_label = || -> &HashMap<&'a Label, Digest> {
+            digests.get_or_init(|| dep_list.iter().cloned().collect())
+        };
         let remembered = memo
             .as_deref()
             .and_then(|m| cfg.store.labels.memo_key(d.platform.arch, &d.label, m));
@@ -52,7 +59,7 @@ impl<'a> NodeCx<'a> {
         let key = match remembered {
             Some(k) => {
                 if cfg!(debug_assertions) {
-                    let computed = d.preimage(&|l| digests.get(l).cloned()).key();
+                    let computed = d.preimage(&|l| by_label().get(l).cloned()).key();
                     assert_eq!(
                         computed, k,
                         "{}: the key remembered by its memo is not its preimage's",
@@ -62,7 +69,7 @@ impl<'a> NodeCx<'a> {
                 k
             }
             None => {
-                let p = d.preimage(&|l| digests.get(l).cloned());
+                let p = d.preimage(&|l| by_label().get(l).cloned());
                 let k = p.key();
                 let _ = pre.set(p);
                 k
@@ -74,6 +81,7 @@ impl<'a> NodeCx<'a> {
             d,
             cfg,
             pre,
+            deps: dep_list,
             digests,
             key,
             memo,
@@ -85,8 +93,11 @@ impl<'a> NodeCx<'a> {
 
     /// The node's preimage (computed now if its key came from its memo).
     pub fn pre(&self) -> &Preimage {
+        let digests = self
+            .digests
+            .get_or_init(|| self.deps.iter().cloned().collect());
         self.pre
-            .get_or_init(|| self.d.preimage(&|l| self.digests.get(l).cloned()))
+            .get_or_init(|| self.d.preimage(&|l| digests.get(l).cloned()))
     }
 
     pub fn arch(&self) -> &'static str {
@@ -121,16 +132,25 @@ impl<'a> NodeCx<'a> {
     }
 }
 
+/// The digests node `i`'s dependencies contribute. `deps` are their
+/// results in the order of the node's dependencies (the scheduler passes
+/// them so); a result that is not where it should be is found by label.
 pub(super) fn dep_digests<'g>(
     graph: &'g Graph,
+    i: usize,
     deps: &[&NodeResult],
-) -> HashMap<&'g Label, Digest> {
-    let mut digests = HashMap::with_capacity(deps.len());
-    for r in deps {
-        if let Some(node) = graph.get(&r.label)
+) -> Vec<(&'g Label, Digest)> {
+    let order = &graph.nodes[i].deps;
+    let mut digests = Vec::with_capacity(deps.len());
+    for (j, r) in deps.iter().enumerate() {
+        let node = match order.get(j).map(|&d| &graph.nodes[d]) {
+            Some(n) if *n.label() == r.label => Some(n),
+            _ => graph.get(&r.label),
+        };
+        if let Some(node) = node
             && let Some(dg) = super::result::dep_digest(&node.derivation, r)
         {
-            digests.insert(node.label(), dg);
+            digests.push((node.label(), dg));
         }
     }
     digests

@@ -20,7 +20,6 @@
 use crate::eval::Derivation;
 use crate::key::Digest;
 use crate::rules::Label;
-use std::collections::HashMap;
 
 /// The derivation's identity for memos, or None if it cannot be
 /// serialized (then its key is always computed).
@@ -36,18 +35,26 @@ pub fn drv_id(d: &Derivation, exe: &str) -> Option<[u8; 32]> {
 }
 
 /// The memo of a node: its derivation's identity and its dependencies'
-/// digests (whatever order the map holds them in).
-pub fn memo(drv_id: &[u8; 32], deps: &HashMap<&Label, Digest>) -> String {
-    let mut sorted: Vec<(String, &Digest)> = deps.iter().map(|(l, d)| (l.to_string(), d)).collect();
-    sorted.sort();
+/// digests (whatever order they come in: sorted by label here).
+pub fn memo(drv_id: &[u8; 32], deps: &[(&Label, Digest)]) -> String {
+    let mut sorted: Vec<(&Label, &Digest)> = deps.iter().map(|(l, d)| (*l, d)).collect();
+    sorted.sort_unstable_by(|a, b| {
+        (a.0.kind.as_str(), &*a.0.name, a.1).cmp(&(b.0.kind.as_str(), &*b.0.name, b.1))
+    });
     let mut h = blake3::Hasher::new();
     h.update(b"refine-key-memo\0");
     h.update(drv_id);
     h.update(&(sorted.len() as u64).to_le_bytes());
     for (l, d) in sorted {
+        // The label as its text (`//kind:name`), length first; fed in
+        // parts: nothing is allocated per dependency.
+        let (kind, name) = (l.kind.as_str(), &*l.name);
+        h.update(&((kind.len() + name.len() + 3) as u64).to_le_bytes());
+        h.update(b"//");
+        h.update(kind.as_bytes());
+        h.update(b":");
+        h.update(name.as_bytes());
         let d = d.hex();
-        h.update(&(l.len() as u64).to_le_bytes());
-        h.update(l.as_bytes());
         h.update(&(d.len() as u64).to_le_bytes());
         h.update(d.as_bytes());
     }
@@ -67,27 +74,33 @@ mod tests {
         let a: Label = "//packs:zlib".parse().unwrap();
         let b: Label = "//sources:x".parse().unwrap();
         let id = [1u8; 32];
-        let mut deps = HashMap::new();
-        deps.insert(&a, digest('a'));
-        deps.insert(&b, digest('b'));
+        let deps = vec![(&a, digest('a')), (&b, digest('b'))];
         let m = memo(&id, &deps);
-        // Order of insertion does not matter.
-        let mut again = HashMap::new();
-        again.insert(&b, digest('b'));
-        again.insert(&a, digest('a'));
+        // Order does not matter.
+        let again = vec![(&b, digest('b')), (&a, digest('a'))];
         assert_eq!(m, memo(&id, &again));
+        // The label's text is what is hashed: the memo of a known input
+        // stays what it was computed as (`//packs:zlib`, then `//sources:x`).
+        let mut h = blake3::Hasher::new();
+        h.update(b"refine-key-memo\0");
+        h.update(&id);
+        h.update(&2u64.to_le_bytes());
+        for (l, d) in [("//packs:zlib", 'a'), ("//sources:x", 'b')] {
+            h.update(&(l.len() as u64).to_le_bytes());
+            h.update(l.as_bytes());
+            let hex = d.to_string().repeat(64);
+            h.update(&(hex.len() as u64).to_le_bytes());
+            h.update(hex.as_bytes());
+        }
+        assert_eq!(m, h.finalize().to_hex().to_string());
         // Another derivation, another digest, a missing or swapped
         // dependency: another memo.
         assert_ne!(m, memo(&[2u8; 32], &deps));
-        let mut other = deps.clone();
-        other.insert(&b, digest('c'));
+        let other = vec![(&a, digest('a')), (&b, digest('c'))];
         assert_ne!(m, memo(&id, &other));
-        let mut fewer = deps.clone();
-        fewer.remove(&b);
+        let fewer = vec![(&a, digest('a'))];
         assert_ne!(m, memo(&id, &fewer));
-        let mut swapped = HashMap::new();
-        swapped.insert(&a, digest('b'));
-        swapped.insert(&b, digest('a'));
+        let swapped = vec![(&a, digest('b')), (&b, digest('a'))];
         assert_ne!(m, memo(&id, &swapped));
     }
 }

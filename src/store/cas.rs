@@ -10,7 +10,6 @@
 use super::error::{IoCtx, StoreError, write_atomic};
 use super::tree::{EntryKind, Tree, TreeEntry};
 use crate::key::{Digest, Sha256Writer, sha256_bytes};
-use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -31,7 +30,38 @@ pub enum BlobCheck {
 }
 
 /// Blob hex → (inode, size, mtime ns) at its last successful check.
-type StatCache = HashMap<String, (u64, u64, i64)>;
+/// Blob digest (its 32 bytes: no allocation per entry; the cache holds
+/// every blob the store has checked) → inode, size, mtime.
+type StatCache = rustc_hash::FxHashMap<[u8; 32], (u64, u64, i64)>;
+
+/// A digest's hex as the stat cache's key.
+fn cache_key(hex: &str) -> Option<[u8; 32]> {
+    let mut k = [0u8; 32];
+    hex::decode_to_slice(hex, &mut k).ok()?;
+    Some(k)
+}
+
+/// Read the stat cache file (`<hex> <inode> <size> <mtime>` per line), its
+/// lines on every core; a line that does not parse is left out.
+pub(super) fn parse_stat_cache(p: &Path) -> StatCache {
+    use rayon::prelude::*;
+    let Ok(text) = fs::read_to_string(p) else {
+        return StatCache::default();
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .par_iter()
+        .with_min_len(2048)
+        .filter_map(|l| {
+            let mut it = l.split(' ');
+            let hex = cache_key(it.next()?)?;
+            let ino = it.next()?.parse().ok()?;
+            let size = it.next()?.parse().ok()?;
+            let mtime = it.next()?.parse().ok()?;
+            Some((hex, (ino, size, mtime)))
+        })
+        .collect()
+}
 
 /// The store's blobs (`<root>/cas/sha256/`), and what it remembers of
 /// their last checks.
@@ -276,9 +306,11 @@ impl Cas {
         if let Ok(meta) = fs::metadata(self.blob_path(d)) {
             let stamp = stamp(&meta);
             let mut cache = self.stat_cache.lock().unwrap_or_else(|e| e.into_inner());
-            cache
-                .get_or_insert_with(|| self.load_stat_cache())
-                .insert(d.hex().to_string(), stamp);
+            if let Some(k) = cache_key(d.hex()) {
+                cache
+                    .get_or_insert_with(|| self.load_stat_cache())
+                    .insert(k, stamp);
+            }
             *self.stat_dirty.lock().unwrap_or_else(|e| e.into_inner()) = true;
         }
     }
@@ -304,18 +336,22 @@ impl Cas {
         let stamp = self
             .blob_stat(d)
             .map_err(|e| blob_io(e, d, &self.blob_path(d)))?;
-        {
+        let key = cache_key(d.hex());
+        if let Some(k) = &key {
             let mut cache = self.stat_cache.lock().unwrap_or_else(|e| e.into_inner());
             let map = cache.get_or_insert_with(|| self.load_stat_cache());
-            if map.get(d.hex()) == Some(&stamp) {
+            if map.get(k) == Some(&stamp) {
                 return Ok(stamp.1);
             }
         }
-        let rel = d.hex().to_string();
         let size = self.rehash_blob(d)?;
-        let mut cache = self.stat_cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.get_or_insert_with(HashMap::new).insert(rel, stamp);
-        *self.stat_dirty.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        if let Some(k) = key {
+            let mut cache = self.stat_cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache
+                .get_or_insert_with(StatCache::default)
+                .insert(k, stamp);
+            *self.stat_dirty.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        }
         Ok(size)
     }
 
@@ -346,19 +382,7 @@ impl Cas {
 
     fn load_stat_cache(&self) -> StatCache {
         let p = self.root.join("statcache");
-        let Ok(text) = fs::read_to_string(&p) else {
-            return HashMap::new();
-        };
-        text.lines()
-            .filter_map(|l| {
-                let mut it = l.split(' ');
-                let hex = it.next()?.to_string();
-                let ino = it.next()?.parse().ok()?;
-                let size = it.next()?.parse().ok()?;
-                let mtime = it.next()?.parse().ok()?;
-                Some((hex, (ino, size, mtime)))
-            })
-            .collect()
+        super::readahead::take(&p).unwrap_or_else(|| parse_stat_cache(&p))
     }
 
     /// Persist the stat cache (best effort: it is only a cache).
@@ -372,11 +396,12 @@ impl Cas {
         let Some(map) = cache.as_ref() else {
             return;
         };
-        let mut merged = self.load_stat_cache();
-        merged.extend(map.iter().map(|(k, v)| (k.clone(), *v)));
+        let mut merged = parse_stat_cache(&self.root.join("statcache"));
+        merged.extend(map.iter().map(|(k, v)| (*k, *v)));
         let mut text = String::new();
         for (k, (ino, size, mtime)) in &merged {
-            if self.root.join("cas/sha256").join(&k[..2]).join(k).exists() {
+            let k = hex::encode(k);
+            if self.root.join("cas/sha256").join(&k[..2]).join(&k).exists() {
                 text.push_str(&format!("{k} {ino} {size} {mtime}\n"));
             }
         }

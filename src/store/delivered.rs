@@ -115,6 +115,12 @@ impl Delivered {
         super::dirhandle::is_file(&st) && self.matches(name, digest, &Stamp::of_stat(&st))
     }
 
+    /// Whether the out directory has an entry `name` (a plain file name),
+    /// by a stat through its handle.
+    pub fn has(&self, name: &str) -> bool {
+        self.path_of(name).is_some() && matches!(self.handle.stat(name, true), Some(Ok(_)))
+    }
+
     fn matches(&self, name: &str, digest: &Digest, stamp: &Stamp) -> bool {
         let stamps = self.stamps.lock().unwrap_or_else(|e| e.into_inner());
         stamps

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::RwLock;
 
 /// What a label's last result was, as the index records it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -37,8 +37,8 @@ mod label_text {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Label, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
+        // Borrowed from the line where it can be: no copy before the check.
+        Label::deserialize(d)
     }
 }
 
@@ -68,9 +68,32 @@ pub struct LabelRecord {
     pub memo: Option<String>,
 }
 
+/// Label → its record (FxHash: filled and read 20,000 times a no-op).
+type Records = rustc_hash::FxHashMap<Label, LabelRecord>;
+
+/// Read and parse one label index file: its lines on every core (a
+/// no-op's first hit waits for it; 20,000 lines are tens of milliseconds
+/// on one). A line that does not parse is left out, as a missing record.
+pub(super) fn parse_file(root: &Path, path: &Path) -> Records {
+    use rayon::prelude::*;
+    let Ok(text) = fs::read_to_string(path) else {
+        return Records::default();
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .par_iter()
+        .with_min_len(512)
+        .filter_map(|l| serde_json::from_str::<LabelRecord>(l).ok())
+        .map(|mut r| {
+            r.log = r.log.map(|p| super::logs::rebase_log(root, p));
+            (r.label.clone(), r)
+        })
+        .collect()
+}
+
 #[derive(Default)]
 struct LabelIndex {
-    records: HashMap<Label, LabelRecord>,
+    records: Records,
     dirty: std::collections::HashSet<Label>,
     removed: std::collections::HashSet<Label>,
 }
@@ -78,15 +101,16 @@ struct LabelIndex {
 /// The store's label index (`<root>/labels/<arch>.jsonl`).
 pub struct Labels {
     root: PathBuf,
-    /// Per arch: label → last result, loaded once, written once.
-    indexes: Mutex<HashMap<Arch, LabelIndex>>,
+    /// Per arch: label → last result, loaded once, written once; read by
+    /// every core at once on the no-op path.
+    indexes: RwLock<HashMap<Arch, LabelIndex>>,
 }
 
 impl Labels {
     pub fn new(store_root: &Path) -> Labels {
         Labels {
             root: store_root.to_path_buf(),
-            indexes: Mutex::new(HashMap::new()),
+            indexes: RwLock::new(HashMap::new()),
         }
     }
 
@@ -94,21 +118,16 @@ impl Labels {
         self.root.join("labels").join(format!("{arch}.jsonl"))
     }
 
-    fn read_label_index(&self, arch: Arch) -> HashMap<Label, LabelRecord> {
-        let Ok(text) = fs::read_to_string(self.label_index_path(arch)) else {
-            return HashMap::new();
-        };
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<LabelRecord>(l).ok())
-            .map(|mut r| {
-                r.log = r.log.map(|p| super::logs::rebase_log(&self.root, p));
-                (r.label.clone(), r)
-            })
-            .collect()
+    fn read_label_index(&self, arch: Arch) -> Records {
+        let path = self.label_index_path(arch);
+        if let Some(read) = super::readahead::take(&path) {
+            return read;
+        }
+        parse_file(&self.root, &path)
     }
 
     fn with_labels<T>(&self, arch: Arch, f: impl FnOnce(&mut LabelIndex) -> T) -> T {
-        let mut all = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all = self.indexes.write().unwrap_or_else(|e| e.into_inner());
         let idx = all.entry(arch).or_insert_with(|| LabelIndex {
             records: self.read_label_index(arch),
             ..LabelIndex::default()
@@ -116,9 +135,21 @@ impl Labels {
         f(idx)
     }
 
+    /// [`Labels::with_labels`] for reading: shared with other readers once
+    /// the arch's index is loaded.
+    fn read_labels<T>(&self, arch: Arch, f: impl FnOnce(&LabelIndex) -> T) -> T {
+        {
+            let all = self.indexes.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(idx) = all.get(&arch) {
+                return f(idx);
+            }
+        }
+        self.with_labels(arch, |i| f(i))
+    }
+
     /// The last result recorded for a label on `arch`.
     pub fn get(&self, arch: Arch, label: &Label) -> Option<LabelRecord> {
-        self.with_labels(arch, |i| i.records.get(label).cloned())
+        self.read_labels(arch, |i| i.records.get(label).cloned())
     }
 
     /// Record a label's result; written out by [`Labels::flush`].
@@ -139,7 +170,7 @@ impl Labels {
         key: &crate::key::Key,
         trusts: &dyn Fn(&str) -> bool,
     ) -> Option<(Digest, super::tree::Tree)> {
-        let (output, tree) = self.with_labels(arch, |i| {
+        let (output, tree) = self.read_labels(arch, |i| {
             let rec = i.records.get(label)?;
             if rec.key != key.0 || rec.verdict == Recorded::Failed || !trusts(&rec.executor) {
                 return None;
@@ -153,7 +184,7 @@ impl Labels {
     /// The key recorded for `label` if it was computed from what `memo`
     /// stands for ([`crate::sched::memo`]).
     pub fn memo_key(&self, arch: Arch, label: &Label, memo: &str) -> Option<crate::key::Key> {
-        self.with_labels(arch, |i| {
+        self.read_labels(arch, |i| {
             let rec = i.records.get(label)?;
             if rec.memo.as_deref() != Some(memo) {
                 return None;
@@ -174,7 +205,7 @@ impl Labels {
 
     /// Every label record of `arch`, by label.
     pub fn all(&self, arch: Arch) -> Vec<LabelRecord> {
-        self.with_labels(arch, |i| i.records.values().cloned().collect())
+        self.read_labels(arch, |i| i.records.values().cloned().collect())
     }
 
     /// Keep only the label records (of every arch) that `keep` accepts.
@@ -203,12 +234,12 @@ impl Labels {
         label: &Label,
         f: impl FnOnce(&LabelRecord) -> T,
     ) -> Option<T> {
-        self.with_labels(arch, |i| i.records.get(label).map(f))
+        self.read_labels(arch, |i| i.records.get(label).map(f))
     }
 
     /// Write what changed, merged with what other processes wrote.
     pub fn flush(&self) {
-        let mut all = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all = self.indexes.write().unwrap_or_else(|e| e.into_inner());
         for (&arch, idx) in all.iter_mut() {
             if idx.dirty.is_empty() && idx.removed.is_empty() {
                 continue;
@@ -221,7 +252,8 @@ impl Labels {
                 .write(true)
                 .open(&lock)
                 .and_then(|f| f.lock().map(|()| f));
-            let mut merged = self.read_label_index(arch);
+            // Afresh: never a read-ahead.
+            let mut merged = parse_file(&self.root, &self.label_index_path(arch));
             for l in idx.removed.drain() {
                 merged.remove(&l);
             }

@@ -20,6 +20,7 @@ pub mod locks;
 pub mod logs;
 pub mod maint;
 pub mod mounts;
+pub mod readahead;
 pub mod tree;
 
 pub use action::{ActionCache, ActionResult, Lookup, Verification};
