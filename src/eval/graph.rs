@@ -44,6 +44,23 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// The nodes by level: a node's level is one more than its deepest
+    /// dependency's, so every node comes after all it needs, and the nodes
+    /// of one level can be settled at once.
+    pub fn levels(&self) -> Vec<Vec<usize>> {
+        let mut level = vec![0usize; self.nodes.len()];
+        let mut by_level: Vec<Vec<usize>> = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let l = node.deps.iter().map(|&d| level[d] + 1).max().unwrap_or(0);
+            level[i] = l;
+            if by_level.len() <= l {
+                by_level.resize(l + 1, Vec::new());
+            }
+            by_level[l].push(i);
+        }
+        by_level
+    }
+
     pub fn get(&self, l: &Label) -> Option<&GraphNode> {
         self.by_label.get(l).map(|&i| &self.nodes[i])
     }

@@ -12,7 +12,6 @@ use crate::eval::Graph;
 use crate::key::{Digest, FieldChange, Key, Preimage, diff};
 use crate::rules::Label;
 use crate::store::{LocalStore, Lookup};
-use std::collections::HashMap;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PlanStatus {
@@ -54,16 +53,45 @@ pub struct PlanEntry {
 /// Compute what is knowable of every node's key and cache state.
 /// What a build of `graph` with `executor` would do, node by node.
 pub fn plan_graph(graph: &Graph, store: &LocalStore, executor: &str) -> Vec<PlanEntry> {
-    let mut outputs: HashMap<&Label, Digest> = HashMap::new();
-    let mut entries: Vec<PlanEntry> = Vec::with_capacity(graph.nodes.len());
-    for node in &graph.nodes {
+    use rayon::prelude::*;
+    // Level by level (a node after all its dependencies), every level on
+    // every core: what a node's entry needs of its dependencies is settled
+    // in the levels before it.
+    let mut outputs: rustc_hash::FxHashMap<&Label, Digest> = Default::default();
+    let mut entries: Vec<Option<PlanEntry>> = (0..graph.nodes.len()).map(|_| None).collect();
+    for level in graph.levels() {
+        let planned: Vec<(usize, PlanEntry)> = level
+            .par_iter()
+            .map(|&i| (i, plan_node(graph, store, executor, i, &entries, &outputs)))
+            .collect();
+        for (i, e) in planned {
+            if let Some(o) = &e.output {
+                outputs.insert(&graph.nodes[i].derivation.label, o.clone());
+            }
+            entries[i] = Some(e);
+        }
+    }
+    entries.into_iter().flatten().collect()
+}
+
+/// One node's entry, its dependencies' entries and outputs known.
+fn plan_node(
+    graph: &Graph,
+    store: &LocalStore,
+    executor: &str,
+    i: usize,
+    entries: &[Option<PlanEntry>],
+    outputs: &rustc_hash::FxHashMap<&Label, Digest>,
+) -> PlanEntry {
+    let node = &graph.nodes[i];
+    {
         let d = &node.derivation;
         let label = &d.label;
         let mut waiting: Vec<Label> = Vec::new();
         for &di in &node.deps {
             let dep = &graph.nodes[di].derivation;
             if dep.fixed_output().is_none() && !outputs.contains_key(&dep.label) {
-                let e = &entries[di];
+                let Some(e) = &entries[di] else { continue };
                 match &e.status {
                     PlanStatus::Pending { after } => {
                         for a in after {
@@ -76,10 +104,12 @@ pub fn plan_graph(graph: &Graph, store: &LocalStore, executor: &str) -> Vec<Plan
                 }
             }
         }
-        let record = store.labels.get(d.platform.arch, label);
-        let previous = record.as_ref().and_then(|r| Key::parse(&r.key));
+        let previous = store
+            .labels
+            .check(d.platform.arch, label, |r| Key::parse(&r.key))
+            .flatten();
         if !waiting.is_empty() {
-            entries.push(PlanEntry {
+            return PlanEntry {
                 label: label.clone(),
                 status: PlanStatus::Pending { after: waiting },
                 key: None,
@@ -88,11 +118,38 @@ pub fn plan_graph(graph: &Graph, store: &LocalStore, executor: &str) -> Vec<Plan
                 changes: Vec::new(),
                 previous,
                 requested: node.requested,
-            });
-            continue;
+            };
         }
-        let pre = d.preimage(&|l| graph.digest_for(l, |x| outputs.get(x).cloned()));
-        let key = pre.key();
+        // The key by its memo where the label index remembers it (as a
+        // build finds it: `sched::memo`), else from the preimage.
+        let digest_of = |l: &Label| graph.digest_for(l, |x| outputs.get(x).cloned());
+        let deps: Vec<(&Label, Digest)> = node
+            .deps
+            .iter()
+            .map(|&di| &graph.nodes[di].derivation.label)
+            .filter_map(|l| Some((l, digest_of(l)?)))
+            .collect();
+        let remembered = node
+            .drv_id
+            .as_ref()
+            .map(|id| crate::sched::memo::memo(id, &deps))
+            .and_then(|m| store.labels.memo_key(d.platform.arch, label, &m));
+        let (key, pre) = match remembered {
+            Some(k) => {
+                if cfg!(debug_assertions) {
+                    assert_eq!(
+                        d.preimage(&digest_of).key(),
+                        k,
+                        "{label}: the key remembered by its memo is not its preimage's"
+                    );
+                }
+                (k, None)
+            }
+            None => {
+                let p = d.preimage(&digest_of);
+                (p.key(), Some(p))
+            }
+        };
         // Another executor's result would not answer the build.
         let trusts = |e: &str| crate::exec::trusts(executor, e, d.fixed_output().is_some());
         let cached = store
@@ -113,29 +170,29 @@ pub fn plan_graph(graph: &Graph, store: &LocalStore, executor: &str) -> Vec<Plan
             Some(o) => (PlanStatus::Cached, Some(o)),
             None => (PlanStatus::Build, None),
         };
-        if let Some(o) = &output {
-            outputs.insert(label, o.clone());
-        }
-        let changes = match (&status, &previous) {
-            (PlanStatus::Build, Some(prev)) if *prev != key => store
-                .actions
-                .preimage(prev)
-                .map(|old| diff(&old, &pre))
-                .unwrap_or_default(),
-            _ => Vec::new(),
+        let (changes, pre) = match (&status, &previous) {
+            (PlanStatus::Build, Some(prev)) if *prev != key => {
+                let pre = pre.unwrap_or_else(|| d.preimage(&digest_of));
+                let changes = store
+                    .actions
+                    .preimage(prev)
+                    .map(|old| diff(&old, &pre))
+                    .unwrap_or_default();
+                (changes, Some(pre))
+            }
+            _ => (Vec::new(), pre),
         };
-        entries.push(PlanEntry {
+        PlanEntry {
             label: label.clone(),
             status,
             key: Some(key),
-            preimage: Some(pre),
+            preimage: pre,
             output,
             changes,
             previous,
             requested: node.requested,
-        });
+        }
     }
-    entries
 }
 
 pub fn plan(s: &Session, patterns: &[String]) -> Result<(Graph, Vec<PlanEntry>)> {

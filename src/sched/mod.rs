@@ -168,19 +168,8 @@ fn fast_hits(
 ) -> Vec<Option<std::sync::Arc<NodeResult>>> {
     use rayon::prelude::*;
     let n = graph.nodes.len();
-    let mut level = vec![0usize; n];
-    for (i, node) in graph.nodes.iter().enumerate() {
-        level[i] = node.deps.iter().map(|&d| level[d] + 1).max().unwrap_or(0);
-    }
-    let mut by_level: Vec<Vec<usize>> = Vec::new();
-    for (i, &l) in level.iter().enumerate() {
-        if by_level.len() <= l {
-            by_level.resize(l + 1, Vec::new());
-        }
-        by_level[l].push(i);
-    }
     let mut results: Vec<Option<std::sync::Arc<NodeResult>>> = (0..n).map(|_| None).collect();
-    for nodes in by_level {
+    for nodes in graph.levels() {
         let found: Vec<(usize, NodeResult)> = nodes
             .par_iter()
             .filter(|&&i| !cfg.force.contains(&i))

@@ -44,23 +44,19 @@ fn cache_key(hex: &str) -> Option<[u8; 32]> {
 /// Read the stat cache file (`<hex> <inode> <size> <mtime>` per line), its
 /// lines on every core; a line that does not parse is left out.
 pub(super) fn parse_stat_cache(p: &Path) -> StatCache {
-    use rayon::prelude::*;
     let Ok(text) = fs::read_to_string(p) else {
         return StatCache::default();
     };
-    let lines: Vec<&str> = text.lines().collect();
-    lines
-        .par_iter()
-        .with_min_len(2048)
-        .filter_map(|l| {
-            let mut it = l.split(' ');
-            let hex = cache_key(it.next()?)?;
-            let ino = it.next()?.parse().ok()?;
-            let size = it.next()?.parse().ok()?;
-            let mtime = it.next()?.parse().ok()?;
-            Some((hex, (ino, size, mtime)))
-        })
-        .collect()
+    super::readahead::parse_lines(&text, |l| {
+        let mut it = l.split(' ');
+        let hex = cache_key(it.next()?)?;
+        let ino = it.next()?.parse().ok()?;
+        let size = it.next()?.parse().ok()?;
+        let mtime = it.next()?.parse().ok()?;
+        Some((hex, (ino, size, mtime)))
+    })
+    .into_iter()
+    .collect()
 }
 
 /// The store's blobs (`<root>/cas/sha256/`), and what it remembers of

@@ -75,20 +75,16 @@ type Records = rustc_hash::FxHashMap<Label, LabelRecord>;
 /// no-op's first hit waits for it; 20,000 lines are tens of milliseconds
 /// on one). A line that does not parse is left out, as a missing record.
 pub(super) fn parse_file(root: &Path, path: &Path) -> Records {
-    use rayon::prelude::*;
     let Ok(text) = fs::read_to_string(path) else {
         return Records::default();
     };
-    let lines: Vec<&str> = text.lines().collect();
-    lines
-        .par_iter()
-        .with_min_len(512)
-        .filter_map(|l| serde_json::from_str::<LabelRecord>(l).ok())
-        .map(|mut r| {
-            r.log = r.log.map(|p| super::logs::rebase_log(root, p));
-            (r.label.clone(), r)
-        })
-        .collect()
+    super::readahead::parse_lines(&text, |l| {
+        let mut r = serde_json::from_str::<LabelRecord>(l).ok()?;
+        r.log = r.log.map(|p| super::logs::rebase_log(root, p));
+        Some((r.label.clone(), r))
+    })
+    .into_iter()
+    .collect()
 }
 
 #[derive(Default)]
@@ -301,5 +297,48 @@ mod tests {
         fs::write(dir.join("s390x.jsonl"), line.replace("\"hit\"", "\"odd\"")).unwrap();
         let s2 = crate::store::LocalStore::open(s.root()).unwrap();
         assert!(s2.labels.get(Arch::S390x, &six).is_none());
+    }
+
+    /// A read-ahead is waited for by whoever first needs the index, and on
+    /// a no-op that is a worker of rayon's pool. Every worker of the pool
+    /// asks at once, while the read-ahead is still reading: it must finish
+    /// without them (a read-ahead that parsed on the pool deadlocked here,
+    /// as it did a build right after its evaluation).
+    #[test]
+    fn a_read_ahead_finishes_while_every_pool_worker_waits_for_it() {
+        let (d, s) = crate::store::temp_store();
+        let dir = s.root().join("labels");
+        fs::create_dir_all(&dir).unwrap();
+        let mut text = String::new();
+        for i in 0..30_000 {
+            text.push_str(&format!(
+                r#"{{"label":"//wheels:w{i}","key":"k{i}","verdict":"hit","output":null,"log":null,"time":1,"duration_ms":5,"tree":null,"executor":"podman"}}"#
+            ));
+            text.push('\n');
+        }
+        fs::write(dir.join("x86_64.jsonl"), text).unwrap();
+        let root = d.path().to_path_buf();
+        let store = std::sync::Arc::new(crate::store::LocalStore::open(&root).unwrap());
+        let workers = rayon::current_num_threads();
+        let gate = std::sync::Arc::new(std::sync::Barrier::new(workers + 1));
+        let (tx, rx) = std::sync::mpsc::channel();
+        for w in 0..workers {
+            let (gate, store, tx) = (gate.clone(), store.clone(), tx.clone());
+            rayon::spawn(move || {
+                gate.wait();
+                let l: Label = format!("//wheels:w{w}").parse().unwrap();
+                let _ = tx.send(store.labels.get(Arch::X86_64, &l).is_some());
+            });
+        }
+        // Every worker of the pool is held at the gate: the read-ahead
+        // starts with none free, then they all ask for the index.
+        crate::store::readahead::store(&root);
+        gate.wait();
+        let found = (0..workers)
+            .map(|_| rx.recv_timeout(std::time::Duration::from_secs(120)))
+            .collect::<Result<Vec<bool>, _>>()
+            .expect("the read-ahead and the pool's workers waited for each other");
+        assert!(found.iter().all(|&f| f), "{found:?}");
+        drop(d);
     }
 }

@@ -26,6 +26,32 @@ type Reading = JoinHandle<Box<dyn Any + Send>>;
 
 static AHEAD: Mutex<Vec<(PathBuf, Reading)>> = Mutex::new(Vec::new());
 
+/// Parse `text`'s lines with `parse` on every core, in order, leaving out
+/// the lines it refuses. Plain scoped threads, never rayon's pool: a
+/// read-ahead is waited for by whoever first needs it, which may be a
+/// rayon worker (a no-op's hits run on the pool), and a read-ahead that
+/// needed the pool's workers would then wait for the very threads waiting
+/// for it.
+pub fn parse_lines<T: Send>(text: &str, parse: impl Fn(&str) -> Option<T> + Sync) -> Vec<T> {
+    let lines: Vec<&str> = text.lines().collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = lines.len().div_ceil(threads).max(2048);
+    if lines.len() <= chunk {
+        return lines.iter().filter_map(|l| parse(l)).collect();
+    }
+    let parse = &parse;
+    std::thread::scope(|s| {
+        let parts: Vec<_> = lines
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().filter_map(|l| parse(l)).collect::<Vec<T>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
 /// Start reading the indexes of the store at `root`: every label index
 /// file and the stat cache.
 pub fn store(root: &Path) {
