@@ -374,10 +374,15 @@ pub fn deliver(
         })
         .collect::<Result<_>>()?;
     let manifest = out_dir.join("manifest.json");
+    // Sized once: a flattened collect grows a 10,000-entry list by copies.
+    let mut wheels = Vec::with_capacity(entries.iter().map(Vec::len).sum());
+    for e in entries {
+        wheels.extend(e);
+    }
     let doc = Manifest {
         refine: env!("CARGO_PKG_VERSION"),
         created: crate::store::now_secs(),
-        wheels: entries.into_iter().flatten().collect(),
+        wheels,
     };
     crate::store::local::write_atomic(out_dir, &manifest, &manifest_bytes(&doc))?;
     stamps.save();
