@@ -49,9 +49,7 @@ impl<'a> NodeCx<'a> {
             .as_ref()
             .map(|id| super::memo::memo(id, &dep_list));
         let digests = OnceCell::new();
-        let by_label = || -> &HashMap<&'a Label, Digest> {
-            digests.get_or_init(|| dep_list.iter().cloned().collect())
-        };
+        let by_label = || by_label(&digests, &dep_list);
         let remembered = memo
             .as_deref()
             .and_then(|m| cfg.store.labels.memo_key(d.platform.arch, &d.label, m));
@@ -93,9 +91,7 @@ impl<'a> NodeCx<'a> {
 
     /// The node's preimage (computed now if its key came from its memo).
     pub fn pre(&self) -> &Preimage {
-        let digests = self
-            .digests
-            .get_or_init(|| self.deps.iter().cloned().collect());
+        let digests = by_label(&self.digests, &self.deps);
         self.pre
             .get_or_init(|| self.d.preimage(&|l| digests.get(l).cloned()))
     }
@@ -130,6 +126,14 @@ impl<'a> NodeCx<'a> {
             self.d.fixed_output().is_some(),
         )
     }
+}
+
+/// The dependencies' digests by label, made once (for a preimage).
+fn by_label<'c, 'a>(
+    made: &'c OnceCell<HashMap<&'a Label, Digest>>,
+    deps: &[(&'a Label, Digest)],
+) -> &'c HashMap<&'a Label, Digest> {
+    made.get_or_init(|| deps.iter().cloned().collect())
 }
 
 /// The digests node `i`'s dependencies contribute. `deps` are their

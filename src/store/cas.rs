@@ -29,9 +29,9 @@ pub enum BlobCheck {
     Hash,
 }
 
-/// Blob hex → (inode, size, mtime ns) at its last successful check.
 /// Blob digest (its 32 bytes: no allocation per entry; the cache holds
-/// every blob the store has checked) → inode, size, mtime.
+/// every blob the store has checked) → (inode, size, mtime ns) at its last
+/// successful check.
 type StatCache = rustc_hash::FxHashMap<[u8; 32], (u64, u64, i64)>;
 
 /// A digest's hex as the stat cache's key.
