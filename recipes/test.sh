@@ -4,6 +4,11 @@
 # network, then `pip check`, then for every wheel an import of its
 # top-level modules, then each rule's own `test` command. The frontend (uv,
 # native in a hybrid image) makes the environment, installs and checks.
+# Where refine gives $REFINE_HOST_PYTHON (a hybrid image keeps the host's
+# interpreter of the target's Debian build and version), the script that
+# drives it all runs there: it only starts programs and reads zip files and
+# JSON. What runs the wheels' code (each import, each rule's test, and the
+# environment uv makes and checks) is the target's Python.
 #
 #   REFINE_WHEELS  the set's wheels (read-only)
 #   REFINE_TESTS   one line per member: LABEL<TAB>COMMAND (COMMAND may be
@@ -21,8 +26,13 @@ export REFINE_UV
 export PATH="/build/venv/bin:$PATH" VIRTUAL_ENV=/build/venv
 mkdir -p /build/t
 cd /build/t
+driver=$PYTHON
+if [ -n "${REFINE_HOST_PYTHON:-}" ]; then
+    driver=$REFINE_HOST_PYTHON
+    log "test driver in the host's Python ($("$driver" --version)); the wheels run in the target's"
+fi
 log "installing the set's wheels together with $("$PYTHON" --version)"
-exec python - <<'PY'
+REFINE_TARGET_PYTHON=/build/venv/bin/python exec "$driver" - <<'PY'
 import json, os, subprocess, sys, zipfile
 
 wheels_dir = os.environ["REFINE_WHEELS"]
@@ -36,8 +46,10 @@ def run(cmd, shell=False):
     sys.stdout.flush()
     return p.returncode == 0, out
 
+# The target's interpreter in the environment (the driver may be the host's).
+python = os.environ["REFINE_TARGET_PYTHON"]
 uv = [os.environ["REFINE_UV"], "pip"]
-at = ["--python", sys.executable, "--offline", "--no-config"]
+at = ["--python", python, "--offline", "--no-config"]
 ok, out = run(uv + ["install"] + at + ["--no-index", "--no-deps", "--find-links", wheels_dir]
               + [os.path.join(wheels_dir, w) for w in wheels])
 report["install"] = {"ok": ok, "output": out}
@@ -65,7 +77,7 @@ if report["install"]["ok"]:
     for w in wheels:
         mods = modules(os.path.join(wheels_dir, w))
         code = "".join("import %s\n" % m for m in mods) or "pass\n"
-        ok, out = run([sys.executable, "-c", code])
+        ok, out = run([python, "-c", code])
         report["wheels"].append({"wheel": w, "modules": mods, "ok": ok, "output": out})
         print("refine-test: %s %s (import %s)" % ("PASS" if ok else "FAIL", w, ", ".join(mods) or "nothing"))
     for line in os.environ.get("REFINE_TESTS", "").splitlines():

@@ -562,6 +562,16 @@ fn an_imported_set_builds_for_s390x_and_passes_its_test_there() {
         .filter(|l| l.starts_with("PASS //") && l.contains(": import "))
         .count();
     assert_eq!(passes, 9, "{}", t.stdout);
+    // The script that drives the test ran in the host's Python the image
+    // keeps; the wheels were imported by the target's.
+    let log: Run = common::refine_in(&ws, shared_store(), &["log", "//tests:svc"]);
+    assert!(
+        log.line_with("test driver in ").starts_with(
+            "==> test driver in the host's Python (Python 3.11.2); the wheels run in the target's"
+        ),
+        "{}",
+        log.stdout
+    );
     assert!(
         t.stdout
             .lines()

@@ -276,6 +276,10 @@ pub fn derive(rules: &dyn Rules, t: &Target, cfg: &Config) -> Result<Derivation,
             d.env.insert("REFINE_TESTS".into(), lines.join("\n"));
             d.inputs.wheels = members;
             d.inputs.frontend = r.frontend(t, cfg, &d.platform, d.inputs.image.as_ref());
+            // The script that drives the test (starts uv and the imports,
+            // reads the wheels' file lists) in the host's Python where the
+            // image keeps it (recipes/test.sh); the imports stay the target's.
+            d.host_python = r.host_python(t, &d, None);
             match cfg.defaults.test_recipe.as_ref() {
                 Some(rc) => d.action = r.recipe_action(rc, BTreeMap::new(), None),
                 None => r.diags.push(
@@ -757,6 +761,7 @@ wheel_recipe = "recipes/wheel.sh"
 repair_recipe = "recipes/repair.sh"
 build_requires = ["//sources:setuptools"]
 repair_tools = ["//sources:auditwheel"]
+test_recipe = "recipes/test.sh"
 frontend = { x86_64 = "//sources:uv-x86_64", s390x = "//sources:uv-s390x" }
 zig = { x86_64 = "//sources:zig-x86_64", s390x = "//sources:zig-s390x" }
 "#;
@@ -825,6 +830,9 @@ policy = "manylinux_2_36"
 version = "1.0"
 source = "//sources:yaml-src"
 frontend_python = "target"
+
+[sets.web]
+targets = ["//repairs:pyyaml", "//wheels:own-hooks"]
 "#;
 
     fn world(arch: &str) -> (World, Config) {
@@ -847,6 +855,7 @@ frontend_python = "target"
         let files = [
             "recipes/wheel.sh",
             "recipes/repair.sh",
+            "recipes/test.sh",
             "recipes/pack.sh",
             "recipes/hook.sh",
         ]
@@ -869,6 +878,8 @@ frontend_python = "target"
             Kind::Pack,
             Kind::Wheel,
             Kind::Repair,
+            Kind::Set,
+            Kind::Test,
         ] {
             let of_kind: Vec<Label> = w
                 .labels
@@ -944,6 +955,12 @@ frontend_python = "target"
         // Its repair's auditwheel too.
         assert_eq!(
             w.derivations[&label("//repairs:pyyaml")].host_python,
+            d.host_python
+        );
+        // The script that drives a set's test too (the imports stay the
+        // target's: recipes/test.sh), whatever its members' own choice.
+        assert_eq!(
+            w.derivations[&label("//tests:web")].host_python,
             d.host_python
         );
         // The rule's own choice wins, and the key covers the choice.
