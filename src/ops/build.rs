@@ -344,7 +344,7 @@ pub fn deliver(
             let reports = policy_reports(store, tree);
             for (name, digest, size) in tree.files().filter(|(n, _, _)| n.ends_with(".whl")) {
                 let dest = out_dir.join(name);
-                let changed = if stamps.holds(name, digest) {
+                let changed = if stamps.still_holds(name, digest) {
                     false
                 } else {
                     let changed = store.cas.deliver_blob(digest, &dest)?;
@@ -384,7 +384,14 @@ pub fn deliver(
         created: crate::store::now_secs(),
         wheels,
     };
-    crate::store::local::write_atomic(out_dir, &manifest, &manifest_bytes(&doc))?;
+    let bytes = manifest_bytes(&doc);
+    // A manifest that says the same but its time is left as it is (a
+    // no-op's manifest is its last run's: 5 MB and an fsync for 10,000
+    // wheels); `created` is when what it says was first written.
+    let same = std::fs::read(&manifest).is_ok_and(|old| same_but_created(&old, &bytes));
+    if !same {
+        crate::store::local::write_atomic(out_dir, &manifest, &bytes)?;
+    }
     stamps.save();
     Ok(Some(manifest))
 }
@@ -511,6 +518,20 @@ fn manifest_bytes(doc: &Manifest<'_>) -> Vec<u8> {
     out
 }
 
+/// Whether two manifests say the same, but for their `created` line.
+fn same_but_created(old: &[u8], new: &[u8]) -> bool {
+    const AT: &[u8] = b"\n  \"created\": ";
+    let split = |b: &[u8]| -> Option<(usize, usize)> {
+        let start = b.windows(AT.len()).position(|w| w == AT)?;
+        let end = start + AT.len() + b[start + AT.len()..].iter().position(|&c| c == b'\n')?;
+        Some((start, end))
+    };
+    match (split(old), split(new)) {
+        (Some((os, oe)), Some((ns, ne))) => old[..os] == new[..ns] && old[oe..] == new[ne..],
+        _ => false,
+    }
+}
+
 #[derive(serde::Serialize)]
 struct Manifest<'a> {
     refine: &'static str,
@@ -544,6 +565,34 @@ struct ManifestEntry<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_manifest_is_the_same_only_when_all_but_its_time_is() {
+        let doc = |created: u64, size: u64| {
+            manifest_bytes(&Manifest {
+                refine: "1.0",
+                created,
+                wheels: vec![ManifestEntry {
+                    label: "//wheels:w".into(),
+                    key: Some("k"),
+                    output: None,
+                    wheel: Some("w-1.0-py3-none-any.whl"),
+                    sha256: None,
+                    size: Some(size),
+                    verdict: "hit:local",
+                    duration_ms: 0,
+                    log: None,
+                    policy: None,
+                    limited_by: None,
+                }],
+            })
+        };
+        assert!(same_but_created(&doc(1, 7), &doc(1_000_000, 7)));
+        assert!(!same_but_created(&doc(1, 7), &doc(1, 8)));
+        assert!(!same_but_created(&doc(1, 7), &doc(2, 70)));
+        assert!(!same_but_created(b"", &doc(1, 7)));
+        assert!(!same_but_created(&doc(1, 7)[..40], &doc(1, 7)));
+    }
 
     #[test]
     fn the_manifest_written_on_every_core_is_what_serde_json_pretty_prints() {

@@ -78,6 +78,12 @@ pub struct Delivered {
     /// The out directory, opened once for [`Delivered::holds`]: a stat of
     /// one name instead of a walk of the whole path per wheel.
     handle: super::dirhandle::DirHandle,
+    /// The wheels this run found holding their bytes (a hit's lookup
+    /// checks; the delivery that follows need not stat them again).
+    held: Mutex<rustc_hash::FxHashSet<String>>,
+    /// The out directory's names, listed once at the first
+    /// [`Delivered::has`]: one directory read instead of a stat per name.
+    listing: std::sync::OnceLock<rustc_hash::FxHashSet<String>>,
 }
 
 impl Delivered {
@@ -95,6 +101,8 @@ impl Delivered {
             dir,
             stamps: Mutex::new(stamps),
             dirty: Mutex::new(false),
+            held: Mutex::default(),
+            listing: std::sync::OnceLock::new(),
         }
     }
 
@@ -112,13 +120,51 @@ impl Delivered {
         let Some(Ok(st)) = self.handle.stat(name, false) else {
             return false;
         };
-        super::dirhandle::is_file(&st) && self.matches(name, digest, &Stamp::of_stat(&st))
+        let held =
+            super::dirhandle::is_file(&st) && self.matches(name, digest, &Stamp::of_stat(&st));
+        if held {
+            self.held
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name.to_string());
+        }
+        held
     }
 
-    /// Whether the out directory has an entry `name` (a plain file name),
-    /// by a stat through its handle.
+    /// [`Delivered::holds`], answered without a second stat for a wheel
+    /// this run already found holding `digest`'s bytes (the lookup of its
+    /// hit checked it moments before the delivery asks).
+    pub fn still_holds(&self, name: &str, digest: &Digest) -> bool {
+        let seen = self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(name);
+        if seen {
+            let stamps = self.stamps.lock().unwrap_or_else(|e| e.into_inner());
+            if stamps.get(name).is_some_and(|(hex, _)| hex == digest.hex()) {
+                return true;
+            }
+        }
+        self.holds(name, digest)
+    }
+
+    /// Whether the out directory had an entry `name` (a plain file name)
+    /// when it was first asked: its names are read once, not stat'ed one
+    /// by one (a delivery asks this of every wheel's provenance file).
     pub fn has(&self, name: &str) -> bool {
-        self.path_of(name).is_some() && matches!(self.handle.stat(name, true), Some(Ok(_)))
+        self.path_of(name).is_some()
+            && self
+                .listing
+                .get_or_init(|| {
+                    fs::read_dir(&self.dir)
+                        .map(|rd| {
+                            rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                })
+                .contains(name)
     }
 
     fn matches(&self, name: &str, digest: &Digest, stamp: &Stamp) -> bool {
@@ -280,5 +326,41 @@ mod tests {
         fs::remove_file(&w).unwrap();
         assert!(!again.holds("w-1.0-py3-none-any.whl", &d));
         assert!(!again.holds("../escape.whl", &d));
+    }
+
+    /// The delivery's questions: a wheel this run's lookup found holding
+    /// its digest is taken as holding it, any other is stat'ed as ever
+    /// (another digest, or never checked: a changed file is not vouched
+    /// for); provenance files are looked up in one listing.
+    #[test]
+    fn the_delivery_asks_again_only_what_this_run_has_not_checked() {
+        let store = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let (a, b) = ("a-1.0-py3-none-any.whl", "b-1.0-py3-none-any.whl");
+        fs::write(out.path().join(a), b"wheel a").unwrap();
+        fs::write(out.path().join(b), b"wheel b").unwrap();
+        fs::write(
+            out.path().join("a-1.0-py3-none-any.whl.provenance.json"),
+            b"{}",
+        )
+        .unwrap();
+        let (da, db) = (digest(b"wheel a"), digest(b"wheel b"));
+        std::thread::sleep(SETTLED + Duration::from_millis(100));
+        let first = Delivered::open(store.path(), out.path());
+        first.checked(a, &da);
+        first.checked(b, &db);
+        first.save();
+        let dv = Delivered::open(store.path(), out.path());
+        assert!(dv.holds(a, &da));
+        // b is changed after the open and was never asked about: stat'ed.
+        fs::write(out.path().join(b), b"wheel B").unwrap();
+        assert!(!dv.still_holds(b, &db));
+        assert!(dv.still_holds(a, &da));
+        assert!(!dv.still_holds(a, &db), "another digest is checked");
+        assert!(!dv.still_holds("../a-1.0-py3-none-any.whl", &da));
+        assert!(dv.has("a-1.0-py3-none-any.whl.provenance.json"));
+        assert!(!dv.has("b-1.0-py3-none-any.whl.provenance.json"));
+        assert!(!dv.has("../a-1.0-py3-none-any.whl.provenance.json"));
+        assert!(dv.has(b));
     }
 }
