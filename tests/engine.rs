@@ -49,6 +49,105 @@ fn second_build_is_all_hits_and_delivers_wheels() {
             .unwrap()
             .contains("manylinux2014_x86_64")
     }));
+
+    // A third run says the same as the second: its manifest is left as it
+    // is (the same file, not rewritten); a run that says something else
+    // (one wheel rebuilt) writes it anew.
+    use std::os::unix::fs::MetadataExt;
+    let stat = || std::fs::metadata(dist.join("manifest.json")).unwrap();
+    let before = stat();
+    ws.fake(ALL).ok();
+    assert_eq!(
+        (stat().ino(), stat().mtime_nsec()),
+        (before.ino(), before.mtime_nsec())
+    );
+    ws.edit("rules/wheels.toml", "CFLAGS = \"-O2\"", "CFLAGS = \"-O3\"");
+    ws.fake(ALL).ok();
+    assert_ne!(stat().ino(), before.ino());
+}
+
+/// `--profile FILE`: a Chrome trace with every node of the run on a slot
+/// (no more slots than jobs), and the critical path, which ends with the
+/// node that finished last and follows dependencies back.
+#[test]
+fn a_profile_is_a_chrome_trace_of_every_node_and_the_critical_path() {
+    let ws = fake_workspace();
+    let trace = ws.root().join("out/profile.json");
+    std::fs::create_dir_all(trace.parent().unwrap()).unwrap();
+    let r = ws.fake(&[
+        "build",
+        "--json",
+        "-j",
+        "2",
+        "--profile",
+        trace.to_str().unwrap(),
+        "//wheels:...",
+        "//repairs:...",
+    ]);
+    r.ok();
+    let t: serde_json::Value = serde_json::from_slice(&std::fs::read(&trace).unwrap()).unwrap();
+    let events = t["traceEvents"].as_array().unwrap();
+    let bars: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["tid"] != 1_000_000)
+        .collect();
+    let verdicts = r.verdicts();
+    assert_eq!(bars.len(), verdicts.len(), "{events:?}");
+    for b in &bars {
+        let label = b["name"].as_str().unwrap();
+        assert_eq!(b["cat"].as_str().unwrap(), verdicts[label], "{b}");
+        assert!(b["tid"].as_u64().unwrap() < 2, "more slots than jobs: {b}");
+    }
+    // Bars on one slot never overlap.
+    for slot in 0..2 {
+        let mut on: Vec<(u64, u64)> = bars
+            .iter()
+            .filter(|b| b["tid"] == slot)
+            .map(|b| {
+                let ts = b["ts"].as_u64().unwrap();
+                (ts, ts + b["dur"].as_u64().unwrap())
+            })
+            .collect();
+        on.sort();
+        assert!(
+            on.windows(2).all(|w| w[0].1 <= w[1].0),
+            "slot {slot}: {on:?}"
+        );
+    }
+    let path: Vec<&str> = t["otherData"]["critical_path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(path.len() >= 2, "{path:?}");
+    let end = |l: &str| {
+        bars.iter()
+            .find(|b| b["name"] == l)
+            .map(|b| b["ts"].as_u64().unwrap() + b["dur"].as_u64().unwrap())
+            .unwrap()
+    };
+    let last = bars
+        .iter()
+        .map(|b| b["ts"].as_u64().unwrap() + b["dur"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert_eq!(end(path.last().unwrap()), last);
+    assert!(path.windows(2).all(|w| end(w[0]) <= end(w[1])), "{path:?}");
+    // A file it cannot write is the flag's error, and the build's result
+    // is still the build's.
+    let bad = ws.fake(&[
+        "build",
+        "--profile",
+        "/proc/refine-no/such.json",
+        "//wheels:...",
+    ]);
+    assert_ne!(bad.code, 0);
+    assert!(
+        bad.stderr.contains("--profile /proc/refine-no/such.json"),
+        "{}",
+        bad.stderr
+    );
 }
 
 #[test]

@@ -56,10 +56,12 @@ floor_toolchain() {
 if [ "\$*" = -dumpmachine ]; then echo $triplet; exit 0; fi
 lang=$lang
 link=yes
+opt=
 for a in "\$@"; do
     shift
     case "\$a" in
         --target=*|-target=*) continue ;;
+        -O*) opt=yes ;;
         # No LTO: with it zig builds libc++ as bitcode, whose s390x code
         # then links as non-PIC into a shared object (R_390_PC32DBL).
         -flto|-flto=*|-ffat-lto-objects|-fno-fat-lto-objects) continue ;;
@@ -82,6 +84,12 @@ if [ \$lang = cc ] && [ \$link = yes ]; then
         esac
     done
 fi
+# No -O at all (a link step, a build that drops CFLAGS): Zig would take
+# its Debug mode, and build a debug compiler runtime and the
+# undefined-behaviour sanitizer's for the link (about 14 s of every build
+# at the floor, on top of the optimized runtime its -O2 compiles need);
+# the contract's -O2 instead, as in CFLAGS.
+[ -n "\$opt" ] || set -- -O2 "\$@"
 exec "$REFINE_ZIG" \$lang -target $REFINE_CC_TARGET \\
     -Wno-error=implicit-function-declaration -Wno-error=implicit-int \\
     -Wno-error=int-conversion -Wno-error=incompatible-function-pointer-types \\

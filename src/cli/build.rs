@@ -16,6 +16,11 @@ pub struct BuildCmd {
     /// at most N times (`--auto-apply=N`; default 3).
     #[arg(long, value_name = "N", num_args = 0..=1, require_equals = true, default_missing_value = "3")]
     pub auto_apply: Option<u32>,
+    /// Write where the run's time went as a Chrome trace (Perfetto and
+    /// chrome://tracing open it): each node a bar on its slot, the
+    /// critical path marked. With --auto-apply, the last round's.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<std::path::PathBuf>,
 }
 
 pub fn run(c: &BuildCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
@@ -33,7 +38,19 @@ pub fn run(c: &BuildCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
         let store = s.store_path.clone();
         // Not freed: the process exits next (or after a few rounds of
         // --auto-apply), and freeing every node's result costs time.
-        let report = std::mem::ManuallyDrop::new(build(&s, args, p)?);
+        let profiler = c
+            .profile
+            .as_ref()
+            .map(|_| crate::ops::profile::Profiler::new(p));
+        let sink: &dyn crate::sched::EventSink = match &profiler {
+            Some(pr) => pr,
+            None => p,
+        };
+        let report = std::mem::ManuallyDrop::new(build(&s, args, sink)?);
+        if let (Some(pr), Some(path)) = (&profiler, &c.profile) {
+            pr.write(path, &report.graph, &report.results)?;
+            p.info(&format!("profile: {}", path.display()));
+        }
         let sugg = report.suggestions.clone();
         s.leak();
         p.summary(&report);

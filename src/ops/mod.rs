@@ -15,6 +15,7 @@ pub mod init;
 pub mod key;
 pub mod pack;
 pub mod plan;
+pub mod profile;
 pub mod query;
 pub mod remote;
 pub mod share;
