@@ -134,6 +134,25 @@ fn a_profile_is_a_chrome_trace_of_every_node_and_the_critical_path() {
         .unwrap();
     assert_eq!(end(path.last().unwrap()), last);
     assert!(path.windows(2).all(|w| end(w[0]) <= end(w[1])), "{path:?}");
+    // The history marks the same path on the run's rows (the dashboard's
+    // run page outlines it).
+    let (h, _) = refine::history::History::open(&ws.store).unwrap();
+    let run = h.runs(1).unwrap()[0].id;
+    let mut marked: Vec<String> = h
+        .results(&refine::history::Filter {
+            run: Some(run),
+            limit: 1000,
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.critical)
+        .map(|r| r.label)
+        .collect();
+    marked.sort();
+    let mut want: Vec<String> = path.iter().map(|l| l.to_string()).collect();
+    want.sort();
+    assert_eq!(marked, want);
     // A file it cannot write is the flag's error, and the build's result
     // is still the build's.
     let bad = ws.fake(&[

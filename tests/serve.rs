@@ -176,7 +176,16 @@ fn the_dashboard_in_a_real_browser_and_its_http_surface() {
     );
     assert!(out.status.success(), "the browser test failed:\n{said}");
     assert!(said.contains("ok: the live log grew"), "{said}");
-    for shot in ["overview.png", "target-live-log.png", "log-search.png"] {
+    assert!(
+        said.contains("ok: the run page draws the run as a timeline"),
+        "{said}"
+    );
+    for shot in [
+        "overview.png",
+        "target-live-log.png",
+        "log-search.png",
+        "run-timeline.png",
+    ] {
         assert!(
             std::fs::metadata(shots.join(shot)).is_ok_and(|m| m.len() > 10_000),
             "{shot}"

@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS results (
     error TEXT,
     hints TEXT NOT NULL DEFAULT '[]',
     requested INTEGER NOT NULL DEFAULT 0,
+    critical INTEGER NOT NULL DEFAULT 0,
     UNIQUE (run, label)
 );
 CREATE INDEX IF NOT EXISTS results_by_label ON results (label, arch, id);
@@ -92,10 +93,10 @@ SELECT arch, label, output, run FROM results WHERE id IN (
 ";
 
 /// The schema's version (`PRAGMA user_version`). Versions 2 (before runs
-/// had `interrupted`), 3 (before `fixes`) and 4 (before `deliverables`)
-/// are migrated; a database of any other version is moved aside and made
-/// anew.
-const VERSION: i64 = 5;
+/// had `interrupted`), 3 (before `fixes`), 4 (before `deliverables`) and 5
+/// (before results had `critical`) are migrated; a database of any other
+/// version is moved aside and made anew.
+const VERSION: i64 = 6;
 
 /// How long a write waits for another process's lock.
 const BUSY: Duration = Duration::from_secs(10);
@@ -285,6 +286,9 @@ pub struct ResultRow {
     pub hints: Vec<String>,
     /// Named by the run (not only needed by what was).
     pub requested: bool,
+    /// On the run's critical path (the chain of dependencies that ended
+    /// last: `refine build --profile` draws the same).
+    pub critical: bool,
 }
 
 /// What a query of results asks for.
@@ -316,10 +320,11 @@ fn result_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ResultRow> {
         error: r.get(11)?,
         hints: serde_json::from_str(&hints).unwrap_or_default(),
         requested: r.get::<_, i64>(13)? != 0,
+        critical: r.get::<_, i64>(14)? != 0,
     })
 }
 
-const RESULT_COLUMNS: &str = "id, run, label, arch, toolchain, key, output, verdict, started_ms, duration_ms, log, error, hints, requested";
+const RESULT_COLUMNS: &str = "id, run, label, arch, toolchain, key, output, verdict, started_ms, duration_ms, log, error, hints, requested, critical";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
@@ -530,6 +535,24 @@ impl History {
                 "BEGIN IMMEDIATE; {SCHEMA} {FILL_DELIVERABLES} PRAGMA user_version = 5; COMMIT;"
             ))?;
             version = 5;
+        }
+        if tables > 0 && version == 5 {
+            // (A database made at an older version by this SCHEMA, as the
+            // migrations above do, has the column already.)
+            let has: i64 = conn.query_row(
+                "SELECT count(*) FROM pragma_table_info('results') WHERE name = 'critical'",
+                [],
+                |r| r.get(0),
+            )?;
+            let add = if has == 0 {
+                "ALTER TABLE results ADD COLUMN critical INTEGER NOT NULL DEFAULT 0;"
+            } else {
+                ""
+            };
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {add} PRAGMA user_version = 6; COMMIT;"
+            ))?;
+            version = 6;
         }
         if tables > 0 && version != VERSION {
             return Err(rusqlite::Error::SqliteFailure(
@@ -772,6 +795,19 @@ impl History {
             })
         })?
         .collect()
+    }
+
+    /// Mark the run's critical path (labels of results it has rows for).
+    pub fn set_critical(&self, run: i64, labels: &[Label]) -> rusqlite::Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        {
+            let mut st =
+                tx.prepare("UPDATE results SET critical = 1 WHERE run = ?1 AND label = ?2")?;
+            for l in labels {
+                st.execute(params![run, l.to_string()])?;
+            }
+        }
+        tx.commit()
     }
 
     pub fn set_hints(&self, run: i64, label: &Label, hints: &[String]) -> rusqlite::Result<()> {
@@ -1122,6 +1158,49 @@ mod tests {
         assert_eq!(rows[0].outcome_run, Some(again));
         assert_eq!(rows[0].edit, "build_requires += six");
         assert!(h.fixes("//wheels:b", 10).unwrap().is_empty());
+    }
+
+    /// A version-5 database (before results had `critical`) gains the
+    /// column, its rows not on any path; a run marks its critical path.
+    #[test]
+    fn the_critical_path_column_is_migrated_and_marked() {
+        let d = tempfile::tempdir().unwrap();
+        let p = History::path_in(d.path());
+        {
+            let c = Connection::open(&p).unwrap();
+            let v5 = SCHEMA.replace("    critical INTEGER NOT NULL DEFAULT 0,\n", "");
+            assert_ne!(v5, SCHEMA);
+            c.execute_batch(&v5).unwrap();
+            c.execute_batch(
+                "PRAGMA user_version = 5;
+                 INSERT INTO runs (id, started_ms, command, workspace, arch, toolchain, owner) VALUES (1, 0, 'build', '/ws', 's390x', 'cross', 'x');
+                 INSERT INTO results (run, label, arch, toolchain, verdict, started_ms, duration_ms) VALUES
+                   (1, '//packs:zlib', 's390x', 'cross', 'built', 0, 5),
+                   (1, '//wheels:a', 's390x', 'cross', 'built', 5, 7);",
+            )
+            .unwrap();
+        }
+        let (h, _) = History::open(d.path()).unwrap();
+        let rows = |run| {
+            h.results(&Filter {
+                run: Some(run),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        assert!(rows(1).iter().all(|r| !r.critical));
+        h.set_critical(1, &[l("//wheels:a")]).unwrap();
+        let marked: Vec<(String, bool)> =
+            rows(1).into_iter().map(|r| (r.label, r.critical)).collect();
+        assert!(
+            marked.contains(&("//wheels:a".to_string(), true)),
+            "{marked:?}"
+        );
+        assert!(
+            marked.contains(&("//packs:zlib".to_string(), false)),
+            "{marked:?}"
+        );
     }
 
     /// A version-4 database (before `deliverables`) gains the table, filled

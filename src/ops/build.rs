@@ -260,7 +260,7 @@ pub fn run_graph(
                 (x.label.clone(), h)
             })
             .collect();
-        r.end(&report.results, &hints);
+        r.end(&report.graph, &report.results, &hints);
     }
     let BuildReport {
         graph,

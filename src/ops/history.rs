@@ -44,6 +44,10 @@ pub struct Recorder<'a> {
     reading: Mutex<Option<std::thread::JoinHandle<Delivered>>>,
     /// What this run changes of it.
     delivering: Mutex<Vec<(String, String, String)>>,
+    /// When the nodes the scheduler ran started and finished (the no-op
+    /// pass's hits are left out: they take no time), for the critical
+    /// path the run page draws.
+    spans: super::profile::Spans,
 }
 
 /// `(arch, label) -> output` of the named targets' newest good outputs.
@@ -117,6 +121,7 @@ impl<'a> Recorder<'a> {
                     delivered,
                     reading: Mutex::new(reading),
                     delivering: Mutex::new(Vec::new()),
+                    spans: super::profile::Spans::default(),
                 })
             }
             Err(e) => {
@@ -249,8 +254,14 @@ impl<'a> Recorder<'a> {
         self.say(res);
     }
 
-    /// End the run with its counts and each failure's hints.
-    pub fn end(&self, results: &[NodeResult], hints: &[(Label, String)]) {
+    /// End the run with its counts, each failure's hints and its critical
+    /// path (`results` are `graph`'s nodes').
+    pub fn end(
+        &self,
+        graph: &crate::eval::Graph,
+        results: &[NodeResult],
+        hints: &[(Label, String)],
+    ) {
         self.flush_hits();
         self.flush_delivering();
         use crate::sched::Verdict;
@@ -266,9 +277,13 @@ impl<'a> Recorder<'a> {
         for (l, h) in hints {
             by.entry(l).or_default().push(h.clone());
         }
+        let critical = self.spans.critical_path(graph, results);
         let res = self.with(|db| {
             for (l, h) in &by {
                 db.set_hints(self.run, l, h)?;
+            }
+            if !critical.is_empty() {
+                db.set_critical(self.run, &critical)?;
             }
             db.end_run(self.run, counts)
         });
@@ -304,7 +319,13 @@ impl EventSink for Recorder<'_> {
                 let res = self.with(|db| db.started(self.run, label, &arch, &tc, log));
                 self.say(res);
             }
-            Event::Finished { result, .. } => self.finished(result),
+            Event::Started { label } => self.spans.started(label),
+            Event::Finished { result, .. } => {
+                if result.verdict != crate::sched::Verdict::HitLocal {
+                    self.spans.finished(&result.label);
+                }
+                self.finished(result)
+            }
             _ => {}
         }
         self.inner.event(e);

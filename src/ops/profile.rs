@@ -24,32 +24,44 @@ use std::time::Instant;
 /// When a node started and finished, in microseconds since the run began.
 type Times = HashMap<Label, (Option<u64>, Option<u64>)>;
 
-/// An [`EventSink`] that passes every event on and notes when each node
-/// started and finished.
-pub struct Profiler<'a> {
-    inner: &'a dyn EventSink,
+/// When each node of a run started and finished, as the events say.
+pub struct Spans {
     origin: Instant,
-    /// Label → (started, finished), in microseconds since `origin`.
     times: Mutex<Times>,
 }
 
-impl<'a> Profiler<'a> {
-    pub fn new(inner: &'a dyn EventSink) -> Profiler<'a> {
-        Profiler {
-            inner,
+impl Default for Spans {
+    fn default() -> Self {
+        Spans {
             origin: Instant::now(),
             times: Mutex::new(HashMap::new()),
         }
     }
+}
 
+impl Spans {
     fn now_us(&self) -> u64 {
         self.origin.elapsed().as_micros() as u64
     }
 
-    /// The trace of a run that reported `results` over `graph`.
-    pub fn trace(&self, graph: &Graph, results: &[NodeResult]) -> serde_json::Value {
+    pub fn started(&self, label: &Label) {
+        let t = self.now_us();
+        let mut times = self.times.lock().unwrap_or_else(|e| e.into_inner());
+        times.entry(label.clone()).or_default().0 = Some(t);
+    }
+
+    pub fn finished(&self, label: &Label) {
+        let t = self.now_us();
+        let mut times = self.times.lock().unwrap_or_else(|e| e.into_inner());
+        times.entry(label.clone()).or_default().1 = Some(t);
+    }
+
+    /// Each result's interval: from its start (or, for a node that never
+    /// said it started, its finish less its duration) to its finish; None
+    /// for a node whose finish was not noted.
+    pub fn of(&self, results: &[NodeResult]) -> Vec<Option<(u64, u64)>> {
         let times = self.times.lock().unwrap_or_else(|e| e.into_inner());
-        let spans: Vec<Option<(u64, u64)>> = results
+        results
             .iter()
             .map(|r| {
                 let (start, end) = times.get(&r.label).copied().unwrap_or((None, None));
@@ -57,7 +69,38 @@ impl<'a> Profiler<'a> {
                 let dur = r.duration.as_micros() as u64;
                 Some((start.unwrap_or(end.saturating_sub(dur)).min(end), end))
             })
-            .collect();
+            .collect()
+    }
+
+    /// The labels on the run's critical path.
+    pub fn critical_path(&self, graph: &Graph, results: &[NodeResult]) -> Vec<Label> {
+        let spans = self.of(results);
+        let deps: Vec<&[usize]> = graph.nodes.iter().map(|n| n.deps.as_slice()).collect();
+        critical_path(&spans, &deps)
+            .into_iter()
+            .map(|i| results[i].label.clone())
+            .collect()
+    }
+}
+
+/// An [`EventSink`] that passes every event on and notes when each node
+/// started and finished.
+pub struct Profiler<'a> {
+    inner: &'a dyn EventSink,
+    spans: Spans,
+}
+
+impl<'a> Profiler<'a> {
+    pub fn new(inner: &'a dyn EventSink) -> Profiler<'a> {
+        Profiler {
+            inner,
+            spans: Spans::default(),
+        }
+    }
+
+    /// The trace of a run that reported `results` over `graph`.
+    pub fn trace(&self, graph: &Graph, results: &[NodeResult]) -> serde_json::Value {
+        let spans = self.spans.of(results);
         let deps: Vec<&[usize]> = graph.nodes.iter().map(|n| n.deps.as_slice()).collect();
         trace_of(&results.iter().collect::<Vec<_>>(), &spans, &deps)
     }
@@ -83,16 +126,8 @@ impl<'a> Profiler<'a> {
 impl EventSink for Profiler<'_> {
     fn event(&self, e: &Event<'_>) {
         match e {
-            Event::Started { label } => {
-                let t = self.now_us();
-                let mut times = self.times.lock().unwrap_or_else(|e| e.into_inner());
-                times.entry((*label).clone()).or_default().0 = Some(t);
-            }
-            Event::Finished { result, .. } => {
-                let t = self.now_us();
-                let mut times = self.times.lock().unwrap_or_else(|e| e.into_inner());
-                times.entry(result.label.clone()).or_default().1 = Some(t);
-            }
+            Event::Started { label } => self.spans.started(label),
+            Event::Finished { result, .. } => self.spans.finished(&result.label),
             _ => {}
         }
         self.inner.event(e);

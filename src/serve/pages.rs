@@ -39,6 +39,11 @@ pre { background:#0f172a; color:#e2e8f0; padding:12px; border-radius:6px; overfl
 button { background:#2563eb; color:#fff; border:none; border-radius:4px; padding:5px 12px; cursor:pointer; }
 button:hover { background:#1d4ed8; } .refused { color:var(--bad); font-weight:600; }
 #action-status { margin-left:10px; }
+svg.chart { background:#fff; border:1px solid var(--line); border-radius:6px; width:100%; height:auto; }
+svg.chart text { font:11px system-ui, sans-serif; fill:#344054; } svg.chart .axis { stroke:var(--line); }
+.t-built,.t-hit\:local,.t-hit\:remote { fill:#86efac; } .t-failed { fill:#fca5a5; }
+.t-blocked,.t-skipped { fill:#fde68a; } .t-running { fill:#93c5fd; }
+svg.chart g.crit rect { stroke:#b91c1c; stroke-width:2; }
 "#;
 
 const SCRIPT: &str = r#"
@@ -140,6 +145,121 @@ fn target_href(label: &str) -> String {
     match label.strip_prefix("//").and_then(|l| l.split_once(':')) {
         Some((k, n)) => format!("/targets/{}/{}", api::urlencode(k), api::urlencode(n)),
         None => "/".into(),
+    }
+}
+
+/// A run as a timeline (the nodes it recorded, each a bar from its start
+/// for its duration, on the first of the run's slots free then; the
+/// critical path outlined; hover for label, verdict, time and key), as
+/// `refine build --profile` writes it for Perfetto.
+fn timeline(rows: &[ResultRow]) -> Markup {
+    let timed: Vec<&ResultRow> = rows.iter().filter(|r| r.duration_ms.is_some()).collect();
+    let Some(t0) = timed.iter().map(|r| r.started_ms).min() else {
+        return html! {};
+    };
+    let spans: Vec<Option<(u64, u64)>> = timed
+        .iter()
+        .map(|r| {
+            let s = (r.started_ms - t0).max(0) as u64;
+            Some((s, s + r.duration_ms.unwrap_or(0).max(0) as u64))
+        })
+        .collect();
+    let lanes = crate::ops::profile::lanes(&spans);
+    let end = spans
+        .iter()
+        .flatten()
+        .map(|s| s.1)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let n = lanes.iter().flatten().max().map_or(1, |m| m + 1);
+    let (left, width, lane_h, top) = (70.0, 900.0, 24.0, 22.0);
+    let x = |ms: u64| left + width * ms as f64 / end as f64;
+    let height = top + lane_h * n as f64 + 8.0;
+    let critical: u64 = timed
+        .iter()
+        .filter(|r| r.critical)
+        .filter_map(|r| r.duration_ms)
+        .sum::<i64>()
+        .max(0) as u64;
+    html! {
+        h2 { "Timeline" }
+        p.muted {
+            (timed.len()) " nodes on " (n) " slot" (if n == 1 { "" } else { "s" }) " over " (dur(Some(end as i64)))
+            @if critical > 0 { "; the critical path (outlined) took " (dur(Some(critical as i64))) }
+        }
+        svg #timeline .chart viewBox=(format!("0 0 {} {height}", left + width + 10.0)) xmlns="http://www.w3.org/2000/svg" {
+            @for k in 0..=4u64 {
+                @let t = end * k / 4;
+                line .axis x1=(x(t)) x2=(x(t)) y1=(top - 6.0) y2=(height) {}
+                text x=(x(t) + 2.0) y=(12) { (dur(Some(t as i64))) }
+            }
+            @for l in 0..n {
+                text x=(4) y=(top + lane_h * l as f64 + 16.0) { "slot " (l + 1) }
+            }
+            @for (i, r) in timed.iter().enumerate() {
+                @if let (Some(lane), Some((s, e))) = (lanes[i], spans[i]) {
+                    @let w = (x(e) - x(s)).max(2.0);
+                    g.bar.crit[r.critical] data-label=(r.label) {
+                        title {
+                            (r.label) " · " (r.verdict) " · " (dur(r.duration_ms))
+                            @if let Some(k) = &r.key { " · key " (k[..k.len().min(12)]) }
+                            @if r.critical { " · on the critical path" }
+                        }
+                        a href=(target_href(&r.label)) {
+                            rect class=(format!("t-{}", r.verdict)) x=(x(s)) y=(top + lane_h * lane as f64) width=(w) height=(lane_h - 4.0) rx=(3) {}
+                            @if w > 80.0 {
+                                text x=(x(s) + 4.0) y=(top + lane_h * lane as f64 + 14.0) { (r.label) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A target's build times over its recent runs, oldest first: one bar per
+/// recorded result with a duration (hits take none), to its run.
+fn build_times(rows: &[ResultRow]) -> Markup {
+    let mut timed: Vec<&ResultRow> = rows
+        .iter()
+        .filter(|r| r.duration_ms.is_some() && r.verdict != "running")
+        .collect();
+    if timed.is_empty() {
+        return html! {};
+    }
+    timed.reverse();
+    let max = timed
+        .iter()
+        .filter_map(|r| r.duration_ms)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let (left, width, h, top) = (60.0, 900.0, 120.0, 10.0);
+    let slot = width / timed.len().max(1) as f64;
+    let bar = (slot * 0.7).clamp(2.0, 40.0);
+    html! {
+        h2 { "Build times" }
+        svg #build-times .chart viewBox=(format!("0 0 {} {}", left + width + 10.0, top + h + 24.0)) xmlns="http://www.w3.org/2000/svg" {
+            line .axis x1=(left) x2=(left + width) y1=(top + h) y2=(top + h) {}
+            text x=(4) y=(top + 10.0) { (dur(Some(max))) }
+            text x=(4) y=(top + h) { "0" }
+            @for (i, r) in timed.iter().enumerate() {
+                @let d = r.duration_ms.unwrap_or(0).max(0);
+                @let bh = (h * d as f64 / max as f64).max(1.0);
+                @let bx = left + slot * i as f64 + (slot - bar) / 2.0;
+                g.bar data-run=(r.run) {
+                    title { "run #" (r.run) " · " (r.verdict) " · " (dur(r.duration_ms)) " · " (when(r.started_ms)) }
+                    a href={ "/runs/" (r.run) } {
+                        rect class=(format!("t-{}", r.verdict)) x=(bx) y=(top + h - bh) width=(bar) height=(bh) rx=(2) {}
+                    }
+                    @if slot > 28.0 {
+                        text x=(bx) y=(top + h + 14.0) { "#" (r.run) }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -346,6 +466,8 @@ pub async fn run(
                 span #action-status {}
             }
         }
+        (timeline(&v.results))
+        h2 { "Results" }
         (results_table(&rows, true))
     };
     page(&app, &headers, &format!("Run #{id}"), b)
@@ -387,6 +509,7 @@ pub async fn target(
             }
             pre #live-log data-events={ "/logs/" (r.id) "/events" } {}
         }
+        (build_times(&v.builds))
         h2 { "Builds" }
         (results_table(&v.builds, false))
         @if !v.fixes.is_empty() {
@@ -734,5 +857,65 @@ mod tests {
         // The page's own script and style are there, unescaped.
         assert!(page.contains("document.querySelectorAll('button[data-action]')"));
         assert!(page.contains("<style>"));
+    }
+
+    fn row(
+        label: &str,
+        verdict: &str,
+        started_ms: i64,
+        duration_ms: Option<i64>,
+        critical: bool,
+    ) -> ResultRow {
+        ResultRow {
+            id: 1,
+            run: 7,
+            label: label.into(),
+            arch: "s390x".into(),
+            toolchain: "cross".into(),
+            key: Some("0123456789abcdef".into()),
+            output: None,
+            verdict: verdict.into(),
+            started_ms,
+            duration_ms,
+            log: None,
+            error: None,
+            hints: Vec::new(),
+            requested: true,
+            critical,
+        }
+    }
+
+    /// Two builds at once take two slots; the third follows on the first
+    /// free; the critical path is outlined; a row with no duration (a
+    /// running build) is not drawn.
+    #[test]
+    fn a_run_is_drawn_on_as_many_slots_as_ran_at_once() {
+        let rows = [
+            row("//images:img", "built", 1_000, Some(4_000), true),
+            row("//packs:zlib", "built", 1_500, Some(1_000), false),
+            row("//wheels:a", "failed", 5_000, Some(2_000), true),
+            row("//wheels:b", "running", 5_000, None, false),
+        ];
+        let html = timeline(&rows).into_string();
+        assert_eq!(html.matches("<g class=\"bar").count(), 3, "{html}");
+        assert_eq!(html.matches("<g class=\"bar crit\"").count(), 2, "{html}");
+        assert!(html.contains("3 nodes on 2 slots over 6.0s"), "{html}");
+        assert!(
+            html.contains("the critical path (outlined) took 6.0s"),
+            "{html}"
+        );
+        assert!(html.contains("<title>//wheels:a · failed · 2.0s · key 0123456789ab · on the critical path</title>"), "{html}");
+        assert!(html.contains("class=\"t-failed\""));
+        assert!(timeline(&rows[3..]).into_string().is_empty());
+        // A target's build times: oldest first, one bar per timed result.
+        let chart = build_times(&rows).into_string();
+        assert_eq!(chart.matches("<g class=\"bar\"").count(), 3, "{chart}");
+        // rows are newest first, as the history gives them: the chart
+        // starts with the last of them that has a time (//wheels:a).
+        let first = chart.find("<title>").unwrap();
+        assert!(
+            chart[first..].starts_with("<title>run #7 · failed · 2.0s"),
+            "{chart}"
+        );
     }
 }

@@ -80,6 +80,25 @@ try {
   await Promise.all([page.waitForNavigation(), page.click('main button[type="submit"]')]);
   check((await page.textContent('main')).includes('lines with'), 'the log can be searched');
   await page.screenshot({ path: shots + '/log-search.png', fullPage: true });
+
+  // Where the time went: the target's build times over its runs, and the
+  // run that built the slow wheel's dependencies as a timeline, slots and
+  // critical path.
+  await page.goto(url + '/targets/' + kind + '/' + name);
+  const times = await page.locator('svg#build-times g.bar').count();
+  check(times >= 1, `the target's page charts its build times (${times} bars)`);
+  await page.goto(url + '/');
+  const deps = page.locator('tr.run', { hasText: 'build //wheels:six' }).first().locator('a').first();
+  await Promise.all([page.waitForURL('**/runs/*'), deps.click()]);
+  const bars = await page.locator('svg#timeline g.bar').count();
+  check(bars >= 3, `the run page draws the run as a timeline (${bars} bars)`);
+  const crit = await page.locator('svg#timeline g.bar.crit').count();
+  check(crit >= 1 && crit <= bars, `the critical path is outlined (${crit} of ${bars})`);
+  const tip = await page.locator('svg#timeline g.bar.crit title').first().textContent();
+  check(/^\/\/[a-z]+:.+ · built · .+( · key [0-9a-f]{12})? · on the critical path$/.test(tip), 'hovering a bar says its label, verdict, time and key: ' + tip);
+  const slots = await page.locator('svg#timeline text', { hasText: /^slot \d+$/ }).count();
+  check(slots >= 1, `the timeline has a lane per slot (${slots})`);
+  await page.screenshot({ path: shots + '/run-timeline.png', fullPage: true });
 } finally {
   await browser.close();
 }
