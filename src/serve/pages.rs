@@ -192,7 +192,11 @@ fn timeline(rows: &[ResultRow]) -> Markup {
             @for k in 0..=4u64 {
                 @let t = end * k / 4;
                 line .axis x1=(x(t)) x2=(x(t)) y1=(top - 6.0) y2=(height) {}
-                text x=(x(t) + 2.0) y=(12) { (dur(Some(t as i64))) }
+                @if k == 4 {
+                    text x=(x(t) - 2.0) y=(12) text-anchor="end" { (dur(Some(t as i64))) }
+                } @else {
+                    text x=(x(t) + 2.0) y=(12) { (dur(Some(t as i64))) }
+                }
             }
             @for l in 0..n {
                 text x=(4) y=(top + lane_h * l as f64 + 16.0) { "slot " (l + 1) }
