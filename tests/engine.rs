@@ -153,8 +153,7 @@ fn a_profile_is_a_chrome_trace_of_every_node_and_the_critical_path() {
     let mut want: Vec<String> = path.iter().map(|l| l.to_string()).collect();
     want.sort();
     assert_eq!(marked, want);
-    // A file it cannot write is the flag's error, and the build's result
-    // is still the build's.
+    // A file it cannot write is an error that names the flag.
     let bad = ws.fake(&[
         "build",
         "--profile",

@@ -170,12 +170,15 @@ pub fn critical_path(spans: &[Option<(u64, u64)>], deps: &[&[usize]]) -> Vec<usi
         return Vec::new();
     };
     let mut path = vec![at];
-    while let Some(prev) = deps
-        .get(at)
-        .into_iter()
-        .flat_map(|d| d.iter().copied())
-        .filter(|&d| end(d).is_some())
-        .max_by_key(|&d| (end(d), std::cmp::Reverse(d)))
+    // (At most one step per node: the graph has no cycles, and a path
+    // that met one would stop there.)
+    while path.len() <= spans.len()
+        && let Some(prev) = deps
+            .get(at)
+            .into_iter()
+            .flat_map(|d| d.iter().copied())
+            .filter(|&d| end(d).is_some())
+            .max_by_key(|&d| (end(d), std::cmp::Reverse(d)))
     {
         path.push(prev);
         at = prev;
