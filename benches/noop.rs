@@ -235,7 +235,7 @@ fn main() {
         assert_eq!(
             g.nodes
                 .iter()
-                .filter(|n| n.derivation.label.kind == refine::rules::Kind::Wheel)
+                .filter(|n| n.label().kind == refine::rules::Kind::Wheel)
                 .count(),
             wheels
         );

@@ -2,7 +2,7 @@
 //! early cutoff, failures, concurrency, store corruption, output delivery.
 
 mod common;
-use common::{Ws, fake_workspace, output_of};
+use common::{Run, Ws, fake_workspace, output_of};
 use std::collections::BTreeMap;
 
 const ALL: &[&str] = &["build", "--json", "//wheels:...", "//repairs:..."];
@@ -1376,6 +1376,37 @@ fn a_no_op_run_counts_its_hits_and_records_only_what_is_new() {
     let again = last_run();
     assert_eq!(again.hits, run.hits);
     assert!(rows_of(again.id).is_empty());
+}
+
+/// A no-op takes what it needs of each node (label, arch, pin, memo) from
+/// the evaluation cache without decoding a single derivation; a run whose
+/// keys cannot come from the label index's memos decodes what it needs.
+#[test]
+fn a_no_op_decodes_no_derivation_of_the_evaluation_cache() {
+    let ws = fake_workspace();
+    ws.fake(ALL).ok();
+    let decoded = |r: &Run| -> usize {
+        r.stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("timing: derivations decoded "))
+            .unwrap_or_else(|| panic!("no count of decoded derivations: {}", r.stderr))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let noop = ws.fake_env(ALL, &[("REFINE_TIMINGS", "1")]);
+    noop.ok();
+    assert!(noop.verdicts().values().all(|v| v == "hit:local"));
+    assert_eq!(decoded(&noop), 0, "{}", noop.stderr);
+    // Without the label index, the keys come from preimages: the
+    // derivations are decoded (each once), and the run is all hits still.
+    std::fs::remove_dir_all(ws.store.join("labels")).unwrap();
+    let full = ws.fake_env(ALL, &[("REFINE_TIMINGS", "1")]);
+    full.ok();
+    let verdicts = full.verdicts();
+    assert!(verdicts.values().all(|v| v == "hit:local"));
+    let n = decoded(&full);
+    assert!(n > 0 && n <= verdicts.len(), "{n} of {}", verdicts.len());
 }
 
 #[test]

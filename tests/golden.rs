@@ -223,7 +223,7 @@ fn the_sandbox_plan_is_exactly_this() {
             let name = match l.kind {
                 Kind::Image => "rootfs.tar".to_string(),
                 Kind::Pack | Kind::Runtime => format!("lib/lib{}.so", l.name),
-                Kind::Source if n.derivation.is_wheel_source => {
+                Kind::Source if n.derivation().is_wheel_source => {
                     format!("{}-1.0-py3-none-any.whl", l.name)
                 }
                 Kind::Source => format!("{}.tar.gz", l.name),
@@ -248,7 +248,7 @@ fn the_sandbox_plan_is_exactly_this() {
             (
                 n.label(),
                 DepView {
-                    derivation: &n.derivation,
+                    derivation: n.derivation(),
                     tree: &trees[n.label()],
                 },
             )
@@ -265,7 +265,7 @@ fn the_sandbox_plan_is_exactly_this() {
     };
     let mut text = String::new();
     for l in ["//wheels:pyyaml", "//repairs:pyyaml"] {
-        let d = &g.get(&l.parse().unwrap()).unwrap().derivation;
+        let d = &g.get(&l.parse().unwrap()).unwrap().derivation();
         let p = plan_sandbox(d, &view, &settings).unwrap();
         text.push_str(&format!("{p:#?}\n"));
     }
@@ -276,7 +276,7 @@ fn the_sandbox_plan_is_exactly_this() {
     let wheel = &g
         .get(&"//wheels:pyyaml".parse().unwrap())
         .unwrap()
-        .derivation;
+        .derivation();
     let named = &wheel.inputs.install[0];
     let bad = Tree::new(vec![TreeEntry {
         path: "cy\"thon-1.0-py3-none-any.whl".into(),

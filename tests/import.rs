@@ -660,10 +660,10 @@ fn a_catalog_floor_is_written_into_the_imported_wheel_rule() {
     let node = g
         .nodes
         .iter()
-        .find(|n| n.derivation.label.to_string() == repair)
+        .find(|n| n.label().to_string() == repair)
         .unwrap();
     assert_eq!(
-        node.derivation.platform.platform_tag(),
+        node.derivation().platform.platform_tag(),
         "manylinux_2_28_s390x"
     );
 

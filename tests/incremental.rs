@@ -125,7 +125,22 @@ fn the_evaluation_cache_of_the_shipped_workspace_is_reused() {
         let keys: Vec<String> = g
             .nodes
             .iter()
-            .map(|n| format!("{} {:?}", n.derivation.label, n.derivation))
+            .map(|n| {
+                format!(
+                    "{} {} {} {:?} {} {} {:?} {:?} {:?} {:?} {:?}",
+                    n.label(),
+                    n.arch(),
+                    n.toolchain_name(),
+                    n.fixed_output(),
+                    n.is_wheel_source(),
+                    n.is_builtin(),
+                    n.deps,
+                    n.owner,
+                    n.derivation(),
+                    n.decl(),
+                    n.fields()
+                )
+            })
             .collect();
         (s.from_snapshot, keys)
     };
@@ -134,4 +149,24 @@ fn the_evaluation_cache_of_the_shipped_workspace_is_reused() {
     let (second, b) = load();
     assert!(second, "nothing changed: the evaluation is reused");
     assert_eq!(a, b, "and it is the same graph");
+
+    // A byte of the cache changed (its derivations are decoded only when
+    // asked for, so the whole file is checked when read): not reused, and
+    // the evaluation is made afresh, the same.
+    let dir = store.path().join("eval");
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() - 100;
+    bytes[at] ^= 0x20;
+    std::fs::write(&file, &bytes).unwrap();
+    let (third, c) = load();
+    assert!(!third, "a damaged evaluation cache is not reused");
+    assert_eq!(a, c);
+    let (fourth, _) = load();
+    assert!(fourth, "and the next run reuses the one made anew");
 }

@@ -32,7 +32,7 @@ fn keys_with(ws: &Ws, changed_outputs: &[&str]) -> BTreeMap<String, Key> {
     let g = s.graph(&labels).unwrap();
     let dep = |l: &Label| -> Option<Digest> {
         let n = g.get(l)?;
-        n.derivation.fixed_output().or_else(|| {
+        n.derivation().fixed_output().or_else(|| {
             let salt = if changed_outputs.contains(&l.to_string().as_str()) {
                 "new"
             } else {
@@ -46,7 +46,7 @@ fn keys_with(ws: &Ws, changed_outputs: &[&str]) -> BTreeMap<String, Key> {
         .map(|l| {
             (
                 l.to_string(),
-                g.get(l).unwrap().derivation.preimage(&dep).key(),
+                g.get(l).unwrap().derivation().preimage(&dep).key(),
             )
         })
         .collect()
@@ -671,7 +671,7 @@ fn a_hybrid_build_runs_the_hosts_frontend_an_emulated_one_the_targets() {
         .unwrap_or_else(|e| panic!("{}", e.message));
         let l: Label = label.parse().unwrap();
         let g = s.graph(std::slice::from_ref(&l)).unwrap();
-        let d = &g.get(&l).unwrap().derivation;
+        let d = &g.get(&l).unwrap().derivation();
         d.inputs
             .frontend
             .as_ref()
@@ -738,7 +738,7 @@ fn derivation_with(
     let g = s
         .graph(std::slice::from_ref(&l))
         .unwrap_or_else(|e| panic!("{}\n{}", e.message, e.rendered.unwrap_or_default()));
-    (*g.get(&l).unwrap().derivation).clone()
+    (**g.get(&l).unwrap().derivation()).clone()
 }
 
 /// What compiles in the engine tests' workspace: what a floor reaches.
@@ -829,7 +829,7 @@ fn a_floor_below_the_images_glibc_keys_zig_and_its_target() {
     .unwrap_or_else(|e| panic!("{}", e.message));
     let l: Label = "//wheels:alpha".parse().unwrap();
     let g = s.graph(std::slice::from_ref(&l)).unwrap();
-    let d = &g.get(&l).unwrap().derivation;
+    let d = &g.get(&l).unwrap().derivation();
     assert_eq!(d.cc_target.as_deref(), Some("x86_64-linux-gnu.2.28"));
     assert_eq!(d.platform.platform_tag(), "manylinux_2_28_x86_64");
 }

@@ -49,7 +49,7 @@ pub fn run_plan(c: &PlanCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
     let (graph, entries) = crate::ops::plan::plan_with_remote(&s, &c.targets, remote.as_ref())?;
     // A foreign target's wheel: which Python its PEP 517 hooks run in.
     let hooks = |l: &crate::rules::Label| -> Option<&'static str> {
-        let d = &graph.get(l)?.derivation;
+        let d = &graph.get(l)?.derivation();
         (l.kind == crate::rules::Kind::Wheel && d.platform.is_foreign()).then_some(
             if d.host_python.is_some() {
                 "host"

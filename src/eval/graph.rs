@@ -12,28 +12,236 @@ use crate::rules::{Label, Pattern};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+/// One node of the graph. What the no-op path needs of it (its label,
+/// arch, toolchain, pin, dependencies, memo identity) is plain fields; the
+/// rest (the derivation, where the rule is declared, its fields' places)
+/// is its [`Detail`], decoded from the evaluation cache only when a
+/// stage asks for it (see [`crate::ops::snapshot`]): a no-op of 10,000
+/// wheels then never decodes a derivation.
+#[derive(Clone, Debug)]
 pub struct GraphNode {
-    pub derivation: Arc<Derivation>,
+    label: Label,
+    arch: crate::platform::Arch,
+    toolchain: &'static str,
+    /// The pin of a fixed-output node ([`Derivation::fixed_output`]).
+    fixed: Option<Digest>,
+    is_wheel_source: bool,
+    /// Declared by the built-in base, not the workspace.
+    builtin: bool,
     /// Indices of dependencies (always smaller than this node's index).
     pub deps: Vec<usize>,
     /// Named on the command line (or by a pattern), not only needed.
     pub requested: bool,
-    pub decl: Loc,
-    /// `key = value` locations of the rule's fields, for `explain`.
-    pub fields: Vec<(String, Loc)>,
     pub owner: Option<Label>,
     /// The derivation's identity for key memos ([`crate::sched::memo`]):
     /// a hash of its serialized bytes and of the refine binary, set when
     /// the evaluation is saved (None: the key is computed from the
     /// preimage).
     pub drv_id: Option<[u8; 32]>,
+    detail: Arc<LazyDetail>,
+}
+
+/// What a node holds beyond what a hit needs.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Detail {
+    pub derivation: Arc<Derivation>,
+    pub decl: Loc,
+    /// `key = value` locations of the rule's fields, for `explain`.
+    pub fields: Vec<(String, Loc)>,
+}
+
+/// A [`Detail`], decoded or still the evaluation cache's bytes.
+#[derive(Debug)]
+struct LazyDetail {
+    cell: std::sync::OnceLock<Detail>,
+    /// The snapshot's bytes and this detail's range in them.
+    bytes: Option<(Arc<Vec<u8>>, std::ops::Range<usize>)>,
 }
 
 impl GraphNode {
-    pub fn label(&self) -> &Label {
-        &self.derivation.label
+    pub fn new(detail: Detail, deps: Vec<usize>, requested: bool, owner: Option<Label>) -> Self {
+        let d = &detail.derivation;
+        GraphNode {
+            label: d.label.clone(),
+            arch: d.platform.arch,
+            toolchain: d.platform.toolchain_name(),
+            fixed: d.fixed_output(),
+            is_wheel_source: d.is_wheel_source,
+            builtin: super::queries::is_builtin(&detail.decl.file),
+            deps,
+            requested,
+            owner,
+            drv_id: None,
+            detail: Arc::new(LazyDetail {
+                cell: std::sync::OnceLock::from(detail),
+                bytes: None,
+            }),
+        }
     }
+
+    /// A node read from the evaluation cache: its detail is decoded from
+    /// `bytes[range]` when first asked for. The cache's bytes were checked
+    /// whole when it was read (its digest), and were written by this very
+    /// binary (its fingerprint names it).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn cached(
+        head: NodeHead,
+        deps: Vec<usize>,
+        requested: bool,
+        owner: Option<Label>,
+        drv_id: Option<[u8; 32]>,
+        bytes: Arc<Vec<u8>>,
+        range: std::ops::Range<usize>,
+    ) -> Self {
+        GraphNode {
+            label: head.label,
+            arch: head.arch,
+            toolchain: if head.foreign {
+                head.toolchain.as_str()
+            } else {
+                "native"
+            },
+            fixed: head.fixed,
+            is_wheel_source: head.is_wheel_source,
+            builtin: head.builtin,
+            deps,
+            requested,
+            owner,
+            drv_id,
+            detail: Arc::new(LazyDetail {
+                cell: std::sync::OnceLock::new(),
+                bytes: Some((bytes, range)),
+            }),
+        }
+    }
+
+    /// What the evaluation cache keeps of this node beside its detail.
+    pub fn head(&self) -> NodeHead {
+        let d = self.derivation();
+        NodeHead {
+            label: self.label.clone(),
+            arch: self.arch,
+            toolchain: d.platform.toolchain,
+            foreign: d.platform.is_foreign(),
+            fixed: self.fixed.clone(),
+            is_wheel_source: self.is_wheel_source,
+            builtin: self.builtin,
+        }
+    }
+
+    pub fn label(&self) -> &Label {
+        &self.label
+    }
+
+    pub fn arch(&self) -> crate::platform::Arch {
+        self.arch
+    }
+
+    /// What compiles: "native" for the host's arch, else the toolchain.
+    pub fn toolchain_name(&self) -> &'static str {
+        self.toolchain
+    }
+
+    /// The pin of a fixed-output node (a source's sha256, an image's
+    /// digest): its output digest, known from its rule alone.
+    pub fn fixed_output(&self) -> Option<&Digest> {
+        self.fixed.as_ref()
+    }
+
+    pub fn is_wheel_source(&self) -> bool {
+        self.is_wheel_source
+    }
+
+    /// Declared by the built-in base (`//...` leaves it out).
+    pub fn is_builtin(&self) -> bool {
+        self.builtin
+    }
+
+    pub fn detail(&self) -> &Detail {
+        self.decoded(true)
+    }
+
+    /// The derivation for a debug build's cross-check of a key remembered
+    /// by its memo: not counted in [`details_decoded`], which says what a
+    /// run needed.
+    pub fn derivation_to_check(&self) -> &Arc<Derivation> {
+        &self.decoded(false).derivation
+    }
+
+    fn decoded(&self, count: bool) -> &Detail {
+        let lazy = &*self.detail;
+        lazy.cell.get_or_init(|| {
+            if count {
+                DECODED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            let (bytes, range) = lazy
+                .bytes
+                .as_ref()
+                .expect("a node's detail is either decoded or cached");
+            crate::rules::label::interning(|| postcard::from_bytes(&bytes[range.clone()]))
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "{}: the evaluation cache, checked when read, does not decode: {e}",
+                        self.label
+                    )
+                })
+        })
+    }
+
+    /// The node's derivation (decoded now if it came from the cache).
+    pub fn derivation(&self) -> &Arc<Derivation> {
+        &self.detail().derivation
+    }
+
+    /// Where the node's rule is declared.
+    pub fn decl(&self) -> &Loc {
+        &self.detail().decl
+    }
+
+    /// `key = value` locations of the rule's fields, for `explain`.
+    pub fn fields(&self) -> &[(String, Loc)] {
+        &self.detail().fields
+    }
+
+    /// The same node with another derivation (of the same label).
+    pub fn with_derivation(&self, d: Arc<Derivation>) -> GraphNode {
+        let detail = Detail {
+            derivation: d,
+            decl: self.decl().clone(),
+            fields: self.fields().to_vec(),
+        };
+        GraphNode {
+            drv_id: None,
+            ..GraphNode::new(
+                detail,
+                self.deps.clone(),
+                self.requested,
+                self.owner.clone(),
+            )
+        }
+    }
+}
+
+/// How many nodes' details this process decoded from the evaluation cache
+/// (a no-op decodes none: `tests/engine.rs` holds it to that).
+static DECODED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many nodes' details this process has decoded from the evaluation
+/// cache so far.
+pub fn details_decoded() -> usize {
+    DECODED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// What the evaluation cache keeps of a node beside its detail.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct NodeHead {
+    pub label: Label,
+    pub arch: crate::platform::Arch,
+    pub toolchain: crate::platform::Toolchain,
+    pub foreign: bool,
+    pub fixed: Option<Digest>,
+    pub is_wheel_source: bool,
+    pub builtin: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -73,7 +281,7 @@ impl Graph {
         output: impl Fn(&Label) -> Option<Digest>,
     ) -> Option<Digest> {
         self.get(l)
-            .and_then(|n| n.derivation.fixed_output())
+            .and_then(|n| n.fixed_output().cloned())
             .or_else(|| output(l))
     }
 
@@ -242,15 +450,17 @@ pub fn load_graph(db: &dyn Db, ws: Workspace, roots: &[Label]) -> Result<Graph, 
                 None => (Loc::new("", crate::diag::Span::default()), Vec::new(), None),
             };
             g.by_label.insert(l.clone(), g.nodes.len());
-            g.nodes.push(GraphNode {
+            let detail = Detail {
                 derivation: d.clone(),
-                deps: dep_idx,
-                requested: requested.contains(l),
                 decl,
                 fields,
+            };
+            g.nodes.push(GraphNode::new(
+                detail,
+                dep_idx,
+                requested.contains(l),
                 owner,
-                drv_id: None,
-            });
+            ));
         }
     }
     Ok(g)

@@ -24,7 +24,9 @@ mod queries;
 pub use check::workspace_diagnostics;
 pub use db::{AuxFile, Database, Db, Overrides, SourceFile, Workspace};
 pub use drv::{Action, CrossAction, Derivation, Inputs, RecipeFiles};
-pub use graph::{Graph, GraphNode, load_graph, resolve_in, resolve_patterns};
+pub use graph::{
+    Detail, Graph, GraphNode, NodeHead, details_decoded, load_graph, resolve_in, resolve_patterns,
+};
 pub use queries::{
     Index, LabelId, catalog, catalog_policies, config, declared, derivation, index, is_builtin,
     lookup, lower_file, pack_closure, pack_deps, parse_file, platform, semantic_config,

@@ -185,10 +185,9 @@ pub fn run_graph(
         .nodes
         .iter()
         .map(|n| {
-            let p = &n.derivation.platform;
             (
                 n.label().clone(),
-                (p.arch.as_str(), p.toolchain_name(), n.requested),
+                (n.arch().as_str(), n.toolchain_name(), n.requested),
             )
         })
         .collect();
@@ -309,8 +308,8 @@ pub fn deliver(
         .zip(results)
         .filter(|(node, _)| {
             node.requested
-                && (matches!(node.derivation.label.kind, Kind::Wheel | Kind::Repair)
-                    || node.derivation.is_wheel_source)
+                && (matches!(node.label().kind, Kind::Wheel | Kind::Repair)
+                    || node.is_wheel_source())
         })
         .map(|(_, r)| r)
         .collect();

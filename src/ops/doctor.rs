@@ -52,7 +52,7 @@ pub fn doctor(opts: &GlobalOpts, dev: bool) -> Result<Report> {
                 cargo: false,
             };
             for n in &s.all().nodes {
-                match &n.derivation.action {
+                match &n.derivation().action {
                     Action::Mmdebstrap { .. } => w.mmdebstrap = true,
                     Action::Fetch {
                         fetch: Fetch::Debian { .. },

@@ -96,7 +96,7 @@ fn locate(s: &Session, node: &GraphNode, path: &str) -> (Option<String>, Option<
         format!("{}:{l}:{c}", loc.file)
     };
     let field = |name: &str| {
-        node.fields
+        node.fields()
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, l)| render(l))
@@ -105,7 +105,7 @@ fn locate(s: &Session, node: &GraphNode, path: &str) -> (Option<String>, Option<
     match top {
         "env" => (field("env"), None),
         "version" => (field("version"), None),
-        "sha256" => (field("sha256").or_else(|| Some(render(&node.decl))), None),
+        "sha256" => (field("sha256").or_else(|| Some(render(node.decl()))), None),
         "file" => (
             field("file")
                 .or_else(|| field("path"))
@@ -137,7 +137,7 @@ fn locate(s: &Session, node: &GraphNode, path: &str) -> (Option<String>, Option<
         "action" => {
             let rest = path.strip_prefix("action.").unwrap_or("");
             if let Some(file) = rest.strip_prefix("files.") {
-                let script = node.fields.iter().any(|(n, _)| n == "recipe");
+                let script = node.fields().iter().any(|(n, _)| n == "recipe");
                 let at = if script { field("recipe") } else { None }.or_else(|| field("includes"));
                 (
                     at.or_else(|| Some(file.to_string())),
@@ -231,7 +231,7 @@ pub fn explain(s: &Session, target: &str, against: Against) -> Result<Explanatio
     let current = |g: &Graph, l: &Label| -> Option<Preimage> {
         let n = g.get(l)?;
         Some(
-            n.derivation
+            n.derivation()
                 .preimage(&|d| g.digest_for(d, |x| outputs.get(x).cloned())),
         )
     };
@@ -326,7 +326,7 @@ pub fn explain(s: &Session, target: &str, against: Against) -> Result<Explanatio
             let Some(dn) = graph.get(dl) else { continue };
             // The build of the dependency that produced the old digest; for
             // a pinned (fixed-output) dependency, its pin was that digest.
-            let old_dep = if dn.derivation.fixed_output().is_some() {
+            let old_dep = if dn.derivation().fixed_output().is_some() {
                 current(&graph, dl).map(|mut p| {
                     let field = if p.get("digest").is_some() {
                         "digest"

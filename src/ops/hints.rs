@@ -92,7 +92,7 @@ impl Catalog {
         let tail = &log[log.len().saturating_sub(4 << 20)..];
         let wheel = wheel_of(n);
         let origin = s.origin(&wheel).unwrap_or_default();
-        let import = generated_import(n.decl.file.as_ref());
+        let import = generated_import(n.decl().file.as_ref());
         let mut out: Vec<Suggestion> = Vec::new();
         for (h, re) in &self.hints {
             let Some(caps) = tail.lines().rev().find_map(|l| re.captures(l)) else {
@@ -111,7 +111,7 @@ impl Catalog {
                     // Already set as the hint says: nothing more to offer.
                     if h.env
                         .iter()
-                        .all(|(k, v)| n.derivation.env.get(k) == Some(v))
+                        .all(|(k, v)| n.derivation().env.get(k) == Some(v))
                     {
                         continue;
                     }
@@ -150,7 +150,7 @@ impl Catalog {
                         continue;
                     };
                     match self.headers.get(&header) {
-                        Some(pack) if n.derivation.inputs.packs.contains(pack) => continue,
+                        Some(pack) if n.derivation().inputs.packs.contains(pack) => continue,
                         Some(pack) => Suggestion {
                             label: n.label().clone(),
                             message: format!(
@@ -178,7 +178,7 @@ impl Catalog {
                         None => match self.debian.get(&header) {
                             Some((pkg, src)) => {
                                 let image = n
-                                    .derivation
+                                    .derivation()
                                     .inputs
                                     .image
                                     .as_ref()
@@ -282,7 +282,7 @@ impl Catalog {
 
 /// The wheel rule a failure is about: a repair's wheel, or the node.
 fn wheel_of(n: &GraphNode) -> Label {
-    match (n.label().kind, &n.derivation.inputs.wheel) {
+    match (n.label().kind, &n.derivation().inputs.wheel) {
         (Kind::Repair, Some(w)) => w.clone(),
         _ => n.label().clone(),
     }

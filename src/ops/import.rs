@@ -81,7 +81,7 @@ fn floors(outcome: &import::Outcome, session: &Session) -> Vec<Floor> {
                         .map(|l| Label::new(Kind::Wheel, l.name.clone()))
                         .and_then(|l| g.get(&l))
                         .map_or(session.platform.policy.clone(), |n| {
-                            n.derivation.platform.policy.clone()
+                            n.derivation().platform.policy.clone()
                         });
                     (
                         Some(policy_glibc(&policy).unwrap_or((u32::MAX, 0))),
@@ -171,8 +171,8 @@ fn known(session: &Session) -> Known {
     let g = session.all();
     let has = |l: &Label| g.get(l).is_some();
     for n in &g.nodes {
-        let file: &str = n.decl.file.as_ref();
-        let d = &n.derivation;
+        let file: &str = n.decl().file.as_ref();
+        let d = &n.derivation();
         k.labels.insert(d.label.clone());
         match d.label.kind {
             Kind::Wheel => {

@@ -82,6 +82,12 @@ impl Timings {
             "timing: peak memory {}",
             peak.as_deref().unwrap_or("unknown")
         );
+        // What the run needed of the evaluation cache beyond a hit's
+        // fields (a no-op needs nothing: tests/engine.rs).
+        eprintln!(
+            "timing: derivations decoded {}",
+            crate::eval::details_decoded()
+        );
     }
 }
 
@@ -265,7 +271,11 @@ impl Loaded {
             return Ok(None);
         };
         let platform = i.overrides.apply(config.platform.clone());
-        let (labels, full) = snap.into_parts();
+        let snapshot::Loaded {
+            labels,
+            graph: full,
+            ..
+        } = snap;
         Ok(Some(Loaded {
             config,
             platform,
@@ -300,7 +310,8 @@ impl Loaded {
             .ok_or_else(|| Error::internal("no platform after a clean evaluation"))?;
         let store_path = store_path(opts.store.as_deref(), &config, &i.root)?;
         let labels = crate::eval::index(&ev.db, ev.ws).labels.clone();
-        let full = load_graph(&ev.db, ev.ws, &labels).map_err(|d| rule_errors(&i.sources, &d))?;
+        let mut full =
+            load_graph(&ev.db, ev.ws, &labels).map_err(|d| rule_errors(&i.sources, &d))?;
         t.mark("load graph");
         let aux = ev
             .db
@@ -308,9 +319,9 @@ impl Loaded {
             .into_iter()
             .map(|f| (f.path(&ev.db).clone(), f.digest(&ev.db).clone()))
             .collect();
-        let snap = snapshot::Snapshot::new(i.fingerprint.clone(), aux, labels, &full);
-        snapshot::save(&snapshot::path(&store_path, &i.root, &i.ovr), &snap);
-        let (labels, full) = snap.into_parts();
+        if let Some(bytes) = snapshot::encode(i.fingerprint.clone(), aux, &labels, &mut full) {
+            snapshot::save(&snapshot::path(&store_path, &i.root, &i.ovr), &bytes);
+        }
         t.mark("save evaluation");
         let eval = std::sync::OnceLock::new();
         let _ = eval.set(ev);
@@ -382,9 +393,9 @@ impl Session {
     /// the workspace's, `builtin:file:line` for the built-in base's.
     pub fn origin(&self, label: &Label) -> Option<String> {
         let n = self.full.get(label)?;
-        let text = self.sources.read_text(&n.decl.file)?;
-        let (line, _) = crate::diag::line_col(&text, n.decl.span.start);
-        Some(format!("{}:{line}", n.decl.file))
+        let text = self.sources.read_text(&n.decl().file)?;
+        let (line, _) = crate::diag::line_col(&text, n.decl().span.start);
+        Some(format!("{}:{line}", n.decl().file))
     }
 
     /// Every label of the workspace, sorted.
@@ -415,11 +426,7 @@ impl Session {
             })?;
             parsed.push(p);
         }
-        let own = |l: &Label| {
-            self.full
-                .get(l)
-                .is_none_or(|n| !crate::eval::is_builtin(&n.decl.file))
-        };
+        let own = |l: &Label| self.full.get(l).is_none_or(|n| !n.is_builtin());
         let labels = resolve_in(&self.labels, &parsed, &own).map_err(|d| {
             let mut e = Error::user(match d.as_slice() {
                 [one] => one.message.clone(),
@@ -447,7 +454,7 @@ impl Session {
             }
             match self.full.get(&l) {
                 Some(n) if l.kind == crate::rules::Kind::Set => {
-                    work.extend(n.derivation.inputs.members.iter().rev().cloned());
+                    work.extend(n.derivation().inputs.members.iter().rev().cloned());
                 }
                 _ => out.push(l),
             }

@@ -186,7 +186,7 @@ fn check_new(s: &Session, a: &NewPack) -> Result<Label> {
         .map_err(|e| Error::user(format!("{e}")))?;
     if let Some(n) = s.all().get(&label) {
         let origin = s.origin(&label).unwrap_or_default();
-        let builtin = n.decl.file.starts_with("builtin:");
+        let builtin = n.decl().file.starts_with("builtin:");
         return Err(
             Error::user(format!("{label} is already declared ({origin})")).hint(if builtin {
                 format!(

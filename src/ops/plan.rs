@@ -66,7 +66,7 @@ pub fn plan_graph(graph: &Graph, store: &LocalStore, executor: &str) -> Vec<Plan
             .collect();
         for (i, e) in planned {
             if let Some(o) = &e.output {
-                outputs.insert(&graph.nodes[i].derivation.label, o.clone());
+                outputs.insert(graph.nodes[i].label(), o.clone());
             }
             entries[i] = Some(e);
         }
@@ -85,12 +85,11 @@ fn plan_node(
 ) -> PlanEntry {
     let node = &graph.nodes[i];
     {
-        let d = &node.derivation;
-        let label = &d.label;
+        let label = node.label();
         let mut waiting: Vec<Label> = Vec::new();
         for &di in &node.deps {
-            let dep = &graph.nodes[di].derivation;
-            if dep.fixed_output().is_none() && !outputs.contains_key(&dep.label) {
+            let dep = &graph.nodes[di];
+            if dep.fixed_output().is_none() && !outputs.contains_key(dep.label()) {
                 let Some(e) = &entries[di] else { continue };
                 match &e.status {
                     PlanStatus::Pending { after } => {
@@ -100,13 +99,13 @@ fn plan_node(
                             }
                         }
                     }
-                    _ => waiting.push(dep.label.clone()),
+                    _ => waiting.push(dep.label().clone()),
                 }
             }
         }
         let previous = store
             .labels
-            .check(d.platform.arch, label, |r| Key::parse(&r.key))
+            .check(node.arch(), label, |r| Key::parse(&r.key))
             .flatten();
         if !waiting.is_empty() {
             return PlanEntry {
@@ -126,19 +125,19 @@ fn plan_node(
         let deps: Vec<(&Label, Digest)> = node
             .deps
             .iter()
-            .map(|&di| &graph.nodes[di].derivation.label)
+            .map(|&di| graph.nodes[di].label())
             .filter_map(|l| Some((l, digest_of(l)?)))
             .collect();
         let remembered = node
             .drv_id
             .as_ref()
             .map(|id| crate::sched::memo::memo(id, &deps))
-            .and_then(|m| store.labels.memo_key(d.platform.arch, label, &m));
+            .and_then(|m| store.labels.memo_key(node.arch(), label, &m));
         let (key, pre) = match remembered {
             Some(k) => {
                 if cfg!(debug_assertions) {
                     assert_eq!(
-                        d.preimage(&digest_of).key(),
+                        node.derivation_to_check().preimage(&digest_of).key(),
                         k,
                         "{label}: the key remembered by its memo is not its preimage's"
                     );
@@ -146,15 +145,15 @@ fn plan_node(
                 (k, None)
             }
             None => {
-                let p = d.preimage(&digest_of);
+                let p = node.derivation().preimage(&digest_of);
                 (p.key(), Some(p))
             }
         };
         // Another executor's result would not answer the build.
-        let trusts = |e: &str| crate::exec::trusts(executor, e, d.fixed_output().is_some());
+        let trusts = |e: &str| crate::exec::trusts(executor, e, node.fixed_output().is_some());
         let cached = store
             .indexed_hit(
-                d.platform.arch,
+                node.arch(),
                 label,
                 &key,
                 crate::store::BlobCheck::Exists,
@@ -172,7 +171,7 @@ fn plan_node(
         };
         let (changes, pre) = match (&status, &previous) {
             (PlanStatus::Build, Some(prev)) if *prev != key => {
-                let pre = pre.unwrap_or_else(|| d.preimage(&digest_of));
+                let pre = pre.unwrap_or_else(|| node.derivation().preimage(&digest_of));
                 let changes = store
                     .actions
                     .preimage(prev)

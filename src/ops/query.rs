@@ -133,7 +133,7 @@ pub fn json(g: &Graph) -> serde_json::Value {
         "nodes": g.nodes.iter().map(|n| serde_json::json!({
             "label": n.label().to_string(),
             "kind": n.label().kind.singular(),
-            "version": n.derivation.version,
+            "version": n.derivation().version,
             "requested": n.requested,
             "deps": n.deps.iter().map(|&d| g.nodes[d].label().to_string()).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),

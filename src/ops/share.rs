@@ -131,9 +131,9 @@ pub fn pull(
     let mut outputs: HashMap<Label, crate::key::Digest> = HashMap::new();
     let mut out = Vec::new();
     for node in &graph.nodes {
-        let d = &node.derivation;
+        let d = &node.derivation();
         let ready = node.deps.iter().all(|&i| {
-            let dep = &graph.nodes[i].derivation;
+            let dep = &graph.nodes[i].derivation();
             dep.fixed_output().is_some() || outputs.contains_key(&dep.label)
         });
         if !ready {

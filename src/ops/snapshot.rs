@@ -14,60 +14,160 @@
 //! This is what keeps `refine build //...` on 10,000 targets a no-op of a
 //! few hundred milliseconds (docs/BENCHMARKS.md); like Nix's evaluation
 //! cache, it is keyed by content, never by time alone.
+//!
+//! Read in two depths: each node's head (label, arch, toolchain, pin,
+//! dependencies, memo identity: all a hit needs) is decoded when the file
+//! is read; its derivation and the places of its rule stay the file's
+//! bytes until a stage asks for them ([`crate::eval::GraphNode::derivation`]).
+//! A no-op decodes no derivation at all (decoding every one was half of
+//! its memory, docs/BENCHMARKS.md). The whole file is checked against
+//! the BLAKE3 digest it starts with before anything of it is used, so a
+//! derivation decoded late is one of the bytes that were checked.
 
 use crate::eval::{Graph, GraphNode};
 use crate::key::Digest;
 use crate::rules::Label;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
+
+/// The cache file: a BLAKE3 digest of the rest, then the postcard of a
+/// [`Snapshot`]. The digest is checked on every read (a few milliseconds
+/// for a workspace of 10,000 wheels), so a node's detail, decoded only
+/// when a stage asks for it, is known whole before anything is used.
+const DIGEST_LEN: usize = 32;
 
 #[derive(serde::Serialize, serde::Deserialize)]
-pub struct Snapshot {
+struct Snapshot<'a> {
     format: u32,
     fingerprint: String,
+    /// Recipe files evaluation read, with their digests then.
+    aux: Vec<(String, Option<Digest>)>,
+    /// Every label of the workspace, sorted.
+    labels: Vec<Label>,
+    /// The graph of every label.
+    #[serde(borrow)]
+    nodes: Vec<CachedNode<'a>>,
+}
+
+/// A node as the cache keeps it: what a hit needs, and the postcard of
+/// its [`crate::eval::Detail`] (the derivation, where its rule is), left
+/// as bytes until a stage asks for it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CachedNode<'a> {
+    head: crate::eval::NodeHead,
+    deps: Vec<usize>,
+    requested: bool,
+    owner: Option<Label>,
+    drv_id: Option<[u8; 32]>,
+    #[serde(borrow, with = "bytes")]
+    detail: std::borrow::Cow<'a, [u8]>,
+}
+
+/// Bytes as bytes (serde writes a `[u8]` as a sequence), borrowed from
+/// the cache's buffer when read.
+mod bytes {
+    use serde::{Deserializer, Serializer};
+    use std::borrow::Cow;
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(b)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Cow<'de, [u8]>, D::Error> {
+        let b: &'de [u8] = serde::Deserialize::deserialize(d)?;
+        Ok(Cow::Borrowed(b))
+    }
+}
+
+/// A clean evaluation, as the cache gives it back.
+pub struct Loaded {
     /// Recipe files evaluation read, with their digests then.
     pub aux: Vec<(String, Option<Digest>)>,
     /// Every label of the workspace, sorted.
     pub labels: Vec<Label>,
-    /// The graph of every label.
-    nodes: Vec<GraphNode>,
+    pub graph: Graph,
 }
 
-impl Snapshot {
-    pub fn new(
-        fingerprint: String,
-        aux: Vec<(String, Option<Digest>)>,
-        labels: Vec<Label>,
-        graph: &Graph,
-    ) -> Self {
-        Snapshot {
-            format: FORMAT,
-            fingerprint,
-            aux,
-            labels,
-            nodes: graph
-                .nodes
-                .iter()
-                .map(|n| {
-                    let mut n = n.clone();
-                    n.drv_id = crate::sched::memo::drv_id(&n.derivation, exe_identity());
-                    n
-                })
-                .collect(),
-        }
-    }
+/// The bytes of a cache file for `graph`, every node's detail encoded;
+/// each node's memo identity is set as it is.
+pub fn encode(
+    fingerprint: String,
+    aux: Vec<(String, Option<Digest>)>,
+    labels: &[Label],
+    graph: &mut Graph,
+) -> Option<Vec<u8>> {
+    let nodes = graph
+        .nodes
+        .iter_mut()
+        .map(|n| {
+            n.drv_id = crate::sched::memo::drv_id(n.derivation(), exe_identity());
+            Some(CachedNode {
+                head: n.head(),
+                deps: n.deps.clone(),
+                requested: n.requested,
+                owner: n.owner.clone(),
+                drv_id: n.drv_id,
+                detail: std::borrow::Cow::Owned(postcard::to_stdvec(n.detail()).ok()?),
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let s = Snapshot {
+        format: FORMAT,
+        fingerprint,
+        aux,
+        labels: labels.to_vec(),
+        nodes,
+    };
+    let mut out = vec![0u8; DIGEST_LEN];
+    let body = postcard::to_stdvec(&s).ok()?;
+    out[..DIGEST_LEN].copy_from_slice(blake3::hash(&body).as_bytes());
+    out.extend_from_slice(&body);
+    Some(out)
+}
 
-    /// The labels and the graph of every label.
-    pub fn into_parts(self) -> (Vec<Label>, Graph) {
-        let mut g = Graph::default();
-        g.by_label.reserve(self.nodes.len());
-        for (i, n) in self.nodes.iter().enumerate() {
-            g.by_label.insert(n.label().clone(), i);
-        }
-        g.nodes = self.nodes;
-        (self.labels, g)
+/// Decode a cache file's bytes, if they are whole and of this format and
+/// fingerprint (nodes' details stay bytes, decoded when asked for).
+fn decode(bytes: Arc<Vec<u8>>, fingerprint: &str) -> Option<Loaded> {
+    let (digest, body) = bytes.split_at_checked(DIGEST_LEN)?;
+    if blake3::hash(body).as_bytes() != digest {
+        return None;
     }
+    let s: Snapshot<'_> = crate::rules::label::interning(|| postcard::from_bytes(body)).ok()?;
+    if s.format != FORMAT || s.fingerprint != fingerprint {
+        return None;
+    }
+    let base = bytes.as_ptr() as usize;
+    let mut g = Graph::default();
+    g.nodes.reserve(s.nodes.len());
+    g.by_label.reserve(s.nodes.len());
+    for (i, n) in s.nodes.into_iter().enumerate() {
+        // Dependencies come before their dependents.
+        if n.deps.iter().any(|&d| d >= i) {
+            return None;
+        }
+        let std::borrow::Cow::Borrowed(detail) = n.detail else {
+            return None;
+        };
+        let start = detail.as_ptr() as usize - base;
+        let range = start..start + detail.len();
+        g.by_label.insert(n.head.label.clone(), i);
+        g.nodes.push(GraphNode::cached(
+            n.head,
+            n.deps,
+            n.requested,
+            n.owner,
+            n.drv_id,
+            bytes.clone(),
+            range,
+        ));
+    }
+    Some(Loaded {
+        aux: s.aux,
+        labels: s.labels,
+        graph: g,
+    })
 }
 
 /// What identifies this build of refine (computed once per process).
@@ -119,13 +219,11 @@ pub fn path(store: &Path, root: &Path, overrides: &str) -> PathBuf {
         .join(format!("{}.bin", &id.to_hex()[..32]))
 }
 
-/// The snapshot at `path`, if it was made from exactly these inputs.
-pub fn load(path: &Path, fingerprint: &str, sources: &crate::workspace::Files) -> Option<Snapshot> {
-    let bytes = std::fs::read(path).ok()?;
-    let s: Snapshot = crate::rules::label::interning(|| postcard::from_bytes(&bytes)).ok()?;
-    if s.format != FORMAT || s.fingerprint != fingerprint {
-        return None;
-    }
+/// The cached evaluation at `path`, if it was made from exactly these
+/// inputs (and is whole).
+pub fn load(path: &Path, fingerprint: &str, sources: &crate::workspace::Files) -> Option<Loaded> {
+    let bytes = Arc::new(std::fs::read(path).ok()?);
+    let s = decode(bytes, fingerprint)?;
     for (rel, digest) in &s.aux {
         if &sources.digest(rel) != digest {
             return None;
@@ -134,12 +232,9 @@ pub fn load(path: &Path, fingerprint: &str, sources: &crate::workspace::Files) -
     Some(s)
 }
 
-/// Save a snapshot (best effort: it is only a cache).
-pub fn save(path: &Path, s: &Snapshot) {
-    let Ok(bytes) = postcard::to_stdvec(s) else {
-        return;
-    };
+/// Save a cached evaluation (best effort: it is only a cache).
+pub fn save(path: &Path, bytes: &[u8]) {
     if let Some(dir) = path.parent() {
-        let _ = crate::store::local::write_atomic(dir, path, &bytes);
+        let _ = crate::store::local::write_atomic(dir, path, bytes);
     }
 }

@@ -143,7 +143,7 @@ fn tests_of(store: &LocalStore, report: &BuildReport) -> Vec<(Label, Verdict, Ve
         };
         // Which member each wheel file came from.
         let mut owner: std::collections::HashMap<String, Label> = std::collections::HashMap::new();
-        for l in &node.derivation.inputs.wheels {
+        for l in &node.derivation().inputs.wheels {
             if let Some(i) = report.graph.by_label.get(l).copied()
                 && let Some(t) = &report.results[i].tree
             {
@@ -180,7 +180,7 @@ fn partial(report: &BuildReport) -> Option<(Graph, LeftOut)> {
         {
             continue;
         }
-        let d = &n.derivation;
+        let d = n.derivation();
         let (kept, dropped): (Vec<Label>, Vec<Label>) =
             d.inputs.wheels.iter().cloned().partition(|l| ok(l));
         let needs = [&d.inputs.image, &d.inputs.runtime];
@@ -199,14 +199,15 @@ fn partial(report: &BuildReport) -> Option<(Graph, LeftOut)> {
                 .collect();
             nd.env.insert("REFINE_TESTS".into(), lines.join("\n"));
         }
-        let node = &mut graph.nodes[i];
-        node.deps = nd
+        let deps = nd
             .inputs
             .all()
             .iter()
             .filter_map(|l| g.by_label.get(l).copied())
             .collect();
-        node.derivation = std::sync::Arc::new(nd);
+        let mut node = graph.nodes[i].with_derivation(std::sync::Arc::new(nd));
+        node.deps = deps;
+        graph.nodes[i] = node;
         roots.push(n.label().clone());
         out.push((n.label().clone(), dropped));
     }

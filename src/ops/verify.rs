@@ -106,7 +106,9 @@ pub fn verify(
         .hint("fix the build first (refine build …)"));
     }
     let targets: Vec<usize> = (0..graph.nodes.len())
-        .filter(|&i| graph.nodes[i].requested && graph.nodes[i].derivation.fixed_output().is_none())
+        .filter(|&i| {
+            graph.nodes[i].requested && graph.nodes[i].derivation().fixed_output().is_none()
+        })
         .collect();
     cfg.force = targets.iter().copied().collect();
     let mut runs = Vec::new();

@@ -5,7 +5,7 @@
 use super::config::RunConfig;
 use super::events::Event;
 use super::result::NodeResult;
-use crate::eval::{Derivation, Graph};
+use crate::eval::{Derivation, Graph, GraphNode};
 use crate::key::{Digest, Key, Preimage};
 use crate::rules::Label;
 use std::cell::{OnceCell, RefCell};
@@ -15,7 +15,9 @@ use std::time::Instant;
 pub(super) struct NodeCx<'a> {
     pub graph: &'a Graph,
     pub i: usize,
-    pub d: &'a Derivation,
+    /// The node (its derivation decoded only when a stage asks: a hit
+    /// needs its label, arch and memo, not its derivation).
+    pub node: &'a GraphNode,
     pub cfg: &'a RunConfig<'a>,
     /// The preimage, computed when needed: a key found by its memo
     /// needs none ([`super::memo`]).
@@ -42,9 +44,9 @@ impl<'a> NodeCx<'a> {
         cfg: &'a RunConfig<'a>,
     ) -> NodeCx<'a> {
         let start = Instant::now();
-        let d = &graph.nodes[i].derivation;
+        let node = &graph.nodes[i];
         let dep_list = dep_digests(graph, i, deps);
-        let memo = graph.nodes[i]
+        let memo = node
             .drv_id
             .as_ref()
             .map(|id| super::memo::memo(id, &dep_list));
@@ -52,11 +54,12 @@ impl<'a> NodeCx<'a> {
         let by_label = || by_label(&digests, &dep_list);
         let remembered = memo
             .as_deref()
-            .and_then(|m| cfg.store.labels.memo_key(d.platform.arch, &d.label, m));
+            .and_then(|m| cfg.store.labels.memo_key(node.arch(), node.label(), m));
         let pre = OnceCell::new();
         let key = match remembered {
             Some(k) => {
                 if cfg!(debug_assertions) {
+                    let d = node.derivation_to_check();
                     let computed = d.preimage(&|l| by_label().get(l).cloned()).key();
                     assert_eq!(
                         computed, k,
@@ -67,7 +70,7 @@ impl<'a> NodeCx<'a> {
                 k
             }
             None => {
-                let p = d.preimage(&|l| by_label().get(l).cloned());
+                let p = node.derivation().preimage(&|l| by_label().get(l).cloned());
                 let k = p.key();
                 let _ = pre.set(p);
                 k
@@ -76,7 +79,7 @@ impl<'a> NodeCx<'a> {
         NodeCx {
             graph,
             i,
-            d,
+            node,
             cfg,
             pre,
             deps: dep_list,
@@ -89,22 +92,32 @@ impl<'a> NodeCx<'a> {
         }
     }
 
+    /// The node's derivation (decoded now if the evaluation cache gave
+    /// the graph).
+    pub fn d(&self) -> &'a Derivation {
+        self.node.derivation()
+    }
+
+    pub fn label(&self) -> &'a crate::rules::Label {
+        self.node.label()
+    }
+
     /// The node's preimage (computed now if its key came from its memo).
     pub fn pre(&self) -> &Preimage {
         let digests = by_label(&self.digests, &self.deps);
         self.pre
-            .get_or_init(|| self.d.preimage(&|l| digests.get(l).cloned()))
+            .get_or_init(|| self.d().preimage(&|l| digests.get(l).cloned()))
     }
 
     pub fn arch(&self) -> &'static str {
-        self.d.platform.arch.as_str()
+        self.node.arch().as_str()
     }
 
     /// Say something about this node that does not fail it; its result
     /// keeps it.
     pub fn note(&self, msg: String) {
         self.cfg.sink.event(&Event::Warning {
-            label: Some(&self.d.label),
+            label: Some(self.label()),
             message: msg.clone(),
         });
         self.notes.borrow_mut().push(msg);
@@ -123,7 +136,7 @@ impl<'a> NodeCx<'a> {
         crate::exec::trusts(
             self.cfg.exec.name(),
             executor,
-            self.d.fixed_output().is_some(),
+            self.node.fixed_output().is_some(),
         )
     }
 }
@@ -152,7 +165,7 @@ pub(super) fn dep_digests<'g>(
             _ => graph.get(&r.label),
         };
         if let Some(node) = node
-            && let Some(dg) = super::result::dep_digest(&node.derivation, r)
+            && let Some(dg) = super::result::dep_digest(node, r)
         {
             digests.push((node.label(), dg));
         }

@@ -32,13 +32,13 @@ pub(super) fn build(
         .cfg
         .store
         .logs
-        .new_path(cx.d.platform.arch, &cx.d.label, &cx.key);
+        .new_path(cx.node.arch(), cx.label(), &cx.key);
     let r = logged(cx, deps, &log_path);
     (Some(log_path), r)
 }
 
 fn logged(cx: &NodeCx<'_>, deps: &[&NodeResult], log_path: &Path) -> Result<Tree, Error> {
-    let d = cx.d;
+    let d = cx.d();
     if let Some(dir) = log_path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -89,7 +89,7 @@ fn preflight(cx: &NodeCx<'_>, needs: crate::exec::Needs) -> Result<(), Error> {
 }
 
 fn run_action(cx: &NodeCx<'_>, deps: &[&NodeResult], log: &mut File) -> Result<Tree, Error> {
-    let d = cx.d;
+    let d = cx.d();
     let cfg = cx.cfg;
     match &d.action {
         // A set builds nothing: its output lists its members' outputs.
@@ -330,7 +330,7 @@ fn single_file_tree(
 
 /// Check and normalize what a recipe wrote, then store it.
 fn collect_outputs(cx: &NodeCx<'_>, out: &Path, log: &mut File) -> Result<Tree, Error> {
-    let d = cx.d;
+    let d = cx.d();
     if makes_wheels(d.label.kind) {
         let mut wheels = Vec::new();
         let mut reports = Vec::new();
@@ -442,7 +442,7 @@ fn check_reports(cx: &NodeCx<'_>, out: &Path) -> Result<(), Error> {
         let bad = |why: String| {
             failure(
                 ErrorClass::Build,
-                format!("{}: {name}: {why}", cx.d.label),
+                format!("{}: {name}: {why}", cx.label()),
                 "the repair recipe writes one report per wheel it repaired, from auditwheel's analysis",
             )
         };
@@ -464,8 +464,8 @@ fn check_reports(cx: &NodeCx<'_>, out: &Path) -> Result<(), Error> {
 fn check_limits(cx: &NodeCx<'_>, out: &Path) -> Result<(), Error> {
     use crate::store::limits::LimitError;
     crate::store::limits::check_output_dir(out, &cx.cfg.sandbox.output).map_err(|e| match e {
-        LimitError::Io { .. } => Error::env(format!("{}: {e}", cx.d.label)).hint(e.hint()),
-        _ => failure(ErrorClass::Build, format!("{}: {e}", cx.d.label), e.hint()),
+        LimitError::Io { .. } => Error::env(format!("{}: {e}", cx.label())).hint(e.hint()),
+        _ => failure(ErrorClass::Build, format!("{}: {e}", cx.label()), e.hint()),
     })
 }
 

@@ -12,7 +12,7 @@ use crate::store::{BlobCheck, Lookup, Tree, delivered};
 /// had this very key and failed. Failures are never cached, so this is
 /// only a record of one: the node fails at once, pointing at that log.
 pub(super) fn known_failure(cx: &NodeCx<'_>) -> Option<super::node::Outcome> {
-    let rec = cx.cfg.store.labels.get(cx.d.platform.arch, &cx.d.label)?;
+    let rec = cx.cfg.store.labels.get(cx.node.arch(), cx.label())?;
     if rec.verdict != crate::store::Recorded::Failed || rec.key != cx.key.0 {
         return None;
     }
@@ -22,7 +22,7 @@ pub(super) fn known_failure(cx: &NodeCx<'_>) -> Option<super::node::Outcome> {
     );
     let error = crate::error::Error::build(format!(
         "{} failed at this key ({when}); not built again (--skip-known-failures)",
-        cx.d.label
+        cx.label()
     ))
     .hint("its inputs are what they were when it failed: change the rule (or what it depends on), or build without --skip-known-failures to try again");
     Some(super::node::Outcome::KnownFailure { error, log })
@@ -34,8 +34,8 @@ pub(super) type Hit = (Digest, Tree);
 /// The label index alone (the no-op path): no file opened per node.
 pub(super) fn indexed(cx: &NodeCx<'_>, check: BlobCheck) -> Option<Hit> {
     cx.cfg.store.indexed_hit(
-        cx.d.platform.arch,
-        &cx.d.label,
+        cx.node.arch(),
+        cx.label(),
         &cx.key,
         check,
         cx.cfg.delivered,
@@ -69,7 +69,7 @@ pub(super) fn local(cx: &NodeCx<'_>, check: BlobCheck) -> Option<Hit> {
                     store.actions.remove(&cx.key);
                     cx.note(format!(
                         "{}: corrupt cache entry treated as a miss: {e}",
-                        cx.d.label
+                        cx.label()
                     ));
                     None
                 }
@@ -79,7 +79,7 @@ pub(super) fn local(cx: &NodeCx<'_>, check: BlobCheck) -> Option<Hit> {
         Lookup::Corrupt(why) => {
             cx.note(format!(
                 "{}: corrupt cache entry treated as a miss: {why}",
-                cx.d.label
+                cx.label()
             ));
             None
         }
@@ -92,7 +92,7 @@ pub(super) fn remote(cx: &NodeCx<'_>) -> Pulled {
     let Some(remote) = cx.cfg.remote else {
         return Pulled::Miss;
     };
-    match remote.pull(&cx.d.label, &cx.key, cx.cfg.store) {
+    match remote.pull(cx.label(), &cx.key, cx.cfg.store) {
         Ok(Some((result, tree))) => {
             let _ = cx.cfg.store.actions.put_preimage(&cx.key, cx.pre());
             Pulled::Hit((result.output, tree))

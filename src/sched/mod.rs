@@ -45,17 +45,17 @@ struct State {
 
 /// Estimated seconds of a node, for ordering only.
 fn estimate(cfg: &RunConfig<'_>, durations: &Durations, graph: &Graph, i: usize) -> u64 {
-    let d = &graph.nodes[i].derivation;
+    let n = &graph.nodes[i];
     let store = cfg.store;
-    if let Some(ms) = durations.get(&(d.platform.arch.as_str().to_string(), d.label.to_string())) {
+    if let Some(ms) = durations.get(&(n.arch().as_str().to_string(), n.label().to_string())) {
         return ms / 1000 + 1;
     }
-    if let Some(rec) = store.labels.get(d.platform.arch, &d.label)
+    if let Some(rec) = store.labels.get(n.arch(), n.label())
         && let Some(ms) = rec.duration_ms
     {
         return ms / 1000 + 1;
     }
-    match d.label.kind {
+    match n.label().kind {
         crate::rules::Kind::Source => 2,
         crate::rules::Kind::Image => 60,
         crate::rules::Kind::Runtime => 120,
@@ -133,7 +133,7 @@ pub fn run(graph: &Graph, cfg: &RunConfig<'_>) -> Vec<NodeResult> {
             Some(r) => std::sync::Arc::try_unwrap(r).unwrap_or_else(|r| (*r).clone()),
             None => {
                 let res = NodeResult::not_run(
-                    &graph.nodes[i].derivation.label,
+                    graph.nodes[i].label(),
                     Verdict::Skipped,
                     not_started_reason(),
                 );
@@ -244,7 +244,7 @@ fn worker(
         };
         let deps: Vec<&NodeResult> = snapshot.iter().map(|r| r.as_ref()).collect();
         cfg.sink.event(&Event::Started {
-            label: &graph.nodes[i].derivation.label,
+            label: graph.nodes[i].label(),
         });
         let result = node::process(graph, i, &deps, cfg);
         let k = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
@@ -273,12 +273,9 @@ fn worker(
                 }
                 if !j_ok {
                     let res = NodeResult::not_run(
-                        &graph.nodes[d].derivation.label,
+                        graph.nodes[d].label(),
                         Verdict::Blocked,
-                        &format!(
-                            "needs {}, which did not build",
-                            graph.nodes[j].derivation.label
-                        ),
+                        &format!("needs {}, which did not build", graph.nodes[j].label()),
                     );
                     let k = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                     cfg.sink.event(&Event::Finished {

@@ -101,7 +101,7 @@ fn run(cx: &NodeCx<'_>, deps: &[&NodeResult]) -> (Outcome, bool) {
 /// Make the node's result from its outcome, and write what follows from
 /// it: its line in the label index, and (with `--push`) its push.
 fn settle(cx: &NodeCx<'_>, outcome: Outcome, remote_noted: bool) -> NodeResult {
-    let mut res = NodeResult::new(&cx.d.label, Verdict::Failed, Some(cx.key.clone()));
+    let mut res = NodeResult::new(cx.label(), Verdict::Failed, Some(cx.key.clone()));
     res.duration = cx.start.elapsed();
     match outcome {
         Outcome::Hit(verdict, (output, tree)) => {
@@ -168,7 +168,7 @@ pub fn indexed_hit(
 /// lookup checks them against the stat cache.
 pub(super) fn must_verify(graph: &Graph, i: usize, otherwise: BlobCheck) -> BlobCheck {
     let n = &graph.nodes[i];
-    if n.requested && super::sandbox::makes_wheels(n.derivation.label.kind) {
+    if n.requested && super::sandbox::makes_wheels(n.label().kind) {
         BlobCheck::Hash
     } else {
         otherwise

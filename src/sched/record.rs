@@ -16,10 +16,10 @@ pub(super) fn label(cx: &NodeCx<'_>, res: &NodeResult) {
         Verdict::Failed | Verdict::Blocked | Verdict::Skipped => Recorded::Failed,
     };
     let store = cx.cfg.store;
-    let arch = cx.d.platform.arch;
-    let prev = store.labels.get(arch, &cx.d.label);
+    let arch = cx.node.arch();
+    let prev = store.labels.get(arch, cx.label());
     let rec = LabelRecord {
-        label: cx.d.label.clone(),
+        label: cx.label().clone(),
         key: res.key.as_ref().map(|k| k.0.clone()).unwrap_or_default(),
         verdict,
         output: res.output.clone(),
@@ -51,7 +51,7 @@ pub(super) fn hit_state(cx: &NodeCx<'_>, res: &NodeResult) -> (Option<PathBuf>, 
     cx.cfg
         .store
         .labels
-        .check(cx.d.platform.arch, &cx.d.label, |p| {
+        .check(cx.node.arch(), cx.label(), |p| {
             let same = res.key.as_ref().is_some_and(|k| p.key == k.0)
                 && p.verdict == Recorded::Hit
                 && p.output == res.output
@@ -75,20 +75,20 @@ pub(super) fn action(cx: &NodeCx<'_>, tree: &Tree, log: Option<&Path>) -> Result
         .map(|(dg, _)| dg);
     let result = ActionResult {
         key: cx.key.0.clone(),
-        label: cx.d.label.clone(),
+        label: cx.label().clone(),
         output: tree.digest(),
         log: log_digest,
         duration_ms: cx.start.elapsed().as_millis() as u64,
         created: now_secs(),
         refine_version: env!("CARGO_PKG_VERSION").to_string(),
-        arch: cx.d.platform.arch,
+        arch: cx.node.arch(),
         executor: cx.cfg.exec.name().to_string(),
     };
     match store.actions.put(&cx.key, &result, cx.pre()) {
         Ok(()) => Ok(()),
         Err(e) if e.is_disk_full() => Err(Error::from(e).context(format!(
             "could not record the result of {} in the action cache",
-            cx.d.label
+            cx.label()
         ))),
         Err(e) => {
             cx.note(format!(
@@ -114,7 +114,7 @@ pub(super) fn push(cx: &NodeCx<'_>, tree: &Tree, remote_noted: bool) -> Option<P
     let store = cx.cfg.store;
     let result = store.actions.get(&cx.key)?;
     Some(
-        match remote.push(&cx.d.label, &cx.key, &result, tree, cx.pre(), store) {
+        match remote.push(cx.label(), &cx.key, &result, tree, cx.pre(), store) {
             Ok(()) => PushStatus::Pushed,
             Err(e) => {
                 if !remote_noted {

@@ -2,7 +2,7 @@
 //! the failure (an [`Error`]) when there is one.
 
 use crate::error::{Error, ErrorClass};
-use crate::eval::Derivation;
+use crate::eval::GraphNode;
 use crate::key::{Digest, Key, Preimage};
 use crate::rules::Label;
 use crate::store::Tree;
@@ -108,6 +108,6 @@ impl NodeResult {
 
 /// The digest a dependency contributes to its dependents' keys: the pin of
 /// a fixed-output node, the output digest of anything else.
-pub fn dep_digest(d: &Derivation, r: &NodeResult) -> Option<Digest> {
-    d.fixed_output().or_else(|| r.output.clone())
+pub fn dep_digest(n: &GraphNode, r: &NodeResult) -> Option<Digest> {
+    n.fixed_output().cloned().or_else(|| r.output.clone())
 }

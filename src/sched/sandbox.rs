@@ -691,7 +691,7 @@ pub fn prepare(
     scratch: &Path,
     key_short: &str,
 ) -> Result<SandboxSpec, Error> {
-    let d = &graph.nodes[i].derivation;
+    let d = &graph.nodes[i].derivation();
     let mut view: HashMap<&Label, DepView<'_>> = HashMap::new();
     for r in deps {
         let (Some(node), Some(tree)) = (graph.get(&r.label), r.tree.as_ref()) else {
@@ -700,7 +700,7 @@ pub fn prepare(
         view.insert(
             &r.label,
             DepView {
-                derivation: &node.derivation,
+                derivation: node.derivation(),
                 tree,
             },
         );
