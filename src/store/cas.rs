@@ -47,16 +47,18 @@ pub(super) fn parse_stat_cache(p: &Path) -> StatCache {
     let Ok(text) = fs::read_to_string(p) else {
         return StatCache::default();
     };
-    super::readahead::parse_lines(&text, |l| {
-        let mut it = l.split(' ');
-        let hex = cache_key(it.next()?)?;
-        let ino = it.next()?.parse().ok()?;
-        let size = it.next()?.parse().ok()?;
-        let mtime = it.next()?.parse().ok()?;
-        Some((hex, (ino, size, mtime)))
-    })
-    .into_iter()
-    .collect()
+    super::readahead::parse_lines(
+        &text,
+        |n| StatCache::with_capacity_and_hasher(n, Default::default()),
+        |l| {
+            let mut it = l.split(' ');
+            let hex = cache_key(it.next()?)?;
+            let ino = it.next()?.parse().ok()?;
+            let size = it.next()?.parse().ok()?;
+            let mtime = it.next()?.parse().ok()?;
+            Some((hex, (ino, size, mtime)))
+        },
+    )
 }
 
 /// The store's blobs (`<root>/cas/sha256/`), and what it remembers of

@@ -78,13 +78,15 @@ pub(super) fn parse_file(root: &Path, path: &Path) -> Records {
     let Ok(text) = fs::read_to_string(path) else {
         return Records::default();
     };
-    super::readahead::parse_lines(&text, |l| {
-        let mut r = serde_json::from_str::<LabelRecord>(l).ok()?;
-        r.log = r.log.map(|p| super::logs::rebase_log(root, p));
-        Some((r.label.clone(), r))
-    })
-    .into_iter()
-    .collect()
+    super::readahead::parse_lines(
+        &text,
+        |n| Records::with_capacity_and_hasher(n, Default::default()),
+        |l| {
+            let mut r = serde_json::from_str::<LabelRecord>(l).ok()?;
+            r.log = r.log.map(|p| super::logs::rebase_log(root, p));
+            Some((r.label.clone(), r))
+        },
+    )
 }
 
 #[derive(Default)]

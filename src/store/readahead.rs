@@ -27,29 +27,50 @@ type Reading = JoinHandle<Box<dyn Any + Send>>;
 static AHEAD: Mutex<Vec<(PathBuf, Reading)>> = Mutex::new(Vec::new());
 
 /// Parse `text`'s lines with `parse` on every core, in order, leaving out
-/// the lines it refuses. Plain scoped threads, never rayon's pool: a
-/// read-ahead is waited for by whoever first needs it, which may be a
-/// rayon worker (a no-op's hits run on the pool), and a read-ahead that
-/// needed the pool's workers would then wait for the very threads waiting
-/// for it.
-pub fn parse_lines<T: Send>(text: &str, parse: impl Fn(&str) -> Option<T> + Sync) -> Vec<T> {
+/// the lines it refuses, into a map (or any collection) made with room for
+/// every line. Plain scoped threads, never rayon's pool: a read-ahead is
+/// waited for by whoever first needs it, which may be a rayon worker (a
+/// no-op's hits run on the pool), and a read-ahead that needed the pool's
+/// workers would then wait for the very threads waiting for it.
+///
+/// Each part's results go into a vector made to its size and then into
+/// the collection made to the whole's: growing them by doubling touched
+/// about as much fresh memory as the results themselves, and on these
+/// machines fresh memory is most of a no-op's time (docs/BENCHMARKS.md).
+pub fn parse_lines<T: Send, C: Extend<T>>(
+    text: &str,
+    with_capacity: impl FnOnce(usize) -> C,
+    parse: impl Fn(&str) -> Option<T> + Sync,
+) -> C {
     let lines: Vec<&str> = text.lines().collect();
+    let mut out = with_capacity(lines.len());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = lines.len().div_ceil(threads).max(2048);
     if lines.len() <= chunk {
-        return lines.iter().filter_map(|l| parse(l)).collect();
+        out.extend(lines.iter().filter_map(|l| parse(l)));
+        return out;
     }
     let parse = &parse;
-    std::thread::scope(|s| {
-        let parts: Vec<_> = lines
+    let parts: Vec<Vec<T>> = std::thread::scope(|s| {
+        let handles: Vec<_> = lines
             .chunks(chunk)
-            .map(|part| s.spawn(move || part.iter().filter_map(|l| parse(l)).collect::<Vec<T>>()))
+            .map(|part| {
+                s.spawn(move || {
+                    let mut v = Vec::with_capacity(part.len());
+                    v.extend(part.iter().filter_map(|l| parse(l)));
+                    v
+                })
+            })
             .collect();
-        parts
+        handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
+            .map(|h| h.join().unwrap_or_default())
             .collect()
-    })
+    });
+    for part in parts {
+        out.extend(part);
+    }
+    out
 }
 
 /// Start reading the indexes of the store at `root`: every label index
