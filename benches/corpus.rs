@@ -13,7 +13,10 @@
 //! docs/COVERAGE.md is written from every result there, and says how many
 //! of the corpus's packages have been measured. `REFINE_CORPUS_REPORT=1`
 //! only writes the report again from the results there (failures are
-//! classified again from their errors and logs).
+//! classified again from their errors and logs). A package with no result
+//! there keeps its row of the report before, marked "earlier" (the results
+//! directory is one machine's, the report the repository's);
+//! `REFINE_CORPUS_FRESH=1` leaves such rows out.
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -75,7 +78,12 @@ fn main() {
     let report = repo.join("docs/COVERAGE.md");
     if std::env::var_os("REFINE_CORPUS_REPORT").is_some() {
         // Only the report, from the results (and logs) already there.
-        std::fs::write(&report, render(&corpus.package, &dir.join("results"))).unwrap();
+        let earlier = carry(&report);
+        std::fs::write(
+            &report,
+            render_with(&corpus.package, &dir.join("results"), &earlier),
+        )
+        .unwrap();
         eprintln!("corpus: wrote {}", report.display());
         return;
     }
@@ -148,7 +156,8 @@ fn main() {
         chosen.len(),
         t.elapsed().as_secs_f64()
     );
-    std::fs::write(&report, render(&corpus.package, &results)).unwrap();
+    let earlier = carry(&report);
+    std::fs::write(&report, render_with(&corpus.package, &results, &earlier)).unwrap();
     eprintln!("corpus: wrote {}", report.display());
 }
 
@@ -564,14 +573,72 @@ fn first_lines(s: &str) -> String {
     one.chars().take(240).collect()
 }
 
-fn render(corpus: &[Package], results: &Path) -> String {
+/// A row of the report before, for a package this results directory has
+/// no result of (the results directory is one machine's; the report is
+/// the repository's): its verdict and failure class, and the row itself.
+struct Earlier {
+    passed: bool,
+    class: Option<String>,
+    row: String,
+}
+
+/// The rows of the report at `report` by "name version".
+fn earlier_rows(report: &Path) -> BTreeMap<String, Earlier> {
+    let text = std::fs::read_to_string(report).unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| package"))
+    {
+        let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+        if cells.len() != 7 {
+            continue;
+        }
+        let class = (cells[6] != "—").then(|| cells[6].split(": ").next().unwrap_or_default());
+        let mut row = cells.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        if !row[3].ends_with("(earlier)") {
+            row[3] = format!("{} (earlier)", row[3]);
+        }
+        out.insert(
+            cells[0].to_string(),
+            Earlier {
+                passed: cells[2] == "passed",
+                class: class.map(str::to_string),
+                row: format!("| {} |\n", row.join(" | ")),
+            },
+        );
+    }
+    out
+}
+
+/// The rows to carry over from the report before: all of them, unless
+/// `REFINE_CORPUS_FRESH=1` (a whole run in one store says only what it
+/// measured).
+fn carry(report: &Path) -> BTreeMap<String, Earlier> {
+    if std::env::var_os("REFINE_CORPUS_FRESH").is_some() {
+        return BTreeMap::new();
+    }
+    earlier_rows(report)
+}
+
+/// The report, with the rows of `earlier` for packages that have no
+/// result here (said as such: measured on earlier code, in another store).
+fn render_with(corpus: &[Package], results: &Path, earlier: &BTreeMap<String, Earlier>) -> String {
     let mut rows = Vec::new();
+    let mut carried: Vec<(&Package, &Earlier)> = Vec::new();
     for p in corpus {
         let f = results.join(format!("{}.json", p.name));
-        if let Ok(t) = std::fs::read_to_string(&f)
-            && let Ok(mut o) = serde_json::from_str::<Outcome>(&t)
-            && o.version == p.version
+        let fresh = std::fs::read_to_string(&f)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Outcome>(&t).ok())
+            .filter(|o| o.version == p.version);
+        if fresh.is_none()
+            && let Some(e) = earlier.get(&format!("{} {}", p.name, p.version))
         {
+            carried.push((p, e));
+            continue;
+        }
+        if let Some(mut o) = fresh {
             if let Some(e) = &o.error {
                 o.class = Some(classify(&failure_text(e, o.log.as_deref())));
                 if let (Some(l), Some(ev)) = (evidence_line(o.log.as_deref()), &o.evidence) {
@@ -582,22 +649,40 @@ fn render(corpus: &[Package], results: &Path) -> String {
             rows.push((p, o));
         }
     }
-    let passed = rows.iter().filter(|(_, o)| o.passed).count();
+    let passed = rows.iter().filter(|(_, o)| o.passed).count()
+        + carried.iter().filter(|(_, e)| e.passed).count();
+    let measured = rows.len() + carried.len();
     let mut s = String::from("# Coverage of the real-package corpus for s390x\n\n");
-    s.push_str(&format!("coverage: {passed} of {} passed\n\n", rows.len()));
+    s.push_str(&format!("coverage: {passed} of {measured} passed\n\n"));
     s.push_str(&format!(
-        "Measured: {} of the {} packages of benches/corpus.toml (`cargo bench --bench corpus`, \
+        "Measured: {measured} of the {} packages of benches/corpus.toml (`cargo bench --bench corpus`, \
          in slices; the rest not run yet). Each package is imported on its own, built for s390x \
          with `--keep-going --auto-apply`, and tested in a clean s390x container (install, \
          `pip check`, import, its smoke line).\n\n",
-        rows.len(),
         corpus.len()
     ));
+    if !carried.is_empty() {
+        s.push_str(&format!(
+            "{} of the rows (time marked \"earlier\") are carried over from the report before: \
+             measured on earlier code in another store, not run again in this one; the other {} \
+             were measured in this run's store.\n\n",
+            carried.len(),
+            rows.len()
+        ));
+    }
     s.push_str(
         "| package | kinds | verdict | time | fix applied | installs on | failure class |\n",
     );
     s.push_str("|---|---|---|---|---|---|---|\n");
     let mut classes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // In the corpus's order, fresh and carried rows alike.
+    let mut order: Vec<(&str, String)> = Vec::new();
+    for (p, e) in &carried {
+        if let Some(c) = &e.class {
+            classes.entry(c.clone()).or_default().push(p.name.clone());
+        }
+        order.push((p.name.as_str(), e.row.clone()));
+    }
     for (p, o) in &rows {
         let verdict = if o.passed {
             "passed".to_string()
@@ -607,30 +692,41 @@ fn render(corpus: &[Package], results: &Path) -> String {
         if let Some(c) = &o.class {
             classes.entry(c.clone()).or_default().push(p.name.clone());
         }
-        s.push_str(&format!(
-            "| {} {} | {} | {} | {:.0} s | {} | {} | {} |\n",
-            p.name,
-            p.version,
-            p.kinds,
-            verdict,
-            o.secs,
-            if o.fixes.is_empty() {
-                "—".into()
-            } else {
-                o.fixes.join("; ").replace('|', "/")
-            },
-            o.glibc.as_deref().unwrap_or("—"),
-            o.class
-                .as_ref()
-                .map(|c| format!("{c}: {}", o.evidence.as_deref().unwrap_or_default()))
-                .unwrap_or_else(|| "—".into())
-                .replace('|', "/"),
+        order.push((
+            p.name.as_str(),
+            format!(
+                "| {} {} | {} | {} | {:.0} s | {} | {} | {} |\n",
+                p.name,
+                p.version,
+                p.kinds,
+                verdict,
+                o.secs,
+                if o.fixes.is_empty() {
+                    "—".into()
+                } else {
+                    o.fixes.join("; ").replace('|', "/")
+                },
+                o.glibc.as_deref().unwrap_or("—"),
+                o.class
+                    .as_ref()
+                    .map(|c| format!("{c}: {}", o.evidence.as_deref().unwrap_or_default()))
+                    .unwrap_or_else(|| "—".into())
+                    .replace('|', "/"),
+            ),
         ));
     }
+    let place: BTreeMap<&str, usize> = corpus
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.name.as_str(), i))
+        .collect();
+    order.sort_by_key(|(name, _)| place.get(name).copied().unwrap_or(usize::MAX));
+    for (_, row) in order {
+        s.push_str(&row);
+    }
     s.push_str(&format!(
-        "\n## Totals\n\n{passed} passed, {} failed, of {} measured.\n\n## Top failure causes\n\n",
-        rows.len() - passed,
-        rows.len()
+        "\n## Totals\n\n{passed} passed, {} failed, of {measured} measured.\n\n## Top failure causes\n\n",
+        measured - passed,
     ));
     let mut by: Vec<(String, Vec<String>)> = classes.into_iter().collect();
     by.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
