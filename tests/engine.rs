@@ -1409,6 +1409,53 @@ fn a_no_op_decodes_no_derivation_of_the_evaluation_cache() {
     assert!(n > 0 && n <= verdicts.len(), "{n} of {}", verdicts.len());
 }
 
+/// A build that ran a library's config tool it did not find: the pack
+/// whose `[tools]` names it is offered (an edit that says where), and a
+/// tool no pack installs gets the catalog's words.
+#[test]
+fn a_missing_config_tool_is_offered_the_pack_that_installs_it() {
+    let ws = fake_workspace();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    ws.write(
+        "rules/hints.toml",
+        &std::fs::read_to_string(repo.join("rules/hints.toml")).unwrap(),
+    );
+    ws.write(
+        "packs/curl.toml",
+        &format!(
+            "{}\n[tools]\n\"curl-config\" = \"//packs:curl\"\n",
+            ws.read("packs/curl.toml")
+        ),
+    );
+    let fail = |line: &str| {
+        let r = ws.fake_env(
+            &["build", "//wheels:alpha"],
+            &[
+                ("REFINE_FAKE_FAIL", "//wheels:alpha"),
+                ("REFINE_FAKE_FAIL_SAYS", line),
+            ],
+        );
+        assert_eq!(r.code, 1, "{}", r.all());
+        r.stderr
+    };
+    let said = fail("/bin/sh: 1: curl-config: not found");
+    assert!(
+        said.contains("the build ran `curl-config`, which //packs:curl installs"),
+        "{said}"
+    );
+    assert!(
+        said.contains("add `packs = [\"//packs:curl\"]` to [wheels.alpha]"),
+        "{said}"
+    );
+    let said = fail("FileNotFoundError: [Errno 2] No such file or directory: 'mysql_config'");
+    assert!(
+        said.contains(
+            "the build ran `mysql_config`, the config tool of a C library its environment lacks"
+        ),
+        "{said}"
+    );
+}
+
 #[test]
 fn a_moved_store_reports_its_own_log_paths() {
     let ws = fake_workspace();

@@ -292,3 +292,97 @@ fn the_sandbox_plan_is_exactly_this() {
     let e = plan_sandbox(wheel, &view, &settings).unwrap_err();
     assert!(e.message.contains("not a project name"), "{}", e.message);
 }
+
+/// The floor's `cc` (recipes/lib/common.sh) hands Zig what GCC would have
+/// handed GNU ld: `-Wl,-h,NAME` as `-soname`, a version script given after
+/// a bare `-Wl,--version-script`, an object file named `.so` (krb5's) under
+/// a name ending in `.o`; it adds `-O2` to a link with no `-O`, and leaves
+/// everything else as it was. Zig here is a script that writes its
+/// arguments down.
+#[test]
+fn the_floor_wrapper_hands_zig_what_gnu_ld_would_have_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let args = d.join("args");
+    let zig = d.join("zig");
+    std::fs::write(
+        &zig,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = version ] && {{ echo 0.0; exit 0; }}\nprintf '%s\\n' \"$@\" > {}\n",
+            args.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&zig, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // A relocatable object (ELF, e_type 1, big-endian) and a shared one.
+    let mut rel = vec![0x7f, b'E', b'L', b'F', 2, 2, 1];
+    rel.resize(16, 0);
+    rel.extend([0, 1]);
+    std::fs::write(d.join("threads.so"), &rel).unwrap();
+    let mut dynamic = rel.clone();
+    dynamic[17] = 3;
+    std::fs::write(d.join("libz.so"), &dynamic).unwrap();
+    let common = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/lib/common.sh");
+    let floor = d.join("floor");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            ". {}; floor_toolchain; cd {}; cc -shared -fPIC -Wl,-h,libk.so.0 -o libk.so.0.1 threads.so libz.so -Wl,--version-script k.versions -lresolv",
+            common.display(),
+            d.display()
+        ))
+        .env("REFINE_CC_TARGET", "s390x-linux-gnu.2.17")
+        .env("REFINE_ZIG", &zig)
+        .env("REFINE_FLOOR_DIR", &floor)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = std::fs::read_to_string(&args).unwrap();
+    let got: Vec<&str> = got.lines().collect();
+    let obj = got
+        .iter()
+        .find(|a| a.starts_with(&floor.join("objs").display().to_string()))
+        .unwrap_or_else(|| panic!("threads.so not renamed: {got:?}"));
+    assert!(obj.ends_with(".o"), "{obj}");
+    assert_eq!(
+        std::fs::canonicalize(obj).unwrap(),
+        std::fs::canonicalize(d.join("threads.so")).unwrap()
+    );
+    let at = got.iter().position(|a| a == obj).unwrap();
+    assert_eq!(
+        got[..at],
+        [
+            "cc",
+            "-target",
+            "s390x-linux-gnu.2.17",
+            "-Wno-error=implicit-function-declaration",
+            "-Wno-error=implicit-int",
+            "-Wno-error=int-conversion",
+            "-Wno-error=incompatible-function-pointer-types",
+            "-Wno-unused-command-line-argument",
+            "-Wl,--undefined-version",
+            "-O2",
+            "-shared",
+            "-fPIC",
+            "-Wl,-soname,libk.so.0",
+            "-o",
+            "libk.so.0.1",
+        ]
+    );
+    assert_eq!(
+        got[at + 1..],
+        [
+            "libz.so",
+            "-Wl,--version-script,k.versions",
+            "-lresolv",
+            "-idirafter",
+            "/usr/include",
+            "-idirafter",
+            "/usr/include/s390x-linux-gnu",
+        ]
+    );
+}

@@ -43,9 +43,11 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 floor_toolchain() {
     [ -n "${REFINE_CC_TARGET:-}" ] || return 0
     [ -x "${REFINE_ZIG:-}" ] || die "REFINE_CC_TARGET is $REFINE_CC_TARGET but there is no Zig at '${REFINE_ZIG:-}'"
-    fb=/build/floor/bin
+    # Where the wrapper and Zig's cache live (a test points it elsewhere).
+    floor=${REFINE_FLOOR_DIR:-/build/floor}
+    fb=$floor/bin
     mkdir -p "$fb"
-    export ZIG_GLOBAL_CACHE_DIR=/build/floor/cache ZIG_LOCAL_CACHE_DIR=/build/floor/cache
+    export ZIG_GLOBAL_CACHE_DIR="$floor/cache" ZIG_LOCAL_CACHE_DIR="$floor/cache"
     triplet=${REFINE_CC_TARGET%.*.*}
     for lang in cc c++; do
         cat > "$fb/$lang" <<CC
@@ -57,14 +59,35 @@ if [ "\$*" = -dumpmachine ]; then echo $triplet; exit 0; fi
 lang=$lang
 link=yes
 opt=
+vscript=
 for a in "\$@"; do
     shift
+    # A version script given after a bare -Wl,--version-script (krb5's
+    # makefiles: GCC hands the next word to the linker as an input file,
+    # Zig does not).
+    if [ -n "\$vscript" ]; then a="-Wl,--version-script,\$a"; vscript=; fi
     case "\$a" in
+        -Wl,--version-script) vscript=yes; continue ;;
         --target=*|-target=*) continue ;;
         -O*) opt=yes ;;
         # No LTO: with it zig builds libc++ as bitcode, whose s390x code
         # then links as non-PIC into a shared object (R_390_PC32DBL).
         -flto|-flto=*|-ffat-lto-objects|-fno-fat-lto-objects) continue ;;
+        # GNU ld's short name for -soname (krb5's libraries), which Zig's
+        # linker does not take.
+        -Wl,-h,*) a="-Wl,-soname,\${a#-Wl,-h,}" ;;
+        # An object file named .so (krb5 names its PIC objects so): Zig
+        # takes a .so for a shared library. It gets a name ending in .o.
+        *.so)
+            if [ -f "\$a" ]; then
+                case "\$(od -An -tx1 -j16 -N2 "\$a" | tr -d ' ')" in
+                    0001|0100)
+                        objn=\$((\${objn:-0} + 1))
+                        mkdir -p $floor/objs
+                        ln -sf "\$(readlink -f "\$a")" "$floor/objs/\$\$-\$objn.o"
+                        a="$floor/objs/\$\$-\$objn.o" ;;
+                esac
+            fi ;;
         -c|-E|-S|-M|-MM) link=no ;;
         *.cpp|*.cc|*.cxx|*.C|*.c++|*.CPP) lang=c++ ;;
     esac
@@ -107,8 +130,8 @@ CC
     # Zig builds its crt objects and glibc stubs for the target on first
     # use: here, from /, so that nothing it makes names the build's
     # directories, and so that the log shows that it works.
-    printf 'int main(void) { return 0; }\n' > /build/floor/probe.c
-    (cd / && "$fb/cc" -o /build/floor/probe /build/floor/probe.c) \
+    printf 'int main(void) { return 0; }\n' > "$floor/probe.c"
+    (cd / && "$fb/cc" -o "$floor/probe" "$floor/probe.c") \
         || die "zig cc cannot link for $REFINE_CC_TARGET"
     export PATH="$fb:$PATH" CC="$fb/cc" CXX="$fb/c++" LDSHARED="$fb/cc -shared" \
         LDCXXSHARED="$fb/c++ -shared"

@@ -8,7 +8,9 @@
 //! would with a deterministic real build.
 //!
 //! Test controls (host environment, read only by this executor):
-//! `REFINE_FAKE_FAIL=//wheels:a,//packs:b` makes those steps fail;
+//! `REFINE_FAKE_FAIL=//wheels:a,//packs:b` makes those steps fail (and
+//! `REFINE_FAKE_FAIL_SAYS=LINE` puts LINE in their logs, as a real build's
+//! last words, for the hint catalog);
 //! `REFINE_FAKE_SLEEP_MS=N` makes every step take N ms;
 //! `REFINE_FAKE_HOLD=//wheels:a=DIR` makes that step write `DIR/started`,
 //! then wait (at most two minutes) until `DIR/release` exists, so a test can
@@ -167,6 +169,9 @@ impl Executor for Fake {
         writeln!(log, "fake: {}", spec.podman_argv().join(" "))?;
         if Fake::should_fail(&label) {
             writeln!(log, "fake: failing {label} as asked by REFINE_FAKE_FAIL")?;
+            if let Ok(line) = std::env::var("REFINE_FAKE_FAIL_SAYS") {
+                writeln!(log, "{line}")?;
+            }
             writeln!(log, "error: the recipe failed")?;
             return Ok(RunStatus::Failed(1));
         }

@@ -31,6 +31,8 @@ pub struct Suggestion {
 pub struct Catalog {
     hints: Vec<(HintRule, regex::Regex)>,
     headers: BTreeMap<String, Label>,
+    /// A program a pack installs (`[tools]`) → the pack.
+    tools: BTreeMap<String, Label>,
     /// C header → the Debian package that has it, and its source package.
     debian: BTreeMap<String, (String, Option<String>)>,
 }
@@ -51,6 +53,7 @@ impl Catalog {
         let ev = s.evaluated();
         let mut hints = Vec::new();
         let mut headers = BTreeMap::new();
+        let mut tools = BTreeMap::new();
         for f in ev.ws.files(&ev.db) {
             let lowered = crate::eval::lower_file(&ev.db, *f);
             for h in &lowered.hints {
@@ -60,6 +63,11 @@ impl Catalog {
             }
             for e in &lowered.headers {
                 headers
+                    .entry(e.header.clone())
+                    .or_insert(e.pack.value.clone());
+            }
+            for e in &lowered.tools {
+                tools
                     .entry(e.header.clone())
                     .or_insert(e.pack.value.clone());
             }
@@ -82,6 +90,7 @@ impl Catalog {
         Catalog {
             hints,
             headers,
+            tools,
             debian,
         }
     }
@@ -143,6 +152,39 @@ impl Catalog {
                                 },
                             )
                         }),
+                    }
+                }
+                HintFix::Tool => {
+                    let tool = ["tool", "tool2", "tool3"].into_iter().find_map(&group);
+                    match tool.as_ref().and_then(|t| Some((t, self.tools.get(t)?))) {
+                        // Had the pack and still did not find it: nothing to add.
+                        Some((_, pack)) if n.derivation().inputs.packs.contains(pack) => continue,
+                        Some((tool, pack)) => Suggestion {
+                            label: n.label().clone(),
+                            message: format!("the build ran `{tool}`, which {pack} installs"),
+                            edit: Some(format!(
+                                "add `packs = [\"{pack}\"]` to [{}.{}] ({origin})",
+                                wheel.kind.as_str(),
+                                wheel.name
+                            )),
+                            fix: import.clone().map(|i| {
+                                (
+                                    i,
+                                    Fix {
+                                        target: wheel.to_string(),
+                                        packs: vec![pack.to_string()],
+                                        why: format!("the build ran {tool}, which {pack} installs"),
+                                        ..Default::default()
+                                    },
+                                )
+                            }),
+                        },
+                        None => Suggestion {
+                            label: n.label().clone(),
+                            message: say(h.say.as_deref().unwrap_or("see the log")),
+                            edit: None,
+                            fix: None,
+                        },
                     }
                 }
                 HintFix::Header => {
@@ -596,7 +638,7 @@ mod rounds_tests {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|h| h["fix"].as_str() == Some("say"))
+            .filter(|h| matches!(h["fix"].as_str(), Some("say" | "tool")))
             .map(|h| {
                 (
                     regex::Regex::new(h["match"].as_str().unwrap()).unwrap(),

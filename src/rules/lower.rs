@@ -27,6 +27,8 @@ pub struct LoweredFile {
     pub catalog_loc: Option<Loc>,
     pub hints: Vec<HintRule>,
     pub headers: Vec<HeaderEntry>,
+    /// `[tools]`: a program a pack installs (its config tool) → the pack.
+    pub tools: Vec<HeaderEntry>,
     /// `[import]`, in a file `refine import` wrote.
     pub import: Option<ImportMeta>,
     pub diags: Vec<Diagnostic>,
@@ -34,7 +36,7 @@ pub struct LoweredFile {
 
 const TOP_KEYS: &[&str] = &[
     "sources", "images", "runtimes", "packs", "wheels", "repairs", "sets", "catalog", "hints",
-    "headers", "import",
+    "headers", "tools", "import",
 ];
 
 pub fn lower_file(file: &str, root: &Node) -> LoweredFile {
@@ -55,6 +57,10 @@ pub fn lower_file(file: &str, root: &Node) -> LoweredFile {
         }
         if entry.key == "headers" {
             lower_headers(file, &entry.value, &mut out.headers, &mut diags);
+            continue;
+        }
+        if entry.key == "tools" {
+            lower_tools(file, &entry.value, &mut out.tools, &mut diags);
             continue;
         }
         if entry.key == "import" {
@@ -1094,7 +1100,7 @@ fn lower_hints(file: &str, node: &Node, out: &mut Vec<HintRule>, diags: &mut Vec
             diags.push(
                 Diagnostic::error("a hint needs `match` and `fix`")
                     .at(loc)
-                    .hint("`match` is a regular expression over log lines; `fix` is \"header\", \"build-requirement\", \"env\" or \"say\""),
+                    .hint("`match` is a regular expression over log lines; `fix` is \"header\", \"tool\", \"build-requirement\", \"env\" or \"say\""),
             );
             continue;
         };
@@ -1108,6 +1114,7 @@ fn lower_hints(file: &str, node: &Node, out: &mut Vec<HintRule>, diags: &mut Vec
         }
         let fix = match fix.value.as_str() {
             "header" => HintFix::Header,
+            "tool" => HintFix::Tool,
             "build-requirement" => HintFix::BuildRequirement,
             "say" => HintFix::Say,
             "env" if env.is_empty() => {
@@ -1123,7 +1130,7 @@ fn lower_hints(file: &str, node: &Node, out: &mut Vec<HintRule>, diags: &mut Vec
                 diags.push(
                     Diagnostic::error(format!("unknown fix `{other}`"))
                         .at(fix.loc)
-                        .hint("fix is \"header\", \"build-requirement\", \"env\" or \"say\""),
+                        .hint("fix is \"header\", \"tool\", \"build-requirement\", \"env\" or \"say\""),
                 );
                 continue;
             }
@@ -1268,6 +1275,27 @@ fn lower_headers(file: &str, node: &Node, out: &mut Vec<HeaderEntry>, diags: &mu
         return;
     };
     let mut r = Reader::new(file, t, node.span, "[headers]", diags);
+    let keys: Vec<String> = t.entries.iter().map(|e| e.key.clone()).collect();
+    for key in keys {
+        if let Some(pack) = r.label(&key) {
+            out.push(HeaderEntry { header: key, pack });
+        }
+    }
+    r.finish(&[]);
+}
+
+/// `[tools]`: "krb5-config" = "//packs:krb5" (a program the pack installs,
+/// on PATH in the builds that have the pack).
+fn lower_tools(file: &str, node: &Node, out: &mut Vec<HeaderEntry>, diags: &mut Vec<Diagnostic>) {
+    let Value::Table(t) = &node.value else {
+        diags.push(
+            Diagnostic::error("`tools` must be a table of program = pack")
+                .at(Loc::new(file, node.span))
+                .hint("write `[tools]` then lines like `\"krb5-config\" = \"//packs:krb5\"`"),
+        );
+        return;
+    };
+    let mut r = Reader::new(file, t, node.span, "[tools]", diags);
     let keys: Vec<String> = t.entries.iter().map(|e| e.key.clone()).collect();
     for key in keys {
         if let Some(pack) = r.label(&key) {

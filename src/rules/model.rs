@@ -292,6 +292,10 @@ pub enum HintFix {
     /// `(?P<header>…)` is a missing C header: the pack that provides it
     /// (`[headers]`), else the Debian package (missing-headers.tsv).
     Header,
+    /// `(?P<tool>…)` (or `tool2`, `tool3`) is a program the build ran and
+    /// did not find (a library's config tool): the pack that installs it
+    /// (`[tools]`), else `say`.
+    Tool,
     /// `(?P<requirement>…)` is a PEP 508 build requirement the build
     /// wanted: pin one that satisfies it.
     BuildRequirement,
