@@ -23,6 +23,11 @@ const PACKS: &[&str] = &[
     "//packs:libpng",
     "//packs:freetype",
     "//packs:libpq",
+    // Written by `refine pack new`, then by hand (krb5's configure is in
+    // src/, it builds its libraries only; OpenLDAP's client libraries).
+    "//packs:krb5",
+    "//packs:cyrus-sasl2",
+    "//packs:openldap",
 ];
 
 fn targets() -> Vec<&'static str> {
@@ -128,6 +133,29 @@ fn packs_runtime_and_what_a_zlib_change_rebuilds() {
             "//packs:libpq",
             &["include/libpq-fe.h", "lib/libpq.so", "bin/pg_config"],
         ),
+        (
+            "//packs:krb5",
+            &[
+                "include/krb5.h",
+                "include/gssapi/gssapi.h",
+                "lib/libkrb5.so",
+                "lib/libgssapi_krb5.so",
+                "bin/krb5-config",
+            ],
+        ),
+        (
+            "//packs:cyrus-sasl2",
+            &["include/sasl/sasl.h", "lib/libsasl2.so"],
+        ),
+        (
+            "//packs:openldap",
+            &[
+                "include/ldap.h",
+                "include/lber.h",
+                "lib/libldap.so",
+                "lib/liblber.so",
+            ],
+        ),
     ] {
         let dir = tree_of(&store, &output_of(&first, l));
         for f in files {
@@ -229,6 +257,7 @@ fn packs_runtime_and_what_a_zlib_change_rebuilds() {
         "//packs:libxml2",
         "//packs:libxslt",
         "//packs:openssl",
+        "//packs:openldap",
         "//runtimes:cpython-3.11",
         "//wheels:markupsafe",
     ];
@@ -256,6 +285,7 @@ fn packs_runtime_and_what_a_zlib_change_rebuilds() {
         [
             "//packs:freetype",
             "//packs:libxslt",
+            "//packs:openldap",
             "//runtimes:cpython-3.11",
             "//wheels:markupsafe"
         ],
@@ -270,6 +300,8 @@ fn packs_runtime_and_what_a_zlib_change_rebuilds() {
         "//packs:lz4",
         "//packs:zstd",
         "//packs:libpq",
+        "//packs:krb5",
+        "//packs:cyrus-sasl2",
         "//wheels:six",
     ] {
         assert_eq!(p[l], "hit", "{l} does not need zlib");
