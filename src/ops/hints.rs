@@ -48,6 +48,40 @@ fn fill(text: &str, re: &regex::Regex, caps: &regex::Captures) -> String {
     t
 }
 
+/// The suggestion to give `wheel` the pack `pack`: said, as an edit of
+/// its rule (where `origin` says it is), and as a fix of its import when
+/// it has one (`--auto-apply`). `why` is the message, its backquotes
+/// dropped for the import's record.
+fn add_pack(
+    label: &Label,
+    wheel: &Label,
+    origin: &str,
+    import: Option<&String>,
+    pack: &Label,
+    why: String,
+) -> Suggestion {
+    Suggestion {
+        label: label.clone(),
+        edit: Some(format!(
+            "add `packs = [\"{pack}\"]` to [{}.{}] ({origin})",
+            wheel.kind.as_str(),
+            wheel.name
+        )),
+        fix: import.map(|i| {
+            (
+                i.clone(),
+                Fix {
+                    target: wheel.to_string(),
+                    packs: vec![pack.to_string()],
+                    why: why.replace('`', ""),
+                    ..Default::default()
+                },
+            )
+        }),
+        message: why,
+    }
+}
+
 impl Catalog {
     pub fn load(s: &Session) -> Catalog {
         let ev = s.evaluated();
@@ -159,26 +193,14 @@ impl Catalog {
                     match tool.as_ref().and_then(|t| Some((t, self.tools.get(t)?))) {
                         // Had the pack and still did not find it: nothing to add.
                         Some((_, pack)) if n.derivation().inputs.packs.contains(pack) => continue,
-                        Some((tool, pack)) => Suggestion {
-                            label: n.label().clone(),
-                            message: format!("the build ran `{tool}`, which {pack} installs"),
-                            edit: Some(format!(
-                                "add `packs = [\"{pack}\"]` to [{}.{}] ({origin})",
-                                wheel.kind.as_str(),
-                                wheel.name
-                            )),
-                            fix: import.clone().map(|i| {
-                                (
-                                    i,
-                                    Fix {
-                                        target: wheel.to_string(),
-                                        packs: vec![pack.to_string()],
-                                        why: format!("the build ran {tool}, which {pack} installs"),
-                                        ..Default::default()
-                                    },
-                                )
-                            }),
-                        },
+                        Some((tool, pack)) => add_pack(
+                            n.label(),
+                            &wheel,
+                            &origin,
+                            import.as_ref(),
+                            pack,
+                            format!("the build ran `{tool}`, which {pack} installs"),
+                        ),
                         None => Suggestion {
                             label: n.label().clone(),
                             message: say(h.say.as_deref().unwrap_or("see the log")),
@@ -193,30 +215,14 @@ impl Catalog {
                     };
                     match self.headers.get(&header) {
                         Some(pack) if n.derivation().inputs.packs.contains(pack) => continue,
-                        Some(pack) => Suggestion {
-                            label: n.label().clone(),
-                            message: format!(
-                                "the build did not find `{header}`: {pack} provides it"
-                            ),
-                            edit: Some(format!(
-                                "add `packs = [\"{pack}\"]` to [{}.{}] ({origin})",
-                                wheel.kind.as_str(),
-                                wheel.name
-                            )),
-                            fix: import.clone().map(|i| {
-                                (
-                                    i,
-                                    Fix {
-                                        target: wheel.to_string(),
-                                        packs: vec![pack.to_string()],
-                                        why: format!(
-                                            "the build did not find {header}: {pack} provides it"
-                                        ),
-                                        ..Default::default()
-                                    },
-                                )
-                            }),
-                        },
+                        Some(pack) => add_pack(
+                            n.label(),
+                            &wheel,
+                            &origin,
+                            import.as_ref(),
+                            pack,
+                            format!("the build did not find `{header}`: {pack} provides it"),
+                        ),
                         None => match self.debian.get(&header) {
                             Some((pkg, src)) => {
                                 let image = n

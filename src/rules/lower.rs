@@ -56,11 +56,13 @@ pub fn lower_file(file: &str, root: &Node) -> LoweredFile {
             continue;
         }
         if entry.key == "headers" {
-            lower_headers(file, &entry.value, &mut out.headers, &mut diags);
+            let what = ("headers", "header", "\"yaml.h\" = \"//packs:libyaml\"");
+            lower_pack_table(file, &entry.value, what, &mut out.headers, &mut diags);
             continue;
         }
         if entry.key == "tools" {
-            lower_tools(file, &entry.value, &mut out.tools, &mut diags);
+            let what = ("tools", "program", "\"krb5-config\" = \"//packs:krb5\"");
+            lower_pack_table(file, &entry.value, what, &mut out.tools, &mut diags);
             continue;
         }
         if entry.key == "import" {
@@ -1264,38 +1266,26 @@ pub fn lower_import(file: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Opt
     (diags.len() == before).then_some(meta)
 }
 
-/// `[headers]`: "yaml.h" = "//packs:libyaml".
-fn lower_headers(file: &str, node: &Node, out: &mut Vec<HeaderEntry>, diags: &mut Vec<Diagnostic>) {
+/// `[headers]` ("yaml.h" = "//packs:libyaml": a C header and the pack
+/// that provides it) and `[tools]` ("krb5-config" = "//packs:krb5": a
+/// program a pack installs, on PATH in the builds that have the pack).
+fn lower_pack_table(
+    file: &str,
+    node: &Node,
+    (table, what, example): (&str, &str, &str),
+    out: &mut Vec<HeaderEntry>,
+    diags: &mut Vec<Diagnostic>,
+) {
     let Value::Table(t) = &node.value else {
         diags.push(
-            Diagnostic::error("`headers` must be a table of header = pack")
+            Diagnostic::error(format!("`{table}` must be a table of {what} = pack"))
                 .at(Loc::new(file, node.span))
-                .hint("write `[headers]` then lines like `\"yaml.h\" = \"//packs:libyaml\"`"),
+                .hint(format!("write `[{table}]` then lines like `{example}`")),
         );
         return;
     };
-    let mut r = Reader::new(file, t, node.span, "[headers]", diags);
-    let keys: Vec<String> = t.entries.iter().map(|e| e.key.clone()).collect();
-    for key in keys {
-        if let Some(pack) = r.label(&key) {
-            out.push(HeaderEntry { header: key, pack });
-        }
-    }
-    r.finish(&[]);
-}
-
-/// `[tools]`: "krb5-config" = "//packs:krb5" (a program the pack installs,
-/// on PATH in the builds that have the pack).
-fn lower_tools(file: &str, node: &Node, out: &mut Vec<HeaderEntry>, diags: &mut Vec<Diagnostic>) {
-    let Value::Table(t) = &node.value else {
-        diags.push(
-            Diagnostic::error("`tools` must be a table of program = pack")
-                .at(Loc::new(file, node.span))
-                .hint("write `[tools]` then lines like `\"krb5-config\" = \"//packs:krb5\"`"),
-        );
-        return;
-    };
-    let mut r = Reader::new(file, t, node.span, "[tools]", diags);
+    let name = format!("[{table}]");
+    let mut r = Reader::new(file, t, node.span, &name, diags);
     let keys: Vec<String> = t.entries.iter().map(|e| e.key.clone()).collect();
     for key in keys {
         if let Some(pack) = r.label(&key) {
