@@ -295,8 +295,8 @@ fn the_sandbox_plan_is_exactly_this() {
 
 /// The floor's `cc` (recipes/lib/common.sh) hands Zig what GCC would have
 /// handed GNU ld: `-Wl,-h,NAME` as `-soname`, a version script given after
-/// a bare `-Wl,--version-script`, an object file named `.so` (krb5's) under
-/// a name ending in `.o`; it adds `-O2` to a link with no `-O`, and leaves
+/// a bare `-Wl,--version-script` (libtool's `-Wl,FILE` after it as it
+/// was), an object file named `.so` (krb5's) under a name ending in `.o`; it adds `-O2` to a link with no `-O`, and leaves
 /// everything else as it was. Zig here is a script that writes its
 /// arguments down.
 #[test]
@@ -327,7 +327,7 @@ fn the_floor_wrapper_hands_zig_what_gnu_ld_would_have_taken() {
     let out = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!(
-            ". {}; floor_toolchain; cd {}; cc -shared -fPIC -Wl,-h,libk.so.0 -o libk.so.0.1 threads.so libz.so -Wl,--version-script k.versions -lresolv",
+            ". {}; floor_toolchain; cd {}; cc -shared -fPIC -Wl,-h,libk.so.0 -o libk.so.0.1 threads.so libz.so -Wl,--version-script k.versions -Wl,--version-script -Wl,libffi.map -lresolv",
             common.display(),
             d.display()
         ))
@@ -378,6 +378,8 @@ fn the_floor_wrapper_hands_zig_what_gnu_ld_would_have_taken() {
         [
             "libz.so",
             "-Wl,--version-script,k.versions",
+            "-Wl,--version-script",
+            "-Wl,libffi.map",
             "-lresolv",
             "-idirafter",
             "/usr/include",

@@ -64,8 +64,14 @@ for a in "\$@"; do
     shift
     # A version script given after a bare -Wl,--version-script (krb5's
     # makefiles: GCC hands the next word to the linker as an input file,
-    # Zig does not).
-    if [ -n "\$vscript" ]; then a="-Wl,--version-script,\$a"; vscript=; fi
+    # Zig does not); libtool's -Wl,--version-script -Wl,FILE stays so.
+    if [ -n "\$vscript" ]; then
+        vscript=
+        case "\$a" in
+            -Wl,*) set -- "\$@" -Wl,--version-script ;;
+            *) a="-Wl,--version-script,\$a" ;;
+        esac
+    fi
     case "\$a" in
         -Wl,--version-script) vscript=yes; continue ;;
         --target=*|-target=*) continue ;;
