@@ -235,13 +235,21 @@ fn s390x_wheels_build_repair_and_work_in_a_clean_container() {
     for p in ["xz", "uname"] {
         assert!(!early.contains(&p), "{p} native early: {}", log.stdout);
     }
-    // dpkg-deb and Python stood in for the target's while the image was
-    // made (decompressing every package, byte-compiling in maintainer
-    // scripts), and the image ends with the target's own: only dash's
-    // diversions, nothing of the stand-ins left.
+    // dpkg and its helpers (taking s390x for their own) and Python stood
+    // in for the target's while the image was made (unpacking and
+    // decompressing every package, byte-compiling in maintainer scripts),
+    // dpkg's from the Essential packages' install on, and the image ends
+    // with the target's own: only dash's diversions, nothing of the
+    // stand-ins left.
+    assert!(
+        log.line_with("the host's programs, native while the Essential packages are installed:")
+            .ends_with(" dpkg dpkg-deb dpkg-split dpkg-query dpkg-divert dpkg-trigger update-alternatives"),
+        "{}",
+        log.stdout
+    );
     assert!(
         log.line_with("the host's programs, native while the image is made:")
-            .ends_with("/usr/bin/dpkg-deb /usr/bin/python3.11"),
+            .ends_with(" /usr/bin/dpkg /usr/bin/dpkg-deb /usr/bin/dpkg-split /usr/bin/dpkg-query /usr/bin/dpkg-divert /usr/bin/dpkg-trigger /usr/bin/update-alternatives /usr/bin/python3.11"),
         "{}",
         log.stdout
     );
@@ -250,11 +258,18 @@ fn s390x_wheels_build_repair_and_work_in_a_clean_container() {
         &image,
         "s390x",
         &[],
-        "file -L /usr/bin/python3.11 /usr/bin/dpkg-deb /usr/lib/refine/host/bin/python3.11; dpkg-divert --list; \
-         ls /usr/bin/*.refine-target /tmp 2>&1; python3 -c 'import platform; print(platform.machine())'",
+        "file -L /usr/bin/python3.11 /usr/bin/dpkg /usr/bin/dpkg-deb /usr/bin/dpkg-query /usr/bin/update-alternatives \
+         /usr/lib/refine/host/bin/python3.11; dpkg-divert --list; ls /usr/local/bin; \
+         ls /usr/bin/*.refine-target /tmp /.refine-early 2>&1; python3 -c 'import platform; print(platform.machine())'",
     );
     assert!(ok, "{out}\n{err}");
-    for exe in ["/usr/bin/python3.11", "/usr/bin/dpkg-deb"] {
+    for exe in [
+        "/usr/bin/python3.11",
+        "/usr/bin/dpkg",
+        "/usr/bin/dpkg-deb",
+        "/usr/bin/dpkg-query",
+        "/usr/bin/update-alternatives",
+    ] {
         assert!(
             out.lines()
                 .any(|l| l.starts_with(&format!("{exe}:")) && l.contains("IBM S/390")),
@@ -280,7 +295,10 @@ fn s390x_wheels_build_repair_and_work_in_a_clean_container() {
         "{out}"
     );
     assert!(
-        out.contains("No such file or directory") && !out.contains("refine-stand-in"),
+        out.contains("'/usr/bin/*.refine-target': No such file or directory")
+            && out.contains("'/.refine-early': No such file or directory")
+            && !out.contains("refine-stand-in")
+            && !out.contains("\ndpkg\n"),
         "a stand-in left behind: {out}"
     );
     assert!(out.trim_end().ends_with("s390x"), "{out}");
@@ -676,11 +694,12 @@ fn output_digest(ws: &common::Ws, store: &Path, label: &str) -> String {
 }
 
 /// The hybrid images' early hooks only make the image faster: the extract
-/// hook sets the host's dpkg-deb in for the Essential packages' install,
+/// hook sets the host's dpkg and its helpers (taking the target's
+/// architecture for their own) in for the Essential packages' install,
 /// the essential hook puts the host's programs in place before the
 /// remaining packages' maintainer scripts run (bringing forward what the
-/// customize hook does) and sets the host's dpkg-deb and python3.11 in for
-/// the target's while those are unpacked and configured
+/// customize hook does) and sets the host's dpkg programs and python3.11
+/// in for the target's while those are unpacked and configured
 /// (`cross.stand_in`), which the customize hook takes back out. Built
 /// without both (an mmdebstrap wrapper drops `--extract-hook` and
 /// `--essential-hook`), each image is the same bytes. Six image builds

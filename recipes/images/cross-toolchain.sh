@@ -63,6 +63,42 @@ download() {
     (cd "$dir" && APT_CONFIG=${MMDEBSTRAP_APT_CONFIG:?the hook runs under mmdebstrap} apt-get download -q "$@")
 }
 
+# The host's dpkg programs take the target's architecture for their own.
+# dpkg's native architecture is compiled in (its `ARCHITECTURE`, and the
+# version banner `1.21.23 (amd64)`), and dpkg 1.21 reads no setting for it;
+# a dpkg that takes itself for amd64 keeps a foreign package's records
+# under arch-qualified names (`libc6:s390x.list`) and answers
+# `--print-architecture` with the host's. The host's build of the same
+# version of the same source differs from the target's in exactly those two
+# strings, so FILE gets the target's name in both, in place (the names
+# must be as long: amd64, arm64 and s390x are). A program that names no
+# architecture (update-alternatives) is left as it is; one that names it
+# other than once in each place is refused.
+as_target_arch() {
+    [ "$REFINE_HOST_ARCH" != "$2" ] || return 0
+    if [ "${#REFINE_HOST_ARCH}" -ne "${#2}" ]; then
+        echo "cross-toolchain.sh: the host's ${1##*/} cannot stand in for the target's: its architecture $REFINE_HOST_ARCH is not as long a name as $2 (take it out of cross.stand_in)" >&2
+        exit 1
+    fi
+    FROM=$REFINE_HOST_ARCH TO=$2 perl -0777 -i -pe '
+        my ($f, $t) = ($ENV{FROM}, $ENV{TO});
+        my $n = s/\0\Q$f\E\0/\0$t\0/g;
+        my $m = s/ \(\Q$f\E\)\0/ ($t)\0/g;
+        die "cross-toolchain.sh: $ARGV names the architecture $n and $m times, not once each\n"
+            unless ($n == 1 && $m == 1) || ($n == 0 && $m == 0);' "$1"
+}
+
+# FILE's ELF interpreter (the host's loader, $loader) rewritten in place
+# as PATH, which must be no longer (the rest of the field is zeroes).
+set_interp() {
+    OLD=$loader NEW=$2 perl -0777 -i -pe '
+        my ($o, $n) = ($ENV{OLD}, $ENV{NEW});
+        die "cross-toolchain.sh: $n is longer than $o\n" if length($n) > length($o);
+        my $to = $n . ("\0" x (length($o) - length($n)));
+        my $c = s/\Q$o\E\0/$to\0/g;
+        die "cross-toolchain.sh: $ARGV names its loader $c times, not once\n" unless $c == 1;' "$1"
+}
+
 # bash's compiled-in HOSTTYPE and MACHTYPE as an export line, asked of the
 # image's bash while it is still the target's.
 target_bash_types() {
@@ -152,15 +188,18 @@ native_programs() {
 }
 
 # The host's programs of REFINE_STAND_IN, from the essential hook until the
-# customize hook (after installed_packages). dpkg runs dpkg-deb (found through apt's DPkg::Path) to
-# decompress every package it unpacks, and the Python packages'
-# maintainer scripts byte-compile with /usr/bin/python3.11 (py3compile,
-# py_compile): under emulation that is most of unpacking and a third of
-# configuring. Each PATH is diverted (`dpkg-divert --local`: the target's
-# file, now or when its package is unpacked later, goes to
+# customize hook (after installed_packages). apt (the host's, outside the
+# image) has the image's dpkg install the remaining packages; dpkg runs
+# dpkg-deb (found through apt's DPkg::Path) to decompress every package it
+# unpacks, the maintainer scripts ask dpkg-query, dpkg-divert,
+# dpkg-trigger and update-alternatives, and the Python packages' byte-compile with
+# /usr/bin/python3.11 (py3compile, py_compile): emulated, that was most of
+# the image's time. The dpkg programs take the target's architecture for
+# their own (as_target_arch). Each PATH is diverted (a local diversion:
+# the target's file, now or when its package is unpacked later, goes to
 # PATH.refine-target) and the host's program put there; stand_ins_end
-# takes it out and the diversion back, which puts the target's file in
-# place, and restores dpkg's two records of diversions byte for byte. The
+# takes it out, puts the target's file back in place, and restores dpkg's
+# two records of diversions byte for byte. The
 # image therefore ends as it would without them (the opt-in test of
 # tests/s390x.rs compares). The host's program is the same version of the
 # same source as the target's (Python's bytecode is the same bytes from
@@ -175,7 +214,9 @@ stand_ins_start() {
         if [ -e "$root/var/lib/dpkg/$f" ]; then cp "$root/var/lib/dpkg/$f" "$state/$f"; fi
     done
     pkgs=
-    for s in $REFINE_STAND_IN; do pkgs="$pkgs ${s%%:*}:$REFINE_HOST_ARCH"; done
+    for s in $REFINE_STAND_IN; do
+        case " $pkgs " in *" ${s%%:*}:$REFINE_HOST_ARCH "*) ;; *) pkgs="$pkgs ${s%%:*}:$REFINE_HOST_ARCH" ;; esac
+    done
     # shellcheck disable=SC2086
     download "$state/debs" $pkgs
     for d in "$state"/debs/*.deb; do
@@ -191,33 +232,40 @@ stand_ins_start() {
         dpkg-deb -x "$d" "$state/files"
     done
     : > "$state/placed"
+    # Each diverted by hand in dpkg's record of diversions (three lines:
+    # the path, where the package's file goes instead, `:` for a local
+    # diversion): what `dpkg-divert --local --no-rename --add` writes,
+    # without an emulated dpkg-divert for each. The rename by hand too.
     for s in $REFINE_STAND_IN; do
         path=${s#*:}
         [ -f "$state/files$path" ] || { echo "cross-toolchain.sh: the host's ${s%%:*} has no $path" >&2; exit 1; }
+        case "$s" in dpkg:*) as_target_arch "$state/files$path" "$tarch" ;; esac
         if chroot "$root" "$loader" --list "/tmp/refine-stand-in/files$path" 2>&1 | grep -q 'not found'; then
             chroot "$root" "$loader" --list "/tmp/refine-stand-in/files$path" >&2 || true
             echo "cross-toolchain.sh: the host's $path needs a library the image lacks: add its :{host} package to cross.packages" >&2
             exit 1
         fi
-        # The rename by hand (dpkg-divert warns before renaming an
-        # Essential package's file, which is the point here).
-        chroot "$root" dpkg-divert --quiet --local --no-rename --divert "$path.refine-target" --add "$path"
+        printf '%s\n%s\n:\n' "$path" "$path.refine-target" >> "$root/var/lib/dpkg/diversions"
         if [ -e "$root$path" ]; then mv "$root$path" "$root$path.refine-target"; fi
         cat "$state/files$path" > "$root$path"
         chmod 755 "$root$path"
         printf '%s\n' "$path" >> "$state/placed"
     done
+    case " $REFINE_STAND_IN " in
+        *" dpkg:/usr/bin/dpkg "*) [ "$(chroot "$root" dpkg --print-architecture)" = "$tarch" ] ||
+            { echo "cross-toolchain.sh: the host's dpkg does not take $tarch for its own" >&2; exit 1; } ;;
+    esac
     rm -rf "$state/debs" "$state/files"
     echo "cross-toolchain.sh: the host's programs, native while the image is made:" $(cat "$state/placed")
 }
 
-# The target's own programs back where stand_ins_start put the host's.
+# The target's own programs back where stand_ins_start put the host's, and
+# dpkg's two records of diversions as they were, byte for byte.
 stand_ins_end() {
     state=$root/tmp/refine-stand-in
     [ -f "$state/placed" ] || { rm -rf "$state"; return 0; }
     while IFS= read -r path; do
         rm -f "$root$path"
-        chroot "$root" dpkg-divert --quiet --local --no-rename --remove "$path"
         if [ -e "$root$path.refine-target" ]; then mv "$root$path.refine-target" "$root$path"; fi
     done < "$state/placed"
     for f in diversions diversions-old; do
@@ -321,15 +369,25 @@ PREF
 fi
 
 # The Essential packages' install (mmdebstrap's `chroot ROOT dpkg --install`,
-# with its own PATH, /usr/local/bin first) takes every package apart with
-# dpkg-deb too. Before it, the image's library directories are not merged
-# yet (usrmerge converts them during that install), so the host's
-# dpkg-deb runs from a directory of its own with its own loader and
-# libraries, through a wrapper at /usr/local/bin/dpkg-deb; the essential
-# hook (or, without it, the customize hook) removes both.
-early_private=/usr/local/lib/refine-stand-in
-early_dpkg_deb_start() {
-    case " ${REFINE_STAND_IN:-} " in *" dpkg:/usr/bin/dpkg-deb "*) ;; *) return 0 ;; esac
+# with its own PATH, /usr/local/bin first) runs dpkg, which takes every
+# package apart with dpkg-split and dpkg-deb (three programs a package), and
+# maintainer scripts that ask dpkg-query, dpkg-divert and
+# update-alternatives. Before it, the image's library directories are not
+# merged yet (usrmerge converts them during that install), so the host's
+# programs of REFINE_STAND_IN from the dpkg package run with a loader and
+# libraries of their own, in /.refine-early: each program's loader is that
+# one (its ELF interpreter's path rewritten in place, a shorter one), and
+# /usr/local/bin/dpkg is a wrapper that sets LD_LIBRARY_PATH to that
+# directory for dpkg and everything it runs; the others are in
+# /usr/local/bin themselves, so that no emulated shell starts for each.
+# The essential hook (or, without it, the customize hook) removes them.
+early_private=/.refine-early
+early_stand_ins_start() {
+    names=
+    for s in ${REFINE_STAND_IN:-}; do
+        case "$s" in dpkg:/usr/bin/*) names="$names ${s#dpkg:/usr/bin/}" ;; esac
+    done
+    [ -n "$names" ] || return 0
     stage=$root/tmp/refine-extract
     rm -rf "$stage"
     # /usr/local/bin is not there yet: base-files makes it (0755) when it is
@@ -353,33 +411,49 @@ early_dpkg_deb_start() {
         fi
         dpkg-deb -x "$d" "$stage/files"
     done
-    cp "$stage/files/usr/bin/dpkg-deb" "$root$early_private/dpkg-deb"
-    cp -L "$stage/files$loader" "$root$early_private/"
+    cp -L "$stage/files$loader" "$root$early_private/ld.so"
     for f in "$stage"/files/lib/"$REFINE_HOST_TRIPLET"/*.so* "$stage"/files/usr/lib/"$REFINE_HOST_TRIPLET"/*.so*; do
         [ -f "$f" ] && cp -L "$f" "$root$early_private/"
     done
-    ld=$early_private/$(basename "$loader")
-    printf '#!/bin/sh\n# refine: the host'"'"'s dpkg-deb while the Essential packages are installed\nexec %s --library-path %s %s/dpkg-deb "$@"\n' \
-        "$ld" "$early_private" "$early_private" > "$root/usr/local/bin/dpkg-deb"
-    chmod 755 "$root/usr/local/bin/dpkg-deb"
+    : > "$root$early_private/.names"
+    for name in $names; do
+        [ -f "$stage/files/usr/bin/$name" ] || { echo "cross-toolchain.sh: the host's dpkg has no /usr/bin/$name" >&2; exit 1; }
+        dest=/usr/local/bin/$name
+        [ "$name" = dpkg ] && dest=$early_private/dpkg
+        cp "$stage/files/usr/bin/$name" "$root$dest"
+        as_target_arch "$root$dest" "$tarch"
+        set_interp "$root$dest" "$early_private/ld.so"
+        chmod 755 "$root$dest"
+        printf '%s\n' "$name" >> "$root$early_private/.names"
+    done
+    printf '#!/bin/sh\n# refine: the host'"'"'s dpkg while the Essential packages are installed\nexport LD_LIBRARY_PATH=%s\nexec %s/dpkg "$@"\n' \
+        "$early_private" "$early_private" > "$root/usr/local/bin/dpkg"
+    chmod 755 "$root/usr/local/bin/dpkg"
     rm -rf "$stage"
-    chroot "$root" /usr/local/bin/dpkg-deb --version | head -n 1
+    case " $names " in
+        *" dpkg "*) [ "$(chroot "$root" /usr/local/bin/dpkg --print-architecture)" = "$tarch" ] ||
+            { echo "cross-toolchain.sh: the host's dpkg does not take $tarch for its own" >&2; exit 1; } ;;
+    esac
+    echo "cross-toolchain.sh: the host's programs, native while the Essential packages are installed:$names"
 }
 
-# Nothing of early_dpkg_deb_start left in the image.
-early_dpkg_deb_end() {
+# Nothing of early_stand_ins_start left in the image.
+early_stand_ins_end() {
     if [ -d "$root$early_private" ]; then
-        rm -rf "$root$early_private" "$root/usr/local/bin/dpkg-deb"
+        while IFS= read -r name; do
+            rm -f "$root/usr/local/bin/$name"
+        done < "$root$early_private/.names"
+        rm -rf "$root$early_private"
     fi
 }
 
 if [ "$phase" = extract ]; then
-    early_dpkg_deb_start
+    early_stand_ins_start
     exit 0
 fi
 
 if [ "$phase" = essential ]; then
-    early_dpkg_deb_end
+    early_stand_ins_end
     [ -n "${REFINE_NATIVE:-}" ] || exit 0
     # bash's compiled-in HOSTTYPE and MACHTYPE, from the target's bash
     # while it is still the target's (see the customize phase).
@@ -430,7 +504,7 @@ fi
 # Every package is in: the target's programs back where the essential hook
 # put stand-ins (and, in a run without the essential hook, nothing of the
 # extract hook's left).
-early_dpkg_deb_end
+early_stand_ins_end
 stand_ins_end
 installed_packages
 keep_host
