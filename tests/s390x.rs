@@ -243,7 +243,9 @@ fn s390x_wheels_build_repair_and_work_in_a_clean_container() {
     // stand-ins left.
     assert!(
         log.line_with("the host's programs, native while the Essential packages are installed:")
-            .ends_with(" dpkg dpkg-deb dpkg-split dpkg-query dpkg-divert dpkg-trigger update-alternatives"),
+            .ends_with(
+                " dpkg dpkg-deb dpkg-split dpkg-query dpkg-divert dpkg-trigger update-alternatives"
+            ),
         "{}",
         log.stdout
     );
