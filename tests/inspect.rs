@@ -416,3 +416,29 @@ default_build_requires = false
     );
     assert!(bad.stderr.contains("did not reproduce"), "{}", bad.stderr);
 }
+
+/// A command that only prints ends quietly when its reader goes away
+/// (`refine graph … | head`), killed by SIGPIPE as a Unix tool is, not
+/// with a panic about a broken pipe.
+#[test]
+fn a_printing_command_whose_reader_is_gone_ends_without_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    let ws = shipped();
+    let store = ws.root().join("store");
+    for args in [
+        &["graph", "--format", "json", "//..."][..],
+        &["query", "deps(//...)"][..],
+    ] {
+        let mut c = ws.cmd_in(&store);
+        c.args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        // No reader from the start: its first write finds the pipe closed.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{args:?}: {err}");
+    }
+}

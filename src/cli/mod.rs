@@ -180,6 +180,18 @@ pub enum Command {
     Graph(inspect::GraphCmd),
 }
 
+/// SIGPIPE back to the system's default (Rust's runtime ignores it). The
+/// one use of `unsafe` outside tests: no safe wrapper resets a signal's
+/// disposition (cargo does the same, for the same reason).
+#[allow(unsafe_code)]
+fn default_sigpipe() {
+    // SAFETY: signal(2) with SIG_DFL installs no handler; it runs at the
+    // start of a command, before any thread that writes to a pipe.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Run a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     let p = Printer::new(cli.global.json, cli.global.quiet);
@@ -190,6 +202,23 @@ pub fn run(cli: Cli) -> i32 {
             return e.class.exit_code();
         }
     };
+    // Commands that only print (and start no server and feed no child
+    // process) end quietly when what reads their output goes away, as a
+    // Unix tool does (`refine log //x | head`): SIGPIPE as the system
+    // default. Elsewhere it stays ignored, so that a closed pipe to a
+    // child is an error refine reports (sockets use MSG_NOSIGNAL anyway).
+    if matches!(
+        cli.command,
+        Command::Log(_)
+            | Command::Hash(_)
+            | Command::History(_)
+            | Command::Plan(_)
+            | Command::Query(_)
+            | Command::Graph(_)
+            | Command::Explain(_)
+    ) {
+        default_sigpipe();
+    }
     let r: Result<Exit> = match &cli.command {
         Command::Build(c) => build::run(c, &opts, &p),
         Command::Doctor(c) => doctor::run(c, &opts, &p),

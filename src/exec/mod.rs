@@ -12,6 +12,7 @@ pub mod fake;
 pub mod host;
 pub mod interrupt;
 pub mod podman;
+pub mod scratch;
 pub mod seccomp;
 pub mod spec;
 

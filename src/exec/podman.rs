@@ -274,15 +274,16 @@ impl Executor for Podman {
     ) -> Result<RunStatus, ExecError> {
         let argv = req.mmdebstrap_argv(&out_tar.to_string_lossy());
         // mmdebstrap makes its root (with proc, sys and dev mounted in it)
-        // under TMPDIR: here, beside the output, so that whatever becomes
-        // of mmdebstrap, refine finds and releases it.
-        let scratch = out_tar
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("mmdebstrap-tmp");
-        std::fs::create_dir_all(&scratch)?;
-        let status = self.run_mmdebstrap(req, &argv, &scratch, log);
-        crate::store::mounts::release(&scratch);
+        // under TMPDIR: in memory when there is room, else beside the
+        // output; named for this process either way, so that whatever
+        // becomes of mmdebstrap (or of refine), it is found and released.
+        let scratch = super::scratch::image_scratch(out_tar.parent().unwrap_or(Path::new(".")))?;
+        {
+            use std::io::Write;
+            log.write_all(scratch.note.as_bytes())?;
+        }
+        let status = self.run_mmdebstrap(req, &argv, &scratch.dir, log);
+        crate::store::mounts::release(&scratch.dir);
         status
     }
 
