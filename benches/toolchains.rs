@@ -13,7 +13,9 @@
 //! node's time is its own. `REFINE_BENCH_MODES` (comma-separated: native,
 //! hybrid, hybrid-target, emulated) runs only some of them: a change to the hybrid images
 //! changes no emulated key, so the emulated column of an earlier run still
-//! describes the same derivations. Prints a table for docs/BENCHMARKS.md.
+//! describes the same derivations. Prints a table for docs/BENCHMARKS.md;
+//! a wheel whose hybrid build ran its hooks in the target's Python after
+//! all (compiled build requirements: maturin, cffi) is marked †.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -29,6 +31,10 @@ const TARGETS: &[&str] = &[
     "//wheels:cffi",
     "//packs:openssl",
     "//runtimes:cpython-3.11",
+    // The Rust flagships (maturin and PyO3; cryptography against the
+    // OpenSSL pack), in //images:bookworm-rust.
+    "//wheels:rpds-py",
+    "//wheels:cryptography",
 ];
 
 fn main() {
@@ -66,6 +72,7 @@ fn main() {
     let only = list("REFINE_BENCH_MODES");
     let mut table: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::new();
     let mut totals = vec![f64::NAN; modes.len()];
+    let mut fallback = std::collections::BTreeSet::new();
     for (n, (name, flags)) in modes.iter().enumerate() {
         let short = name.split(' ').next().unwrap_or_default();
         if only.as_ref().is_some_and(|o| !o.iter().any(|m| m == short)) {
@@ -105,11 +112,36 @@ fn main() {
             }
             let secs = (e["verdict"] == "built")
                 .then(|| e["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0);
+            // Which interpreter ran the wheel's hooks (a hybrid build in
+            // the host's falls back to the target's where it must: its
+            // log says so).
+            if secs.is_some() && label.starts_with("//wheels:") && short == "hybrid" {
+                let log = Command::new(env!("CARGO_BIN_EXE_refine"))
+                    .arg("--workspace")
+                    .arg(repo)
+                    .arg("--store")
+                    .arg(&store)
+                    .args(flags)
+                    .args(["log", &label])
+                    .env_remove("REFINE_EXECUTOR")
+                    .output()
+                    .unwrap();
+                let log = String::from_utf8_lossy(&log.stdout);
+                if log.contains("frontend python: the target's") {
+                    fallback.insert(label.clone());
+                }
+            }
             let row = table
                 .entry(label)
                 .or_insert_with(|| vec![None; modes.len()]);
             row[n] = secs;
         }
+    }
+    if !fallback.is_empty() {
+        println!(
+            "† the hybrid build's hooks fell back to the target's Python (its log says why): {}\n",
+            fallback.iter().cloned().collect::<Vec<_>>().join(", ")
+        );
     }
     println!(
         "| target | native x86_64 | hybrid s390x (host's Python) | hybrid s390x (target's Python) | emulated s390x | hybrid / native | hybrid, target's Python / native | emulated / hybrid |"
@@ -121,8 +153,9 @@ fn main() {
         _ => "-".into(),
     };
     for (label, row) in &table {
+        let mark = if fallback.contains(label) { " †" } else { "" };
         println!(
-            "| `{label}` | {} | {} | {} | {} | {} | {} | {} |",
+            "| `{label}` | {} | {}{mark} | {} | {} | {} | {} | {} |",
             f(row[0]),
             f(row[1]),
             f(row[2]),
