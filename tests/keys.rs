@@ -520,11 +520,11 @@ fn the_native_programs_of_a_hybrid_image_are_in_its_key() {
 #[test]
 fn the_stand_ins_of_a_hybrid_image_are_in_its_key() {
     hybrid_only_field(
-        "\"dpkg:/usr/bin/dpkg-deb\", \"python3.11-minimal:/usr/bin/python3.11\"]\n# The host's programs the image keeps",
-        "\"dpkg:/usr/bin/dpkg-deb\"]\n# The host's programs the image keeps",
-        "cross.stand_in = [\"dpkg:/usr/bin/dpkg-deb\"]",
-        "cross.stand_in = [\"dpkg:usr/bin/dpkg-deb\"]",
-        "`dpkg:usr/bin/dpkg-deb` in `stand_in` is not PACKAGE:/PATH",
+        "\"dpkg:/usr/bin/update-alternatives\",\n    \"python3.11-minimal:/usr/bin/python3.11\",\n]\n# The host's programs the image keeps",
+        "\"dpkg:/usr/bin/update-alternatives\",\n]\n# The host's programs the image keeps",
+        "\"dpkg:/usr/bin/dpkg\", \"dpkg:/usr/bin/dpkg-deb\",",
+        "\"dpkg:usr/bin/dpkg\", \"dpkg:/usr/bin/dpkg-deb\",",
+        "`dpkg:usr/bin/dpkg` in `stand_in` is not PACKAGE:/PATH",
     );
 }
 

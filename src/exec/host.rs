@@ -479,6 +479,20 @@ fn space_check(free: u64, store: &Path, p: &Path) -> Check {
     }
 }
 
+/// A field of /proc/meminfo (`MemTotal`, `MemAvailable`…), in bytes.
+pub fn meminfo(field: &str) -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -99,21 +99,7 @@ fn memory_room(dir: &Path) -> Option<u64> {
         return None;
     }
     let free = (fs.f_bavail as u64).saturating_mul(fs.f_bsize as u64);
-    (free >= MIN_FREE && mem_available()? >= MIN_AVAILABLE).then_some(free)
-}
-
-/// MemAvailable of /proc/meminfo, in bytes.
-fn mem_available() -> Option<u64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kib: u64 = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
+    (free >= MIN_FREE && super::host::meminfo("MemAvailable")? >= MIN_AVAILABLE).then_some(free)
 }
 
 const PREFIX: &str = "refine-";

@@ -722,16 +722,7 @@ fn default_cpus() -> Option<String> {
 /// but never under 2 GiB (numpy's build needs about that), nor over three
 /// quarters of the machine.
 fn default_memory(jobs: usize) -> Option<String> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kib: u64 = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    let usable = kib * 1024 / 4 * 3;
+    let usable = crate::exec::host::meminfo("MemTotal")? / 4 * 3;
     let each = (usable / jobs.max(1) as u64).max(2 << 30).min(usable);
     Some(format!("{}m", each >> 20))
 }
