@@ -77,6 +77,34 @@ fn doctor_passes_here_and_names_what_a_new_machine_lacks() {
         _ => panic!("store-space: {space}"),
     }
 
+    // Where images are made: in memory on this machine (a tmpfs /dev/shm
+    // with room), on disk when told.
+    let scratch = checks
+        .iter()
+        .find(|c| c["name"] == "image-scratch")
+        .unwrap_or_else(|| panic!("no image-scratch check: {}", r.stdout));
+    assert_eq!(scratch["status"], "ok", "{scratch}");
+    assert!(
+        scratch["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("images are made in memory (/dev/shm, a tmpfs, ")),
+        "{scratch}"
+    );
+    let r: Run = ws
+        .cmd()
+        .env("REFINE_IMAGE_SCRATCH", "store")
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap()
+        .into();
+    assert!(
+        r.events().iter().any(|e| e["name"] == "image-scratch"
+            && e["detail"]
+                == "images are made on disk, beside the store (REFINE_IMAGE_SCRATCH=store)"),
+        "{}",
+        r.stdout
+    );
+
     // Without arch-test: named, with the command that installs it, exit 3.
     let shim = tempfile::tempdir().unwrap();
     let path = path_without("arch-test", shim.path());

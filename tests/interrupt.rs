@@ -114,8 +114,9 @@ fn sigterm_to_serve_during_an_image_build_leaves_nothing_behind() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 202);
     let real = store.path().canonicalize().unwrap();
+    let roots = ImageRoots::of(&real, server.pid());
     wait_until("mmdebstrap's mounts under serve", 600, &mut || {
-        !refine::store::mounts::mounts_under(&real).is_empty()
+        !roots.mounts().is_empty()
     });
     let (ended, said) = server.terminate(60);
     assert!(ended, "serve ended by itself after SIGTERM: {said}");
@@ -123,7 +124,59 @@ fn sigterm_to_serve_during_an_image_build_leaves_nothing_behind() {
         said.contains("waiting for the running build to stop"),
         "{said}"
     );
-    nothing_mounted_or_running_under(&real);
+    roots.all_gone();
+}
+
+/// Where one refine process makes an image's root: in memory when the
+/// machine has room (`/dev/shm/refine-t<pid>-<start>.…`), else beside the
+/// output in the store.
+struct ImageRoots {
+    store: std::path::PathBuf,
+    /// The name every root in memory of this process starts with.
+    name: String,
+}
+
+impl ImageRoots {
+    fn of(store: &Path, pid: u32) -> ImageRoots {
+        ImageRoots {
+            store: store.to_path_buf(),
+            name: format!("refine-t{pid}-"),
+        }
+    }
+
+    fn in_memory(&self) -> String {
+        format!("/dev/shm/{}", self.name)
+    }
+
+    /// What is mounted in either place.
+    fn mounts(&self) -> Vec<std::path::PathBuf> {
+        let prefix = self.in_memory();
+        let mut all = refine::store::mounts::mounts_under(&self.store);
+        all.extend(
+            refine::store::mounts::mounts_under(Path::new("/dev/shm"))
+                .into_iter()
+                .filter(|m| m.to_string_lossy().starts_with(&prefix)),
+        );
+        all
+    }
+
+    /// Nothing mounted, running or left in either place.
+    fn all_gone(&self) {
+        assert_eq!(self.mounts(), Vec::<std::path::PathBuf>::new());
+        nothing_mounted_or_running_under(&self.store);
+        assert_eq!(
+            processes_naming(&self.in_memory()),
+            Vec::<String>::new(),
+            "nothing still runs in a root in memory"
+        );
+        let left: Vec<String> = std::fs::read_dir("/dev/shm")
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&self.name))
+            .collect();
+        assert!(left.is_empty(), "nothing left in /dev/shm: {left:?}");
+    }
 }
 
 /// Nothing mounted under `store`, and no process naming it (mmdebstrap
@@ -173,8 +226,9 @@ fn sigterm_during_an_image_build_leaves_nothing_mounted_or_running() {
         .unwrap();
     let pid = child.id();
     let real = store.path().canonicalize().unwrap();
+    let roots = ImageRoots::of(&real, pid);
     wait_until("mmdebstrap's mounts", 600, &mut || {
-        !refine::store::mounts::mounts_under(&real).is_empty()
+        !roots.mounts().is_empty()
     });
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(pid as i32).unwrap(),
@@ -189,7 +243,7 @@ fn sigterm_during_an_image_build_leaves_nothing_mounted_or_running() {
         start.elapsed()
     );
     assert_eq!(r.code, 130, "{}", r.all());
-    nothing_mounted_or_running_under(&real);
+    roots.all_gone();
     let left: Vec<String> = std::fs::read_dir(real.join("tmp"))
         .map(|d| {
             d.flatten()

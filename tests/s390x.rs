@@ -214,6 +214,19 @@ fn s390x_wheels_build_repair_and_work_in_a_clean_container() {
     let mut c = ws.cmd_in(&store);
     c.args(["log", "//images:bookworm"]);
     let log: Run = c.output().unwrap().into();
+    // The image's root was made in memory (CI's machine has a tmpfs
+    // /dev/shm with room) and is gone with the build.
+    let root = log
+        .line_with("refine: the image's root is made in /dev/shm/refine-t")
+        .split_whitespace()
+        .nth(7)
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        root.starts_with("/dev/shm/refine-t") && !std::path::Path::new(&root).exists(),
+        "{root}: {}",
+        log.stdout
+    );
     let native = log.line_with("the host's programs, native:");
     let names: Vec<&str> = native.split_whitespace().collect();
     for p in [

@@ -91,6 +91,40 @@ fn scratch_for(beside: &Path, choice: Option<String>) -> std::io::Result<Scratch
     })
 }
 
+/// Where `refine doctor` says images are made (never a failure: on disk
+/// they take longer, nothing more).
+pub fn check() -> super::host::Check {
+    const NAME: &str = "image-scratch";
+    use super::host::Check;
+    match std::env::var("REFINE_IMAGE_SCRATCH") {
+        Ok(v) if v == "store" => Check::ok(
+            NAME,
+            "images are made on disk, beside the store (REFINE_IMAGE_SCRATCH=store)",
+        ),
+        Ok(v) if !v.is_empty() => Check::ok(
+            NAME,
+            format!("images are made in {v} (REFINE_IMAGE_SCRATCH)"),
+        ),
+        _ => match memory_room(Path::new(MEMORY)) {
+            Some(free) => Check::ok(
+                NAME,
+                format!(
+                    "images are made in memory ({MEMORY}, a tmpfs, {} free)",
+                    bytesize::ByteSize(free)
+                ),
+            ),
+            None => Check::ok(
+                NAME,
+                format!(
+                    "images are made on disk, beside the store: {MEMORY} is not a tmpfs with {} free and {} of memory available besides (on disk they take about a third longer)",
+                    bytesize::ByteSize(MIN_FREE),
+                    bytesize::ByteSize(MIN_AVAILABLE)
+                ),
+            ),
+        },
+    }
+}
+
 /// The free bytes of `dir` if it is a tmpfs with room for an image's root
 /// and the machine has memory to spare besides.
 fn memory_room(dir: &Path) -> Option<u64> {

@@ -119,6 +119,7 @@ fn checks(w: &Wants, store: &std::path::Path, dev: bool) -> Vec<Check> {
     if w.mmdebstrap {
         let mm = std::env::var("REFINE_MMDEBSTRAP").unwrap_or_else(|_| "mmdebstrap".into());
         out.push(host::mmdebstrap(&mm));
+        out.push(crate::exec::scratch::check());
         if foreign {
             out.push(host::arch_test(w.arch));
         }

@@ -517,6 +517,11 @@ impl Server {
 
     /// SIGTERM, then wait up to `secs` for it to end by itself: whether it
     /// did (else it is killed), and what it said on stderr.
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn terminate(mut self, secs: u64) -> (bool, String) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
