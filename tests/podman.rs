@@ -331,6 +331,108 @@ fn auto_apply_installs_an_undeclared_build_requirement_in_one_round() {
     assert!(fixes[0].outcome_run > Some(fixes[0].run), "{fixes:?}");
 }
 
+/// needs_fortran-1.0.tar.gz: its build compiles a Fortran file with
+/// gfortran (through the shell, as build scripts do), which the everyday
+/// image does not have.
+fn needs_fortran_sdist() -> Vec<u8> {
+    common::sdist(&[
+        (
+            "needs_fortran-1.0/setup.py",
+            "import subprocess\nfrom setuptools import setup\nfrom setuptools.command.build_py import build_py\n\n\n\
+             class Build(build_py):\n    def run(self):\n        subprocess.check_call('gfortran -c answer.f90 -o answer.o', shell=True)\n        super().run()\n\n\n\
+             setup(name='needs_fortran', version='1.0', py_modules=['needs_fortran'], cmdclass={'build_py': Build})\n",
+        ),
+        ("needs_fortran-1.0/needs_fortran.py", "ANSWER = 42\n"),
+        (
+            "needs_fortran-1.0/answer.f90",
+            "integer function answer()\n  answer = 42\nend function answer\n",
+        ),
+        (
+            "needs_fortran-1.0/PKG-INFO",
+            "Metadata-Version: 2.1\nName: needs_fortran\nVersion: 1.0\n",
+        ),
+    ])
+}
+
+/// An imported package that compiles Fortran: the build in the everyday
+/// image fails (no gfortran), the hint catalog names the scientific image,
+/// and `--auto-apply` moves the wheel there (`image` and `runtime` in
+/// `[[import.fixes]]`): the rebuild passes in one round, and the history
+/// says the fix helped.
+#[test]
+fn auto_apply_moves_a_fortran_build_to_the_image_with_gfortran() {
+    let d = tempfile::tempdir().unwrap();
+    let links = d.path().join("links");
+    std::fs::create_dir_all(&links).unwrap();
+    std::fs::write(
+        links.join("needs_fortran-1.0.tar.gz"),
+        needs_fortran_sdist(),
+    )
+    .unwrap();
+    let run = |dir: &Path, args: &[&str]| -> Run {
+        std::process::Command::new(env!("CARGO_BIN_EXE_refine"))
+            .current_dir(dir)
+            .arg("--store")
+            .arg(shared_store())
+            .env_remove("REFINE_EXECUTOR")
+            .env_remove("REFINE_BUILTIN_BASE")
+            .env("PIP_FIND_LINKS", &links)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+            .into()
+    };
+    run(d.path(), &["init", "ws"]).ok();
+    let ws = d.path().join("ws");
+    std::fs::write(ws.join("requirements.txt"), "needs-fortran==1.0\n").unwrap();
+    run(&ws, &["import", "requirements.txt"]).ok();
+    let r = run(
+        &ws,
+        &[
+            "--arch",
+            "host",
+            "build",
+            "--auto-apply",
+            "//sets:requirements",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr.contains(
+            "auto-apply: //wheels:needs-fortran: this package compiles Fortran: build it in //images:bookworm-sci"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("building again (round 1 of at most 3)") && !r.stderr.contains("round 2"),
+        "one round: {}",
+        r.stderr
+    );
+    let text = std::fs::read_to_string(ws.join("rules/imported/requirements.toml")).unwrap();
+    let rule = &text[text.find("[wheels.needs-fortran]").expect(&text)..];
+    assert!(
+        rule.contains("image = \"//images:bookworm-sci\"\nruntime = \"//runtimes:system-sci\""),
+        "{text}"
+    );
+    let fixes = &text[text.find("[[import.fixes]]").expect(&text)..];
+    assert!(
+        fixes.contains("image = \"//images:bookworm-sci\""),
+        "{text}"
+    );
+    // (The build script's gfortran call fails the build without it: the
+    // wheel built, so it ran.)
+    let (h, _) = refine::history::History::open(shared_store()).unwrap();
+    let fixes = h.fixes("//wheels:needs-fortran", 10).unwrap();
+    assert_eq!(fixes.len(), 1, "{fixes:?}");
+    assert_eq!(
+        fixes[0].edit,
+        "image = //images:bookworm-sci; runtime = //runtimes:system-sci"
+    );
+    assert_eq!(fixes[0].outcome, "helped");
+}
+
 /// An sdist of the old kind (a setup.py, no pyproject.toml) whose build
 /// script imports a module it does not declare. Offered as a wheel in
 /// the rule's `build_requires`, the module is now installed: the build

@@ -323,12 +323,22 @@ pub(crate) fn render(
                 );
                 let _ = writeln!(b, "default_build_requires = false");
                 let _ = writeln!(b, "build_requires = {}", list(&reqs));
+                let fix = fixes.get(&wl.to_string());
+                let fixed_image = fix.and_then(|f| f.image.as_ref());
                 if crates.is_some() {
                     let _ = writeln!(b, "crates = {}", q(&format!("//sources:{n}-crates")));
-                    let _ = writeln!(b, "image = \"//images:bookworm-rust\"");
-                    let _ = writeln!(b, "runtime = \"//runtimes:system-rust\"");
+                    if fixed_image.is_none() {
+                        let _ = writeln!(b, "image = \"//images:bookworm-rust\"");
+                        let _ = writeln!(b, "runtime = \"//runtimes:system-rust\"");
+                    }
                 }
-                if let Some(f) = fixes.get(&wl.to_string()) {
+                if let Some(f) = fix {
+                    if let Some(image) = &f.image {
+                        let _ = writeln!(b, "image = {}", q(image));
+                    }
+                    if let Some(runtime) = &f.runtime {
+                        let _ = writeln!(b, "runtime = {}", q(runtime));
+                    }
                     if !f.packs.is_empty() {
                         let _ = writeln!(b, "packs = {}", list(&f.packs));
                     }
@@ -479,6 +489,12 @@ fn meta_text(m: &ImportMeta) -> String {
         if let Some(test) = &f.test {
             let _ = writeln!(t, "test = {}", q(test));
         }
+        if let Some(image) = &f.image {
+            let _ = writeln!(t, "image = {}", q(image));
+        }
+        if let Some(runtime) = &f.runtime {
+            let _ = writeln!(t, "runtime = {}", q(runtime));
+        }
     }
     t
 }
@@ -510,6 +526,8 @@ mod tests {
                 build_requires: vec!["setuptools>=78.1.1".into()],
                 env: [("A".to_string(), "1 2".to_string())].into(),
                 test: Some("python -c 'import foo; assert foo.f(\"x\") == 1'".into()),
+                image: Some("//images:bookworm-sci".into()),
+                runtime: Some("//runtimes:system-sci".into()),
                 why: "yaml.h".into(),
             }],
         };

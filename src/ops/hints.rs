@@ -188,6 +188,41 @@ impl Catalog {
                         }),
                     }
                 }
+                HintFix::Image => {
+                    let (Some(image), Some(runtime)) = (&h.image, &h.runtime) else {
+                        continue;
+                    };
+                    // Built there already and still missing it: nothing to offer.
+                    if n.derivation().inputs.image.as_ref() == Some(&image.value) {
+                        continue;
+                    }
+                    Suggestion {
+                        label: n.label().clone(),
+                        message: say(h
+                            .say
+                            .as_deref()
+                            .unwrap_or("the build needs another builder image")),
+                        edit: Some(format!(
+                            "set `image = \"{}\"` and `runtime = \"{}\"` in [{}.{}] ({origin})",
+                            image.value,
+                            runtime.value,
+                            wheel.kind.as_str(),
+                            wheel.name
+                        )),
+                        fix: import.clone().map(|i| {
+                            (
+                                i,
+                                Fix {
+                                    target: wheel.to_string(),
+                                    image: Some(image.value.to_string()),
+                                    runtime: Some(runtime.value.to_string()),
+                                    why: say(h.say.as_deref().unwrap_or("a hint")),
+                                    ..Default::default()
+                                },
+                            )
+                        }),
+                    }
+                }
                 HintFix::Tool => {
                     let tool = ["tool", "tool2", "tool3"].into_iter().find_map(&group);
                     match tool.as_ref().and_then(|t| Some((t, self.tools.get(t)?))) {
@@ -431,6 +466,12 @@ pub fn describe_fix(fix: &Fix) -> String {
     for (k, v) in &fix.env {
         parts.push(format!("env {k}={v}"));
     }
+    if let Some(image) = &fix.image {
+        parts.push(format!("image = {image}"));
+    }
+    if let Some(runtime) = &fix.runtime {
+        parts.push(format!("runtime = {runtime}"));
+    }
     parts.join("; ")
 }
 
@@ -440,6 +481,8 @@ fn same_edit(a: &Fix, b: &Fix) -> bool {
         && a.packs == b.packs
         && a.build_requires == b.build_requires
         && a.env == b.env
+        && a.image == b.image
+        && a.runtime == b.runtime
 }
 
 impl Rounds {
@@ -632,6 +675,31 @@ mod rounds_tests {
         let warning = "  Compatibility with CMake < 3.10 will be removed from a future version of";
         let re = regex::Regex::new(envs[0]["match"].as_str().unwrap()).unwrap();
         assert!(!re.is_match(warning));
+    }
+
+    /// scipy's meson (and a build script's shell) without gfortran: the
+    /// shipped catalog moves the build to the image that has it.
+    #[test]
+    fn the_catalog_moves_a_fortran_build_to_the_scientific_image() {
+        let doc = shipped_hints();
+        for line in [
+            "../meson.build:88:0: ERROR: Unknown compiler(s): [['gfortran'], ['flang-new'], ['flang'], ['nvfortran'], ['pgfortran'], ['ifort'], ['ifx'], ['g95']]",
+            "/bin/sh: 1: gfortran: not found",
+        ] {
+            let h = doc["hints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|h| {
+                    regex::Regex::new(h["match"].as_str().unwrap())
+                        .unwrap()
+                        .is_match(line)
+                })
+                .unwrap_or_else(|| panic!("no hint for {line}"));
+            assert_eq!(h["fix"].as_str(), Some("image"), "{h}");
+            assert_eq!(h["image"].as_str(), Some("//images:bookworm-sci"));
+            assert_eq!(h["runtime"].as_str(), Some("//runtimes:system-sci"));
+        }
     }
 
     /// The shipped catalog's `say` hints for what real builds print: the

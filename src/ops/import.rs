@@ -309,6 +309,10 @@ pub fn import(opts: &GlobalOpts, args: &ImportArgs) -> Result<ImportReport> {
                 if f.test.is_some() {
                     x.test = f.test.clone();
                 }
+                if f.image.is_some() {
+                    x.image = f.image.clone();
+                    x.runtime = f.runtime.clone();
+                }
                 if !x.why.contains(&f.why) {
                     x.why = if x.why.is_empty() {
                         f.why.clone()

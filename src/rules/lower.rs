@@ -1096,13 +1096,34 @@ fn lower_hints(file: &str, node: &Node, out: &mut Vec<HintRule>, diags: &mut Vec
         let fix = r.str("fix");
         let say = r.str("say").map(|s| s.value);
         let env = env(&mut r);
+        let image = r.label("image");
+        let runtime = r.label("runtime");
         let loc = r.table_loc();
-        r.finish(&["match", "fix", "say", "env"]);
+        r.finish(&["match", "fix", "say", "env", "image", "runtime"]);
+        let mut wrong = false;
+        for (l, kind, what) in [
+            (&image, Kind::Image, "an image (`//images:NAME`)"),
+            (&runtime, Kind::Runtime, "a runtime (`//runtimes:NAME`)"),
+        ] {
+            if let Some(l) = l
+                && l.value.kind != kind
+            {
+                diags.push(
+                    Diagnostic::error(format!("{} is not {what}", l.value))
+                        .at(l.loc.clone())
+                        .hint("a hint's `image` names the builder image to build in, its `runtime` that image's Python"),
+                );
+                wrong = true;
+            }
+        }
+        if wrong {
+            continue;
+        }
         let (Some(pattern), Some(fix)) = (pattern, fix) else {
             diags.push(
                 Diagnostic::error("a hint needs `match` and `fix`")
                     .at(loc)
-                    .hint("`match` is a regular expression over log lines; `fix` is \"header\", \"tool\", \"build-requirement\", \"env\" or \"say\""),
+                    .hint("`match` is a regular expression over log lines; `fix` is \"header\", \"tool\", \"build-requirement\", \"env\", \"image\" or \"say\""),
             );
             continue;
         };
@@ -1128,11 +1149,20 @@ fn lower_hints(file: &str, node: &Node, out: &mut Vec<HintRule>, diags: &mut Vec
                 continue;
             }
             "env" => HintFix::Env,
+            "image" if image.is_none() || runtime.is_none() => {
+                diags.push(
+                    Diagnostic::error("`fix = \"image\"` needs `image` and `runtime`")
+                        .at(fix.loc)
+                        .hint("name the builder image and its Python, e.g. image = \"//images:bookworm-sci\", runtime = \"//runtimes:system-sci\""),
+                );
+                continue;
+            }
+            "image" => HintFix::Image,
             other => {
                 diags.push(
                     Diagnostic::error(format!("unknown fix `{other}`"))
                         .at(fix.loc)
-                        .hint("fix is \"header\", \"tool\", \"build-requirement\", \"env\" or \"say\""),
+                        .hint("fix is \"header\", \"tool\", \"build-requirement\", \"env\", \"image\" or \"say\""),
                 );
                 continue;
             }
@@ -1142,6 +1172,8 @@ fn lower_hints(file: &str, node: &Node, out: &mut Vec<HintRule>, diags: &mut Vec
             fix,
             say,
             env,
+            image,
+            runtime,
             loc,
         });
     }
@@ -1257,9 +1289,20 @@ pub fn lower_import(file: &str, node: &Node, diags: &mut Vec<Diagnostic>) -> Opt
                     .map(|(k, v)| (k, v.value))
                     .collect(),
                 test: r.str("test").map(|s| s.value),
+                image: r.label("image").map(|l| l.value.to_string()),
+                runtime: r.label("runtime").map(|l| l.value.to_string()),
                 why: r.str("why").map(|s| s.value).unwrap_or_default(),
             };
-            r.finish(&["target", "packs", "build_requires", "env", "test", "why"]);
+            r.finish(&[
+                "target",
+                "packs",
+                "build_requires",
+                "env",
+                "test",
+                "image",
+                "runtime",
+                "why",
+            ]);
             meta.fixes.push(fix);
         }
     }
@@ -1422,6 +1465,40 @@ mod tests {
             "{:?}",
             f.diags
         );
+    }
+
+    #[test]
+    fn an_image_hint_names_an_image_and_its_runtime() {
+        let f = lower(
+            "[[hints]]\nmatch = 'gfortran: not found'\nfix = \"image\"\nimage = \"//images:bookworm-sci\"\nruntime = \"//runtimes:system-sci\"\n",
+        );
+        assert!(f.diags.is_empty(), "{:?}", f.diags);
+        assert_eq!(f.hints[0].fix, HintFix::Image);
+        assert_eq!(
+            f.hints[0].image.as_ref().unwrap().value.to_string(),
+            "//images:bookworm-sci"
+        );
+        assert_eq!(
+            f.hints[0].runtime.as_ref().unwrap().value.to_string(),
+            "//runtimes:system-sci"
+        );
+        let f =
+            lower("[[hints]]\nmatch = 'x'\nfix = \"image\"\nimage = \"//images:bookworm-sci\"\n");
+        assert!(f.hints.is_empty());
+        assert!(
+            f.diags[0].message.contains("needs `image` and `runtime`"),
+            "{:?}",
+            f.diags
+        );
+        let f = lower(
+            "[[hints]]\nmatch = 'x'\nfix = \"image\"\nimage = \"//packs:zlib\"\nruntime = \"//runtimes:system-sci\"\n",
+        );
+        assert!(f.hints.is_empty());
+        assert_eq!(
+            f.diags[0].message,
+            "//packs:zlib is not an image (`//images:NAME`)"
+        );
+        assert!(f.diags[0].loc.is_some(), "{:?}", f.diags);
     }
 
     #[test]

@@ -284,6 +284,9 @@ pub struct HintRule {
     pub say: Option<String>,
     /// For `fix = "env"`: the build environment variables to set.
     pub env: BTreeMap<String, String>,
+    /// For `fix = "image"`: the builder image (and its runtime) to build in.
+    pub image: Option<Spanned<Label>>,
+    pub runtime: Option<Spanned<Label>>,
     pub loc: Loc,
 }
 
@@ -303,6 +306,9 @@ pub enum HintFix {
     Say,
     /// Set the hint's `env` in the wheel rule's build environment.
     Env,
+    /// Build in the hint's `image` (and `runtime`): the one with the
+    /// compiler the log says is missing.
+    Image,
 }
 
 /// `[headers]`: a C header → the pack that provides it.
@@ -518,6 +524,12 @@ pub struct ImportFix {
     /// smoke test a corpus keeps beside its requirements.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test: Option<String>,
+    /// The builder image to build in (`//images:NAME`), and the runtime
+    /// of that image (`//runtimes:NAME`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
     /// Why (the hint that suggested it).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub why: String,
