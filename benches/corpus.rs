@@ -340,7 +340,7 @@ fn outcome(
     {
         for f in fixes {
             let mut parts = Vec::new();
-            for k in ["packs", "build_requires", "env"] {
+            for k in ["packs", "build_requires", "env", "image"] {
                 if let Some(v) = f.get(k) {
                     parts.push(format!("{k} = {v}"));
                 }
@@ -384,6 +384,30 @@ fn outcome(
             .cloned()
     });
     let ok = test.is_some_and(ok_verdict) && failed_check.is_none();
+    // Built, but a wheel of its set failed (`--keep-going` tests the rest):
+    // the test's complaint (`pip check`: a requirement not installed) is
+    // that dependency's failure, and is classed as such.
+    let dep_failed = fin.iter().find(|(l, e)| {
+        (l.starts_with("//wheels:") || l.starts_with("//repairs:")) && e["verdict"] == "failed"
+    });
+    if let (false, Some((label, e))) = (ok, dep_failed) {
+        o.stage = "build".into();
+        let msg = sugg
+            .get(label)
+            .cloned()
+            .or_else(|| e["error"]["message"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        let log = e["log"].as_str().map(str::to_string);
+        let why = classify(&failure_text(&msg, log.as_deref()));
+        o.class = Some("a dependency failed".into());
+        o.evidence = Some(format!(
+            "{label} ({why}): {}",
+            evidence_line(log.as_deref()).unwrap_or_else(|| first_lines(&msg))
+        ));
+        o.error = Some(format!("a dependency failed: {label}: {msg}"));
+        o.log = log;
+        return o;
+    }
     if !ok {
         o.stage = "test".into();
         let what = failed_check
@@ -639,7 +663,13 @@ fn render_with(corpus: &[Package], results: &Path, earlier: &BTreeMap<String, Ea
             continue;
         }
         if let Some(mut o) = fresh {
-            if let Some(e) = &o.error {
+            // (A dependency's failure keeps its class and evidence: its
+            // log is the dependency's.)
+            if let Some(e) = o
+                .error
+                .as_ref()
+                .filter(|e| !e.starts_with("a dependency failed: "))
+            {
                 o.class = Some(classify(&failure_text(e, o.log.as_deref())));
                 if let (Some(l), Some(ev)) = (evidence_line(o.log.as_deref()), &o.evidence) {
                     let label = ev.split(": ").next().unwrap_or_default();
