@@ -28,6 +28,9 @@ const PACKS: &[&str] = &[
     "//packs:krb5",
     "//packs:cyrus-sasl2",
     "//packs:openldap",
+    // Written by `refine pack new` as it is: a snapshot whose configure
+    // autoreconf makes.
+    "//packs:unixodbc",
 ];
 
 fn targets() -> Vec<&'static str> {
@@ -155,6 +158,10 @@ fn packs_runtime_and_what_a_zlib_change_rebuilds() {
                 "lib/libldap.so",
                 "lib/liblber.so",
             ],
+        ),
+        (
+            "//packs:unixodbc",
+            &["include/sql.h", "include/sqlext.h", "lib/libodbc.so"],
         ),
     ] {
         let dir = tree_of(&store, &output_of(&first, l));

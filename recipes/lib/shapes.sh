@@ -29,6 +29,20 @@ pack_cmake() {
     pack_collect
 }
 
+# An autoconf source whose configure is not made (a git snapshot, as some
+# of Debian's upstream tarballs are): autoreconf makes it, then as
+# pack_autoconf; extra arguments go to configure. Needs an image with
+# autoconf, automake and libtool (//images:bookworm-sci).
+pack_autoreconf() {
+    command -v autoreconf >/dev/null || die "autoreconf is not in this image: build the pack in //images:bookworm-sci (image = \"//images:bookworm-sci\")"
+    autoreconf -fi
+    ./configure --prefix="$PREFIX" --disable-static "$@"
+    make -j"$REFINE_JOBS"
+    make install DESTDIR="$DESTDIR"
+    shapes_check_libs
+    pack_collect
+}
+
 # A pack is a shared library: say so when the build put none where the
 # pack's prefix is, instead of storing a pack of headers.
 shapes_check_libs() {

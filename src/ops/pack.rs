@@ -10,9 +10,12 @@
 //! from the tarball's top directory: `configure` (autoconf), else
 //! `CMakeLists.txt` (CMake, in the image that has it), else a `Makefile`
 //! (plain make with PREFIX; in `lib/` when the library has a Makefile of
-//! its own there, as lz4's and zstd's do); each is one helper
-//! (recipes/lib/pack.sh's pack_autoconf, recipes/lib/shapes.sh's pack_cmake
-//! and pack_make), as the hand-written recipes use. A source with none of them (meson only,
+//! its own there, as lz4's and zstd's do), else a `configure.ac` without
+//! its generated `configure` (a git snapshot, as some of Debian's upstream
+//! tarballs are: `autoreconf -fi` first, in the image that has autoconf,
+//! automake and libtool); each is one helper (recipes/lib/pack.sh's
+//! pack_autoconf, recipes/lib/shapes.sh's pack_cmake, pack_make and
+//! pack_autoreconf), as the hand-written recipes use. A source with none of them (meson only,
 //! or something stranger) is refused with what to write instead: a recipe
 //! that guesses is worse than none.
 //!
@@ -36,6 +39,9 @@ pub enum Shape {
     Cmake,
     /// A plain Makefile that takes PREFIX and DESTDIR (pack_make).
     Make,
+    /// `autoreconf -fi`, then as autotools (pack_autoreconf), in
+    /// //images:bookworm-sci: a configure.ac whose configure is not made.
+    Autoreconf,
 }
 
 impl Shape {
@@ -44,6 +50,7 @@ impl Shape {
             Shape::Autotools => "autotools",
             Shape::Cmake => "cmake",
             Shape::Make => "make",
+            Shape::Autoreconf => "autoreconf",
         }
     }
 
@@ -52,13 +59,14 @@ impl Shape {
             Shape::Autotools => "pack_autoconf",
             Shape::Cmake => "pack_cmake",
             Shape::Make => "pack_make",
+            Shape::Autoreconf => "pack_autoreconf",
         }
     }
 
     /// The image the recipe runs in, if not the workspace's default.
     fn image(self) -> Option<&'static str> {
         match self {
-            Shape::Cmake => Some("//images:bookworm-sci"),
+            Shape::Cmake | Shape::Autoreconf => Some("//images:bookworm-sci"),
             _ => None,
         }
     }
@@ -102,10 +110,7 @@ impl Shape {
         } else if has("meson.build") {
             Err("it builds with meson only, which the builder images do not have".into())
         } else if has("configure.ac") || has("configure.in") {
-            Err(
-                "it has configure.ac but no generated configure (the images have no autoreconf)"
-                    .into(),
-            )
+            Ok(Shape::Autoreconf)
         } else {
             Err("its top directory has no configure, CMakeLists.txt or Makefile".into())
         }
@@ -267,7 +272,11 @@ fn rule_text(
         t.push_str(&format!("deps = [{}]\n", deps.join(", ")));
     }
     if let Some(image) = shape.image() {
-        t.push_str(&format!("image = \"{image}\"  # the image with cmake\n"));
+        let why = match shape {
+            Shape::Autoreconf => "the image with autoconf, automake and libtool",
+            _ => "the image with cmake",
+        };
+        t.push_str(&format!("image = \"{image}\"  # {why}\n"));
     }
     if !a.headers.is_empty() {
         t.push_str(
@@ -295,7 +304,7 @@ fn recipe_text(a: &NewPack, sp: &SourcePackage, tarball: &str, shape: Shape, arg
         shape = shape.as_str(),
         helper = shape.helper(),
         what = match shape {
-            Shape::Autotools => "./configure",
+            Shape::Autotools | Shape::Autoreconf => "./configure",
             Shape::Cmake => "cmake's configure step",
             Shape::Make => "both make runs",
         },
@@ -373,7 +382,7 @@ pub fn new_pack(s: &Session, opts: &super::GlobalOpts, a: &NewPack) -> Result<Wr
         Some(sh) => sh,
         None => Shape::detect(&paths).map_err(|why| {
             Error::user(format!("cannot tell how {} builds: {why}", tarball.0)).hint(format!(
-                "pass --shape autotools|cmake|make if one of them fits, or write recipes/packs/{}.sh by hand (docs/RULES.md, \"Recipes\")",
+                "pass --shape autotools|cmake|make|autoreconf if one of them fits, or write recipes/packs/{}.sh by hand (docs/RULES.md, \"Recipes\")",
                 a.name
             ))
         })?,
@@ -469,6 +478,11 @@ mod tests {
         assert_eq!(Shape::Make.args(&lz4[..2]), "");
         // Deeper files do not count.
         assert!(t(&["x-1/sub/configure", "x-1/meson.build"]).is_err());
-        assert!(t(&["x-1/configure.ac"]).unwrap_err().contains("autoreconf"));
+        // configure.ac alone: autoreconf makes the configure.
+        assert_eq!(
+            t(&["x-1/configure.ac", "x-1/Makefile.am"]),
+            Ok(Shape::Autoreconf)
+        );
+        assert_eq!(Shape::Autoreconf.image(), Some("//images:bookworm-sci"));
     }
 }
