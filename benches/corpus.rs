@@ -387,8 +387,13 @@ fn outcome(
     // Built, but a wheel of its set failed (`--keep-going` tests the rest):
     // the test's complaint (`pip check`: a requirement not installed) is
     // that dependency's failure, and is classed as such.
+    // (Only this set's: the slice's sets are built in one run.)
+    let members = set_members(ws, name);
     let dep_failed = fin.iter().find(|(l, e)| {
-        (l.starts_with("//wheels:") || l.starts_with("//repairs:")) && e["verdict"] == "failed"
+        let n = l
+            .strip_prefix("//wheels:")
+            .or_else(|| l.strip_prefix("//repairs:"));
+        n.is_some_and(|n| members.contains(n)) && e["verdict"] == "failed"
     });
     if let (false, Some((label, e))) = (ok, dep_failed) {
         o.stage = "build".into();
@@ -428,6 +433,26 @@ fn outcome(
     o.stage = "passed".into();
     o.glibc = glibc(wheels, &norm, &p.version);
     o
+}
+
+/// The names of the wheels and repairs of an import's set
+/// (`[sets.NAME] targets` of rules/imported/NAME.toml).
+fn set_members(ws: &Path, name: &str) -> std::collections::BTreeSet<String> {
+    std::fs::read_to_string(ws.join(format!("rules/imported/{name}.toml")))
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .and_then(|doc| {
+            Some(
+                doc.get("sets")?
+                    .get(name)?
+                    .get("targets")?
+                    .as_array()?
+                    .iter()
+                    .filter_map(|v| v.as_str()?.rsplit(':').next().map(str::to_string))
+                    .collect(),
+            )
+        })
+        .unwrap_or_default()
 }
 
 fn ok_verdict(e: &Value) -> bool {

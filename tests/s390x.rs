@@ -862,6 +862,45 @@ fn the_corpus_packs_build_for_s390x_and_the_wheels_that_need_them_work() {
     );
 }
 
+/// The hybrid scientific image (gfortran, CMake, the autotools) is made
+/// for s390x, and a pack whose configure autoreconf makes (unixODBC,
+/// written by `refine pack new`) builds in it: its library is the target's.
+/// (libtool depends on the gcc a hybrid image does not install: the
+/// image's package list is checked here, not only in the opt-ins.)
+#[test]
+fn the_scientific_image_is_made_for_s390x_and_autoreconf_runs_in_it() {
+    let ws = shipped();
+    let store = shared_store();
+    let mut c = ws.cmd_in(store);
+    c.args(["build", "--json", "//packs:unixodbc"]);
+    let r: Run = c.output().unwrap().into();
+    r.ok();
+    let dir = refine::store::LocalStore::open(store)
+        .unwrap()
+        .checkouts
+        .materialize(
+            &refine::key::Digest::parse(&common::output_of(&r, "//packs:unixodbc")).unwrap(),
+        )
+        .unwrap();
+    for h in ["include/sql.h", "include/sqlext.h"] {
+        assert!(dir.join(h).is_file(), "{h}");
+    }
+    let lib = std::fs::read(dir.join("lib/libodbc.so")).unwrap();
+    assert_eq!(
+        refine::wheel::elf_machine(&lib),
+        Some(refine::platform::Arch::S390x.elf_machine())
+    );
+    let mut c = ws.cmd_in(store);
+    c.args(["log", "//packs:unixodbc"]);
+    let log: Run = c.output().unwrap().into();
+    assert!(
+        log.stdout
+            .contains("libtoolize: copying file './ltmain.sh'"),
+        "autoreconf ran: {}",
+        log.stdout
+    );
+}
+
 /// A tiny C extension module `NAME._c` whose `answer()` is 42.
 const ANSWER_C: &str = r#"#include <Python.h>
 static PyObject *answer(PyObject *self, PyObject *args) { return PyLong_FromLong(42); }
