@@ -266,54 +266,84 @@ fn needs_six_sdist() -> Vec<u8> {
     ])
 }
 
-/// The same sdist, imported from a requirements file (pip finds it in a
-/// find-links directory, everything else on its index): the build fails
-/// on the undeclared import, `--auto-apply` records six as a build
-/// requirement of the import, and the rebuild passes in one round.
-#[test]
-fn auto_apply_installs_an_undeclared_build_requirement_in_one_round() {
-    let d = tempfile::tempdir().unwrap();
-    let links = d.path().join("links");
-    std::fs::create_dir_all(&links).unwrap();
-    std::fs::write(links.join("needs_six-1.0.tar.gz"), needs_six_sdist()).unwrap();
-    let run = |dir: &Path, args: &[&str]| -> Run {
+/// A workspace made by `refine init` whose requirements file names one
+/// sdist, which pip finds in a find-links directory (everything else on
+/// its index), imported.
+struct Linked {
+    dir: tempfile::TempDir,
+    links: PathBuf,
+    ws: PathBuf,
+}
+
+impl Linked {
+    fn imported(file: &str, sdist: Vec<u8>, requirement: &str) -> Linked {
+        let dir = tempfile::tempdir().unwrap();
+        let links = dir.path().join("links");
+        std::fs::create_dir_all(&links).unwrap();
+        std::fs::write(links.join(file), sdist).unwrap();
+        let l = Linked {
+            ws: dir.path().join("ws"),
+            links,
+            dir,
+        };
+        l.run(l.dir.path(), &["init", "ws"]).ok();
+        std::fs::write(l.ws.join("requirements.txt"), format!("{requirement}\n")).unwrap();
+        l.run(&l.ws, &["import", "requirements.txt"]).ok();
+        l
+    }
+
+    fn run(&self, dir: &Path, args: &[&str]) -> Run {
         std::process::Command::new(env!("CARGO_BIN_EXE_refine"))
             .current_dir(dir)
             .arg("--store")
             .arg(shared_store())
             .env_remove("REFINE_EXECUTOR")
             .env_remove("REFINE_BUILTIN_BASE")
-            .env("PIP_FIND_LINKS", &links)
+            .env("PIP_FIND_LINKS", &self.links)
             .args(args)
             .stdin(std::process::Stdio::null())
             .output()
             .unwrap()
             .into()
-    };
-    run(d.path(), &["init", "ws"]).ok();
-    let ws = d.path().join("ws");
-    std::fs::write(ws.join("requirements.txt"), "needs-six==1.0\n").unwrap();
-    run(&ws, &["import", "requirements.txt"]).ok();
-    let r = run(
-        &ws,
-        &[
-            "--arch",
-            "host",
-            "build",
-            "--auto-apply",
-            "//sets:requirements",
-        ],
-    );
-    assert_eq!(r.code, 0, "{}", r.all());
+    }
+
+    /// `build --auto-apply` of the set, which passes after one round of
+    /// fixes.
+    fn auto_apply_in_one_round(&self) -> Run {
+        let r = self.run(
+            &self.ws,
+            &[
+                "--arch",
+                "host",
+                "build",
+                "--auto-apply",
+                "//sets:requirements",
+            ],
+        );
+        assert_eq!(r.code, 0, "{}", r.all());
+        assert!(
+            r.stderr.contains("building again (round 1 of at most 3)")
+                && !r.stderr.contains("round 2"),
+            "one round: {}",
+            r.stderr
+        );
+        r
+    }
+}
+
+/// The same sdist, imported from a requirements file (pip finds it in a
+/// find-links directory, everything else on its index): the build fails
+/// on the undeclared import, `--auto-apply` records six as a build
+/// requirement of the import, and the rebuild passes in one round.
+#[test]
+fn auto_apply_installs_an_undeclared_build_requirement_in_one_round() {
+    let l = Linked::imported("needs_six-1.0.tar.gz", needs_six_sdist(), "needs-six==1.0");
+    let ws = &l.ws;
+    let r = l.auto_apply_in_one_round();
     assert!(
         r.stderr
             .contains("auto-apply: //wheels:needs-six: the build asked for six"),
         "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("building again (round 1 of at most 3)") && !r.stderr.contains("round 2"),
-        "one round: {}",
         r.stderr
     );
     let text = std::fs::read_to_string(ws.join("rules/imported/requirements.toml")).unwrap();
@@ -361,53 +391,18 @@ fn needs_fortran_sdist() -> Vec<u8> {
 /// says the fix helped.
 #[test]
 fn auto_apply_moves_a_fortran_build_to_the_image_with_gfortran() {
-    let d = tempfile::tempdir().unwrap();
-    let links = d.path().join("links");
-    std::fs::create_dir_all(&links).unwrap();
-    std::fs::write(
-        links.join("needs_fortran-1.0.tar.gz"),
+    let l = Linked::imported(
+        "needs_fortran-1.0.tar.gz",
         needs_fortran_sdist(),
-    )
-    .unwrap();
-    let run = |dir: &Path, args: &[&str]| -> Run {
-        std::process::Command::new(env!("CARGO_BIN_EXE_refine"))
-            .current_dir(dir)
-            .arg("--store")
-            .arg(shared_store())
-            .env_remove("REFINE_EXECUTOR")
-            .env_remove("REFINE_BUILTIN_BASE")
-            .env("PIP_FIND_LINKS", &links)
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap()
-            .into()
-    };
-    run(d.path(), &["init", "ws"]).ok();
-    let ws = d.path().join("ws");
-    std::fs::write(ws.join("requirements.txt"), "needs-fortran==1.0\n").unwrap();
-    run(&ws, &["import", "requirements.txt"]).ok();
-    let r = run(
-        &ws,
-        &[
-            "--arch",
-            "host",
-            "build",
-            "--auto-apply",
-            "//sets:requirements",
-        ],
+        "needs-fortran==1.0",
     );
-    assert_eq!(r.code, 0, "{}", r.all());
+    let ws = &l.ws;
+    let r = l.auto_apply_in_one_round();
     assert!(
         r.stderr.contains(
             "auto-apply: //wheels:needs-fortran: this package compiles Fortran: build it in //images:bookworm-sci"
         ),
         "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("building again (round 1 of at most 3)") && !r.stderr.contains("round 2"),
-        "one round: {}",
         r.stderr
     );
     let text = std::fs::read_to_string(ws.join("rules/imported/requirements.toml")).unwrap();
