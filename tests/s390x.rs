@@ -794,6 +794,7 @@ fn the_corpus_packs_build_for_s390x_and_the_wheels_that_need_them_work() {
         ("//packs:freetype", "lib/libfreetype.so"),
         ("//packs:libjpeg-turbo", "lib/libjpeg.so"),
         ("//packs:libpq", "lib/libpq.so"),
+        ("//packs:geos", "lib/libgeos_c.so"),
     ];
     let mut c = ws.cmd_in(store);
     c.args(["build", "--json"]).args(packs.map(|(l, _)| l));
