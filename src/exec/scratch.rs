@@ -44,6 +44,25 @@ pub fn image_scratch(beside: &Path) -> std::io::Result<Scratch> {
     scratch_for(beside, std::env::var("REFINE_IMAGE_SCRATCH").ok())
 }
 
+/// Where an image's root goes, decided once for the build and for
+/// `refine doctor`.
+enum Place {
+    /// Beside the output in the store.
+    Store,
+    /// A directory `REFINE_IMAGE_SCRATCH` names.
+    Dir(PathBuf),
+    /// The tmpfs, with this many bytes free.
+    Memory(u64),
+}
+
+fn place(choice: Option<&str>) -> Place {
+    match choice {
+        Some("store") => Place::Store,
+        Some(v) if !v.is_empty() => Place::Dir(PathBuf::from(v)),
+        _ => memory_room(Path::new(MEMORY)).map_or(Place::Store, Place::Memory),
+    }
+}
+
 /// [`image_scratch`] with `REFINE_IMAGE_SCRATCH`'s value.
 fn scratch_for(beside: &Path, choice: Option<String>) -> std::io::Result<Scratch> {
     let in_store = || -> std::io::Result<Scratch> {
@@ -54,41 +73,35 @@ fn scratch_for(beside: &Path, choice: Option<String>) -> std::io::Result<Scratch
             note: String::new(),
         })
     };
-    let chosen = match choice {
-        Some(v) if v == "store" => return in_store(),
-        Some(v) if !v.is_empty() => PathBuf::from(v),
-        _ => {
+    match place(choice.as_deref()) {
+        Place::Store => in_store(),
+        Place::Memory(free) => {
             let m = Path::new(MEMORY);
-            match memory_room(m) {
-                Some(free) => {
-                    sweep(m);
-                    match make_in(m) {
-                        Ok(dir) => {
-                            return Ok(Scratch {
-                                note: format!(
-                                    "refine: the image's root is made in {} (a tmpfs, {} free; REFINE_IMAGE_SCRATCH=store keeps it on disk)\n",
-                                    dir.display(),
-                                    bytesize::ByteSize(free)
-                                ),
-                                dir,
-                            });
-                        }
-                        Err(_) => return in_store(),
-                    }
-                }
-                None => return in_store(),
+            sweep(m);
+            match make_in(m) {
+                Ok(dir) => Ok(Scratch {
+                    note: format!(
+                        "refine: the image's root is made in {} (a tmpfs, {} free; REFINE_IMAGE_SCRATCH=store keeps it on disk)\n",
+                        dir.display(),
+                        bytesize::ByteSize(free)
+                    ),
+                    dir,
+                }),
+                Err(_) => in_store(),
             }
         }
-    };
-    sweep(&chosen);
-    let dir = make_in(&chosen)?;
-    Ok(Scratch {
-        note: format!(
-            "refine: the image's root is made in {} (REFINE_IMAGE_SCRATCH)\n",
-            dir.display()
-        ),
-        dir,
-    })
+        Place::Dir(chosen) => {
+            sweep(&chosen);
+            let dir = make_in(&chosen)?;
+            Ok(Scratch {
+                note: format!(
+                    "refine: the image's root is made in {} (REFINE_IMAGE_SCRATCH)\n",
+                    dir.display()
+                ),
+                dir,
+            })
+        }
+    }
 }
 
 /// Where `refine doctor` says images are made (never a failure: on disk
@@ -96,32 +109,31 @@ fn scratch_for(beside: &Path, choice: Option<String>) -> std::io::Result<Scratch
 pub fn check() -> super::host::Check {
     const NAME: &str = "image-scratch";
     use super::host::Check;
-    match std::env::var("REFINE_IMAGE_SCRATCH") {
-        Ok(v) if v == "store" => Check::ok(
+    let choice = std::env::var("REFINE_IMAGE_SCRATCH").ok();
+    match place(choice.as_deref()) {
+        Place::Store if choice.is_some_and(|c| !c.is_empty()) => Check::ok(
             NAME,
             "images are made on disk, beside the store (REFINE_IMAGE_SCRATCH=store)",
         ),
-        Ok(v) if !v.is_empty() => Check::ok(
+        Place::Store => Check::ok(
             NAME,
-            format!("images are made in {v} (REFINE_IMAGE_SCRATCH)"),
+            format!(
+                "images are made on disk, beside the store: {MEMORY} is not a tmpfs with {} free and {} of memory available besides (on disk they take about a third longer)",
+                bytesize::ByteSize(MIN_FREE),
+                bytesize::ByteSize(MIN_AVAILABLE)
+            ),
         ),
-        _ => match memory_room(Path::new(MEMORY)) {
-            Some(free) => Check::ok(
-                NAME,
-                format!(
-                    "images are made in memory ({MEMORY}, a tmpfs, {} free)",
-                    bytesize::ByteSize(free)
-                ),
+        Place::Dir(d) => Check::ok(
+            NAME,
+            format!("images are made in {} (REFINE_IMAGE_SCRATCH)", d.display()),
+        ),
+        Place::Memory(free) => Check::ok(
+            NAME,
+            format!(
+                "images are made in memory ({MEMORY}, a tmpfs, {} free)",
+                bytesize::ByteSize(free)
             ),
-            None => Check::ok(
-                NAME,
-                format!(
-                    "images are made on disk, beside the store: {MEMORY} is not a tmpfs with {} free and {} of memory available besides (on disk they take about a third longer)",
-                    bytesize::ByteSize(MIN_FREE),
-                    bytesize::ByteSize(MIN_AVAILABLE)
-                ),
-            ),
-        },
+        ),
     }
 }
 
