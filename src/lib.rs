@@ -11,6 +11,7 @@ pub mod index;
 pub mod key;
 pub mod ops;
 pub mod platform;
+pub mod reapi;
 pub mod remote;
 pub mod rules;
 pub mod runid;

@@ -57,6 +57,9 @@ pub struct VerifyCmd {
     pub remote: Option<String>,
     #[arg(long)]
     pub insecure: bool,
+    /// Rebuild on an REAPI server's workers (and compare with this store).
+    #[command(flatten)]
+    pub exec_remote: crate::ops::build::RemoteExecArgs,
 }
 
 #[derive(Args, Debug)]
@@ -198,6 +201,7 @@ pub fn run_verify(c: &VerifyCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit>
         jobs: c.jobs,
         remote: c.remote.clone(),
         insecure: c.insecure,
+        exec_remote: c.exec_remote.clone(),
         ..BuildArgs::default()
     };
     let against = match c.against {

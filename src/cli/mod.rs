@@ -16,6 +16,7 @@ pub mod printer;
 mod serve;
 mod store;
 mod test;
+mod worker;
 
 use crate::error::{Exit, Result};
 use crate::ops::GlobalOpts;
@@ -138,6 +139,8 @@ pub enum Command {
     Index(index::IndexCmd),
     /// The dashboard: runs, targets, live logs, a build queue, the index and metrics, over HTTP.
     Serve(serve::ServeCmd),
+    /// Run build steps for an REAPI server (BuildGrid…): a worker on the Remote Workers API.
+    Worker(worker::WorkerCmd),
     /// Install a set's wheels together in a clean container of the target and test each one.
     Test(test::TestCmd),
     /// Make a workspace of your own (WORKSPACE.toml and rules/), with refine's rule set behind it.
@@ -227,6 +230,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Test(c) => test::run(c, &opts, &p),
         Command::Index(c) => index::run(c, &opts, &p),
         Command::Serve(c) => serve::run(c, &opts, &p),
+        Command::Worker(c) => worker::run(c, &opts, &p),
         Command::Init(c) => init::run_init(c, opts.arch.as_deref(), &p),
         Command::Base(c) => init::run_base(c, &p),
         Command::Pack(c) => pack::run(c, &opts, &p),

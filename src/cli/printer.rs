@@ -82,6 +82,7 @@ pub fn result_json(r: &NodeResult) -> serde_json::Value {
         "event": "finished",
         "label": r.label.to_string(),
         "verdict": r.verdict.as_str(),
+        "worker": r.worker,
         "key": r.key.as_ref().map(|k| k.0.clone()),
         "output": r.output,
         "duration_ms": r.duration.as_millis() as u64,
@@ -437,13 +438,20 @@ impl EventSink for Printer {
                     return;
                 }
                 let w = total.to_string().len();
-                let mut line = format!(
-                    "[{done:>w$}/{total}] {:<10} {}",
-                    result.verdict.as_str(),
-                    result.label
-                );
+                let verdict = match (&result.worker, result.verdict) {
+                    (Some(_), Verdict::Built) => "built:remote",
+                    (_, v) => v.as_str(),
+                };
+                let mut line = format!("[{done:>w$}/{total}] {verdict:<10} {}", result.label);
                 if result.verdict == Verdict::Built || result.verdict == Verdict::Failed {
                     line.push_str(&format!("  ({})", secs(result.duration)));
+                }
+                if let Some(w) = result
+                    .worker
+                    .as_ref()
+                    .filter(|_| result.verdict == Verdict::Built)
+                {
+                    line.push_str(&format!("  on {w}"));
                 }
                 match &result.push {
                     Some(crate::sched::PushStatus::Pushed) => line.push_str("  pushed"),

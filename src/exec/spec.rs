@@ -57,7 +57,7 @@ impl Isolation {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     pub cpus: Option<String>,
     pub memory: Option<String>,

@@ -42,12 +42,38 @@ pub struct BuildArgs {
     /// Talk plain HTTP to the remote (loopback registries).
     #[arg(long)]
     pub insecure: bool,
+    /// Where build steps run: an REAPI server's workers.
+    #[command(flatten)]
+    pub exec_remote: RemoteExecArgs,
     /// The verb the history records the run under (default "build").
     #[arg(skip)]
     pub verb: Option<&'static str>,
     /// Told the history's run id as soon as the run begins.
     #[arg(skip)]
     pub on_run: OnRun,
+}
+
+/// Build steps on an REAPI server's workers (`refine build` and `refine
+/// verify`).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct RemoteExecArgs {
+    /// Run build steps on an REAPI server's workers (BuildGrid, Buildbarn,
+    /// BuildBuddy…), overriding [remote] execution:
+    /// grpc://HOST:PORT[/INSTANCE] or grpcs://… A bearer token comes from
+    /// REFINE_REMOTE_TOKEN.
+    #[arg(long, value_name = "URL")]
+    pub remote_executor: Option<String>,
+    /// A header sent to the remote executor, NAME:VALUE (repeatable).
+    #[arg(long, value_name = "NAME:VALUE")]
+    pub remote_header: Vec<String>,
+    /// Fail instead of building locally when the remote executor cannot
+    /// be reached.
+    #[arg(long)]
+    pub remote_only: bool,
+    /// How long a build step waits for a worker of its platform before it
+    /// fails (default 10m).
+    #[arg(long, value_name = "DURATION")]
+    pub remote_queue_timeout: Option<String>,
 }
 
 /// A callback given the history's id of a run when it begins: the
@@ -123,6 +149,47 @@ impl BuildReport {
             ),
         ))
     }
+}
+
+/// The REAPI executor a run uses: `--remote-executor`, else `[remote]
+/// execution`; none with `--offline`.
+pub fn remote_executor(
+    s: &Session,
+    args: &BuildArgs,
+) -> Result<Option<crate::reapi::RemoteExecutor>> {
+    let offline = args.offline;
+    let args = &args.exec_remote;
+    let Some(url) = args
+        .remote_executor
+        .clone()
+        .or_else(|| s.config.remote.execution.clone())
+        .filter(|_| !offline)
+    else {
+        if args.remote_only {
+            return Err(Error::user("--remote-only needs a remote executor")
+                .hint("pass --remote-executor grpc://HOST:PORT or set [remote] execution in WORKSPACE.toml"));
+        }
+        return Ok(None);
+    };
+    let queue_timeout = match &args.remote_queue_timeout {
+        None => std::time::Duration::from_secs(600),
+        Some(t) => humantime::parse_duration(t).map_err(|e| {
+            Error::user(format!("--remote-queue-timeout: `{t}`: {e}"))
+                .hint("e.g. --remote-queue-timeout 10m")
+        })?,
+    };
+    crate::reapi::RemoteExecutor::new(
+        &url,
+        &args.remote_header,
+        crate::reapi::client::Settings {
+            remote_only: args.remote_only,
+            queue_timeout,
+        },
+    )
+    .map(Some)
+    .map_err(|e| {
+        Error::user(format!("--remote-executor: {e}")).hint("write grpc://HOST:PORT[/INSTANCE]")
+    })
 }
 
 pub fn build(s: &Session, args: &BuildArgs, sink: &dyn EventSink) -> Result<BuildReport> {
@@ -217,11 +284,19 @@ pub fn run_graph(
     let durations = || recorder.as_ref().map(|r| r.durations()).unwrap_or_default();
     let out_dir = args.out_dir.clone().unwrap_or_else(|| s.root.join("dist"));
     let delivered = crate::store::delivered::Delivered::open(store.root(), &out_dir);
+    let remote_exec = remote_executor(s, args)?;
+    if let Some(rx) = &remote_exec {
+        sink.event(&crate::sched::Event::Warning {
+            label: None,
+            message: format!("build steps run on {} (images are made here)", rx.url()),
+        });
+    }
     let cfg = RunConfig {
         sources: &s.sources,
         store: &store,
         exec: exec.as_ref(),
         remote: remote.as_ref().map(|r| r as &dyn crate::remote::Remote),
+        remote_exec: remote_exec.as_ref(),
         push: (args.push || s.config.store.push) && !args.offline,
         sandbox: &s.config.sandbox,
         jobs,

@@ -324,5 +324,60 @@ fn dev_checks() -> Vec<Check> {
             "to run playwright-core for the dashboard test",
         ),
         playwright(),
+        postgres(),
+        buildgrid(),
     ]
+}
+
+/// PostgreSQL's server programs, for the BuildGrid the REAPI test starts.
+fn postgres() -> Check {
+    let bin = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .find(|b| b.join("initdb").is_file() && b.join("postgres").is_file());
+    match bin {
+        Some(b) => Check::ok(
+            "postgresql",
+            format!("{} (for BuildGrid in tests/reapi.rs)", b.display()),
+        ),
+        None => Check::fail(
+            "postgresql",
+            "PostgreSQL is not installed (the REAPI test's BuildGrid keeps its jobs in it)",
+            "apt-get install postgresql",
+        ),
+    }
+}
+
+/// BuildGrid, the REAPI server the tests start, from tests/reapi/requirements.txt.
+fn buildgrid() -> Check {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reapi");
+    let runs = std::process::Command::new(dir.join("venv/bin/bgd"))
+        .arg("--help")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let version = std::process::Command::new(dir.join("venv/bin/python"))
+        .args([
+            "-c",
+            "import importlib.metadata as m; print(m.version('buildgrid'))",
+        ])
+        .output()
+        .ok()
+        .filter(|o| runs && o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match version {
+        Some(v) => Check::ok(
+            "buildgrid",
+            format!("BuildGrid {v} in {}", dir.join("venv").display()),
+        ),
+        None => Check::fail(
+            "buildgrid",
+            "BuildGrid is not installed for the REAPI test",
+            format!(
+                "python3 -m venv {0}/venv && {0}/venv/bin/pip install -r {0}/requirements.txt (bash .ci/setup does it)",
+                dir.display()
+            ),
+        ),
+    }
 }

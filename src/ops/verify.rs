@@ -81,11 +81,13 @@ pub fn verify(
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let remote_exec = super::build::remote_executor(s, args)?;
     let mut cfg = RunConfig {
         sources: &s.sources,
         store: &store,
         exec: exec.as_ref(),
         remote: None,
+        remote_exec: remote_exec.as_ref(),
         push: false,
         sandbox: &s.config.sandbox,
         jobs,

@@ -17,6 +17,8 @@
 //! [defaults]
 //! image = "//images:bookworm"
 //! runtime = "//runtimes:system"
+//! [remote]
+//! execution = "grpc://127.0.0.1:50051"   # an REAPI server's workers
 //! ```
 
 use crate::diag::{Diagnostic, Loc, Span};
@@ -132,6 +134,15 @@ pub struct Config {
     pub store: StoreConfig,
     pub sandbox: SandboxConfig,
     pub defaults: Defaults,
+    pub remote: RemoteConfig,
+}
+
+/// `[remote]`: where build steps run besides this machine.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct RemoteConfig {
+    /// An REAPI server (`grpc://host:port[/instance]`, `grpcs://…`); not
+    /// part of keys (where a step runs never changes what it makes).
+    pub execution: Option<String>,
 }
 
 pub const CONFIG_FILE: &str = "WORKSPACE.toml";
@@ -153,11 +164,25 @@ pub fn parse_config_in(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>
     };
     let mut top = Reader::new(file, &root, span, file, &mut diags);
     let mut tables = Vec::new();
-    for key in ["workspace", "platform", "store", "sandbox", "defaults"] {
+    for key in [
+        "workspace",
+        "platform",
+        "store",
+        "sandbox",
+        "defaults",
+        "remote",
+    ] {
         let e = top.entry(key);
         tables.push(e);
     }
-    top.finish(&["workspace", "platform", "store", "sandbox", "defaults"]);
+    top.finish(&[
+        "workspace",
+        "platform",
+        "store",
+        "sandbox",
+        "defaults",
+        "remote",
+    ]);
 
     let empty = crate::rules::toml::Table::default();
     let table_of = |e, diags: &mut Vec<Diagnostic>| table_of(file, e, &empty, diags);
@@ -438,10 +463,29 @@ pub fn parse_config_in(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>
         "targets",
     ]);
 
+    // [remote]
+    let (t, s) = table_of(tables[5], &mut diags);
+    let mut r = Reader::new(file, t, s, "[remote]", &mut diags);
+    let execution = r.str("execution");
+    if let Some(e) = &execution
+        && let Err(m) = crate::reapi::ServerUrl::parse(&e.value)
+    {
+        r.diags.push(
+            Diagnostic::error(m)
+                .at(e.loc.clone())
+                .hint("write `execution = \"grpc://host:port\"` (an REAPI server: BuildGrid, Buildbarn, BuildBuddy…)"),
+        );
+    }
+    let remote_cfg = RemoteConfig {
+        execution: execution.map(|e| e.value),
+    };
+    r.finish(&["execution"]);
+
     if diags.iter().any(|d| d.is_error()) {
         return Err(diags);
     }
     Ok(Config {
+        remote: remote_cfg,
         name,
         base,
         platform: Platform {

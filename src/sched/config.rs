@@ -16,6 +16,9 @@ pub struct RunConfig<'a> {
     pub store: &'a LocalStore,
     pub exec: &'a dyn Executor,
     pub remote: Option<&'a dyn Remote>,
+    /// An REAPI server whose workers run the build steps (`[remote]
+    /// execution`, `--remote-executor`); images are made here.
+    pub remote_exec: Option<&'a crate::reapi::RemoteExecutor>,
     /// Push what was built (or pulled is not pushed back).
     pub push: bool,
     pub sandbox: &'a SandboxConfig,

@@ -34,6 +34,8 @@ pub(super) struct NodeCx<'a> {
     /// Rebuilt even when cached (`refine verify`), and not recorded.
     pub forced: bool,
     notes: RefCell<Vec<String>>,
+    /// The remote worker that ran its build step, if one did.
+    worker: RefCell<Option<String>>,
 }
 
 impl<'a> NodeCx<'a> {
@@ -89,6 +91,7 @@ impl<'a> NodeCx<'a> {
             start,
             forced: cfg.force.contains(&i),
             notes: RefCell::new(Vec::new()),
+            worker: RefCell::new(None),
         }
     }
 
@@ -121,6 +124,19 @@ impl<'a> NodeCx<'a> {
             message: msg.clone(),
         });
         self.notes.borrow_mut().push(msg);
+    }
+
+    /// Record that a remote worker ran the build step.
+    pub fn set_worker(&self, worker: String) {
+        *self.worker.borrow_mut() = Some(if worker.is_empty() {
+            "remote".into()
+        } else {
+            worker
+        });
+    }
+
+    pub fn worker(&self) -> Option<String> {
+        self.worker.borrow().clone()
     }
 
     /// The notes said so far (for the node's result).

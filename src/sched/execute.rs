@@ -252,6 +252,45 @@ fn run_action(cx: &NodeCx<'_>, deps: &[&NodeResult], log: &mut File) -> Result<T
                 },
             )?;
             let scratch = cfg.store.tmp_dir()?;
+            if let Some(rx) = cfg.remote_exec.filter(|r| r.down().is_none()) {
+                let plan = sandbox::plan_node(cx.graph, cx.i, deps, cfg, cx.key.short())?;
+                let out = scratch.path().join("out");
+                let recipe = |rel: &str, _: &crate::key::Digest| {
+                    cfg.sources.read(rel).map(|c| c.into_owned())
+                };
+                match rx.run(
+                    &plan,
+                    cfg.store,
+                    &recipe,
+                    &cfg.sandbox.output,
+                    cx.forced,
+                    log,
+                    &out,
+                )? {
+                    crate::reapi::client::Ran::Done { status, worker, .. } => {
+                        writeln!(log, "----")?;
+                        check_status(status, d, log)?;
+                        cx.set_worker(worker);
+                        return collect_outputs(cx, &out, log);
+                    }
+                    crate::reapi::client::Ran::Unreachable(why) => {
+                        if rx.remote_only() {
+                            return Err(failure(
+                                ErrorClass::Environment,
+                                format!("remote executor {} cannot be reached: {why}", rx.url()),
+                                "start the server (or drop --remote-only to build here)",
+                            ));
+                        }
+                        if rx.mark_down(&why) {
+                            cx.note(format!(
+                                "remote executor {} cannot be reached ({why}); this run builds here",
+                                rx.url()
+                            ));
+                        }
+                        writeln!(log, "remote: unreachable ({why}); built here")?;
+                    }
+                }
+            }
             let spec = sandbox::prepare(cx.graph, cx.i, deps, cfg, scratch.path(), cx.key.short())?;
             writeln!(log, "podman {}", shell_words(&spec.podman_argv()))?;
             writeln!(log, "----")?;

@@ -20,7 +20,7 @@ pub mod memo;
 mod node;
 mod record;
 mod result;
-mod sandbox;
+pub mod sandbox;
 
 pub use config::{Durations, RunConfig, no_durations};
 pub use events::{Event, EventSink, NullSink};

@@ -119,6 +119,7 @@ fn settle(cx: &NodeCx<'_>, outcome: Outcome, remote_noted: bool) -> NodeResult {
             log,
         } => {
             res.verdict = Verdict::Built;
+            res.worker = cx.worker();
             res.preimage = Some(cx.pre().clone());
             res.output = Some(output);
             res.log = Some(log);

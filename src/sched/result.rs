@@ -67,6 +67,9 @@ pub struct NodeResult {
     /// Failed without a build: its key failed before
     /// (`--skip-known-failures`).
     pub known_failure: bool,
+    /// The remote worker that built it (`built:remote`); `None` for a
+    /// build on this machine.
+    pub worker: Option<String>,
 }
 
 impl NodeResult {
@@ -86,6 +89,7 @@ impl NodeResult {
             push: None,
             notes: Vec::new(),
             known_failure: false,
+            worker: None,
         }
     }
 

@@ -202,7 +202,7 @@ pub struct DepView<'a> {
 
 /// Where a mount's host side comes from: decided by the plan, made real
 /// by [`materialize`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MountSource {
     /// A blob of the store, as itself (checked against its digest first).
     Blob(Digest),
@@ -218,7 +218,7 @@ pub enum MountSource {
     Out,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PlannedMount {
     pub source: MountSource,
     pub container: String,
@@ -226,7 +226,7 @@ pub struct PlannedMount {
 }
 
 /// Which image the container runs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ImagePlan {
     /// Pulled by its digest-pinned reference.
     Oci { reference: String },
@@ -239,7 +239,7 @@ pub enum ImagePlan {
 /// touching the host: a pure value of the derivation, its dependencies'
 /// outputs and the run's settings (golden-tested in tests/golden.rs).
 /// [`materialize`] then makes it real.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SandboxPlan {
     /// Container name (kind, name, key, refine's pid).
     pub name: String,
@@ -586,22 +586,40 @@ pub fn materialize(
     cfg: &RunConfig<'_>,
     scratch: &Path,
 ) -> Result<SandboxSpec, Error> {
+    // The workspace's file, or the built-in base's.
+    materialize_with(
+        plan,
+        cfg.store,
+        cfg.exec,
+        &|rel, _| cfg.sources.read(rel).map(|c| c.into_owned()),
+        scratch,
+    )
+}
+
+/// [`materialize`] with the recipe files read by `recipe` (path, digest):
+/// from the workspace for a local build, from the blobs of its input root
+/// on a remote worker.
+pub fn materialize_with(
+    plan: SandboxPlan,
+    store: &crate::store::LocalStore,
+    exec: &dyn crate::exec::Executor,
+    recipe: &dyn Fn(&str, &Digest) -> Option<Vec<u8>>,
+    scratch: &Path,
+) -> Result<SandboxSpec, Error> {
     let image = match &plan.image {
         ImagePlan::Oci { reference } => {
-            cfg.exec.pull_image(reference, plan.arch)?;
+            exec.pull_image(reference, plan.arch)?;
             reference.clone()
         }
         ImagePlan::Tarball { tag, rootfs } => {
-            cfg.store.cas.verify_blob(rootfs)?;
-            cfg.exec
-                .load_image(tag, &cfg.store.cas.blob_path(rootfs), plan.arch)?;
+            store.cas.verify_blob(rootfs)?;
+            exec.load_image(tag, &store.cas.blob_path(rootfs), plan.arch)?;
             tag.clone()
         }
     };
     let ws_dir = scratch.join("ws");
     for (rel, digest) in &plan.recipe_files {
-        // The workspace's file, or the built-in base's.
-        let bytes = cfg.sources.read(rel).ok_or_else(|| {
+        let bytes = recipe(rel, digest).ok_or_else(|| {
             fail(
                 ErrorClass::User,
                 format!("cannot read recipe {rel}"),
@@ -626,7 +644,7 @@ pub fn materialize(
     std::fs::create_dir_all(build.join("home"))?;
     std::fs::create_dir_all(&out)?;
     let seccomp = if plan.refuse_nested_userns {
-        let dir = cfg.store.root().join("sandbox");
+        let dir = store.root().join("sandbox");
         Some(crate::exec::seccomp::profile_in(&dir).map_err(|e| {
             fail(
                 ErrorClass::Environment,
@@ -650,11 +668,11 @@ pub fn materialize(
     for m in &plan.mounts {
         let host = match &m.source {
             MountSource::Blob(d) => {
-                cfg.store.cas.verify_blob(d)?;
-                cfg.store.cas.blob_path(d)
+                store.cas.verify_blob(d)?;
+                store.cas.blob_path(d)
             }
-            MountSource::Tree(d) => cfg.store.checkouts.materialize(d)?,
-            MountSource::UnpackedWheel(d) => cfg.store.checkouts.unpacked_wheel(d)?,
+            MountSource::Tree(d) => store.checkouts.materialize(d)?,
+            MountSource::UnpackedWheel(d) => store.checkouts.unpacked_wheel(d)?,
             MountSource::Recipes => ws_dir.clone(),
             MountSource::Build => build.clone(),
             MountSource::Out => out.clone(),
@@ -691,6 +709,17 @@ pub fn prepare(
     scratch: &Path,
     key_short: &str,
 ) -> Result<SandboxSpec, Error> {
+    materialize(plan_node(graph, i, deps, cfg, key_short)?, cfg, scratch)
+}
+
+/// The plan of node `i`'s container (for a remote worker to materialize).
+pub fn plan_node(
+    graph: &Graph,
+    i: usize,
+    deps: &[&NodeResult],
+    cfg: &RunConfig<'_>,
+    key_short: &str,
+) -> Result<SandboxPlan, Error> {
     let d = &graph.nodes[i].derivation();
     let mut view: HashMap<&Label, DepView<'_>> = HashMap::new();
     for r in deps {
@@ -705,8 +734,7 @@ pub fn prepare(
             },
         );
     }
-    let p = plan(d, &view, &PlanSettings::of_run(cfg, key_short))?;
-    materialize(p, cfg, scratch)
+    plan(d, &view, &PlanSettings::of_run(cfg, key_short))
 }
 
 /// A build's CPU limit when `[sandbox] cpus` says none: the machine's

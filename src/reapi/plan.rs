@@ -1,0 +1,313 @@
+//! A build step as an REAPI Action, and back.
+//!
+//! ```text
+//! input root/
+//!   plan.json          the SandboxPlan (its container name left out: the
+//!                      worker names its own container)
+//!   blobs/<sha256>     every blob the plan names: the image's root
+//!                      filesystem, sources, wheels, recipe files, the
+//!                      manifests of packs' and runtimes' trees and their files
+//! Command: refine-sandbox plan.json; output directory `out`
+//! Platform: ISA, OSFamily, container-image (the image's digest)
+//! ```
+
+use super::cas::Blob;
+use super::re;
+use crate::key::Digest;
+use crate::platform::Arch;
+use crate::sched::sandbox::{ImagePlan, MountSource, SandboxPlan};
+use crate::store::LocalStore;
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const PLAN_FILE: &str = "plan.json";
+pub const BLOBS_DIR: &str = "blobs";
+pub const OUT_DIR: &str = "out";
+/// The platform property that names the image (a wildcard key for
+/// BuildGrid: not matched against workers, carried for them).
+pub const IMAGE_KEY: &str = "container-image";
+/// Most bytes of a plan, a Command or a Directory read from a server.
+pub const MESSAGE_LIMIT: u64 = 64 << 20;
+
+/// The ISA name an architecture goes by in platform properties (Bazel's
+/// and BuildGrid's spelling: `x86-64`, `s390x`, `aarch64`, `ppc64le`).
+pub fn isa(arch: Arch) -> &'static str {
+    match arch {
+        Arch::X86_64 => "x86-64",
+        a => a.as_str(),
+    }
+}
+
+/// An action ready to send: its digest, and every blob the server needs
+/// to run it (the inputs, the plan, the directories, the Command, the
+/// Action itself).
+pub struct Prepared {
+    pub action: re::Action,
+    pub digest: re::Digest,
+    pub blobs: Vec<Blob>,
+    /// Bytes of the inputs (what a cold server receives).
+    pub input_bytes: u64,
+}
+
+fn io(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// Every blob a plan names, with the local file that holds it (or the
+/// recipe file's bytes).
+fn plan_blobs(
+    plan: &SandboxPlan,
+    store: &LocalStore,
+    recipe: &dyn Fn(&str, &Digest) -> Option<Vec<u8>>,
+) -> Result<Vec<Blob>, String> {
+    let cas = &store.cas;
+    let local = |d: &Digest| -> Result<Blob, String> {
+        let size = cas.verify_blob(d).map_err(io)?;
+        Ok(Blob {
+            digest: d.clone(),
+            size,
+            src: super::cas::Src::File(cas.blob_path(d)),
+        })
+    };
+    let mut out = Vec::new();
+    if let ImagePlan::Tarball { rootfs, .. } = &plan.image {
+        out.push(local(rootfs)?);
+    }
+    for m in &plan.mounts {
+        match &m.source {
+            MountSource::Blob(d) | MountSource::UnpackedWheel(d) => out.push(local(d)?),
+            MountSource::Tree(d) => {
+                out.push(local(d)?);
+                let tree = cas.tree(d).map_err(io)?;
+                for (_, fd, _) in tree.files() {
+                    out.push(local(fd)?);
+                }
+            }
+            MountSource::Recipes | MountSource::Build | MountSource::Out => {}
+        }
+    }
+    for (rel, d) in &plan.recipe_files {
+        let bytes = recipe(rel, d).ok_or_else(|| format!("cannot read recipe {rel}"))?;
+        let b = Blob::bytes(bytes);
+        if &b.digest != d {
+            return Err(format!("recipe {rel} changed while refine was running"));
+        }
+        out.push(b);
+    }
+    Ok(out)
+}
+
+/// The Platform of a plan: where it may run.
+pub fn platform(plan: &SandboxPlan) -> re::Platform {
+    let image = match &plan.image {
+        ImagePlan::Oci { reference } => reference.clone(),
+        ImagePlan::Tarball { rootfs, .. } => rootfs.to_string(),
+    };
+    let props = [
+        ("ISA", isa(plan.arch).to_string()),
+        ("OSFamily", "linux".to_string()),
+        (IMAGE_KEY, image),
+    ];
+    let mut properties: Vec<re::platform::Property> = props
+        .into_iter()
+        .map(|(n, v)| re::platform::Property {
+            name: n.to_string(),
+            value: v,
+        })
+        .collect();
+    properties.sort_by(|a, b| a.name.cmp(&b.name));
+    re::Platform { properties }
+}
+
+/// Build the Action of a plan.
+pub fn prepare(
+    plan: &SandboxPlan,
+    store: &LocalStore,
+    recipe: &dyn Fn(&str, &Digest) -> Option<Vec<u8>>,
+    fresh: bool,
+) -> Result<Prepared, String> {
+    let inputs = plan_blobs(plan, store, recipe)?;
+    let mut wire = plan.clone();
+    // The worker's own: its container's name.
+    wire.name = String::new();
+    let plan_json = serde_json::to_vec(&wire).map_err(io)?;
+    let plan_blob = Blob::bytes(plan_json);
+
+    let mut by_hex: BTreeMap<String, &Blob> = BTreeMap::new();
+    for b in &inputs {
+        by_hex.insert(b.digest.hex().to_string(), b);
+    }
+    let input_bytes = by_hex.values().map(|b| b.size).sum();
+    let blobs_dir = re::Directory {
+        files: by_hex
+            .iter()
+            .map(|(hex, b)| re::FileNode {
+                name: hex.clone(),
+                digest: Some(super::digest(&b.digest, b.size)),
+                is_executable: false,
+                node_properties: None,
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let (blobs_digest, blobs_bytes) = super::message_digest(&blobs_dir);
+    let root = re::Directory {
+        files: vec![re::FileNode {
+            name: PLAN_FILE.into(),
+            digest: Some(super::digest(&plan_blob.digest, plan_blob.size)),
+            is_executable: false,
+            node_properties: None,
+        }],
+        directories: vec![re::DirectoryNode {
+            name: BLOBS_DIR.into(),
+            digest: Some(blobs_digest),
+        }],
+        ..Default::default()
+    };
+    let (root_digest, root_bytes) = super::message_digest(&root);
+    let platform = platform(plan);
+    // Both the deprecated fields and their successors: servers read either.
+    #[allow(deprecated)]
+    let command = re::Command {
+        arguments: vec!["refine-sandbox".into(), PLAN_FILE.into()],
+        output_paths: vec![OUT_DIR.into()],
+        output_directories: vec![OUT_DIR.into()],
+        platform: Some(platform.clone()),
+        ..Default::default()
+    };
+    let (command_digest, command_bytes) = super::message_digest(&command);
+    let action = re::Action {
+        command_digest: Some(command_digest),
+        input_root_digest: Some(root_digest),
+        timeout: (plan.limits.timeout > 0).then(|| bazel_remote_apis::google::protobuf::Duration {
+            seconds: plan.limits.timeout as i64,
+            nanos: 0,
+        }),
+        do_not_cache: fresh,
+        salt: Vec::new(),
+        platform: Some(platform),
+    };
+    let (digest, action_bytes) = super::message_digest(&action);
+    let mut blobs = inputs;
+    blobs.push(plan_blob);
+    for b in [blobs_bytes, root_bytes, command_bytes, action_bytes] {
+        blobs.push(Blob::bytes(b));
+    }
+    Ok(Prepared {
+        action,
+        digest,
+        blobs,
+        input_bytes,
+    })
+}
+
+/// What a worker reads back from an action: the plan and the digests of
+/// the blobs its input root holds.
+pub struct Unpacked {
+    pub plan: SandboxPlan,
+    pub blobs: Vec<re::Digest>,
+    pub platform: BTreeMap<String, String>,
+}
+
+/// The digests a plan names directly (a tree's files are checked once its
+/// manifest is fetched: [`check_trees`]).
+pub fn named(plan: &SandboxPlan) -> Vec<Digest> {
+    let mut out = Vec::new();
+    if let ImagePlan::Tarball { rootfs, .. } = &plan.image {
+        out.push(rootfs.clone());
+    }
+    for m in &plan.mounts {
+        if let MountSource::Blob(d) | MountSource::Tree(d) | MountSource::UnpackedWheel(d) =
+            &m.source
+        {
+            out.push(d.clone());
+        }
+    }
+    out.extend(plan.recipe_files.iter().map(|(_, d)| d.clone()));
+    out
+}
+
+/// Parse an action's Command and input root (already fetched as bytes by
+/// the caller's `read`), and check the plan names only blobs the input
+/// root holds.
+pub fn unpack(
+    command: &re::Command,
+    root: &re::Directory,
+    read: &mut dyn FnMut(&re::Digest) -> Result<Vec<u8>, String>,
+) -> Result<Unpacked, String> {
+    if command.arguments.first().map(String::as_str) != Some("refine-sandbox") {
+        return Err(format!(
+            "not a refine action (its command is {:?})",
+            command.arguments
+        ));
+    }
+    let plan_node = root
+        .files
+        .iter()
+        .find(|f| f.name == PLAN_FILE)
+        .and_then(|f| f.digest.clone())
+        .ok_or("the input root holds no plan.json")?;
+    let blobs_node = root
+        .directories
+        .iter()
+        .find(|d| d.name == BLOBS_DIR)
+        .and_then(|d| d.digest.clone())
+        .ok_or("the input root holds no blobs/")?;
+    let plan_bytes = read(&plan_node)?;
+    let plan: SandboxPlan =
+        serde_json::from_slice(&plan_bytes).map_err(|e| format!("plan.json: {e}"))?;
+    let blobs_dir: re::Directory = prost::Message::decode(read(&blobs_node)?.as_slice())
+        .map_err(|e| format!("blobs/: {e}"))?;
+    let mut held = BTreeSet::new();
+    let mut blobs = Vec::new();
+    for f in &blobs_dir.files {
+        let d = f.digest.clone().ok_or("a blob without a digest")?;
+        if d.hash != f.name {
+            return Err(format!("blobs/{} is stored under another name", f.name));
+        }
+        held.insert(d.hash.clone());
+        blobs.push(d);
+    }
+    for d in named(&plan) {
+        if !held.contains(d.hex()) {
+            return Err(format!(
+                "the plan names blob {d}, which its input root does not hold"
+            ));
+        }
+    }
+    #[allow(deprecated)]
+    let platform = command
+        .platform
+        .iter()
+        .flat_map(|p| p.properties.iter())
+        .map(|p| (p.name.clone(), p.value.clone()))
+        .collect();
+    Ok(Unpacked {
+        plan,
+        blobs,
+        platform,
+    })
+}
+
+/// Check that every file of the plan's trees is among the input root's
+/// blobs (once the manifests are in the local store).
+pub fn check_trees(
+    plan: &SandboxPlan,
+    store: &LocalStore,
+    held: &[re::Digest],
+) -> Result<(), String> {
+    let held: BTreeSet<&str> = held.iter().map(|d| d.hash.as_str()).collect();
+    for m in &plan.mounts {
+        if let MountSource::Tree(d) = &m.source {
+            let tree = store.cas.tree(d).map_err(io)?;
+            for (path, fd, _) in tree.files() {
+                if !held.contains(fd.hex()) {
+                    return Err(format!(
+                        "{}: {path} names blob {fd}, which the input root does not hold",
+                        m.container
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}

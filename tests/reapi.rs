@@ -1,0 +1,391 @@
+//! Many machines: refine on the Remote Execution API, against a real
+//! BuildGrid (with PostgreSQL) started on loopback, and real `refine
+//! worker`s running the actions in podman.
+//!
+//! One test, in the order a user meets it: CI's s390x set built through
+//! an s390x worker (whose store starts empty: it fetches the image and
+//! every input from the server's CAS) and found to be the same bytes as a
+//! build on this machine (`refine verify` rebuilds it locally and
+//! compares); the host pair through an x86-64 worker; a build whose ISA no
+//! worker serves fails after the bounded wait; a worker killed mid-action
+//! and the action run again on another; the server stopped mid-run and the
+//! run finishing on this machine, said once. `.ci/setup` installs
+//! PostgreSQL and BuildGrid (tests/reapi/venv); without them this fails.
+
+mod common;
+use common::{Run, shipped};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SET: &[&str] = &[
+    "//repairs:markupsafe",
+    "//repairs:pyyaml",
+    "//repairs:cffi",
+    "//wheels:six",
+];
+
+/// A BuildGrid and its PostgreSQL, stopped by their process ids.
+struct BuildGrid {
+    dir: tempfile::TempDir,
+    port: u16,
+    pids: Vec<u32>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl BuildGrid {
+    fn start() -> BuildGrid {
+        let dir = tempfile::Builder::new()
+            .prefix("refine-bgd-")
+            .tempdir()
+            .unwrap();
+        BuildGrid::start_in(dir, free_port())
+    }
+
+    fn start_in(dir: tempfile::TempDir, port: u16) -> BuildGrid {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reapi/buildgrid.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg(dir.path())
+            .arg(port.to_string())
+            // Leases of a worker that stopped answering go back to the
+            // queue after this many seconds.
+            .env("REFINE_BG_KEEPALIVE", "12")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "BuildGrid did not start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pids = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .collect();
+        BuildGrid { dir, port, pids }
+    }
+
+    fn url(&self) -> String {
+        format!("grpc://127.0.0.1:{}", self.port)
+    }
+
+    /// Stop BuildGrid and PostgreSQL (by their ids); the directory is kept
+    /// for a restart.
+    fn stop(mut self) -> tempfile::TempDir {
+        self.kill();
+        let dir = tempfile::Builder::new()
+            .prefix("refine-bgd-")
+            .tempdir()
+            .unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    fn kill(&mut self) {
+        // BuildGrid first (it holds connections to the database).
+        for pid in self.pids.iter().rev() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+                // Reaped by init once it exits (the script started it).
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                if stat.contains(") Z ") {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+        self.pids.clear();
+    }
+}
+
+impl Drop for BuildGrid {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A `refine worker` this test started; what it says, read as it comes.
+struct Worker {
+    child: Child,
+    said: Arc<Mutex<String>>,
+}
+
+impl Worker {
+    fn start(url: &str, isa: &str, name: &str, store: &Path) -> Worker {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_refine"));
+        c.arg("--store")
+            .arg(store)
+            .args(["worker", "--server", url, "--platform"])
+            .arg(format!("ISA={isa}"))
+            .args(["--name", name])
+            .env_remove("REFINE_EXECUTOR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let err = child.stderr.take().unwrap();
+        let said = Arc::new(Mutex::new(String::new()));
+        let keep = said.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                keep.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        let w = Worker { child, said };
+        w.wait_for("serving", 30);
+        w
+    }
+
+    fn said(&self) -> String {
+        self.said.lock().unwrap().clone()
+    }
+
+    /// Wait until the worker says `needle` (at most `secs`).
+    fn wait_for(&self, needle: &str, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if self.said().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the worker never said {needle:?}:\n{}", self.said());
+    }
+
+    fn signal(&mut self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.child.try_wait().unwrap().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.signal("-TERM");
+        }
+    }
+}
+
+fn build(ws: &common::Ws, store: &Path, args: &[&str]) -> Run {
+    let mut c = ws.cmd_in(store);
+    c.args(["build", "--json"]).args(args);
+    c.output().unwrap().into()
+}
+
+/// The workers each node was built by (`worker` of its result).
+fn workers_of(run: &Run) -> std::collections::BTreeMap<String, String> {
+    run.events()
+        .into_iter()
+        .filter(|e| e["event"] == "result" && e["verdict"] == "built")
+        .map(|e| {
+            (
+                e["label"].as_str().unwrap_or("").to_string(),
+                e["worker"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn builds_run_on_buildgrid_workers_with_the_same_bytes_and_survive_faults() {
+    let bg = BuildGrid::start();
+    let url = bg.url();
+    let stores = tempfile::Builder::new()
+        .prefix("refine-reapi-")
+        .tempdir()
+        .unwrap();
+    let s390x_store = stores.path().join("w-s390x");
+    let host_store = stores.path().join("w-x86");
+    let w_s390x = Worker::start(&url, "s390x", "w-s390x", &s390x_store);
+    let w_host = Worker::start(&url, "x86-64", "w-x86", &host_store);
+
+    // 1. CI's s390x set, every build step on the s390x worker.
+    let ws = shipped();
+    let client = stores.path().join("client");
+    let t = Instant::now();
+    let r = build(
+        &ws,
+        &client,
+        &[&["--remote-executor", &url, "--remote-only"][..], SET].concat(),
+    );
+    r.ok();
+    let remote_secs = t.elapsed().as_secs_f64();
+    let by = workers_of(&r);
+    for l in SET {
+        assert_eq!(r.verdicts()[*l], "built", "{l}: {}", r.stdout);
+        assert_eq!(
+            by.get(*l).map(String::as_str),
+            Some("w-s390x"),
+            "{l}: {by:?}"
+        );
+    }
+    // Images are made here, never remotely.
+    assert_eq!(r.verdicts()["//images:bookworm"], "built");
+    assert!(!by.contains_key("//images:bookworm"), "{by:?}");
+    // The x86-64 worker got none of it (routing by ISA).
+    assert!(!w_host.said().contains("running"), "{}", w_host.said());
+    // The worker fetched what it ran from the server: its store started empty.
+    assert!(
+        w_s390x.said().contains("//wheels:pyyaml: exit code 0"),
+        "{}",
+        w_s390x.said()
+    );
+    // The plain human line says where it was built.
+    let text = ws
+        .cmd_in(&client)
+        .args(["build", "--remote-executor", &url, "//wheels:six"])
+        .output()
+        .unwrap();
+    assert!(text.status.success());
+    eprintln!("reapi: the s390x set through the worker in {remote_secs:.1} s");
+
+    // The same bytes as a build on this machine: every wheel and repair of
+    // the set rebuilt here, in the local sandbox, and compared.
+    let mut targets: Vec<&str> = SET.to_vec();
+    targets.extend(["//wheels:markupsafe", "//wheels:pyyaml", "//wheels:cffi"]);
+    let mut v = ws.cmd_in(&client);
+    v.args(["verify", "--json"]).args(&targets);
+    let v: Run = v.output().unwrap().into();
+    v.ok();
+    for l in &targets {
+        let e = v
+            .events()
+            .into_iter()
+            .find(|e| e["event"] == "verified" && e["label"] == *l)
+            .unwrap_or_else(|| panic!("{l} not verified: {}", v.stdout));
+        assert_eq!(e["agree"], true, "{l}: {e}");
+    }
+
+    // 2. The host pair through the x86-64 worker.
+    let host = build(
+        &ws,
+        &client,
+        &[
+            "--arch",
+            "x86_64",
+            "--remote-executor",
+            &url,
+            "--remote-only",
+            "//wheels:markupsafe",
+            "//wheels:six",
+        ],
+    );
+    host.ok();
+    let by = workers_of(&host);
+    assert_eq!(
+        by.get("//wheels:markupsafe").map(String::as_str),
+        Some("w-x86"),
+        "{by:?}"
+    );
+    let mut v = ws.cmd_in(&client);
+    v.args([
+        "--arch",
+        "x86_64",
+        "verify",
+        "--json",
+        "//wheels:markupsafe",
+    ]);
+    let v: Run = v.output().unwrap().into();
+    v.ok();
+    assert!(v.stdout.contains("\"agree\":true"), "{}", v.stdout);
+
+    // 3. Routing: with no s390x worker, an s390x build step fails after the
+    // bounded wait, naming the platform, instead of hanging. (`refine
+    // verify` rebuilds on the workers without the server's cache.)
+    drop(w_s390x);
+    let verify_remote = |extra: &[&str], targets: &[&str]| {
+        let mut c = ws.cmd_in(&client);
+        c.args(["verify", "--json", "--remote-executor", &url])
+            .args(extra)
+            .args(targets);
+        c
+    };
+    let t = Instant::now();
+    let routed: Run = verify_remote(
+        &["--remote-only", "--remote-queue-timeout", "8s"],
+        &["//wheels:six"],
+    )
+    .output()
+    .unwrap()
+    .into();
+    let waited = t.elapsed();
+    assert!(!routed.status.success(), "{}", routed.stdout);
+    assert!(
+        routed
+            .all()
+            .contains("no worker with ISA=s390x took the action within 8 s"),
+        "{}",
+        routed.all()
+    );
+    assert!(waited < Duration::from_secs(120), "{waited:?}");
+
+    // 4. A worker killed mid-action: the action runs again on another and
+    // the result is the same bytes.
+    let mut w1 = Worker::start(&url, "s390x", "w-kill", &stores.path().join("w-kill"));
+    let mut c = verify_remote(&["--remote-only"], &["//wheels:markupsafe"]);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let handle = c.spawn().unwrap();
+    w1.wait_for("//wheels:markupsafe: running", 600);
+    w1.signal("-KILL");
+    let w2 = Worker::start(&url, "s390x", "w-again", &stores.path().join("w-again"));
+    let again: Run = handle.wait_with_output().unwrap().into();
+    again.ok();
+    assert!(again.stdout.contains("\"agree\":true"), "{}", again.stdout);
+    w2.wait_for("//wheels:markupsafe: exit code 0", 60);
+
+    // 5. The server stopped mid-run: said once, the run finishes here.
+    let mut c = verify_remote(
+        &[],
+        &[
+            "//wheels:pyyaml",
+            "//wheels:cffi",
+            "//repairs:pyyaml",
+            "//repairs:cffi",
+        ],
+    );
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let handle = c.spawn().unwrap();
+    w2.wait_for("//wheels:pyyaml: running", 600);
+    let _dir = bg.stop();
+    let down: Run = handle.wait_with_output().unwrap().into();
+    down.ok();
+    assert!(
+        down.stdout.matches("\"agree\":true").count() == 4,
+        "{}",
+        down.stdout
+    );
+    let said = down.all().matches("cannot be reached").count();
+    assert_eq!(said, 1, "{}", down.all());
+    eprintln!(
+        "reapi: routing refused in {:.1} s; the run went on here after the server stopped",
+        waited.as_secs_f64()
+    );
+    drop(w_host);
+}
