@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS results (
     hints TEXT NOT NULL DEFAULT '[]',
     requested INTEGER NOT NULL DEFAULT 0,
     critical INTEGER NOT NULL DEFAULT 0,
+    worker TEXT,
     UNIQUE (run, label)
 );
 CREATE INDEX IF NOT EXISTS results_by_label ON results (label, arch, id);
@@ -94,9 +95,9 @@ SELECT arch, label, output, run FROM results WHERE id IN (
 
 /// The schema's version (`PRAGMA user_version`). Versions 2 (before runs
 /// had `interrupted`), 3 (before `fixes`), 4 (before `deliverables`) and 5
-/// (before results had `critical`) are migrated; a database of any other
-/// version is moved aside and made anew.
-const VERSION: i64 = 6;
+/// (before results had `critical`) and 6 (before they had `worker`) are
+/// migrated; a database of any other version is moved aside and made anew.
+const VERSION: i64 = 7;
 
 /// How long a write waits for another process's lock.
 const BUSY: Duration = Duration::from_secs(10);
@@ -289,6 +290,8 @@ pub struct ResultRow {
     /// On the run's critical path (the chain of dependencies that ended
     /// last: `refine build --profile` draws the same).
     pub critical: bool,
+    /// The remote worker that built it (REAPI); `None`: this machine.
+    pub worker: Option<String>,
 }
 
 /// What a query of results asks for.
@@ -321,10 +324,11 @@ fn result_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ResultRow> {
         hints: serde_json::from_str(&hints).unwrap_or_default(),
         requested: r.get::<_, i64>(13)? != 0,
         critical: r.get::<_, i64>(14)? != 0,
+        worker: r.get(15)?,
     })
 }
 
-const RESULT_COLUMNS: &str = "id, run, label, arch, toolchain, key, output, verdict, started_ms, duration_ms, log, error, hints, requested, critical";
+const RESULT_COLUMNS: &str = "id, run, label, arch, toolchain, key, output, verdict, started_ms, duration_ms, log, error, hints, requested, critical, worker";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
@@ -553,6 +557,22 @@ impl History {
                 "BEGIN IMMEDIATE; {add} PRAGMA user_version = 6; COMMIT;"
             ))?;
             version = 6;
+        }
+        if tables > 0 && version == 6 {
+            let has: i64 = conn.query_row(
+                "SELECT count(*) FROM pragma_table_info('results') WHERE name = 'worker'",
+                [],
+                |r| r.get(0),
+            )?;
+            let add = if has == 0 {
+                "ALTER TABLE results ADD COLUMN worker TEXT;"
+            } else {
+                ""
+            };
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {add} PRAGMA user_version = 7; COMMIT;"
+            ))?;
+            version = 7;
         }
         if tables > 0 && version != VERSION {
             return Err(rusqlite::Error::SqliteFailure(
@@ -795,6 +815,14 @@ impl History {
             })
         })?
         .collect()
+    }
+
+    /// Record which remote worker built a node of a run.
+    pub fn set_worker(&self, run: i64, label: &Label, worker: &str) -> rusqlite::Result<()> {
+        self.conn
+            .prepare_cached("UPDATE results SET worker = ?3 WHERE run = ?1 AND label = ?2")?
+            .execute(params![run, label.to_string(), worker])?;
+        Ok(())
     }
 
     /// Mark the run's critical path (labels of results it has rows for).
@@ -1201,6 +1229,45 @@ mod tests {
             marked.contains(&("//packs:zlib".to_string(), false)),
             "{marked:?}"
         );
+    }
+
+    /// A version-6 database (before results had `worker`) gains the
+    /// column, its rows built here; a remote build records its worker.
+    #[test]
+    fn the_worker_column_is_migrated_and_recorded() {
+        let d = tempfile::tempdir().unwrap();
+        let p = History::path_in(d.path());
+        {
+            let c = Connection::open(&p).unwrap();
+            let v6 = SCHEMA.replace("    worker TEXT,\n", "");
+            assert_ne!(v6, SCHEMA);
+            c.execute_batch(&v6).unwrap();
+            c.execute_batch(
+                "PRAGMA user_version = 6;
+                 INSERT INTO runs (id, started_ms, command, workspace, arch, toolchain, owner) VALUES (1, 0, 'build', '/ws', 's390x', 'cross', 'x');
+                 INSERT INTO results (run, label, arch, toolchain, verdict, started_ms, duration_ms) VALUES
+                   (1, '//packs:zlib', 's390x', 'cross', 'built', 0, 5),
+                   (1, '//wheels:a', 's390x', 'cross', 'built', 5, 7);",
+            )
+            .unwrap();
+        }
+        let (h, _) = History::open(d.path()).unwrap();
+        h.set_worker(1, &l("//wheels:a"), "w-s390x").unwrap();
+        let rows: Vec<(String, Option<String>)> = h
+            .results(&Filter {
+                run: Some(1),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.label, r.worker))
+            .collect();
+        assert!(
+            rows.contains(&("//wheels:a".into(), Some("w-s390x".into()))),
+            "{rows:?}"
+        );
+        assert!(rows.contains(&("//packs:zlib".into(), None)), "{rows:?}");
     }
 
     /// A version-4 database (before `deliverables`) gains the table, filled

@@ -225,7 +225,11 @@ impl<'a> Recorder<'a> {
                 r.log.as_deref(),
                 r.failure.as_ref().map(|f| f.message.as_str()),
                 requested,
-            )
+            )?;
+            match &r.worker {
+                Some(w) => db.set_worker(self.run, &r.label, w),
+                None => Ok(()),
+            }
         });
         self.say(res);
     }

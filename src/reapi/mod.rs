@@ -44,6 +44,15 @@ pub use client::RemoteExecutor;
 #[derive(Clone, Default)]
 pub struct Headers(Arc<Vec<(AsciiMetadataKey, AsciiMetadataValue)>>);
 
+/// Names only: values may be tokens.
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| k.as_str()))
+            .finish()
+    }
+}
+
 impl tonic::service::Interceptor for Headers {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         for (k, v) in self.0.iter() {

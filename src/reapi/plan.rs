@@ -178,10 +178,12 @@ pub fn prepare(
     let action = re::Action {
         command_digest: Some(command_digest),
         input_root_digest: Some(root_digest),
-        timeout: (plan.limits.timeout > 0).then(|| bazel_remote_apis::google::protobuf::Duration {
-            seconds: plan.limits.timeout as i64,
-            nanos: 0,
-        }),
+        timeout: (plan.limits.timeout > 0).then_some(
+            bazel_remote_apis::google::protobuf::Duration {
+                seconds: plan.limits.timeout as i64,
+                nanos: 0,
+            },
+        ),
         do_not_cache: fresh,
         salt: Vec::new(),
         platform: Some(platform),

@@ -164,7 +164,31 @@ fn timeline(rows: &[ResultRow]) -> Markup {
             Some((s, s + r.duration_ms.unwrap_or(0).max(0) as u64))
         })
         .collect();
-    let lanes = crate::ops::profile::lanes(&spans);
+    // This machine's slots first, then each remote worker's (REAPI): a
+    // lane is one build at a time on one of them.
+    let mut groups: std::collections::BTreeMap<Option<&str>, Vec<usize>> =
+        std::collections::BTreeMap::new();
+    for (i, r) in timed.iter().enumerate() {
+        groups.entry(r.worker.as_deref()).or_default().push(i);
+    }
+    let mut lanes: Vec<Option<usize>> = vec![None; timed.len()];
+    let mut lane_names: Vec<String> = Vec::new();
+    for (worker, members) in &groups {
+        let sub: Vec<Option<(u64, u64)>> = members.iter().map(|&i| spans[i]).collect();
+        let packed = crate::ops::profile::lanes(&sub);
+        let base = lane_names.len();
+        let count = packed.iter().flatten().max().map_or(0, |m| m + 1);
+        for (k, &i) in members.iter().enumerate() {
+            lanes[i] = packed[k].map(|l| base + l);
+        }
+        for l in 0..count {
+            lane_names.push(match worker {
+                None => format!("slot {}", l + 1),
+                Some(w) if count == 1 => w.to_string(),
+                Some(w) => format!("{w} #{}", l + 1),
+            });
+        }
+    }
     let end = spans
         .iter()
         .flatten()
@@ -172,8 +196,10 @@ fn timeline(rows: &[ResultRow]) -> Markup {
         .max()
         .unwrap_or(0)
         .max(1);
-    let n = lanes.iter().flatten().max().map_or(1, |m| m + 1);
-    let (left, width, lane_h, top) = (70.0, 900.0, 24.0, 22.0);
+    let n = lane_names.len().max(1);
+    let remote = groups.keys().any(|w| w.is_some());
+    let left = if remote { 110.0 } else { 70.0 };
+    let (width, lane_h, top) = (900.0, 24.0, 22.0);
     let x = |ms: u64| left + width * ms as f64 / end as f64;
     let height = top + lane_h * n as f64 + 8.0;
     let critical: u64 = timed
@@ -185,7 +211,9 @@ fn timeline(rows: &[ResultRow]) -> Markup {
     html! {
         h2 { "Timeline" }
         p.muted {
-            (timed.len()) " nodes on " (n) " slot" (if n == 1 { "" } else { "s" }) " over " (dur(Some(end as i64)))
+            (timed.len()) " nodes on " (n) " slot" (if n == 1 { "" } else { "s" })
+            @if remote { " (this machine's and the remote workers')" }
+            " over " (dur(Some(end as i64)))
             @if critical > 0 { "; the critical path (outlined) took " (dur(Some(critical as i64))) }
         }
         svg #timeline .chart viewBox=(format!("0 0 {} {height}", left + width + 10.0)) xmlns="http://www.w3.org/2000/svg" {
@@ -198,8 +226,8 @@ fn timeline(rows: &[ResultRow]) -> Markup {
                     text x=(x(t) + 2.0) y=(12) { (dur(Some(t as i64))) }
                 }
             }
-            @for l in 0..n {
-                text x=(4) y=(top + lane_h * l as f64 + 16.0) { "slot " (l + 1) }
+            @for (l, name) in lane_names.iter().enumerate() {
+                text x=(4) y=(top + lane_h * l as f64 + 16.0) { (name[..name.len().min(16)]) }
             }
             @for (i, r) in timed.iter().enumerate() {
                 @if let (Some(lane), Some((s, e))) = (lanes[i], spans[i]) {
@@ -207,6 +235,7 @@ fn timeline(rows: &[ResultRow]) -> Markup {
                     g.bar.crit[r.critical] data-label=(r.label) {
                         title {
                             (r.label) " · " (r.verdict) " · " (dur(r.duration_ms))
+                            @if let Some(w) = &r.worker { " · on worker " (w) }
                             @if let Some(k) = &r.key { " · key " (k[..k.len().min(12)]) }
                             @if r.critical { " · on the critical path" }
                         }
@@ -419,7 +448,7 @@ fn results_table(rows: &[ResultRow], with_label: bool) -> Markup {
         table {
             tr {
                 @if with_label { th { "target" } }
-                th { "run" } th { "when" } th { "verdict" } th { "took" } th { "toolchain" } th { "key" } th { "log" }
+                th { "run" } th { "when" } th { "verdict" } th { "took" } th { "where" } th { "toolchain" } th { "key" } th { "log" }
             }
             @for r in rows {
                 tr.build {
@@ -428,6 +457,11 @@ fn results_table(rows: &[ResultRow], with_label: bool) -> Markup {
                     td { (when(r.started_ms)) }
                     td { (verdict(&r.verdict)) }
                     td { (dur(r.duration_ms)) }
+                    td {
+                        @if r.verdict == "built" {
+                            (r.worker.as_deref().map_or("here".to_string(), |w| format!("worker {w}")))
+                        }
+                    }
                     td { (r.toolchain) }
                     td.mono { (r.key.as_deref().map(|k| &k[..k.len().min(12)]).unwrap_or("")) }
                     td { @if r.log.is_some() { a href={ "/logs/" (r.id) } { "log" } } }
@@ -886,6 +920,7 @@ mod tests {
             hints: Vec::new(),
             requested: true,
             critical,
+            worker: None,
         }
     }
 
@@ -920,6 +955,31 @@ mod tests {
         assert!(
             chart[first..].starts_with("<title>run #7 · failed · 2.0s"),
             "{chart}"
+        );
+    }
+
+    /// Nodes a remote worker built get that worker's lane, named for it,
+    /// after this machine's slots; the hover says the worker.
+    #[test]
+    fn remote_builds_are_drawn_on_their_workers_lanes() {
+        let mut a = row("//images:img", "built", 1_000, Some(4_000), true);
+        let mut b = row("//wheels:a", "built", 5_000, Some(2_000), true);
+        let mut c = row("//wheels:b", "built", 5_000, Some(1_000), false);
+        b.worker = Some("w-s390x".into());
+        c.worker = Some("w-x86".into());
+        a.worker = None;
+        let html = timeline(&[a, b, c]).into_string();
+        assert!(
+            html.contains("3 nodes on 3 slots (this machine's and the remote workers')"),
+            "{html}"
+        );
+        let slot = html.find(">slot 1<").unwrap();
+        let w1 = html.find(">w-s390x<").unwrap();
+        let w2 = html.find(">w-x86<").unwrap();
+        assert!(slot < w1 && w1 < w2, "{html}");
+        assert!(
+            html.contains("//wheels:a · built · 2.0s · on worker w-s390x"),
+            "{html}"
         );
     }
 }
