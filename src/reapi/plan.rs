@@ -290,6 +290,46 @@ pub fn unpack(
     })
 }
 
+/// What a worker checks of a plan before it uses any of it (the plan
+/// comes from the server: untrusted): recipe files are plain relative
+/// paths (they are written under the scratch directory), mounts land on
+/// plain absolute container paths, an image's tag is refine's own for its
+/// digest (it is loaded under that name), an OCI image is pinned.
+pub fn check_for_worker(plan: &SandboxPlan) -> Result<(), String> {
+    let plain_rel = |p: &str| {
+        !p.is_empty()
+            && !p.starts_with('/')
+            && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+    };
+    for (rel, _) in &plan.recipe_files {
+        if !plain_rel(rel) {
+            return Err(format!("recipe file {rel:?} is not a plain relative path"));
+        }
+    }
+    for m in &plan.mounts {
+        let c = &m.container;
+        if !c.starts_with('/') || !plain_rel(&c[1..]) || c.contains([':', ',']) {
+            return Err(format!("mount point {c:?} is not a plain absolute path"));
+        }
+    }
+    match &plan.image {
+        ImagePlan::Tarball { tag, rootfs } => {
+            let ok = tag.starts_with("localhost/refine-image/")
+                && tag.ends_with(&format!(":{}", &rootfs.hex()[..32]))
+                && !tag.contains(char::is_whitespace);
+            if !ok {
+                return Err(format!("image tag {tag:?} is not refine's for {rootfs}"));
+            }
+        }
+        ImagePlan::Oci { reference } => {
+            if !reference.contains("@sha256:") || reference.contains(char::is_whitespace) {
+                return Err(format!("image {reference} is not pinned by digest"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Check that every file of the plan's trees is among the input root's
 /// blobs (once the manifests are in the local store).
 pub fn check_trees(
@@ -312,4 +352,130 @@ pub fn check_trees(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::Limits;
+    use crate::sched::sandbox::PlannedMount;
+
+    fn plan() -> SandboxPlan {
+        let rootfs = crate::key::sha256_bytes(b"rootfs");
+        SandboxPlan {
+            name: String::new(),
+            label: "//wheels:x".into(),
+            image: ImagePlan::Tarball {
+                tag: format!("localhost/refine-image/bookworm:{}", &rootfs.hex()[..32]),
+                rootfs,
+            },
+            arch: Arch::S390x,
+            foreign: true,
+            mounts: vec![PlannedMount {
+                source: MountSource::Recipes,
+                container: "/refine/ws".into(),
+                read_only: true,
+            }],
+            recipe_files: vec![("recipes/pep517.sh".into(), crate::key::sha256_bytes(b"r"))],
+            env: Default::default(),
+            command: vec!["bash".into()],
+            limits: Limits::default(),
+            refuse_nested_userns: true,
+            pids_limit: 4096,
+        }
+    }
+
+    #[test]
+    fn a_worker_refuses_a_plan_that_reaches_outside_its_scratch_or_renames_an_image() {
+        assert!(check_for_worker(&plan()).is_ok());
+        let mut p = plan();
+        p.recipe_files[0].0 = "../../etc/cron.d/x".into();
+        assert!(check_for_worker(&p).unwrap_err().contains("plain relative"));
+        let mut p = plan();
+        p.recipe_files[0].0 = "/etc/passwd".into();
+        assert!(check_for_worker(&p).is_err());
+        let mut p = plan();
+        p.mounts[0].container = "/refine/../etc".into();
+        assert!(check_for_worker(&p).unwrap_err().contains("mount point"));
+        let mut p = plan();
+        p.mounts[0].container = "/x:/y".into();
+        assert!(check_for_worker(&p).is_err());
+        let mut p = plan();
+        p.image = ImagePlan::Tarball {
+            tag: "docker.io/library/debian:12".into(),
+            rootfs: crate::key::sha256_bytes(b"rootfs"),
+        };
+        assert!(check_for_worker(&p).unwrap_err().contains("image tag"));
+        let mut p = plan();
+        p.image = ImagePlan::Oci {
+            reference: "docker.io/library/debian:12".into(),
+        };
+        assert!(check_for_worker(&p).unwrap_err().contains("pinned"));
+    }
+
+    #[test]
+    fn the_action_names_every_input_and_a_rebuild_is_another_action() {
+        let d = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(d.path()).unwrap();
+        let rootfs = store.cas.put_bytes(b"rootfs").unwrap();
+        let src = store.cas.put_bytes(b"sdist").unwrap();
+        let mut p = plan();
+        p.image = ImagePlan::Tarball {
+            tag: format!("localhost/refine-image/bookworm:{}", &rootfs.hex()[..32]),
+            rootfs: rootfs.clone(),
+        };
+        p.mounts.push(PlannedMount {
+            source: MountSource::Blob(src.clone()),
+            container: "/refine/src/x.tar.gz".into(),
+            read_only: true,
+        });
+        p.recipe_files = vec![(
+            "recipes/pep517.sh".into(),
+            crate::key::sha256_bytes(b"echo"),
+        )];
+        let recipe = |_: &str, _: &Digest| Some(b"echo".to_vec());
+        let a = prepare(&p, &store, &recipe, false).unwrap();
+        let names: Vec<String> = a.blobs.iter().map(|b| b.digest.hex().to_string()).collect();
+        for d in [&rootfs, &src, &crate::key::sha256_bytes(b"echo")] {
+            assert!(names.contains(&d.hex().to_string()), "{d} missing");
+        }
+        // The worker reads the plan back, and every blob it names is held.
+        let blob = |d: &re::Digest| {
+            a.blobs
+                .iter()
+                .find(|b| b.digest.hex() == d.hash)
+                .map(|b| match &b.src {
+                    super::super::cas::Src::Bytes(v) => v.as_ref().clone(),
+                    super::super::cas::Src::File(f) => std::fs::read(f).unwrap(),
+                })
+                .ok_or_else(|| format!("no blob {}", d.hash))
+        };
+        let command: re::Command = prost::Message::decode(
+            blob(a.action.command_digest.as_ref().unwrap())
+                .unwrap()
+                .as_slice(),
+        )
+        .unwrap();
+        let root: re::Directory = prost::Message::decode(
+            blob(a.action.input_root_digest.as_ref().unwrap())
+                .unwrap()
+                .as_slice(),
+        )
+        .unwrap();
+        let mut read = blob;
+        let un = unpack(&command, &root, &mut read).unwrap();
+        assert_eq!(un.plan.label, "//wheels:x");
+        assert_eq!(un.platform["ISA"], "s390x");
+        assert_eq!(un.platform[IMAGE_KEY], rootfs.to_string());
+        // A rebuild is another action (not cached on the server).
+        let fresh = prepare(&p, &store, &recipe, true).unwrap();
+        assert_ne!(fresh.digest, a.digest);
+        assert!(fresh.action.do_not_cache);
+        // A changed input is another action.
+        p.env.insert("X".into(), "1".into());
+        assert_ne!(
+            prepare(&p, &store, &recipe, false).unwrap().digest,
+            a.digest
+        );
+    }
 }

@@ -20,7 +20,6 @@ use super::{Conn, plan, re};
 use crate::error::{Error, Exit, Result};
 use crate::exec::{Executor, RunStatus};
 use crate::platform::Arch;
-use crate::sched::sandbox::ImagePlan;
 use crate::store::LocalStore;
 use googleapis_tonic_google_devtools_remoteworkers_v1test2::google::devtools::remoteworkers::v1test2 as rw;
 use googleapis_tonic_google_devtools_remoteworkers_v1test2::google::rpc::Status as RpcStatus;
@@ -425,6 +424,7 @@ fn execute(sh: &Shared, lease: &rw::Lease) -> std::result::Result<re::ActionResu
     let mut reader = |d: &re::Digest| read(d).map_err(|(_, m)| m);
     let un = plan::unpack(&command, &root, &mut reader).map_err(bad)?;
     let mut p = un.plan;
+    plan::check_for_worker(&p).map_err(bad)?;
     // Where it may run: this worker's ISA, an architecture it runs.
     if let Some(isa) = un.platform.get("ISA")
         && isa != &sh.isa
@@ -440,15 +440,9 @@ fn execute(sh: &Shared, lease: &rw::Lease) -> std::result::Result<re::ActionResu
             p.arch
         )));
     }
-    // The image, only by a digest this worker checks.
-    match &p.image {
-        ImagePlan::Tarball { .. } => {} // its rootfs is a blob of the input root
-        ImagePlan::Oci { reference } => {
-            if !reference.contains("@sha256:") {
-                return Err(bad(format!("image {reference} is not pinned by digest")));
-            }
-        }
-    }
+    // The image, only by a digest this worker checks: a tarball's rootfs
+    // is a blob of the input root (fetched and checked below), an OCI
+    // image is pinned (check_for_worker).
     let t = Instant::now();
     let fetched = sh
         .conn
