@@ -251,7 +251,11 @@ fn builds_run_on_buildgrid_workers_with_the_same_bytes_and_survive_faults() {
     assert_eq!(r.verdicts()["//images:bookworm"], "built");
     assert!(!by.contains_key("//images:bookworm"), "{by:?}");
     assert!(!by.contains_key("//sources:wheel-six"), "{by:?}");
-    assert_eq!(by.get("//packs:libyaml").map(String::as_str), Some("w-s390x"), "{by:?}");
+    assert_eq!(
+        by.get("//packs:libyaml").map(String::as_str),
+        Some("w-s390x"),
+        "{by:?}"
+    );
     // The x86-64 worker got none of it (routing by ISA).
     assert!(!w_host.said().contains("running"), "{}", w_host.said());
     // The worker fetched what it ran from the server: its store started empty.

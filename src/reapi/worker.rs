@@ -441,8 +441,12 @@ fn execute(sh: &Shared, lease: &rw::Lease) -> std::result::Result<re::ActionResu
         )));
     }
     // The image, only by a digest this worker checks: a tarball's rootfs
-    // is a blob of the input root (fetched and checked below), an OCI
-    // image is pinned (check_for_worker).
+    // is a blob of the input root (fetched and checked below), loaded under
+    // a name made from that digest; an OCI image is pinned
+    // (check_for_worker).
+    if let crate::sched::sandbox::ImagePlan::Tarball { tag, rootfs } = &mut p.image {
+        *tag = plan::worker_tag(rootfs);
+    }
     let t = Instant::now();
     let fetched = sh
         .conn
