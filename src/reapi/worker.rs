@@ -213,6 +213,10 @@ pub fn run(args: WorkerArgs, say: &(dyn Fn(&str) + Sync)) -> Result<Exit> {
         }
         // Results of a session the server forgot are not its any more.
         slots.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        // The server may hand out a lease with the session itself (it holds
+        // CreateBotSession open until it has work or its time is up); the
+        // next update would not send it again.
+        taken += take_leases(&shared, &slots, &done, &session.leases);
         loop {
             if crate::exec::interrupt::requested() {
                 break 'sessions;
@@ -294,32 +298,8 @@ pub fn run(args: WorkerArgs, say: &(dyn Fn(&str) + Sync)) -> Result<Exit> {
                 for id in &reported {
                     s.remove(id);
                 }
-                for lease in &next.leases {
-                    let active = lease.state == rw::LeaseState::Active as i32
-                        || lease.state == rw::LeaseState::Pending as i32;
-                    if !active || s.contains_key(&lease.id) {
-                        continue;
-                    }
-                    s.insert(lease.id.clone(), Slot::Running);
-                    taken += 1;
-                    (shared.say)(&format!("lease {}: taken", lease.id));
-                    let shared = shared.clone();
-                    let slots = slots.clone();
-                    let lease = lease.clone();
-                    let done = done.clone();
-                    std::thread::spawn(move || {
-                        let id = lease.id.clone();
-                        let result = run_lease(&shared, &lease);
-                        let mut s = slots.lock().unwrap_or_else(|e| e.into_inner());
-                        // Only if the lease is still this session's.
-                        if s.contains_key(&id) {
-                            s.insert(id, Slot::Done(result));
-                        }
-                        drop(s);
-                        done.notify_one();
-                    });
-                }
             }
+            taken += take_leases(&shared, &slots, &done, &next.leases);
             session = next;
             if let Some(max) = args.max_leases {
                 let s = slots.lock().unwrap_or_else(|e| e.into_inner());
@@ -331,6 +311,43 @@ pub fn run(args: WorkerArgs, say: &(dyn Fn(&str) + Sync)) -> Result<Exit> {
     }
     say("stopped");
     Ok(Exit::Success)
+}
+
+/// Start a thread for each new active lease; how many were taken.
+fn take_leases(
+    shared: &Arc<Shared>,
+    slots: &Arc<Mutex<HashMap<String, Slot>>>,
+    done: &Arc<tokio::sync::Notify>,
+    leases: &[rw::Lease],
+) -> usize {
+    let mut taken = 0;
+    let mut s = slots.lock().unwrap_or_else(|e| e.into_inner());
+    for lease in leases {
+        let active = lease.state == rw::LeaseState::Active as i32
+            || lease.state == rw::LeaseState::Pending as i32;
+        if !active || s.contains_key(&lease.id) {
+            continue;
+        }
+        s.insert(lease.id.clone(), Slot::Running);
+        taken += 1;
+        (shared.say)(&format!("lease {}: taken", lease.id));
+        let shared = shared.clone();
+        let slots = slots.clone();
+        let lease = lease.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let id = lease.id.clone();
+            let result = run_lease(&shared, &lease);
+            let mut s = slots.lock().unwrap_or_else(|e| e.into_inner());
+            // Only if the lease is still this session's.
+            if s.contains_key(&id) {
+                s.insert(id, Slot::Done(result));
+            }
+            drop(s);
+            done.notify_one();
+        });
+    }
+    taken
 }
 
 /// Run one lease; the lease as it is reported back.

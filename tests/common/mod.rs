@@ -1,6 +1,7 @@
 //! Helpers for integration tests: temporary workspaces and the real binary.
 #![allow(dead_code)]
 
+pub mod reapi;
 pub mod registry;
 
 use sha2::{Digest, Sha256};
