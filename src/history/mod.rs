@@ -1188,27 +1188,33 @@ mod tests {
         assert!(h.fixes("//wheels:b", 10).unwrap().is_empty());
     }
 
+    /// A history made by an older schema (today's without `line`, at
+    /// `version`) holding one run of two built results, opened (migrated).
+    fn with_two_results_at(dir: &Path, line: &str, version: i64) -> History {
+        let p = History::path_in(dir);
+        {
+            let c = Connection::open(&p).unwrap();
+            let old = SCHEMA.replace(line, "");
+            assert_ne!(old, SCHEMA);
+            c.execute_batch(&old).unwrap();
+            c.execute_batch(&format!(
+                "PRAGMA user_version = {version};
+                 INSERT INTO runs (id, started_ms, command, workspace, arch, toolchain, owner) VALUES (1, 0, 'build', '/ws', 's390x', 'cross', 'x');
+                 INSERT INTO results (run, label, arch, toolchain, verdict, started_ms, duration_ms) VALUES
+                   (1, '//packs:zlib', 's390x', 'cross', 'built', 0, 5),
+                   (1, '//wheels:a', 's390x', 'cross', 'built', 5, 7);"
+            ))
+            .unwrap();
+        }
+        History::open(dir).unwrap().0
+    }
+
     /// A version-5 database (before results had `critical`) gains the
     /// column, its rows not on any path; a run marks its critical path.
     #[test]
     fn the_critical_path_column_is_migrated_and_marked() {
         let d = tempfile::tempdir().unwrap();
-        let p = History::path_in(d.path());
-        {
-            let c = Connection::open(&p).unwrap();
-            let v5 = SCHEMA.replace("    critical INTEGER NOT NULL DEFAULT 0,\n", "");
-            assert_ne!(v5, SCHEMA);
-            c.execute_batch(&v5).unwrap();
-            c.execute_batch(
-                "PRAGMA user_version = 5;
-                 INSERT INTO runs (id, started_ms, command, workspace, arch, toolchain, owner) VALUES (1, 0, 'build', '/ws', 's390x', 'cross', 'x');
-                 INSERT INTO results (run, label, arch, toolchain, verdict, started_ms, duration_ms) VALUES
-                   (1, '//packs:zlib', 's390x', 'cross', 'built', 0, 5),
-                   (1, '//wheels:a', 's390x', 'cross', 'built', 5, 7);",
-            )
-            .unwrap();
-        }
-        let (h, _) = History::open(d.path()).unwrap();
+        let h = with_two_results_at(d.path(), "    critical INTEGER NOT NULL DEFAULT 0,\n", 5);
         let rows = |run| {
             h.results(&Filter {
                 run: Some(run),
@@ -1236,22 +1242,7 @@ mod tests {
     #[test]
     fn the_worker_column_is_migrated_and_recorded() {
         let d = tempfile::tempdir().unwrap();
-        let p = History::path_in(d.path());
-        {
-            let c = Connection::open(&p).unwrap();
-            let v6 = SCHEMA.replace("    worker TEXT,\n", "");
-            assert_ne!(v6, SCHEMA);
-            c.execute_batch(&v6).unwrap();
-            c.execute_batch(
-                "PRAGMA user_version = 6;
-                 INSERT INTO runs (id, started_ms, command, workspace, arch, toolchain, owner) VALUES (1, 0, 'build', '/ws', 's390x', 'cross', 'x');
-                 INSERT INTO results (run, label, arch, toolchain, verdict, started_ms, duration_ms) VALUES
-                   (1, '//packs:zlib', 's390x', 'cross', 'built', 0, 5),
-                   (1, '//wheels:a', 's390x', 'cross', 'built', 5, 7);",
-            )
-            .unwrap();
-        }
-        let (h, _) = History::open(d.path()).unwrap();
+        let h = with_two_results_at(d.path(), "    worker TEXT,\n", 6);
         h.set_worker(1, &l("//wheels:a"), "w-s390x").unwrap();
         let rows: Vec<(String, Option<String>)> = h
             .results(&Filter {

@@ -163,26 +163,16 @@ pub fn parse_config_in(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>
         return Err(diags);
     };
     let mut top = Reader::new(file, &root, span, file, &mut diags);
-    let mut tables = Vec::new();
-    for key in [
+    const TABLES: [&str; 6] = [
         "workspace",
         "platform",
         "store",
         "sandbox",
         "defaults",
         "remote",
-    ] {
-        let e = top.entry(key);
-        tables.push(e);
-    }
-    top.finish(&[
-        "workspace",
-        "platform",
-        "store",
-        "sandbox",
-        "defaults",
-        "remote",
-    ]);
+    ];
+    let tables: Vec<_> = TABLES.iter().map(|key| top.entry(key)).collect();
+    top.finish(&TABLES);
 
     let empty = crate::rules::toml::Table::default();
     let table_of = |e, diags: &mut Vec<Diagnostic>| table_of(file, e, &empty, diags);
