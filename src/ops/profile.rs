@@ -159,6 +159,39 @@ pub fn lanes(spans: &[Option<(u64, u64)>]) -> Vec<Option<usize>> {
     out
 }
 
+/// Lanes for intervals, this machine's first (`slot N`), then each remote
+/// worker's (named for it): a lane is one build at a time on one of them.
+/// Returns each interval's lane and the lanes' names.
+pub fn lanes_by_worker(
+    spans: &[Option<(u64, u64)>],
+    workers: &[Option<&str>],
+) -> (Vec<Option<usize>>, Vec<String>) {
+    let mut groups: std::collections::BTreeMap<Option<&str>, Vec<usize>> =
+        std::collections::BTreeMap::new();
+    for (i, w) in workers.iter().enumerate().take(spans.len()) {
+        groups.entry(*w).or_default().push(i);
+    }
+    let mut out: Vec<Option<usize>> = vec![None; spans.len()];
+    let mut names: Vec<String> = Vec::new();
+    for (worker, members) in &groups {
+        let sub: Vec<Option<(u64, u64)>> = members.iter().map(|&i| spans[i]).collect();
+        let packed = lanes(&sub);
+        let base = names.len();
+        let count = packed.iter().flatten().max().map_or(0, |m| m + 1);
+        for (k, &i) in members.iter().enumerate() {
+            out[i] = packed[k].map(|l| base + l);
+        }
+        for l in 0..count {
+            names.push(match worker {
+                None => format!("slot {}", l + 1),
+                Some(w) if count == 1 => w.to_string(),
+                Some(w) => format!("{w} #{}", l + 1),
+            });
+        }
+    }
+    (out, names)
+}
+
 /// The critical path: from the node that finished last, back through each
 /// node's dependency that finished last; in the order they ran.
 pub fn critical_path(spans: &[Option<(u64, u64)>], deps: &[&[usize]]) -> Vec<usize> {
@@ -196,15 +229,15 @@ fn trace_of(
     deps: &[&[usize]],
 ) -> serde_json::Value {
     use serde_json::json;
-    let lane = lanes(spans);
+    let workers: Vec<Option<&str>> = results.iter().map(|r| r.worker.as_deref()).collect();
+    let (lane, names) = lanes_by_worker(spans, &workers);
     let critical = critical_path(spans, deps);
     let on_path: std::collections::HashSet<usize> = critical.iter().copied().collect();
     let mut events = Vec::new();
-    let used = lane.iter().flatten().max().map_or(0, |m| m + 1);
-    for l in 0..used {
+    for (l, name) in names.iter().enumerate() {
         events.push(json!({
             "name": "thread_name", "ph": "M", "pid": 1, "tid": l,
-            "args": {"name": format!("slot {}", l + 1)},
+            "args": {"name": name},
         }));
     }
     if !critical.is_empty() {
@@ -233,6 +266,7 @@ fn trace_of(
                 "key": r.key.as_ref().map(|k| k.0.as_str()),
                 "output": r.output.as_ref().map(|d| d.to_string()),
                 "critical": on_path.contains(&i),
+                "worker": r.worker,
             },
         })
     };
@@ -318,5 +352,22 @@ mod tests {
             ev.iter()
                 .any(|e| e["ph"] == "M" && e["args"]["name"] == "slot 1")
         );
+    }
+
+    /// A remote worker's builds get lanes of their own, named for it,
+    /// after this machine's slots, packed as the slots are.
+    #[test]
+    fn each_worker_has_lanes_of_its_own() {
+        let spans = [
+            Some((0, 10)),
+            Some((0, 10)),
+            Some((2, 4)),
+            Some((5, 6)),
+            None,
+        ];
+        let workers = [None, Some("w1"), Some("w1"), Some("w2"), None];
+        let (lanes, names) = lanes_by_worker(&spans, &workers);
+        assert_eq!(names, ["slot 1", "w1 #1", "w1 #2", "w2"]);
+        assert_eq!(lanes, [Some(0), Some(1), Some(2), Some(3), None]);
     }
 }

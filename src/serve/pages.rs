@@ -164,31 +164,8 @@ fn timeline(rows: &[ResultRow]) -> Markup {
             Some((s, s + r.duration_ms.unwrap_or(0).max(0) as u64))
         })
         .collect();
-    // This machine's slots first, then each remote worker's (REAPI): a
-    // lane is one build at a time on one of them.
-    let mut groups: std::collections::BTreeMap<Option<&str>, Vec<usize>> =
-        std::collections::BTreeMap::new();
-    for (i, r) in timed.iter().enumerate() {
-        groups.entry(r.worker.as_deref()).or_default().push(i);
-    }
-    let mut lanes: Vec<Option<usize>> = vec![None; timed.len()];
-    let mut lane_names: Vec<String> = Vec::new();
-    for (worker, members) in &groups {
-        let sub: Vec<Option<(u64, u64)>> = members.iter().map(|&i| spans[i]).collect();
-        let packed = crate::ops::profile::lanes(&sub);
-        let base = lane_names.len();
-        let count = packed.iter().flatten().max().map_or(0, |m| m + 1);
-        for (k, &i) in members.iter().enumerate() {
-            lanes[i] = packed[k].map(|l| base + l);
-        }
-        for l in 0..count {
-            lane_names.push(match worker {
-                None => format!("slot {}", l + 1),
-                Some(w) if count == 1 => w.to_string(),
-                Some(w) => format!("{w} #{}", l + 1),
-            });
-        }
-    }
+    let workers: Vec<Option<&str>> = timed.iter().map(|r| r.worker.as_deref()).collect();
+    let (lanes, lane_names) = crate::ops::profile::lanes_by_worker(&spans, &workers);
     let end = spans
         .iter()
         .flatten()
@@ -197,7 +174,7 @@ fn timeline(rows: &[ResultRow]) -> Markup {
         .unwrap_or(0)
         .max(1);
     let n = lane_names.len().max(1);
-    let remote = groups.keys().any(|w| w.is_some());
+    let remote = workers.iter().any(|w| w.is_some());
     let left = if remote { 110.0 } else { 70.0 };
     let (width, lane_h, top) = (900.0, 24.0, 22.0);
     let x = |ms: u64| left + width * ms as f64 / end as f64;
