@@ -206,7 +206,8 @@ fn builds_run_on_buildgrid_workers_with_the_same_bytes_and_survive_faults() {
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     let handle = c.spawn().unwrap();
     w2.wait_for("//wheels:pyyaml: running", 600);
-    let _dir = bg.stop();
+    let port = bg.port;
+    let dir = bg.stop();
     let down: Run = handle.wait_with_output().unwrap().into();
     down.ok();
     assert!(
@@ -226,8 +227,22 @@ fn builds_run_on_buildgrid_workers_with_the_same_bytes_and_survive_faults() {
         })
         .count();
     assert_eq!(said, 1, "{}", down.all());
+    w2.wait_for("the server does not answer", 60);
+
+    // 6. The server back (same database, same port): the worker says so,
+    // opens a new session and runs the next action.
+    let bg = BuildGrid::start_in(dir, port);
+    w2.wait_for("the server is back", 120);
+    let back: Run = verify_remote(&["--remote-only"], &["//wheels:six"])
+        .output()
+        .unwrap()
+        .into();
+    back.ok();
+    assert!(back.stdout.contains("\"agree\":true"), "{}", back.stdout);
+    w2.wait_for("//wheels:six: exit code 0", 60);
+    drop(bg);
     eprintln!(
-        "reapi: routing refused in {:.1} s; the run went on here after the server stopped",
+        "reapi: routing refused in {:.1} s; the run went on here after the server stopped; the worker came back with it",
         waited.as_secs_f64()
     );
     drop(w_host);

@@ -287,9 +287,6 @@ pub fn run(args: WorkerArgs, say: &(dyn Fn(&str) + Sync)) -> Result<Exit> {
                         "the session ended ({}); opening a new one",
                         super::status_line(&e)
                     ));
-                    if super::unreachable(&e) {
-                        outage = Some(Instant::now());
-                    }
                     continue 'sessions;
                 }
             };

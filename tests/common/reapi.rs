@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// A BuildGrid and its PostgreSQL, stopped by their process ids.
 pub struct BuildGrid {
     dir: tempfile::TempDir,
-    port: u16,
+    pub port: u16,
     pids: Vec<u32>,
 }
 
@@ -34,7 +34,8 @@ impl BuildGrid {
         BuildGrid::start_in(dir, free_port())
     }
 
-    fn start_in(dir: tempfile::TempDir, port: u16) -> BuildGrid {
+    /// Start (or start again) in `dir` on `port`.
+    pub fn start_in(dir: tempfile::TempDir, port: u16) -> BuildGrid {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reapi/buildgrid.sh");
         let out = Command::new("bash")
             .arg(&script)
