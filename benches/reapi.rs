@@ -2,8 +2,11 @@
 //! server (BuildGrid with PostgreSQL on loopback) with one and with two
 //! `refine worker`s, side by side in one run. Every mode starts from a copy
 //! of the same seed store (the hybrid image and the sources, nothing else)
-//! and runs `refine build -j 2`; the workers' stores start empty, so each
-//! mode's first action includes fetching the image from the server's CAS.
+//! and runs `refine build -j 2`, the remote ones each against a BuildGrid
+//! of their own (no cache shared); the workers' stores start empty, so
+//! each mode's first actions include fetching the image from the server's
+//! CAS and loading it into podman. Then, with the worker warm, one step
+//! rebuilt here and on the worker in turns gives the overhead per action.
 //!
 //! `cargo bench --bench reapi` (what `bash .ci/setup` installs: podman,
 //! mmdebstrap, qemu-s390x, PostgreSQL, BuildGrid in tests/reapi/venv).
@@ -89,12 +92,14 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
 
-    let bg = BuildGrid::start();
-    let url = bg.url();
     let modes: [(&str, usize, usize); 3] =
         [("here", 0, 0), ("1 worker", 1, 2), ("2 workers", 2, 1)];
     let mut table: Vec<(&str, f64, BTreeMap<String, (u64, String)>)> = Vec::new();
+    let mut warm: Option<(f64, f64)> = None;
     for (name, workers, jobs) in modes {
+        // A server of its own: no mode is answered from another's cache.
+        let bg = (workers > 0).then(BuildGrid::start);
+        let url = bg.as_ref().map(|b| b.url()).unwrap_or_default();
         let store = dir.path().join(name.replace(' ', "-"));
         let cp = Command::new("cp")
             .arg("-a")
@@ -119,7 +124,35 @@ fn main() {
         let wall = t.elapsed().as_secs_f64();
         eprintln!("{name}: {wall:.1} s");
         table.push((name, wall, times(&out)));
+        if workers == 1 {
+            // Warm: the worker has the image; the same step rebuilt here
+            // and there in turns (`refine verify`, no cache), three times.
+            let step = "//wheels:markupsafe";
+            let (mut here, mut there) = (Vec::new(), Vec::new());
+            for _ in 0..3 {
+                let t = Instant::now();
+                refine(&store, &["verify", "-q", step]);
+                here.push(t.elapsed().as_secs_f64());
+                let t = Instant::now();
+                refine(
+                    &store,
+                    &[
+                        "verify",
+                        "-q",
+                        "--remote-executor",
+                        &url,
+                        "--remote-only",
+                        step,
+                    ],
+                );
+                there.push(t.elapsed().as_secs_f64());
+            }
+            here.sort_by(f64::total_cmp);
+            there.sort_by(f64::total_cmp);
+            warm = Some((here[1], there[1]));
+        }
         drop(ws);
+        drop(bg);
     }
     let labels: Vec<String> = table[0]
         .2
@@ -173,5 +206,10 @@ fn main() {
             d.len()
         );
     }
-    drop(bg);
+    if let Some((here, there)) = warm {
+        println!(
+            "warm worker, //wheels:markupsafe rebuilt (`refine verify`, median of 3): here {here:.2} s, on the worker {there:.2} s: {:.2} s per action",
+            there - here
+        );
+    }
 }
