@@ -48,8 +48,11 @@ fn refine(store: &Path, args: &[&str]) -> std::process::Output {
     out
 }
 
+/// Each built node's time (ms) and where it ran, by label.
+type Times = BTreeMap<String, (u64, String)>;
+
 /// Each built node's time (ms) and where it ran.
-fn times(out: &std::process::Output) -> BTreeMap<String, (u64, String)> {
+fn times(out: &std::process::Output) -> Times {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -94,7 +97,7 @@ fn main() {
 
     let modes: [(&str, usize, usize); 3] =
         [("here", 0, 0), ("1 worker", 1, 2), ("2 workers", 2, 1)];
-    let mut table: Vec<(&str, f64, BTreeMap<String, (u64, String)>)> = Vec::new();
+    let mut table: Vec<(&str, f64, Times)> = Vec::new();
     let mut warm: Option<(f64, f64)> = None;
     for (name, workers, jobs) in modes {
         // A server of its own: no mode is answered from another's cache.
@@ -163,7 +166,7 @@ fn main() {
     println!("| node | here | 1 worker | 2 workers |");
     println!("|---|---|---|---|");
     for l in &labels {
-        let cell = |m: &BTreeMap<String, (u64, String)>| {
+        let cell = |m: &Times| {
             m.get(l).map_or("-".to_string(), |(ms, w)| {
                 format!(
                     "{:.1} s{}",

@@ -57,6 +57,10 @@ struct Shared {
     isa: String,
     arches: Vec<Arch>,
     say: Box<dyn Fn(&str) + Send + Sync>,
+    /// Held while a lease fetches its inputs and materializes its plan:
+    /// leases that start together on a cold worker fetch and load the
+    /// image once, not once each (the runs themselves overlap).
+    preparing: Mutex<()>,
 }
 
 fn status(code: tonic::Code, message: impl Into<String>) -> RpcStatus {
@@ -136,6 +140,7 @@ pub fn run(args: WorkerArgs, say: &(dyn Fn(&str) + Sync)) -> Result<Exit> {
         bot_id: bot_id.clone(),
         isa: isa.clone(),
         arches,
+        preparing: Mutex::new(()),
         say: Box::new({
             let tag = bot_id.clone();
             move |s: &str| eprintln!("worker {tag}: {s}")
@@ -461,6 +466,7 @@ fn execute(sh: &Shared, lease: &rw::Lease) -> std::result::Result<re::ActionResu
     if let crate::sched::sandbox::ImagePlan::Tarball { tag, rootfs } = &mut p.image {
         *tag = plan::worker_tag(rootfs);
     }
+    let preparing = sh.preparing.lock().unwrap_or_else(|e| e.into_inner());
     let t = Instant::now();
     let fetched = sh
         .conn
@@ -492,6 +498,7 @@ fn execute(sh: &Shared, lease: &rw::Lease) -> std::result::Result<re::ActionResu
         scratch.path(),
     )
     .map_err(host)?;
+    drop(preparing);
     let log_path = scratch.path().join("log");
     let mut log = std::fs::File::options()
         .create(true)
