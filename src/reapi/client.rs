@@ -228,37 +228,35 @@ impl RemoteExecutor {
     ) -> Result<(re::ExecuteResponse, bool), Fault> {
         let chan = &self.conn.chan;
         let instance = self.conn.instance();
-        let mut ac = re::action_cache_client::ActionCacheClient::new(chan.clone());
         // A rebuild (`refine verify`) is never answered from the cache.
-        let lookup = if prepared.action.do_not_cache {
-            Err(tonic::Status::not_found("not looked up"))
-        } else {
-            ac.get_action_result(super::req(
-                re::GetActionResultRequest {
-                    instance_name: instance.clone(),
-                    action_digest: Some(prepared.digest.clone()),
-                    ..Default::default()
-                },
-                30,
-            ))
-            .await
-        };
-        match lookup {
-            Ok(r) => {
-                let result = r.into_inner();
-                if result.exit_code == 0 {
+        if !prepared.action.do_not_cache {
+            let mut ac = re::action_cache_client::ActionCacheClient::new(chan.clone());
+            let lookup = ac
+                .get_action_result(super::req(
+                    re::GetActionResultRequest {
+                        instance_name: instance.clone(),
+                        action_digest: Some(prepared.digest.clone()),
+                        ..Default::default()
+                    },
+                    30,
+                ))
+                .await;
+            match lookup {
+                // A failure is never taken from the cache.
+                Ok(r) if r.get_ref().exit_code == 0 => {
                     return Ok((
                         re::ExecuteResponse {
-                            result: Some(result),
+                            result: Some(r.into_inner()),
                             cached_result: true,
                             ..Default::default()
                         },
                         true,
                     ));
                 }
+                Ok(_) => {}
+                Err(s) if s.code() == tonic::Code::NotFound => {}
+                Err(s) => return Err(s.into()),
             }
-            Err(s) if s.code() == tonic::Code::NotFound => {}
-            Err(s) => return Err(s.into()),
         }
         let t = Instant::now();
         let sent = cas::upload(chan, &instance, &prepared.blobs).await?;

@@ -230,14 +230,15 @@ pub fn pack_any<M: prost::Message>(type_name: &str, m: &M) -> prost_types::Any {
 /// Whether a status means the server could not be reached (as opposed to
 /// an answer from it).
 pub fn unreachable(s: &tonic::Status) -> bool {
-    matches!(
-        s.code(),
-        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::DeadlineExceeded
-    ) && (s.message().contains("transport")
-        || s.message().contains("connect")
-        || s.message().contains("Connection")
-        || s.message().contains("dns")
-        || s.code() == tonic::Code::Unavailable)
+    let m = s.message();
+    let transport = ["transport", "connect", "Connection", "dns"]
+        .iter()
+        .any(|w| m.contains(w));
+    match s.code() {
+        tonic::Code::Unavailable => true,
+        tonic::Code::Unknown | tonic::Code::DeadlineExceeded => transport,
+        _ => false,
+    }
 }
 
 /// A status as one line.
@@ -286,5 +287,22 @@ mod tests {
                 .unwrap_err()
                 .contains("NAME:VALUE")
         );
+    }
+
+    #[test]
+    fn only_a_server_that_does_not_answer_is_unreachable() {
+        use tonic::{Code, Status};
+        assert!(unreachable(&Status::new(Code::Unavailable, "")));
+        assert!(unreachable(&Status::new(Code::Unknown, "transport error")));
+        assert!(unreachable(&Status::new(
+            Code::DeadlineExceeded,
+            "tcp connect error"
+        )));
+        assert!(!unreachable(&Status::new(
+            Code::DeadlineExceeded,
+            "Timeout expired"
+        )));
+        assert!(!unreachable(&Status::new(Code::InvalidArgument, "connect")));
+        assert!(!unreachable(&Status::new(Code::NotFound, "")));
     }
 }
