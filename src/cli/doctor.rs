@@ -54,8 +54,8 @@ pub fn run(c: &DoctorCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
         ));
     } else {
         p.info(&format!(
-            "doctor: {failed} problem{} keep this machine from building {what} for {}; run the fix commands above (as root), or `bash .ci/setup` in refine's repository",
-            if failed == 1 { "" } else { "s" },
+            "doctor: {failed} {} this machine from building {what} for {}; run the fix commands above (as root), or `bash .ci/setup` in refine's repository",
+            if failed == 1 { "problem keeps" } else { "problems keep" },
             r.arch
         ));
     }

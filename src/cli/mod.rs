@@ -141,6 +141,9 @@ pub enum Command {
     Serve(serve::ServeCmd),
     /// Run build steps for an REAPI server (BuildGrid…): a worker on the Remote Workers API.
     Worker(worker::WorkerCmd),
+    /// Serve log streams (the LogStream API) for an REAPI server, so that a
+    /// build step's log shows while it runs on a worker.
+    Logstream(worker::LogstreamCmd),
     /// Install a set's wheels together in a clean container of the target and test each one.
     Test(test::TestCmd),
     /// Make a workspace of your own (WORKSPACE.toml and rules/), with refine's rule set behind it.
@@ -231,6 +234,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Index(c) => index::run(c, &opts, &p),
         Command::Serve(c) => serve::run(c, &opts, &p),
         Command::Worker(c) => worker::run(c, &opts, &p),
+        Command::Logstream(c) => worker::logstream(c, &p),
         Command::Init(c) => init::run_init(c, opts.arch.as_deref(), &p),
         Command::Base(c) => init::run_base(c, &p),
         Command::Pack(c) => pack::run(c, &opts, &p),

@@ -26,6 +26,10 @@ pub struct WorkerCmd {
     /// A header sent to the server, NAME:VALUE (repeatable).
     #[arg(long, value_name = "NAME:VALUE")]
     pub remote_header: Vec<String>,
+    /// Where the build's log is streamed while it runs (the LogStream
+    /// service the server names streams of; default: the server itself).
+    #[arg(long, value_name = "URL")]
+    pub log_stream: Option<String>,
     /// Stop after running this many actions (for tests and drained machines).
     #[arg(long, value_name = "N", hide = true)]
     pub max_leases: Option<usize>,
@@ -50,7 +54,28 @@ pub fn run(c: &WorkerCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
             name: c.name.clone(),
             store,
             max_leases: c.max_leases,
+            log_stream: c.log_stream.clone(),
         },
         &|s| p.info(s),
     )
+}
+
+#[derive(Args, Debug)]
+pub struct LogstreamCmd {
+    /// The address to listen on, HOST:PORT (e.g. 127.0.0.1:50052; the
+    /// service has no authentication of its own: keep it on a private
+    /// network). Point the REAPI server's log stream setting at it
+    /// (BuildGrid: `logstream: {url: http://HOST:PORT}` under its
+    /// scheduler), and workers and clients at it with `--log-stream` /
+    /// `--remote-log-stream`.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: String,
+}
+
+pub fn logstream(c: &LogstreamCmd, p: &Printer) -> Result<Exit> {
+    let addr: std::net::SocketAddr = c.listen.parse().map_err(|e| {
+        Error::user(format!("--listen `{}`: {e}", c.listen)).hint("e.g. --listen 127.0.0.1:50052")
+    })?;
+    crate::reapi::logstream::serve(addr, &|s| p.info(s)).map_err(Error::env)?;
+    Ok(Exit::Success)
 }

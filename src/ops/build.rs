@@ -74,6 +74,11 @@ pub struct RemoteExecArgs {
     /// fails (default 10m).
     #[arg(long, value_name = "DURATION")]
     pub remote_queue_timeout: Option<String>,
+    /// Where a running step's log is read from while it runs (the
+    /// LogStream service the server names streams of), overriding [remote]
+    /// log_stream; default: the remote executor itself.
+    #[arg(long, value_name = "URL")]
+    pub remote_log_stream: Option<String>,
 }
 
 /// A callback given the history's id of a run when it begins: the
@@ -184,6 +189,10 @@ pub fn remote_executor(
         crate::reapi::client::Settings {
             remote_only: args.remote_only,
             queue_timeout,
+            log_stream: args
+                .remote_log_stream
+                .clone()
+                .or_else(|| s.config.remote.log_stream.clone()),
         },
     )
     .map(Some)

@@ -38,6 +38,8 @@ struct Wants {
     pypi: bool,
     /// Rust crates to vendor (`cargo` sources).
     cargo: bool,
+    /// `[remote] execution`: the REAPI server build steps go to.
+    remote_execution: Option<String>,
 }
 
 pub fn doctor(opts: &GlobalOpts, dev: bool) -> Result<Report> {
@@ -50,6 +52,7 @@ pub fn doctor(opts: &GlobalOpts, dev: bool) -> Result<Report> {
                 debian: false,
                 pypi: false,
                 cargo: false,
+                remote_execution: s.config.remote.execution.clone(),
             };
             for n in &s.all().nodes {
                 match &n.derivation().action {
@@ -86,6 +89,7 @@ pub fn doctor(opts: &GlobalOpts, dev: bool) -> Result<Report> {
                 debian: true,
                 pypi: true,
                 cargo: true,
+                remote_execution: None,
             };
             (
                 wants,
@@ -148,6 +152,12 @@ fn checks(w: &Wants, store: &std::path::Path, dev: bool) -> Vec<Check> {
         ));
     }
     out.push(host::store_space(store));
+    if let Some(url) = &w.remote_execution {
+        out.push(match crate::reapi::probe(url) {
+            Ok(what) => Check::ok("remote-execution", what),
+            Err((what, fix)) => Check::fail("remote-execution", what, fix),
+        });
+    }
     if dev {
         out.extend(dev_checks());
     }

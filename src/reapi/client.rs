@@ -30,14 +30,82 @@ pub struct Settings {
     pub remote_only: bool,
     /// How long an action may wait for a worker before it fails.
     pub queue_timeout: Duration,
+    /// The LogStream service running steps' logs are read from (default:
+    /// the server).
+    pub log_stream: Option<String>,
 }
 
 pub struct RemoteExecutor {
     conn: Conn,
+    /// The log stream service's connection, when it is not the server.
+    log_conn: Option<Conn>,
     settings: Settings,
     /// Why the server was found unreachable (said once; the rest of the
     /// run builds locally).
     down: Mutex<Option<String>>,
+}
+
+/// A log stream being read into the node's log; stopped when dropped.
+struct Follow {
+    name: String,
+    got: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: Option<tokio::task::JoinHandle<Option<String>>>,
+}
+
+impl Follow {
+    fn start(chan: super::Chan, name: String, file: std::fs::File) -> Follow {
+        let got = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let task = tokio::spawn(super::logstream::follow(
+            chan,
+            name.clone(),
+            file,
+            got.clone(),
+        ));
+        Follow {
+            name,
+            got,
+            task: Some(task),
+        }
+    }
+
+    /// Wait (bounded) for the stream's end: the worker finishes it before
+    /// it reports the result.
+    async fn finish(&mut self, log: &mut std::fs::File) {
+        let Some(task) = self.task.take() else {
+            return;
+        };
+        let stop = task.abort_handle();
+        match tokio::time::timeout(Duration::from_secs(15), task).await {
+            Ok(Ok(None)) => {}
+            Ok(Ok(Some(why))) => {
+                let _ = writeln!(log, "\nremote: the log stream stopped early ({why})");
+            }
+            _ => {
+                stop.abort();
+                let _ = writeln!(log, "\nremote: the log stream did not end");
+            }
+        }
+    }
+
+    /// Bytes of the log it appended.
+    fn got(&self) -> u64 {
+        self.got.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Follow {
+    fn drop(&mut self) {
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+    }
+}
+
+/// One round of [`RemoteExecutor::run`].
+enum Once {
+    Ran(Ran),
+    /// The Action Cache answered, but the outputs it names cannot be had.
+    CachedUnusable(String),
 }
 
 /// How a step went on the server.
@@ -55,8 +123,20 @@ pub enum Ran {
 }
 
 fn refused(url: &super::ServerUrl, m: impl std::fmt::Display) -> crate::error::Error {
-    crate::error::Error::env(format!("remote executor {url}: {m}"))
-        .hint("check the server's log; `--remote-executor` off builds locally")
+    let m = m.to_string();
+    // A server that does not know a property refine sends (BuildGrid:
+    // "Unregistered platform property").
+    let hint = if m.contains("platform property") && m.contains(plan::HOST_KEY) {
+        format!(
+            "the server must match workers on `{}` (hybrid plans need a worker on the machine of their cross tools): add it to its platform property keys (BuildGrid: match-property-keys), see docs/REMOTE.md",
+            plan::HOST_KEY
+        )
+    } else if let Some(h) = super::credentials_hint(&m) {
+        h.to_string()
+    } else {
+        "check the server's log; `--remote-executor` off builds locally".to_string()
+    };
+    crate::error::Error::env(format!("remote executor {url}: {m}")).hint(hint)
 }
 
 impl RemoteExecutor {
@@ -68,7 +148,15 @@ impl RemoteExecutor {
         let url = super::ServerUrl::parse(url)?;
         let token = std::env::var("REFINE_REMOTE_TOKEN").ok();
         let headers = super::headers(raw_headers, token.as_deref())?;
+        let log_conn = match &settings.log_stream {
+            None => None,
+            Some(u) => Some(Conn::new(
+                super::ServerUrl::parse(u).map_err(|e| format!("the log stream: {e}"))?,
+                headers.clone(),
+            )?),
+        };
         Ok(RemoteExecutor {
+            log_conn,
             conn: Conn::new(url, headers)?,
             settings,
             down: Mutex::new(None),
@@ -120,10 +208,41 @@ impl RemoteExecutor {
             prepared.digest.size_bytes,
             bytesize::ByteSize(prepared.input_bytes)
         )?;
-        let outcome = self.conn.block(self.execute(&prepared, log));
-        let (response, cached) = match outcome {
+        // A cached result whose outputs the server no longer holds (or
+        // holds damaged) is not the end: the action runs again.
+        let mut lookup = !prepared.action.do_not_cache;
+        loop {
+            match self.run_once(p, &prepared, store, limits, lookup, log, out)? {
+                Once::Ran(r) => return Ok(r),
+                Once::CachedUnusable(why) => {
+                    writeln!(
+                        log,
+                        "remote: the cached result's outputs cannot be fetched ({why}): executing again"
+                    )?;
+                    lookup = false;
+                }
+            }
+        }
+    }
+
+    /// One round: the cache (when `lookup`) or an execution, then the
+    /// outputs.
+    #[allow(clippy::too_many_arguments)]
+    fn run_once(
+        &self,
+        p: &SandboxPlan,
+        prepared: &plan::Prepared,
+        store: &LocalStore,
+        limits: &OutputLimits,
+        lookup: bool,
+        log: &mut std::fs::File,
+        out: &Path,
+    ) -> Result<Once, crate::error::Error> {
+        let url = &self.conn.url;
+        let outcome = self.conn.block(self.execute(prepared, lookup, log));
+        let (response, cached, streamed) = match outcome {
             Ok(r) => r,
-            Err(Fault::Unreachable(m)) => return Ok(Ran::Unreachable(m)),
+            Err(Fault::Unreachable(m)) => return Ok(Once::Ran(Ran::Unreachable(m))),
             Err(Fault::Refused(m)) => return Err(refused(url, m)),
         };
         let result = response.result.unwrap_or_default();
@@ -141,7 +260,8 @@ impl RemoteExecutor {
                 d,
                 plan::MESSAGE_LIMIT,
             )) {
-                Ok(bytes) => log.write_all(&bytes)?,
+                // What the stream already showed is not written twice.
+                Ok(bytes) => log.write_all(&bytes[(streamed as usize).min(bytes.len())..])?,
                 Err(e) => writeln!(log, "remote: the build's log could not be read: {e}")?,
             }
         } else if !result.stdout_raw.is_empty() {
@@ -152,11 +272,11 @@ impl RemoteExecutor {
         {
             // DEADLINE_EXCEEDED: the action's timeout.
             if s.code == tonic::Code::DeadlineExceeded as i32 {
-                return Ok(Ran::Done {
+                return Ok(Once::Ran(Ran::Done {
                     status: RunStatus::TimedOut(Duration::from_secs(p.limits.timeout)),
                     worker,
                     cached,
-                });
+                }));
             }
             return Err(refused(
                 url,
@@ -174,18 +294,27 @@ impl RemoteExecutor {
             result.exit_code
         )?;
         if result.exit_code != 0 {
-            return Ok(Ran::Done {
+            return Ok(Once::Ran(Ran::Done {
                 status: RunStatus::Failed(result.exit_code),
                 worker,
                 cached,
-            });
+            }));
         }
         let dir = result
             .output_directories
             .iter()
             .find(|d| d.path == plan::OUT_DIR)
             .and_then(|d| d.tree_digest.clone())
-            .ok_or_else(|| refused(url, "the result has no `out` directory"))?;
+            .ok_or_else(|| refused(url, "the result has no `out` directory"));
+        let dir = match dir {
+            Ok(d) => d,
+            Err(_) if cached && lookup => {
+                return Ok(Once::CachedUnusable(
+                    "it has no `out` directory".to_string(),
+                ));
+            }
+            Err(e) => return Err(e),
+        };
         let fetch = async {
             let bytes =
                 cas::read_small(&self.conn.chan, &instance, &dir, plan::MESSAGE_LIMIT).await?;
@@ -201,22 +330,25 @@ impl RemoteExecutor {
         };
         let (tree, fetched) = match self.conn.block(fetch) {
             Ok(t) => t,
-            Err(Fault::Unreachable(m)) => return Ok(Ran::Unreachable(m)),
+            Err(Fault::Unreachable(m)) => return Ok(Once::Ran(Ran::Unreachable(m))),
+            Err(Fault::Refused(m)) if cached && lookup => return Ok(Once::CachedUnusable(m)),
             Err(Fault::Refused(m)) => return Err(refused(url, m)),
         };
         store.checkouts.checkout(&tree, out)?;
         writeln!(
             log,
-            "remote: output {} ({} files, {} fetched)",
+            "remote: output {} ({} files, {} fetched; REAPI tree {}/{})",
             tree.digest(),
             tree.files().count(),
-            bytesize::ByteSize(fetched)
+            bytesize::ByteSize(fetched),
+            dir.hash,
+            dir.size_bytes
         )?;
-        Ok(Ran::Done {
+        Ok(Once::Ran(Ran::Done {
             status: RunStatus::Success,
             worker,
             cached,
-        })
+        }))
     }
 
     /// Ask the Action Cache, else upload and execute; the response and
@@ -224,12 +356,13 @@ impl RemoteExecutor {
     async fn execute(
         &self,
         prepared: &plan::Prepared,
+        lookup: bool,
         log: &mut std::fs::File,
-    ) -> Result<(re::ExecuteResponse, bool), Fault> {
+    ) -> Result<(re::ExecuteResponse, bool, u64), Fault> {
         let chan = &self.conn.chan;
         let instance = self.conn.instance();
         // A rebuild (`refine verify`) is never answered from the cache.
-        if !prepared.action.do_not_cache {
+        if lookup && !prepared.action.do_not_cache {
             let mut ac = re::action_cache_client::ActionCacheClient::new(chan.clone());
             let lookup = ac
                 .get_action_result(super::req(
@@ -251,6 +384,7 @@ impl RemoteExecutor {
                             ..Default::default()
                         },
                         true,
+                        0,
                     ));
                 }
                 Ok(_) => {}
@@ -277,6 +411,11 @@ impl RemoteExecutor {
             .await?
             .into_inner();
         let mut queued_since = Instant::now();
+        let log_chan = self
+            .log_conn
+            .as_ref()
+            .map_or_else(|| chan.clone(), |c| c.chan.clone());
+        let mut following: Option<Follow> = None;
         let mut stage = 0;
         let mut name = String::new();
         let mut retries = 0;
@@ -302,14 +441,30 @@ impl RemoteExecutor {
             let next = tokio::time::timeout(wait, stream.message()).await;
             let op = match next {
                 Err(_) if stage < 3 => {
-                    let isa = prepared
-                        .action
-                        .platform
-                        .iter()
-                        .flat_map(|p| p.properties.iter())
-                        .find(|p| p.name == "ISA")
-                        .map(|p| p.value.clone())
-                        .unwrap_or_default();
+                    let prop = |k: &str| {
+                        prepared
+                            .action
+                            .platform
+                            .iter()
+                            .flat_map(|p| p.properties.iter())
+                            .find(|p| p.name == k)
+                            .map(|p| p.value.clone())
+                    };
+                    let isa = prop("ISA").unwrap_or_default();
+                    let (wanted, how) = match prop(plan::HOST_KEY) {
+                        Some(h) => (
+                            format!("ISA={isa}, {}={h}", plan::HOST_KEY),
+                            format!(
+                                "a hybrid plan: start `refine worker --platform ISA={isa}` on an {h} machine, or build with `--toolchain emulated` for native {isa} workers"
+                            ),
+                        ),
+                        None => (
+                            format!("ISA={isa}"),
+                            format!(
+                                "start `refine worker --platform ISA={isa}`, or build without --remote-executor"
+                            ),
+                        ),
+                    };
                     if !name.is_empty() {
                         let mut ops = lr::operations_client::OperationsClient::new(chan.clone());
                         let _ = ops
@@ -320,7 +475,7 @@ impl RemoteExecutor {
                             .await;
                     }
                     return Err(Fault::Refused(format!(
-                        "no worker with ISA={isa} took the action within {} s (start `refine worker --platform ISA={isa}`, or build without --remote-executor)",
+                        "no worker with {wanted} took the action within {} s ({how})",
                         self.settings.queue_timeout.as_secs()
                     )));
                 }
@@ -360,8 +515,34 @@ impl RemoteExecutor {
             };
             retries = 0;
             name = op.name.clone();
-            if let Some(m) = &op.metadata
-                && let Ok(meta) = re::ExecuteOperationMetadata::decode(m.value.as_slice())
+            let meta = op
+                .metadata
+                .as_ref()
+                .and_then(|m| re::ExecuteOperationMetadata::decode(m.value.as_slice()).ok());
+            // The log, read while the step runs, from the stream the server
+            // names (a new name: the action runs again, elsewhere).
+            if let Some(meta) = &meta
+                && !meta.stdout_stream_name.is_empty()
+                && following
+                    .as_ref()
+                    .is_none_or(|f| f.name != meta.stdout_stream_name)
+                && let Ok(file) = log.try_clone()
+            {
+                if following.take().is_some() {
+                    let _ = writeln!(log, "\nremote: the action runs again; its log follows");
+                }
+                let _ = writeln!(
+                    log,
+                    "remote: the log, streamed from {}",
+                    meta.stdout_stream_name
+                );
+                following = Some(Follow::start(
+                    log_chan.clone(),
+                    meta.stdout_stream_name.clone(),
+                    file,
+                ));
+            }
+            if let Some(meta) = meta
                 && meta.stage != stage
             {
                 // Back in the queue (its worker went away): the wait for a
@@ -377,6 +558,12 @@ impl RemoteExecutor {
                     4 => "completed",
                     _ => "unknown stage",
                 };
+                // The streamed log ends before the step is said to.
+                if stage == 4
+                    && let Some(f) = &mut following
+                {
+                    f.finish(log).await;
+                }
                 let _ = writeln!(
                     log,
                     "remote: {what} ({:.1} s)",
@@ -392,7 +579,14 @@ impl RemoteExecutor {
                         Fault::Refused(format!("the ExecuteResponse does not parse: {e}"))
                     })?;
                     let cached = r.cached_result;
-                    Ok((r, cached))
+                    let streamed = match &mut following {
+                        Some(f) => {
+                            f.finish(log).await;
+                            f.got()
+                        }
+                        None => 0,
+                    };
+                    Ok((r, cached, streamed))
                 }
                 Some(lr::operation::Result::Error(s)) => Err(Fault::Refused(format!(
                     "the operation failed: {} (code {})",

@@ -28,6 +28,7 @@
 
 pub mod cas;
 pub mod client;
+pub mod logstream;
 pub mod plan;
 pub mod tree;
 pub mod worker;
@@ -241,6 +242,73 @@ pub fn unreachable(s: &tonic::Status) -> bool {
     }
 }
 
+/// `refine doctor`'s look at a configured server: its capabilities
+/// (GetCapabilities, 10 s), what it runs, whether it executes and hashes
+/// with SHA-256 as refine does. `Err((what is wrong, what to do))`.
+pub fn probe(url: &str) -> Result<String, (String, String)> {
+    let u = ServerUrl::parse(url)
+        .map_err(|e| (e, "fix [remote] execution in WORKSPACE.toml".to_string()))?;
+    let token = std::env::var("REFINE_REMOTE_TOKEN").ok();
+    let headers = headers(&[], token.as_deref()).map_err(|e| (e, String::new()))?;
+    let conn = Conn::new(u.clone(), headers).map_err(|e| (e, String::new()))?;
+    let mut c = re::capabilities_client::CapabilitiesClient::new(conn.chan.clone());
+    let caps = conn
+        .block(c.get_capabilities(req(
+            re::GetCapabilitiesRequest {
+                instance_name: conn.instance(),
+            },
+            10,
+        )))
+        .map_err(|s| {
+            let line = status_line(&s);
+            let hint = credentials_hint(&line)
+                .unwrap_or("start the server, or check the address under [remote] execution");
+            (format!("{u}: {line}"), hint.to_string())
+        })?
+        .into_inner();
+    let exec = caps.execution_capabilities.unwrap_or_default();
+    if !exec.exec_enabled {
+        return Err((
+            format!("{u} does not execute actions (exec_enabled is false)"),
+            "enable the server's execution service, or remove [remote] execution".into(),
+        ));
+    }
+    let sha256 = re::digest_function::Value::Sha256 as i32;
+    if exec.digest_function != sha256 && !exec.digest_functions.contains(&sha256) {
+        return Err((
+            format!("{u} does not hash with SHA-256, refine's digest"),
+            "configure the server's instance for SHA-256".into(),
+        ));
+    }
+    let v = |v: Option<bazel_remote_apis::build::bazel::semver::SemVer>| {
+        v.map_or("?".to_string(), |v| format!("{}.{}", v.major, v.minor))
+    };
+    Ok(format!(
+        "{u}: REAPI {}–{}, executes, SHA-256",
+        v(caps.low_api_version),
+        v(caps.high_api_version)
+    ))
+}
+
+/// What to do about a server's refusal or a failed connection, when the
+/// message says it is about credentials or the server's certificate.
+pub fn credentials_hint(message: &str) -> Option<&'static str> {
+    let m = message.to_ascii_lowercase();
+    if m.contains("certificate") || m.contains("unknownissuer") {
+        Some(
+            "the server's TLS certificate is not trusted here: add its authority to the system's store \
+             (update-ca-certificates) or point SSL_CERT_FILE at its PEM",
+        )
+    } else if m.contains("unauthenticated") || m.contains("permissiondenied") {
+        Some(
+            "the server wants credentials: set REFINE_REMOTE_TOKEN (sent as `authorization: Bearer …`) \
+             or pass --remote-header NAME:VALUE",
+        )
+    } else {
+        None
+    }
+}
+
 /// A status as one line.
 pub fn status_line(s: &tonic::Status) -> String {
     let msg = s.message().trim();
@@ -254,6 +322,16 @@ pub fn status_line(s: &tonic::Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_about_credentials_or_certificates_says_what_to_set() {
+        let tok = credentials_hint("Unauthenticated: No valid authorization").unwrap();
+        assert!(tok.contains("REFINE_REMOTE_TOKEN"), "{tok}");
+        let ca =
+            credentials_hint("transport error: invalid peer certificate: UnknownIssuer").unwrap();
+        assert!(ca.contains("SSL_CERT_FILE"), "{ca}");
+        assert_eq!(credentials_hint("Internal: disk full"), None);
+    }
 
     #[test]
     fn urls_parse_with_an_instance_and_refuse_what_is_not_grpc() {

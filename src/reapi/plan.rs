@@ -8,7 +8,8 @@
 //!                      filesystem, sources, wheels, recipe files, the
 //!                      manifests of packs' and runtimes' trees and their files
 //! Command: refine-sandbox plan.json; output directory `out`
-//! Platform: ISA, OSFamily, container-image (the image's digest)
+//! Platform: ISA, OSFamily, container-image (the image's digest),
+//!           host-ISA (a hybrid image only: the ISA of its cross tools)
 //! ```
 
 use super::cas::Blob;
@@ -25,6 +26,12 @@ pub const OUT_DIR: &str = "out";
 /// The platform property that names the image (a wildcard key for
 /// BuildGrid: not matched against workers, carried for them).
 pub const IMAGE_KEY: &str = "container-image";
+/// The platform property of a hybrid plan: its image holds the cross
+/// compilers of the machine that made it, programs of this ISA, so only a
+/// worker that runs them may take it (a native s390x machine runs the
+/// emulated toolchain's plans, not the hybrid ones). Workers advertise
+/// their machine's ISA under it.
+pub const HOST_KEY: &str = "host-ISA";
 /// Most bytes of a plan, a Command or a Directory read from a server.
 pub const MESSAGE_LIMIT: u64 = 64 << 20;
 
@@ -102,11 +109,14 @@ pub fn platform(plan: &SandboxPlan) -> re::Platform {
         ImagePlan::Oci { reference } => reference.clone(),
         ImagePlan::Tarball { rootfs, .. } => rootfs.to_string(),
     };
-    let props = [
+    let mut props = vec![
         ("ISA", isa(plan.arch).to_string()),
         ("OSFamily", "linux".to_string()),
         (IMAGE_KEY, image),
     ];
+    if let Some(h) = cross_host(plan) {
+        props.push((HOST_KEY, isa(h).to_string()));
+    }
     let mut properties: Vec<re::platform::Property> = props
         .into_iter()
         .map(|(n, v)| re::platform::Property {
@@ -298,6 +308,36 @@ pub fn worker_tag(rootfs: &Digest) -> String {
     format!("localhost/refine-image/rootfs:{}", &rootfs.hex()[..32])
 }
 
+/// The architecture of a hybrid plan's cross tools.
+pub fn cross_host(plan: &SandboxPlan) -> Option<Arch> {
+    match &plan.image {
+        ImagePlan::Tarball { cross_host, .. } => *cross_host,
+        ImagePlan::Oci { .. } => None,
+    }
+}
+
+/// Whether a worker that runs the programs of `runs` (its own machine's
+/// and those it has qemu handlers for) can run the plan: the target's
+/// programs and, for a hybrid image, its cross tools.
+pub fn check_runnable(plan: &SandboxPlan, runs: &[Arch]) -> Result<(), String> {
+    if !runs.contains(&plan.arch) {
+        return Err(format!(
+            "the plan is for {}, which this worker does not run",
+            plan.arch
+        ));
+    }
+    if let Some(h) = cross_host(plan)
+        && !runs.contains(&h)
+    {
+        return Err(format!(
+            "the plan's image is hybrid: it holds {h} cross compilers, which this worker does not run \
+             (on a native {} machine build with `--toolchain emulated`; its plans need no cross tools)",
+            plan.arch
+        ));
+    }
+    Ok(())
+}
+
 /// What a worker checks of a plan before it uses any of it (the plan
 /// comes from the server: untrusted): recipe files are plain relative
 /// paths (they are written under the scratch directory), mounts land on
@@ -370,6 +410,7 @@ mod tests {
             image: ImagePlan::Tarball {
                 tag: format!("localhost/refine-image/bookworm:{}", &rootfs.hex()[..32]),
                 rootfs,
+                cross_host: None,
             },
             arch: Arch::S390x,
             foreign: true,
@@ -426,6 +467,7 @@ mod tests {
         p.image = ImagePlan::Tarball {
             tag: format!("localhost/refine-image/bookworm:{}", &rootfs.hex()[..32]),
             rootfs: rootfs.clone(),
+            cross_host: None,
         };
         p.mounts.push(PlannedMount {
             source: MountSource::Blob(src.clone()),
@@ -470,6 +512,7 @@ mod tests {
         assert_eq!(un.plan.label, "//wheels:x");
         assert_eq!(un.platform["ISA"], "s390x");
         assert_eq!(un.platform[IMAGE_KEY], rootfs.to_string());
+        assert!(!un.platform.contains_key(HOST_KEY));
         // A rebuild is another action (not cached on the server).
         let fresh = prepare(&p, &store, &recipe, true).unwrap();
         assert_ne!(fresh.digest, a.digest);
@@ -480,5 +523,49 @@ mod tests {
             prepare(&p, &store, &recipe, false).unwrap().digest,
             a.digest
         );
+    }
+
+    #[test]
+    fn a_hybrid_plan_asks_for_the_machine_of_its_cross_tools_and_only_such_a_worker_runs_it() {
+        let mut p = plan();
+        assert!(!platform(&p).properties.iter().any(|q| q.name == HOST_KEY));
+        let ImagePlan::Tarball { cross_host: h, .. } = &mut p.image else {
+            unreachable!()
+        };
+        *h = Some(Arch::X86_64);
+        let props: Vec<(String, String)> = platform(&p)
+            .properties
+            .into_iter()
+            .map(|q| (q.name, q.value))
+            .collect();
+        assert!(
+            props.contains(&(HOST_KEY.into(), "x86-64".into())),
+            "{props:?}"
+        );
+        assert!(props.contains(&("ISA".into(), "s390x".into())), "{props:?}");
+        // An x86-64 machine with qemu's s390x handler runs it; a native
+        // s390x machine (no x86-64 programs) does not, and says what to do.
+        assert!(check_runnable(&p, &[Arch::X86_64, Arch::S390x]).is_ok());
+        let e = check_runnable(&p, &[Arch::S390x]).unwrap_err();
+        assert!(
+            e.contains("hybrid") && e.contains("--toolchain emulated"),
+            "{e}"
+        );
+        // The emulated toolchain's plan runs there.
+        let mut q = plan();
+        q.image = ImagePlan::Tarball {
+            tag: "t".into(),
+            rootfs: crate::key::sha256_bytes(b"rootfs"),
+            cross_host: None,
+        };
+        assert!(check_runnable(&q, &[Arch::S390x]).is_ok());
+        assert!(
+            check_runnable(&q, &[Arch::X86_64])
+                .unwrap_err()
+                .contains("does not run")
+        );
+        // The plan travels with it (the worker reads it back).
+        let back: SandboxPlan = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(cross_host(&back), Some(Arch::X86_64));
     }
 }

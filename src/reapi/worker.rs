@@ -42,6 +42,9 @@ pub struct WorkerArgs {
     pub store: std::path::PathBuf,
     /// Stop after this many leases (tests); `None` runs until interrupted.
     pub max_leases: Option<usize>,
+    /// The LogStream service the server names streams of (default: the
+    /// server).
+    pub log_stream: Option<String>,
 }
 
 enum Slot {
@@ -55,12 +58,21 @@ struct Shared {
     exec: Box<dyn Executor>,
     bot_id: String,
     isa: String,
+    /// The architectures it advertises (under ISA and host-ISA): the
+    /// host's, and those qemu runs here (checked at start).
     arches: Vec<Arch>,
     say: Box<dyn Fn(&str) + Send + Sync>,
     /// Held while a lease fetches its inputs and materializes its plan:
     /// leases that start together on a cold worker fetch and load the
     /// image once, not once each (the runs themselves overlap).
     preparing: Mutex<()>,
+    /// Where logs are streamed, and the connection that owns it (when
+    /// not the server's).
+    log_chan: super::Chan,
+    _log_conn: Option<Conn>,
+    /// The write name of each running action's log stream, by action
+    /// hash, as the server's lease metadata gives them.
+    stream_names: Arc<Mutex<HashMap<String, String>>>,
 }
 
 fn status(code: tonic::Code, message: impl Into<String>) -> RpcStatus {
@@ -86,21 +98,32 @@ pub fn run(args: WorkerArgs, say: &(dyn Fn(&str) + Sync)) -> Result<Exit> {
     if !props.iter().any(|(k, _)| k == "OSFamily") {
         props.push(("OSFamily".into(), "linux".into()));
     }
+    // The machine whose programs it runs: hybrid plans (whose images hold
+    // the cross tools of an x86-64 machine) come only to workers that run
+    // those (plan::HOST_KEY).
+    if !props.iter().any(|(k, _)| k == plan::HOST_KEY) {
+        props.push((plan::HOST_KEY.into(), plan::isa(Arch::host()).into()));
+    }
     // The architectures it advertises, each one it can run (natively or
     // by the host's qemu handlers).
     let mut arches = Vec::new();
-    for (_, v) in props.iter().filter(|(k, _)| k == "ISA") {
+    for (k, v) in props
+        .iter()
+        .filter(|(k, _)| k == "ISA" || k == plan::HOST_KEY)
+    {
         let a = Arch::ALL
             .iter()
             .copied()
             .find(|a| plan::isa(*a) == v)
             .ok_or_else(|| {
                 Error::user(format!(
-                    "--platform ISA={v}: not an architecture refine builds for"
+                    "--platform {k}={v}: not an architecture refine builds for"
                 ))
                 .hint("ISA is one of x86-64, aarch64, s390x, ppc64le")
             })?;
-        arches.push(a);
+        if !arches.contains(&a) {
+            arches.push(a);
+        }
     }
     let isa = props
         .iter()
@@ -131,7 +154,20 @@ pub fn run(args: WorkerArgs, say: &(dyn Fn(&str) + Sync)) -> Result<Exit> {
         .name
         .clone()
         .unwrap_or_else(|| format!("{host}-{}", std::process::id()));
+    let log_conn = match &args.log_stream {
+        None => None,
+        Some(u) => {
+            let lu = super::ServerUrl::parse(u).map_err(|e| {
+                Error::user(format!("--log-stream: {e}"))
+                    .hint("e.g. --log-stream grpc://127.0.0.1:50052")
+            })?;
+            Some(Conn::new(lu, headers.clone()).map_err(Error::env)?)
+        }
+    };
     let conn = Conn::new(url.clone(), headers).map_err(Error::env)?;
+    let log_chan = log_conn
+        .as_ref()
+        .map_or_else(|| conn.chan.clone(), |c| c.chan.clone());
     let jobs = args.jobs.max(1);
     let shared = Arc::new(Shared {
         conn,
@@ -141,6 +177,9 @@ pub fn run(args: WorkerArgs, say: &(dyn Fn(&str) + Sync)) -> Result<Exit> {
         isa: isa.clone(),
         arches,
         preparing: Mutex::new(()),
+        log_chan,
+        _log_conn: log_conn,
+        stream_names: Arc::default(),
         say: Box::new({
             let tag = bot_id.clone();
             move |s: &str| eprintln!("worker {tag}: {s}")
@@ -199,6 +238,15 @@ pub fn run(args: WorkerArgs, say: &(dyn Fn(&str) + Sync)) -> Result<Exit> {
         let mut session = match created {
             Ok(s) => s.into_inner(),
             Err(e) => {
+                // Credentials the server refuses, or a certificate this
+                // machine does not trust, do not mend by waiting.
+                if let Some(h) = super::credentials_hint(&super::status_line(&e)) {
+                    return Err(Error::env(format!(
+                        "the server {url} refuses this worker: {}",
+                        super::status_line(&e)
+                    ))
+                    .hint(h));
+                }
                 if outage.is_none() {
                     say(&format!(
                         "the server does not answer ({}); trying again until it does",
@@ -271,6 +319,7 @@ pub fn run(args: WorkerArgs, say: &(dyn Fn(&str) + Sync)) -> Result<Exit> {
             };
             let next = match r {
                 Ok(s) => {
+                    note_streams(&shared, s.metadata());
                     let s = s.into_inner();
                     if std::env::var_os("REFINE_WORKER_TRACE").is_some() {
                         (shared.say)(&format!(
@@ -313,6 +362,23 @@ pub fn run(args: WorkerArgs, say: &(dyn Fn(&str) + Sync)) -> Result<Exit> {
     }
     say("stopped");
     Ok(Exit::Success)
+}
+
+/// Keep the log streams' write names the server sends with the leases
+/// (BuildGrid: one `executeoperationmetadata-bin` trailer per lease).
+fn note_streams(sh: &Shared, md: &tonic::metadata::MetadataMap) {
+    let mut names = sh.stream_names.lock().unwrap_or_else(|e| e.into_inner());
+    for v in md.get_all_bin("executeoperationmetadata-bin") {
+        let Ok(bytes) = v.to_bytes() else { continue };
+        let Ok(m) = re::ExecuteOperationMetadata::decode(bytes.as_ref()) else {
+            continue;
+        };
+        if let Some(d) = m.action_digest
+            && !m.stdout_stream_name.is_empty()
+        {
+            names.insert(d.hash, m.stdout_stream_name);
+        }
+    }
 }
 
 /// Start a thread for each new active lease; how many were taken.
@@ -453,17 +519,14 @@ fn execute(sh: &Shared, lease: &rw::Lease) -> std::result::Result<re::ActionResu
             sh.isa
         )));
     }
-    if !sh.arches.contains(&p.arch) {
-        return Err(bad(format!(
-            "the plan is for {}, which this worker does not run",
-            p.arch
-        )));
-    }
+    let mut runs = sh.arches.clone();
+    runs.push(Arch::host());
+    plan::check_runnable(&p, &runs).map_err(bad)?;
     // The image, only by a digest this worker checks: a tarball's rootfs
     // is a blob of the input root (fetched and checked below), loaded under
     // a name made from that digest; an OCI image is pinned
     // (check_for_worker).
-    if let crate::sched::sandbox::ImagePlan::Tarball { tag, rootfs } = &mut p.image {
+    if let crate::sched::sandbox::ImagePlan::Tarball { tag, rootfs, .. } = &mut p.image {
         *tag = plan::worker_tag(rootfs);
     }
     let preparing = sh.preparing.lock().unwrap_or_else(|e| e.into_inner());
@@ -516,8 +579,48 @@ fn execute(sh: &Shared, lease: &rw::Lease) -> std::result::Result<re::ActionResu
         "{label}: running (action {})",
         &action_digest.hash[..12]
     ));
+    // The log, streamed while the step runs once the server has named its
+    // stream (with the lease, or with the next session update).
+    let (fin_tx, fin_rx) = tokio::sync::watch::channel(false);
+    let tail = sh.conn.rt.spawn({
+        let names = sh.stream_names.clone();
+        let chan = sh.log_chan.clone();
+        let hash = action_digest.hash.clone();
+        let path = log_path.clone();
+        let mut fin = fin_rx.clone();
+        async move {
+            let name = loop {
+                if let Some(n) = names.lock().unwrap_or_else(|e| e.into_inner()).get(&hash) {
+                    break n.clone();
+                }
+                if *fin.borrow_and_update() {
+                    return None;
+                }
+                let _ = tokio::time::timeout(Duration::from_millis(200), fin.changed()).await;
+            };
+            Some(super::logstream::tail_into(chan, name, path, fin_rx).await)
+        }
+    });
     let t = Instant::now();
-    let st = sh.exec.run(&spec, &mut log).map_err(|e| host(e.into()))?;
+    let st = sh.exec.run(&spec, &mut log);
+    // The stream finished before the result goes back (bounded: a log
+    // stream that does not answer does not hold the result).
+    let _ = fin_tx.send(true);
+    let stop_tail = tail.abort_handle();
+    let tailed = sh
+        .conn
+        .block(async { tokio::time::timeout(Duration::from_secs(15), tail).await });
+    stop_tail.abort();
+    match tailed {
+        Ok(Ok(Some(Err(e)))) => (sh.say)(&format!("{label}: the log stream failed: {e}")),
+        Ok(Ok(Some(Ok(n)))) => (sh.say)(&format!("{label}: {n} bytes of log streamed")),
+        _ => {}
+    }
+    sh.stream_names
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&action_digest.hash);
+    let st = st.map_err(|e| host(e.into()))?;
     let secs = t.elapsed().as_secs_f64();
     let exit_code = match st {
         RunStatus::Success => 0,

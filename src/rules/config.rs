@@ -19,6 +19,7 @@
 //! runtime = "//runtimes:system"
 //! [remote]
 //! execution = "grpc://127.0.0.1:50051"   # an REAPI server's workers
+//! log_stream = "grpc://127.0.0.1:50052"  # where running steps' logs are read
 //! ```
 
 use crate::diag::{Diagnostic, Loc, Span};
@@ -143,6 +144,9 @@ pub struct RemoteConfig {
     /// An REAPI server (`grpc://host:port[/instance]`, `grpcs://…`); not
     /// part of keys (where a step runs never changes what it makes).
     pub execution: Option<String>,
+    /// Where running steps' logs are read from (a LogStream service;
+    /// default: the execution server).
+    pub log_stream: Option<String>,
 }
 
 pub const CONFIG_FILE: &str = "WORKSPACE.toml";
@@ -466,10 +470,21 @@ pub fn parse_config_in(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>
                 .hint("write `execution = \"grpc://host:port\"` (an REAPI server: BuildGrid, Buildbarn, BuildBuddy…)"),
         );
     }
+    let log_stream = r.str("log_stream");
+    if let Some(e) = &log_stream
+        && let Err(m) = crate::reapi::ServerUrl::parse(&e.value)
+    {
+        r.diags.push(
+            Diagnostic::error(m)
+                .at(e.loc.clone())
+                .hint("write `log_stream = \"grpc://host:port\"` (a `refine logstream` service)"),
+        );
+    }
     let remote_cfg = RemoteConfig {
         execution: execution.map(|e| e.value),
+        log_stream: log_stream.map(|e| e.value),
     };
-    r.finish(&["execution"]);
+    r.finish(&["execution", "log_stream"]);
 
     if diags.iter().any(|d| d.is_error()) {
         return Err(diags);
@@ -654,6 +669,36 @@ mod tests {
     #[test]
     fn a_workspace_that_names_no_policy_builds_to_the_default_floor() {
         assert_eq!(parse_config("").unwrap().platform.policy, DEFAULT_POLICY);
+    }
+
+    #[test]
+    fn the_remote_table_names_an_executor_and_a_log_stream_each_checked() {
+        let c = parse_config(
+            "[remote]\nexecution = \"grpc://127.0.0.1:50051\"\nlog_stream = \"grpc://127.0.0.1:50052\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.remote.execution.as_deref(),
+            Some("grpc://127.0.0.1:50051")
+        );
+        assert_eq!(
+            c.remote.log_stream.as_deref(),
+            Some("grpc://127.0.0.1:50052")
+        );
+        let text = "[remote]\nlog_stream = \"http://x\"\n";
+        let e = parse_config(text).unwrap_err();
+        let at = e[0]
+            .loc
+            .as_ref()
+            .map(|l| crate::diag::line_col(text, l.span.start));
+        assert_eq!(at.map(|(line, _)| line), Some(2), "{e:?}");
+        assert!(
+            e[0].hint
+                .as_deref()
+                .unwrap_or_default()
+                .contains("log_stream"),
+            "{e:?}"
+        );
     }
 
     #[test]

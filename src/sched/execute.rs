@@ -278,7 +278,9 @@ fn run_action(cx: &NodeCx<'_>, deps: &[&NodeResult], log: &mut File) -> Result<T
                             return Err(failure(
                                 ErrorClass::Environment,
                                 format!("remote executor {} cannot be reached: {why}", rx.url()),
-                                "start the server (or drop --remote-only to build here)",
+                                crate::reapi::credentials_hint(&why).unwrap_or(
+                                    "start the server (or drop --remote-only to build here)",
+                                ),
                             ));
                         }
                         if rx.mark_down(&why) {

@@ -232,7 +232,15 @@ pub enum ImagePlan {
     Oci { reference: String },
     /// The image's root filesystem tarball, loaded under a tag that
     /// carries its digest.
-    Tarball { tag: String, rootfs: Digest },
+    Tarball {
+        tag: String,
+        rootfs: Digest,
+        /// A hybrid image: it also holds programs of this architecture
+        /// (the cross compilers of the machine that made it), so it runs
+        /// only where they run.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cross_host: Option<crate::platform::Arch>,
+    },
 }
 
 /// Everything about a build's container that can be decided without
@@ -359,9 +367,22 @@ pub fn plan(
                         "run `refine store verify` (it drops damaged entries), then build again",
                     )
                 })?;
+            let cross_host = match &image.derivation.action {
+                Action::Mmdebstrap { cross: Some(c), .. } => {
+                    Some(crate::platform::Arch::parse(&c.host).ok_or_else(|| {
+                        fail(
+                            ErrorClass::Internal,
+                            format!("{image_label}: unknown cross host `{}`", c.host),
+                            "report this bug",
+                        )
+                    })?)
+                }
+                _ => None,
+            };
             ImagePlan::Tarball {
                 tag: image_tag(image_label, &image.tree.digest()),
                 rootfs: digest.clone(),
+                cross_host,
             }
         }
     };
@@ -611,7 +632,7 @@ pub fn materialize_with(
             exec.pull_image(reference, plan.arch)?;
             reference.clone()
         }
-        ImagePlan::Tarball { tag, rootfs } => {
+        ImagePlan::Tarball { tag, rootfs, .. } => {
             store.cas.verify_blob(rootfs)?;
             exec.load_image(tag, &store.cas.blob_path(rootfs), plan.arch)?;
             tag.clone()

@@ -3,6 +3,11 @@
 # a PostgreSQL cluster in DIR listening on a unix socket only, BuildGrid's
 # migrations applied, `bgd server start` on 127.0.0.1:PORT.
 #   bash tests/reapi/buildgrid.sh DIR PORT [VENV]
+# With REFINE_BG_TLS=DIR it serves TLS (DIR/server.crt, DIR/server.key);
+# with REFINE_BG_JWT_SECRET=FILE it takes only requests bearing a JWT
+# (HS256) signed with that secret. With REFINE_BG_LOGSTREAM=URL
+# (http://HOST:PORT of a `refine logstream`) its scheduler creates a log
+# stream per action there, for workers to write and clients to read.
 # Prints `postgres PID` and `buildgrid PID` lines once the server answers;
 # the caller stops both by those ids. Needs postgresql (15) and a venv with
 # buildgrid (.ci/setup makes both; `refine doctor --dev` checks them).
@@ -34,13 +39,34 @@ done
 "$pgbin/createdb" -h "$sock" -U postgres bgd 2>/dev/null || true
 dsn="postgresql+psycopg2://postgres@/bgd?host=$sock"
 "$venv/bin/bgd" migrate apply "$dsn" >"$dir/migrate.log" 2>&1 || { echo "buildgrid.sh: migrations failed (see $dir/migrate.log)" >&2; kill "$pgpid"; exit 1; }
+if [ -n "${REFINE_BG_TLS:-}" ]; then
+    channel="insecure-mode: false
+    credentials:
+      tls-server-key: $REFINE_BG_TLS/server.key
+      tls-server-cert: $REFINE_BG_TLS/server.crt"
+else
+    channel="insecure-mode: true"
+fi
+if [ -n "${REFINE_BG_JWT_SECRET:-}" ]; then
+    auth="method: jwt
+  secret: $REFINE_BG_JWT_SECRET
+  algorithm: hs256"
+else
+    auth="method: none"
+fi
+if [ -n "${REFINE_BG_LOGSTREAM:-}" ]; then
+    logstream="logstream:
+      url: \"$REFINE_BG_LOGSTREAM\""
+else
+    logstream=""
+fi
 cat >"$dir/buildgrid.yml" <<YML
 server:
   - !channel
     address: "127.0.0.1:$port"
-    insecure-mode: true
+    $channel
 authorization:
-  method: none
+  $auth
 monitoring:
   enabled: false
 thread-pool-size: 64
@@ -64,10 +90,11 @@ schedulers:
     storage: *cas
     action-cache: *cache
     property-set: !dynamic-property-set
-      match-property-keys: ["ISA", "OSFamily"]
+      match-property-keys: ["ISA", "OSFamily", "host-ISA"]
       wildcard-property-keys: ["container-image"]
     bot-session-keepalive-timeout: ${REFINE_BG_KEEPALIVE:-20}
     max-execution-timeout: 86400
+    $logstream
     assigners:
       - !priority-age-assigner
         count: 1
