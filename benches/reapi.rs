@@ -6,7 +6,9 @@
 //! of their own (no cache shared); the workers' stores start empty, so
 //! each mode's first actions include fetching the image from the server's
 //! CAS and loading it into podman. Then, with the worker warm, one step
-//! rebuilt here and on the worker in turns gives the overhead per action.
+//! rebuilt here, on the worker, and on a worker whose log is streamed to
+//! the client while it runs (`refine logstream`), in turns, gives the
+//! overhead per action and what streaming the log adds.
 //!
 //! `cargo bench --bench reapi` (what `bash .ci/setup` installs: podman,
 //! mmdebstrap, qemu-s390x, PostgreSQL, BuildGrid in tests/reapi/venv).
@@ -16,7 +18,7 @@
 #[path = "../tests/common/reapi.rs"]
 mod reapi;
 
-use reapi::{BuildGrid, Worker};
+use reapi::{BuildGrid, LogStreams, Worker};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -98,7 +100,7 @@ fn main() {
     let modes: [(&str, usize, usize); 3] =
         [("here", 0, 0), ("1 worker", 1, 2), ("2 workers", 2, 1)];
     let mut table: Vec<(&str, f64, Times)> = Vec::new();
-    let mut warm: Option<(f64, f64)> = None;
+    let mut warm: Option<(f64, f64, f64)> = None;
     for (name, workers, jobs) in modes {
         // A server of its own: no mode is answered from another's cache.
         let bg = (workers > 0).then(BuildGrid::start);
@@ -131,7 +133,22 @@ fn main() {
             // Warm: the worker has the image; the same step rebuilt here
             // and there in turns (`refine verify`, no cache), three times.
             let step = "//wheels:markupsafe";
-            let (mut here, mut there) = (Vec::new(), Vec::new());
+            // The same worker's store (the image loaded) under a server
+            // that streams logs through a `refine logstream`.
+            let streams = LogStreams::start();
+            let lbg = BuildGrid::start_with_logstream(&streams);
+            let lurl = lbg.url();
+            let w_store = dir.path().join(format!("{}-w0", name.replace(' ', "-")));
+            let w_log = Worker::start_env(
+                &lurl,
+                &["ISA=s390x"],
+                "w-log",
+                &w_store,
+                1,
+                &[],
+                &["--log-stream", &streams.url()],
+            );
+            let (mut here, mut there, mut streamed) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..3 {
                 let t = Instant::now();
                 refine(&store, &["verify", "-q", step]);
@@ -149,10 +166,34 @@ fn main() {
                     ],
                 );
                 there.push(t.elapsed().as_secs_f64());
+                let t = Instant::now();
+                refine(
+                    &store,
+                    &[
+                        "verify",
+                        "-q",
+                        "--remote-executor",
+                        &lurl,
+                        "--remote-log-stream",
+                        &streams.url(),
+                        "--remote-only",
+                        step,
+                    ],
+                );
+                streamed.push(t.elapsed().as_secs_f64());
             }
+            assert!(
+                w_log.said().contains("bytes of log streamed"),
+                "{}",
+                w_log.said()
+            );
+            drop(w_log);
+            drop(lbg);
+            drop(streams);
             here.sort_by(f64::total_cmp);
             there.sort_by(f64::total_cmp);
-            warm = Some((here[1], there[1]));
+            streamed.sort_by(f64::total_cmp);
+            warm = Some((here[1], there[1], streamed[1]));
         }
         drop(ws);
         drop(bg);
@@ -209,10 +250,11 @@ fn main() {
             d.len()
         );
     }
-    if let Some((here, there)) = warm {
+    if let Some((here, there, streamed)) = warm {
         println!(
-            "warm worker, //wheels:markupsafe rebuilt (`refine verify`, median of 3): here {here:.2} s, on the worker {there:.2} s: {:.2} s per action",
-            there - here
+            "warm worker, //wheels:markupsafe rebuilt (`refine verify`, median of 3): here {here:.2} s, on the worker {there:.2} s: {:.2} s per action; with its log streamed {streamed:.2} s: {:.2} s more",
+            there - here,
+            streamed - there
         );
     }
 }
