@@ -36,6 +36,9 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 [ -S "$sock/.s.PGSQL.5432" ] || { echo "buildgrid.sh: postgres did not start (see $dir/postgres.log)" >&2; kill "$pgpid"; exit 1; }
+# The server's own pid (the one above is the shell that started runuser),
+# so that the caller stops PostgreSQL itself.
+pgpid=$(head -1 "$pg/postmaster.pid")
 "$pgbin/createdb" -h "$sock" -U postgres bgd 2>/dev/null || true
 dsn="postgresql+psycopg2://postgres@/bgd?host=$sock"
 "$venv/bin/bgd" migrate apply "$dsn" >"$dir/migrate.log" 2>&1 || { echo "buildgrid.sh: migrations failed (see $dir/migrate.log)" >&2; kill "$pgpid"; exit 1; }
