@@ -148,39 +148,32 @@ fn main() {
                 &[],
                 &["--log-stream", &streams.url()],
             );
+            let timed = |args: &[&str]| {
+                let t = Instant::now();
+                refine(&store, args);
+                t.elapsed().as_secs_f64()
+            };
             let (mut here, mut there, mut streamed) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..3 {
-                let t = Instant::now();
-                refine(&store, &["verify", "-q", step]);
-                here.push(t.elapsed().as_secs_f64());
-                let t = Instant::now();
-                refine(
-                    &store,
-                    &[
-                        "verify",
-                        "-q",
-                        "--remote-executor",
-                        &url,
-                        "--remote-only",
-                        step,
-                    ],
-                );
-                there.push(t.elapsed().as_secs_f64());
-                let t = Instant::now();
-                refine(
-                    &store,
-                    &[
-                        "verify",
-                        "-q",
-                        "--remote-executor",
-                        &lurl,
-                        "--remote-log-stream",
-                        &streams.url(),
-                        "--remote-only",
-                        step,
-                    ],
-                );
-                streamed.push(t.elapsed().as_secs_f64());
+                here.push(timed(&["verify", "-q", step]));
+                there.push(timed(&[
+                    "verify",
+                    "-q",
+                    "--remote-executor",
+                    &url,
+                    "--remote-only",
+                    step,
+                ]));
+                streamed.push(timed(&[
+                    "verify",
+                    "-q",
+                    "--remote-executor",
+                    &lurl,
+                    "--remote-log-stream",
+                    &streams.url(),
+                    "--remote-only",
+                    step,
+                ]));
             }
             assert!(
                 w_log.said().contains("bytes of log streamed"),

@@ -46,6 +46,38 @@ fn workers_of(run: &Run) -> std::collections::BTreeMap<String, String> {
         .collect()
 }
 
+/// A field of a label's `finished` event.
+fn field(run: &Run, label: &str, f: &str) -> String {
+    run.events()
+        .into_iter()
+        .find(|e| e["event"] == "finished" && e["label"] == label)
+        .and_then(|e| e[f].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("no {f} for {label}: {}", run.stdout))
+}
+
+/// A second client store: `from`, hard-linked (blobs are never written in
+/// place), at `to`.
+fn copy_store(from: &Path, to: &Path) {
+    let cp = std::process::Command::new("cp")
+        .arg("-al")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+}
+
+/// Make a store forget the result at `key` (its action-cache entry, and
+/// the label index, a cache of those entries); its path.
+fn forget(store: &Path, key: &str) -> std::path::PathBuf {
+    let entry = store.join(format!("ac/{}/{key}.json", &key[..2]));
+    std::fs::remove_file(&entry).unwrap();
+    for f in std::fs::read_dir(store.join("labels")).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    entry
+}
+
 #[test]
 fn builds_run_on_buildgrid_workers_with_the_same_bytes_and_survive_faults() {
     let bg = BuildGrid::start();
@@ -192,25 +224,10 @@ fn builds_run_on_buildgrid_workers_with_the_same_bytes_and_survive_faults() {
     // client is a second store: the first one, hard-linked, without its
     // entry for //wheels:six.
     let client2 = stores.path().join("client2");
-    let cp = std::process::Command::new("cp")
-        .arg("-al")
-        .arg(&client)
-        .arg(&client2)
-        .status()
-        .unwrap();
-    assert!(cp.success());
-    let first = |run: &Run, field: &str| {
-        run.events()
-            .into_iter()
-            .find(|e| e["event"] == "finished" && e["label"] == "//wheels:six")
-            .and_then(|e| e[field].as_str().map(str::to_string))
-            .unwrap_or_else(|| panic!("no {field} for //wheels:six: {}", run.stdout))
-    };
+    copy_store(&client, &client2);
+    let first = |run: &Run, f: &str| field(run, "//wheels:six", f);
     let six_key = first(&r, "key");
-    std::fs::remove_file(client2.join(format!("ac/{}/{six_key}.json", &six_key[..2]))).unwrap();
-    for f in std::fs::read_dir(client2.join("labels")).unwrap() {
-        std::fs::remove_file(f.unwrap().path()).unwrap();
-    }
+    let six_entry = forget(&client2, &six_key);
     // Every blob file goes; the storage's directories stay.
     fn wipe_files(dir: &Path) -> usize {
         let mut n = 0;
@@ -264,10 +281,7 @@ fn builds_run_on_buildgrid_workers_with_the_same_bytes_and_survive_faults() {
         .join(&tree[..2])
         .join(&tree[2..]);
     std::fs::write(&blob, b"").unwrap();
-    std::fs::remove_file(client2.join(format!("ac/{}/{six_key}.json", &six_key[..2]))).unwrap();
-    for f in std::fs::read_dir(client2.join("labels")).unwrap() {
-        std::fs::remove_file(f.unwrap().path()).unwrap();
-    }
+    forget(&client2, &six_key);
     let damaged = build(
         &ws,
         &client2,
@@ -286,11 +300,7 @@ fn builds_run_on_buildgrid_workers_with_the_same_bytes_and_survive_faults() {
             && dlog.contains("executing again"),
         "{dlog}"
     );
-    assert!(
-        !client2
-            .join(format!("ac/{}/{six_key}.json", &six_key[..2]))
-            .exists()
-    );
+    assert!(!six_entry.exists());
     assert_eq!(ran(&w_s390x), ran_before + 2, "{}", w_s390x.said());
     // The damaged blob goes (the next upload of that output sends it again).
     std::fs::remove_file(&blob).unwrap();
@@ -506,26 +516,8 @@ fn builds_run_on_buildgrid_workers_with_the_same_bytes_and_survive_faults() {
     // entry for //wheels:markupsafe); the server's cached result is gone
     // with the CAS wiped in 2b, so the action runs.
     let client3 = stores.path().join("client3");
-    let cp = std::process::Command::new("cp")
-        .arg("-al")
-        .arg(&client)
-        .arg(&client3)
-        .status()
-        .unwrap();
-    assert!(cp.success());
-    let field = |run: &Run, label: &str, f: &str| {
-        run.events()
-            .into_iter()
-            .find(|e| e["event"] == "finished" && e["label"] == label)
-            .and_then(|e| e[f].as_str().map(str::to_string))
-            .unwrap_or_else(|| panic!("no {f} for {label}: {}", run.stdout))
-    };
-    let ms_key = field(&r, "//wheels:markupsafe", "key");
-    let ms_entry = client3.join(format!("ac/{}/{ms_key}.json", &ms_key[..2]));
-    std::fs::remove_file(&ms_entry).unwrap();
-    for f in std::fs::read_dir(client3.join("labels")).unwrap() {
-        std::fs::remove_file(f.unwrap().path()).unwrap();
-    }
+    copy_store(&client, &client3);
+    let ms_entry = forget(&client3, &field(&r, "//wheels:markupsafe", "key"));
     let mut w1 = Worker::start(&url, "s390x", "w-kill", &stores.path().join("w-kill"));
     let mut c = ws.cmd_in(&client3);
     c.args([

@@ -365,9 +365,12 @@ pub fn run(args: WorkerArgs, say: &(dyn Fn(&str) + Sync)) -> Result<Exit> {
 }
 
 /// Keep the log streams' write names the server sends with the leases
-/// (BuildGrid: one `executeoperationmetadata-bin` trailer per lease).
+/// (BuildGrid: one `executeoperationmetadata-bin` trailer per lease of the
+/// session, every update): the names of this update's leases replace the
+/// last ones, so finished actions' names do not pile up.
 fn note_streams(sh: &Shared, md: &tonic::metadata::MetadataMap) {
     let mut names = sh.stream_names.lock().unwrap_or_else(|e| e.into_inner());
+    names.clear();
     for v in md.get_all_bin("executeoperationmetadata-bin") {
         let Ok(bytes) = v.to_bytes() else { continue };
         let Ok(m) = re::ExecuteOperationMetadata::decode(bytes.as_ref()) else {
