@@ -223,16 +223,14 @@ impl bs::byte_stream_server::ByteStream for Streams {
         let s =
             futures_util::stream::unfold(state, move |(st, name, mut at, mut sent)| async move {
                 loop {
-                    if limit > 0 && sent >= limit {
+                    // `at` is usize::MAX once an error has been sent: the end.
+                    if at == usize::MAX || (limit > 0 && sent >= limit) {
                         return None;
                     }
                     let (mut bytes, done, mut rx) = match st.read_at(&name, at) {
                         Ok(x) => x,
-                        Err(e) => return Some((Err(e), (st, name, usize::MAX, usize::MAX))),
+                        Err(e) => return Some((Err(e), (st, name, usize::MAX, sent))),
                     };
-                    if at == usize::MAX {
-                        return None;
-                    }
                     if !bytes.is_empty() {
                         if limit > 0 {
                             bytes.truncate(limit - sent);
