@@ -380,8 +380,8 @@ fn builds_run_on_buildgrid_workers_with_the_same_bytes_and_survive_faults() {
     // 2d. The log streamed while the step runs: a `refine logstream`
     // beside a BuildGrid whose scheduler makes a stream per action there;
     // the worker writes the step's log into it as it runs, the client reads
-    // it into the node's log (what `refine logs -f` and the dashboard
-    // follow) before the step ends, and the log holds it once.
+    // it into the node's log (the file the dashboard's live log follows)
+    // before the step ends, and the log holds it once.
     let streams = LogStreams::start();
     let lbg = BuildGrid::start_with_logstream(&streams);
     let lurl = lbg.url();

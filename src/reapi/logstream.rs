@@ -14,8 +14,8 @@
 //! - the worker's side ([`tail_into`]): the step's log file, followed as
 //!   it grows, written to the stream; finished when the step ends.
 //! - the client's side ([`follow`]): the stream read as it grows and
-//!   appended to the node's log (what `refine logs -f` and the dashboard
-//!   follow).
+//!   appended to the node's log (the file the dashboard's live log, or a
+//!   `tail -f` of `refine log --path`, follows).
 //!
 //! Written here: no crate serves the LogStream API, and BuildGrid 0.4.4
 //! only calls one.
