@@ -37,8 +37,8 @@ pub struct Settings {
 
 pub struct RemoteExecutor {
     conn: Conn,
-    /// The log stream service's connection, when it is not the server.
-    log_conn: Option<Conn>,
+    /// The log stream service, when it is not the server.
+    log_chan: Option<super::Chan>,
     settings: Settings,
     /// Why the server was found unreachable (said once; the rest of the
     /// run builds locally).
@@ -148,16 +148,17 @@ impl RemoteExecutor {
         let url = super::ServerUrl::parse(url)?;
         let token = std::env::var("REFINE_REMOTE_TOKEN").ok();
         let headers = super::headers(raw_headers, token.as_deref())?;
-        let log_conn = match &settings.log_stream {
+        let conn = Conn::new(url, headers.clone())?;
+        let log_chan = match &settings.log_stream {
             None => None,
-            Some(u) => Some(Conn::new(
-                super::ServerUrl::parse(u).map_err(|e| format!("the log stream: {e}"))?,
-                headers.clone(),
+            Some(u) => Some(conn.also(
+                &super::ServerUrl::parse(u).map_err(|e| format!("the log stream: {e}"))?,
+                headers,
             )?),
         };
         Ok(RemoteExecutor {
-            log_conn,
-            conn: Conn::new(url, headers)?,
+            log_chan,
+            conn,
             settings,
             down: Mutex::new(None),
         })
@@ -411,10 +412,7 @@ impl RemoteExecutor {
             .await?
             .into_inner();
         let mut queued_since = Instant::now();
-        let log_chan = self
-            .log_conn
-            .as_ref()
-            .map_or_else(|| chan.clone(), |c| c.chan.clone());
+        let log_chan = self.log_chan.clone().unwrap_or_else(|| chan.clone());
         let mut following: Option<Follow> = None;
         let mut stage = 0;
         let mut name = String::new();

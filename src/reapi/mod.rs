@@ -151,6 +151,27 @@ pub struct Conn {
     pub url: ServerUrl,
 }
 
+/// A lazily connected channel to `url`, its background work on `rt`.
+fn channel(
+    rt: &tokio::runtime::Runtime,
+    url: &ServerUrl,
+    headers: Headers,
+) -> Result<Chan, String> {
+    let scheme = if url.tls { "https" } else { "http" };
+    let mut ep = Endpoint::from_shared(format!("{scheme}://{}", url.authority))
+        .map_err(|e| format!("{url}: {e}"))?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .http2_keep_alive_interval(std::time::Duration::from_secs(30))
+        .keep_alive_while_idle(true);
+    if url.tls {
+        ep = ep
+            .tls_config(ClientTlsConfig::new().with_native_roots())
+            .map_err(|e| format!("{url}: {e}"))?;
+    }
+    let _g = rt.enter();
+    Ok(InterceptedService::new(ep.connect_lazy(), headers))
+}
+
 impl Conn {
     /// Connect lazily: the first call says whether the server answers.
     pub fn new(url: ServerUrl, headers: Headers) -> Result<Conn, String> {
@@ -160,22 +181,14 @@ impl Conn {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the REAPI client's runtime: {e}"))?;
-        let scheme = if url.tls { "https" } else { "http" };
-        let mut ep = Endpoint::from_shared(format!("{scheme}://{}", url.authority))
-            .map_err(|e| format!("{url}: {e}"))?
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .http2_keep_alive_interval(std::time::Duration::from_secs(30))
-            .keep_alive_while_idle(true);
-        if url.tls {
-            ep = ep
-                .tls_config(ClientTlsConfig::new().with_native_roots())
-                .map_err(|e| format!("{url}: {e}"))?;
-        }
-        let chan = {
-            let _g = rt.enter();
-            InterceptedService::new(ep.connect_lazy(), headers)
-        };
+        let chan = channel(&rt, &url, headers)?;
         Ok(Conn { rt, chan, url })
+    }
+
+    /// A channel to another server (a log stream service) on this
+    /// connection's runtime.
+    pub fn also(&self, url: &ServerUrl, headers: Headers) -> Result<Chan, String> {
+        channel(&self.rt, url, headers)
     }
 
     pub fn block<F: std::future::Future>(&self, f: F) -> F::Output {

@@ -66,10 +66,8 @@ struct Shared {
     /// leases that start together on a cold worker fetch and load the
     /// image once, not once each (the runs themselves overlap).
     preparing: Mutex<()>,
-    /// Where logs are streamed, and the connection that owns it (when
-    /// not the server's).
+    /// Where logs are streamed (the server, or `--log-stream`).
     log_chan: super::Chan,
-    _log_conn: Option<Conn>,
     /// The write name of each running action's log stream, by action
     /// hash, as the server's lease metadata gives them.
     stream_names: Arc<Mutex<HashMap<String, String>>>,
@@ -154,20 +152,17 @@ pub fn run(args: WorkerArgs, say: &(dyn Fn(&str) + Sync)) -> Result<Exit> {
         .name
         .clone()
         .unwrap_or_else(|| format!("{host}-{}", std::process::id()));
-    let log_conn = match &args.log_stream {
-        None => None,
+    let conn = Conn::new(url.clone(), headers.clone()).map_err(Error::env)?;
+    let log_chan = match &args.log_stream {
+        None => conn.chan.clone(),
         Some(u) => {
             let lu = super::ServerUrl::parse(u).map_err(|e| {
                 Error::user(format!("--log-stream: {e}"))
                     .hint("e.g. --log-stream grpc://127.0.0.1:50052")
             })?;
-            Some(Conn::new(lu, headers.clone()).map_err(Error::env)?)
+            conn.also(&lu, headers).map_err(Error::env)?
         }
     };
-    let conn = Conn::new(url.clone(), headers).map_err(Error::env)?;
-    let log_chan = log_conn
-        .as_ref()
-        .map_or_else(|| conn.chan.clone(), |c| c.chan.clone());
     let jobs = args.jobs.max(1);
     let shared = Arc::new(Shared {
         conn,
@@ -178,7 +173,6 @@ pub fn run(args: WorkerArgs, say: &(dyn Fn(&str) + Sync)) -> Result<Exit> {
         arches,
         preparing: Mutex::new(()),
         log_chan,
-        _log_conn: log_conn,
         stream_names: Arc::default(),
         say: Box::new({
             let tag = bot_id.clone();

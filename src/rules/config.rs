@@ -460,26 +460,28 @@ pub fn parse_config_in(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>
     // [remote]
     let (t, s) = table_of(tables[5], &mut diags);
     let mut r = Reader::new(file, t, s, "[remote]", &mut diags);
-    let execution = r.str("execution");
-    if let Some(e) = &execution
-        && let Err(m) = crate::reapi::ServerUrl::parse(&e.value)
-    {
-        r.diags.push(
-            Diagnostic::error(m)
-                .at(e.loc.clone())
-                .hint("write `execution = \"grpc://host:port\"` (an REAPI server: BuildGrid, Buildbarn, BuildBuddy…)"),
-        );
-    }
-    let log_stream = r.str("log_stream");
-    if let Some(e) = &log_stream
-        && let Err(m) = crate::reapi::ServerUrl::parse(&e.value)
-    {
-        r.diags.push(
-            Diagnostic::error(m)
-                .at(e.loc.clone())
-                .hint("write `log_stream = \"grpc://host:port\"` (a `refine logstream` service)"),
-        );
-    }
+    // Server addresses, checked where they are written.
+    let mut url = |key: &str, hint: &str| {
+        let v = r.str(key);
+        if let Some(e) = &v
+            && let Err(m) = crate::reapi::ServerUrl::parse(&e.value)
+        {
+            r.diags.push(
+                Diagnostic::error(m)
+                    .at(e.loc.clone())
+                    .hint(hint.to_string()),
+            );
+        }
+        v
+    };
+    let execution = url(
+        "execution",
+        "write `execution = \"grpc://host:port\"` (an REAPI server: BuildGrid, Buildbarn, BuildBuddy…)",
+    );
+    let log_stream = url(
+        "log_stream",
+        "write `log_stream = \"grpc://host:port\"` (a `refine logstream` service)",
+    );
     let remote_cfg = RemoteConfig {
         execution: execution.map(|e| e.value),
         log_stream: log_stream.map(|e| e.value),
