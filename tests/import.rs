@@ -623,6 +623,104 @@ fn an_sdist_without_a_cargo_lock_gets_one_resolved_and_pinned() {
     );
 }
 
+/// `[catalog]`'s `env` goes into a package's imported wheel rules (h5py is
+/// told where HDF5 is and which it is), so it is in the wheel's derivation
+/// and key; a fix's `env` wins over it for the same variable; a bad name is
+/// a located error.
+#[test]
+fn a_catalog_env_is_written_into_the_imported_wheel_rule_and_a_fix_wins() {
+    let ws = Own::new();
+    ws.write(
+        "rules/catalog.toml",
+        "[catalog]\nmarkupsafe = { packs = [], env = { LIB_DIR = \"/opt/packs/lib\", LIB_VERSION = \"1.0\" } }\n",
+    );
+    ws.write("requirements.txt", "markupsafe==3.0.2\n");
+    let r = ws.run(&["import", "requirements.txt", "--name", "envs"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    type Env = std::collections::BTreeMap<String, String>;
+    let env_of = |ws: &Own| -> (String, String, Env) {
+        let text = ws.read("rules/imported/envs.toml");
+        let doc: toml::Table = text.parse().unwrap();
+        let (name, _) = doc["wheels"]
+            .as_table()
+            .unwrap()
+            .iter()
+            .find(|(n, _)| n.starts_with("markupsafe"))
+            .map(|(n, r)| (n.clone(), r.clone()))
+            .unwrap_or_else(|| panic!("no wheel rule: {text}"));
+        let store = tempfile::tempdir().unwrap();
+        let s = refine::ops::Session::load(&refine::ops::GlobalOpts {
+            workspace: Some(ws.root()),
+            store: Some(store.path().to_path_buf()),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{}", e.message));
+        let label = format!("//wheels:{name}");
+        let g = s
+            .graph(&s.resolve(std::slice::from_ref(&label)).unwrap())
+            .unwrap();
+        let node = g
+            .nodes
+            .iter()
+            .find(|n| n.label().to_string() == label)
+            .unwrap();
+        (name, text, node.derivation().env.clone())
+    };
+    let (wheel, text, env) = env_of(&ws);
+    assert_eq!(
+        env.get("LIB_DIR").map(String::as_str),
+        Some("/opt/packs/lib"),
+        "{text}"
+    );
+    assert_eq!(
+        env.get("LIB_VERSION").map(String::as_str),
+        Some("1.0"),
+        "{text}"
+    );
+
+    // A fix for the same wheel sets one of them: the fix's value is used,
+    // the catalog's other variable stays.
+    let with_fix = text.replacen(
+        "\n[sets.envs]",
+        &format!(
+            "\n[[import.fixes]]\ntarget = \"//wheels:{wheel}\"\nenv = {{ LIB_VERSION = \"2.0\" }}\nwhy = \"test\"\n\n[sets.envs]"
+        ),
+        1,
+    );
+    assert_ne!(with_fix, text, "the fix went in: {text}");
+    ws.write("rules/imported/envs.toml", &with_fix);
+    let r = ws.run(&["import", "requirements.txt", "--name", "envs"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let (_, text, env) = env_of(&ws);
+    assert_eq!(
+        env.get("LIB_VERSION").map(String::as_str),
+        Some("2.0"),
+        "{text}"
+    );
+    assert_eq!(
+        env.get("LIB_DIR").map(String::as_str),
+        Some("/opt/packs/lib"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("env = ").count(),
+        2,
+        "one env line in the rule, one in the fix: {text}"
+    );
+
+    ws.write(
+        "rules/catalog.toml",
+        "[catalog]\nmarkupsafe = { packs = [], env = { \"1BAD\" = \"x\" } }\n",
+    );
+    let r = ws.run(&["plan", "//sets:envs"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("rules/catalog.toml:2:") && r.stderr.contains("1BAD"),
+        "located: {}",
+        r.stderr
+    );
+}
+
 /// `[catalog]`'s long form gives a package's imported wheel rules a floor
 /// (numpy's packs need gfortran's runtime: manylinux_2_36, as the built-in
 /// numpy rule says); the rule is evaluated with it, and a bad floor in the

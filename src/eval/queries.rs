@@ -160,14 +160,29 @@ pub fn catalog(db: &dyn Db, ws: Workspace) -> BTreeMap<String, Vec<Label>> {
 /// imported wheel rules get (the import writes it into the rule; the
 /// evaluation of a rule never reads it from here).
 pub fn catalog_policies(db: &dyn Db, ws: Workspace) -> BTreeMap<String, String> {
+    catalog_extras(db, ws, |e| e.policy.clone())
+}
+
+/// `[catalog]`'s environments: normalized package name → the `env` its
+/// imported wheel rules get (written into the rule by the import, as
+/// `policy` is).
+pub fn catalog_env(db: &dyn Db, ws: Workspace) -> BTreeMap<String, BTreeMap<String, String>> {
+    catalog_extras(db, ws, |e| Some(e.env.clone()).filter(|m| !m.is_empty()))
+}
+
+fn catalog_extras<T>(
+    db: &dyn Db,
+    ws: Workspace,
+    of: impl Fn(&crate::rules::model::CatalogEntry) -> Option<T>,
+) -> BTreeMap<String, T> {
     let mut out = BTreeMap::new();
     let (base, own): (Vec<SourceFile>, Vec<SourceFile>) =
         ws.files(db).iter().partition(|f| is_builtin(f.path(db)));
     for file in base.into_iter().chain(own) {
         for e in &lower_file(db, file).catalog {
-            // The workspace's entry replaces the base's, policy and all.
-            match &e.policy {
-                Some(p) => out.insert(e.package.clone(), p.clone()),
+            // The workspace's entry replaces the base's, policy, env and all.
+            match of(e) {
+                Some(v) => out.insert(e.package.clone(), v),
                 None => out.remove(&e.package),
             };
         }

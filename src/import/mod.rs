@@ -74,6 +74,8 @@ pub struct Known {
     pub catalog: BTreeMap<String, Vec<Label>>,
     /// `[catalog]`'s floors: normalized package name → `policy`.
     pub catalog_policies: BTreeMap<String, String>,
+    /// `[catalog]`'s environments: normalized package name → `env`.
+    pub catalog_env: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// How one package was decided.

@@ -332,6 +332,11 @@ pub(crate) fn render(
                         let _ = writeln!(b, "runtime = \"//runtimes:system-rust\"");
                     }
                 }
+                // The catalog's environment, then the fix's over it.
+                let mut env = known.catalog_env.get(&p.name).cloned().unwrap_or_default();
+                if let Some(f) = fix {
+                    env.extend(f.env.clone());
+                }
                 if let Some(f) = fix {
                     if let Some(image) = &f.image {
                         let _ = writeln!(b, "image = {}", q(image));
@@ -342,12 +347,12 @@ pub(crate) fn render(
                     if !f.packs.is_empty() {
                         let _ = writeln!(b, "packs = {}", list(&f.packs));
                     }
-                    if !f.env.is_empty() {
-                        let _ = writeln!(b, "env = {}", map(&f.env));
-                    }
                     if let Some(t) = &f.test {
                         let _ = writeln!(b, "test = {}", q(t));
                     }
+                }
+                if !env.is_empty() {
+                    let _ = writeln!(b, "env = {}", map(&env));
                 }
                 let _ = writeln!(b, "repair = true");
                 if let Some(policy) = known.catalog_policies.get(&p.name) {

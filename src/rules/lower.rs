@@ -1356,7 +1356,7 @@ fn lower_catalog(
     let keys: Vec<String> = t.entries.iter().map(|e| e.key.clone()).collect();
     for key in keys {
         let loc = r.key_loc(&key).unwrap_or_else(|| r.table_loc());
-        // The long form: `name = { packs = [...], policy = "..." }`.
+        // The long form: `name = { packs = [...], policy = "...", env = {...} }`.
         if let Some(Entry {
             value:
                 Node {
@@ -1371,12 +1371,14 @@ fn lower_catalog(
             let mut e = Reader::new(file, inner, *span, what, r.diags);
             let packs = e.labels("packs").unwrap_or_default();
             let policy = own_policy(&mut e);
-            e.finish(&["packs", "policy"]);
+            let env = env(&mut e);
+            e.finish(&["packs", "policy", "env"]);
             check_catalog_packs(r.diags, &packs);
             out.push(CatalogEntry {
                 package: normalize_name(&key),
                 packs,
                 policy,
+                env,
                 loc,
             });
             continue;
@@ -1387,6 +1389,7 @@ fn lower_catalog(
                 package: normalize_name(&key),
                 packs,
                 policy: None,
+                env: BTreeMap::new(),
                 loc,
             });
         }

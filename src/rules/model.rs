@@ -328,6 +328,12 @@ pub struct CatalogEntry {
     /// cannot meet the workspace's: `numpy = { packs = [...], policy =
     /// "manylinux_2_36" }`.
     pub policy: Option<String>,
+    /// What its imported wheel rules' environment gets (`env`), for a
+    /// build that must be told where a pack is or what it is, when its
+    /// own probe cannot say (h5py loads HDF5 to read its version, which a
+    /// cross build's host Python cannot): `h5py = { packs = [...], env =
+    /// { HDF5_VERSION = "1.10.8" } }`. A fix's `env` wins over it.
+    pub env: std::collections::BTreeMap<String, String>,
     pub loc: Loc,
 }
 
