@@ -8,10 +8,14 @@ set -eu
 . "$REFINE_WS/recipes/lib/pack.sh"
 cd "$(unpack "$(source_file 'hdf5_*.orig.tar.*')")"
 ./configure --prefix="$PREFIX" --disable-static --with-zlib=/opt/packs/zlib \
-    --disable-fortran --disable-cxx --disable-hl --disable-tests --disable-tools \
+    --disable-fortran --disable-cxx --disable-tests --disable-tools \
     --enable-build-mode=production
 make -j"$REFINE_JOBS"
 make install DESTDIR="$DESTDIR"
+# h5cc (a compiler wrapper naming the build's paths) and the examples are
+# not the library's.
+rm -f "$DESTDIR$PREFIX/bin/h5cc"
+rm -rf "$DESTDIR$PREFIX/share/hdf5_examples"
 mkdir -p "$DESTDIR$PREFIX/lib/pkgconfig"
 cat > "$DESTDIR$PREFIX/lib/pkgconfig/hdf5.pc" <<PC
 prefix=$PREFIX

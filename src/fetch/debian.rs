@@ -206,8 +206,20 @@ pub fn fetch(
     let dl = tmp.join("apt");
     fs::create_dir_all(&dl)?;
     let spec = format!("{package}={version}");
-    if download_source(&dir, &spec, &dl, log)? {
-        let found = dl.join(file);
+    let ok = download_source(&dir, &spec, &dl, log)?;
+    let found = dl.join(file);
+    if !ok && found.is_file() {
+        // apt gave up on another file of the package (a mirror that lacks
+        // its Debian patches): the one the rule names arrived, checked by
+        // apt against the signed lists, and the rule's sha256 checks it
+        // again.
+        writeln!(
+            log,
+            "fetch: apt did not get all of {spec}, but {file} arrived: using it"
+        )?;
+        return Ok((found, file.to_string()));
+    }
+    if ok {
         if found.is_file() {
             return Ok((found, file.to_string()));
         }
@@ -277,7 +289,7 @@ pub fn download_package(
         Some(v) => format!("{package}={v}"),
         None => package.to_string(),
     };
-    let mut ok = download_source(&dir, &spec, dest, log)?;
+    let mut ok = download_source(&dir, &spec, dest, log)? || upstream_arrived(dest);
     if !ok && version.is_none() {
         // The candidate's mirror may not serve sources (a security mirror
         // often does not): the other versions apt knows, newest first.
@@ -285,7 +297,8 @@ pub fn download_package(
             let _ = fs::remove_dir_all(dest);
             fs::create_dir_all(dest)?;
             writeln!(log, "fetch: trying {package}={v}")?;
-            if download_source(&dir, &format!("{package}={v}"), dest, log)? {
+            if download_source(&dir, &format!("{package}={v}"), dest, log)? || upstream_arrived(dest)
+            {
                 ok = true;
                 break;
             }
@@ -313,6 +326,33 @@ pub fn download_package(
         hint: "check the machine's apt sources (deb-src)".into(),
     })?;
     sp.dir = dest.to_path_buf();
+    match sp.tarball() {
+        Some((t, _)) if dest.join(t).is_file() => {}
+        _ => {
+            return Err(FetchError::NotFound {
+                message: format!("apt downloaded {spec} without its upstream tarball"),
+                hint: format!(
+                    "`apt-get source --download-only {spec}` shows what the mirror lacks; try another version (--version)"
+                ),
+            });
+        }
+    }
+    // A file apt could not get (the mirror lacks the Debian patches, say)
+    // is left out: a pack builds from the upstream tarball alone.
+    let missing: Vec<String> = sp
+        .files
+        .iter()
+        .filter(|(name, _)| !dest.join(name).is_file())
+        .map(|(name, _)| name.clone())
+        .collect();
+    if !missing.is_empty() {
+        writeln!(
+            log,
+            "fetch: the mirror did not serve {} of {spec}; the upstream tarball arrived",
+            missing.join(", ")
+        )?;
+        sp.files.retain(|(name, _)| !missing.contains(name));
+    }
     for (name, sha) in &sp.files {
         let (got, _) = crate::key::sha256_file(&dest.join(name))?;
         if got.hex() != *sha {
@@ -323,6 +363,27 @@ pub fn download_package(
         }
     }
     Ok(sp)
+}
+
+/// Whether a failed `apt-get source` left the package's `.dsc` and its
+/// upstream tarball in `dir` (each file apt keeps has passed its hash
+/// check; the `.dsc`'s own list is checked again by the caller).
+fn upstream_arrived(dir: &Path) -> bool {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return false;
+    };
+    let names: Vec<String> = rd
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let Some(dsc) = names.iter().find(|n| n.ends_with(".dsc")) else {
+        return false;
+    };
+    fs::read_to_string(dir.join(dsc))
+        .ok()
+        .and_then(|t| parse_dsc(&t))
+        .and_then(|sp| sp.tarball().map(|(t, _)| names.contains(t)))
+        .unwrap_or(false)
 }
 
 /// The versions of a source package in refine's deb-src lists, newest
