@@ -623,22 +623,24 @@ fn an_sdist_without_a_cargo_lock_gets_one_resolved_and_pinned() {
     );
 }
 
-/// `[catalog]`'s `env` goes into a package's imported wheel rules (h5py is
-/// told where HDF5 is and which it is), so it is in the wheel's derivation
-/// and key; a fix's `env` wins over it for the same variable; a bad name is
-/// a located error.
+/// `[catalog]`'s `env` and `config_settings` go into a package's imported
+/// wheel rules (h5py is told where HDF5 is and which it is, scipy which
+/// LAPACK), so they are in the wheel's derivation and key; a fix's `env`
+/// wins over the catalog's for the same variable; a bad name is a located
+/// error.
 #[test]
 fn a_catalog_env_is_written_into_the_imported_wheel_rule_and_a_fix_wins() {
     let ws = Own::new();
     ws.write(
         "rules/catalog.toml",
-        "[catalog]\nmarkupsafe = { packs = [], env = { LIB_DIR = \"/opt/packs/lib\", LIB_VERSION = \"1.0\" } }\n",
+        "[catalog]\nmarkupsafe = { packs = [], env = { LIB_DIR = \"/opt/packs/lib\", LIB_VERSION = \"1.0\" }, config_settings = { \"setup-args\" = [\"-Dlapack=lapack\", \"-Dx=1\"] } }\n",
     );
     ws.write("requirements.txt", "markupsafe==3.0.2\n");
     let r = ws.run(&["import", "requirements.txt", "--name", "envs"]);
     assert_eq!(r.code, 0, "{}", r.all());
     type Env = std::collections::BTreeMap<String, String>;
-    let env_of = |ws: &Own| -> (String, String, Env) {
+    type Settings = std::collections::BTreeMap<String, Vec<String>>;
+    let env_of = |ws: &Own| -> (String, String, Env, Settings) {
         let text = ws.read("rules/imported/envs.toml");
         let doc: toml::Table = text.parse().unwrap();
         let (name, _) = doc["wheels"]
@@ -664,9 +666,20 @@ fn a_catalog_env_is_written_into_the_imported_wheel_rule_and_a_fix_wins() {
             .iter()
             .find(|n| n.label().to_string() == label)
             .unwrap();
-        (name, text, node.derivation().env.clone())
+        let settings = match &node.derivation().action {
+            refine::eval::Action::Recipe {
+                config_settings, ..
+            } => config_settings.clone(),
+            other => panic!("not a wheel build: {other:?}"),
+        };
+        (name, text, node.derivation().env.clone(), settings)
     };
-    let (wheel, text, env) = env_of(&ws);
+    let (wheel, text, env, settings) = env_of(&ws);
+    assert_eq!(
+        settings.get("setup-args"),
+        Some(&vec!["-Dlapack=lapack".to_string(), "-Dx=1".to_string()]),
+        "{text}"
+    );
     assert_eq!(
         env.get("LIB_DIR").map(String::as_str),
         Some("/opt/packs/lib"),
@@ -691,7 +704,7 @@ fn a_catalog_env_is_written_into_the_imported_wheel_rule_and_a_fix_wins() {
     ws.write("rules/imported/envs.toml", &with_fix);
     let r = ws.run(&["import", "requirements.txt", "--name", "envs"]);
     assert_eq!(r.code, 0, "{}", r.all());
-    let (_, text, env) = env_of(&ws);
+    let (_, text, env, _) = env_of(&ws);
     assert_eq!(
         env.get("LIB_VERSION").map(String::as_str),
         Some("2.0"),

@@ -28,7 +28,7 @@ pub use graph::{
     Detail, Graph, GraphNode, NodeHead, details_decoded, load_graph, resolve_in, resolve_patterns,
 };
 pub use queries::{
-    Index, LabelId, catalog, catalog_env, catalog_policies, config, declared, derivation, index,
-    is_builtin, lookup, lower_file, pack_closure, pack_deps, parse_file, platform, semantic_config,
-    semantic_target, target,
+    Index, LabelId, catalog, catalog_config_settings, catalog_env, catalog_policies, config,
+    declared, derivation, index, is_builtin, lookup, lower_file, pack_closure, pack_deps,
+    parse_file, platform, semantic_config, semantic_target, target,
 };

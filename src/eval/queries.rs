@@ -170,6 +170,17 @@ pub fn catalog_env(db: &dyn Db, ws: Workspace) -> BTreeMap<String, BTreeMap<Stri
     catalog_extras(db, ws, |e| Some(e.env.clone()).filter(|m| !m.is_empty()))
 }
 
+/// `[catalog]`'s PEP 517 config settings: normalized package name → the
+/// `config_settings` its imported wheel rules get (written by the import).
+pub fn catalog_config_settings(
+    db: &dyn Db,
+    ws: Workspace,
+) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
+    catalog_extras(db, ws, |e| {
+        Some(e.config_settings.clone()).filter(|m| !m.is_empty())
+    })
+}
+
 fn catalog_extras<T>(
     db: &dyn Db,
     ws: Workspace,
@@ -180,7 +191,7 @@ fn catalog_extras<T>(
         ws.files(db).iter().partition(|f| is_builtin(f.path(db)));
     for file in base.into_iter().chain(own) {
         for e in &lower_file(db, file).catalog {
-            // The workspace's entry replaces the base's, policy, env and all.
+            // The workspace's entry replaces the base's, with all it says.
             match of(e) {
                 Some(v) => out.insert(e.package.clone(), v),
                 None => out.remove(&e.package),

@@ -297,7 +297,8 @@ pub fn download_package(
             let _ = fs::remove_dir_all(dest);
             fs::create_dir_all(dest)?;
             writeln!(log, "fetch: trying {package}={v}")?;
-            if download_source(&dir, &format!("{package}={v}"), dest, log)? || upstream_arrived(dest)
+            if download_source(&dir, &format!("{package}={v}"), dest, log)?
+                || upstream_arrived(dest)
             {
                 ok = true;
                 break;

@@ -76,6 +76,8 @@ pub struct Known {
     pub catalog_policies: BTreeMap<String, String>,
     /// `[catalog]`'s environments: normalized package name → `env`.
     pub catalog_env: BTreeMap<String, BTreeMap<String, String>>,
+    /// `[catalog]`'s PEP 517 config settings: normalized name → settings.
+    pub catalog_config_settings: BTreeMap<String, BTreeMap<String, Vec<String>>>,
 }
 
 /// How one package was decided.

@@ -354,6 +354,20 @@ pub(crate) fn render(
                 if !env.is_empty() {
                     let _ = writeln!(b, "env = {}", map(&env));
                 }
+                if let Some(cs) = known.catalog_config_settings.get(&p.name) {
+                    let parts: Vec<String> = cs
+                        .iter()
+                        .map(|(k, v)| {
+                            let items: Vec<String> = v.iter().map(|s| q(s)).collect();
+                            format!("{} = [{}]", q(k), items.join(", "))
+                        })
+                        .collect();
+                    let _ = writeln!(
+                        b,
+                        "config_settings = {{ {} }}  # from [catalog]",
+                        parts.join(", ")
+                    );
+                }
                 let _ = writeln!(b, "repair = true");
                 if let Some(policy) = known.catalog_policies.get(&p.name) {
                     let _ = writeln!(

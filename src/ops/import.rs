@@ -214,6 +214,7 @@ fn known(session: &Session) -> Known {
     k.catalog = crate::eval::catalog(&ev.db, ev.ws).clone();
     k.catalog_policies = crate::eval::catalog_policies(&ev.db, ev.ws);
     k.catalog_env = crate::eval::catalog_env(&ev.db, ev.ws);
+    k.catalog_config_settings = crate::eval::catalog_config_settings(&ev.db, ev.ws);
     k
 }
 

@@ -1356,7 +1356,8 @@ fn lower_catalog(
     let keys: Vec<String> = t.entries.iter().map(|e| e.key.clone()).collect();
     for key in keys {
         let loc = r.key_loc(&key).unwrap_or_else(|| r.table_loc());
-        // The long form: `name = { packs = [...], policy = "...", env = {...} }`.
+        // The long form: `name = { packs = [...], policy = "...", env = {...},
+        // config_settings = {...} }`.
         if let Some(Entry {
             value:
                 Node {
@@ -1372,13 +1373,15 @@ fn lower_catalog(
             let packs = e.labels("packs").unwrap_or_default();
             let policy = own_policy(&mut e);
             let env = env(&mut e);
-            e.finish(&["packs", "policy", "env"]);
+            let config_settings = e.str_list_map("config_settings").unwrap_or_default();
+            e.finish(&["packs", "policy", "env", "config_settings"]);
             check_catalog_packs(r.diags, &packs);
             out.push(CatalogEntry {
                 package: normalize_name(&key),
                 packs,
                 policy,
                 env,
+                config_settings,
                 loc,
             });
             continue;
@@ -1390,6 +1393,7 @@ fn lower_catalog(
                 packs,
                 policy: None,
                 env: BTreeMap::new(),
+                config_settings: BTreeMap::new(),
                 loc,
             });
         }

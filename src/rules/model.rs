@@ -334,6 +334,11 @@ pub struct CatalogEntry {
     /// cross build's host Python cannot): `h5py = { packs = [...], env =
     /// { HDF5_VERSION = "1.10.8" } }`. A fix's `env` wins over it.
     pub env: std::collections::BTreeMap<String, String>,
+    /// The PEP 517 config settings its imported wheel rules get
+    /// (`config_settings`), for a backend that must be told which packs to
+    /// use (scipy's meson: `-Dlapack=lapack`, or it takes LAPACK from the
+    /// OpenBLAS pack, which has none).
+    pub config_settings: std::collections::BTreeMap<String, Vec<String>>,
     pub loc: Loc,
 }
 
