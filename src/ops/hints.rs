@@ -677,6 +677,34 @@ mod rounds_tests {
         assert!(!re.is_match(warning));
     }
 
+    /// uamqp's generated C under the floor's Clang: the shipped catalog
+    /// turns the error back into GCC's warning through CFLAGS.
+    #[test]
+    fn the_catalog_softens_clangs_incompatible_pointer_types_error() {
+        let doc = shipped_hints();
+        let line = "uamqp/c_uamqp.c:28831:73: error: incompatible pointer types passing 'int *' to parameter of type 'bool *' [-Wincompatible-pointer-types]";
+        let hits: Vec<&toml::Value> = doc["hints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| {
+                regex::Regex::new(h["match"].as_str().unwrap())
+                    .unwrap()
+                    .is_match(line)
+            })
+            .collect();
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        assert_eq!(hits[0]["fix"].as_str(), Some("env"));
+        assert_eq!(
+            hits[0]["env"]["CFLAGS"].as_str(),
+            Some("-Wno-error=incompatible-pointer-types")
+        );
+        // The warning GCC gives is not a failure to fix.
+        let warning = "c_uamqp.c:1:1: warning: incompatible pointer types passing 'int *' to parameter of type 'bool *' [-Wincompatible-pointer-types]";
+        let re = regex::Regex::new(hits[0]["match"].as_str().unwrap()).unwrap();
+        assert!(!re.is_match(warning));
+    }
+
     /// scipy's meson (and a build script's shell) without gfortran: the
     /// shipped catalog moves the build to the image that has it.
     #[test]
