@@ -487,4 +487,28 @@ mod tests {
         };
         assert_eq!(native.tarball().unwrap().0, "x_1.0.tar.xz");
     }
+
+    /// A mirror without the Debian patches (libmemcached's, here): apt
+    /// fails, the .dsc and the upstream tarball are there, and that is
+    /// enough for a pack; without the tarball (FreeTDS's) it is not.
+    #[test]
+    fn a_source_whose_patches_are_missing_still_gives_its_upstream_tarball() {
+        let dir = tempfile::tempdir().unwrap();
+        let dsc = "Format: 3.0 (quilt)\nSource: libmemcached\nVersion: 1.1.4-1\nChecksums-Sha256:\n 0b0e3aa07c8c063ddf40b082bdf7e37a1562bda40a0ff5272957f3e987e0e54b 5 libmemcached_1.1.4.orig.tar.gz\n 0b0e3aa07c8c063ddf40b082bdf7e37a1562bda40a0ff5272957f3e987e0e54c 9 libmemcached_1.1.4-1.debian.tar.xz\n";
+        assert!(!upstream_arrived(dir.path()), "nothing there");
+        fs::write(dir.path().join("libmemcached_1.1.4-1.dsc"), dsc).unwrap();
+        assert!(!upstream_arrived(dir.path()), "only the .dsc");
+        fs::write(dir.path().join("libmemcached_1.1.4-1.debian.tar.xz"), "x").unwrap();
+        assert!(
+            !upstream_arrived(dir.path()),
+            "the patches without the tarball"
+        );
+        fs::write(dir.path().join("libmemcached_1.1.4.orig.tar.gz"), "x").unwrap();
+        assert!(upstream_arrived(dir.path()));
+        fs::remove_file(dir.path().join("libmemcached_1.1.4-1.debian.tar.xz")).unwrap();
+        assert!(
+            upstream_arrived(dir.path()),
+            "the tarball without the patches"
+        );
+    }
 }
