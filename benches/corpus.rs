@@ -596,6 +596,17 @@ fn classify(text: &str) -> String {
             "Rust crates cannot be vendored",
         ),
         (
+            &["cannot download", "wrap via git", "--wrap-mode"],
+            "a subproject is downloaded during the build",
+        ),
+        // A library the wheel does not carry and the clean container does
+        // not have: one the manylinux policy leaves to the system (GLib),
+        // or one a ctypes binding looks for (libsodium).
+        (
+            &["cannot open shared object file", "unable to find lib"],
+            "needs a system library at run time",
+        ),
+        (
             &["no solution found", "unsatisfiable", "not on the index"],
             "build requirements do not resolve",
         ),

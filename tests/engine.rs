@@ -516,6 +516,30 @@ fn known_failures_are_skipped_at_the_same_key_only() {
     assert!(r.with("built").contains(&"//packs:openssl".to_string()));
 }
 
+/// A wheel whose build names another version than its source's (pyemd
+/// 1.1.0's meson.build says 0.0.0) fails, saying both, and is not cached:
+/// no `NAME==VERSION` would ever find it.
+#[test]
+fn a_wheel_that_names_another_version_than_its_source_fails_and_is_not_cached() {
+    let ws = fake_workspace();
+    let r = ws.fake_env(
+        &["build", "--json", "//wheels:alpha"],
+        &[("REFINE_FAKE_VERSION", "//wheels:alpha=0.0.0")],
+    );
+    assert_eq!(r.code, 1, "{}", r.all());
+    let all = r.all();
+    assert!(
+        all.contains("alpha-0.0.0-")
+            && all.contains("version 0.0.0, but its source is version 1.0"),
+        "{all}"
+    );
+    assert!(all.contains("does not know its own version"), "{all}");
+    // Nothing of it was kept: the next run builds it, and it is right.
+    let r = ws.fake(&["build", "--json", "//wheels:alpha"]);
+    r.ok();
+    assert_eq!(r.with("built"), ["//wheels:alpha"], "{:?}", r.verdicts());
+}
+
 #[test]
 fn without_keep_going_the_run_stops_after_the_first_failure() {
     let ws = fake_workspace();

@@ -14,7 +14,9 @@
 //! `REFINE_FAKE_SLEEP_MS=N` makes every step take N ms;
 //! `REFINE_FAKE_HOLD=//wheels:a=DIR` makes that step write `DIR/started`,
 //! then wait (at most two minutes) until `DIR/release` exists, so a test can
-//! act while a build is provably in progress.
+//! act while a build is provably in progress;
+//! `REFINE_FAKE_VERSION=//wheels:a=0.0.0` makes that wheel build name its
+//! wheel with another version (a project that does not know its own).
 
 use super::{ExecError, Executor, ImageRequest, Needs, RunStatus, SandboxSpec};
 use crate::platform::Arch;
@@ -183,6 +185,14 @@ impl Executor for Fake {
             .filter(|v| !v.is_empty())
             .cloned()
             .unwrap_or_else(|| "0".into());
+        // A build that names its wheel with a version of its own.
+        let version = std::env::var("REFINE_FAKE_VERSION")
+            .ok()
+            .and_then(|v| {
+                let (l, ver) = v.rsplit_once('=')?;
+                (l == label).then(|| ver.to_string())
+            })
+            .unwrap_or(version);
         let out = &spec.out;
         match spec.env.get("REFINE_KIND").map(String::as_str) {
             Some("wheel") => {

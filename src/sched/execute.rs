@@ -369,6 +369,42 @@ fn single_file_tree(
     Ok(tree)
 }
 
+/// A wheel built from a pinned source says the source's version: a build
+/// that does not know its own version (pyemd 1.1.0's meson.build says
+/// 0.0.0, its setuptools-scm version reaching nothing) makes a wheel that
+/// no `NAME==VERSION` finds, in the index or anywhere. (A local label,
+/// `+…`, is allowed.)
+fn check_wheel_versions(d: &Derivation, wheels: &[std::path::PathBuf]) -> Result<(), Error> {
+    use std::str::FromStr;
+    let Some(want) = d
+        .version
+        .as_deref()
+        .and_then(|v| pep440_rs::Version::from_str(v).ok())
+    else {
+        return Ok(());
+    };
+    for w in wheels {
+        let name = w.file_name().unwrap_or_default().to_string_lossy();
+        let Some((_, got, ..)) = crate::wheel::parse_filename(&name) else {
+            continue;
+        };
+        let Ok(got_v) = pep440_rs::Version::from_str(&got) else {
+            continue;
+        };
+        if got_v.clone().without_local() != want.clone().without_local() {
+            return Err(failure(
+                ErrorClass::Build,
+                format!(
+                    "{} built {name}: version {got}, but its source is version {want}",
+                    d.label
+                ),
+                "the project's build does not know its own version (a version hard-coded in meson.build or setup.py, or one that setuptools-scm finds no tag for): give the rule `env = { SETUPTOOLS_SCM_PRETEND_VERSION = \"VERSION\" }` where setuptools-scm is what reads it, or fix the version in a recipe of its own",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Check and normalize what a recipe wrote, then store it.
 fn collect_outputs(cx: &NodeCx<'_>, out: &Path, log: &mut File) -> Result<Tree, Error> {
     let d = cx.d();
@@ -427,6 +463,9 @@ fn collect_outputs(cx: &NodeCx<'_>, out: &Path, log: &mut File) -> Result<Tree, 
                 "the recipe wrote a broken wheel",
             ),
         };
+        if d.label.kind == Kind::Wheel {
+            check_wheel_versions(d, &wheels)?;
+        }
         for w in &wheels {
             crate::wheel::normalize_within(w, d.source_date_epoch, limits).map_err(broken)?;
             let foreign =
