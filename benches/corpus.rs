@@ -40,6 +40,11 @@ struct Package {
     /// imported through ruamel.yaml, which depends on it, not the reverse).
     #[serde(default)]
     with: Vec<String>,
+    /// What stands in its way when it fails for a reason outside refine
+    /// (a library newer than the mirror's, a registry that lacks crates):
+    /// said in the report's "What blocks the rest".
+    #[serde(default)]
+    blocked: Option<String>,
 }
 
 /// One package's measured outcome.
@@ -596,6 +601,10 @@ fn classify(text: &str) -> String {
             "Rust crates cannot be vendored",
         ),
         (
+            &["but its source is version"],
+            "the build does not know its own version",
+        ),
+        (
             &["cannot download", "wrap via git", "--wrap-mode"],
             "a subproject is downloaded during the build",
         ),
@@ -747,13 +756,21 @@ fn render_with(corpus: &[Package], results: &Path, earlier: &BTreeMap<String, Ea
     let mut classes: BTreeMap<String, Vec<String>> = BTreeMap::new();
     // In the corpus's order, fresh and carried rows alike.
     let mut order: Vec<(&str, String)> = Vec::new();
+    // Failed packages whose corpus entry says what blocks them.
+    let mut blocked: Vec<(&str, &str)> = Vec::new();
     for (p, e) in &carried {
         if let Some(c) = &e.class {
             classes.entry(c.clone()).or_default().push(p.name.clone());
         }
+        if let (false, Some(b)) = (e.passed, &p.blocked) {
+            blocked.push((p.name.as_str(), b.as_str()));
+        }
         order.push((p.name.as_str(), e.row.clone()));
     }
     for (p, o) in &rows {
+        if let (false, Some(b)) = (o.passed, &p.blocked) {
+            blocked.push((p.name.as_str(), b.as_str()));
+        }
         let verdict = if o.passed {
             "passed".to_string()
         } else {
@@ -802,6 +819,13 @@ fn render_with(corpus: &[Package], results: &Path, earlier: &BTreeMap<String, Ea
     by.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
     for (c, names) in by {
         s.push_str(&format!("- {c}: {} ({})\n", names.len(), names.join(", ")));
+    }
+    if !blocked.is_empty() {
+        blocked.sort_by_key(|(name, _)| place.get(name).copied().unwrap_or(usize::MAX));
+        s.push_str("\n## What blocks the rest\n\n");
+        for (name, b) in blocked {
+            s.push_str(&format!("- {name}: {b}\n"));
+        }
     }
     s
 }
