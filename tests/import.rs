@@ -623,6 +623,26 @@ fn an_sdist_without_a_cargo_lock_gets_one_resolved_and_pinned() {
     );
 }
 
+/// The derivation of `label` in the workspace, evaluated with a store of
+/// its own.
+fn derivation_of(ws: &Own, label: &str) -> refine::eval::Derivation {
+    let store = tempfile::tempdir().unwrap();
+    let s = refine::ops::Session::load(&refine::ops::GlobalOpts {
+        workspace: Some(ws.root()),
+        store: Some(store.path().to_path_buf()),
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("{}", e.message));
+    let g = s.graph(&s.resolve(&[label.to_string()]).unwrap()).unwrap();
+    g.nodes
+        .iter()
+        .find(|n| n.label().to_string() == label)
+        .unwrap_or_else(|| panic!("{label} is not in the graph"))
+        .derivation()
+        .as_ref()
+        .clone()
+}
+
 /// `[catalog]`'s `env` and `config_settings` go into a package's imported
 /// wheel rules (h5py is told where HDF5 is and which it is, scipy which
 /// LAPACK), so they are in the wheel's derivation and key; a fix's `env`
@@ -650,29 +670,14 @@ fn a_catalog_env_is_written_into_the_imported_wheel_rule_and_a_fix_wins() {
             .find(|(n, _)| n.starts_with("markupsafe"))
             .map(|(n, r)| (n.clone(), r.clone()))
             .unwrap_or_else(|| panic!("no wheel rule: {text}"));
-        let store = tempfile::tempdir().unwrap();
-        let s = refine::ops::Session::load(&refine::ops::GlobalOpts {
-            workspace: Some(ws.root()),
-            store: Some(store.path().to_path_buf()),
-            ..Default::default()
-        })
-        .unwrap_or_else(|e| panic!("{}", e.message));
-        let label = format!("//wheels:{name}");
-        let g = s
-            .graph(&s.resolve(std::slice::from_ref(&label)).unwrap())
-            .unwrap();
-        let node = g
-            .nodes
-            .iter()
-            .find(|n| n.label().to_string() == label)
-            .unwrap();
-        let settings = match &node.derivation().action {
+        let d = derivation_of(ws, &format!("//wheels:{name}"));
+        let settings = match &d.action {
             refine::eval::Action::Recipe {
                 config_settings, ..
             } => config_settings.clone(),
             other => panic!("not a wheel build: {other:?}"),
         };
-        (name, text, node.derivation().env.clone(), settings)
+        (name, text, d.env, settings)
     };
     let (wheel, text, env, settings) = env_of(&ws);
     assert_eq!(
@@ -757,26 +762,8 @@ fn a_catalog_floor_is_written_into_the_imported_wheel_rule() {
         .unwrap_or_else(|| panic!("no wheel rule: {text}"));
     assert_eq!(rule["policy"].as_str(), Some("manylinux_2_28"), "{text}");
     // The repair checks that floor and tags the wheel with it.
-    let store = tempfile::tempdir().unwrap();
-    let s = refine::ops::Session::load(&refine::ops::GlobalOpts {
-        workspace: Some(ws.root()),
-        store: Some(store.path().to_path_buf()),
-        ..Default::default()
-    })
-    .unwrap_or_else(|e| panic!("{}", e.message));
-    let repair = format!("//repairs:{name}");
-    let g = s
-        .graph(&s.resolve(std::slice::from_ref(&repair)).unwrap())
-        .unwrap();
-    let node = g
-        .nodes
-        .iter()
-        .find(|n| n.label().to_string() == repair)
-        .unwrap();
-    assert_eq!(
-        node.derivation().platform.platform_tag(),
-        "manylinux_2_28_s390x"
-    );
+    let d = derivation_of(&ws, &format!("//repairs:{name}"));
+    assert_eq!(d.platform.platform_tag(), "manylinux_2_28_s390x");
 
     ws.write(
         "rules/catalog.toml",

@@ -640,6 +640,20 @@ mod rounds_tests {
         }
     }
 
+    /// The shipped hints whose `match` matches `line`.
+    fn matching<'a>(doc: &'a toml::Table, line: &str) -> Vec<&'a toml::Value> {
+        doc["hints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| {
+                regex::Regex::new(h["match"].as_str().unwrap())
+                    .unwrap()
+                    .is_match(line)
+            })
+            .collect()
+    }
+
     /// The repository's rules/hints.toml, as a TOML table.
     fn shipped_hints() -> toml::Table {
         std::fs::read_to_string(
@@ -655,16 +669,7 @@ mod rounds_tests {
         let doc = shipped_hints();
         // uamqp 1.6.11's bundled azure-macro-utils-c, under CMake 4.
         let line = "  Compatibility with CMake < 3.5 has been removed from CMake.";
-        let envs: Vec<&toml::Value> = doc["hints"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|h| {
-                regex::Regex::new(h["match"].as_str().unwrap())
-                    .unwrap()
-                    .is_match(line)
-            })
-            .collect();
+        let envs = matching(&doc, line);
         assert_eq!(envs.len(), 1, "{envs:?}");
         assert_eq!(envs[0]["fix"].as_str(), Some("env"));
         assert_eq!(
@@ -683,16 +688,7 @@ mod rounds_tests {
     fn the_catalog_softens_clangs_incompatible_pointer_types_error() {
         let doc = shipped_hints();
         let line = "uamqp/c_uamqp.c:28831:73: error: incompatible pointer types passing 'int *' to parameter of type 'bool *' [-Wincompatible-pointer-types]";
-        let hits: Vec<&toml::Value> = doc["hints"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|h| {
-                regex::Regex::new(h["match"].as_str().unwrap())
-                    .unwrap()
-                    .is_match(line)
-            })
-            .collect();
+        let hits = matching(&doc, line);
         assert_eq!(hits.len(), 1, "{hits:?}");
         assert_eq!(hits[0]["fix"].as_str(), Some("env"));
         assert_eq!(
