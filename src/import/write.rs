@@ -336,8 +336,6 @@ pub(crate) fn render(
                 let mut env = known.catalog_env.get(&p.name).cloned().unwrap_or_default();
                 if let Some(f) = fix {
                     env.extend(f.env.clone());
-                }
-                if let Some(f) = fix {
                     if let Some(image) = &f.image {
                         let _ = writeln!(b, "image = {}", q(image));
                     }
