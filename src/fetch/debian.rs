@@ -208,21 +208,20 @@ pub fn fetch(
     let spec = format!("{package}={version}");
     let ok = download_source(&dir, &spec, &dl, log)?;
     let found = dl.join(file);
-    if !ok && found.is_file() {
-        // apt gave up on another file of the package (a mirror that lacks
-        // its Debian patches): the one the rule names arrived, checked by
-        // apt against the signed lists, and the rule's sha256 checks it
-        // again.
-        writeln!(
-            log,
-            "fetch: apt did not get all of {spec}, but {file} arrived: using it"
-        )?;
+    if found.is_file() {
+        if !ok {
+            // apt gave up on another file of the package (a mirror that
+            // lacks its Debian patches): the one the rule names arrived,
+            // checked by apt against the signed lists, and the rule's
+            // sha256 checks it again.
+            writeln!(
+                log,
+                "fetch: apt did not get all of {spec}, but {file} arrived: using it"
+            )?;
+        }
         return Ok((found, file.to_string()));
     }
     if ok {
-        if found.is_file() {
-            return Ok((found, file.to_string()));
-        }
         let got: Vec<String> = fs::read_dir(&dl)?
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
