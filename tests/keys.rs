@@ -528,6 +528,20 @@ fn the_stand_ins_of_a_hybrid_image_are_in_its_key() {
     );
 }
 
+/// The Debian suites a hybrid image's apt also reads (`cross.suites`, for
+/// a package named `pkg/suite`) are in its key; a name that is not a
+/// suite's (it goes into a shell hook on the host) is refused.
+#[test]
+fn the_suites_a_hybrid_image_reads_are_in_its_key() {
+    hybrid_only_field(
+        "cross.host = [\"python3.11-minimal:/usr/bin/python3.11\"]",
+        "cross.host = [\"python3.11-minimal:/usr/bin/python3.11\"]\ncross.suites = [\"trixie\"]",
+        "cross.suites = [\"trixie\"]",
+        "cross.suites = [\"trixie$(id)\"]",
+        "`trixie$(id)` in `suites` is not a Debian suite's name",
+    );
+}
+
 /// The host's programs a hybrid image keeps (its Python, for the wheels'
 /// hooks) are in its key; a malformed one is refused.
 #[test]

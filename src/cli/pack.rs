@@ -23,6 +23,10 @@ pub struct NewCmd {
     /// Its exact Debian version (default: the one apt would pick).
     #[arg(long, value_name = "VERSION")]
     pub version: Option<String>,
+    /// Another suite of the machine's Debian mirror than its own release,
+    /// e.g. trixie, for a library newer than the release has.
+    #[arg(long, value_name = "SUITE")]
+    pub suite: Option<String>,
     /// How it builds (default: read from its tarball).
     #[arg(long, value_enum)]
     pub shape: Option<Shape>,
@@ -44,6 +48,7 @@ pub fn run(c: &PackCmd, opts: &GlobalOpts, p: &Printer) -> Result<Exit> {
             name: c.name.clone(),
             debian: c.debian.clone(),
             version: c.version.clone(),
+            suite: c.suite.clone(),
             shape: c.shape,
             headers: c.headers.clone(),
             deps: c.deps.clone(),

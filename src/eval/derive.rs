@@ -124,6 +124,7 @@ pub fn derive(rules: &dyn Rules, t: &Target, cfg: &Config) -> Result<Derivation,
                                     native: c.native.clone(),
                                     stand_in: c.stand_in.clone(),
                                     keep_host: c.host.clone(),
+                                    suites: c.suites.clone(),
                                     hook,
                                 }),
                             }

@@ -87,6 +87,11 @@ pub struct CrossAction {
     /// (`PACKAGE:/PATH`): the host's Python for `frontend_python = "host"`.
     #[serde(default)]
     pub keep_host: Vec<String>,
+    /// Debian suites beside the image's own, for packages that name one
+    /// (`pkg/suite`). In the key only when there are some: images without
+    /// them keep the keys they had.
+    #[serde(default)]
+    pub suites: Vec<String>,
     /// The mmdebstrap hook (setup, extract, essential and customize), by
     /// digest.
     pub hook: RecipeFiles,
@@ -363,6 +368,9 @@ fn action_value(a: &Action) -> PValue {
                 }
                 if !c.stand_in.is_empty() {
                     x.insert("stand_in".into(), c.stand_in.clone().into());
+                }
+                if !c.suites.is_empty() {
+                    x.insert("suites".into(), c.suites.clone().into());
                 }
                 x.insert(
                     "hook".into(),

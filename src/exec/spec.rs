@@ -202,6 +202,31 @@ pub struct CrossRequest {
     /// REFINE_HOST_TRIPLET, REFINE_HOST_LOADER, REFINE_GCC, REFINE_UNPACK,
     /// REFINE_NATIVE, REFINE_STAND_IN.
     pub env: BTreeMap<String, String>,
+    /// Debian suites beside the image's own (`cross.suites`): each added to
+    /// the image's apt from its own suite's sources line, pinned at 1, so
+    /// that only a package that names it (`pkg/suite`) comes from it.
+    pub suites: Vec<String>,
+}
+
+/// The setup hook that adds `cross.suites` to an image's apt (before its
+/// first `apt-get update`): for each suite, the image's own suite's `deb`
+/// lines with the suite's name in its place, and a pin at 1 (below every
+/// default release: apt installs nothing from it unless asked by
+/// `pkg/suite`). The names, the image's suite's too, are checked when the
+/// rule is read (`rules::lower::suite_name`: lowercase, digits, `-`), so
+/// they are safe in the script, which mmdebstrap runs on the host.
+fn suites_hook(suite: &str, suites: &[String]) -> String {
+    const SCRIPT: &str = r#"set -e
+mkdir -p "$1/etc/apt/sources.list.d" "$1/etc/apt/preferences.d"
+for s in @SUITES@; do
+    f="$1/etc/apt/sources.list.d/refine-$s.list"
+    sed -n "s/^\(deb \(\[[^]]*\] \)\{0,1\}[^ ]*\) @SUITE@ /\1 $s /p" "$1/etc/apt/sources.list" > "$f"
+    [ -s "$f" ] || { echo "refine: the image's sources have no line of @SUITE@ to add $s from" >&2; exit 1; }
+    printf 'Package: *\nPin: release n=%s\nPin-Priority: 1\n' "$s" > "$1/etc/apt/preferences.d/refine-$s"
+done"#;
+    SCRIPT
+        .replace("@SUITES@", &suites.join(" "))
+        .replace("@SUITE@", suite)
 }
 
 impl ImageRequest {
@@ -220,6 +245,9 @@ impl ImageRequest {
         ];
         if !self.packages.is_empty() {
             a.push(format!("--include={}", self.packages.join(",")));
+        }
+        if let Some(c) = self.cross.as_ref().filter(|c| !c.suites.is_empty()) {
+            a.push(format!("--setup-hook={}", suites_hook(&self.suite, &c.suites)));
         }
         if let Some(c) = &self.cross {
             // One script, four phases: apt's settings before anything is
@@ -341,8 +369,9 @@ mod tests {
                 host: "amd64".into(),
                 hook: "/s/tmp/cross-hook.sh".into(),
                 env: BTreeMap::new(),
+                suites: Vec::new(),
             }),
-            ..r
+            ..r.clone()
         };
         assert_eq!(
             hybrid.mmdebstrap_argv("/t/i.tar").join(" "),
@@ -352,6 +381,68 @@ mod tests {
              --extract-hook=sh /s/tmp/cross-hook.sh extract \"$1\" \
              --essential-hook=sh /s/tmp/cross-hook.sh essential \"$1\" \
              --customize-hook=sh /s/tmp/cross-hook.sh customize \"$1\" bookworm /t/i.tar"
+        );
+        // With suites beside its own: one more setup hook, before the
+        // cross hook's.
+        let mut with_suites = hybrid.clone();
+        with_suites.cross.as_mut().unwrap().suites = vec!["trixie".into()];
+        let a = with_suites.mmdebstrap_argv("/t/i.tar");
+        let setups: Vec<&String> = a.iter().filter(|a| a.starts_with("--setup-hook=")).collect();
+        assert_eq!(setups.len(), 2);
+        assert!(setups[0].contains("for s in trixie; do"), "{}", setups[0]);
+        assert!(setups[1].ends_with("cross-hook.sh setup \"$1\""));
+    }
+
+    /// The suites hook, run by sh as mmdebstrap runs it, on a chroot's
+    /// sources as mmdebstrap writes them: the image's suite's lines (not
+    /// its updates' or security's) under the new suite's name, and a pin
+    /// that keeps apt from taking anything there unasked.
+    #[test]
+    fn the_suites_hook_adds_each_suite_from_the_images_own_line_pinned_at_one() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("etc/apt")).unwrap();
+        std::fs::write(
+            root.path().join("etc/apt/sources.list"),
+            "deb http://mirror.invalid/debian bookworm main\n\
+             deb http://mirror.invalid/debian bookworm-updates main\n\
+             deb [signed-by=/k.gpg] http://security.invalid/debian-security bookworm-security main\n",
+        )
+        .unwrap();
+        let run = |suites: &[&str], sources_suite: &str| {
+            let script = suites_hook(
+                sources_suite,
+                &suites.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            );
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .arg("sh")
+                .arg(root.path())
+                .output()
+                .unwrap()
+        };
+        let out = run(&["trixie", "sid"], "bookworm");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let read = |rel: &str| std::fs::read_to_string(root.path().join(rel)).unwrap();
+        assert_eq!(
+            read("etc/apt/sources.list.d/refine-trixie.list"),
+            "deb http://mirror.invalid/debian trixie main\n"
+        );
+        assert_eq!(
+            read("etc/apt/sources.list.d/refine-sid.list"),
+            "deb http://mirror.invalid/debian sid main\n"
+        );
+        assert_eq!(
+            read("etc/apt/preferences.d/refine-trixie"),
+            "Package: *\nPin: release n=trixie\nPin-Priority: 1\n"
+        );
+        // Sources without a line of the image's suite: an error that says so.
+        let out = run(&["trixie"], "buster");
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("no line of buster to add trixie from"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
         );
     }
 }

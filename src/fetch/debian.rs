@@ -5,6 +5,13 @@
 //! private copy of the machine's apt sources, with every `deb` entry turned
 //! into `deb-src`, and its own package lists, under `<store>/apt/`; the
 //! system's apt configuration is never changed.
+//!
+//! A source may name another Debian suite than the machine's (`suite =
+//! "trixie"`: a library newer than the machine's release has). Its lists
+//! are kept apart, under `<store>/apt-SUITE/`, made from the machine's own
+//! release entries (not its -updates or -security ones) with the suite's
+//! name in their place: the same mirror, another release. The version and
+//! the file's sha256 are pinned as for any source.
 
 use super::FetchError;
 use crate::store::LocalStore;
@@ -16,8 +23,87 @@ use std::sync::Mutex;
 
 static APT: Mutex<()> = Mutex::new(());
 
-/// Turn the machine's apt sources into deb-src sources under `dir`.
-fn write_src_lists(dir: &Path) -> std::io::Result<usize> {
+/// Whether a suite name is a release's own (`bookworm`, `stable`), not
+/// one of its -updates, -security or -backports suites.
+fn is_release(suite: &str) -> bool {
+    !suite.is_empty() && !suite.contains('-') && !suite.contains('/')
+}
+
+/// One-line apt sources (`deb [opts] URI SUITE COMPONENTS…`) as deb-src;
+/// with `suite`, only the lines of a release, for that suite instead.
+fn convert_list(text: &str, suite: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    for l in text.lines() {
+        let Some(rest) = l.trim_start().strip_prefix("deb ") else {
+            continue;
+        };
+        let Some(s) = suite else {
+            out.push(format!("deb-src {rest}"));
+            continue;
+        };
+        // The options, then the URI, then the suite.
+        let rest = rest.trim_start();
+        let (opts, after) = match rest.strip_prefix('[') {
+            Some(r) => match r.split_once(']') {
+                Some((o, a)) => (format!("[{o}] "), a.trim_start()),
+                None => continue,
+            },
+            None => (String::new(), rest),
+        };
+        let mut words = after.split_whitespace();
+        let (Some(uri), Some(release)) = (words.next(), words.next()) else {
+            continue;
+        };
+        if !is_release(release) {
+            continue;
+        }
+        let components: Vec<&str> = words.collect();
+        out.push(format!("deb-src {opts}{uri} {s} {}", components.join(" ")));
+    }
+    out
+}
+
+/// deb822 apt sources (`Types:`, `URIs:`, `Suites:` … stanzas) as deb-src;
+/// with `suite`, only the stanzas that carry a release, for that suite
+/// instead.
+fn convert_sources(text: &str, suite: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    for stanza in text.split("\n\n") {
+        let mut keep = suite.is_none();
+        let mut lines = Vec::new();
+        for l in stanza.lines() {
+            let t = l.trim_start();
+            if t.starts_with("Types:") {
+                lines.push("Types: deb-src".to_string());
+            } else if let (Some(rel), Some(s)) = (t.strip_prefix("Suites:"), suite) {
+                keep = rel.split_whitespace().any(is_release);
+                lines.push(format!("Suites: {s}"));
+            } else {
+                lines.push(l.to_string());
+            }
+        }
+        if keep && lines.iter().any(|l| !l.trim().is_empty()) {
+            out.push(lines.join("\n"));
+        }
+    }
+    if out.is_empty() {
+        Vec::new()
+    } else {
+        vec![out.join("\n\n")]
+    }
+}
+
+/// Where refine keeps the apt lists of `suite` (the machine's own: None).
+fn apt_dir(store: &LocalStore, suite: Option<&str>) -> PathBuf {
+    match suite {
+        None => store.root().join("apt"),
+        Some(s) => store.root().join(format!("apt-{s}")),
+    }
+}
+
+/// Turn the machine's apt sources into deb-src sources under `dir` (with
+/// `suite`: those of its release, for that suite).
+fn write_src_lists(dir: &Path, suite: Option<&str>) -> std::io::Result<usize> {
     let parts = dir.join("sources.list.d");
     let _ = fs::remove_dir_all(&parts);
     fs::create_dir_all(&parts)?;
@@ -38,27 +124,16 @@ fn write_src_lists(dir: &Path) -> std::io::Result<usize> {
             .unwrap_or_default();
         let text = fs::read_to_string(src)?;
         let converted = if name.ends_with(".sources") {
-            text.lines()
-                .map(|l| {
-                    if l.trim_start().starts_with("Types:") {
-                        "Types: deb-src".to_string()
-                    } else {
-                        l.to_string()
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("\n")
+            convert_sources(&text, suite)
         } else if name.ends_with(".list") {
-            text.lines()
-                .filter_map(|l| {
-                    let t = l.trim_start();
-                    t.strip_prefix("deb ").map(|rest| format!("deb-src {rest}"))
-                })
-                .collect::<Vec<_>>()
-                .join("\n")
+            convert_list(&text, suite)
         } else {
             continue;
         };
+        if converted.is_empty() {
+            continue;
+        }
+        let converted = converted.join("\n");
         let ext = if name.ends_with(".sources") {
             "sources"
         } else {
@@ -101,11 +176,11 @@ fn apt_tool_error(e: std::io::Error) -> FetchError {
 /// apt sources they were made from, on success.
 pub fn check_sources(store: &LocalStore) -> Result<usize, FetchError> {
     let _guard = APT.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = store.root().join("apt");
+    let dir = apt_dir(store, None);
     fs::create_dir_all(dir.join("lists/partial"))?;
     let lock = File::create(dir.join("lock"))?;
     lock.lock()?;
-    let n = write_src_lists(&dir)?;
+    let n = write_src_lists(&dir, None)?;
     if n == 0 {
         return Err(FetchError::Tool {
             message: "this machine has no apt sources to download Debian source packages from"
@@ -132,17 +207,26 @@ pub fn check_sources(store: &LocalStore) -> Result<usize, FetchError> {
     Ok(n)
 }
 
-/// Lock refine's apt directory under the store and write its deb-src lists.
-fn open_apt(store: &LocalStore) -> Result<(PathBuf, File), FetchError> {
-    let dir = store.root().join("apt");
+/// Lock refine's apt directory under the store (`suite`'s, for another
+/// suite than the machine's) and write its deb-src lists.
+fn open_apt(store: &LocalStore, suite: Option<&str>) -> Result<(PathBuf, File), FetchError> {
+    let dir = apt_dir(store, suite);
     fs::create_dir_all(dir.join("lists/partial"))?;
     let lock = File::create(dir.join("lock"))?;
     lock.lock()?;
-    if write_src_lists(&dir)? == 0 {
-        return Err(FetchError::Tool {
-            message: "this machine has no apt sources to download Debian source packages from"
-                .into(),
-            hint: "configure apt (/etc/apt/sources.list.d), or use a `url` source".into(),
+    if write_src_lists(&dir, suite)? == 0 {
+        return Err(match suite {
+            None => FetchError::Tool {
+                message: "this machine has no apt sources to download Debian source packages from"
+                    .into(),
+                hint: "configure apt (/etc/apt/sources.list.d), or use a `url` source".into(),
+            },
+            Some(s) => FetchError::Tool {
+                message: format!(
+                    "this machine's apt sources have no release entry to read suite `{s}` from"
+                ),
+                hint: "configure apt with the release's own entry (not only -updates or -security), or leave out `suite`".into(),
+            },
         });
     }
     Ok((dir, lock))
@@ -197,12 +281,13 @@ pub fn fetch(
     package: &str,
     version: &str,
     file: &str,
+    suite: Option<&str>,
     store: &LocalStore,
     tmp: &Path,
     log: &mut File,
 ) -> Result<(PathBuf, String), FetchError> {
     let _guard = APT.lock().unwrap_or_else(|e| e.into_inner());
-    let (dir, _lock) = open_apt(store)?;
+    let (dir, _lock) = open_apt(store, suite)?;
     let dl = tmp.join("apt");
     fs::create_dir_all(&dl)?;
     let spec = format!("{package}={version}");
@@ -277,12 +362,13 @@ impl SourcePackage {
 pub fn download_package(
     package: &str,
     version: Option<&str>,
+    suite: Option<&str>,
     store: &LocalStore,
     dest: &Path,
     log: &mut File,
 ) -> Result<SourcePackage, FetchError> {
     let _guard = APT.lock().unwrap_or_else(|e| e.into_inner());
-    let (dir, _lock) = open_apt(store)?;
+    let (dir, _lock) = open_apt(store, suite)?;
     fs::create_dir_all(dest)?;
     let spec = match version {
         Some(v) => format!("{package}={v}"),
@@ -471,6 +557,40 @@ fn parse_dsc(text: &str) -> Option<SourcePackage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The machine's sources as deb-src: all of them; for another suite,
+    /// only its release's entries (not -updates or -security), renamed.
+    #[test]
+    fn another_suite_is_read_from_the_machines_release_entries() {
+        let list = "# a comment\n\
+                    deb http://m.invalid/debian bookworm main contrib\n\
+                    deb [signed-by=/k.gpg arch=amd64] http://m.invalid/debian bookworm-updates main\n\
+                    deb http://s.invalid/debian-security bookworm-security main\n";
+        assert_eq!(
+            convert_list(list, None),
+            [
+                "deb-src http://m.invalid/debian bookworm main contrib",
+                "deb-src [signed-by=/k.gpg arch=amd64] http://m.invalid/debian bookworm-updates main",
+                "deb-src http://s.invalid/debian-security bookworm-security main",
+            ]
+        );
+        assert_eq!(
+            convert_list(list, Some("trixie")),
+            ["deb-src http://m.invalid/debian trixie main contrib"]
+        );
+        let sources = "Types: deb\nURIs: http://m.invalid/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n\
+                       Types: deb\nURIs: http://s.invalid/debian-security\nSuites: bookworm-security\nComponents: main\n";
+        assert_eq!(
+            convert_sources(sources, Some("trixie")),
+            ["Types: deb-src\nURIs: http://m.invalid/debian\nSuites: trixie\nComponents: main"]
+        );
+        let all = convert_sources(sources, None);
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].matches("Types: deb-src").count(), 2);
+        assert!(all[0].contains("Suites: bookworm-security"));
+        // Only -security entries: nothing to read another release from.
+        assert!(convert_list("deb http://s.invalid/d bookworm-security main\n", Some("trixie")).is_empty());
+    }
 
     #[test]
     fn a_dsc_names_its_version_and_files() {

@@ -187,7 +187,16 @@ pub fn fetch(
             package,
             version,
             file,
-        } => debian::fetch(package, version, file, store, tmp.path(), log)?,
+            suite,
+        } => debian::fetch(
+            package,
+            version,
+            file,
+            suite.as_deref(),
+            store,
+            tmp.path(),
+            log,
+        )?,
     };
     // Hash while copying into the store; refuse anything but the pin.
     let (got, _) = crate::key::sha256_file(&path)?;

@@ -726,6 +726,33 @@ mod rounds_tests {
         }
     }
 
+    /// Rust too new for Debian 12's 1.85 (cbor2's let chains, a crate's
+    /// rust-version): the shipped hints move the build to the image with
+    /// Rust 1.96, which the shipped rules define.
+    #[test]
+    fn the_hints_move_a_build_whose_rust_is_too_new_to_the_newer_rust_image() {
+        let doc = shipped_hints();
+        for line in [
+            "error[E0658]: `let` expressions in this position are unstable",
+            "error: package `pyo3 v0.99.0` cannot be built because it requires rustc 1.88 or newer, while the currently active rustc version is 1.85.0",
+            // orjson 3.13's, as cargo 1.85 says it.
+            "error: rustc 1.85.0 is not supported by the following packages:",
+        ] {
+            let hits = matching(&doc, line);
+            assert_eq!(hits.len(), 1, "{line}");
+            assert_eq!(hits[0]["fix"].as_str(), Some("image"));
+            assert_eq!(hits[0]["image"].as_str(), Some("//images:bookworm-rust-1.96"));
+            assert_eq!(hits[0]["runtime"].as_str(), Some("//runtimes:system-rust-1.96"));
+        }
+        let images = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("runtimes/images.toml"),
+        )
+        .unwrap();
+        let images: toml::Table = toml::from_str(&images).unwrap();
+        assert!(images["images"].get("bookworm-rust-1.96").is_some());
+        assert!(images["runtimes"].get("system-rust-1.96").is_some());
+    }
+
     /// The shipped catalog's `say` hints for what real builds print: the
     /// first hint (from the end of the log, as `suggest` reads it) that
     /// matches each line, filled in.
@@ -773,17 +800,12 @@ mod rounds_tests {
             );
             assert!(!s.contains('{'), "an unfilled group: {s}");
         }
-        // cbor2 6.3 (let chains, Rust 1.88) and a crate's rust-version.
-        for line in [
-            "error[E0658]: `let` expressions in this position are unstable",
-            "error: package `pyo3 v0.99.0` cannot be built because it requires rustc 1.88 or newer, while the currently active rustc version is 1.85.0",
-        ] {
-            let s = said(line);
-            assert!(
-                s.starts_with("the package's Rust needs a newer compiler than the image's"),
-                "{line} -> {s}"
-            );
-        }
+        // An image package from a suite without the target's build.
+        let s = said("E: Release 'bookworm-security' for 'rustc-web' was not found");
+        assert!(
+            s.starts_with("the image asks for rustc-web from bookworm-security, which has no build of it"),
+            "{s}"
+        );
         // mysqlclient's and av's pkg-config.
         for (line, pkg) in [
             (

@@ -123,6 +123,9 @@ pub struct NewPack {
     pub debian: String,
     /// Its exact Debian version (default: the one apt would pick).
     pub version: Option<String>,
+    /// Another suite of the machine's mirror than its release (`trixie`),
+    /// for a library newer than the release has.
+    pub suite: Option<String>,
     pub shape: Option<Shape>,
     /// C headers the pack provides, for the hint catalog.
     pub headers: Vec<String>,
@@ -184,6 +187,12 @@ fn check_new(s: &Session, a: &NewPack) -> Result<Label> {
             Error::user(format!("`{}` is not a valid target name", a.name)).hint(
                 "names start with a letter or digit and hold letters, digits, '.', '_', '-', '+'",
             ),
+        );
+    }
+    if let Some(suite) = a.suite.as_deref().filter(|s| !crate::rules::lower::suite_name(s)) {
+        return Err(
+            Error::user(format!("--suite {suite}: not a Debian suite's name"))
+                .hint("name a suite of the machine's mirror, e.g. `--suite trixie`"),
         );
     }
     let label: Label = format!("//packs:{}", a.name)
@@ -259,10 +268,20 @@ fn rule_text(
     upstream: &str,
 ) -> String {
     let mut t = format!(
-        "# {name} {upstream}, from Debian's source package {src} (written by\n# `refine pack new {name} --debian {src}`): the usual {shape} build,\n# recipes/packs/{name}.sh. Check what it installs (`refine build\n# //packs:{name}`, then `refine log //packs:{name}`) and give the recipe\n# the options the library needs.\n[packs.{name}]\nversion = \"{upstream}\"\nsource = {{ debian = \"{src}={version}\", file = \"{file}\", sha256 = \"{sha}\" }}\nrecipe = \"recipes/packs/{name}.sh\"\nincludes = [\"recipes/lib/common.sh\", \"recipes/lib/pack.sh\", \"recipes/lib/shapes.sh\"]\n",
+        "# {name} {upstream}, from Debian's source package {src} (written by\n# `refine pack new {name} --debian {src}{suite_flag}`): the usual {shape} build,\n# recipes/packs/{name}.sh. Check what it installs (`refine build\n# //packs:{name}`, then `refine log //packs:{name}`) and give the recipe\n# the options the library needs.\n[packs.{name}]\nversion = \"{upstream}\"\nsource = {{ debian = \"{src}={version}\",{suite} file = \"{file}\", sha256 = \"{sha}\" }}\nrecipe = \"recipes/packs/{name}.sh\"\nincludes = [\"recipes/lib/common.sh\", \"recipes/lib/pack.sh\", \"recipes/lib/shapes.sh\"]\n",
         name = a.name,
         src = sp.package,
         version = sp.version,
+        suite = a
+            .suite
+            .as_deref()
+            .map(|s| format!(" suite = \"{s}\","))
+            .unwrap_or_default(),
+        suite_flag = a
+            .suite
+            .as_deref()
+            .map(|s| format!(" --suite {s}"))
+            .unwrap_or_default(),
         file = tarball.0,
         sha = tarball.1,
         shape = shape.as_str(),
@@ -334,6 +353,7 @@ pub fn new_pack(s: &Session, opts: &super::GlobalOpts, a: &NewPack) -> Result<Wr
     let sp = crate::fetch::download_debian_package(
         &a.debian,
         a.version.as_deref(),
+        a.suite.as_deref(),
         &store,
         &dl,
         &mut log,

@@ -259,8 +259,8 @@ fn read_timeout(r: &mut Reader<'_, '_>) -> Option<u64> {
 }
 
 const SOURCE_KEYS: &[&str] = &[
-    "pypi", "dist", "debian", "file", "url", "mirrors", "path", "cargo", "lock", "sha256",
-    "upstream", "timeout",
+    "pypi", "dist", "debian", "suite", "file", "url", "mirrors", "path", "cargo", "lock",
+    "sha256", "upstream", "timeout",
 ];
 
 fn lower_source(r: &mut Reader<'_, '_>) -> Option<SourceRule> {
@@ -379,10 +379,23 @@ fn lower_source(r: &mut Reader<'_, '_>) -> Option<SourceRule> {
                 );
                 return None;
             }
+            let suite = match r.str("suite") {
+                Some(s) if suite_name(&s.value) => Some(s.value),
+                Some(s) => {
+                    r.diags.push(
+                        Diagnostic::error(format!("`{}` is not a Debian suite's name", s.value))
+                            .at(s.loc)
+                            .hint("name a suite of the machine's mirror, e.g. \"trixie\", or leave `suite` out for the machine's own release"),
+                    );
+                    return None;
+                }
+                None => None,
+            };
             Fetch::Debian {
                 package: package.to_string(),
                 version: version.to_string(),
                 file: file.value,
+                suite,
             }
         }
         "url" => {
@@ -462,7 +475,7 @@ const IMAGE_KEYS: &[&str] = &[
 ];
 
 const CROSS_KEYS: &[&str] = &[
-    "replace", "packages", "unpack", "native", "stand_in", "host", "gcc", "hook",
+    "replace", "packages", "unpack", "native", "stand_in", "host", "suites", "gcc", "hook",
 ];
 
 /// A list of `PACKAGE:/ABSOLUTE/PATH` (`stand_in`, `host`): a host
@@ -493,7 +506,17 @@ fn package_paths(cr: &mut Reader<'_, '_>, key: &str) -> Vec<String> {
     out
 }
 
-/// `cross = { replace, packages, unpack, native, stand_in, host, gcc, hook }` of an image.
+/// A Debian suite's name (`bookworm`, `trixie`, `bookworm-backports`):
+/// lowercase letters, digits and `-`. Suites go into the image's apt
+/// sources and into the shell of the setup hook that adds `cross.suites`
+/// (exec::spec), which runs on the host.
+pub(crate) fn suite_name(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// `cross = { replace, packages, unpack, native, stand_in, host, suites, gcc, hook }` of an image.
 fn lower_cross(r: &mut Reader<'_, '_>) -> Option<Option<CrossSpec>> {
     let Some(e) = r.entry("cross") else {
         return Some(None);
@@ -533,6 +556,20 @@ fn lower_cross(r: &mut Reader<'_, '_>) -> Option<Option<CrossSpec>> {
     }
     let stand_in = package_paths(&mut cr, "stand_in");
     let host = package_paths(&mut cr, "host");
+    let mut suites = Vec::new();
+    for n in cr.str_list("suites").unwrap_or_default() {
+        if suite_name(&n.value) {
+            suites.push(n.value);
+        } else {
+            cr.diags.push(
+                Diagnostic::error(format!("`{}` in `suites` is not a Debian suite's name", n.value))
+                    .at(n.loc)
+                    .hint("name a suite of the image's mirror, e.g. \"trixie\" or \"bookworm-backports\""),
+            );
+        }
+    }
+    suites.sort();
+    suites.dedup();
     let gcc = cr.str("gcc");
     let hook = cr.str("hook");
     if gcc.is_none() {
@@ -556,6 +593,7 @@ fn lower_cross(r: &mut Reader<'_, '_>) -> Option<Option<CrossSpec>> {
         native,
         stand_in,
         host,
+        suites,
         gcc: gcc?.value,
         hook: Recipe {
             script: hook?,
@@ -613,7 +651,15 @@ fn lower_image(r: &mut Reader<'_, '_>) -> Option<ImageRule> {
         });
     }
     let suite = match r.str("suite") {
-        Some(s) => s.value,
+        Some(s) if suite_name(&s.value) => s.value,
+        Some(s) => {
+            r.diags.push(
+                Diagnostic::error(format!("`{}` is not a Debian suite's name", s.value))
+                    .at(s.loc)
+                    .hint("name a suite of the mirror: lowercase letters, digits and `-`, e.g. \"bookworm\""),
+            );
+            return None;
+        }
         None => {
             r.missing(
                 "suite",

@@ -116,6 +116,10 @@ pub enum Fetch {
         package: String,
         version: String,
         file: String,
+        /// Another suite of the machine's mirror than its own release
+        /// (`trixie`), for a library newer than the release has. Not in
+        /// the source's key (the pin is its identity).
+        suite: Option<String>,
     },
     /// HTTP(S) URLs: the first, then mirrors in order.
     Url { urls: Vec<String> },
@@ -182,6 +186,12 @@ pub struct CrossSpec {
     /// their own names: the host's Python of the target's version, in
     /// which wheels' PEP 517 hooks run (`frontend_python = "host"`).
     pub host: Vec<String>,
+    /// Debian suites beside the image's own that its apt may take a
+    /// package from only where the package names one (`pkg/suite` in
+    /// `packages` or `unpack`): added from the image's own sources line,
+    /// pinned below everything else (Rust's standard library for the
+    /// target from a newer release, where the image's has an older one).
+    pub suites: Vec<String>,
     /// The GCC major version the cross compilers are.
     pub gcc: String,
     /// The mmdebstrap hook (setup, extract, essential and customize) that

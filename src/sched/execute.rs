@@ -222,6 +222,7 @@ fn run_action(cx: &NodeCx<'_>, deps: &[&NodeResult], log: &mut File) -> Result<T
                         .into_iter()
                         .map(|(k, v)| (k.to_string(), v))
                         .collect(),
+                        suites: c.suites.clone(),
                     })
                 }
             };
