@@ -283,14 +283,23 @@ fn same(a: &str, b: &str) -> bool {
     n(a) == n(b)
 }
 
-/// The last `finished` event per label, and the failed ones' errors.
+/// The last `finished` event per label, its `duration_ms` the sum over
+/// every round (`--auto-apply` builds the set again after a fix, where
+/// the nodes already built are hits: the last round's time alone would be
+/// theirs), and the failed ones' errors.
 #[allow(clippy::type_complexity)]
 fn finished(stdout: &str) -> (BTreeMap<String, Value>, BTreeMap<String, String>) {
-    let mut fin = BTreeMap::new();
+    let mut fin: BTreeMap<String, Value> = BTreeMap::new();
     let mut err = BTreeMap::new();
-    for e in events(stdout) {
+    for mut e in events(stdout) {
         let label = e["label"].as_str().unwrap_or_default().to_string();
         if e["event"] == "finished" {
+            let before = fin
+                .get(&label)
+                .and_then(|b| b["duration_ms"].as_f64())
+                .unwrap_or(0.0);
+            let ms = e["duration_ms"].as_f64().unwrap_or(0.0) + before;
+            e["duration_ms"] = ms.into();
             fin.insert(label, e);
         } else if e["event"] == "suggestion" {
             err.insert(label, e["message"].as_str().unwrap_or_default().to_string());

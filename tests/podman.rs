@@ -628,6 +628,79 @@ fn a_missing_c_library_becomes_a_pack_of_ones_own() {
     );
 }
 
+/// A pack from another Debian suite than the machine's (libgit2 1.9 of
+/// trixie, where the machine is bookworm): `refine pack new --suite`
+/// writes `suite` into the source, and a store that has never seen it
+/// fetches it from that suite's lists (made from the machine's release
+/// entries), checked against the pin. A bad suite name is refused before
+/// apt runs, in the flag and in a rule.
+#[test]
+fn a_pack_from_another_debian_suite_is_written_and_fetched_from_it() {
+    let ws = shipped();
+    let r = ws.run(&[
+        "pack",
+        "new",
+        "git2-trixie",
+        "--debian",
+        "libgit2",
+        "--suite",
+        "trixie",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let toml = ws.read("packs/git2-trixie.toml");
+    assert!(
+        toml.contains("debian = \"libgit2=1.9.") && toml.contains("suite = \"trixie\","),
+        "{toml}"
+    );
+    assert!(toml.contains("--debian libgit2 --suite trixie"), "{toml}");
+    // Another store: the fetch itself goes to trixie's lists.
+    let fresh = tempfile::tempdir().unwrap();
+    let f: Run = ws
+        .cmd_in(fresh.path())
+        .args(["--json", "build", "//sources:pack-git2-trixie"])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(f.code, 0, "{}", f.all());
+    assert_eq!(
+        f.verdicts()["//sources:pack-git2-trixie"],
+        "built",
+        "{}",
+        f.stdout
+    );
+    assert!(fresh.path().join("apt-trixie/lists").is_dir());
+    // Bad names: the flag's, and a rule's (it would reach a shell).
+    let bad = ws.run(&[
+        "pack",
+        "new",
+        "x",
+        "--debian",
+        "libgit2",
+        "--suite",
+        "trixie;id",
+    ]);
+    assert_eq!(bad.code, 2, "{}", bad.all());
+    assert!(
+        bad.stderr
+            .contains("--suite trixie;id: not a Debian suite's name"),
+        "{}",
+        bad.stderr
+    );
+    ws.edit(
+        "packs/git2-trixie.toml",
+        "suite = \"trixie\"",
+        "suite = \"$(id)\"",
+    );
+    let bad = ws.run(&["hash", "//sources:pack-git2-trixie"]);
+    assert_eq!(bad.code, 2, "{}", bad.all());
+    assert!(
+        bad.stderr.contains("`$(id)` is not a Debian suite's name")
+            && bad.stderr.contains("packs/git2-trixie.toml:"),
+        "{}",
+        bad.stderr
+    );
+}
+
 #[test]
 fn missing_tools_are_environment_errors_with_hints() {
     let ws = shipped();

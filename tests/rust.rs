@@ -263,3 +263,77 @@ fn a_rust_extension_builds_offline_and_a_missing_crate_fails_offline() {
 fn a_rust_extension_builds_offline_for_s390x_and_a_missing_crate_fails_offline() {
     rpds_offline("s390x");
 }
+
+/// A crate too new for Debian 12's Rust 1.85 (cbor2 6.3: let chains, Rust
+/// 1.88), imported from a requirements file in a new workspace and built
+/// for s390x with `--auto-apply`: the build fails in //images:bookworm-rust,
+/// the hint moves the wheel to //images:bookworm-rust-1.96 (the host's
+/// rustc 1.96 from bookworm-security, the target's standard library from
+/// trixie: `cross.unpack`, `cross.suites`), and that one fix builds it. The
+/// wheel is s390x at the floor and passes `refine test` in a clean s390x
+/// container with a CBOR round trip. Opt-in (two Rust images and the
+/// builds, several minutes from an empty store).
+#[test]
+#[ignore = "long builds (see docs/BENCHMARKS.md): run with `cargo test --test rust -- --ignored`"]
+fn a_crate_too_new_for_rust_1_85_moves_to_the_1_96_image_and_works_on_s390x() {
+    let d = tempfile::tempdir().unwrap();
+    let store = d.path().join("store");
+    let run = |dir: &Path, args: &[&str]| -> Run { common::refine_in(dir, &store, args) };
+    run(d.path(), &["init", "ws"]).ok();
+    let ws = d.path().join("ws");
+    std::fs::write(ws.join("reqs.txt"), "cbor2==6.3.0\n").unwrap();
+    run(&ws, &["import", "reqs.txt", "--name", "c"]).ok();
+    let imported = ws.join("rules/imported/c.toml");
+    let text = std::fs::read_to_string(&imported).unwrap();
+    assert!(
+        text.contains("image = \"//images:bookworm-rust\""),
+        "{text}"
+    );
+    std::fs::write(
+        &imported,
+        format!(
+            "{text}\n[[import.fixes]]\ntarget = \"//wheels:cbor2\"\n\
+             test = \"python -c 'import cbor2; assert cbor2.loads(cbor2.dumps({{\\\"a\\\": [1, 2.5]}})) == {{\\\"a\\\": [1, 2.5]}}'\"\n"
+        ),
+    )
+    .unwrap();
+    run(&ws, &["import", "reqs.txt", "--name", "c"]).ok();
+    let b = run(
+        &ws,
+        &[
+            "--arch",
+            "s390x",
+            "--json",
+            "build",
+            "--auto-apply",
+            "//sets:c",
+        ],
+    );
+    assert_eq!(b.code, 0, "{}", b.all());
+    let text = std::fs::read_to_string(&imported).unwrap();
+    assert!(
+        text.contains("image = \"//images:bookworm-rust-1.96\"")
+            && text.contains("runtime = \"//runtimes:system-rust-1.96\""),
+        "the fix is recorded: {text}"
+    );
+    assert_eq!(
+        b.stderr
+            .matches("auto-apply: building again (round")
+            .count(),
+        1,
+        "one fix, one round: {}",
+        b.stderr
+    );
+    let log = run(&ws, &["--arch", "s390x", "log", "//wheels:cbor2"]);
+    assert!(log.stdout.contains("rust: rustc 1.96."), "{}", log.stdout);
+    let dist = ws.join("dist");
+    let wheel = std::fs::read_dir(&dist)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("cbor2-6.3.0-") && n.ends_with(".whl"))
+        .expect("the cbor2 wheel");
+    assert!(wheel.contains("manylinux_2_17_s390x"), "{wheel}");
+    let t = run(&ws, &["--arch", "s390x", "test", "//sets:c"]);
+    assert_eq!(t.code, 0, "{}", t.all());
+}

@@ -247,7 +247,10 @@ impl ImageRequest {
             a.push(format!("--include={}", self.packages.join(",")));
         }
         if let Some(c) = self.cross.as_ref().filter(|c| !c.suites.is_empty()) {
-            a.push(format!("--setup-hook={}", suites_hook(&self.suite, &c.suites)));
+            a.push(format!(
+                "--setup-hook={}",
+                suites_hook(&self.suite, &c.suites)
+            ));
         }
         if let Some(c) = &self.cross {
             // One script, four phases: apt's settings before anything is
@@ -387,7 +390,10 @@ mod tests {
         let mut with_suites = hybrid.clone();
         with_suites.cross.as_mut().unwrap().suites = vec!["trixie".into()];
         let a = with_suites.mmdebstrap_argv("/t/i.tar");
-        let setups: Vec<&String> = a.iter().filter(|a| a.starts_with("--setup-hook=")).collect();
+        let setups: Vec<&String> = a
+            .iter()
+            .filter(|a| a.starts_with("--setup-hook="))
+            .collect();
         assert_eq!(setups.len(), 2);
         assert!(setups[0].contains("for s in trixie; do"), "{}", setups[0]);
         assert!(setups[1].ends_with("cross-hook.sh setup \"$1\""));
@@ -422,7 +428,11 @@ mod tests {
                 .unwrap()
         };
         let out = run(&["trixie", "sid"], "bookworm");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let read = |rel: &str| std::fs::read_to_string(root.path().join(rel)).unwrap();
         assert_eq!(
             read("etc/apt/sources.list.d/refine-trixie.list"),

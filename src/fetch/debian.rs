@@ -589,7 +589,13 @@ mod tests {
         assert_eq!(all[0].matches("Types: deb-src").count(), 2);
         assert!(all[0].contains("Suites: bookworm-security"));
         // Only -security entries: nothing to read another release from.
-        assert!(convert_list("deb http://s.invalid/d bookworm-security main\n", Some("trixie")).is_empty());
+        assert!(
+            convert_list(
+                "deb http://s.invalid/d bookworm-security main\n",
+                Some("trixie")
+            )
+            .is_empty()
+        );
     }
 
     #[test]

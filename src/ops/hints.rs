@@ -741,8 +741,14 @@ mod rounds_tests {
             let hits = matching(&doc, line);
             assert_eq!(hits.len(), 1, "{line}");
             assert_eq!(hits[0]["fix"].as_str(), Some("image"));
-            assert_eq!(hits[0]["image"].as_str(), Some("//images:bookworm-rust-1.96"));
-            assert_eq!(hits[0]["runtime"].as_str(), Some("//runtimes:system-rust-1.96"));
+            assert_eq!(
+                hits[0]["image"].as_str(),
+                Some("//images:bookworm-rust-1.96")
+            );
+            assert_eq!(
+                hits[0]["runtime"].as_str(),
+                Some("//runtimes:system-rust-1.96")
+            );
         }
         let images = std::fs::read_to_string(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("runtimes/images.toml"),
@@ -803,7 +809,9 @@ mod rounds_tests {
         // An image package from a suite without the target's build.
         let s = said("E: Release 'bookworm-security' for 'rustc-web' was not found");
         assert!(
-            s.starts_with("the image asks for rustc-web from bookworm-security, which has no build of it"),
+            s.starts_with(
+                "the image asks for rustc-web from bookworm-security, which has no build of it"
+            ),
             "{s}"
         );
         // mysqlclient's and av's pkg-config.

@@ -189,7 +189,11 @@ fn check_new(s: &Session, a: &NewPack) -> Result<Label> {
             ),
         );
     }
-    if let Some(suite) = a.suite.as_deref().filter(|s| !crate::rules::lower::suite_name(s)) {
+    if let Some(suite) = a
+        .suite
+        .as_deref()
+        .filter(|s| !crate::rules::lower::suite_name(s))
+    {
         return Err(
             Error::user(format!("--suite {suite}: not a Debian suite's name"))
                 .hint("name a suite of the machine's mirror, e.g. `--suite trixie`"),

@@ -259,8 +259,8 @@ fn read_timeout(r: &mut Reader<'_, '_>) -> Option<u64> {
 }
 
 const SOURCE_KEYS: &[&str] = &[
-    "pypi", "dist", "debian", "suite", "file", "url", "mirrors", "path", "cargo", "lock",
-    "sha256", "upstream", "timeout",
+    "pypi", "dist", "debian", "suite", "file", "url", "mirrors", "path", "cargo", "lock", "sha256",
+    "upstream", "timeout",
 ];
 
 fn lower_source(r: &mut Reader<'_, '_>) -> Option<SourceRule> {
@@ -562,9 +562,14 @@ fn lower_cross(r: &mut Reader<'_, '_>) -> Option<Option<CrossSpec>> {
             suites.push(n.value);
         } else {
             cr.diags.push(
-                Diagnostic::error(format!("`{}` in `suites` is not a Debian suite's name", n.value))
-                    .at(n.loc)
-                    .hint("name a suite of the image's mirror, e.g. \"trixie\" or \"bookworm-backports\""),
+                Diagnostic::error(format!(
+                    "`{}` in `suites` is not a Debian suite's name",
+                    n.value
+                ))
+                .at(n.loc)
+                .hint(
+                    "name a suite of the image's mirror, e.g. \"trixie\" or \"bookworm-backports\"",
+                ),
             );
         }
     }
