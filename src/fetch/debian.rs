@@ -234,8 +234,15 @@ fn open_apt(store: &LocalStore, suite: Option<&str>) -> Result<(PathBuf, File), 
 
 /// `apt-get source --download-only SPEC` into `dl`, refreshing the lists
 /// first when there are none, and once more when apt does not find it.
-/// Whether apt succeeded.
-fn download_source(dir: &Path, spec: &str, dl: &Path, log: &mut File) -> Result<bool, FetchError> {
+/// Whether apt succeeded; `missing` is set when the mirror listed the
+/// package but answered 404 for a file of it (a partial mirror).
+fn download_source(
+    dir: &Path,
+    spec: &str,
+    dl: &Path,
+    log: &mut File,
+    missing: &mut bool,
+) -> Result<bool, FetchError> {
     let has_lists = fs::read_dir(dir.join("lists"))
         .map(|rd| {
             rd.flatten()
@@ -273,8 +280,31 @@ fn download_source(dir: &Path, spec: &str, dl: &Path, log: &mut File) -> Result<
         if out.status.success() {
             return Ok(true);
         }
+        if String::from_utf8_lossy(&out.stderr).contains(" 404 ") {
+            *missing = true;
+        }
     }
     Ok(false)
+}
+
+/// The error when apt could not download `spec`: the mirror's 404s said as
+/// such (the package is in its lists, its files are not on it).
+fn not_downloaded(spec: &str, package: &str, missing: bool) -> FetchError {
+    if missing {
+        FetchError::NotFound {
+            message: format!(
+                "the mirror lists source package {spec} but answers 404 for its files"
+            ),
+            hint: "the mirror is incomplete: try another `--version` or `--suite` (another rule `suite`), or a `url` source for the upstream tarball".into(),
+        }
+    } else {
+        FetchError::NotFound {
+            message: format!("apt finds no source package {spec}"),
+            hint: format!(
+                "`apt-cache showsrc {package}` lists what the mirrors have; the hint of a failed build names the source package of the header it missed"
+            ),
+        }
+    }
 }
 
 pub fn fetch(
@@ -291,7 +321,8 @@ pub fn fetch(
     let dl = tmp.join("apt");
     fs::create_dir_all(&dl)?;
     let spec = format!("{package}={version}");
-    let ok = download_source(&dir, &spec, &dl, log)?;
+    let mut missing = false;
+    let ok = download_source(&dir, &spec, &dl, log, &mut missing)?;
     let found = dl.join(file);
     if found.is_file() {
         if !ok {
@@ -318,6 +349,9 @@ pub fn fetch(
             ),
             hint: "set `file` to one of the package's files (usually the .orig.tar.*)".into(),
         });
+    }
+    if missing {
+        return Err(not_downloaded(&spec, package, true));
     }
     Err(FetchError::NotFound {
         message: format!("apt cannot find source package {spec} (see the log)"),
@@ -374,7 +408,8 @@ pub fn download_package(
         Some(v) => format!("{package}={v}"),
         None => package.to_string(),
     };
-    let mut ok = download_source(&dir, &spec, dest, log)? || upstream_arrived(dest);
+    let mut missing = false;
+    let mut ok = download_source(&dir, &spec, dest, log, &mut missing)? || upstream_arrived(dest);
     if !ok && version.is_none() {
         // The candidate's mirror may not serve sources (a security mirror
         // often does not): the other versions apt knows, newest first.
@@ -382,7 +417,7 @@ pub fn download_package(
             let _ = fs::remove_dir_all(dest);
             fs::create_dir_all(dest)?;
             writeln!(log, "fetch: trying {package}={v}")?;
-            if download_source(&dir, &format!("{package}={v}"), dest, log)?
+            if download_source(&dir, &format!("{package}={v}"), dest, log, &mut missing)?
                 || upstream_arrived(dest)
             {
                 ok = true;
@@ -391,12 +426,7 @@ pub fn download_package(
         }
     }
     if !ok {
-        return Err(FetchError::NotFound {
-            message: format!("apt finds no source package {spec}"),
-            hint: format!(
-                "`apt-cache showsrc {package}` lists what the mirrors have; the hint of a failed build names the source package of the header it missed"
-            ),
-        });
+        return Err(not_downloaded(&spec, package, missing));
     }
     let dsc = fs::read_dir(dest)?
         .flatten()
