@@ -300,14 +300,7 @@ fn a_crate_too_new_for_rust_1_85_moves_to_the_1_96_image_and_works_on_s390x() {
     run(&ws, &["import", "reqs.txt", "--name", "c"]).ok();
     let b = run(
         &ws,
-        &[
-            "--arch",
-            "s390x",
-            "--json",
-            "build",
-            "--auto-apply",
-            "//sets:c",
-        ],
+        &["--arch", "s390x", "build", "--auto-apply", "//sets:c"],
     );
     assert_eq!(b.code, 0, "{}", b.all());
     let text = std::fs::read_to_string(&imported).unwrap();
